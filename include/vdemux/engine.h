@@ -1,0 +1,160 @@
+/**
+ * @file engine.h
+ * @brief The engine: pool of pages, VMs, backends, classifier, counters.
+ *
+ * Threading: an engine is not thread-safe. Every call on one engine (burst,
+ * VM and backend calls) must be serialised by the caller; different engines
+ * are independent. The L2 classifier's configuration calls are the exception
+ * (see l2.h).
+ */
+#ifndef VDEMUX_ENGINE_H
+#define VDEMUX_ENGINE_H
+
+#include <vdemux/arena.h>
+#include <vdemux/backend.h>
+#include <vdemux/classifier.h>
+#include <vdemux/common.h>
+#include <vdemux/l2.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Opaque engine handle. */
+typedef struct vdemux_engine vdemux_engine;
+
+/** When a posted buffer's page is taken from the VM (harvested). */
+enum vdemux_harvest {
+	VDEMUX_HARVEST_DEFAULT = 0, /**< VM: the engine's policy; engine: EAGER */
+	VDEMUX_HARVEST_EAGER = 1,   /**< at post time, in batches: the GPA is a hole until a frame fills it */
+	VDEMUX_HARVEST_LAZY = 2,    /**< when a frame arrives: one remap swaps the old page for the frame's */
+};
+
+/** Copy-versus-flip policy. */
+enum vdemux_copy_policy {
+	VDEMUX_COPY_DEFAULT = 0,   /**< VM: the engine's; engine: THRESHOLD with the backends' figure */
+	VDEMUX_COPY_NEVER = 1,     /**< always flip */
+	VDEMUX_COPY_ALWAYS = 2,    /**< copy whenever the posted buffer is still mapped */
+	VDEMUX_COPY_THRESHOLD = 3, /**< copy frames of at most copy_threshold bytes */
+};
+
+/** Options for vdemux_engine_create(). */
+struct vdemux_engine_opts {
+	size_t sz;                /**< sizeof(struct vdemux_engine_opts) */
+	vdemux_arena *arena;      /**< arena (borrowed); NULL: a heap arena of @c npages is made */
+	uint32_t first_page;      /**< first arena page the engine manages */
+	uint32_t npages;          /**< pages managed; 0: the arena's pages from first_page on (required without arena) */
+	uint32_t max_frame;       /**< longest frame accepted, bytes; default 65536; at most 65536 + 4 */
+	uint32_t max_vms;         /**< VMs at once; default 64; at most 1048575 */
+	enum vdemux_harvest harvest;     /**< default harvest policy (DEFAULT = EAGER) */
+	enum vdemux_copy_policy copy;    /**< default copy policy */
+	uint32_t copy_threshold;  /**< bytes, for VDEMUX_COPY_THRESHOLD; 0 with DEFAULT: the backends' figure */
+	uint32_t low_watermark;   /**< free pages below which VMs are asked to release; 0: never */
+	vdemux_log_fn log;        /**< logging hook; NULL: silent */
+	void *log_payload;        /**< passed to @c log */
+	struct vdemux_alloc_hooks alloc; /**< control-path allocation hooks */
+};
+
+/**
+ * Create an engine. All its pages start FREE (zeroed, mapped nowhere).
+ *
+ * @param[out] out the engine, set on success
+ * @param opts     options (NULL is invalid: npages or arena is required)
+ * @return 0; -EINVAL (NULL argument, bad option, non-zero unknown trailing
+ *         option bytes, pages outside the arena); -ENOMEM. On failure
+ *         nothing is allocated.
+ */
+VDEMUX_API int vdemux_engine_create(vdemux_engine **out, const struct vdemux_engine_opts *opts);
+
+/**
+ * Destroy an engine: removes every VM (unmapping its pages from every
+ * backend), frees the backends registered with it and the arena it made.
+ * NULL is a no-op.
+ */
+VDEMUX_API void vdemux_engine_destroy(vdemux_engine *eng);
+
+/**
+ * Register a backend. The engine checks the version and the mandatory
+ * operations once, here, and owns the backend from then on (it calls
+ * @c free at destroy).
+ * @return 0; -EINVAL (NULL, missing mandatory operation, non-zero flags);
+ *         -EPROTO (unknown version); -EEXIST (already registered);
+ *         -ENOSPC (too many backends, at most 8). On failure the caller
+ *         keeps the backend.
+ */
+VDEMUX_API int vdemux_engine_add_backend(vdemux_engine *eng, struct vdemux_backend *be);
+
+/**
+ * Install a classifier (borrowed: it must outlive its use), or NULL to go
+ * back to the engine's built-in L2 classifier.
+ * @return 0; -EINVAL (NULL engine, missing classify); -EPROTO (version).
+ */
+VDEMUX_API int vdemux_engine_set_classifier(vdemux_engine *eng, struct vdemux_classifier *cls);
+
+/** The engine's built-in L2 classifier (configure it with l2.h). */
+VDEMUX_API vdemux_l2 *vdemux_engine_l2(vdemux_engine *eng);
+
+/** Counters for bad input (vdemux_engine_stats::bad_input). */
+enum vdemux_bad_input {
+	VDEMUX_BAD_NULL = 0,      /**< NULL where a pointer is required */
+	VDEMUX_BAD_VM_ID,         /**< unknown VM id */
+	VDEMUX_BAD_GPA_RANGE,     /**< GPA outside the VM's RX window */
+	VDEMUX_BAD_GPA_ALIGN,     /**< GPA not page-aligned */
+	VDEMUX_BAD_POST_TWICE,    /**< GPA already posted */
+	VDEMUX_BAD_NOT_HELD,      /**< release of a page the VM does not hold */
+	VDEMUX_BAD_FRAME_LEN,     /**< frame of 0 bytes, shorter than 14 or longer than max_frame */
+	VDEMUX_BAD_BURST_ZERO,    /**< burst of 0 elements */
+	VDEMUX_BAD_BACKEND,       /**< backend with a missing operation or unknown version */
+	VDEMUX_BAD_OPTS,          /**< bad options struct */
+	VDEMUX_BAD_RX_BUF,        /**< zero-copy buffer the engine did not hand out */
+	VDEMUX_BAD__COUNT
+};
+
+/** Engine counters; all monotonic except the page gauges. */
+struct vdemux_engine_stats {
+	uint64_t pages_total;     /**< pages the engine manages */
+	uint64_t pages_free;      /**< gauge: FREE */
+	uint64_t pages_filling;   /**< gauge: FILLING */
+	uint64_t pages_assigned;  /**< gauge: ASSIGNED */
+	uint64_t rx_frames;       /**< frames taken by rx calls */
+	uint64_t rx_bytes;        /**< their bytes */
+	uint64_t delivered;       /**< (frame, VM) deliveries */
+	uint64_t flips;           /**< pages mapped into a VM carrying a frame */
+	uint64_t copies;          /**< frame pages copied into a mapped buffer */
+	uint64_t harvests;        /**< pages taken from VMs into the pool */
+	uint64_t completions;     /**< completions queued */
+	uint64_t signals;         /**< signals raised */
+	uint64_t release_requests; /**< release requests signalled */
+	uint64_t backend_errors;  /**< failed backend operations */
+	uint64_t rollback_failures; /**< rollbacks that failed (page kept by its VM) */
+	uint64_t drops[VDEMUX_DROP__COUNT]; /**< (frame, VM) drops by enum vdemux_drop_reason */
+	uint64_t bad_input[VDEMUX_BAD__COUNT]; /**< rejected calls by enum vdemux_bad_input */
+};
+
+/**
+ * Read the engine counters.
+ * @param[out] out  filled with min(@p size, sizeof) bytes
+ * @param size      sizeof(*out) as compiled by the caller
+ * @return 0; -EINVAL (NULL).
+ */
+VDEMUX_API int vdemux_engine_stats(const vdemux_engine *eng, struct vdemux_engine_stats *out, size_t size);
+
+/**
+ * Walk every page and VM and check the invariants: each page in exactly one
+ * state, FREE and FILLING pages mapped nowhere and (FREE) zeroed, each
+ * ASSIGNED page at exactly one GPA of one VM, counts conserved, no VM above
+ * its quota. Costs O(pages * page size); for tests and debugging.
+ *
+ * @param[out] msg  if not NULL, a description of the first violation
+ * @param msglen    size of @p msg
+ * @return 0 if consistent; -EUCLEAN on a violation; -EINVAL (NULL engine).
+ */
+VDEMUX_API int vdemux_engine_check(const vdemux_engine *eng, char *msg, size_t msglen);
+
+/** Short name of a bad-input counter ("vm-id", ...), or "unknown". */
+VDEMUX_API const char *vdemux_bad_input_name(int which);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

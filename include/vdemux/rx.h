@@ -1,0 +1,89 @@
+/**
+ * @file rx.h
+ * @brief Receive paths: frames copied in by the VMM, or written by a device
+ *        into pool pages (zero-copy).
+ *
+ * Both paths classify each frame, deliver it to each destination VM (flip or
+ * copy, by the VM's policy), queue completions and raise at most one signal
+ * per VM per call. A frame that reaches no VM is counted by reason and its
+ * pages go back to the pool, cleared (only the bytes written).
+ *
+ * Threading: see engine.h.
+ */
+#ifndef VDEMUX_RX_H
+#define VDEMUX_RX_H
+
+#include <vdemux/common.h>
+#include <vdemux/engine.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A frame handed to vdemux_rx_burst(). */
+struct vdemux_frame {
+	const void *data; /**< the bytes (read during the call only) */
+	uint32_t len;     /**< 14 .. max_frame */
+	uint32_t pad;     /**< zero */
+};
+
+/**
+ * Copy frames into pool pages and deliver them (burst).
+ *
+ * Lengths are validated first, all-or-nothing. Frames are then taken in
+ * order while the pool has pages for them.
+ *
+ * @return the number of frames taken, frames[0, ret): each was delivered or
+ *         dropped (counted); frames[ret, n) stay with the caller because the
+ *         pool ran out (a release request was signalled).
+ *         -EINVAL (NULL, n == 0, a length of 0 or below 14);
+ *         -EMSGSIZE (a length above max_frame); -ENOBUFS (the pool could
+ *         not take even frames[0]). Errors change nothing.
+ */
+VDEMUX_API int vdemux_rx_burst(vdemux_engine *eng, const struct vdemux_frame *frames, unsigned n);
+
+/** A pool page lent for zero-copy receive. */
+struct vdemux_rx_buf {
+	uint8_t *data;        /**< host address of the page (VDEMUX_PAGE_SIZE bytes) */
+	uint64_t arena_off;   /**< byte offset of the page in the arena (a device's IOVA is its base + this) */
+	uint32_t id;          /**< the engine's handle for the page */
+	uint32_t len;         /**< submit: bytes written in this page */
+	uint32_t flags;       /**< submit: VDEMUX_RXBUF_MORE if the frame continues in the next buffer */
+	uint32_t pad;         /**< zero */
+};
+
+/** The frame continues in the next buffer of the submit array. */
+#define VDEMUX_RXBUF_MORE 0x1u
+
+/**
+ * Lend up to @p n free pages for a device to write frames into (they become
+ * FILLING; no VM can reach them).
+ * @return the number lent, bufs[0, ret) filled in (0 if the pool is empty);
+ *         -EINVAL (NULL, n == 0).
+ */
+VDEMUX_API int vdemux_rx_alloc(vdemux_engine *eng, struct vdemux_rx_buf *bufs, unsigned n);
+
+/**
+ * Deliver frames written into lent pages. A frame is one buffer, or several
+ * chained with VDEMUX_RXBUF_MORE (each but the last full: len == page size).
+ * Bytes of a page past @c len are cleared before any VM can see the page.
+ *
+ * Validation is all-or-nothing: every id must be lent and not repeated,
+ * every frame 14 .. max_frame bytes, the last buffer must end its frame.
+ *
+ * @return n (every buffer taken back); -EINVAL (NULL, n == 0, bad length,
+ *         open chain); -EMSGSIZE (frame above max_frame); -EBADF (an id not
+ *         lent, or repeated). Errors change nothing.
+ */
+VDEMUX_API int vdemux_rx_submit(vdemux_engine *eng, const struct vdemux_rx_buf *bufs, unsigned n);
+
+/**
+ * Give lent pages back unused (they are cleared and become FREE).
+ * @return n; -EINVAL; -EBADF (an id not lent, or repeated; nothing changed).
+ */
+VDEMUX_API int vdemux_rx_abort(vdemux_engine *eng, const struct vdemux_rx_buf *bufs, unsigned n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

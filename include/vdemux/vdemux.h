@@ -1,0 +1,22 @@
+/**
+ * @file vdemux.h
+ * @brief Umbrella header: the whole public API of libvdemux.
+ *
+ * libvdemux demultiplexes incoming frames to many VMs by moving pages between
+ * their address spaces instead of copying bytes. See docs/architecture.md.
+ */
+#ifndef VDEMUX_H
+#define VDEMUX_H
+
+#include <vdemux/arena.h>
+#include <vdemux/backend.h>
+#include <vdemux/classifier.h>
+#include <vdemux/common.h>
+#include <vdemux/engine.h>
+#include <vdemux/l2.h>
+#include <vdemux/rx.h>
+#include <vdemux/signal.h>
+#include <vdemux/sim.h>
+#include <vdemux/vm.h>
+
+#endif

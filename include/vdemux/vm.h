@@ -1,0 +1,159 @@
+/**
+ * @file vm.h
+ * @brief VMs: RX windows, posting and releasing buffers, completions.
+ *
+ * A VM has an RX window: @c rx_pages consecutive guest-physical pages from
+ * @c rx_base. Each page of the window (a "slot") is at any time:
+ * - held by the VM (a page of the engine is mapped there), not posted;
+ * - a hole (nothing mapped; after a release), not posted;
+ * - posted: offered for a frame, still mapped (lazy harvest) or a hole
+ *   (eager harvest);
+ * - filled: holds a delivered frame, reported by a completion; the VM holds it.
+ *
+ * Posting a slot that holds a page gives the page back (it is harvested:
+ * unmapped from every backend of the VM, cleared, returned to the pool) at
+ * post time (eager) or when a frame is put there (lazy). Re-posting a filled
+ * slot is therefore how a VM releases a delivered page and offers the
+ * buffer again in one step; vdemux_vm_release() gives a page back without
+ * re-posting.
+ *
+ * Threading: see engine.h (calls on one engine are serialised).
+ */
+#ifndef VDEMUX_VM_H
+#define VDEMUX_VM_H
+
+#include <vdemux/backend.h>
+#include <vdemux/common.h>
+#include <vdemux/engine.h>
+#include <vdemux/signal.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Options for vdemux_vm_add(). */
+struct vdemux_vm_opts {
+	size_t sz;                 /**< sizeof(struct vdemux_vm_opts) */
+	uint64_t rx_base;          /**< page-aligned GPA of the RX window */
+	uint32_t rx_pages;         /**< pages in the RX window, >= 1 */
+	uint32_t quota;            /**< most pages the VM may hold; 0: rx_pages */
+	uint32_t flags;            /**< VDEMUX_VM_F_* */
+	enum vdemux_harvest harvest;  /**< DEFAULT: the engine's */
+	enum vdemux_copy_policy copy; /**< DEFAULT: the engine's */
+	uint32_t copy_threshold;   /**< bytes, with VDEMUX_COPY_THRESHOLD */
+	struct vdemux_backend *const *backends; /**< registered backends keeping this VM's tables */
+	unsigned n_backends;       /**< entries in @c backends, 1..8 */
+	struct vdemux_signal signal; /**< how the VM is signalled */
+};
+
+/**
+ * Start the RX window with holes instead of backing every slot with a
+ * zeroed page from the pool.
+ */
+#define VDEMUX_VM_F_UNPOPULATED 0x1u
+
+/**
+ * Add a VM. Unless VDEMUX_VM_F_UNPOPULATED, every slot of the RX window is
+ * backed by a zeroed pool page, mapped in every backend (in one batch).
+ *
+ * @param[out] out_id the VM's id (never 0), set on success
+ * @return 0; -EINVAL (NULL, bad option, backend not registered, window not
+ *         page-aligned, quota below a populated window, trailing option
+ *         bytes); -ENOSPC (max_vms reached); -ENOMEM (pool too small to
+ *         populate the window, or no memory); a backend's negative errno from
+ *         vm_attach or map. On failure nothing changed.
+ */
+VDEMUX_API int vdemux_vm_add(vdemux_engine *eng, vdemux_vm_id *out_id, const struct vdemux_vm_opts *opts);
+
+/**
+ * Remove a VM: every page it holds or that is mapped in its window is
+ * unmapped from its backends, cleared and returned to the pool; its
+ * completions are discarded; the classifier forgets it.
+ * @return 0; -ENOENT (unknown id). A backend unmap failure is counted and
+ *         logged; the page is still returned (the VM's tables are going away).
+ */
+VDEMUX_API int vdemux_vm_remove(vdemux_engine *eng, vdemux_vm_id vm);
+
+/**
+ * Post RX buffers (burst). Each GPA must be a page of the VM's window that
+ * is not already posted; a slot holding a page (held, or filled: a
+ * release) gives it back according to the harvest policy.
+ *
+ * Validation is all-or-nothing: any bad GPA and nothing is posted.
+ *
+ * @param gpas  @p n page-aligned GPAs, no duplicates
+ * @return the number of GPAs posted, which are gpas[0, ret): @p n, or fewer
+ *         if a backend failed part-way (the rest are left as they were; the
+ *         failure is counted in backend_errors);
+ *         -EINVAL (NULL, n == 0, GPA not aligned); -ENOENT (unknown VM);
+ *         -ERANGE (GPA outside the window); -EALREADY (GPA already posted,
+ *         or twice in @p gpas); a backend's negative errno if the first GPA
+ *         failed. Errors change nothing.
+ */
+VDEMUX_API int vdemux_vm_post_rx(vdemux_engine *eng, vdemux_vm_id vm, const uint64_t *gpas, unsigned n);
+
+/**
+ * Give back pages the VM holds (held or filled slots) without posting: the
+ * slots become holes, the pages are unmapped, cleared and returned to the
+ * pool. All-or-nothing validation, as vdemux_vm_post_rx().
+ * @return number released (gpas[0, ret)); -EINVAL; -ENOENT (unknown VM);
+ *         -ERANGE; -EPERM (a GPA holds no page of the VM: a hole, or posted).
+ */
+VDEMUX_API int vdemux_vm_release(vdemux_engine *eng, vdemux_vm_id vm, const uint64_t *gpas, unsigned n);
+
+/** Completion flags. */
+#define VDEMUX_CPL_MORE 0x1u   /**< the frame continues in the next completion */
+#define VDEMUX_CPL_COPIED 0x2u /**< the frame was copied into the VM's own page */
+
+/** A completion: a frame (or one page of it) delivered at a GPA. */
+struct vdemux_completion {
+	uint64_t gpa;   /**< the posted buffer */
+	uint32_t len;   /**< bytes of the frame in this buffer, from offset 0 */
+	uint16_t flags; /**< VDEMUX_CPL_* */
+	uint16_t pad;   /**< zero */
+};
+
+/**
+ * Take up to @p n completions of a VM, oldest first.
+ * @return the number written to out[0, ret) (0: none); -EINVAL; -ENOENT.
+ */
+VDEMUX_API int vdemux_vm_poll(vdemux_engine *eng, vdemux_vm_id vm, struct vdemux_completion *out, unsigned n);
+
+/**
+ * Read and clear the VM's pending signal reasons (VDEMUX_SIG_*): useful with
+ * eventfd signalling, where the fd carries no reason.
+ * @return the reasons (>= 0); -EINVAL; -ENOENT.
+ */
+VDEMUX_API int vdemux_vm_take_signals(vdemux_engine *eng, vdemux_vm_id vm);
+
+/**
+ * Ask a VM to release pages now (signal VDEMUX_SIG_RELEASE).
+ * @return 0; -ENOENT; -EINVAL.
+ */
+VDEMUX_API int vdemux_vm_request_release(vdemux_engine *eng, vdemux_vm_id vm);
+
+/** Per-VM counters and gauges. */
+struct vdemux_vm_stats {
+	uint64_t held;        /**< gauge: pages the VM holds (mapped in its window) */
+	uint64_t posted;      /**< gauge: posted slots */
+	uint64_t pending;     /**< gauge: completions not yet polled */
+	uint64_t delivered;   /**< frames delivered */
+	uint64_t bytes;       /**< their bytes */
+	uint64_t flips;       /**< pages flipped in */
+	uint64_t copies;      /**< pages copied in */
+	uint64_t harvests;    /**< pages taken back */
+	uint64_t drops[VDEMUX_DROP__COUNT]; /**< frames for this VM dropped, by reason */
+	uint64_t signals;     /**< signals raised */
+};
+
+/**
+ * Read a VM's counters.
+ * @param size sizeof(*out) as compiled by the caller
+ * @return 0; -EINVAL; -ENOENT.
+ */
+VDEMUX_API int vdemux_vm_stats(const vdemux_engine *eng, vdemux_vm_id vm, struct vdemux_vm_stats *out, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
