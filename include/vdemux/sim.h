@@ -9,8 +9,9 @@
  * The cost model charges configurable nanoseconds per operation to a
  * counter (never sleeps), so that policies can be compared.
  *
- * Threading: the access calls may run concurrently with each other but not
- * with the engine calls that change the VM's table.
+ * Threading: not thread-safe (accesses update the simulated IOTLB): calls
+ * on one simulated backend are serialised with each other and with the
+ * calls of the engine it is registered with.
  */
 #ifndef VDEMUX_SIM_H
 #define VDEMUX_SIM_H
