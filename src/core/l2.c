@@ -29,8 +29,6 @@
  * All shared words are C11 atomics: relaxed in the windows (the sequence
  * lock orders them), acquire/release for pointers to freshly built memory.
  */
-#include <vdemux/l2.h>
-
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -39,6 +37,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/internal.h"
 
 #define L2_NVID 4096u
 #define L2_VID_MAX 4094u
@@ -167,19 +167,12 @@ static inline bool vid_ok(uint16_t vid)
 
 static void *l2_calloc(const struct vdemux_alloc_hooks *a, size_t n, size_t sz)
 {
-	if (a->calloc)
-		return a->calloc(n, sz, a->payload);
-	return calloc(n, sz);
+	return vd_calloc(a, n, sz);
 }
 
 static void l2_free(const struct vdemux_alloc_hooks *a, void *p)
 {
-	if (!p)
-		return;
-	if (a->free)
-		a->free(p, a->payload);
-	else
-		free(p);
+	vd_free(a, p);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -468,15 +461,6 @@ static struct l2_tab *wtab(vdemux_l2 *l2)
 /* ------------------------------------------------------------------------ */
 /* Creation                                                                 */
 
-static int opts_tail_zero(const void *opts, size_t known, size_t sz)
-{
-	const uint8_t *p = opts;
-	for (size_t i = known; i < sz; i++)
-		if (p[i])
-			return 0;
-	return 1;
-}
-
 static int l2_cls_classify(struct vdemux_classifier *cls, const uint8_t *frame, uint32_t len,
 			   struct vdemux_verdict *v)
 {
@@ -488,18 +472,20 @@ static void l2_cls_vm_removed(struct vdemux_classifier *cls, vdemux_vm_id vm)
 	vdemux_l2_remove_vm((vdemux_l2 *)cls, vm);
 }
 
-VDEMUX_API int vdemux_l2_create(vdemux_l2 **out, const struct vdemux_l2_opts *opts)
+/* The engine's constructor passes its own hooks, used unless opts has some. */
+int vd_l2_create(vdemux_l2 **out, const struct vdemux_l2_opts *opts,
+		 const struct vdemux_alloc_hooks *alloc)
 {
 	struct vdemux_l2_opts o = {.sz = sizeof(o)};
 	if (!out)
 		return -EINVAL;
 	if (opts) {
-		if (opts->sz < sizeof(size_t))
+		if (vd_opts_check(opts, sizeof(o)))
 			return -EINVAL;
-		if (opts->sz > sizeof(o) && !opts_tail_zero(opts, sizeof(o), opts->sz))
-			return -EINVAL;
-		memcpy(&o, opts, opts->sz < sizeof(o) ? opts->sz : sizeof(o));
+		vd_opts_copy(&o, opts, sizeof(o));
 	}
+	if (alloc && !o.alloc.calloc && !o.alloc.free)
+		o.alloc = *alloc;
 	if (o.vlan_proto == 0)
 		o.vlan_proto = VDEMUX_TPID_8021Q;
 	if (o.native_vlan == 0)
@@ -510,7 +496,7 @@ VDEMUX_API int vdemux_l2_create(vdemux_l2 **out, const struct vdemux_l2_opts *op
 		return -EINVAL;
 	if (!vid_ok(o.native_vlan) || o.max_entries > L2_MAX_ENTRIES_LIMIT)
 		return -EINVAL;
-	if (!o.alloc.calloc != !o.alloc.free)
+	if (!vd_hooks_valid(&o.alloc))
 		return -EINVAL;
 
 	vdemux_l2 *l2 = l2_calloc(&o.alloc, 1, sizeof(*l2));
@@ -540,6 +526,11 @@ VDEMUX_API int vdemux_l2_create(vdemux_l2 **out, const struct vdemux_l2_opts *op
 	l2->cls.vm_removed = l2_cls_vm_removed;
 	*out = l2;
 	return 0;
+}
+
+VDEMUX_API int vdemux_l2_create(vdemux_l2 **out, const struct vdemux_l2_opts *opts)
+{
+	return vd_l2_create(out, opts, NULL);
 }
 
 VDEMUX_API void vdemux_l2_destroy(vdemux_l2 *l2)
