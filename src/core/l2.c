@@ -988,6 +988,7 @@ struct l2_frame {
 	uint16_t vid;    /* the frame's VLAN */
 	uint16_t tci;    /* the uplink tag's TCI, if has_tag */
 	bool has_tag;    /* the first tag is of the uplink's protocol */
+	unsigned wanted; /* destinations found (classify_once) */
 };
 
 static inline bool link_local(uint64_t dst, uint16_t proto)
@@ -1000,9 +1001,11 @@ static inline bool link_local(uint64_t dst, uint16_t proto)
 	return (low >= 0x01 && low <= 0x0a) || low == 0x0e;
 }
 
-static inline void put_dest(struct vdemux_verdict *v, const struct l2_frame *f, vdemux_l2 *l2,
+/* Add a destination; f->wanted counts them even past the verdict's capacity. */
+static inline void put_dest(struct vdemux_verdict *v, struct l2_frame *f, vdemux_l2 *l2,
 			    vdemux_vm_id vm, uint32_t flags)
 {
+	f->wanted++;
 	if (v->n >= v->cap)
 		return;
 	struct vdemux_dest *d = &v->dests[v->n++];
@@ -1030,7 +1033,7 @@ static inline void put_dest(struct vdemux_verdict *v, const struct l2_frame *f, 
 	}
 }
 
-static void put_array(struct vdemux_verdict *v, const struct l2_frame *f, vdemux_l2 *l2,
+static void put_array(struct vdemux_verdict *v, struct l2_frame *f, vdemux_l2 *l2,
 		      const struct l2_arr *a)
 {
 	uint32_t n = arr_n(a);
@@ -1041,8 +1044,9 @@ static void put_array(struct vdemux_verdict *v, const struct l2_frame *f, vdemux
 }
 
 /* One pass over a consistent configuration (the caller retries otherwise). */
-static void classify_once(vdemux_l2 *l2, const struct l2_frame *f, struct vdemux_verdict *v)
+static void classify_once(vdemux_l2 *l2, struct l2_frame *f, struct vdemux_verdict *v)
 {
+	f->wanted = 0;
 	v->n = 0;
 	v->drop_reason = VDEMUX_DROP_NONE;
 	const struct l2_vlan *vl = &l2->vlan[f->vid];
@@ -1092,7 +1096,7 @@ static void classify_once(vdemux_l2 *l2, const struct l2_frame *f, struct vdemux
 				put_dest(v, f, l2, vm, fl);
 		}
 	}
-	if (v->n == 0)
+	if (f->wanted == 0)
 		v->drop_reason = VDEMUX_DROP_NO_SUBSCRIBER;
 }
 
