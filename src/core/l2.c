@@ -37,6 +37,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/internal.h"
 
@@ -110,8 +111,11 @@ struct vdemux_l2 {
 
 static inline uint64_t mac_bits(const uint8_t m[6])
 {
-	return ((uint64_t)m[0] << 40) | ((uint64_t)m[1] << 32) | ((uint64_t)m[2] << 24) |
-	       ((uint64_t)m[3] << 16) | ((uint64_t)m[4] << 8) | (uint64_t)m[5];
+	uint32_t hi;
+	uint16_t lo;
+	memcpy(&hi, m, 4);
+	memcpy(&lo, m + 4, 2);
+	return ((uint64_t)__builtin_bswap32(hi) << 16) | __builtin_bswap16(lo);
 }
 
 static inline uint64_t mk_key(uint64_t mac, uint16_t vid)
@@ -131,18 +135,14 @@ static inline bool key_is_group(uint64_t key)
 
 static inline uint64_t l2_hash(uint64_t k)
 {
-	/* Fold the VID and the OUI into the low bits, then multiply: the
-	 * index is taken from the high bits of the product. */
-	k ^= k >> 29;
-	k *= 0xbf58476d1ce4e5b9ull;
-	k ^= k >> 32;
-	k *= 0x94d049bb133111ebull;
-	return k;
+	/* Fold the VID and the OUI onto the NIC-specific bits, then one
+	 * multiply; the slot index is taken from the product's high bits. */
+	return (k ^ (k >> 31)) * 0x9e3779b97f4a7c15ull;
 }
 
 static inline uint64_t slot_of(uint64_t h, uint64_t mask)
 {
-	return (h >> 20) & mask;
+	return (h >> 32) & mask;
 }
 
 static inline uint64_t ent(vdemux_vm_id vm, uint32_t flags)
@@ -352,9 +352,24 @@ static void arr_set(struct l2_arr *a, uint32_t pos, uint64_t e)
 /* ------------------------------------------------------------------------ */
 /* Hash table                                                               */
 
+#define L2_HUGE (1u << 21)
+
 static struct l2_tab *tab_new(vdemux_l2 *l2, uint64_t nslots)
 {
-	struct l2_tab *t = l2_calloc(&l2->alloc, 1, sizeof(*t) + nslots * sizeof(t->s[0]));
+	size_t bytes = sizeof(struct l2_tab) + nslots * sizeof(struct l2_slot);
+	struct l2_tab *t = NULL;
+	if (!l2->alloc.calloc && bytes >= L2_HUGE) {
+		/* Lookups hit random slots: back a large table with huge pages
+		 * where the system allows, to spare a TLB miss per lookup. */
+		void *p;
+		if (posix_memalign(&p, L2_HUGE, bytes) == 0) {
+			(void)madvise(p, bytes, MADV_HUGEPAGE);
+			memset(p, 0, bytes);
+			t = p;
+		}
+	} else {
+		t = l2_calloc(&l2->alloc, 1, bytes);
+	}
 	if (t)
 		t->mask = nslots - 1;
 	return t;
@@ -933,49 +948,60 @@ VDEMUX_API vdemux_vm_id vdemux_l2_lookup(vdemux_l2 *l2, const uint8_t mac[6], ui
 	return ent_vm(val);
 }
 
-#define L2_BULK_CHUNK 32u
+/* Lookups in flight in vdemux_l2_lookup_bulk(): slot prefetches are issued
+ * this many keys ahead of the probes that use them. */
+#define L2_LOOKAHEAD 16u
+
+static inline uint64_t bulk_key(const uint8_t *mac, uint16_t vid)
+{
+	/* Group addresses and bad VIDs never match a unicast entry: give them
+	 * a key that is never stored. */
+	return (mac[0] & 1) || !vid_ok(vid) ? L2_KEY_TOMB - 1 : mk_key(mac_bits(mac), vid);
+}
+
+static inline vdemux_vm_id bulk_probe(const struct l2_tab *t, uint64_t key, uint64_t j)
+{
+	uint64_t mask = t->mask;
+	for (uint64_t probe = 0; probe <= mask; probe++) {
+		uint64_t k = slot_key(t, j);
+		if (k == key)
+			return ent_vm(slot_val(t, j));
+		if (k == L2_KEY_EMPTY)
+			return 0;
+		j = (j + 1) & mask;
+	}
+	return 0;
+}
 
 VDEMUX_API int vdemux_l2_lookup_bulk(vdemux_l2 *l2, const uint8_t *const *macs, const uint16_t *vids,
 				     unsigned n, vdemux_vm_id *out)
 {
 	if (!l2 || !macs || !vids || !out)
 		return -EINVAL;
-	uint64_t keys[L2_BULK_CHUNK];
-	uint64_t idx[L2_BULK_CHUNK];
 	unsigned r = rd_enter(l2);
-	for (unsigned base = 0; base < n; base += L2_BULK_CHUNK) {
-		unsigned m = n - base < L2_BULK_CHUNK ? n - base : L2_BULK_CHUNK;
-		for (unsigned i = 0; i < m; i++) {
-			const uint8_t *mac = macs[base + i];
-			uint16_t vid = vids[base + i];
-			/* Group addresses and bad VIDs never match a unicast entry:
-			 * give them a key that is never stored. */
-			keys[i] = (mac[0] & 1) || !vid_ok(vid) ? L2_KEY_TOMB - 1 : mk_key(mac_bits(mac), vid);
+	uint32_t s;
+	do {
+		uint64_t keys[L2_LOOKAHEAD], idx[L2_LOOKAHEAD];
+		s = rd_begin(l2);
+		const struct l2_tab *t = atomic_load_explicit(&l2->tab, memory_order_acquire);
+		/* Software pipeline: iteration i probes key i - L2_LOOKAHEAD,
+		 * then hashes key i and prefetches its slot. */
+		for (unsigned i = 0; i < n + L2_LOOKAHEAD; i++) {
+			if (i >= L2_LOOKAHEAD) {
+				unsigned j = i - L2_LOOKAHEAD;
+				out[j] = bulk_probe(t, keys[j % L2_LOOKAHEAD], idx[j % L2_LOOKAHEAD]);
+			}
+			if (i < n) {
+				if (i + 2 * L2_LOOKAHEAD < n)
+					__builtin_prefetch(macs[i + 2 * L2_LOOKAHEAD]);
+				uint64_t k = bulk_key(macs[i], vids[i]);
+				uint64_t x = slot_of(l2_hash(k), t->mask);
+				keys[i % L2_LOOKAHEAD] = k;
+				idx[i % L2_LOOKAHEAD] = x;
+				__builtin_prefetch(&t->s[x]);
+			}
 		}
-		uint32_t s;
-		do {
-			s = rd_begin(l2);
-			const struct l2_tab *t = atomic_load_explicit(&l2->tab, memory_order_acquire);
-			for (unsigned i = 0; i < m; i++) {
-				idx[i] = slot_of(l2_hash(keys[i]), t->mask);
-				__builtin_prefetch(&t->s[idx[i]]);
-			}
-			for (unsigned i = 0; i < m; i++) {
-				uint64_t mask = t->mask, j = idx[i], val = 0;
-				for (uint64_t probe = 0; probe <= mask; probe++) {
-					uint64_t k = slot_key(t, j);
-					if (k == keys[i]) {
-						val = slot_val(t, j);
-						break;
-					}
-					if (k == L2_KEY_EMPTY)
-						break;
-					j = (j + 1) & mask;
-				}
-				out[base + i] = ent_vm(val);
-			}
-		} while (rd_retry(l2, s));
-	}
+	} while (rd_retry(l2, s));
 	rd_exit(l2, r);
 	return 0;
 }
