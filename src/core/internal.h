@@ -83,6 +83,7 @@ struct vm {
 	/* completions, FIFO */
 	struct vdemux_completion *cq;
 	uint32_t cq_cap, cq_head, cq_count;
+	uint32_t cq_pending; /* completions planned, not yet queued */
 	struct vdemux_vm_stats st;
 };
 
@@ -98,6 +99,7 @@ struct pend {
 	uint8_t kind;
 	uint8_t pad;
 	uint32_t frame;     /* delivery sequence: chunks of one delivery share it */
+	uint32_t flen;      /* bytes of the whole delivery */
 	uint8_t tstate;     /* TS_*: what the tables hold for this entry */
 	uint32_t stale_page; /* page an undo failed to remove, or VDEMUX_NO_PAGE */
 };

@@ -106,16 +106,18 @@ static bool deliver_one(struct vdemux_engine *e, struct vm *vm, const uint32_t *
 	}
 	consume = consume && d->action == VDEMUX_VLAN_KEEP;
 	nch = npages_for(out_len);
+	/* Applying the pending plans changes queues and the pool: do it
+	 * before deciding anything. */
+	if (e->npend + nch > e->pend_cap || (e->npend && e->nfree < nch))
+		vd_flush_pending(e);
 	if (vm->pq_count < nch) {
 		drop(e, vm, VDEMUX_DROP_NO_BUFFER);
 		return false;
 	}
-	if (vm->cq_cap - vm->cq_count < nch + 0u) {
+	if (vm->cq_cap - vm->cq_count - vm->cq_pending < nch) {
 		drop(e, vm, VDEMUX_DROP_CQ_FULL);
 		return false;
 	}
-	if (e->npend + nch > e->pend_cap)
-		vd_flush_pending(e);
 	copy = out_len <= vm->eff_threshold;
 	for (uint32_t i = 0; i < nch; i++) {
 		const struct slot *sl = &vm->slots[vm->postq[(vm->pq_head + i) % vm->rx_pages]];
@@ -130,10 +132,6 @@ static bool deliver_one(struct vdemux_engine *e, struct vm *vm, const uint32_t *
 	if (vm->held + nholes > vm->quota) {
 		drop(e, vm, VDEMUX_DROP_QUOTA);
 		return false;
-	}
-	if (nfresh > e->nfree && e->npend) {
-		/* Pending remaps free old pages. */
-		vd_flush_pending(e);
 	}
 	if (nfresh > e->nfree) {
 		drop(e, vm, VDEMUX_DROP_NO_POOL);
@@ -157,6 +155,7 @@ static bool deliver_one(struct vdemux_engine *e, struct vm *vm, const uint32_t *
 		pe->len = k;
 		pe->flags = i + 1 < nch ? VDEMUX_CPL_MORE : 0;
 		pe->frame = seq;
+		pe->flen = out_len;
 		pe->tstate = TS_UNTOUCHED;
 		pe->stale_page = VDEMUX_NO_PAGE;
 		pe->old_page = sl->page;
@@ -183,6 +182,7 @@ static bool deliver_one(struct vdemux_engine *e, struct vm *vm, const uint32_t *
 			pe->kind = PEND_REMAP;
 		}
 	}
+	vm->cq_pending += nch;
 	vm->st.delivered++;
 	vm->st.bytes += out_len;
 	e->st.delivered++;
@@ -212,6 +212,8 @@ int vd_deliver_frame(struct vdemux_engine *e, const uint32_t *pages, uint32_t le
 			break;
 		}
 	}
+	/* Replicas first: once the consumer has the pages, they may be freed
+	 * (copied) or mapped into its VM. */
 	for (unsigned k = 0; k < v.n; k++) {
 		struct vm *vm = vd_vm_get(e, v.dests[k].vm);
 
@@ -219,11 +221,12 @@ int vd_deliver_frame(struct vdemux_engine *e, const uint32_t *pages, uint32_t le
 			drop(e, NULL, VDEMUX_DROP_UNKNOWN_VM);
 			continue;
 		}
-		if ((int)k == consumer)
-			consumed = deliver_one(e, vm, pages, len, &v.dests[k], true);
-		else
+		if ((int)k != consumer)
 			deliver_one(e, vm, pages, len, &v.dests[k], false);
 	}
+	if (consumer >= 0)
+		consumed = deliver_one(e, vd_vm_get(e, v.dests[consumer].vm), pages, len,
+				       &v.dests[consumer], true);
 	if (!consumed)
 		free_pages(e, pages, np);
 	return 0;
@@ -376,12 +379,13 @@ static void flush_vm(struct vdemux_engine *e, struct vm *vm)
 
 		if (pe->vm != vm)
 			continue;
+		vm->cq_pending--;
 		if (pe->pad) {
 			if (i == 0 || e->pend[i - 1].frame != pe->frame) {
 				drop(e, vm, VDEMUX_DROP_BACKEND);
 				e->st.delivered--;
 				vm->st.delivered--;
-				vm->st.bytes -= pe->len; /* approximate: first chunk */
+				vm->st.bytes -= pe->flen;
 			}
 			finalize_failed(e, vm, pe);
 			continue;
