@@ -33,7 +33,7 @@
 
 set -euo pipefail
 
-FORMAT=1 # bump when the base initramfs layout changes (invalidates caches)
+FORMAT=2 # bump when the base initramfs layout changes (invalidates caches)
 
 modules=""
 vfio_bind=0
@@ -141,15 +141,19 @@ base_cpio="$workdir/cache/base-$kver-$key.cpio.gz"
 if [ ! -s "$base_cpio" ]; then
 	stage="$(mktemp -d "$workdir/cache/stage.XXXXXX")"
 	trap 'rm -rf "$stage"' EXIT
-	mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,etc/vdemux,lib/modules/vdemux}
+	mkdir -p "$stage"/{bin,proc,sys,dev,tmp,etc/vdemux,lib/modules/vdemux}
 	cp "$busybox" "$stage/bin/busybox"
-	# Applet links made here (no --install needed in the guest).
-	while read -r applet; do
-		[ -n "$applet" ] && [ ! -e "$stage/$applet" ] || continue
-		mkdir -p "$stage/$(dirname "$applet")"
-		ln -s /bin/busybox "$stage/$applet"
-	done < <("$busybox" --list-full 2>/dev/null)
-	[ -e "$stage/bin/sh" ] || ln -s busybox "$stage/bin/sh"
+	# Applet links, made here in one go (forks are slow under emulation).
+	# They point at the busybox binary's real host path (e.g. /usr/bin/busybox);
+	# that path is made a link to /bin/busybox in the guest.
+	"$busybox" --install -s "$stage/bin" 2>/dev/null || true
+	target="$(readlink "$stage/bin/sh" 2>/dev/null || true)"
+	if [ -z "$target" ]; then
+		ln -s busybox "$stage/bin/sh"
+	elif [ "$target" != /bin/busybox ] && [ ! -e "$stage$target" ]; then
+		mkdir -p "$stage$(dirname "$target")"
+		ln -s /bin/busybox "$stage$target"
+	fi
 	: >"$stage/etc/vdemux/modules"
 	for f in "${modlist[@]:-}"; do
 		[ -n "$f" ] || continue
@@ -171,9 +175,19 @@ fi
 
 # ---- per-run initramfs: /init and the tests -------------------------------
 
+# Run directories of failed runs are kept for a day.
+find "$workdir" -maxdepth 1 -name 'run.*' -mmin +1440 -exec rm -rf {} + 2>/dev/null || true
 run="$(mktemp -d "$workdir/run.XXXXXX")"
+boot_pid=""
 cleanup() { if [ "$keep" = 0 ]; then rm -rf "$run"; fi; }
+on_signal() {
+	[ -z "$boot_pid" ] || kill "$boot_pid" 2>/dev/null || true
+	echo "vmrun: interrupted; run files in $run" >&2
+	keep=1
+	exit 143
+}
 trap cleanup EXIT
+trap on_signal TERM INT HUP
 mkdir -p "$run/top/tests" "$run/top/etc/vdemux"
 for i in "${!prog_paths[@]}"; do
 	cp "${prog_paths[$i]}" "$run/top/tests/${prog_names[$i]}"
@@ -242,7 +256,12 @@ boot() {
 		-device e1000e -nic none -nographic -no-reboot \
 		-kernel "$kernel" -initrd "$run/initrd.cpio.gz" \
 		-append "console=ttyS0 intel_iommu=on panic=-1 quiet loglevel=3" \
-		</dev/null >"$run/console.log" 2>"$run/qemu.err"
+		</dev/null >"$run/console.log" 2>"$run/qemu.err" &
+	boot_pid=$!
+	local st=0
+	wait "$boot_pid" || st=$?
+	boot_pid=""
+	return "$st"
 }
 
 log="$run/console.log"
@@ -296,16 +315,18 @@ elif grep -aq 'Kernel panic' "$txt"; then
 elif [ "$status" != 0 ]; then
 	problem="qemu exited with status $status: $(head -c 500 "$run/qemu.err")"
 fi
-if [ -n "$problem" ]; then
-	echo "vmrun: $problem" >&2
-	nfail=$((nfail + 1))
-fi
+[ -z "$problem" ] || echo "vmrun: $problem" >&2
+
+# QEMU's own messages (e.g. IOMMU translation faults) help explain results.
+grep -v 'has no peer' "$run/qemu.err" 2>/dev/null | sed 's/^/vmrun: qemu: /' >&2 || true
 
 n=${#prog_names[@]}
 echo "vmrun: kernel $kver, boot+tests ${secs}s; $npass passed, $nskip skipped, $nfail failed of $n" >&2
-[ "$npass" = "$n" ] && exit 0
-[ "$nskip" = "$n" ] && exit 77
-if [ "$nfail" = 0 ]; then
+if [ -z "$problem" ]; then
+	[ "$npass" = "$n" ] && exit 0
+	[ "$nskip" = "$n" ] && exit 77
+fi
+if [ "$nfail" = 0 ] && [ -z "$problem" ]; then
 	echo "vmrun: some programs passed and some skipped: counted as a failure" >&2
 fi
 keep=1
