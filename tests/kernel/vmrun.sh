@@ -41,8 +41,10 @@ timeout_s=120
 workdir="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/vdemux-vmrun"
 keep=0
 
+# The comment block above: all of it for --help, the usage lines on errors.
+header() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
 usage() {
-	sed -n '4,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+	header | sed -n '/^Usage:/,/^$/p' >&2
 	exit 2
 }
 
@@ -57,7 +59,7 @@ while [ $# -gt 0 ]; do
 	--workdir=*) workdir="${1#*=}"; shift ;;
 	--keep) keep=1; shift ;;
 	--) shift; break ;;
-	-h|--help) usage ;;
+	-h|--help) header; exit 0 ;;
 	*) echo "vmrun: unknown option: $1" >&2; usage ;;
 	esac
 done
@@ -134,8 +136,10 @@ done
 
 mkdir -p "$workdir/cache"
 workdir="$(cd "$workdir" && pwd)"
-bb_id="$(stat -Lc '%s-%Y' "$busybox")"
-key="$(printf '%s\n' "$FORMAT" "$kver" "$bb_id" "${modlist[@]:-}" | sha256sum | cut -c1-16)"
+# Keyed by the kernel version and the exact files (size, mtime) that go in, so
+# an in-place kernel update with the same version string rebuilds it.
+key="$({ printf '%s\n' "$FORMAT" "$kver"; stat -Lc '%n %s %Y' "$kernel" "$busybox" "${modlist[@]}"; } |
+	sha256sum | cut -c1-16)"
 base_cpio="$workdir/cache/base-$kver-$key.cpio.gz"
 
 if [ ! -s "$base_cpio" ]; then
@@ -171,7 +175,10 @@ if [ ! -s "$base_cpio" ]; then
 	mv -f "$stage.cpio.gz" "$base_cpio" # atomic: parallel runs may race here
 	rm -rf "$stage"
 	trap - EXIT
+else
+	touch "$base_cpio" # mark as used; bases unused for a week are pruned
 fi
+find "$workdir/cache" -maxdepth 1 -name 'base-*.cpio.gz' -mtime +7 -delete 2>/dev/null || true
 
 # ---- per-run initramfs: /init and the tests -------------------------------
 
