@@ -3,7 +3,9 @@
  * into the page mapped at an IOVA, into the new page after a remap, and
  * nowhere after an unmap. Exit 0 on success, 1 on failure, 77 if VFIO or the
  * device is absent. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "vfio_dev.h"
 
 #include <errno.h>
