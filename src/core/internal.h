@@ -203,7 +203,13 @@ bool vd_cq_push(struct vm *vm, uint64_t gpa, uint32_t len, uint16_t flags);
 void vd_check_watermark(struct vdemux_engine *e);
 
 /* ---- rx.c ---- */
-int vd_deliver_frame(struct vdemux_engine *e, const uint32_t *pages, uint32_t len);
+/* A frame to deliver: in pool pages (zero-copy) or in the caller's memory. */
+struct vd_src {
+	const uint32_t *pages;
+	const uint8_t *flat;
+	uint32_t len;
+};
+int vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src);
 void vd_flush_pending(struct vdemux_engine *e);
 
 /* ---- l2.c ---- */

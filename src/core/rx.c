@@ -11,10 +11,16 @@ static uint32_t npages_for(uint32_t len)
 	return (len + PAGE - 1) / PAGE;
 }
 
-/* Copy bytes [off, off + n) of the frame held in pages[] to dst. */
-static void src_read(const struct vdemux_engine *e, const uint32_t *pages, uint32_t off, uint8_t *dst,
-		     uint32_t n)
+/* Copy bytes [off, off + n) of the frame to dst. */
+static void src_read(const struct vdemux_engine *e, const struct vd_src *src, uint32_t off,
+		     uint8_t *dst, uint32_t n)
 {
+	const uint32_t *pages = src->pages;
+
+	if (src->flat) {
+		memcpy(dst, src->flat + off, n);
+		return;
+	}
 	while (n) {
 		uint32_t in = off % PAGE, k = PAGE - in < n ? PAGE - in : n;
 
@@ -27,7 +33,7 @@ static void src_read(const struct vdemux_engine *e, const uint32_t *pages, uint3
 
 /* Bytes [off, off + n) of what destination d receives: the frame with the
  * first tag edited as d says. */
-static void emit(const struct vdemux_engine *e, const uint32_t *pages, const struct vdemux_dest *d,
+static void emit(const struct vdemux_engine *e, const struct vd_src *pages, const struct vdemux_dest *d,
 		 uint32_t off, uint8_t *dst, uint32_t n)
 {
 	uint8_t tag[4] = {(uint8_t)(d->tpid >> 8), (uint8_t)d->tpid, (uint8_t)(d->tci >> 8),
@@ -80,11 +86,14 @@ static void free_pages(struct vdemux_engine *e, const uint32_t *pages, uint32_t 
 /* Plan the delivery of a frame to one VM. When consume is set, the frame's
  * own pages may be flipped (the frame is delivered as it came), and every
  * page of it not used is freed here. Returns true if the pages were
- * consumed (used or freed). */
-static bool deliver_one(struct vdemux_engine *e, struct vm *vm, const uint32_t *pages, uint32_t len,
+ * consumed (used or freed). A frame without pages of its own (src->flat)
+ * is copied straight into the VM's buffer, or into fresh pool pages that
+ * are then flipped. */
+static bool deliver_one(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
 			const struct vdemux_dest *d, bool consume)
 {
-	uint32_t out_len = len, nch, nholes = 0, nfresh = 0, fresh[MAX_FRAME_PAGES], seq;
+	const uint32_t *pages = src->pages;
+	uint32_t len = src->len, out_len = len, nch, nholes = 0, nfresh = 0, fresh[MAX_FRAME_PAGES], seq;
 	bool copy;
 
 	if (d->action == VDEMUX_VLAN_STRIP || d->action == VDEMUX_VLAN_SET) {
@@ -104,7 +113,7 @@ static bool deliver_one(struct vdemux_engine *e, struct vm *vm, const uint32_t *
 		drop(e, vm, VDEMUX_DROP_NO_DEST);
 		return false;
 	}
-	consume = consume && d->action == VDEMUX_VLAN_KEEP;
+	consume = consume && d->action == VDEMUX_VLAN_KEEP && pages;
 	nch = npages_for(out_len);
 	/* Applying the pending plans changes queues and the pool: do it
 	 * before deciding anything. */
@@ -163,7 +172,7 @@ static bool deliver_one(struct vdemux_engine *e, struct vm *vm, const uint32_t *
 			pe->kind = PEND_COPY;
 			pe->new_page = VDEMUX_NO_PAGE;
 			pe->flags |= VDEMUX_CPL_COPIED;
-			emit(e, pages, d, off, pg_addr(e, sl->page), k);
+			emit(e, src, d, off, pg_addr(e, sl->page), k);
 			if (consume)
 				vd_pool_put(e, pages[i]);
 			continue;
@@ -172,7 +181,7 @@ static bool deliver_one(struct vdemux_engine *e, struct vm *vm, const uint32_t *
 			pe->new_page = pages[i];
 		} else {
 			pe->new_page = fresh[nfresh++];
-			emit(e, pages, d, off, pg_addr(e, pe->new_page), k);
+			emit(e, src, d, off, pg_addr(e, pe->new_page), k);
 			e->pages[pe->new_page].dirty = k;
 		}
 		if (sl->page == VDEMUX_NO_PAGE) {
@@ -189,14 +198,18 @@ static bool deliver_one(struct vdemux_engine *e, struct vm *vm, const uint32_t *
 	return consume;
 }
 
-int vd_deliver_frame(struct vdemux_engine *e, const uint32_t *pages, uint32_t len)
+int vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 {
 	struct vdemux_verdict v = {.dests = e->dests, .cap = e->max_vms};
-	uint32_t np = npages_for(len);
+	const uint32_t *pages = src->pages;
+	uint32_t len = src->len, np = pages ? npages_for(len) : 0;
 	int consumer = -1, r;
 	bool consumed = false;
 
-	r = e->cls->classify(e->cls, pg_addr(e, pages[0]), len < PAGE ? len : PAGE, &v);
+	if (src->flat)
+		r = e->cls->classify(e->cls, src->flat, len, &v);
+	else
+		r = e->cls->classify(e->cls, pg_addr(e, pages[0]), len < PAGE ? len : PAGE, &v);
 	if (r < 0 || v.n == 0) {
 		drop(e, NULL, r < 0 ? VDEMUX_DROP_NO_DEST : v.drop_reason);
 		free_pages(e, pages, np);
@@ -222,10 +235,10 @@ int vd_deliver_frame(struct vdemux_engine *e, const uint32_t *pages, uint32_t le
 			continue;
 		}
 		if ((int)k != consumer)
-			deliver_one(e, vm, pages, len, &v.dests[k], false);
+			deliver_one(e, vm, src, &v.dests[k], false);
 	}
 	if (consumer >= 0)
-		consumed = deliver_one(e, vd_vm_get(e, v.dests[consumer].vm), pages, len,
+		consumed = deliver_one(e, vd_vm_get(e, v.dests[consumer].vm), src,
 				       &v.dests[consumer], true);
 	if (!consumed)
 		free_pages(e, pages, np);
@@ -464,7 +477,6 @@ static void burst_end(struct vdemux_engine *e)
 
 int vdemux_rx_burst(vdemux_engine *e, const struct vdemux_frame *frames, unsigned n)
 {
-	uint32_t pages[MAX_FRAME_PAGES];
 	unsigned i;
 	int err;
 
@@ -485,16 +497,11 @@ int vdemux_rx_burst(vdemux_engine *e, const struct vdemux_frame *frames, unsigne
 					vd_vm_raise(e, e->vms[k], VDEMUX_SIG_RELEASE);
 			break;
 		}
-		vd_pool_get(e, pages, np);
-		for (uint32_t k = 0; k < np; k++) {
-			uint32_t off = k * PAGE, c = len - off < PAGE ? len - off : PAGE;
-
-			memcpy(pg_addr(e, pages[k]), (const uint8_t *)frames[i].data + off, c);
-			e->pages[pages[k]].dirty = c;
-		}
+		/* The frame is copied once: into each destination's buffer, or
+		 * into the pool pages that are flipped to it. */
 		e->st.rx_frames++;
 		e->st.rx_bytes += len;
-		vd_deliver_frame(e, pages, len);
+		vd_deliver_frame(e, &(struct vd_src){.flat = frames[i].data, .len = len});
 	}
 	burst_end(e);
 	return i == 0 ? -ENOBUFS : (int)i;
@@ -616,7 +623,7 @@ int vdemux_rx_submit(vdemux_engine *e, const struct vdemux_rx_buf *bufs, unsigne
 		} while (bufs[i++].flags & VDEMUX_RXBUF_MORE);
 		e->st.rx_frames++;
 		e->st.rx_bytes += len;
-		vd_deliver_frame(e, pages, len);
+		vd_deliver_frame(e, &(struct vd_src){.pages = pages, .len = len});
 	}
 	burst_end(e);
 	return (int)n;
