@@ -84,6 +84,10 @@ struct vm {
 	struct vdemux_completion *cq;
 	uint32_t cq_cap, cq_head, cq_count;
 	uint32_t cq_pending; /* completions planned, not yet queued */
+	/* this VM's entries in the engine's pending plans (valid while
+	 * pend_gen equals the engine's) */
+	uint32_t pend_gen, pend_head, pend_tail;
+	struct vm *pend_vm_next;
 	struct vdemux_vm_stats st;
 };
 
@@ -100,6 +104,7 @@ struct pend {
 	uint8_t pad;
 	uint32_t frame;     /* delivery sequence: chunks of one delivery share it */
 	uint32_t flen;      /* bytes of the whole delivery */
+	uint32_t next;      /* next entry of the same VM, or NO_SLOT */
 	uint8_t tstate;     /* TS_*: what the tables hold for this entry */
 	uint32_t stale_page; /* page an undo failed to remove, or VDEMUX_NO_PAGE */
 };
@@ -147,6 +152,8 @@ struct vdemux_engine {
 	struct pend *pend;
 	uint32_t npend, pend_cap;
 	uint32_t frame_seq;
+	uint32_t pend_gen;
+	struct vm *pend_vms; /* VMs with pending plans */
 	struct vdemux_map *mbuf, *mbuf2;
 	uint32_t *ibuf;
 	uint8_t *sbuf; /* per-entry flags */

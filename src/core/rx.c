@@ -153,13 +153,24 @@ static bool deliver_one(struct vdemux_engine *e, struct vm *vm, const struct vd_
 	for (uint32_t i = 0; i < nch; i++) {
 		uint32_t s = vm->postq[vm->pq_head];
 		struct slot *sl = &vm->slots[s];
-		struct pend *pe = &e->pend[e->npend++];
+		uint32_t idx = e->npend++;
+		struct pend *pe = &e->pend[idx];
 		uint32_t off = i * PAGE, k = out_len - off < PAGE ? out_len - off : PAGE;
 
 		vm->pq_head = (vm->pq_head + 1) % vm->rx_pages;
 		vm->pq_count--;
 		sl->posted = 0;
 		pe->vm = vm;
+		pe->next = NO_SLOT;
+		if (vm->pend_gen != e->pend_gen) {
+			vm->pend_gen = e->pend_gen;
+			vm->pend_head = idx;
+			vm->pend_vm_next = e->pend_vms;
+			e->pend_vms = vm;
+		} else {
+			e->pend[vm->pend_tail].next = idx;
+		}
+		vm->pend_tail = idx;
 		pe->slot = s;
 		pe->len = k;
 		pe->flags = i + 1 < nch ? VDEMUX_CPL_MORE : 0;
@@ -251,22 +262,28 @@ int vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
  * entries of vm selected by pick(); e->ibuf maps batch index -> pend index. */
 typedef bool (*pick_fn)(const struct pend *pe);
 
+static uint32_t abs_or_none(const struct vdemux_engine *e, uint32_t p)
+{
+	return p == VDEMUX_NO_PAGE ? p : abs_page(e, p);
+}
+
+/* Gather from the VM's list of entries, starting at index from. */
 static unsigned gather(struct vdemux_engine *e, struct vm *vm, uint32_t from, pick_fn pick,
 		       bool new_page, uint32_t *next)
 {
 	unsigned n = 0;
 	uint32_t i;
 
-	for (i = from; i < e->npend && n < e->mbuf_cap; i++) {
+	for (i = from; i != NO_SLOT && n < e->mbuf_cap; i = e->pend[i].next) {
 		struct pend *pe = &e->pend[i];
 
-		if (pe->vm != vm || !pick(pe))
+		if (!pick(pe))
 			continue;
 		e->mbuf[n].gpa = vm->rx_base + (uint64_t)pe->slot * PAGE;
-		e->mbuf[n].page = abs_page(e, new_page ? pe->new_page : pe->old_page);
+		e->mbuf[n].page = abs_or_none(e, new_page ? pe->new_page : pe->old_page);
 		e->mbuf[n].pad = 0;
 		e->mbuf2[n] = e->mbuf[n];
-		e->mbuf2[n].page = abs_page(e, new_page ? pe->old_page : pe->new_page);
+		e->mbuf2[n].page = abs_or_none(e, new_page ? pe->old_page : pe->new_page);
 		e->ibuf[n++] = i;
 	}
 	*next = i;
@@ -295,7 +312,7 @@ static bool pick_undo(const struct pend *pe)
 static void run(struct vdemux_engine *e, struct vm *vm, enum tbl_op op, pick_fn pick, bool new_page,
 		uint8_t on_ok, bool stale_is_new)
 {
-	uint32_t from = 0;
+	uint32_t from = vm->pend_head;
 
 	for (;;) {
 		unsigned n = gather(e, vm, from, pick, new_page, &from), done;
@@ -370,28 +387,22 @@ static void flush_vm(struct vdemux_engine *e, struct vm *vm)
 	/* A delivery is all of its chunks or none: mark (pad = 1) every entry
 	 * of a delivery that has a chunk not applied, and undo the applied
 	 * ones. Entries of one delivery are contiguous. */
-	for (uint32_t i = 0; i < e->npend;) {
-		uint32_t j = i;
+	for (uint32_t i = vm->pend_head; i != NO_SLOT;) {
+		uint32_t j;
 		bool ok = true;
 
-		if (e->pend[i].vm != vm) {
-			i++;
-			continue;
-		}
-		for (; j < e->npend && e->pend[j].frame == e->pend[i].frame; j++)
+		for (j = i; j != NO_SLOT && e->pend[j].frame == e->pend[i].frame; j = e->pend[j].next)
 			if (e->pend[j].kind != PEND_COPY && e->pend[j].tstate != TS_APPLIED)
 				ok = false;
-		for (; i < j; i++)
+		for (; i != j; i = e->pend[i].next)
 			e->pend[i].pad = !ok;
 	}
 	run(e, vm, TBL_UNMAP, pick_undo, true, TS_HOLE, true);
 
-	for (uint32_t i = 0; i < e->npend; i++) {
+	for (uint32_t i = vm->pend_head; i != NO_SLOT; i = e->pend[i].next) {
 		struct pend *pe = &e->pend[i];
 		struct slot *sl = &vm->slots[pe->slot];
 
-		if (pe->vm != vm)
-			continue;
 		vm->cq_pending--;
 		if (pe->pad) {
 			if (i == 0 || e->pend[i - 1].frame != pe->frame) {
@@ -427,16 +438,11 @@ static void flush_vm(struct vdemux_engine *e, struct vm *vm)
 
 void vd_flush_pending(struct vdemux_engine *e)
 {
-	for (uint32_t i = 0; i < e->npend; i++) {
-		struct vm *vm = e->pend[i].vm;
-		bool seen = false;
-
-		for (uint32_t j = 0; j < i && !seen; j++)
-			seen = e->pend[j].vm == vm;
-		if (!seen)
-			flush_vm(e, vm);
-	}
+	for (struct vm *vm = e->pend_vms; vm; vm = vm->pend_vm_next)
+		flush_vm(e, vm);
+	e->pend_vms = NULL;
 	e->npend = 0;
+	e->pend_gen++;
 }
 
 /* ---- API ---- */
