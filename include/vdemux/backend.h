@@ -91,7 +91,11 @@ struct vdemux_backend {
 	 * @return 0 or a negative errno (the VM is then not added).
 	 */
 	int (*vm_attach)(struct vdemux_backend *be, const struct vdemux_backend_vm *vm, void **vmctx);
-	/** Stop keeping a VM's tables; every page was unmapped before. */
+	/**
+	 * Stop keeping a VM's tables. The engine unmapped every page before;
+	 * if an unmap failed, the backend must still drop every mapping it has
+	 * for the VM here (the engine then reuses those pages).
+	 */
 	void (*vm_detach)(struct vdemux_backend *be, void *vmctx);
 	/** Map m[i].page at m[i].gpa; the GPA is a hole in this table. */
 	vdemux_backend_batch_fn map;

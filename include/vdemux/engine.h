@@ -133,6 +133,7 @@ struct vdemux_engine_stats {
 
 /**
  * Read the engine counters.
+ * @param eng       the engine
  * @param[out] out  filled with min(@p size, sizeof) bytes
  * @param size      sizeof(*out) as compiled by the caller
  * @return 0; -EINVAL (NULL).
@@ -145,6 +146,7 @@ VDEMUX_API int vdemux_engine_stats(const vdemux_engine *eng, struct vdemux_engin
  * ASSIGNED page at exactly one GPA of one VM, counts conserved, no VM above
  * its quota. Costs O(pages * page size); for tests and debugging.
  *
+ * @param eng       the engine
  * @param[out] msg  if not NULL, a description of the first violation
  * @param msglen    size of @p msg
  * @return 0 if consistent; -EUCLEAN on a violation; -EINVAL (NULL engine).

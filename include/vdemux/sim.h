@@ -9,8 +9,9 @@
  * The cost model charges configurable nanoseconds per operation to a
  * counter (never sleeps), so that policies can be compared.
  *
- * Threading: the access calls may run concurrently with each other but not
- * with the engine calls that change the VM's table.
+ * Threading: not thread-safe (accesses update the simulated IOTLB): calls
+ * on one simulated backend are serialised with each other and with the
+ * calls of the engine it is registered with.
  */
 #ifndef VDEMUX_SIM_H
 #define VDEMUX_SIM_H
@@ -68,7 +69,10 @@ VDEMUX_API int vdemux_sim_read(struct vdemux_backend *sim, vdemux_vm_id vm, uint
 VDEMUX_API int vdemux_sim_write(struct vdemux_backend *sim, vdemux_vm_id vm, uint64_t gpa, const void *buf, size_t len);
 
 /**
- * Translate one GPA of a VM.
+ * Translate one GPA of a VM (as the simulated device would: through the IOTLB).
+ * @param sim       the simulated backend
+ * @param vm        the VM
+ * @param gpa       the address
  * @param[out] page arena page index (VDEMUX_NO_PAGE for a hole)
  * @return 0; -ENOENT (VM not attached); -EINVAL.
  */
