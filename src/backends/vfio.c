@@ -22,6 +22,8 @@
  */
 #include <vdemux/vfio.h>
 
+#include "core/internal.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/vfio.h>
@@ -33,7 +35,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#define PAGE ((uint64_t)VDEMUX_PAGE_SIZE)
+#define PGSZ ((uint64_t)VDEMUX_PAGE_SIZE)
 #define NO_PAGE VDEMUX_NO_PAGE
 
 struct vfio_vm {
@@ -108,22 +110,9 @@ static int xioctl_ptr(struct vfio_be *v, int fd, unsigned long req, void *arg)
 
 /* ---- allocation and logging ---- */
 
-static void *be_calloc(const struct vdemux_alloc_hooks *a, size_t n, size_t size)
-{
-	if (a->calloc)
-		return a->calloc(n, size, a->payload);
-	return calloc(n, size);
-}
-
-static void be_free(const struct vdemux_alloc_hooks *a, void *p)
-{
-	if (!p)
-		return;
-	if (a->free)
-		a->free(p, a->payload);
-	else
-		free(p);
-}
+/* Control-path allocations go through the embedder's hooks (core/util.c). */
+#define be_calloc vd_calloc
+#define be_free vd_free
 
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
@@ -259,9 +248,9 @@ static int do_map(struct vfio_be *v, uint64_t gpa, uint32_t page)
 	struct vfio_iommu_type1_dma_map m = {
 		.argsz = sizeof(m),
 		.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
-		.vaddr = (uint64_t)(uintptr_t)(v->vm.arena_base + (uint64_t)page * PAGE),
+		.vaddr = (uint64_t)(uintptr_t)(v->vm.arena_base + (uint64_t)page * PGSZ),
 		.iova = gpa,
-		.size = PAGE,
+		.size = PGSZ,
 	};
 	v->st.map_calls++;
 	int r = xioctl_ptr(v, v->container, VFIO_IOMMU_MAP_DMA, &m);
@@ -286,9 +275,9 @@ static int do_unmap(struct vfio_be *v, uint64_t gpa, uint64_t size, uint64_t *un
 
 static bool slot_of(const struct vfio_vm *vm, uint64_t gpa, uint32_t *slot)
 {
-	if (gpa % PAGE || gpa < vm->rx_base)
+	if (gpa % PGSZ || gpa < vm->rx_base)
 		return false;
-	uint64_t s = (gpa - vm->rx_base) / PAGE;
+	uint64_t s = (gpa - vm->rx_base) / PGSZ;
 	if (s >= vm->rx_pages)
 		return false;
 	*slot = (uint32_t)s;
@@ -319,7 +308,7 @@ static void restore_slot(struct vfio_be *v, uint32_t slot, uint32_t page)
 {
 	if (page == NO_PAGE)
 		return;
-	uint64_t gpa = v->vm.rx_base + (uint64_t)slot * PAGE;
+	uint64_t gpa = v->vm.rx_base + (uint64_t)slot * PGSZ;
 	int r = do_map(v, gpa, page);
 	if (r == 0 || r == -EEXIST) {
 		if (v->vm.slot_page[slot] != page)
@@ -347,7 +336,7 @@ static int unmap_fallback(struct vfio_be *v, const struct vdemux_map *m, unsigne
 	v->st.unmap_fallbacks++;
 	for (unsigned k = i; k < j; k++) {
 		uint64_t got = 0;
-		int r = do_unmap(v, m[k].gpa, PAGE, &got);
+		int r = do_unmap(v, m[k].gpa, PGSZ, &got);
 		if (r == 0) {
 			slot_set(v, slots[k - i], NO_PAGE);
 			continue;
@@ -378,16 +367,16 @@ static int unmap_batch(struct vfio_be *v, const struct vdemux_map *m, unsigned n
 			return -EINVAL;
 		}
 		unsigned j = i + 1;
-		while (j < n && j - i < RUN_MAX && m[j].gpa == m[j - 1].gpa + PAGE &&
+		while (j < n && j - i < RUN_MAX && m[j].gpa == m[j - 1].gpa + PGSZ &&
 		       slot_of(vm, m[j].gpa, &slots[j - i]))
 			j++;
 		uint64_t expect = 0;
 		for (unsigned k = i; k < j; k++)
 			if (vm->slot_page[slots[k - i]] != NO_PAGE)
-				expect += PAGE;
+				expect += PGSZ;
 
 		uint64_t got = 0;
-		int r = do_unmap(v, m[i].gpa, (uint64_t)(j - i) * PAGE, &got);
+		int r = do_unmap(v, m[i].gpa, (uint64_t)(j - i) * PGSZ, &got);
 		if (r < 0 && j - i > 1) {
 			unsigned stop = j;
 			r = unmap_fallback(v, m, i, j, slots, &stop);
@@ -430,13 +419,13 @@ static int vfio_vm_attach(struct vdemux_backend *be, const struct vdemux_backend
 		return -EBUSY;
 	if (bvm->arena.kind != VDEMUX_ARENA_MEMFD || !bvm->arena.base)
 		return -EINVAL;
-	if (bvm->rx_pages == 0 || bvm->rx_base % PAGE ||
-	    bvm->rx_base + (uint64_t)bvm->rx_pages * PAGE - 1 < bvm->rx_base)
+	if (bvm->rx_pages == 0 || bvm->rx_base % PGSZ ||
+	    bvm->rx_base + (uint64_t)bvm->rx_pages * PGSZ - 1 < bvm->rx_base)
 		return -EINVAL;
 	if ((uint64_t)bvm->engine_first_page + bvm->engine_npages > bvm->arena.npages)
 		return -EINVAL;
 
-	uint64_t last = bvm->rx_base + (uint64_t)bvm->rx_pages * PAGE - 1;
+	uint64_t last = bvm->rx_base + (uint64_t)bvm->rx_pages * PGSZ - 1;
 	if (!iova_covered(v, bvm->rx_base, last)) {
 		logf_(v, VDEMUX_LOG_ERROR,
 		      "vfio: RX window [0x%llx, 0x%llx] is outside the container's IOVA ranges",
@@ -494,10 +483,10 @@ static void vfio_vm_detach(struct vdemux_backend *be, void *vmctx)
 		if (v->vm.slot_page[s] == NO_PAGE)
 			continue;
 		uint64_t got;
-		int r = do_unmap(v, v->vm.rx_base + (uint64_t)s * PAGE, PAGE, &got);
+		int r = do_unmap(v, v->vm.rx_base + (uint64_t)s * PGSZ, PGSZ, &got);
 		if (r < 0)
 			logf_(v, VDEMUX_LOG_ERROR, "vfio: detach: UNMAP_DMA of GPA 0x%llx: %s",
-			      (unsigned long long)(v->vm.rx_base + (uint64_t)s * PAGE), strerror(-r));
+			      (unsigned long long)(v->vm.rx_base + (uint64_t)s * PGSZ), strerror(-r));
 		slot_set(v, s, NO_PAGE);
 	}
 	be_free(&v->alloc, v->vm.slot_page);
@@ -592,14 +581,14 @@ static int vfio_remap(struct vdemux_backend *be, void *vmctx, const struct vdemu
 		unsigned u = 0;
 		int ur = unmap_batch(v, c, cn, &u);
 		for (unsigned k = 0; k < u; k++) {
-			uint32_t slot = (uint32_t)((c[k].gpa - vm->rx_base) / PAGE); /* checked above */
+			uint32_t slot = (uint32_t)((c[k].gpa - vm->rx_base) / PGSZ); /* checked above */
 			r = do_map(v, c[k].gpa, c[k].page);
 			if (r == 0) {
 				slot_set(v, slot, c[k].page);
 				continue;
 			}
 			for (unsigned l = k; l < u; l++)
-				restore_slot(v, (uint32_t)((c[l].gpa - vm->rx_base) / PAGE), vm->scratch[l]);
+				restore_slot(v, (uint32_t)((c[l].gpa - vm->rx_base) / PGSZ), vm->scratch[l]);
 			*done = base + k;
 			v->st.errors++;
 			return r;
@@ -658,15 +647,6 @@ static struct vfio_be *to_vfio(struct vdemux_backend *be)
 }
 
 /* ---- creation ---- */
-
-static bool trailing_zero(const void *opts, size_t known, size_t sz)
-{
-	const uint8_t *p = opts;
-	for (size_t i = known; i < sz; i++)
-		if (p[i])
-			return false;
-	return true;
-}
 
 static int open_group(struct vfio_be *v, const char *container_path, const char *group_path)
 {
@@ -730,13 +710,10 @@ static int use_container(struct vfio_be *v, int fd)
 
 int vdemux_vfio_create(struct vdemux_backend **out, const struct vdemux_vfio_opts *opts)
 {
-	if (!out || !opts || opts->sz < offsetof(struct vdemux_vfio_opts, flags) + sizeof(uint32_t))
+	if (!out || !opts || vd_opts_check(opts, sizeof(struct vdemux_vfio_opts)))
 		return -EINVAL;
 	struct vdemux_vfio_opts o;
-	memset(&o, 0, sizeof(o));
-	if (opts->sz > sizeof(o) && !trailing_zero(opts, sizeof(o), opts->sz))
-		return -EINVAL;
-	memcpy(&o, opts, opts->sz < sizeof(o) ? opts->sz : sizeof(o));
+	vd_opts_copy(&o, opts, sizeof(o));
 
 	const uint32_t known = VDEMUX_VFIO_F_CONTAINER_FD | VDEMUX_VFIO_F_GROUP_ID;
 	if (o.flags & ~known)
@@ -751,7 +728,7 @@ int vdemux_vfio_create(struct vdemux_backend **out, const struct vdemux_vfio_opt
 		return -EINVAL;
 	if (o.sys && (!o.sys->open || !o.sys->close || !o.sys->ioctl))
 		return -EINVAL;
-	if (!o.alloc.calloc != !o.alloc.free)
+	if (!vd_hooks_valid(&o.alloc))
 		return -EINVAL;
 
 	struct vfio_be *v = be_calloc(&o.alloc, 1, sizeof(*v));
@@ -793,7 +770,7 @@ int vdemux_vfio_create(struct vdemux_backend **out, const struct vdemux_vfio_opt
 		if (r == -ENOTTY)
 			r = -EINVAL;
 	}
-	if (r == 0 && !(caps.pgsizes & PAGE)) {
+	if (r == 0 && !(caps.pgsizes & PGSZ)) {
 		logf_(v, VDEMUX_LOG_ERROR, "vfio: the IOMMU does not offer 4 KiB pages (sizes 0x%llx)",
 		      (unsigned long long)caps.pgsizes);
 		r = -EOPNOTSUPP;
@@ -848,7 +825,7 @@ int vdemux_vfio_dma_avail(struct vdemux_backend *be, uint32_t *avail)
 int vdemux_vfio_translate(struct vdemux_backend *be, vdemux_vm_id vm, uint64_t gpa, uint32_t *page)
 {
 	struct vfio_be *v = to_vfio(be);
-	if (!v || !page || gpa % PAGE)
+	if (!v || !page || gpa % PGSZ)
 		return -EINVAL;
 	if (!v->vm.attached || v->vm.id != vm)
 		return -ENOENT;
