@@ -103,11 +103,13 @@ struct vdemux_vfio_opts {
 #define VDEMUX_VFIO_F_GROUP_ID 0x2u
 
 /**
- * Default copy threshold: frames up to one page are copied into a buffer
- * still mapped rather than flipped, because a type1 unmap plus map of one
- * page costs far more than copying 4 KiB (see docs/performance.md).
+ * Default copy threshold: every frame is copied when the posted buffers are
+ * still mapped (lazy harvest), because a type1 unmap plus map costs several
+ * times more per page than clearing and copying it (measured by
+ * bench/bench_vfio.c, docs/performance.md). With eager harvest the buffers
+ * are holes and frames are flipped.
  */
-#define VDEMUX_VFIO_COPY_THRESHOLD 4096u
+#define VDEMUX_VFIO_COPY_THRESHOLD UINT32_MAX
 
 /**
  * Create a VFIO backend, to register with vdemux_engine_add_backend() (which
