@@ -10,8 +10,9 @@
  *       --vfio-bind-e1000e -- build/tests/kernel/bench_vfio_guest
  * Under software emulation only the ratios mean anything.
  *
- * Usage: bench_vfio [GROUP] [ROUNDS]   GROUP: number or /dev/vfio/N; by
- * default the IOMMU group of the first device bound to vfio-pci.
+ * Usage: bench_vfio [ROUNDS [GROUP]]   ROUNDS: default 15; GROUP: number
+ * or /dev/vfio/N, by default the IOMMU group of the first device bound to
+ * vfio-pci.
  * Exit 77 (with the reason) when there is no VFIO device to measure.
  */
 #include <dirent.h>
@@ -148,7 +149,7 @@ int main(int argc, char **argv)
 	char bdf[NAME_MAX + 1] = "?";
 	char path[64];
 	int group = -1;
-	unsigned rounds = argc > 2 ? (unsigned)atoi(argv[2]) : 15;
+	unsigned rounds = argc > 1 ? (unsigned)atoi(argv[1]) : 15;
 	if (rounds < 1 || rounds > 1000)
 		rounds = 15;
 
@@ -156,10 +157,10 @@ int main(int argc, char **argv)
 		printf("SKIP: /dev/vfio/vfio is absent (no VFIO here; run it in the kernel lab)\n");
 		return 77;
 	}
-	if (argc > 1 && argv[1][0] == '/') {
-		snprintf(path, sizeof(path), "%s", argv[1]);
+	if (argc > 2 && argv[2][0] == '/') {
+		snprintf(path, sizeof(path), "%s", argv[2]);
 	} else {
-		group = argc > 1 ? atoi(argv[1]) : find_group(bdf, sizeof(bdf));
+		group = argc > 2 ? atoi(argv[2]) : find_group(bdf, sizeof(bdf));
 		if (group < 0) {
 			printf("SKIP: no device is bound to vfio-pci\n");
 			return 77;
