@@ -119,6 +119,7 @@ int vdemux_engine_create(vdemux_engine **out, const struct vdemux_engine_opts *u
 	e->copy_threshold = o.copy_threshold;
 	e->low_watermark = o.low_watermark;
 	e->release_armed = true;
+	e->pend_gen = 1;
 	e->pend_cap = PEND_CAP;
 	e->mbuf_cap = PEND_CAP;
 
