@@ -87,7 +87,7 @@ struct vdemux_vfio_opts {
 	size_t sz;                  /**< sizeof(struct vdemux_vfio_opts) */
 	uint32_t flags;             /**< VDEMUX_VFIO_F_*: which source */
 	int container_fd;           /**< with VDEMUX_VFIO_F_CONTAINER_FD: an open container, group attached, VFIO_TYPE1v2_IOMMU set (borrowed, never closed) */
-	int group_id;               /**< with VDEMUX_VFIO_F_GROUP_ID: the IOMMU group number (/dev/vfio/<group_id>) */
+	int group_id;               /**< with VDEMUX_VFIO_F_GROUP_ID: the IOMMU group number (/dev/vfio/N for N = group_id) */
 	const char *group_path;     /**< without either flag: the group's device file, e.g. "/dev/vfio/12" */
 	const char *container_path; /**< the container device; NULL: "/dev/vfio/vfio" */
 	uint32_t copy_threshold;    /**< reported as the backend's copy threshold, bytes; 0: VDEMUX_VFIO_COPY_THRESHOLD */
@@ -99,7 +99,7 @@ struct vdemux_vfio_opts {
 
 /** Use @c container_fd as it is. */
 #define VDEMUX_VFIO_F_CONTAINER_FD 0x1u
-/** Open the group /dev/vfio/<group_id>. */
+/** Open the group /dev/vfio/N, N = @c group_id. */
 #define VDEMUX_VFIO_F_GROUP_ID 0x2u
 
 /**
@@ -159,6 +159,7 @@ VDEMUX_API int vdemux_vfio_group_fd(struct vdemux_backend *be);
 /**
  * Ask the kernel how many more mappings the container allows now
  * (VFIO_IOMMU_GET_INFO, capability DMA_AVAIL).
+ * @param be         a VFIO backend
  * @param[out] avail the count
  * @return 0; -ENODATA (the kernel does not report it: before Linux 5.10);
  *         -EINVAL (NULL, or not a VFIO backend); -ENOMEM; an ioctl's
@@ -169,6 +170,9 @@ VDEMUX_API int vdemux_vfio_dma_avail(struct vdemux_backend *be, uint32_t *avail)
 /**
  * The arena page the backend has mapped at @p gpa of VM @p vm
  * (VDEMUX_NO_PAGE for a hole), from its own record of the mappings it made.
+ * @param be        a VFIO backend
+ * @param vm        the VM's id
+ * @param gpa       a page-aligned GPA of its RX window
  * @param[out] page the page
  * @return 0; -ENOENT (@p vm is not the VM attached); -ERANGE (@p gpa is
  *         outside its RX window); -EINVAL (NULL, unaligned GPA, or not a
@@ -191,6 +195,7 @@ struct vdemux_vfio_stats {
 
 /**
  * Read the counters.
+ * @param be       a VFIO backend
  * @param[out] out filled with min(@p size, sizeof) bytes
  * @param size     sizeof(*out) as compiled by the caller
  * @return 0; -EINVAL (NULL, or not a VFIO backend).
