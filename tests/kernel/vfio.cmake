@@ -2,6 +2,10 @@
 # built to run in the guest. Included from CMakeLists.txt in this directory,
 # after the vdemux_add_kernel_* functions are defined.
 
+if(NOT VDEMUX_SOURCES)
+  return() # tests/kernel built on its own, without the library
+endif()
+
 # The library once more, for static guest programs: never sanitizer-built
 # (the runtimes cannot be linked -static), whatever the build's options.
 if(NOT TARGET vdemux_guest)
