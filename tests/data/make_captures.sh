@@ -11,6 +11,7 @@
 #                  802.1Q and 802.1ad tags, priority tags, QinQ, link-local
 #                  groups, bad source addresses, truncated tags, unknown
 #                  unicast, multicast with and without subscribers
+#   tagged-ad.pcap a copy of tagged.pcap, replayed behind an 802.1ad uplink
 #
 # Then tests/data/expect.py writes expected/<capture>/ from each capture and
 # its .conf.
@@ -118,6 +119,9 @@ start_capture "$here/tagged.pcap"
 ip netns exec "$A" python3 "$here/send_frames.py" vdx0
 stop_capture
 
-for cap in basic-v4 ipv6-nd tagged; do
+# The same wire frames, replayed behind an 802.1ad uplink (tagged-ad.conf).
+cp "$here/tagged.pcap" "$here/tagged-ad.pcap"
+
+for cap in basic-v4 ipv6-nd tagged tagged-ad; do
   python3 "$here/expect.py" "$here/$cap.conf" "$here/$cap.pcap" "$here/expected/$cap"
 done
