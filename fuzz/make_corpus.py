@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Write the seed corpus of l2_fuzzer: one input per branch of the rules.
+"""Write the seed corpora of l2_fuzzer (one input per branch of the rules)
+and of l2_config_fuzzer (call sequences reaching every error and state).
 
 Input format: byte 0 = uplink (bit 0: 0 802.1Q, 1 802.1ad) | capacity << 1
 (7: full), then the frame. The names say what each input exercises against
 the fixed configuration in l2_fuzzer.c.
 
-usage: fuzz/make_corpus.py [DIR]   (default: fuzz/corpus/l2 beside this file)
+usage: fuzz/make_corpus.py   (writes fuzz/corpus/l2/ and fuzz/corpus/l2_config/)
 """
 import os
 import struct
@@ -92,9 +93,49 @@ seeds = {
     'jumbo-unicast': inp(Q, frame(vm(3), tags=[(0x8100, 10)], payload=bytes(9000))),
 }
 
-out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), 'corpus', 'l2')
-os.makedirs(out, exist_ok=True)
-for name, data in seeds.items():
-    with open(os.path.join(out, name), 'wb') as f:
-        f.write(data)
-print('%d seeds written to %s' % (len(seeds), out))
+
+
+# l2_config_fuzzer: pairs of bytes, one call each.
+# byte 0: op (value % 9) | VM index << 4; byte 1: VLAN (bits 0-1) | object (bits 2-4) | flag (bit 5)
+JOIN, LEAVE, ADD_MAC, DEL_MAC, ADD_MC, DEL_MC, ALLMULTI, DEFAULT, REMOVE = range(9)
+
+
+def call(op, vm, vlan=0, obj=0, flag=0):
+    return bytes([op | ((vm - 1) << 4), vlan | (obj << 2) | (flag << 5)])
+
+
+def calls(*cs):
+    return b''.join(call(*c) for c in cs)
+
+
+config_seeds = {
+    'join-add-lookup': calls((JOIN, 1), (ADD_MAC, 1, 0, 0), (JOIN, 2, 0, 0, 1), (ADD_MAC, 2, 0, 1)),
+    'not-member-then-member': calls((ADD_MAC, 1, 1, 0), (ADD_MC, 1, 1, 0), (ALLMULTI, 1, 1, 0, 1),
+                                    (DEFAULT, 1, 1), (JOIN, 1, 1), (ADD_MAC, 1, 1, 0)),
+    'taken-address': calls((JOIN, 1), (JOIN, 2), (ADD_MAC, 1, 0, 3), (ADD_MAC, 2, 0, 3), (DEL_MAC, 2, 0, 3),
+                           (ADD_MAC, 2, 0, 3)),
+    'table-full': calls((JOIN, 1), (JOIN, 1, 1), *[(ADD_MAC, 1, v, a) for v in (0, 1) for a in range(4)],
+                        (ADD_MC, 1, 0, 0), (DEL_MAC, 1, 0, 0), (ADD_MC, 1, 0, 0)),
+    'groups-allmulti-dedup': calls((JOIN, 1, 2), (JOIN, 2, 2, 0, 1), (JOIN, 3, 2), (ADD_MC, 1, 2, 1),
+                                   (ADD_MC, 2, 2, 1), (ALLMULTI, 2, 2, 0, 1), (ALLMULTI, 3, 2, 0, 1),
+                                   (DEL_MC, 2, 2, 1), (ALLMULTI, 2, 2, 0, 0), (DEL_MC, 1, 2, 1)),
+    'rejoin-changes-tagging': calls((JOIN, 4, 3), (ADD_MAC, 4, 3, 5), (DEFAULT, 4, 3), (ALLMULTI, 4, 3, 0, 1),
+                                    (JOIN, 4, 3, 0, 1), (JOIN, 4, 3, 0, 0)),
+    'leave-and-remove': calls((JOIN, 5), (JOIN, 5, 1), (ADD_MAC, 5, 0, 2), (ADD_MAC, 5, 1, 2), (ADD_MC, 5, 1, 2),
+                              (DEFAULT, 5, 1), (JOIN, 6, 1), (LEAVE, 5, 1), (LEAVE, 5, 1), (REMOVE, 5),
+                              (ADD_MAC, 6, 0, 2), (JOIN, 5, 1), (ADD_MC, 5, 1, 2), (DEFAULT, 5, 1),
+                              (REMOVE, 5)),
+    'churn': calls(*[(JOIN, 1 + k % 6, k % 4, 0, k & 1) for k in range(12)],
+                   *[(ADD_MAC if k % 3 else DEL_MAC, 1 + k % 6, k % 4, k % 6) for k in range(40)],
+                   *[(ADD_MC if k % 2 else DEL_MC, 1 + k % 6, k % 4, k % 3) for k in range(20)],
+                   *[(REMOVE, 1 + k) for k in range(6)]),
+}
+
+here = os.path.dirname(os.path.abspath(__file__))
+for target, table in (('l2', seeds), ('l2_config', config_seeds)):
+    out = os.path.join(here, 'corpus', target)
+    os.makedirs(out, exist_ok=True)
+    for name, data in table.items():
+        with open(os.path.join(out, name), 'wb') as f:
+            f.write(data)
+    print('%d seeds written to %s' % (len(table), out))
