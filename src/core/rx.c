@@ -349,6 +349,12 @@ static void finalize_failed(struct vdemux_engine *e, struct vm *vm, struct pend 
 	if (pe->kind == PEND_MAP)
 		vm->held--; /* the reservation made when planned */
 	new_live = pe->stale_page == pe->new_page;
+	if (!new_live && pe->tstate == TS_APPLIED) {
+		/* Its undo failed (or was not tried after an earlier failure):
+		 * the new page is still mapped in every table. */
+		new_live = true;
+		e->st.rollback_failures++;
+	}
 	old_gone = pe->kind == PEND_REMAP && pe->tstate != TS_UNTOUCHED;
 	if (pe->kind == PEND_REMAP && !old_gone && pe->stale_page == pe->old_page)
 		e->pages[pe->old_page].stale = 1;
