@@ -74,6 +74,7 @@ static void test_burst_delivers_each_frame_into_a_posted_buffer(void **state)
 	assert_int_equal(vs.flips, 3);
 	assert_int_equal(vs.pending, 0);
 	assert_int_equal(vs.held, 3);
+	vt_burst_free(&b);
 }
 
 static void test_burst_accepts_the_shortest_and_longest_frames(void **state)
