@@ -559,7 +559,8 @@ static void test_installed_classifier_is_consulted_and_null_restores_l2(void **s
 	struct vt_fx *fx = vt_fx_state(state, &(struct vt_fx_opts){.builtin_cls = true});
 	struct vdemux_vm_opts o = vt_vm_opts(fx, 4);
 	struct vt_vm *a = vt_vm_add(fx, &o);
-	struct drop_all_cls k = {.base = VDEMUX_CLASSIFIER_INIT};
+	/* borrowed by the engine until its destruction in the teardown */
+	static struct drop_all_cls k = {.base = VDEMUX_CLASSIFIER_INIT};
 	struct vt_burst b = {0};
 	struct vdemux_engine_stats s0, s1;
 

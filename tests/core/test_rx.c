@@ -716,6 +716,267 @@ static void test_flips_of_a_burst_are_mapped_in_one_batch_per_vm(void **state)
 	vt_burst_free(&b);
 }
 
+/* ---- classifier verdicts: VLAN edits per destination, errors ---- */
+
+/* A classifier that answers a fixed list of destinations. */
+struct script_cls {
+	struct vdemux_classifier base;
+	struct vdemux_dest dests[4];
+	unsigned n;
+	int ret;
+	int drop; /* drop reason when n == 0; 0: NO_DEST */
+};
+
+static int script_classify(struct vdemux_classifier *c, const uint8_t *frame, uint32_t len, struct vdemux_verdict *v)
+{
+	struct script_cls *k = (struct script_cls *)c;
+
+	(void)frame;
+	(void)len;
+	v->n = 0;
+	v->drop_reason = k->drop ? k->drop : VDEMUX_DROP_NO_DEST;
+	if (k->ret)
+		return k->ret;
+	for (unsigned i = 0; i < k->n && i < v->cap; i++)
+		v->dests[v->n++] = k->dests[i];
+	return 0;
+}
+
+/* The engine borrows a classifier until the engine is destroyed (in the
+ * teardown): it must not live on a test's stack. */
+static struct script_cls script;
+
+static struct script_cls *script_reset(void)
+{
+	memset(&script, 0, sizeof(script));
+	return &script;
+}
+
+static void script_install(struct vt_fx *fx, struct script_cls *k)
+{
+	struct vdemux_classifier init = VDEMUX_CLASSIFIER_INIT;
+
+	k->base = init;
+	k->base.classify = script_classify;
+	assert_int_equal(vdemux_engine_set_classifier(fx->eng, &k->base), 0);
+}
+
+static struct vdemux_dest dest(vdemux_vm_id vm, uint8_t action, uint16_t tpid, uint16_t tci)
+{
+	struct vdemux_dest d;
+
+	memset(&d, 0, sizeof(d));
+	d.vm = vm;
+	d.action = action;
+	d.tpid = tpid;
+	d.tci = tci;
+	return d;
+}
+
+/* A frame tagged VLAN 5 at offset 12, pattern bytes after. */
+static uint8_t *tagged_frame(uint32_t len)
+{
+	uint8_t *f = malloc(len);
+
+	assert_non_null(f);
+	vt_frame_fill(f, len, vt_bcast, 4711);
+	f[12] = 0x81;
+	f[13] = 0x00;
+	f[14] = 0x00;
+	f[15] = 0x05;
+	return f;
+}
+
+/* What a VM should receive for @action applied to @in. */
+static uint32_t edited(const uint8_t *in, uint32_t len, uint8_t action, uint16_t tpid, uint16_t tci, uint8_t *out)
+{
+	uint8_t tag[4] = {(uint8_t)(tpid >> 8), (uint8_t)tpid, (uint8_t)(tci >> 8), (uint8_t)tci};
+
+	memcpy(out, in, 12);
+	switch (action) {
+	case VDEMUX_VLAN_STRIP:
+		memcpy(out + 12, in + 16, len - 16);
+		return len - 4;
+	case VDEMUX_VLAN_PUSH:
+		memcpy(out + 12, tag, 4);
+		memcpy(out + 16, in + 12, len - 12);
+		return len + 4;
+	case VDEMUX_VLAN_SET:
+		memcpy(out + 12, tag, 4);
+		memcpy(out + 16, in + 16, len - 16);
+		return len;
+	default:
+		memcpy(out, in, len);
+		return len;
+	}
+}
+
+/* Poll one frame of @vm (a chain) and compare it with @want. */
+static void expect_bytes(struct vt_fx *fx, struct vt_vm *vm, const uint8_t *want, uint32_t want_len)
+{
+	struct vdemux_completion c[20];
+	uint8_t page[VDEMUX_PAGE_SIZE];
+	uint32_t off = 0;
+	int n = vdemux_vm_poll(fx->eng, vm->id, c, 20);
+
+	assert_true(n >= 1);
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(!!(c[i].flags & VDEMUX_CPL_MORE), i + 1 < n);
+		assert_true(off + c[i].len <= want_len);
+		assert_int_equal(vt_guest_read_page(fx, 0, vm, c[i].gpa, page), 0);
+		assert_memory_equal(page, want + off, c[i].len);
+		if (!(c[i].flags & VDEMUX_CPL_COPIED))
+			assert_true(vt_all_zero(page + c[i].len, VDEMUX_PAGE_SIZE - c[i].len));
+		off += c[i].len;
+	}
+	assert_int_equal(off, want_len);
+}
+
+static void run_vlan_edits(void **state, enum vdemux_harvest h, enum vdemux_copy_policy cp, uint32_t len)
+{
+	struct vt_fx *fx = fx_with(state, 64, h, cp, 0);
+	struct vt_vm *v[4];
+	struct script_cls *k = script_reset();
+	uint8_t *in = tagged_frame(len), *want = malloc(len + 4);
+	struct vdemux_frame f = {.data = in, .len = len};
+	static const uint8_t actions[4] = {VDEMUX_VLAN_KEEP, VDEMUX_VLAN_STRIP, VDEMUX_VLAN_PUSH, VDEMUX_VLAN_SET};
+
+	assert_non_null(want);
+	for (int i = 0; i < 4; i++) {
+		struct vdemux_vm_opts o = vt_vm_opts(fx, 4);
+
+		v[i] = vt_vm_add(fx, &o);
+		vt_post_range(fx, v[i], 0, 4);
+		k->dests[i] = dest(v[i]->id, actions[i], VDEMUX_TPID_8021AD, (uint16_t)(0x3000 | (uint16_t)i));
+	}
+	k->n = 4;
+	script_install(fx, k);
+	assert_int_equal(vdemux_rx_burst(fx->eng, &f, 1), 1);
+	vt_check(fx);
+	assert_int_equal(vt_stats(fx).delivered, 4);
+	for (int i = 0; i < 4; i++) {
+		uint32_t wl = edited(in, len, actions[i], VDEMUX_TPID_8021AD, (uint16_t)(0x3000 | (uint16_t)i), want);
+
+		expect_bytes(fx, v[i], want, wl);
+		assert_int_equal(vt_vm_stats(fx, v[i]).bytes, wl);
+	}
+	free(in);
+	free(want);
+}
+
+static void test_vlan_keep_strip_push_set_per_destination_flipped(void **state)
+{
+	run_vlan_edits(state, VDEMUX_HARVEST_EAGER, VDEMUX_COPY_NEVER, 1000);
+}
+
+static void test_vlan_keep_strip_push_set_per_destination_copied(void **state)
+{
+	run_vlan_edits(state, VDEMUX_HARVEST_LAZY, VDEMUX_COPY_ALWAYS, 1000);
+}
+
+static void test_vlan_edits_across_page_boundaries_of_a_jumbo(void **state)
+{
+	/* 8190 B: the push makes 8194 B, one more page; the strip 8186 B */
+	run_vlan_edits(state, VDEMUX_HARVEST_EAGER, VDEMUX_COPY_NEVER, 8190);
+}
+
+static void test_vlan_edits_of_a_frame_ending_on_a_page_boundary(void **state)
+{
+	run_vlan_edits(state, VDEMUX_HARVEST_EAGER, VDEMUX_COPY_NEVER, 4096);
+}
+
+static void test_vlan_edits_on_zero_copy_pages(void **state)
+{
+	struct vt_fx *fx = fx_with(state, 64, VDEMUX_HARVEST_EAGER, VDEMUX_COPY_NEVER, 0);
+	struct vt_vm *v[2];
+	struct script_cls *k = script_reset();
+	uint8_t *in = tagged_frame(6000), *want = malloc(6004);
+	struct vdemux_rx_buf bufs[2];
+
+	assert_non_null(want);
+	for (int i = 0; i < 2; i++) {
+		struct vdemux_vm_opts o = vt_vm_opts(fx, 4);
+
+		v[i] = vt_vm_add(fx, &o);
+		vt_post_range(fx, v[i], 0, 4);
+	}
+	k->dests[0] = dest(v[0]->id, VDEMUX_VLAN_STRIP, 0, 0);
+	k->dests[1] = dest(v[1]->id, VDEMUX_VLAN_PUSH, VDEMUX_TPID_8021Q, 7);
+	k->n = 2;
+	script_install(fx, k);
+	assert_int_equal(vdemux_rx_alloc(fx->eng, bufs, 2), 2);
+	memcpy(bufs[0].data, in, 4096);
+	memcpy(bufs[1].data, in + 4096, 6000 - 4096);
+	bufs[0].len = 4096;
+	bufs[0].flags = VDEMUX_RXBUF_MORE;
+	bufs[1].len = 6000 - 4096;
+	bufs[1].flags = 0;
+	assert_int_equal(vdemux_rx_submit(fx->eng, bufs, 2), 2);
+	vt_check(fx);
+	expect_bytes(fx, v[0], want, edited(in, 6000, VDEMUX_VLAN_STRIP, 0, 0, want));
+	expect_bytes(fx, v[1], want, edited(in, 6000, VDEMUX_VLAN_PUSH, VDEMUX_TPID_8021Q, 7, want));
+	free(in);
+	free(want);
+}
+
+static void test_vlan_strip_of_a_frame_too_short_for_a_tag_is_malformed(void **state)
+{
+	struct vt_fx *fx = fx_with(state, 16, VDEMUX_HARVEST_EAGER, VDEMUX_COPY_NEVER, 0);
+	struct vdemux_vm_opts o = vt_vm_opts(fx, 2);
+	struct vt_vm *a = vt_vm_add(fx, &o);
+	struct script_cls *k = script_reset();
+	uint8_t *in = tagged_frame(17);
+	struct vdemux_frame f = {.data = in, .len = 17};
+
+	vt_post_range(fx, a, 0, 2);
+	k->dests[0] = dest(a->id, VDEMUX_VLAN_STRIP, 0, 0);
+	k->n = 1;
+	script_install(fx, k);
+	assert_int_equal(vdemux_rx_burst(fx->eng, &f, 1), 1);
+	assert_int_equal(vt_stats(fx).drops[VDEMUX_DROP_MALFORMED], 1);
+	assert_int_equal(vt_stats(fx).delivered, 0);
+	vt_check(fx);
+	free(in);
+}
+
+static void test_classifier_error_drops_the_frame_as_no_dest(void **state)
+{
+	struct vt_fx *fx = fx_with(state, 16, VDEMUX_HARVEST_EAGER, VDEMUX_COPY_NEVER, 0);
+	struct vdemux_vm_opts o = vt_vm_opts(fx, 2);
+	struct vt_vm *a = vt_vm_add(fx, &o);
+	struct script_cls *k = script_reset();
+	struct vt_burst b = {0};
+
+	vt_post_range(fx, a, 0, 2);
+	k->dests[0] = dest(a->id, VDEMUX_VLAN_KEEP, 0, 0);
+	k->n = 1;
+	k->ret = -ENOMEM;
+	script_install(fx, k);
+	vt_burst_add(fx, &b, a->id, 500);
+	assert_int_equal(vdemux_rx_burst(fx->eng, b.f, 1), 1);
+	assert_int_equal(vt_stats(fx).drops[VDEMUX_DROP_NO_DEST], 1);
+	assert_int_equal(vt_stats(fx).delivered, 0);
+	assert_int_equal(vt_vm_stats(fx, a).posted, 2);
+	vt_check(fx);
+	vt_burst_free(&b);
+}
+
+static void test_classifier_drop_reason_is_counted(void **state)
+{
+	struct vt_fx *fx = fx_with(state, 16, VDEMUX_HARVEST_EAGER, VDEMUX_COPY_NEVER, 0);
+	struct script_cls *k = script_reset();
+	struct vt_burst b = {0};
+
+	k->drop = VDEMUX_DROP_NO_SUBSCRIBER;
+	script_install(fx, k);
+	vt_burst_add(fx, &b, 0, 300);
+	assert_int_equal(vdemux_rx_burst(fx->eng, b.f, 1), 1);
+	assert_int_equal(vt_stats(fx).drops[VDEMUX_DROP_NO_SUBSCRIBER], 1);
+	assert_int_equal(vt_stats(fx).pages_free, 16);
+	vt_check(fx);
+	vt_burst_free(&b);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, vt_setup, vt_teardown)
 
 int main(void)
@@ -750,6 +1011,14 @@ int main(void)
 		T(test_default_policy_uses_the_backend_threshold),
 		T(test_vm_copy_policy_overrides_the_engine),
 		T(test_flips_of_a_burst_are_mapped_in_one_batch_per_vm),
+		T(test_vlan_keep_strip_push_set_per_destination_flipped),
+		T(test_vlan_keep_strip_push_set_per_destination_copied),
+		T(test_vlan_edits_across_page_boundaries_of_a_jumbo),
+		T(test_vlan_edits_of_a_frame_ending_on_a_page_boundary),
+		T(test_vlan_edits_on_zero_copy_pages),
+		T(test_vlan_strip_of_a_frame_too_short_for_a_tag_is_malformed),
+		T(test_classifier_error_drops_the_frame_as_no_dest),
+		T(test_classifier_drop_reason_is_counted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
