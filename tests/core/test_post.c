@@ -148,6 +148,22 @@ static void test_max_vms_is_enforced_with_enospc(void **state)
 	vt_check(fx);
 }
 
+static void test_default_max_vms_is_64(void **state)
+{
+	struct vt_fx *fx = fx_engine(state, VDEMUX_HARVEST_EAGER, 8);
+	struct vdemux_vm_opts o = VDEMUX_OPTS(vdemux_vm_opts, .rx_base = 0x100000, .rx_pages = 1,
+					      .flags = VDEMUX_VM_F_UNPOPULATED, .backends = fx->be,
+					      .n_backends = 1);
+	vdemux_vm_id ids[65];
+
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(vdemux_vm_add(fx->eng, &ids[i], &o), 0);
+	assert_int_equal(vdemux_vm_add(fx->eng, &ids[64], &o), -ENOSPC);
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(vdemux_vm_remove(fx->eng, ids[i]), 0);
+	vt_check(fx);
+}
+
 static void test_eager_post_unmaps_clears_and_pools_the_page(void **state)
 {
 	struct vt_fx *fx = fx_engine(state, VDEMUX_HARVEST_EAGER, 32);
@@ -507,6 +523,7 @@ int main(void)
 		T(test_vm_add_fails_with_enomem_when_pool_cannot_populate),
 		T(test_vm_ids_are_distinct_and_never_zero),
 		T(test_max_vms_is_enforced_with_enospc),
+		T(test_default_max_vms_is_64),
 		T(test_eager_post_unmaps_clears_and_pools_the_page),
 		T(test_eager_post_unmaps_in_one_batch),
 		T(test_posting_a_hole_calls_no_backend),

@@ -239,6 +239,48 @@ static void test_burst_on_an_empty_pool_is_enobufs_and_changes_nothing(void **st
 	vt_burst_free(&b);
 }
 
+static void test_broadcast_replicas_beyond_the_pool_are_dropped_as_no_pool(void **state)
+{
+	struct vt_fx *fx = fx_with(state, 2, VDEMUX_HARVEST_EAGER, VDEMUX_COPY_NEVER, 0);
+	struct vt_vm *v[3];
+	struct vt_burst b = {0};
+	struct vdemux_engine_stats s;
+	unsigned got = 0;
+
+	for (int i = 0; i < 3; i++)
+		v[i] = vm_posted(fx, 1, VDEMUX_VM_F_UNPOPULATED);
+	vt_burst_add(fx, &b, 0, 1000); /* three replicas, two pages */
+	assert_int_equal(vdemux_rx_burst(fx->eng, b.f, 1), 1);
+	vt_check(fx);
+	s = vt_stats(fx);
+	assert_int_equal(s.delivered, 2);
+	assert_int_equal(s.drops[VDEMUX_DROP_NO_POOL], 1);
+	for (int i = 0; i < 3; i++)
+		got += vt_guest_take(fx, v[i], NULL, 1);
+	assert_int_equal(got, 2);
+	vt_burst_free(&b);
+}
+
+static void test_default_max_frame_is_64k(void **state)
+{
+	struct vt_fx *fx = fx_with(state, 40, VDEMUX_HARVEST_EAGER, VDEMUX_COPY_NEVER, 0);
+	struct vt_vm *a = vm_posted(fx, 17, VDEMUX_VM_F_UNPOPULATED);
+	uint8_t *big = malloc(65537);
+	struct vdemux_frame f = {.data = big, .len = 65537};
+	uint8_t dst[6];
+
+	assert_non_null(big);
+	vt_mac(a->id, dst);
+	vt_frame_fill(big, 65537, dst, 1);
+	assert_int_equal(vdemux_rx_burst(fx->eng, &f, 1), -EMSGSIZE);
+	f.len = 65536;
+	vt_frame_fill(big, 65536, dst, 2);
+	assert_int_equal(vdemux_rx_burst(fx->eng, &f, 1), 1);
+	assert_int_equal(vt_guest_take(fx, a, NULL, 1), 1);
+	vt_check(fx);
+	free(big);
+}
+
 /* ---- jumbo frames ---- */
 
 static void test_jumbo_frame_spans_pages_and_buffers_as_one_chain(void **state)
@@ -991,6 +1033,8 @@ int main(void)
 		T(test_poll_returns_at_most_n_oldest_first),
 		T(test_burst_stops_where_the_pool_runs_out),
 		T(test_burst_on_an_empty_pool_is_enobufs_and_changes_nothing),
+		T(test_broadcast_replicas_beyond_the_pool_are_dropped_as_no_pool),
+		T(test_default_max_frame_is_64k),
 		T(test_jumbo_frame_spans_pages_and_buffers_as_one_chain),
 		T(test_64k_frame_is_delivered_as_16_pages),
 		T(test_max_frame_64k_plus_4_takes_17_pages),

@@ -97,6 +97,26 @@ struct vt_snap *vt_snap_take(struct vt_fx *fx)
 	return s;
 }
 
+/* Name of 64-bit word @i of struct vdemux_engine_stats, for messages. */
+static const char *es_word_name(int i)
+{
+	static const char *const names[] = {
+		"pages_total", "pages_free", "pages_filling", "pages_assigned", "rx_frames", "rx_bytes",
+		"delivered", "flips", "copies", "harvests", "completions", "signals", "release_requests",
+		"backend_errors", "rollback_failures",
+	};
+	int first_drop = (int)(offsetof(struct vdemux_engine_stats, drops) / sizeof(uint64_t));
+	int first_bad = (int)(offsetof(struct vdemux_engine_stats, bad_input) / sizeof(uint64_t));
+
+	if (i < (int)(sizeof(names) / sizeof(names[0])) && i < first_drop)
+		return names[i];
+	if (i >= first_drop && i < first_bad)
+		return vdemux_drop_reason_name(i - first_drop);
+	if (i >= first_bad)
+		return vdemux_bad_input_name(i - first_bad);
+	return "?";
+}
+
 static int first_diff(const uint64_t *a, const uint64_t *b, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -135,7 +155,7 @@ void vt_snap_expect_same_at(struct vt_fx *fx, const struct vt_snap *before, int 
 	d = first_diff((const uint64_t *)&before->es, (const uint64_t *)&now->es,
 		       sizeof(now->es) / sizeof(uint64_t));
 	if (d >= 0)
-		VT_FAIL_AT(file, line, "engine stats word %d changed: %llu -> %llu", d,
+		VT_FAIL_AT(file, line, "engine stats word %d (%s) changed: %llu -> %llu", d, es_word_name(d),
 			   (unsigned long long)((const uint64_t *)&before->es)[d],
 			   (unsigned long long)((const uint64_t *)&now->es)[d]);
 	for (unsigned v = 0; v < fx->nvms; v++) {
