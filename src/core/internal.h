@@ -135,8 +135,8 @@ struct vdemux_engine {
 	uint32_t copy_threshold;
 	uint32_t low_watermark;
 
-	struct vdemux_backend *bes[MAX_BACKENDS];
-	unsigned nbe;
+	struct vdemux_backend **bes; /* registered backends (grows) */
+	unsigned nbe, bes_cap;
 
 	vdemux_l2 *l2;
 	struct vdemux_classifier *cls;
