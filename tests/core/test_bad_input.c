@@ -611,8 +611,13 @@ static void test_vm_add_with_nine_backends_is_einval(void **state)
 	struct vdemux_vm_opts o = vt_vm_opts(w->fx, 2);
 	struct vdemux_backend *nine[9];
 
-	for (int i = 0; i < 9; i++)
-		nine[i] = w->fx->be[0];
+	/* nine distinct registered backends: a VM may use at most 8 */
+	nine[0] = w->fx->be[0];
+	for (int i = 1; i < 9; i++) {
+		assert_int_equal(vdemux_sim_create(&nine[i], NULL), 0);
+		assert_int_equal(vdemux_engine_add_backend(w->fx->eng, nine[i]), 0);
+	}
+	resnap(w);
 	o.backends = nine;
 	o.n_backends = 9;
 	expect_vm_add_refused(w, &o);

@@ -481,23 +481,50 @@ static void test_add_backend_twice_is_eexist(void **state)
 	assert_int_equal(freed, 1); /* freed once, not twice */
 }
 
-static void test_add_backend_ninth_is_enospc_and_destroy_frees_each_once(void **state)
+static void test_add_backend_has_no_engine_wide_limit_and_destroy_frees_each_once(void **state)
 {
-	int freed[9] = {0};
-	struct fake_be *f[9];
+	enum { N = 12 };
+	int freed[N] = {0};
 	vdemux_engine *eng = engine_new(8);
 
 	(void)state;
-	for (int i = 0; i < 9; i++)
-		f[i] = fake_new(&freed[i]);
-	for (int i = 0; i < 8; i++)
-		assert_int_equal(vdemux_engine_add_backend(eng, &f[i]->base), 0);
-	assert_int_equal(vdemux_engine_add_backend(eng, &f[8]->base), -ENOSPC);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(vdemux_engine_add_backend(eng, &fake_new(&freed[i])->base), 0);
 	vdemux_engine_destroy(eng);
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < N; i++)
 		assert_int_equal(freed[i], 1);
-	assert_int_equal(freed[8], 0);
-	fake_free(&f[8]->base);
+}
+
+static void test_remove_backend_frees_an_unused_backend_once(void **state)
+{
+	int freed = 0, stray_freed = 0;
+	struct fake_be *f = fake_new(&freed), *stray = fake_new(&stray_freed);
+	vdemux_engine *eng = engine_new(8);
+	struct vdemux_backend *be = &f->base;
+	struct vdemux_vm_opts vo = VDEMUX_OPTS(vdemux_vm_opts, .rx_base = 0x200000, .rx_pages = 2,
+					       .backends = &be, .n_backends = 1);
+	vdemux_vm_id id = 0;
+
+	(void)state;
+	assert_int_equal(vdemux_engine_remove_backend(NULL, be), -EINVAL);
+	assert_int_equal(vdemux_engine_remove_backend(eng, NULL), -EINVAL);
+	assert_int_equal(vdemux_engine_remove_backend(eng, &stray->base), -ENOENT);
+	assert_int_equal(stray_freed, 0);
+	assert_int_equal(vdemux_engine_add_backend(eng, be), 0);
+	assert_int_equal(vdemux_vm_add(eng, &id, &vo), 0);
+	/* still used by a VM: refused, nothing changed, the VM still works */
+	assert_int_equal(vdemux_engine_remove_backend(eng, be), -EBUSY);
+	assert_int_equal(freed, 0);
+	assert_int_equal(vdemux_engine_check(eng, NULL, 0), 0);
+	assert_int_equal(vdemux_vm_remove(eng, id), 0);
+	assert_int_equal(vdemux_engine_remove_backend(eng, be), 0);
+	assert_int_equal(freed, 1);
+	assert_int_equal(vdemux_engine_remove_backend(eng, be), -ENOENT);
+	/* no longer registered: a VM cannot use it */
+	assert_int_equal(vdemux_vm_add(eng, &id, &vo), -EINVAL);
+	vdemux_engine_destroy(eng);
+	assert_int_equal(freed, 1); /* not freed again at destroy */
+	fake_free(&stray->base);
 }
 
 /* ---- classifier ---- */
@@ -757,7 +784,8 @@ int main(void)
 		cmocka_unit_test(test_add_backend_refuses_null),
 		cmocka_unit_test(test_add_backend_accepts_without_optional_ops),
 		cmocka_unit_test(test_add_backend_twice_is_eexist),
-		cmocka_unit_test(test_add_backend_ninth_is_enospc_and_destroy_frees_each_once),
+		cmocka_unit_test(test_add_backend_has_no_engine_wide_limit_and_destroy_frees_each_once),
+		cmocka_unit_test(test_remove_backend_frees_an_unused_backend_once),
 		cmocka_unit_test(test_set_classifier_checks_version_and_classify),
 		cmocka_unit_test_setup_teardown(test_installed_classifier_is_consulted_and_null_restores_l2, vt_setup,
 						vt_teardown),
