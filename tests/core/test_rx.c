@@ -222,7 +222,7 @@ static void test_burst_stops_where_the_pool_runs_out(void **state)
 	vt_burst_free(&b);
 }
 
-static void test_burst_on_an_empty_pool_is_enobufs_and_changes_nothing(void **state)
+static void test_burst_on_an_empty_pool_is_enobufs_and_only_asks_for_pages(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 2, VDEMUX_HARVEST_EAGER, VDEMUX_COPY_NEVER, 0);
 	struct vdemux_vm_opts o = vt_vm_opts(fx, 2);
@@ -233,6 +233,11 @@ static void test_burst_on_an_empty_pool_is_enobufs_and_changes_nothing(void **st
 	vt_burst_add(fx, &b, a->id, 100);
 	before = vt_snap_take(fx);
 	assert_int_equal(vdemux_rx_burst(fx->eng, b.f, 1), -ENOBUFS);
+	/* The one change: VMs holding pages are asked to release some. */
+	assert_true(vdemux_vm_take_signals(fx->eng, a->id) & VDEMUX_SIG_RELEASE);
+	before->es.signals++;
+	before->es.release_requests++;
+	before->vs[0].signals++;
 	vt_snap_expect_same(fx, before, -1);
 	vt_check(fx);
 	free(before);
@@ -1032,7 +1037,7 @@ int main(void)
 		T(test_broadcast_gives_each_vm_its_own_page),
 		T(test_poll_returns_at_most_n_oldest_first),
 		T(test_burst_stops_where_the_pool_runs_out),
-		T(test_burst_on_an_empty_pool_is_enobufs_and_changes_nothing),
+		T(test_burst_on_an_empty_pool_is_enobufs_and_only_asks_for_pages),
 		T(test_broadcast_replicas_beyond_the_pool_are_dropped_as_no_pool),
 		T(test_default_max_frame_is_64k),
 		T(test_jumbo_frame_spans_pages_and_buffers_as_one_chain),
