@@ -4,7 +4,7 @@ set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libcmocka-dev valgrind doxygen graphviz
-  libpcap-dev libdpdk-dev tcpdump iproute2
+  libpcap-dev libdpdk-dev tcpdump iproute2 python3
   qemu-system-x86 linux-image-amd64 busybox-static cpio kmod xz-utils
 )
 missing=()
