@@ -104,11 +104,7 @@ static bool deliver_one(struct vdemux_engine *e, struct vm *vm, const struct vd_
 		if (d->action == VDEMUX_VLAN_STRIP)
 			out_len = len - 4;
 	} else if (d->action == VDEMUX_VLAN_PUSH) {
-		out_len = len + 4;
-		if (out_len > e->max_frame + 4) {
-			drop(e, vm, VDEMUX_DROP_TOO_BIG);
-			return false;
-		}
+		out_len = len + 4; /* at most max_frame + 4: MAX_FRAME_PAGES allows it */
 	} else if (d->action != VDEMUX_VLAN_KEEP) {
 		drop(e, vm, VDEMUX_DROP_NO_DEST);
 		return false;
