@@ -72,8 +72,15 @@ struct vdemux_kvm_opts {
  */
 #define VDEMUX_KVM_F_HOME_FD 0x2u
 
-/** The copy threshold used when vdemux_kvm_opts::copy_threshold is 0 (bytes). */
-#define VDEMUX_KVM_COPY_THRESHOLD_DEFAULT 2048u
+/**
+ * The copy threshold used when vdemux_kvm_opts::copy_threshold is 0 (bytes):
+ * every frame the engine accepts. Measured with bench/bench_kvm (see
+ * docs/performance.md): copying a frame into a buffer the guest still has
+ * mapped was cheaper than remapping its pages at every size up to 64 KiB.
+ * Flips still happen where the buffer is a hole (eager harvest). Run the
+ * benchmark on the target machine and set the option to change it.
+ */
+#define VDEMUX_KVM_COPY_THRESHOLD_DEFAULT 65540u
 
 /**
  * Create a KVM backend for one VM, to register with
@@ -123,6 +130,8 @@ VDEMUX_API int vdemux_kvm_stats(struct vdemux_backend *be, struct vdemux_kvm_sta
 
 /**
  * Which arena page the backend has mapped at @p gpa of the RX window.
+ * @param be    a backend made by vdemux_kvm_create()
+ * @param gpa   a page-aligned GPA
  * @param[out] page the arena page index, or VDEMUX_NO_PAGE for a hole
  *                  (also after vdemux_kvm_backfill())
  * @return 0; -EINVAL (NULL, not a KVM backend, @p gpa not page-aligned);

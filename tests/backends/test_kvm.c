@@ -311,6 +311,13 @@ static void test_create_rejects_bad_options(void **state)
 	assert_string_equal(be->name, "kvm");
 	assert_int_equal(be->copy_threshold, VDEMUX_KVM_COPY_THRESHOLD_DEFAULT);
 	be->free(be);
+
+	/* The VMM's own measured threshold. */
+	struct vdemux_kvm_opts mine = o;
+	mine.copy_threshold = 512;
+	assert_int_equal(vdemux_kvm_create(&be, &mine), 0);
+	assert_int_equal(be->copy_threshold, 512);
+	be->free(be);
 }
 
 static void test_set_memslot_on_a_non_kvm_fd_fails_cleanly(void **state)
