@@ -15,7 +15,8 @@
 extern "C" {
 #endif
 
-#if defined(__GNUC__) && !defined(VDEMUX_STATIC_BUILD_NO_VISIBILITY)
+/** Marks the functions the library exports. */
+#if defined(__GNUC__)
 #define VDEMUX_API __attribute__((visibility("default")))
 #else
 #define VDEMUX_API

@@ -79,10 +79,19 @@ VDEMUX_API void vdemux_engine_destroy(vdemux_engine *eng);
  * @c free at destroy).
  * @return 0; -EINVAL (NULL, missing mandatory operation, non-zero flags);
  *         -EPROTO (unknown version); -EEXIST (already registered);
- *         -ENOSPC (too many backends, at most 8). On failure the caller
- *         keeps the backend.
+ *         -ENOMEM. On failure the caller keeps the backend. There is no
+ *         limit on the number of backends (KVM and VFIO backends are one
+ *         per VM); a VM uses at most 8.
  */
 VDEMUX_API int vdemux_engine_add_backend(vdemux_engine *eng, struct vdemux_backend *be);
+
+/**
+ * Unregister a backend no VM uses any more, and free it (its @c free is
+ * called), for example after removing the VM a per-VM backend served.
+ * @return 0; -EINVAL (NULL); -ENOENT (not registered); -EBUSY (a VM still
+ *         uses it; nothing changed).
+ */
+VDEMUX_API int vdemux_engine_remove_backend(vdemux_engine *eng, struct vdemux_backend *be);
 
 /**
  * Install a classifier (borrowed: it must outlive its use), or NULL to go
@@ -133,6 +142,7 @@ struct vdemux_engine_stats {
 
 /**
  * Read the engine counters.
+ * @param eng       the engine
  * @param[out] out  filled with min(@p size, sizeof) bytes
  * @param size      sizeof(*out) as compiled by the caller
  * @return 0; -EINVAL (NULL).
@@ -145,6 +155,7 @@ VDEMUX_API int vdemux_engine_stats(const vdemux_engine *eng, struct vdemux_engin
  * ASSIGNED page at exactly one GPA of one VM, counts conserved, no VM above
  * its quota. Costs O(pages * page size); for tests and debugging.
  *
+ * @param eng       the engine
  * @param[out] msg  if not NULL, a description of the first violation
  * @param msglen    size of @p msg
  * @return 0 if consistent; -EUCLEAN on a violation; -EINVAL (NULL engine).

@@ -69,7 +69,10 @@ VDEMUX_API int vdemux_sim_read(struct vdemux_backend *sim, vdemux_vm_id vm, uint
 VDEMUX_API int vdemux_sim_write(struct vdemux_backend *sim, vdemux_vm_id vm, uint64_t gpa, const void *buf, size_t len);
 
 /**
- * Translate one GPA of a VM.
+ * Translate one GPA of a VM (as the simulated device would: through the IOTLB).
+ * @param sim       the simulated backend
+ * @param vm        the VM
+ * @param gpa       the address
  * @param[out] page arena page index (VDEMUX_NO_PAGE for a hole)
  * @return 0; -ENOENT (VM not attached); -EINVAL.
  */

@@ -18,6 +18,7 @@
 #include <vdemux/rx.h>
 #include <vdemux/signal.h>
 #include <vdemux/sim.h>
+#include <vdemux/vfio.h>
 #include <vdemux/vm.h>
 
 #endif

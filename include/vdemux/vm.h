@@ -56,7 +56,9 @@ struct vdemux_vm_opts {
  * Add a VM. Unless VDEMUX_VM_F_UNPOPULATED, every slot of the RX window is
  * backed by a zeroed pool page, mapped in every backend (in one batch).
  *
+ * @param eng        the engine
  * @param[out] out_id the VM's id (never 0), set on success
+ * @param opts       the VM's options (required: rx_pages, backends)
  * @return 0; -EINVAL (NULL, bad option, backend not registered, window not
  *         page-aligned, quota below a populated window, trailing option
  *         bytes); -ENOSPC (max_vms reached); -ENOMEM (pool too small to
@@ -81,7 +83,10 @@ VDEMUX_API int vdemux_vm_remove(vdemux_engine *eng, vdemux_vm_id vm);
  *
  * Validation is all-or-nothing: any bad GPA and nothing is posted.
  *
+ * @param eng   the engine
+ * @param vm    the VM
  * @param gpas  @p n page-aligned GPAs, no duplicates
+ * @param n     number of GPAs, >= 1
  * @return the number of GPAs posted, which are gpas[0, ret): @p n, or fewer
  *         if a backend failed part-way (the rest are left as they were; the
  *         failure is counted in backend_errors);
@@ -148,6 +153,9 @@ struct vdemux_vm_stats {
 
 /**
  * Read a VM's counters.
+ * @param eng       the engine
+ * @param vm        the VM
+ * @param[out] out  filled with min(@p size, sizeof) bytes
  * @param size sizeof(*out) as compiled by the caller
  * @return 0; -EINVAL; -ENOENT.
  */

@@ -45,6 +45,7 @@ static void engine_free(struct vdemux_engine *e)
 	for (unsigned i = 0; i < e->nbe; i++)
 		if (e->bes[i]->free)
 			e->bes[i]->free(e->bes[i]);
+	vd_free(&h, e->bes);
 	if (e->l2)
 		vdemux_l2_destroy(e->l2);
 	if (e->own_arena)
@@ -119,6 +120,7 @@ int vdemux_engine_create(vdemux_engine **out, const struct vdemux_engine_opts *u
 	e->copy_threshold = o.copy_threshold;
 	e->low_watermark = o.low_watermark;
 	e->release_armed = true;
+	e->pend_gen = 1;
 	e->pend_cap = PEND_CAP;
 	e->mbuf_cap = PEND_CAP;
 
@@ -179,8 +181,19 @@ int vdemux_engine_add_backend(vdemux_engine *e, struct vdemux_backend *be)
 	for (unsigned i = 0; i < e->nbe; i++)
 		if (e->bes[i] == be)
 			return -EEXIST;
-	if (e->nbe == MAX_BACKENDS)
-		return -ENOSPC;
+	if (e->nbe == e->bes_cap) {
+		/* Backends such as KVM and VFIO are one per VM: no fixed limit. */
+		unsigned cap = e->bes_cap ? e->bes_cap * 2 : 8;
+		struct vdemux_backend **n = vd_calloc(&e->alloc, cap, sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		if (e->nbe)
+			memcpy(n, e->bes, e->nbe * sizeof(*n));
+		vd_free(&e->alloc, e->bes);
+		e->bes = n;
+		e->bes_cap = cap;
+	}
 	e->bes[e->nbe++] = be;
 	vd_log(e, VDEMUX_LOG_INFO, "backend %s registered", be->name ? be->name : "?");
 	return 0;
@@ -199,6 +212,34 @@ int vdemux_engine_set_classifier(vdemux_engine *e, struct vdemux_classifier *cls
 	if (!cls->classify)
 		return -EINVAL;
 	e->cls = cls;
+	return 0;
+}
+
+int vdemux_engine_remove_backend(vdemux_engine *e, struct vdemux_backend *be)
+{
+	unsigned i;
+
+	if (!e)
+		return -EINVAL;
+	if (!be) {
+		vd_bad(e, VDEMUX_BAD_NULL);
+		return -EINVAL;
+	}
+	for (i = 0; i < e->nbe && e->bes[i] != be; i++)
+		;
+	if (i == e->nbe)
+		return -ENOENT;
+	for (uint32_t v = 0; v < e->max_vms; v++) {
+		const struct vm *vm = e->vms[v];
+
+		for (unsigned b = 0; vm && b < vm->nbe; b++)
+			if (vm->bes[b].be == be)
+				return -EBUSY;
+	}
+	memmove(&e->bes[i], &e->bes[i + 1], (e->nbe - i - 1) * sizeof(*e->bes));
+	e->nbe--;
+	if (be->free)
+		be->free(be);
 	return 0;
 }
 

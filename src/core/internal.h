@@ -83,6 +83,11 @@ struct vm {
 	/* completions, FIFO */
 	struct vdemux_completion *cq;
 	uint32_t cq_cap, cq_head, cq_count;
+	uint32_t cq_pending; /* completions planned, not yet queued */
+	/* this VM's entries in the engine's pending plans (valid while
+	 * pend_gen equals the engine's) */
+	uint32_t pend_gen, pend_head, pend_tail;
+	struct vm *pend_vm_next;
 	struct vdemux_vm_stats st;
 };
 
@@ -98,6 +103,8 @@ struct pend {
 	uint8_t kind;
 	uint8_t pad;
 	uint32_t frame;     /* delivery sequence: chunks of one delivery share it */
+	uint32_t flen;      /* bytes of the whole delivery */
+	uint32_t next;      /* next entry of the same VM, or NO_SLOT */
 	uint8_t tstate;     /* TS_*: what the tables hold for this entry */
 	uint32_t stale_page; /* page an undo failed to remove, or VDEMUX_NO_PAGE */
 };
@@ -128,8 +135,8 @@ struct vdemux_engine {
 	uint32_t copy_threshold;
 	uint32_t low_watermark;
 
-	struct vdemux_backend *bes[MAX_BACKENDS];
-	unsigned nbe;
+	struct vdemux_backend **bes; /* registered backends (grows) */
+	unsigned nbe, bes_cap;
 
 	vdemux_l2 *l2;
 	struct vdemux_classifier *cls;
@@ -145,6 +152,8 @@ struct vdemux_engine {
 	struct pend *pend;
 	uint32_t npend, pend_cap;
 	uint32_t frame_seq;
+	uint32_t pend_gen;
+	struct vm *pend_vms; /* VMs with pending plans */
 	struct vdemux_map *mbuf, *mbuf2;
 	uint32_t *ibuf;
 	uint8_t *sbuf; /* per-entry flags */
@@ -201,7 +210,13 @@ bool vd_cq_push(struct vm *vm, uint64_t gpa, uint32_t len, uint16_t flags);
 void vd_check_watermark(struct vdemux_engine *e);
 
 /* ---- rx.c ---- */
-int vd_deliver_frame(struct vdemux_engine *e, const uint32_t *pages, uint32_t len);
+/* A frame to deliver: in pool pages (zero-copy) or in the caller's memory. */
+struct vd_src {
+	const uint32_t *pages;
+	const uint8_t *flat;
+	uint32_t len;
+};
+int vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src);
 void vd_flush_pending(struct vdemux_engine *e);
 
 /* ---- l2.c ---- */

@@ -11,10 +11,16 @@ static uint32_t npages_for(uint32_t len)
 	return (len + PAGE - 1) / PAGE;
 }
 
-/* Copy bytes [off, off + n) of the frame held in pages[] to dst. */
-static void src_read(const struct vdemux_engine *e, const uint32_t *pages, uint32_t off, uint8_t *dst,
-		     uint32_t n)
+/* Copy bytes [off, off + n) of the frame to dst. */
+static void src_read(const struct vdemux_engine *e, const struct vd_src *src, uint32_t off,
+		     uint8_t *dst, uint32_t n)
 {
+	const uint32_t *pages = src->pages;
+
+	if (src->flat) {
+		memcpy(dst, src->flat + off, n);
+		return;
+	}
 	while (n) {
 		uint32_t in = off % PAGE, k = PAGE - in < n ? PAGE - in : n;
 
@@ -27,7 +33,7 @@ static void src_read(const struct vdemux_engine *e, const uint32_t *pages, uint3
 
 /* Bytes [off, off + n) of what destination d receives: the frame with the
  * first tag edited as d says. */
-static void emit(const struct vdemux_engine *e, const uint32_t *pages, const struct vdemux_dest *d,
+static void emit(const struct vdemux_engine *e, const struct vd_src *pages, const struct vdemux_dest *d,
 		 uint32_t off, uint8_t *dst, uint32_t n)
 {
 	uint8_t tag[4] = {(uint8_t)(d->tpid >> 8), (uint8_t)d->tpid, (uint8_t)(d->tci >> 8),
@@ -80,11 +86,14 @@ static void free_pages(struct vdemux_engine *e, const uint32_t *pages, uint32_t 
 /* Plan the delivery of a frame to one VM. When consume is set, the frame's
  * own pages may be flipped (the frame is delivered as it came), and every
  * page of it not used is freed here. Returns true if the pages were
- * consumed (used or freed). */
-static bool deliver_one(struct vdemux_engine *e, struct vm *vm, const uint32_t *pages, uint32_t len,
+ * consumed (used or freed). A frame without pages of its own (src->flat)
+ * is copied straight into the VM's buffer, or into fresh pool pages that
+ * are then flipped. */
+static bool deliver_one(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
 			const struct vdemux_dest *d, bool consume)
 {
-	uint32_t out_len = len, nch, nholes = 0, nfresh = 0, fresh[MAX_FRAME_PAGES], seq;
+	const uint32_t *pages = src->pages;
+	uint32_t len = src->len, out_len = len, nch, nholes = 0, nfresh = 0, fresh[MAX_FRAME_PAGES], seq;
 	bool copy;
 
 	if (d->action == VDEMUX_VLAN_STRIP || d->action == VDEMUX_VLAN_SET) {
@@ -104,18 +113,20 @@ static bool deliver_one(struct vdemux_engine *e, struct vm *vm, const uint32_t *
 		drop(e, vm, VDEMUX_DROP_NO_DEST);
 		return false;
 	}
-	consume = consume && d->action == VDEMUX_VLAN_KEEP;
+	consume = consume && d->action == VDEMUX_VLAN_KEEP && pages;
 	nch = npages_for(out_len);
+	/* Applying the pending plans changes queues and the pool: do it
+	 * before deciding anything. */
+	if (e->npend + nch > e->pend_cap || (e->npend && e->nfree < nch))
+		vd_flush_pending(e);
 	if (vm->pq_count < nch) {
 		drop(e, vm, VDEMUX_DROP_NO_BUFFER);
 		return false;
 	}
-	if (vm->cq_cap - vm->cq_count < nch + 0u) {
+	if (vm->cq_cap - vm->cq_count - vm->cq_pending < nch) {
 		drop(e, vm, VDEMUX_DROP_CQ_FULL);
 		return false;
 	}
-	if (e->npend + nch > e->pend_cap)
-		vd_flush_pending(e);
 	copy = out_len <= vm->eff_threshold;
 	for (uint32_t i = 0; i < nch; i++) {
 		const struct slot *sl = &vm->slots[vm->postq[(vm->pq_head + i) % vm->rx_pages]];
@@ -131,10 +142,6 @@ static bool deliver_one(struct vdemux_engine *e, struct vm *vm, const uint32_t *
 		drop(e, vm, VDEMUX_DROP_QUOTA);
 		return false;
 	}
-	if (nfresh > e->nfree && e->npend) {
-		/* Pending remaps free old pages. */
-		vd_flush_pending(e);
-	}
 	if (nfresh > e->nfree) {
 		drop(e, vm, VDEMUX_DROP_NO_POOL);
 		return false;
@@ -146,17 +153,29 @@ static bool deliver_one(struct vdemux_engine *e, struct vm *vm, const uint32_t *
 	for (uint32_t i = 0; i < nch; i++) {
 		uint32_t s = vm->postq[vm->pq_head];
 		struct slot *sl = &vm->slots[s];
-		struct pend *pe = &e->pend[e->npend++];
+		uint32_t idx = e->npend++;
+		struct pend *pe = &e->pend[idx];
 		uint32_t off = i * PAGE, k = out_len - off < PAGE ? out_len - off : PAGE;
 
 		vm->pq_head = (vm->pq_head + 1) % vm->rx_pages;
 		vm->pq_count--;
 		sl->posted = 0;
 		pe->vm = vm;
+		pe->next = NO_SLOT;
+		if (vm->pend_gen != e->pend_gen) {
+			vm->pend_gen = e->pend_gen;
+			vm->pend_head = idx;
+			vm->pend_vm_next = e->pend_vms;
+			e->pend_vms = vm;
+		} else {
+			e->pend[vm->pend_tail].next = idx;
+		}
+		vm->pend_tail = idx;
 		pe->slot = s;
 		pe->len = k;
 		pe->flags = i + 1 < nch ? VDEMUX_CPL_MORE : 0;
 		pe->frame = seq;
+		pe->flen = out_len;
 		pe->tstate = TS_UNTOUCHED;
 		pe->stale_page = VDEMUX_NO_PAGE;
 		pe->old_page = sl->page;
@@ -164,7 +183,7 @@ static bool deliver_one(struct vdemux_engine *e, struct vm *vm, const uint32_t *
 			pe->kind = PEND_COPY;
 			pe->new_page = VDEMUX_NO_PAGE;
 			pe->flags |= VDEMUX_CPL_COPIED;
-			emit(e, pages, d, off, pg_addr(e, sl->page), k);
+			emit(e, src, d, off, pg_addr(e, sl->page), k);
 			if (consume)
 				vd_pool_put(e, pages[i]);
 			continue;
@@ -173,7 +192,7 @@ static bool deliver_one(struct vdemux_engine *e, struct vm *vm, const uint32_t *
 			pe->new_page = pages[i];
 		} else {
 			pe->new_page = fresh[nfresh++];
-			emit(e, pages, d, off, pg_addr(e, pe->new_page), k);
+			emit(e, src, d, off, pg_addr(e, pe->new_page), k);
 			e->pages[pe->new_page].dirty = k;
 		}
 		if (sl->page == VDEMUX_NO_PAGE) {
@@ -183,20 +202,25 @@ static bool deliver_one(struct vdemux_engine *e, struct vm *vm, const uint32_t *
 			pe->kind = PEND_REMAP;
 		}
 	}
+	vm->cq_pending += nch;
 	vm->st.delivered++;
 	vm->st.bytes += out_len;
 	e->st.delivered++;
 	return consume;
 }
 
-int vd_deliver_frame(struct vdemux_engine *e, const uint32_t *pages, uint32_t len)
+int vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 {
 	struct vdemux_verdict v = {.dests = e->dests, .cap = e->max_vms};
-	uint32_t np = npages_for(len);
+	const uint32_t *pages = src->pages;
+	uint32_t len = src->len, np = pages ? npages_for(len) : 0;
 	int consumer = -1, r;
 	bool consumed = false;
 
-	r = e->cls->classify(e->cls, pg_addr(e, pages[0]), len < PAGE ? len : PAGE, &v);
+	if (src->flat)
+		r = e->cls->classify(e->cls, src->flat, len, &v);
+	else
+		r = e->cls->classify(e->cls, pg_addr(e, pages[0]), len < PAGE ? len : PAGE, &v);
 	if (r < 0 || v.n == 0) {
 		drop(e, NULL, r < 0 ? VDEMUX_DROP_NO_DEST : v.drop_reason);
 		free_pages(e, pages, np);
@@ -212,6 +236,8 @@ int vd_deliver_frame(struct vdemux_engine *e, const uint32_t *pages, uint32_t le
 			break;
 		}
 	}
+	/* Replicas first: once the consumer has the pages, they may be freed
+	 * (copied) or mapped into its VM. */
 	for (unsigned k = 0; k < v.n; k++) {
 		struct vm *vm = vd_vm_get(e, v.dests[k].vm);
 
@@ -219,11 +245,12 @@ int vd_deliver_frame(struct vdemux_engine *e, const uint32_t *pages, uint32_t le
 			drop(e, NULL, VDEMUX_DROP_UNKNOWN_VM);
 			continue;
 		}
-		if ((int)k == consumer)
-			consumed = deliver_one(e, vm, pages, len, &v.dests[k], true);
-		else
-			deliver_one(e, vm, pages, len, &v.dests[k], false);
+		if ((int)k != consumer)
+			deliver_one(e, vm, src, &v.dests[k], false);
 	}
+	if (consumer >= 0)
+		consumed = deliver_one(e, vd_vm_get(e, v.dests[consumer].vm), src,
+				       &v.dests[consumer], true);
 	if (!consumed)
 		free_pages(e, pages, np);
 	return 0;
@@ -235,22 +262,28 @@ int vd_deliver_frame(struct vdemux_engine *e, const uint32_t *pages, uint32_t le
  * entries of vm selected by pick(); e->ibuf maps batch index -> pend index. */
 typedef bool (*pick_fn)(const struct pend *pe);
 
+static uint32_t abs_or_none(const struct vdemux_engine *e, uint32_t p)
+{
+	return p == VDEMUX_NO_PAGE ? p : abs_page(e, p);
+}
+
+/* Gather from the VM's list of entries, starting at index from. */
 static unsigned gather(struct vdemux_engine *e, struct vm *vm, uint32_t from, pick_fn pick,
 		       bool new_page, uint32_t *next)
 {
 	unsigned n = 0;
 	uint32_t i;
 
-	for (i = from; i < e->npend && n < e->mbuf_cap; i++) {
+	for (i = from; i != NO_SLOT && n < e->mbuf_cap; i = e->pend[i].next) {
 		struct pend *pe = &e->pend[i];
 
-		if (pe->vm != vm || !pick(pe))
+		if (!pick(pe))
 			continue;
 		e->mbuf[n].gpa = vm->rx_base + (uint64_t)pe->slot * PAGE;
-		e->mbuf[n].page = abs_page(e, new_page ? pe->new_page : pe->old_page);
+		e->mbuf[n].page = abs_or_none(e, new_page ? pe->new_page : pe->old_page);
 		e->mbuf[n].pad = 0;
 		e->mbuf2[n] = e->mbuf[n];
-		e->mbuf2[n].page = abs_page(e, new_page ? pe->old_page : pe->new_page);
+		e->mbuf2[n].page = abs_or_none(e, new_page ? pe->old_page : pe->new_page);
 		e->ibuf[n++] = i;
 	}
 	*next = i;
@@ -279,7 +312,7 @@ static bool pick_undo(const struct pend *pe)
 static void run(struct vdemux_engine *e, struct vm *vm, enum tbl_op op, pick_fn pick, bool new_page,
 		uint8_t on_ok, bool stale_is_new)
 {
-	uint32_t from = 0;
+	uint32_t from = vm->pend_head;
 
 	for (;;) {
 		unsigned n = gather(e, vm, from, pick, new_page, &from), done;
@@ -354,34 +387,29 @@ static void flush_vm(struct vdemux_engine *e, struct vm *vm)
 	/* A delivery is all of its chunks or none: mark (pad = 1) every entry
 	 * of a delivery that has a chunk not applied, and undo the applied
 	 * ones. Entries of one delivery are contiguous. */
-	for (uint32_t i = 0; i < e->npend;) {
-		uint32_t j = i;
+	for (uint32_t i = vm->pend_head; i != NO_SLOT;) {
+		uint32_t j;
 		bool ok = true;
 
-		if (e->pend[i].vm != vm) {
-			i++;
-			continue;
-		}
-		for (; j < e->npend && e->pend[j].frame == e->pend[i].frame; j++)
+		for (j = i; j != NO_SLOT && e->pend[j].frame == e->pend[i].frame; j = e->pend[j].next)
 			if (e->pend[j].kind != PEND_COPY && e->pend[j].tstate != TS_APPLIED)
 				ok = false;
-		for (; i < j; i++)
+		for (; i != j; i = e->pend[i].next)
 			e->pend[i].pad = !ok;
 	}
 	run(e, vm, TBL_UNMAP, pick_undo, true, TS_HOLE, true);
 
-	for (uint32_t i = 0; i < e->npend; i++) {
+	for (uint32_t i = vm->pend_head; i != NO_SLOT; i = e->pend[i].next) {
 		struct pend *pe = &e->pend[i];
 		struct slot *sl = &vm->slots[pe->slot];
 
-		if (pe->vm != vm)
-			continue;
+		vm->cq_pending--;
 		if (pe->pad) {
 			if (i == 0 || e->pend[i - 1].frame != pe->frame) {
 				drop(e, vm, VDEMUX_DROP_BACKEND);
 				e->st.delivered--;
 				vm->st.delivered--;
-				vm->st.bytes -= pe->len; /* approximate: first chunk */
+				vm->st.bytes -= pe->flen;
 			}
 			finalize_failed(e, vm, pe);
 			continue;
@@ -410,16 +438,11 @@ static void flush_vm(struct vdemux_engine *e, struct vm *vm)
 
 void vd_flush_pending(struct vdemux_engine *e)
 {
-	for (uint32_t i = 0; i < e->npend; i++) {
-		struct vm *vm = e->pend[i].vm;
-		bool seen = false;
-
-		for (uint32_t j = 0; j < i && !seen; j++)
-			seen = e->pend[j].vm == vm;
-		if (!seen)
-			flush_vm(e, vm);
-	}
+	for (struct vm *vm = e->pend_vms; vm; vm = vm->pend_vm_next)
+		flush_vm(e, vm);
+	e->pend_vms = NULL;
 	e->npend = 0;
+	e->pend_gen++;
 }
 
 /* ---- API ---- */
@@ -460,7 +483,6 @@ static void burst_end(struct vdemux_engine *e)
 
 int vdemux_rx_burst(vdemux_engine *e, const struct vdemux_frame *frames, unsigned n)
 {
-	uint32_t pages[MAX_FRAME_PAGES];
 	unsigned i;
 	int err;
 
@@ -481,16 +503,11 @@ int vdemux_rx_burst(vdemux_engine *e, const struct vdemux_frame *frames, unsigne
 					vd_vm_raise(e, e->vms[k], VDEMUX_SIG_RELEASE);
 			break;
 		}
-		vd_pool_get(e, pages, np);
-		for (uint32_t k = 0; k < np; k++) {
-			uint32_t off = k * PAGE, c = len - off < PAGE ? len - off : PAGE;
-
-			memcpy(pg_addr(e, pages[k]), (const uint8_t *)frames[i].data + off, c);
-			e->pages[pages[k]].dirty = c;
-		}
+		/* The frame is copied once: into each destination's buffer, or
+		 * into the pool pages that are flipped to it. */
 		e->st.rx_frames++;
 		e->st.rx_bytes += len;
-		vd_deliver_frame(e, pages, len);
+		vd_deliver_frame(e, &(struct vd_src){.flat = frames[i].data, .len = len});
 	}
 	burst_end(e);
 	return i == 0 ? -ENOBUFS : (int)i;
@@ -612,7 +629,7 @@ int vdemux_rx_submit(vdemux_engine *e, const struct vdemux_rx_buf *bufs, unsigne
 		} while (bufs[i++].flags & VDEMUX_RXBUF_MORE);
 		e->st.rx_frames++;
 		e->st.rx_bytes += len;
-		vd_deliver_frame(e, pages, len);
+		vd_deliver_frame(e, &(struct vd_src){.pages = pages, .len = len});
 	}
 	burst_end(e);
 	return (int)n;

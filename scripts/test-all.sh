@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Build and run every test: unit tests (gcc), the same under valgrind memcheck,
+# an ASan+UBSan build, a clang build, the kernel-lab tests (real KVM and VFIO
+# under qemu), the fuzz corpus replay and a short fuzzing run, the API docs,
+# and an outside program built against the installed library with pkg-config
+# and with find_package.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+jobs=$(nproc)
+fuzz_seconds=${VDEMUX_FUZZ_SECONDS:-60}
+scripts/deps.sh
+
+step() { printf '\n=== %s ===\n' "$*"; }
+
+step "gcc build, unit + kernel-lab tests + valgrind memcheck"
+cmake -S . -B build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVDEMUX_VALGRIND=ON >/dev/null
+cmake --build build-test -j"$jobs"
+ctest --test-dir build-test --output-on-failure -j"$jobs"
+
+step "ASan + UBSan build, unit tests"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVDEMUX_SANITIZE=ON -DVDEMUX_KERNEL_TESTS=OFF \
+  -DVDEMUX_BUILD_BENCH=OFF >/dev/null
+cmake --build build-asan -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-asan --output-on-failure -j"$jobs" -L unit
+
+step "clang build (-Werror), unit tests"
+CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVDEMUX_KERNEL_TESTS=OFF >/dev/null
+cmake --build build-clang -j"$jobs"
+ctest --test-dir build-clang --output-on-failure -j"$jobs" -L unit
+
+if [ -x fuzz/run.sh ]; then
+  step "fuzzing for ${fuzz_seconds}s"
+  fuzz/run.sh "$fuzz_seconds"
+fi
+
+step "API reference (Doxygen, warnings are errors)"
+cmake --build build-test --target docs
+
+step "install, then build outside programs with pkg-config and find_package"
+rm -rf "$root/_install"
+cmake --install build-test --prefix "$root/_install" >/dev/null
+tests/install/check-install.sh "$root/_install"
+
+echo
+echo "all test stages passed"
