@@ -55,7 +55,8 @@ struct kvm_be {
 	uint64_t rx_base;
 	uint32_t rx_pages;
 	int arena_fd;
-	uint32_t arena_npages;
+	uint32_t first_page; /* the engine's pages: the only ones ever mapped */
+	uint32_t npages;
 	uint32_t *cur; /* per RX slot: arena page, VDEMUX_NO_PAGE or BACKFILLED */
 
 	struct vdemux_kvm_stats st;
@@ -119,10 +120,23 @@ static int put_zero(struct kvm_be *k, uint64_t gpa, uint64_t npages)
 	return 0;
 }
 
-/* Whether every page of the range has a mapping (msync fails with ENOMEM on a gap). */
+/*
+ * Whether every page of the range has a mapping, whatever its protection:
+ * mincore(2) fails with ENOMEM on a gap. It only reads the page tables.
+ */
 static bool fully_mapped(const struct kvm_be *k, uint64_t gpa, uint64_t npages)
 {
-	return msync(hva_of(k, gpa), npages * PAGE, MS_ASYNC) == 0;
+	unsigned char vec[64];
+	uint8_t *addr = hva_of(k, gpa);
+
+	while (npages) {
+		uint64_t n = npages < sizeof(vec) ? npages : sizeof(vec);
+		if (mincore(addr, n * PAGE, vec) < 0)
+			return false;
+		addr += n * PAGE;
+		npages -= n;
+	}
+	return true;
 }
 
 static uint32_t slot_of(const struct kvm_be *k, uint64_t gpa)
@@ -141,7 +155,8 @@ static int check_entry(const struct kvm_be *k, enum op o, const struct vdemux_ma
 		return -ERANGE;
 	if (o == OP_UNMAP)
 		return 0;
-	if (e->page >= k->arena_npages)
+	/* Only the engine's pages: never guest RAM, never another arena user's. */
+	if (e->page < k->first_page || e->page - k->first_page >= k->npages)
 		return -EINVAL;
 	if (o == OP_MAP) {
 		uint32_t c = k->cur[slot_of(k, e->gpa)];
@@ -309,6 +324,8 @@ static int kvm_vm_attach(struct vdemux_backend *be, const struct vdemux_backend_
 		return -EINVAL;
 	if (vm->rx_pages == 0 || vm->rx_base % PAGE || vm->rx_base < k->ram_gpa)
 		return -EINVAL;
+	if ((uint64_t)vm->engine_first_page + vm->engine_npages > vm->arena.npages)
+		return -EINVAL;
 	uint64_t off = vm->rx_base - k->ram_gpa;
 	if (off > k->ram_size || (uint64_t)vm->rx_pages > (k->ram_size - off) / PAGE)
 		return -EINVAL;
@@ -322,7 +339,8 @@ static int kvm_vm_attach(struct vdemux_backend *be, const struct vdemux_backend_
 	k->rx_base = vm->rx_base;
 	k->rx_pages = vm->rx_pages;
 	k->arena_fd = vm->arena.fd;
-	k->arena_npages = vm->arena.npages;
+	k->first_page = vm->engine_first_page;
+	k->npages = vm->engine_npages;
 	int r = put_hole(k, vm->rx_base, vm->rx_pages);
 	if (r < 0) {
 		/* The old mapping may be gone: give the guest its memory back. */
