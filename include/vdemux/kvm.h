@@ -17,6 +17,14 @@
  * vdemux_engine_add_backend() and name it in that VM's vdemux_vm_opts.
  * The arena must be a VDEMUX_ARENA_MEMFD arena.
  *
+ * Errors the engine's calls can get from this backend: vdemux_vm_add()
+ * -EINVAL (heap arena; RX window not inside the region), -EBUSY (the backend
+ * already serves a VM), -ENOMEM, or mmap(2)'s errno; batches stop at an
+ * entry with -ERANGE (GPA outside the window), -EINVAL (GPA not aligned, or
+ * a page the engine does not manage), -EEXIST (map over a mapped GPA), or
+ * at a run whose mmap(2) failed, with its errno (-ENOMEM when
+ * vm.max_map_count is reached).
+ *
  * See docs/backends-kvm.md for the whole picture: arena layout, memslots,
  * faults and how to recover from them, interrupts, and what the VMM must not
  * do while pages flip.
