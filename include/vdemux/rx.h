@@ -37,8 +37,9 @@ struct vdemux_frame {
  *         dropped (counted); frames[ret, n) stay with the caller because the
  *         pool ran out (a release request was signalled).
  *         -EINVAL (NULL, n == 0, a length of 0 or below 14);
- *         -EMSGSIZE (a length above max_frame); -ENOBUFS (the pool could
- *         not take even frames[0]). Errors change nothing.
+ *         -EMSGSIZE (a length above max_frame): nothing changed;
+ *         -ENOBUFS (the pool could not take even frames[0]): nothing taken,
+ *         and every VM holding pages was signalled VDEMUX_SIG_RELEASE.
  */
 VDEMUX_API int vdemux_rx_burst(vdemux_engine *eng, const struct vdemux_frame *frames, unsigned n);
 

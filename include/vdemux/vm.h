@@ -119,13 +119,16 @@ struct vdemux_completion {
 };
 
 /**
- * Take up to @p n completions of a VM, oldest first.
+ * Take up to @p n completions of a VM, oldest first. A VM's queue holds
+ * 2 x rx_pages completions; a delivery that would overflow it is dropped
+ * (VDEMUX_DROP_CQ_FULL).
  * @return the number written to out[0, ret) (0: none); -EINVAL; -ENOENT.
  */
 VDEMUX_API int vdemux_vm_poll(vdemux_engine *eng, vdemux_vm_id vm, struct vdemux_completion *out, unsigned n);
 
 /**
- * Read and clear the VM's pending signal reasons (VDEMUX_SIG_*): useful with
+ * Read and clear the VM's pending signal reasons (VDEMUX_SIG_*), accumulated
+ * whatever the kind of signal (none, callback or eventfd): useful with
  * eventfd signalling, where the fd carries no reason.
  * @return the reasons (>= 0); -EINVAL; -ENOENT.
  */

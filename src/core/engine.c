@@ -27,6 +27,28 @@ void vd_bad(struct vdemux_engine *e, int which)
 	e->st.bad_input[which]++;
 }
 
+int vd_check_burst(struct vdemux_engine *e, const void *array, unsigned n)
+{
+	if (!array) {
+		vd_bad(e, VDEMUX_BAD_NULL);
+		return -EINVAL;
+	}
+	if (n == 0) {
+		vd_bad(e, VDEMUX_BAD_BURST_ZERO);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+struct vm *vd_vm_find(struct vdemux_engine *e, vdemux_vm_id id)
+{
+	struct vm *vm = vd_vm_get(e, id);
+
+	if (!vm)
+		vd_bad(e, VDEMUX_BAD_VM_ID);
+	return vm;
+}
+
 struct vm *vd_vm_get(const struct vdemux_engine *e, vdemux_vm_id id)
 {
 	uint32_t idx = (id & VM_IDX_MASK) - 1u;

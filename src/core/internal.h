@@ -180,6 +180,10 @@ void vd_log(const struct vdemux_engine *e, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 struct vm *vd_vm_get(const struct vdemux_engine *e, vdemux_vm_id id);
 void vd_bad(struct vdemux_engine *e, int which);
+/* NULL array or n == 0: counted, -EINVAL. */
+int vd_check_burst(struct vdemux_engine *e, const void *array, unsigned n);
+/* vd_vm_get() that counts an unknown id as bad input. */
+struct vm *vd_vm_find(struct vdemux_engine *e, vdemux_vm_id id);
 
 /* ---- pool.c ---- */
 int vd_pool_init(struct vdemux_engine *e);

@@ -349,6 +349,12 @@ static void finalize_failed(struct vdemux_engine *e, struct vm *vm, struct pend 
 	if (pe->kind == PEND_MAP)
 		vm->held--; /* the reservation made when planned */
 	new_live = pe->stale_page == pe->new_page;
+	if (!new_live && pe->tstate == TS_APPLIED) {
+		/* Its undo failed (or was not tried after an earlier failure):
+		 * the new page is still mapped in every table. */
+		new_live = true;
+		e->st.rollback_failures++;
+	}
 	old_gone = pe->kind == PEND_REMAP && pe->tstate != TS_UNTOUCHED;
 	if (pe->kind == PEND_REMAP && !old_gone && pe->stale_page == pe->old_page)
 		e->pages[pe->old_page].stale = 1;
@@ -449,14 +455,10 @@ void vd_flush_pending(struct vdemux_engine *e)
 
 static int frames_validate(struct vdemux_engine *e, const struct vdemux_frame *f, unsigned n)
 {
-	if (!f) {
-		vd_bad(e, VDEMUX_BAD_NULL);
-		return -EINVAL;
-	}
-	if (n == 0) {
-		vd_bad(e, VDEMUX_BAD_BURST_ZERO);
-		return -EINVAL;
-	}
+	int err = vd_check_burst(e, f, n);
+
+	if (err)
+		return err;
 	for (unsigned i = 0; i < n; i++) {
 		if (!f[i].data) {
 			vd_bad(e, VDEMUX_BAD_NULL);
@@ -517,17 +519,13 @@ int vdemux_rx_alloc(vdemux_engine *e, struct vdemux_rx_buf *bufs, unsigned n)
 {
 	uint32_t p;
 	unsigned k;
+	int err;
 
 	if (!e)
 		return -EINVAL;
-	if (!bufs) {
-		vd_bad(e, VDEMUX_BAD_NULL);
-		return -EINVAL;
-	}
-	if (n == 0) {
-		vd_bad(e, VDEMUX_BAD_BURST_ZERO);
-		return -EINVAL;
-	}
+	err = vd_check_burst(e, bufs, n);
+	if (err)
+		return err;
 	for (k = 0; k < n && vd_pool_get(e, &p, 1); k++) {
 		e->pages[p].lent = 1;
 		/* The device may write anywhere in the page. */
@@ -549,18 +547,12 @@ int vdemux_rx_alloc(vdemux_engine *e, struct vdemux_rx_buf *bufs, unsigned n)
 static int bufs_validate(struct vdemux_engine *e, const struct vdemux_rx_buf *b, unsigned n,
 			 bool frames)
 {
-	int err = 0;
+	int err = vd_check_burst(e, b, n);
 	unsigned i;
 	uint32_t flen = 0;
 
-	if (!b) {
-		vd_bad(e, VDEMUX_BAD_NULL);
-		return -EINVAL;
-	}
-	if (n == 0) {
-		vd_bad(e, VDEMUX_BAD_BURST_ZERO);
-		return -EINVAL;
-	}
+	if (err)
+		return err;
 	for (i = 0; i < n && !err; i++) {
 		uint32_t id = b[i].id;
 

@@ -54,7 +54,7 @@ static void undo(struct vdemux_engine *e, const struct be_ref *r, enum tbl_op op
 		 unsigned to, uint8_t *stale)
 {
 	enum tbl_op inv = op == TBL_MAP ? TBL_UNMAP : op == TBL_UNMAP ? TBL_MAP : TBL_REMAP;
-	const struct vdemux_map *src = op == TBL_MAP ? m : m_undo;
+	const struct vdemux_map *src = op == TBL_REMAP ? m_undo : m;
 
 	while (from < to) {
 		unsigned d = 0;

@@ -373,11 +373,9 @@ int vdemux_vm_remove(vdemux_engine *e, vdemux_vm_id id)
 
 	if (!e)
 		return -EINVAL;
-	vm = vd_vm_get(e, id);
-	if (!vm) {
-		vd_bad(e, VDEMUX_BAD_VM_ID);
+	vm = vd_vm_find(e, id);
+	if (!vm)
 		return -ENOENT;
-	}
 	vm_unmap_all(e, vm);
 	vm_detach_all(vm);
 	vm_reclaim_all(e, vm);
@@ -506,19 +504,12 @@ int vdemux_vm_post_rx(vdemux_engine *e, vdemux_vm_id id, const uint64_t *gpas, u
 
 	if (!e)
 		return -EINVAL;
-	if (!gpas) {
-		vd_bad(e, VDEMUX_BAD_NULL);
-		return -EINVAL;
-	}
-	if (n == 0) {
-		vd_bad(e, VDEMUX_BAD_BURST_ZERO);
-		return -EINVAL;
-	}
-	vm = vd_vm_get(e, id);
-	if (!vm) {
-		vd_bad(e, VDEMUX_BAD_VM_ID);
+	err = vd_check_burst(e, gpas, n);
+	if (err)
+		return err;
+	vm = vd_vm_find(e, id);
+	if (!vm)
 		return -ENOENT;
-	}
 	err = gpas_validate(e, vm, gpas, n, false);
 	if (err)
 		return err;
@@ -532,19 +523,12 @@ int vdemux_vm_release(vdemux_engine *e, vdemux_vm_id id, const uint64_t *gpas, u
 
 	if (!e)
 		return -EINVAL;
-	if (!gpas) {
-		vd_bad(e, VDEMUX_BAD_NULL);
-		return -EINVAL;
-	}
-	if (n == 0) {
-		vd_bad(e, VDEMUX_BAD_BURST_ZERO);
-		return -EINVAL;
-	}
-	vm = vd_vm_get(e, id);
-	if (!vm) {
-		vd_bad(e, VDEMUX_BAD_VM_ID);
+	err = vd_check_burst(e, gpas, n);
+	if (err)
+		return err;
+	vm = vd_vm_find(e, id);
+	if (!vm)
 		return -ENOENT;
-	}
 	err = gpas_validate(e, vm, gpas, n, true);
 	if (err)
 		return err;
@@ -562,11 +546,9 @@ int vdemux_vm_poll(vdemux_engine *e, vdemux_vm_id id, struct vdemux_completion *
 		vd_bad(e, VDEMUX_BAD_NULL);
 		return -EINVAL;
 	}
-	vm = vd_vm_get(e, id);
-	if (!vm) {
-		vd_bad(e, VDEMUX_BAD_VM_ID);
+	vm = vd_vm_find(e, id);
+	if (!vm)
 		return -ENOENT;
-	}
 	for (k = 0; k < n && vm->cq_count; k++) {
 		out[k] = vm->cq[vm->cq_head];
 		vm->cq_head = (vm->cq_head + 1) % vm->cq_cap;
@@ -582,11 +564,9 @@ int vdemux_vm_take_signals(vdemux_engine *e, vdemux_vm_id id)
 
 	if (!e)
 		return -EINVAL;
-	vm = vd_vm_get(e, id);
-	if (!vm) {
-		vd_bad(e, VDEMUX_BAD_VM_ID);
+	vm = vd_vm_find(e, id);
+	if (!vm)
 		return -ENOENT;
-	}
 	r = vm->pending_reasons;
 	vm->pending_reasons = 0;
 	return (int)r;
@@ -598,11 +578,9 @@ int vdemux_vm_request_release(vdemux_engine *e, vdemux_vm_id id)
 
 	if (!e)
 		return -EINVAL;
-	vm = vd_vm_get(e, id);
-	if (!vm) {
-		vd_bad(e, VDEMUX_BAD_VM_ID);
+	vm = vd_vm_find(e, id);
+	if (!vm)
 		return -ENOENT;
-	}
 	vd_vm_raise(e, vm, VDEMUX_SIG_RELEASE);
 	vd_signals_flush(e);
 	return 0;
