@@ -13,6 +13,7 @@
 #include <vdemux/classifier.h>
 #include <vdemux/common.h>
 #include <vdemux/engine.h>
+#include <vdemux/kvm.h>
 #include <vdemux/l2.h>
 #include <vdemux/rx.h>
 #include <vdemux/signal.h>
