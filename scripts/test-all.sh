@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 jobs=$(nproc)
-fuzz_seconds=${VDEMUX_FUZZ_SECONDS:-60}
+fuzz_seconds=${VDEMUX_FUZZ_SECONDS:-90}
 scripts/deps.sh
 
 step() { printf '\n=== %s ===\n' "$*"; }
