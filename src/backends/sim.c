@@ -141,95 +141,69 @@ static void sim_detach(struct vdemux_backend *be, void *ctx)
 	vd_free(&s->alloc, v);
 }
 
-static int sim_map(struct vdemux_backend *be, void *ctx, const struct vdemux_map *m, unsigned n,
-		   unsigned *done)
+/* One batch of map, unmap or remap, one invalidation for all of it. */
+enum sim_op { SIM_MAP, SIM_UNMAP, SIM_REMAP };
+
+static int sim_batch(struct vdemux_backend *be, void *ctx, const struct vdemux_map *m, unsigned n,
+		     unsigned *done, enum sim_op op)
 {
 	struct sim *s = (struct sim *)be;
 	struct sim_vm *v = ctx;
-	int err = 0;
 	unsigned i;
+	int err = 0;
 
 	for (i = 0; i < n; i++) {
 		uint32_t *pte;
 
-		if (!gpa_ok(m[i].gpa) || m[i].page >= v->arena.npages) {
+		if (!gpa_ok(m[i].gpa) || (op != SIM_UNMAP && m[i].page >= v->arena.npages)) {
 			err = -EINVAL;
 			break;
 		}
-		pte = walk(s, v, m[i].gpa, true);
-		if (!pte) {
+		/* An unmap of a GPA with no table yet is a hole already. */
+		pte = walk(s, v, m[i].gpa, op != SIM_UNMAP);
+		if (!pte && op != SIM_UNMAP) {
 			err = -ENOMEM;
 			break;
 		}
-		if (*pte != VDEMUX_NO_PAGE) {
+		if (op == SIM_MAP && *pte != VDEMUX_NO_PAGE) {
 			err = -EEXIST;
 			break;
 		}
-		*pte = m[i].page;
-		s->st.maps++;
-		s->st.cost_ns += s->o.cost_map_ns;
+		if (pte)
+			*pte = op == SIM_UNMAP ? VDEMUX_NO_PAGE : m[i].page;
+		if (op == SIM_MAP) {
+			s->st.maps++;
+			s->st.cost_ns += s->o.cost_map_ns;
+		} else if (op == SIM_UNMAP) {
+			s->st.unmaps++;
+			s->st.cost_ns += s->o.cost_unmap_ns;
+		} else {
+			s->st.remaps++;
+			s->st.cost_ns += s->o.cost_map_ns;
+		}
 	}
 	s->st.batches++;
 	invalidate(s, v);
 	*done = i;
 	return err;
+}
+
+static int sim_map(struct vdemux_backend *be, void *ctx, const struct vdemux_map *m, unsigned n,
+		   unsigned *done)
+{
+	return sim_batch(be, ctx, m, n, done, SIM_MAP);
 }
 
 static int sim_unmap(struct vdemux_backend *be, void *ctx, const struct vdemux_map *m, unsigned n,
 		     unsigned *done)
 {
-	struct sim *s = (struct sim *)be;
-	struct sim_vm *v = ctx;
-	unsigned i;
-	int err = 0;
-
-	for (i = 0; i < n; i++) {
-		uint32_t *pte;
-
-		if (!gpa_ok(m[i].gpa)) {
-			err = -EINVAL;
-			break;
-		}
-		pte = walk(s, v, m[i].gpa, false);
-		if (pte)
-			*pte = VDEMUX_NO_PAGE;
-		s->st.unmaps++;
-		s->st.cost_ns += s->o.cost_unmap_ns;
-	}
-	s->st.batches++;
-	invalidate(s, v);
-	*done = i;
-	return err;
+	return sim_batch(be, ctx, m, n, done, SIM_UNMAP);
 }
 
 static int sim_remap(struct vdemux_backend *be, void *ctx, const struct vdemux_map *m, unsigned n,
 		     unsigned *done)
 {
-	struct sim *s = (struct sim *)be;
-	struct sim_vm *v = ctx;
-	unsigned i;
-	int err = 0;
-
-	for (i = 0; i < n; i++) {
-		uint32_t *pte;
-
-		if (!gpa_ok(m[i].gpa) || m[i].page >= v->arena.npages) {
-			err = -EINVAL;
-			break;
-		}
-		pte = walk(s, v, m[i].gpa, true);
-		if (!pte) {
-			err = -ENOMEM;
-			break;
-		}
-		*pte = m[i].page;
-		s->st.remaps++;
-		s->st.cost_ns += s->o.cost_map_ns;
-	}
-	s->st.batches++;
-	invalidate(s, v);
-	*done = i;
-	return err;
+	return sim_batch(be, ctx, m, n, done, SIM_REMAP);
 }
 
 static int sim_query(struct vdemux_backend *be, void *ctx, uint64_t gpa, uint32_t *page)

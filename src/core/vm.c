@@ -497,7 +497,9 @@ static int harvest(struct vdemux_engine *e, struct vm *vm, const uint64_t *gpas,
 	return i == 0 && first_err ? first_err : (int)i;
 }
 
-int vdemux_vm_post_rx(vdemux_engine *e, vdemux_vm_id id, const uint64_t *gpas, unsigned n)
+/* Post (or release) a burst of GPAs: checks, then harvest. */
+static int post_or_release(struct vdemux_engine *e, vdemux_vm_id id, const uint64_t *gpas, unsigned n,
+			   bool post)
 {
 	struct vm *vm;
 	int err;
@@ -510,29 +512,20 @@ int vdemux_vm_post_rx(vdemux_engine *e, vdemux_vm_id id, const uint64_t *gpas, u
 	vm = vd_vm_find(e, id);
 	if (!vm)
 		return -ENOENT;
-	err = gpas_validate(e, vm, gpas, n, false);
+	err = gpas_validate(e, vm, gpas, n, !post);
 	if (err)
 		return err;
-	return harvest(e, vm, gpas, n, vm->harvest == VDEMUX_HARVEST_EAGER, true);
+	return harvest(e, vm, gpas, n, !post || vm->harvest == VDEMUX_HARVEST_EAGER, post);
+}
+
+int vdemux_vm_post_rx(vdemux_engine *e, vdemux_vm_id id, const uint64_t *gpas, unsigned n)
+{
+	return post_or_release(e, id, gpas, n, true);
 }
 
 int vdemux_vm_release(vdemux_engine *e, vdemux_vm_id id, const uint64_t *gpas, unsigned n)
 {
-	struct vm *vm;
-	int err;
-
-	if (!e)
-		return -EINVAL;
-	err = vd_check_burst(e, gpas, n);
-	if (err)
-		return err;
-	vm = vd_vm_find(e, id);
-	if (!vm)
-		return -ENOENT;
-	err = gpas_validate(e, vm, gpas, n, true);
-	if (err)
-		return err;
-	return harvest(e, vm, gpas, n, true, false);
+	return post_or_release(e, id, gpas, n, false);
 }
 
 int vdemux_vm_poll(vdemux_engine *e, vdemux_vm_id id, struct vdemux_completion *out, unsigned n)

@@ -2,19 +2,6 @@
 # built to run in the guest. Included from CMakeLists.txt in this directory,
 # after the vdemux_add_kernel_* functions are defined.
 
-if(NOT VDEMUX_SOURCES)
-  return() # tests/kernel built on its own, without the library
-endif()
-
-# The library once more, for static guest programs: never sanitizer-built
-# (the runtimes cannot be linked -static), whatever the build's options.
-if(NOT TARGET vdemux_guest)
-  add_library(vdemux_guest STATIC ${VDEMUX_SOURCES})
-  target_include_directories(vdemux_guest
-    PUBLIC ${PROJECT_SOURCE_DIR}/include PRIVATE ${PROJECT_SOURCE_DIR}/src)
-  vdemux_kernel_lab_unsanitize(vdemux_guest)
-endif()
-
 vdemux_add_kernel_program(vfio_isolation vfio_isolation.c)
 target_link_libraries(vfio_isolation PRIVATE vdemux_guest)
 
