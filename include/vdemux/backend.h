@@ -100,15 +100,17 @@ struct vdemux_backend {
 	/** Map m[i].page at m[i].gpa; the GPA is a hole in this table. */
 	vdemux_backend_batch_fn map;
 	/**
-	 * Unmap m[i].gpa (m[i].page is the page mapped there, or
-	 * VDEMUX_NO_PAGE when the engine is not sure, after a failed rollback).
-	 * Unmapping a GPA that holds nothing succeeds.
+	 * Unmap m[i].gpa (m[i].page is the page the engine believes is mapped
+	 * there; after a failed rollback the table may hold less). Unmapping a
+	 * GPA that holds nothing succeeds.
 	 */
 	vdemux_backend_batch_fn unmap;
 	/**
-	 * Replace the page mapped at m[i].gpa by m[i].page, atomically as seen
-	 * by the VM (it sees the old page or the new one, never a hole).
-	 * Optional.
+	 * Replace the page mapped at m[i].gpa by m[i].page. The VM sees the
+	 * old page, then the new one; a backend that cannot swap in place (an
+	 * IOMMU) may leave a hole in between, where the VM's accesses fault.
+	 * Never any other page. Optional: without it the engine unmaps, then
+	 * maps.
 	 */
 	vdemux_backend_batch_fn remap;
 	/**

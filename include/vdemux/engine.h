@@ -138,6 +138,7 @@ struct vdemux_engine_stats {
 	uint64_t rollback_failures; /**< rollbacks that failed (page kept by its VM) */
 	uint64_t drops[VDEMUX_DROP__COUNT]; /**< (frame, VM) drops by enum vdemux_drop_reason */
 	uint64_t bad_input[VDEMUX_BAD__COUNT]; /**< rejected calls by enum vdemux_bad_input */
+	uint64_t pages_quarantined; /**< gauge: pages a removed VM's table failed to unmap; never reused */
 };
 
 /**
@@ -151,9 +152,11 @@ VDEMUX_API int vdemux_engine_stats(const vdemux_engine *eng, struct vdemux_engin
 
 /**
  * Walk every page and VM and check the invariants: each page in exactly one
- * state, FREE and FILLING pages mapped nowhere and (FREE) zeroed, each
- * ASSIGNED page at exactly one GPA of one VM, counts conserved, no VM above
- * its quota. Costs O(pages * page size); for tests and debugging.
+ * state, FREE pages zeroed, FILLING pages lent to a device (no other is left
+ * between calls), each ASSIGNED page at exactly one GPA of one VM (and, for
+ * backends with a query operation, mapped there and nowhere else in the
+ * window), FREE + FILLING + ASSIGNED + quarantined = pages managed, no VM
+ * above its quota. Costs O(pages * page size); for tests and debugging.
  *
  * @param eng       the engine
  * @param[out] msg  if not NULL, a description of the first violation

@@ -70,7 +70,8 @@ VDEMUX_API int vdemux_rx_alloc(vdemux_engine *eng, struct vdemux_rx_buf *bufs, u
  * Bytes of a page past @c len are cleared before any VM can see the page.
  *
  * Validation is all-or-nothing: every id must be lent and not repeated,
- * every frame 14 .. max_frame bytes, the last buffer must end its frame.
+ * every buffer 1 .. page size bytes, every frame 14 .. max_frame bytes, the
+ * last buffer must end its frame.
  *
  * @return n (every buffer taken back); -EINVAL (NULL, n == 0, bad length,
  *         open chain); -EMSGSIZE (frame above max_frame); -EBADF (an id not

@@ -35,7 +35,7 @@ extern "C" {
 struct vdemux_vm_opts {
 	size_t sz;                 /**< sizeof(struct vdemux_vm_opts) */
 	uint64_t rx_base;          /**< page-aligned GPA of the RX window */
-	uint32_t rx_pages;         /**< pages in the RX window, >= 1 */
+	uint32_t rx_pages;         /**< pages in the RX window, 1 .. 2^28 */
 	uint32_t quota;            /**< most pages the VM may hold; 0: rx_pages */
 	uint32_t flags;            /**< VDEMUX_VM_F_* */
 	enum vdemux_harvest harvest;  /**< DEFAULT: the engine's */
@@ -71,8 +71,11 @@ VDEMUX_API int vdemux_vm_add(vdemux_engine *eng, vdemux_vm_id *out_id, const str
  * Remove a VM: every page it holds or that is mapped in its window is
  * unmapped from its backends, cleared and returned to the pool; its
  * completions are discarded; the classifier forgets it.
- * @return 0; -ENOENT (unknown id). A backend unmap failure is counted and
- *         logged; the page is still returned (the VM's tables are going away).
+ * @return 0; -ENOENT (unknown id). A page that a backend failed to unmap is
+ *         not returned to the pool (the removed VM's device or vCPUs might
+ *         still reach it): it is quarantined, counted in
+ *         vdemux_engine_stats::pages_quarantined and backend_errors, and never
+ *         reused by this engine.
  */
 VDEMUX_API int vdemux_vm_remove(vdemux_engine *eng, vdemux_vm_id vm);
 
@@ -101,8 +104,12 @@ VDEMUX_API int vdemux_vm_post_rx(vdemux_engine *eng, vdemux_vm_id vm, const uint
  * Give back pages the VM holds (held or filled slots) without posting: the
  * slots become holes, the pages are unmapped, cleared and returned to the
  * pool. All-or-nothing validation, as vdemux_vm_post_rx().
- * @return number released (gpas[0, ret)); -EINVAL; -ENOENT (unknown VM);
- *         -ERANGE; -EPERM (a GPA holds no page of the VM: a hole, or posted).
+ * @return number released, gpas[0, ret): @p n, or fewer if a backend
+ *         failed part-way (the rest are left as they were); -EINVAL (NULL,
+ *         n == 0, GPA not aligned); -ENOENT (unknown VM); -ERANGE (GPA
+ *         outside the window); -EPERM (a GPA holds no page of the VM: a hole,
+ *         or posted; or twice in @p gpas); a backend's negative errno if the
+ *         first GPA failed. Errors change nothing.
  */
 VDEMUX_API int vdemux_vm_release(vdemux_engine *eng, vdemux_vm_id vm, const uint64_t *gpas, unsigned n);
 
@@ -122,7 +129,9 @@ struct vdemux_completion {
  * Take up to @p n completions of a VM, oldest first. A VM's queue holds
  * 2 x rx_pages completions; a delivery that would overflow it is dropped
  * (VDEMUX_DROP_CQ_FULL).
- * @return the number written to out[0, ret) (0: none); -EINVAL; -ENOENT.
+ * @return the number written to out[0, ret) (0: none, or @p n == 0);
+ *         -EINVAL (NULL engine or @p out); -ENOENT (unknown VM). Errors take
+ *         nothing from the queue.
  */
 VDEMUX_API int vdemux_vm_poll(vdemux_engine *eng, vdemux_vm_id vm, struct vdemux_completion *out, unsigned n);
 

@@ -281,6 +281,7 @@ int vdemux_engine_stats(const vdemux_engine *e, struct vdemux_engine_stats *out,
 	s.pages_free = e->nfree;
 	s.pages_filling = e->nfilling;
 	s.pages_assigned = e->nassigned;
+	s.pages_quarantined = e->nquarantined;
 	memcpy(out, &s, size < sizeof(s) ? size : sizeof(s));
 	return 0;
 }
@@ -352,7 +353,7 @@ static bool page_is_zero(const uint8_t *p)
 
 int vdemux_engine_check(const vdemux_engine *e, char *msg, size_t msglen)
 {
-	uint32_t nfree = 0, nfill = 0, nass = 0;
+	uint32_t nfree = 0, nfill = 0, nass = 0, nquar = 0;
 
 	if (!e)
 		return -EINVAL;
@@ -372,6 +373,12 @@ int vdemux_engine_check(const vdemux_engine *e, char *msg, size_t msglen)
 			break;
 		case PG_FILLING:
 			nfill++;
+			/* Between calls a FILLING page is one lent to a device. */
+			if (!pg->lent)
+				FAIL("page %u: FILLING but not lent", p);
+			break;
+		case PG_QUARANTINED:
+			nquar++;
 			break;
 		case PG_ASSIGNED:
 			nass++;
@@ -386,11 +393,12 @@ int vdemux_engine_check(const vdemux_engine *e, char *msg, size_t msglen)
 			FAIL("page %u: bad state %u", p, pg->state);
 		}
 	}
-	if (nfree != e->nfree || nfill != e->nfilling || nass != e->nassigned)
-		FAIL("gauges disagree: free %u/%u filling %u/%u assigned %u/%u", nfree, e->nfree,
-		     nfill, e->nfilling, nass, e->nassigned);
-	if (nfree + nfill + nass != e->npages)
-		FAIL("conservation: %u + %u + %u != %u", nfree, nfill, nass, e->npages);
+	if (nfree != e->nfree || nfill != e->nfilling || nass != e->nassigned ||
+	    nquar != e->nquarantined)
+		FAIL("gauges disagree: free %u/%u filling %u/%u assigned %u/%u quarantined %u/%u",
+		     nfree, e->nfree, nfill, e->nfilling, nass, e->nassigned, nquar, e->nquarantined);
+	if (nfree + nfill + nass + nquar != e->npages)
+		FAIL("conservation: %u + %u + %u + %u != %u", nfree, nfill, nass, nquar, e->npages);
 	for (uint32_t i = 0; i < e->nfree; i++) {
 		uint32_t p = e->free_stack[i];
 

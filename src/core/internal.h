@@ -16,6 +16,7 @@
 #define MAX_FRAME_PAGES ((MAX_FRAME_LIMIT + 4u + PAGE - 1u) / PAGE)
 #define ETH_HLEN 14u
 #define NO_SLOT UINT32_MAX
+#define VM_MAX_PAGES (1u << 28) /* 1 TiB of RX window */
 
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
@@ -32,7 +33,14 @@ void vd_opts_copy(void *dst, const void *opts, size_t known);
 bool vd_hooks_valid(const struct vdemux_alloc_hooks *h);
 
 /* ---- page states ---- */
-enum pg_state { PG_FREE = 0, PG_FILLING = 1, PG_ASSIGNED = 2 };
+enum pg_state {
+	PG_FREE = 0,
+	PG_FILLING = 1,
+	PG_ASSIGNED = 2,
+	/* Was mapped in a table of a removed VM that failed to unmap it: it
+	 * may still be reachable there, so it is never reused. */
+	PG_QUARANTINED = 3,
+};
 
 struct pg {
 	uint8_t state;
@@ -127,6 +135,7 @@ struct vdemux_engine {
 	uint32_t nfree;
 	uint32_t nfilling;
 	uint32_t nassigned;
+	uint32_t nquarantined;
 
 	uint32_t max_frame;
 	uint32_t max_vms;
@@ -195,6 +204,8 @@ void vd_pool_put(struct vdemux_engine *e, uint32_t p);
 void vd_page_assign(struct vdemux_engine *e, uint32_t p, struct vm *vm, uint32_t slot);
 /* ASSIGNED -> cleared -> FREE (the page was seen by a guest: clear it all). */
 void vd_page_reclaim(struct vdemux_engine *e, uint32_t p);
+/* ASSIGNED -> QUARANTINED. */
+void vd_page_quarantine(struct vdemux_engine *e, uint32_t p);
 
 /* ---- tables.c ---- */
 enum tbl_op { TBL_MAP = 0, TBL_UNMAP = 1, TBL_REMAP = 2 };

@@ -72,6 +72,13 @@ void vd_page_assign(struct vdemux_engine *e, uint32_t p, struct vm *vm, uint32_t
 	e->nassigned++;
 }
 
+void vd_page_quarantine(struct vdemux_engine *e, uint32_t p)
+{
+	e->nassigned--;
+	e->nquarantined++;
+	e->pages[p].state = PG_QUARANTINED;
+}
+
 void vd_page_reclaim(struct vdemux_engine *e, uint32_t p)
 {
 	e->nassigned--;

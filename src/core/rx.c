@@ -560,7 +560,7 @@ static int bufs_validate(struct vdemux_engine *e, const struct vdemux_rx_buf *b,
 		e->pages[id].lent = 2;
 		if (!frames)
 			continue;
-		if (b[i].len > PAGE || (b[i].flags & ~VDEMUX_RXBUF_MORE) ||
+		if (b[i].len == 0 || b[i].len > PAGE || (b[i].flags & ~VDEMUX_RXBUF_MORE) ||
 		    ((b[i].flags & VDEMUX_RXBUF_MORE) && b[i].len != PAGE) ||
 		    (b[i].flags & VDEMUX_RXBUF_MORE && i + 1 == n)) {
 			vd_bad(e, VDEMUX_BAD_FRAME_LEN);

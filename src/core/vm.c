@@ -106,21 +106,23 @@ static uint64_t slot_gpa(const struct vm *vm, uint32_t s)
 	return vm->rx_base + (uint64_t)s * PAGE;
 }
 
-/* Unmap every page of the VM's window from its tables, best effort. */
+/* Unmap every page of the VM's window from each of its tables, going on past
+ * failures. A page some table failed to unmap is flagged stale. */
 static void vm_unmap_all(struct vdemux_engine *e, struct vm *vm)
 {
 	uint32_t s = 0;
 
 	while (s < vm->rx_pages) {
 		unsigned n = 0;
-		int err;
 
 		for (; s < vm->rx_pages && n < e->mbuf_cap; s++) {
 			if (vm->slots[s].page == VDEMUX_NO_PAGE)
 				continue;
+			e->pages[vm->slots[s].page].stale = 0; /* tried again now */
 			e->mbuf[n].gpa = slot_gpa(vm, s);
 			e->mbuf[n].page = abs_page(e, vm->slots[s].page);
 			e->mbuf[n].pad = 0;
+			e->ibuf[n] = s;
 			n++;
 		}
 		if (!n)
@@ -132,15 +134,21 @@ static void vm_unmap_all(struct vdemux_engine *e, struct vm *vm)
 
 			while (off < n) {
 				unsigned d = 0;
+				int err = vm->bes[b].be->unmap(vm->bes[b].be, vm->bes[b].ctx,
+							       e->mbuf + off, n - off, &d);
 
-				err = vm->bes[b].be->unmap(vm->bes[b].be, vm->bes[b].ctx, e->mbuf + off,
-							   n - off, &d);
+				if (d > n - off)
+					d = n - off;
 				if (!err && d == n - off)
 					break;
+				off += d;
 				e->st.backend_errors++;
-				vd_log(e, VDEMUX_LOG_WARN, "VM %u: unmap failed at GPA 0x%llx: %d",
-				       vm->id, (unsigned long long)e->mbuf[off + d].gpa, err);
-				off += d + 1;
+				e->pages[vm->slots[e->ibuf[off]].page].stale = 1;
+				vd_log(e, VDEMUX_LOG_ERROR,
+				       "VM %u: %s failed to unmap GPA 0x%llx (%d): page quarantined",
+				       vm->id, vm->bes[b].be->name ? vm->bes[b].be->name : "?",
+				       (unsigned long long)e->mbuf[off].gpa, err);
+				off++;
 			}
 		}
 	}
@@ -152,7 +160,8 @@ static void vm_detach_all(struct vm *vm)
 		vm->bes[b].be->vm_detach(vm->bes[b].be, vm->bes[b].ctx);
 }
 
-/* Give every page of the window back to the pool (tables already gone). */
+/* Give every page of the window back to the pool (the tables are gone),
+ * except those a table failed to unmap: they are quarantined. */
 static void vm_reclaim_all(struct vdemux_engine *e, struct vm *vm)
 {
 	for (uint32_t s = 0; s < vm->rx_pages; s++) {
@@ -161,7 +170,10 @@ static void vm_reclaim_all(struct vdemux_engine *e, struct vm *vm)
 		if (p == VDEMUX_NO_PAGE)
 			continue;
 		vm->slots[s].page = VDEMUX_NO_PAGE;
-		vd_page_reclaim(e, p);
+		if (e->pages[p].stale)
+			vd_page_quarantine(e, p);
+		else
+			vd_page_reclaim(e, p);
 	}
 	vm->held = 0;
 }
@@ -176,7 +188,7 @@ static bool backend_registered(const struct vdemux_engine *e, const struct vdemu
 
 static int vm_validate(struct vdemux_engine *e, const struct vdemux_vm_opts *o)
 {
-	if (o->rx_pages == 0 || (o->rx_base & (PAGE - 1)) ||
+	if (o->rx_pages == 0 || o->rx_pages > VM_MAX_PAGES || (o->rx_base & (PAGE - 1)) ||
 	    o->rx_base + (uint64_t)o->rx_pages * PAGE < o->rx_base ||
 	    o->quota > o->rx_pages || (o->flags & ~VDEMUX_VM_F_UNPOPULATED) ||
 	    o->harvest > VDEMUX_HARVEST_LAZY || o->copy > VDEMUX_COPY_THRESHOLD)
@@ -362,6 +374,8 @@ int vdemux_vm_add(vdemux_engine *e, vdemux_vm_id *out_id, const struct vdemux_vm
 	}
 	e->nvms++;
 	*out_id = vm->id;
+	vd_check_watermark(e);
+	vd_signals_flush(e);
 	vd_log(e, VDEMUX_LOG_INFO, "VM %u added: %u pages at 0x%llx", vm->id, vm->rx_pages,
 	       (unsigned long long)vm->rx_base);
 	return 0;
@@ -386,8 +400,16 @@ int vdemux_vm_remove(vdemux_engine *e, vdemux_vm_id id)
 	e->vms[vm->idx] = NULL;
 	e->vm_gen[vm->idx]++; /* the id is not reused soon */
 	e->nvms--;
+	/* Signals are sent at the end of every call; the list is empty here
+	 * unless a caller broke the rules. Never leave the VM on it. */
+	for (struct vm **pp = &e->sig_list; *pp; pp = &(*pp)->sig_next)
+		if (*pp == vm) {
+			*pp = vm->sig_next;
+			break;
+		}
 	vm_free(e, vm);
 	vd_check_watermark(e);
+	vd_signals_flush(e);
 	return 0;
 }
 

@@ -776,6 +776,20 @@ static void test_submit_of_a_zero_length_buffer_is_einval(void **state)
 	expect_submit_refused(w, &b, 1, -EINVAL, VDEMUX_BAD_FRAME_LEN);
 }
 
+/* A full page then an empty one: the frame's length is legal, but the empty
+ * buffer would be taken back as part of nothing. */
+static void test_submit_of_a_chain_ending_in_a_zero_length_buffer_is_einval(void **state)
+{
+	struct world *w = *state;
+	struct vdemux_rx_buf b[2] = {w->lent[0], w->lent[1]};
+
+	b[0].len = VDEMUX_PAGE_SIZE;
+	b[0].flags = VDEMUX_RXBUF_MORE;
+	b[1].len = 0;
+	b[1].flags = 0;
+	expect_submit_refused(w, b, 2, -EINVAL, VDEMUX_BAD_FRAME_LEN);
+}
+
 static void test_submit_of_a_frame_shorter_than_ethernet_is_einval(void **state)
 {
 	struct world *w = *state;
@@ -916,6 +930,7 @@ int main(void)
 		T(test_submit_of_an_id_already_submitted_is_ebadf),
 		T(test_abort_of_an_id_never_lent_is_ebadf),
 		T(test_submit_of_a_zero_length_buffer_is_einval),
+		T(test_submit_of_a_chain_ending_in_a_zero_length_buffer_is_einval),
 		T(test_submit_of_a_frame_shorter_than_ethernet_is_einval),
 		T(test_submit_of_a_buffer_longer_than_a_page_is_einval),
 		T(test_submit_of_an_open_chain_is_einval),

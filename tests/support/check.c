@@ -26,10 +26,12 @@ void vt_check_at(struct vt_fx *fx, const char *file, int line)
 	rc = vdemux_engine_check(fx->eng, msg, sizeof(msg));
 	if (rc != 0)
 		VT_FAIL_AT(file, line, "vdemux_engine_check: %d: %s", rc, msg);
-	if (s.pages_free + s.pages_filling + s.pages_assigned != s.pages_total)
-		VT_FAIL_AT(file, line, "pages not conserved: free %llu + filling %llu + assigned %llu != %llu",
+	if (s.pages_free + s.pages_filling + s.pages_assigned + s.pages_quarantined != s.pages_total)
+		VT_FAIL_AT(file, line,
+			   "pages not conserved: free %llu + filling %llu + assigned %llu + quarantined %llu != %llu",
 			   (unsigned long long)s.pages_free, (unsigned long long)s.pages_filling,
-			   (unsigned long long)s.pages_assigned, (unsigned long long)s.pages_total);
+			   (unsigned long long)s.pages_assigned, (unsigned long long)s.pages_quarantined,
+			   (unsigned long long)s.pages_total);
 	if (s.pages_total != fx->npages)
 		VT_FAIL_AT(file, line, "pages_total %llu, the engine was given %u", (unsigned long long)s.pages_total,
 			   fx->npages);
