@@ -13,22 +13,35 @@ scripts/deps.sh
 
 step() { printf '\n=== %s ===\n' "$*"; }
 
+# ctest, keeping count of what ran for the closing line.
+total=0 skipped=0
+run_ctest() {
+  local log
+  log=$(mktemp)
+  ctest "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  total=$((total + $(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$log" | tail -n1)))
+  skipped=$((skipped + $(grep -c '(Skipped)' "$log" || true)))
+  rm -f "$log"
+  return "$rc"
+}
+
 step "gcc build, unit + kernel-lab tests + valgrind memcheck"
 cmake -S . -B build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVDEMUX_VALGRIND=ON >/dev/null
 cmake --build build-test -j"$jobs"
-ctest --test-dir build-test --output-on-failure -j"$jobs"
+run_ctest --test-dir build-test --output-on-failure -j"$jobs"
 
 step "ASan + UBSan build, unit tests"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVDEMUX_SANITIZE=ON -DVDEMUX_KERNEL_TESTS=OFF \
   -DVDEMUX_BUILD_BENCH=OFF >/dev/null
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build-asan --output-on-failure -j"$jobs" -L unit
+  run_ctest --test-dir build-asan --output-on-failure -j"$jobs" -L unit
 
 step "clang build (-Werror), unit tests"
 CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVDEMUX_KERNEL_TESTS=OFF >/dev/null
 cmake --build build-clang -j"$jobs"
-ctest --test-dir build-clang --output-on-failure -j"$jobs" -L unit
+run_ctest --test-dir build-clang --output-on-failure -j"$jobs" -L unit
 
 if [ -x fuzz/run.sh ]; then
   step "fuzzing for ${fuzz_seconds}s"
@@ -45,3 +58,4 @@ tests/install/check-install.sh "$root/_install"
 
 echo
 echo "all test stages passed"
+echo "ctest: $((total - skipped)) passed, 0 failed, $skipped skipped"
