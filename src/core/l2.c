@@ -521,7 +521,7 @@ int vd_l2_create(vdemux_l2 **out, const struct vdemux_l2_opts *opts,
 	l2->proto = o.vlan_proto;
 	l2->native = o.native_vlan;
 	l2->max_entries = o.max_entries;
-	/* Room for max_entries at a load of at most 1/4: at 1/2, a third of
+	/* Room for max_entries at a load of at most 1/4: at 1/2, a quarter of
 	 * the lookups of a full table need a second probe, and the branch that
 	 * ends the probe sequence is mispredicted for them; that cost more
 	 * than the cache misses of a table twice the size (docs/performance.md,
