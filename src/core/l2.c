@@ -3,7 +3,7 @@
  *
  * Data layout (what the classify path reads):
  *  - one open-addressing hash table (linear probing, 16-byte slots, load at
- *    most 1/2) keyed by a 64-bit word holding the 48-bit MAC and the 12-bit
+ *    most 1/2, and at most 1/4 after each growth) keyed by a 64-bit word holding the 48-bit MAC and the 12-bit
  *    VID. A unicast slot's value is the owning VM and its membership flags on
  *    that VLAN (so a unicast hit needs no other memory access); a multicast
  *    slot's value points to the group's sorted subscriber array.
@@ -521,7 +521,12 @@ int vd_l2_create(vdemux_l2 **out, const struct vdemux_l2_opts *opts,
 	l2->proto = o.vlan_proto;
 	l2->native = o.native_vlan;
 	l2->max_entries = o.max_entries;
-	l2->max_slots = (uint32_t)pow2_at_least((uint64_t)o.max_entries * 2);
+	/* Room for max_entries at a load of at most 1/4: at 1/2, a quarter of
+	 * the lookups of a full table need a second probe, and the branch that
+	 * ends the probe sequence is mispredicted for them; that cost more
+	 * than the cache misses of a table twice the size (docs/performance.md,
+	 * section Classifier). */
+	l2->max_slots = (uint32_t)pow2_at_least((uint64_t)o.max_entries * 4);
 	if (l2->max_slots < L2_TAB_MIN)
 		l2->max_slots = L2_TAB_MIN;
 	struct l2_tab *t = tab_new(l2, L2_TAB_MIN);
