@@ -5,7 +5,7 @@ pkgs=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libcmocka-dev valgrind doxygen graphviz
   libpcap-dev libdpdk-dev tcpdump iproute2 python3
-  qemu-system-x86 linux-image-amd64 busybox-static cpio kmod xz-utils
+  qemu-system-x86 seabios ipxe-qemu linux-image-amd64 busybox-static cpio kmod xz-utils
 )
 missing=()
 for p in "${pkgs[@]}"; do
