@@ -266,36 +266,11 @@ static void test_two_engines_share_one_arena_on_disjoint_ranges(void **state)
 	vdemux_arena_destroy(a);
 }
 
-struct counting_alloc {
-	long live;
-	long calls;
-};
-
-static void *count_calloc(size_t n, size_t size, void *payload)
-{
-	struct counting_alloc *c = payload;
-	void *p = calloc(n, size);
-
-	if (p) {
-		c->live++;
-		c->calls++;
-	}
-	return p;
-}
-
-static void count_free(void *p, void *payload)
-{
-	struct counting_alloc *c = payload;
-
-	c->live--;
-	free(p);
-}
-
 static void test_alloc_hooks_balance_over_the_arena_life(void **state)
 {
-	struct counting_alloc c = {0};
+	struct vt_counting_alloc c = {0};
 	struct vdemux_arena_opts o = VDEMUX_OPTS(vdemux_arena_opts, .npages = 4,
-						  .alloc = {.calloc = count_calloc, .free = count_free, .payload = &c});
+						  .alloc = {.calloc = vt_count_calloc, .free = vt_count_free, .payload = &c});
 	vdemux_arena *a = NULL;
 
 	(void)state;

@@ -273,38 +273,11 @@ static void test_create_rejects_pages_outside_the_arena(void **state)
 	vdemux_arena_destroy(a);
 }
 
-/* Allocation hooks that count what is outstanding. */
-struct counting_alloc {
-	long live;
-	long calls;
-};
-
-static void *count_calloc(size_t n, size_t size, void *payload)
-{
-	struct counting_alloc *c = payload;
-	void *p = calloc(n, size);
-
-	if (p) {
-		c->live++;
-		c->calls++;
-	}
-	return p;
-}
-
-static void count_free(void *p, void *payload)
-{
-	struct counting_alloc *c = payload;
-
-	assert_non_null(p);
-	c->live--;
-	free(p);
-}
-
 static void test_alloc_hooks_see_every_allocation_returned(void **state)
 {
-	struct counting_alloc c = {0};
+	struct vt_counting_alloc c = {0};
 	struct vdemux_engine_opts o = VDEMUX_OPTS(vdemux_engine_opts, .npages = 16,
-						   .alloc = {.calloc = count_calloc, .free = count_free, .payload = &c});
+						   .alloc = {.calloc = vt_count_calloc, .free = vt_count_free, .payload = &c});
 	vdemux_engine *eng = NULL;
 	struct vdemux_backend *sim = NULL;
 	struct vdemux_vm_opts vo = VDEMUX_OPTS(vdemux_vm_opts, .rx_base = 0x100000, .rx_pages = 4);
@@ -326,15 +299,15 @@ static void test_alloc_hooks_see_every_allocation_returned(void **state)
 
 static void test_alloc_hooks_must_be_both_set_or_neither(void **state)
 {
-	struct counting_alloc c = {0};
+	struct vt_counting_alloc c = {0};
 	struct vdemux_engine_opts o = VDEMUX_OPTS(vdemux_engine_opts, .npages = 16,
-						   .alloc = {.calloc = count_calloc, .payload = &c});
+						   .alloc = {.calloc = vt_count_calloc, .payload = &c});
 	vdemux_engine *eng = NULL;
 
 	(void)state;
 	assert_int_equal(vdemux_engine_create(&eng, &o), -EINVAL);
 	o.alloc.calloc = NULL;
-	o.alloc.free = count_free;
+	o.alloc.free = vt_count_free;
 	assert_int_equal(vdemux_engine_create(&eng, &o), -EINVAL);
 	assert_null(eng);
 	assert_int_equal(c.live, 0);

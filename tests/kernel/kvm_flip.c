@@ -296,13 +296,7 @@ static int run_io(struct kg_vm *vm, struct kg_io *io, unsigned timeout_s)
 			printf("vCPU stopped: exit %d (%s)\n", vm->exit_reason, kg_exit_name(vm->exit_reason));
 			return -EIO;
 		}
-		const uint8_t *p = (const uint8_t *)run + run->io.data_offset;
-		uint32_t v = 0;
-		memcpy(&v, p, run->io.size <= 4 ? run->io.size : 4);
-		io->out = run->io.direction == KVM_EXIT_IO_OUT;
-		io->port = run->io.port;
-		io->size = run->io.size;
-		io->value = v;
+		kg_io_decode(run, io);
 		return 0;
 	}
 }

@@ -120,6 +120,18 @@ int kg_create_vcpu(struct kg_vm *vm, uint16_t entry)
 	return xioctl(fd, KVM_SET_REGS, &regs);
 }
 
+void kg_io_decode(const struct kvm_run *run, struct kg_io *io)
+{
+	const uint8_t *p = (const uint8_t *)run + run->io.data_offset;
+	uint32_t v = 0;
+
+	memcpy(&v, p, run->io.size <= 4 ? run->io.size : 4);
+	io->out = run->io.direction == KVM_EXIT_IO_OUT;
+	io->port = run->io.port;
+	io->size = run->io.size;
+	io->value = v;
+}
+
 int kg_run_until_io(struct kg_vm *vm, struct kg_io *io)
 {
 	for (;;) {
@@ -133,13 +145,7 @@ int kg_run_until_io(struct kg_vm *vm, struct kg_io *io)
 		vm->exit_reason = (int)run->exit_reason;
 		switch (run->exit_reason) {
 		case KVM_EXIT_IO: {
-			const uint8_t *p = (const uint8_t *)run + run->io.data_offset;
-			uint32_t v = 0;
-			memcpy(&v, p, run->io.size <= 4 ? run->io.size : 4);
-			io->out = run->io.direction == KVM_EXIT_IO_OUT;
-			io->port = run->io.port;
-			io->size = run->io.size;
-			io->value = v;
+			kg_io_decode(run, io);
 			return 0;
 		}
 		case KVM_EXIT_INTR:

@@ -58,6 +58,9 @@ int kg_create_vcpu(struct kg_vm *vm, uint16_t entry);
  * 1 if the vCPU stopped for another reason, given in vm->exit_reason
  * (e.g. KVM_EXIT_HLT). */
 int kg_run_until_io(struct kg_vm *vm, struct kg_io *io);
+/* Fill @io from an I/O exit in @run (for programs running vCPUs themselves). */
+struct kvm_run;
+void kg_io_decode(const struct kvm_run *run, struct kg_io *io);
 
 /* Human-readable name of a KVM_EXIT_* reason (for messages). */
 const char *kg_exit_name(int reason);

@@ -187,3 +187,24 @@ void vt_snap_expect_same_at(struct vt_fx *fx, const struct vt_snap *before, int 
 	}
 	free(now);
 }
+
+void *vt_count_calloc(size_t n, size_t size, void *payload)
+{
+	struct vt_counting_alloc *c = payload;
+	void *p = calloc(n, size);
+
+	if (p) {
+		c->live++;
+		c->calls++;
+	}
+	return p;
+}
+
+void vt_count_free(void *p, void *payload)
+{
+	struct vt_counting_alloc *c = payload;
+
+	assert_non_null(p);
+	c->live--;
+	free(p);
+}

@@ -250,6 +250,14 @@ struct vt_snap *vt_snap_take(struct vt_fx *fx);
 void vt_snap_expect_same_at(struct vt_fx *fx, const struct vt_snap *before, int bad, const char *file,
 			    int line);
 
+/* Allocation hooks that count what is outstanding (payload: the struct). */
+struct vt_counting_alloc {
+	long live;  /* allocations not yet freed */
+	long calls; /* allocations made */
+};
+void *vt_count_calloc(size_t n, size_t size, void *payload);
+void vt_count_free(void *p, void *payload);
+
 /* Nonblocking read of an eventfd: its counter, or 0 if it was 0. */
 uint64_t vt_efd_read(int fd);
 /* True if the @n bytes at @p are all zero. */
