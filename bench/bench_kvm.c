@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <vdemux/sys/backend.h>
+#include <vdemux/sys/classifier.h>
 #include <vdemux/vdemux.h>
 
 #define PAGE VDEMUX_PAGE_SIZE

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <vdemux/sys/backend.h>
 #include <vdemux/vdemux.h>
 
 #define PG 4096u

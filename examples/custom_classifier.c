@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <vdemux/sys/classifier.h>
 #include <vdemux/vdemux.h>
 
 #define NVMS 3

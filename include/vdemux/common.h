@@ -34,6 +34,9 @@ extern "C" {
 /** log2 of VDEMUX_PAGE_SIZE. */
 #define VDEMUX_PAGE_SHIFT 12
 
+/** Arena page index meaning "no page" (a hole). */
+#define VDEMUX_NO_PAGE UINT32_MAX
+
 /** A VM identifier; 0 is never a valid id. */
 typedef uint32_t vdemux_vm_id;
 

@@ -11,14 +11,15 @@
 #define VDEMUX_ENGINE_H
 
 #include <vdemux/arena.h>
-#include <vdemux/backend.h>
-#include <vdemux/classifier.h>
 #include <vdemux/common.h>
 #include <vdemux/l2.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+struct vdemux_backend;
+struct vdemux_classifier;
 
 /** Opaque engine handle. */
 typedef struct vdemux_engine vdemux_engine;
@@ -113,7 +114,7 @@ enum vdemux_bad_input {
 	VDEMUX_BAD_NOT_HELD,      /**< release of a page the VM does not hold */
 	VDEMUX_BAD_FRAME_LEN,     /**< frame of 0 bytes, shorter than 14 or longer than max_frame */
 	VDEMUX_BAD_BURST_ZERO,    /**< burst of 0 elements */
-	VDEMUX_BAD_BACKEND,       /**< backend with a missing operation or unknown version */
+	VDEMUX_BAD_BACKEND,       /**< backend or classifier refused: unknown version, missing operation, registered twice, unknown or in use at removal */
 	VDEMUX_BAD_OPTS,          /**< bad options struct */
 	VDEMUX_BAD_RX_BUF,        /**< zero-copy buffer the engine did not hand out */
 	VDEMUX_BAD__COUNT

@@ -43,12 +43,13 @@
 #define VDEMUX_KVM_H
 
 #include <vdemux/arena.h>
-#include <vdemux/backend.h>
 #include <vdemux/common.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+struct vdemux_backend;
 
 /** Options for vdemux_kvm_create(). */
 struct vdemux_kvm_opts {

@@ -30,12 +30,14 @@
 #ifndef VDEMUX_L2_H
 #define VDEMUX_L2_H
 
-#include <vdemux/classifier.h>
+#include <vdemux/verdict.h>
 #include <vdemux/common.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+struct vdemux_classifier;
 
 /** Opaque L2 classifier handle. */
 typedef struct vdemux_l2 vdemux_l2;

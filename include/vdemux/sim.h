@@ -16,12 +16,13 @@
 #ifndef VDEMUX_SIM_H
 #define VDEMUX_SIM_H
 
-#include <vdemux/backend.h>
 #include <vdemux/common.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+struct vdemux_backend;
 
 /** Options for vdemux_sim_create(). */
 struct vdemux_sim_opts {

@@ -4,13 +4,15 @@
  *
  * libvdemux demultiplexes incoming frames to many VMs by moving pages between
  * their address spaces instead of copying bytes. See docs/architecture.md.
+ *
+ * The interfaces for authors of backends and classifiers are apart, in
+ * <vdemux/sys/backend.h> and <vdemux/sys/classifier.h>, with a weaker
+ * stability promise; this header does not include them.
  */
 #ifndef VDEMUX_H
 #define VDEMUX_H
 
 #include <vdemux/arena.h>
-#include <vdemux/backend.h>
-#include <vdemux/classifier.h>
 #include <vdemux/common.h>
 #include <vdemux/engine.h>
 #include <vdemux/kvm.h>
@@ -19,6 +21,7 @@
 #include <vdemux/signal.h>
 #include <vdemux/sim.h>
 #include <vdemux/vfio.h>
+#include <vdemux/verdict.h>
 #include <vdemux/vm.h>
 
 #endif

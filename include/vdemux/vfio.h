@@ -58,12 +58,13 @@
 #ifndef VDEMUX_VFIO_H
 #define VDEMUX_VFIO_H
 
-#include <vdemux/backend.h>
 #include <vdemux/common.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+struct vdemux_backend;
 
 /**
  * The system calls the backend makes, so that a program can interpose on

@@ -22,7 +22,6 @@
 #ifndef VDEMUX_VM_H
 #define VDEMUX_VM_H
 
-#include <vdemux/backend.h>
 #include <vdemux/common.h>
 #include <vdemux/engine.h>
 #include <vdemux/signal.h>
@@ -30,6 +29,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+struct vdemux_backend;
 
 /** Options for vdemux_vm_add(). */
 struct vdemux_vm_opts {
@@ -61,9 +62,16 @@ struct vdemux_vm_opts {
  * @param opts       the VM's options (required: rx_pages, backends)
  * @return 0; -EINVAL (NULL, bad option, backend not registered, window not
  *         page-aligned, quota below a populated window, trailing option
- *         bytes); -ENOSPC (max_vms reached); -ENOMEM (pool too small to
- *         populate the window, or no memory); a backend's negative errno from
- *         vm_attach or map. On failure nothing changed.
+ *         bytes); -ENOSPC (max_vms reached); -ENOBUFS (the pool has fewer
+ *         free pages than the window needs); -ENOMEM (an allocation
+ *         failed); a backend's negative errno from vm_attach or map. When
+ *         several apply, the first in this order is returned: -EINVAL,
+ *         -ENOSPC, -ENOBUFS, -ENOMEM, the backend's. On failure nothing
+ *         changed (the bad-input counters excepted).
+ *
+ * A signal may be sent from inside this call (a release request, when
+ * populating the window takes the pool under the low watermark): it can name
+ * the new VM's id before the caller has received it.
  */
 VDEMUX_API int vdemux_vm_add(vdemux_engine *eng, vdemux_vm_id *out_id, const struct vdemux_vm_opts *opts);
 
@@ -71,11 +79,11 @@ VDEMUX_API int vdemux_vm_add(vdemux_engine *eng, vdemux_vm_id *out_id, const str
  * Remove a VM: every page it holds or that is mapped in its window is
  * unmapped from its backends, cleared and returned to the pool; its
  * completions are discarded; the classifier forgets it.
- * @return 0; -ENOENT (unknown id). A page that a backend failed to unmap is
- *         not returned to the pool (the removed VM's device or vCPUs might
- *         still reach it): it is quarantined, counted in
- *         vdemux_engine_stats::pages_quarantined and backend_errors, and never
- *         reused by this engine.
+ * @return 0; -EINVAL (NULL engine); -ENOENT (unknown id). A page that a
+ *         backend failed to unmap is not returned to the pool (the removed
+ *         VM's device or vCPUs might still reach it): it is quarantined,
+ *         counted in vdemux_engine_stats::pages_quarantined and
+ *         backend_errors, and never reused by this engine.
  */
 VDEMUX_API int vdemux_vm_remove(vdemux_engine *eng, vdemux_vm_id vm);
 

@@ -28,15 +28,15 @@
 #include <vdemux/kvm.h>
 
 #include "backends/kvm_seam.h"
-#include "core/internal.h"
+#include <vdemux/sys/backend.h>
+
+#include "common/util.h"
 
 
 /* Shadow value of a hole given a private zero page by vdemux_kvm_backfill(). */
 #define BACKFILLED (VDEMUX_NO_PAGE - 1)
 
 #define KNOWN_FLAGS (VDEMUX_KVM_F_SET_MEMSLOT | VDEMUX_KVM_F_HOME_FD)
-
-enum op { OP_MAP, OP_UNMAP, OP_REMAP };
 
 struct kvm_be {
 	struct vdemux_backend base; /* first: the engine hands us &base */
@@ -147,18 +147,18 @@ static uint32_t slot_of(const struct kvm_be *k, uint64_t gpa)
 /* ---- batches ------------------------------------------------------------ */
 
 /* Is entry @e acceptable for @o given the shadow? 0 or the errno to stop with. */
-static int check_entry(const struct kvm_be *k, enum op o, const struct vdemux_map *e)
+static int check_entry(const struct kvm_be *k, enum vd_tbl_op o, const struct vdemux_map *e)
 {
 	if (e->gpa % PAGE)
 		return -EINVAL;
 	if (e->gpa < k->rx_base || (e->gpa - k->rx_base) / PAGE >= k->rx_pages)
 		return -ERANGE;
-	if (o == OP_UNMAP)
+	if (o == VD_OP_UNMAP)
 		return 0;
 	/* Only the engine's pages: never guest RAM, never another arena user's. */
 	if (e->page < k->first_page || e->page - k->first_page >= k->npages)
 		return -EINVAL;
-	if (o == OP_MAP) {
+	if (o == VD_OP_MAP) {
 		uint32_t c = k->cur[slot_of(k, e->gpa)];
 		if (c != VDEMUX_NO_PAGE && c != BACKFILLED)
 			return -EEXIST;
@@ -220,8 +220,8 @@ static void repair(struct kvm_be *k, uint32_t s, uint32_t n)
 		k->cur[i] = VDEMUX_NO_PAGE;
 }
 
-static int run_batch(struct vdemux_backend *be, void *vmctx, enum op o, const struct vdemux_map *m,
-		     unsigned n, unsigned *done)
+static int run_batch(struct vdemux_backend *be, void *vmctx, const struct vdemux_map *m,
+		     unsigned n, unsigned *done, enum vd_tbl_op o)
 {
 	struct kvm_be *k = vmctx;
 	unsigned i = 0;
@@ -237,7 +237,7 @@ static int run_batch(struct vdemux_backend *be, void *vmctx, enum op o, const st
 		ret = check_entry(k, o, &m[i]);
 		if (ret < 0)
 			break;
-		if (o == OP_UNMAP && k->cur[slot_of(k, m[i].gpa)] == VDEMUX_NO_PAGE) {
+		if (o == VD_OP_UNMAP && k->cur[slot_of(k, m[i].gpa)] == VDEMUX_NO_PAGE) {
 			i++; /* already a hole */
 			*done = i;
 			continue;
@@ -246,7 +246,7 @@ static int run_batch(struct vdemux_backend *be, void *vmctx, enum op o, const st
 		/* Extend the run while GPAs (and, to map, pages) are contiguous. */
 		unsigned j = i + 1;
 		while (j < n && m[j].gpa == m[j - 1].gpa + PAGE && check_entry(k, o, &m[j]) == 0) {
-			if (o == OP_UNMAP) {
+			if (o == VD_OP_UNMAP) {
 				if (k->cur[slot_of(k, m[j].gpa)] == VDEMUX_NO_PAGE)
 					break;
 			} else if (m[j].page != m[j - 1].page + 1) {
@@ -257,17 +257,17 @@ static int run_batch(struct vdemux_backend *be, void *vmctx, enum op o, const st
 
 		uint32_t s = slot_of(k, m[i].gpa), len = j - i;
 		k->st.mmap_calls++;
-		ret = o == OP_UNMAP ? put_hole(k, m[i].gpa, len) : put_pages(k, m[i].gpa, len, m[i].page);
+		ret = o == VD_OP_UNMAP ? put_hole(k, m[i].gpa, len) : put_pages(k, m[i].gpa, len, m[i].page);
 		if (ret < 0) {
 			k->st.failures++;
 			repair(k, s, len);
 			break;
 		}
 		for (uint32_t x = 0; x < len; x++)
-			k->cur[s + x] = o == OP_UNMAP ? VDEMUX_NO_PAGE : m[i].page + x;
-		if (o == OP_MAP)
+			k->cur[s + x] = o == VD_OP_UNMAP ? VDEMUX_NO_PAGE : m[i].page + x;
+		if (o == VD_OP_MAP)
 			k->st.pages_mapped += len;
-		else if (o == OP_REMAP)
+		else if (o == VD_OP_REMAP)
 			k->st.pages_remapped += len;
 		else
 			k->st.pages_unmapped += len;
@@ -277,23 +277,7 @@ static int run_batch(struct vdemux_backend *be, void *vmctx, enum op o, const st
 	return i == n ? 0 : ret;
 }
 
-static int kvm_map(struct vdemux_backend *be, void *vmctx, const struct vdemux_map *m, unsigned n,
-		   unsigned *done)
-{
-	return run_batch(be, vmctx, OP_MAP, m, n, done);
-}
-
-static int kvm_unmap(struct vdemux_backend *be, void *vmctx, const struct vdemux_map *m, unsigned n,
-		     unsigned *done)
-{
-	return run_batch(be, vmctx, OP_UNMAP, m, n, done);
-}
-
-static int kvm_remap(struct vdemux_backend *be, void *vmctx, const struct vdemux_map *m, unsigned n,
-		     unsigned *done)
-{
-	return run_batch(be, vmctx, OP_REMAP, m, n, done);
-}
+VD_BACKEND_BATCH_OPS(kvm, run_batch)
 
 /* ---- VM lifecycle ------------------------------------------------------- */
 

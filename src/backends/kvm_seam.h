@@ -11,7 +11,7 @@
 
 #include <sys/types.h>
 
-#include <vdemux/backend.h>
+#include <vdemux/sys/backend.h>
 
 /** Same contract as mmap(2), plus the payload given with the hook. */
 typedef void *(*vdemux_kvm_mmap_fn)(void *addr, size_t len, int prot, int flags, int fd,

@@ -3,7 +3,10 @@
 #include <errno.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include <vdemux/sim.h>
+#include <vdemux/sys/backend.h>
+
+#include "common/util.h"
 
 #define LVL_BITS 9u
 #define LVL_SIZE (1u << LVL_BITS)
@@ -24,6 +27,7 @@ struct tlb_entry {
 
 struct sim_vm {
 	vdemux_vm_id id;
+	uint32_t pos; /* index in sim.vms */
 	struct node *root;
 	struct tlb_entry *tlb;
 	struct vdemux_arena_info arena;
@@ -33,8 +37,11 @@ struct sim {
 	struct vdemux_backend be; /* first */
 	struct vdemux_alloc_hooks alloc;
 	struct vdemux_sim_opts o;
-	struct sim_vm **vms; /* by VM index */
-	uint32_t nvms;
+	/* The attached VMs, in no order: the engine hands each operation its
+	 * context, so only the guest-access calls, which name a VM by id,
+	 * search this (a test and debugging path). */
+	struct sim_vm **vms;
+	uint32_t nvms, vms_cap;
 	struct vdemux_sim_stats st;
 };
 
@@ -93,16 +100,25 @@ static bool gpa_ok(uint64_t gpa)
 	return !(gpa & (VDEMUX_PAGE_SIZE - 1)) && gpa < (1ull << GPA_BITS);
 }
 
+static struct sim_vm *sim_vm_get(struct sim *s, vdemux_vm_id vm)
+{
+	for (uint32_t i = 0; vm && i < s->nvms; i++)
+		if (s->vms[i]->id == vm)
+			return s->vms[i];
+	return NULL;
+}
+
 static int sim_attach(struct vdemux_backend *be, const struct vdemux_backend_vm *vm, void **ctx)
 {
 	struct sim *s = (struct sim *)be;
-	uint32_t idx = (vm->vm_id & VM_IDX_MASK) - 1u;
 	struct sim_vm *v;
 
 	if (vm->rx_base + (uint64_t)vm->rx_pages * VDEMUX_PAGE_SIZE > (1ull << GPA_BITS))
 		return -ERANGE;
-	if (idx >= s->nvms) {
-		uint32_t n = idx + 1 > s->nvms * 2 ? idx + 1 : s->nvms * 2;
+	if (sim_vm_get(s, vm->vm_id))
+		return -EEXIST;
+	if (s->nvms == s->vms_cap) {
+		uint32_t n = s->vms_cap ? s->vms_cap * 2 : 8;
 		struct sim_vm **nv = vd_calloc(&s->alloc, n, sizeof(*nv));
 
 		if (!nv)
@@ -111,10 +127,8 @@ static int sim_attach(struct vdemux_backend *be, const struct vdemux_backend_vm 
 			memcpy(nv, s->vms, s->nvms * sizeof(*nv));
 		vd_free(&s->alloc, s->vms);
 		s->vms = nv;
-		s->nvms = n;
+		s->vms_cap = n;
 	}
-	if (s->vms[idx])
-		return -EEXIST;
 	v = vd_calloc(&s->alloc, 1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
@@ -125,7 +139,8 @@ static int sim_attach(struct vdemux_backend *be, const struct vdemux_backend_vm 
 	}
 	v->id = vm->vm_id;
 	v->arena = vm->arena;
-	s->vms[idx] = v;
+	v->pos = s->nvms;
+	s->vms[s->nvms++] = v;
 	*ctx = v;
 	return 0;
 }
@@ -135,17 +150,17 @@ static void sim_detach(struct vdemux_backend *be, void *ctx)
 	struct sim *s = (struct sim *)be;
 	struct sim_vm *v = ctx;
 
-	s->vms[(v->id & VM_IDX_MASK) - 1u] = NULL;
+	s->vms[v->pos] = s->vms[--s->nvms];
+	s->vms[v->pos]->pos = v->pos;
 	free_tree(s, v->root, 0);
 	vd_free(&s->alloc, v->tlb);
 	vd_free(&s->alloc, v);
 }
 
 /* One batch of map, unmap or remap, one invalidation for all of it. */
-enum sim_op { SIM_MAP, SIM_UNMAP, SIM_REMAP };
 
 static int sim_batch(struct vdemux_backend *be, void *ctx, const struct vdemux_map *m, unsigned n,
-		     unsigned *done, enum sim_op op)
+		     unsigned *done, enum vd_tbl_op op)
 {
 	struct sim *s = (struct sim *)be;
 	struct sim_vm *v = ctx;
@@ -155,26 +170,26 @@ static int sim_batch(struct vdemux_backend *be, void *ctx, const struct vdemux_m
 	for (i = 0; i < n; i++) {
 		uint32_t *pte;
 
-		if (!gpa_ok(m[i].gpa) || (op != SIM_UNMAP && m[i].page >= v->arena.npages)) {
+		if (!gpa_ok(m[i].gpa) || (op != VD_OP_UNMAP && m[i].page >= v->arena.npages)) {
 			err = -EINVAL;
 			break;
 		}
 		/* An unmap of a GPA with no table yet is a hole already. */
-		pte = walk(s, v, m[i].gpa, op != SIM_UNMAP);
-		if (!pte && op != SIM_UNMAP) {
+		pte = walk(s, v, m[i].gpa, op != VD_OP_UNMAP);
+		if (!pte && op != VD_OP_UNMAP) {
 			err = -ENOMEM;
 			break;
 		}
-		if (op == SIM_MAP && *pte != VDEMUX_NO_PAGE) {
+		if (op == VD_OP_MAP && *pte != VDEMUX_NO_PAGE) {
 			err = -EEXIST;
 			break;
 		}
 		if (pte)
-			*pte = op == SIM_UNMAP ? VDEMUX_NO_PAGE : m[i].page;
-		if (op == SIM_MAP) {
+			*pte = op == VD_OP_UNMAP ? VDEMUX_NO_PAGE : m[i].page;
+		if (op == VD_OP_MAP) {
 			s->st.maps++;
 			s->st.cost_ns += s->o.cost_map_ns;
-		} else if (op == SIM_UNMAP) {
+		} else if (op == VD_OP_UNMAP) {
 			s->st.unmaps++;
 			s->st.cost_ns += s->o.cost_unmap_ns;
 		} else {
@@ -188,23 +203,7 @@ static int sim_batch(struct vdemux_backend *be, void *ctx, const struct vdemux_m
 	return err;
 }
 
-static int sim_map(struct vdemux_backend *be, void *ctx, const struct vdemux_map *m, unsigned n,
-		   unsigned *done)
-{
-	return sim_batch(be, ctx, m, n, done, SIM_MAP);
-}
-
-static int sim_unmap(struct vdemux_backend *be, void *ctx, const struct vdemux_map *m, unsigned n,
-		     unsigned *done)
-{
-	return sim_batch(be, ctx, m, n, done, SIM_UNMAP);
-}
-
-static int sim_remap(struct vdemux_backend *be, void *ctx, const struct vdemux_map *m, unsigned n,
-		     unsigned *done)
-{
-	return sim_batch(be, ctx, m, n, done, SIM_REMAP);
-}
+VD_BACKEND_BATCH_OPS(sim, sim_batch)
 
 static int sim_query(struct vdemux_backend *be, void *ctx, uint64_t gpa, uint32_t *page)
 {
@@ -220,9 +219,8 @@ static void sim_free(struct vdemux_backend *be)
 	struct sim *s = (struct sim *)be;
 	struct vdemux_alloc_hooks h = s->alloc;
 
-	for (uint32_t i = 0; i < s->nvms; i++)
-		if (s->vms[i])
-			sim_detach(be, s->vms[i]);
+	while (s->nvms)
+		sim_detach(be, s->vms[s->nvms - 1]);
 	vd_free(&h, s->vms);
 	vd_free(&h, s);
 }
@@ -263,15 +261,6 @@ int vdemux_sim_create(struct vdemux_backend **out, const struct vdemux_sim_opts 
 	s->be.free = sim_free;
 	*out = &s->be;
 	return 0;
-}
-
-static struct sim_vm *sim_vm_get(struct sim *s, vdemux_vm_id vm)
-{
-	uint32_t idx = (vm & VM_IDX_MASK) - 1u;
-
-	if (!vm || idx >= s->nvms || !s->vms[idx] || s->vms[idx]->id != vm)
-		return NULL;
-	return s->vms[idx];
 }
 
 static bool is_sim(const struct vdemux_backend *be)

@@ -22,7 +22,9 @@
  */
 #include <vdemux/vfio.h>
 
-#include "core/internal.h"
+#include <vdemux/sys/backend.h>
+
+#include "common/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -54,8 +56,6 @@ struct vfio_be {
 	struct vdemux_backend base; /* first: the engine hands us &base */
 	struct vdemux_vfio_sys sys;
 	struct vdemux_alloc_hooks alloc;
-	vdemux_log_fn log;
-	void *log_payload;
 	int container;
 	int group;           /* -1 when the container was given */
 	bool own_container;
@@ -110,24 +110,13 @@ static int xioctl_ptr(struct vfio_be *v, int fd, unsigned long req, void *arg)
 
 /* ---- allocation and logging ---- */
 
-/* Control-path allocations go through the embedder's hooks (core/util.c). */
+/* Control-path allocations go through the embedder's hooks (common/util.c). */
 #define be_calloc vd_calloc
 #define be_free vd_free
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static void logf_(struct vfio_be *v, int level, const char *fmt, ...)
-{
-	if (!v->log)
-		return;
-	char buf[256];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	v->log(level, buf, v->log_payload);
-}
+/* Logs go to the hook given in the options, else to the engine's (set in
+ * base.log at registration). */
+#define logf_(v, level, ...) vd_backend_log(&(v)->base, level, __VA_ARGS__)
 
 static struct vfio_be *to_vfio(struct vdemux_backend *be);
 
@@ -746,8 +735,8 @@ int vdemux_vfio_create(struct vdemux_backend **out, const struct vdemux_vfio_opt
 	v->base.free = vfio_free;
 	v->sys = o.sys ? *o.sys : real_sys;
 	v->alloc = o.alloc;
-	v->log = o.log;
-	v->log_payload = o.log_payload;
+	v->base.log = o.log;
+	v->base.log_payload = o.log_payload;
 	v->container = v->group = -1;
 
 	int r;

@@ -4,7 +4,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "core/internal.h"
+#include <vdemux/arena.h>
+
+#include "common/util.h"
 
 struct vdemux_arena {
 	struct vdemux_alloc_hooks alloc;

@@ -3,7 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include "core/engine.h"
+#include "core/frame.h"
 
 #define DEFAULT_MAX_FRAME 65536u
 #define DEFAULT_MAX_VMS 64u
@@ -40,26 +41,6 @@ int vd_check_burst(struct vdemux_engine *e, const void *array, unsigned n)
 	return 0;
 }
 
-struct vm *vd_vm_find(struct vdemux_engine *e, vdemux_vm_id id)
-{
-	struct vm *vm = vd_vm_get(e, id);
-
-	if (!vm)
-		vd_bad(e, VDEMUX_BAD_VM_ID);
-	return vm;
-}
-
-struct vm *vd_vm_get(const struct vdemux_engine *e, vdemux_vm_id id)
-{
-	uint32_t idx = (id & VM_IDX_MASK) - 1u;
-	struct vm *vm;
-
-	if (id == 0 || idx >= e->max_vms)
-		return NULL;
-	vm = e->vms[idx];
-	return vm && vm->id == id ? vm : NULL;
-}
-
 static void engine_free(struct vdemux_engine *e)
 {
 	struct vdemux_alloc_hooks h = e->alloc;
@@ -72,16 +53,11 @@ static void engine_free(struct vdemux_engine *e)
 		vdemux_l2_destroy(e->l2);
 	if (e->own_arena)
 		vdemux_arena_destroy(e->arena);
-	vd_free(&h, e->pages);
-	vd_free(&h, e->free_stack);
-	vd_free(&h, e->vms);
-	vd_free(&h, e->vm_gen);
+	vd_pool_fini(&e->pool, &h);
+	vd_vmtab_fini(&e->vmt, &h);
+	vd_plan_fini(&e->plan, &h);
+	vd_batch_fini(&e->batch, &h);
 	vd_free(&h, e->dests);
-	vd_free(&h, e->pend);
-	vd_free(&h, e->mbuf);
-	vd_free(&h, e->mbuf2);
-	vd_free(&h, e->ibuf);
-	vd_free(&h, e->sbuf);
 	vd_free(&h, e);
 }
 
@@ -115,8 +91,8 @@ int vdemux_engine_create(vdemux_engine **out, const struct vdemux_engine_opts *u
 			vd_free(&o.alloc, e);
 			return -EINVAL;
 		}
-		e->first_page = o.first_page;
-		e->npages = o.npages ? o.npages : e->ai.npages - o.first_page;
+		e->pool.first_page = o.first_page;
+		e->pool.npages = o.npages ? o.npages : e->ai.npages - o.first_page;
 	} else {
 		struct vdemux_arena_opts ao = VDEMUX_OPTS(vdemux_arena_opts, .npages = o.npages,
 							  .alloc = o.alloc);
@@ -132,33 +108,27 @@ int vdemux_engine_create(vdemux_engine **out, const struct vdemux_engine_opts *u
 		}
 		e->own_arena = true;
 		vdemux_arena_info(e->arena, &e->ai);
-		e->npages = o.npages;
+		e->pool.npages = o.npages;
 	}
-	e->base = e->ai.base + (size_t)e->first_page * PAGE;
+	e->pool.base = e->ai.base + (size_t)e->pool.first_page * PAGE;
 	e->max_frame = o.max_frame ? o.max_frame : DEFAULT_MAX_FRAME;
-	e->max_vms = o.max_vms ? o.max_vms : DEFAULT_MAX_VMS;
 	e->harvest = o.harvest ? o.harvest : VDEMUX_HARVEST_EAGER;
 	e->copy = o.copy;
 	e->copy_threshold = o.copy_threshold;
 	e->low_watermark = o.low_watermark;
-	e->release_armed = true;
-	e->pend_gen = 1;
-	e->pend_cap = PEND_CAP;
-	e->mbuf_cap = PEND_CAP;
+	e->sigs.release_armed = true;
 
-	err = vd_pool_init(e);
+	err = vd_pool_init(&e->pool, &e->alloc);
+	if (!err)
+		err = vd_vmtab_init(&e->vmt, o.max_vms ? o.max_vms : DEFAULT_MAX_VMS, &e->alloc);
+	if (!err)
+		err = vd_plan_init(&e->plan, PEND_CAP, &e->alloc);
+	if (!err)
+		err = vd_batch_init(&e->batch, PEND_CAP, &e->alloc);
 	if (err)
 		goto fail;
-	e->vms = vd_calloc(&e->alloc, e->max_vms, sizeof(*e->vms));
-	e->vm_gen = vd_calloc(&e->alloc, e->max_vms, sizeof(*e->vm_gen));
-	e->dests = vd_calloc(&e->alloc, e->max_vms, sizeof(*e->dests));
-	e->pend = vd_calloc(&e->alloc, e->pend_cap, sizeof(*e->pend));
-	e->mbuf = vd_calloc(&e->alloc, e->mbuf_cap, sizeof(*e->mbuf));
-	e->mbuf2 = vd_calloc(&e->alloc, e->mbuf_cap, sizeof(*e->mbuf2));
-	e->ibuf = vd_calloc(&e->alloc, e->mbuf_cap, sizeof(*e->ibuf));
-	e->sbuf = vd_calloc(&e->alloc, e->mbuf_cap, sizeof(*e->sbuf));
-	if (!e->vms || !e->vm_gen || !e->dests || !e->pend || !e->mbuf || !e->mbuf2 || !e->ibuf ||
-	    !e->sbuf) {
+	e->dests = vd_calloc(&e->alloc, e->vmt.max, sizeof(*e->dests));
+	if (!e->dests) {
 		err = -ENOMEM;
 		goto fail;
 	}
@@ -166,7 +136,7 @@ int vdemux_engine_create(vdemux_engine **out, const struct vdemux_engine_opts *u
 	if (err)
 		goto fail;
 	e->cls = vdemux_l2_classifier(e->l2);
-	e->st.pages_total = e->npages;
+	e->st.pages_total = e->pool.npages;
 	*out = e;
 	return 0;
 fail:
@@ -178,9 +148,9 @@ void vdemux_engine_destroy(vdemux_engine *e)
 {
 	if (!e)
 		return;
-	for (uint32_t i = 0; i < e->max_vms; i++)
-		if (e->vms[i])
-			vdemux_vm_remove(e, e->vms[i]->id);
+	for (uint32_t i = 0; i < e->vmt.max; i++)
+		if (e->vmt.vms && e->vmt.vms[i])
+			vdemux_vm_remove(e, e->vmt.vms[i]->id);
 	engine_free(e);
 }
 
@@ -200,9 +170,12 @@ int vdemux_engine_add_backend(vdemux_engine *e, struct vdemux_backend *be)
 		vd_bad(e, VDEMUX_BAD_BACKEND);
 		return -EINVAL;
 	}
-	for (unsigned i = 0; i < e->nbe; i++)
-		if (e->bes[i] == be)
+	for (unsigned i = 0; i < e->nbe; i++) {
+		if (e->bes[i] == be) {
+			vd_bad(e, VDEMUX_BAD_BACKEND);
 			return -EEXIST;
+		}
+	}
 	if (e->nbe == e->bes_cap) {
 		/* Backends such as KVM and VFIO are one per VM: no fixed limit. */
 		unsigned cap = e->bes_cap ? e->bes_cap * 2 : 8;
@@ -215,6 +188,10 @@ int vdemux_engine_add_backend(vdemux_engine *e, struct vdemux_backend *be)
 		vd_free(&e->alloc, e->bes);
 		e->bes = n;
 		e->bes_cap = cap;
+	}
+	if (!be->log) {
+		be->log = e->log;
+		be->log_payload = e->log_payload;
 	}
 	e->bes[e->nbe++] = be;
 	vd_log(e, VDEMUX_LOG_INFO, "backend %s registered", be->name ? be->name : "?");
@@ -229,10 +206,14 @@ int vdemux_engine_set_classifier(vdemux_engine *e, struct vdemux_classifier *cls
 		e->cls = vdemux_l2_classifier(e->l2);
 		return 0;
 	}
-	if (cls->version != VDEMUX_CLASSIFIER_VERSION)
+	if (cls->version != VDEMUX_CLASSIFIER_VERSION) {
+		vd_bad(e, VDEMUX_BAD_BACKEND);
 		return -EPROTO;
-	if (!cls->classify)
+	}
+	if (!cls->classify) {
+		vd_bad(e, VDEMUX_BAD_BACKEND);
 		return -EINVAL;
+	}
 	e->cls = cls;
 	return 0;
 }
@@ -249,14 +230,19 @@ int vdemux_engine_remove_backend(vdemux_engine *e, struct vdemux_backend *be)
 	}
 	for (i = 0; i < e->nbe && e->bes[i] != be; i++)
 		;
-	if (i == e->nbe)
+	if (i == e->nbe) {
+		vd_bad(e, VDEMUX_BAD_BACKEND);
 		return -ENOENT;
-	for (uint32_t v = 0; v < e->max_vms; v++) {
-		const struct vm *vm = e->vms[v];
+	}
+	for (uint32_t v = 0; v < e->vmt.max; v++) {
+		const struct vm *vm = e->vmt.vms[v];
 
-		for (unsigned b = 0; vm && b < vm->nbe; b++)
-			if (vm->bes[b].be == be)
+		for (unsigned b = 0; vm && b < vm->nbe; b++) {
+			if (vm->bes[b].be == be) {
+				vd_bad(e, VDEMUX_BAD_BACKEND);
 				return -EBUSY;
+			}
+		}
 	}
 	memmove(&e->bes[i], &e->bes[i + 1], (e->nbe - i - 1) * sizeof(*e->bes));
 	e->nbe--;
@@ -277,11 +263,11 @@ int vdemux_engine_stats(const vdemux_engine *e, struct vdemux_engine_stats *out,
 	if (!e || !out)
 		return -EINVAL;
 	s = e->st;
-	s.pages_total = e->npages;
-	s.pages_free = e->nfree;
-	s.pages_filling = e->nfilling;
-	s.pages_assigned = e->nassigned;
-	s.pages_quarantined = e->nquarantined;
+	s.pages_total = e->pool.npages;
+	s.pages_free = e->pool.nfree;
+	s.pages_filling = e->pool.nfilling;
+	s.pages_assigned = e->pool.nassigned;
+	s.pages_quarantined = e->pool.nquarantined;
 	memcpy(out, &s, size < sizeof(s) ? size : sizeof(s));
 	return 0;
 }
@@ -332,133 +318,3 @@ const char *vdemux_bad_input_name(int which)
 	return bad_names[which];
 }
 
-/* ---- consistency check ---- */
-
-#define FAIL(...)                                          \
-	do {                                               \
-		if (msg && msglen)                         \
-			snprintf(msg, msglen, __VA_ARGS__); \
-		return -EUCLEAN;                           \
-	} while (0)
-
-static bool page_is_zero(const uint8_t *p)
-{
-	static const uint8_t zero[64];
-
-	for (unsigned off = 0; off < PAGE; off += sizeof(zero))
-		if (memcmp(p + off, zero, sizeof(zero)))
-			return false;
-	return true;
-}
-
-int vdemux_engine_check(const vdemux_engine *e, char *msg, size_t msglen)
-{
-	uint32_t nfree = 0, nfill = 0, nass = 0, nquar = 0;
-
-	if (!e)
-		return -EINVAL;
-	if (msg && msglen)
-		msg[0] = '\0';
-	for (uint32_t p = 0; p < e->npages; p++) {
-		const struct pg *pg = &e->pages[p];
-		const struct vm *vm;
-
-		switch (pg->state) {
-		case PG_FREE:
-			nfree++;
-			if (pg->lent)
-				FAIL("page %u: FREE and lent", p);
-			if (!page_is_zero(pg_addr(e, p)))
-				FAIL("page %u: FREE but not zeroed", p);
-			break;
-		case PG_FILLING:
-			nfill++;
-			/* Between calls a FILLING page is one lent to a device. */
-			if (!pg->lent)
-				FAIL("page %u: FILLING but not lent", p);
-			break;
-		case PG_QUARANTINED:
-			nquar++;
-			break;
-		case PG_ASSIGNED:
-			nass++;
-			vm = pg->vm_idx < e->max_vms ? e->vms[pg->vm_idx] : NULL;
-			if (!vm)
-				FAIL("page %u: ASSIGNED to missing VM index %u", p, pg->vm_idx);
-			if (pg->slot >= vm->rx_pages || vm->slots[pg->slot].page != p)
-				FAIL("page %u: ASSIGNED to VM %u slot %u, which does not hold it", p,
-				     vm->id, pg->slot);
-			break;
-		default:
-			FAIL("page %u: bad state %u", p, pg->state);
-		}
-	}
-	if (nfree != e->nfree || nfill != e->nfilling || nass != e->nassigned ||
-	    nquar != e->nquarantined)
-		FAIL("gauges disagree: free %u/%u filling %u/%u assigned %u/%u quarantined %u/%u",
-		     nfree, e->nfree, nfill, e->nfilling, nass, e->nassigned, nquar, e->nquarantined);
-	if (nfree + nfill + nass + nquar != e->npages)
-		FAIL("conservation: %u + %u + %u + %u != %u", nfree, nfill, nass, nquar, e->npages);
-	for (uint32_t i = 0; i < e->nfree; i++) {
-		uint32_t p = e->free_stack[i];
-
-		if (p >= e->npages || e->pages[p].state != PG_FREE)
-			FAIL("free list entry %u: page %u not FREE", i, p);
-	}
-	for (uint32_t i = 0; i < e->max_vms; i++) {
-		const struct vm *vm = e->vms[i];
-		uint32_t held = 0, posted = 0;
-
-		if (!vm)
-			continue;
-		for (uint32_t s = 0; s < vm->rx_pages; s++) {
-			const struct slot *sl = &vm->slots[s];
-			uint64_t gpa = vm->rx_base + (uint64_t)s * PAGE;
-
-			if (sl->posted && sl->filled)
-				FAIL("VM %u slot %u: posted and filled", vm->id, s);
-			if (sl->posted)
-				posted++;
-			if (sl->page != VDEMUX_NO_PAGE) {
-				const struct pg *pg;
-
-				if (sl->page >= e->npages)
-					FAIL("VM %u slot %u: bad page %u", vm->id, s, sl->page);
-				pg = &e->pages[sl->page];
-				if (pg->state != PG_ASSIGNED || pg->vm_idx != vm->idx || pg->slot != s)
-					FAIL("VM %u slot %u: page %u not assigned here", vm->id, s,
-					     sl->page);
-				held++;
-			} else if (sl->filled) {
-				FAIL("VM %u slot %u: filled hole", vm->id, s);
-			}
-			for (unsigned b = 0; b < vm->nbe; b++) {
-				const struct be_ref *r = &vm->bes[b];
-				uint32_t mp;
-
-				if (!r->be->query || (sl->page != VDEMUX_NO_PAGE && e->pages[sl->page].stale))
-					continue;
-				if (r->be->query(r->be, r->ctx, gpa, &mp))
-					continue;
-				if (mp != (sl->page == VDEMUX_NO_PAGE ? VDEMUX_NO_PAGE
-								     : sl->page + e->first_page))
-					FAIL("VM %u GPA 0x%llx: backend %s maps page %d, engine says %d",
-					     vm->id, (unsigned long long)gpa, r->be->name,
-					     (int)mp, (int)sl->page);
-			}
-		}
-		if (held != vm->held)
-			FAIL("VM %u: holds %u pages, counted %u", vm->id, held, vm->held);
-		if (held > vm->quota)
-			FAIL("VM %u: holds %u pages, quota %u", vm->id, held, vm->quota);
-		if (posted != vm->pq_count)
-			FAIL("VM %u: %u posted slots, queue has %u", vm->id, posted, vm->pq_count);
-		for (uint32_t k = 0; k < vm->pq_count; k++) {
-			uint32_t s = vm->postq[(vm->pq_head + k) % vm->rx_pages];
-
-			if (s >= vm->rx_pages || !vm->slots[s].posted)
-				FAIL("VM %u: post queue entry %u names slot %u, not posted", vm->id, k, s);
-		}
-	}
-	return 0;
-}

@@ -39,7 +39,11 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "core/internal.h"
+#include <vdemux/l2.h>
+#include <vdemux/sys/classifier.h>
+
+#include "common/util.h"
+#include "core/l2_create.h"
 
 #define L2_NVID 4096u
 #define L2_VID_MAX 4094u

@@ -3,87 +3,91 @@
 #include <errno.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include "core/pool.h"
 
-int vd_pool_init(struct vdemux_engine *e)
+int vd_pool_init(struct vd_pool *pl, const struct vdemux_alloc_hooks *alloc)
 {
-	e->pages = vd_calloc(&e->alloc, e->npages, sizeof(*e->pages));
-	e->free_stack = vd_calloc(&e->alloc, e->npages, sizeof(*e->free_stack));
-	if (!e->pages || !e->free_stack)
+	pl->pages = vd_calloc(alloc, pl->npages, sizeof(*pl->pages));
+	pl->free_stack = vd_calloc(alloc, pl->npages, sizeof(*pl->free_stack));
+	if (!pl->pages || !pl->free_stack)
 		return -ENOMEM;
 	/* Push in reverse so that page 0 is handed out first. */
-	for (uint32_t i = 0; i < e->npages; i++) {
-		e->pages[i].state = PG_FREE;
-		e->free_stack[i] = e->npages - 1 - i;
+	for (uint32_t i = 0; i < pl->npages; i++) {
+		pl->pages[i].state = PG_FREE;
+		pl->free_stack[i] = pl->npages - 1 - i;
 	}
-	e->nfree = e->npages;
+	pl->nfree = pl->npages;
 	return 0;
 }
 
-uint32_t vd_pool_get(struct vdemux_engine *e, uint32_t *out, uint32_t n)
+void vd_pool_fini(struct vd_pool *pl, const struct vdemux_alloc_hooks *alloc)
 {
-	if (n > e->nfree)
-		n = e->nfree;
+	vd_free(alloc, pl->pages);
+	vd_free(alloc, pl->free_stack);
+}
+
+uint32_t vd_pool_get(struct vd_pool *pl, uint32_t *out, uint32_t n)
+{
+	if (n > pl->nfree)
+		n = pl->nfree;
 	for (uint32_t i = 0; i < n; i++) {
-		uint32_t p = e->free_stack[--e->nfree];
-		struct pg *pg = &e->pages[p];
+		uint32_t p = pl->free_stack[--pl->nfree];
+		struct pg *pg = &pl->pages[p];
 
 		pg->state = PG_FILLING;
 		pg->dirty = 0;
 		out[i] = p;
 	}
-	e->nfilling += n;
+	pl->nfilling += n;
 	return n;
 }
 
-static void pool_push(struct vdemux_engine *e, uint32_t p)
+static void pool_push(struct vd_pool *pl, uint32_t p)
 {
-	struct pg *pg = &e->pages[p];
+	struct pg *pg = &pl->pages[p];
 
 	if (pg->dirty)
-		memset(pg_addr(e, p), 0, pg->dirty);
+		memset(pg_addr(pl, p), 0, pg->dirty);
 	pg->dirty = 0;
 	pg->state = PG_FREE;
 	pg->lent = 0;
 	pg->stale = 0;
 	pg->vm_idx = 0;
 	pg->slot = 0;
-	e->free_stack[e->nfree++] = p;
+	pl->free_stack[pl->nfree++] = p;
 }
 
-void vd_pool_put(struct vdemux_engine *e, uint32_t p)
+void vd_pool_put(struct vd_pool *pl, uint32_t p)
 {
-	e->nfilling--;
-	pool_push(e, p);
+	pl->nfilling--;
+	pool_push(pl, p);
 }
 
-void vd_page_assign(struct vdemux_engine *e, uint32_t p, struct vm *vm, uint32_t slot)
+void vd_pool_assign(struct vd_pool *pl, uint32_t p, uint32_t vm_idx, uint32_t slot)
 {
-	struct pg *pg = &e->pages[p];
+	struct pg *pg = &pl->pages[p];
 
 	if (pg->state == PG_FILLING)
-		e->nfilling--;
+		pl->nfilling--;
 	else
-		e->nassigned--; /* re-assignment (never used across VMs) */
+		pl->nassigned--; /* re-assignment (never used across VMs) */
 	pg->state = PG_ASSIGNED;
 	pg->lent = 0;
-	pg->vm_idx = vm->idx;
+	pg->vm_idx = vm_idx;
 	pg->slot = slot;
-	e->nassigned++;
+	pl->nassigned++;
 }
 
-void vd_page_quarantine(struct vdemux_engine *e, uint32_t p)
+void vd_pool_quarantine(struct vd_pool *pl, uint32_t p)
 {
-	e->nassigned--;
-	e->nquarantined++;
-	e->pages[p].state = PG_QUARANTINED;
+	pl->nassigned--;
+	pl->nquarantined++;
+	pl->pages[p].state = PG_QUARANTINED;
 }
 
-void vd_page_reclaim(struct vdemux_engine *e, uint32_t p)
+void vd_pool_reclaim(struct vd_pool *pl, uint32_t p)
 {
-	e->nassigned--;
-	/* A guest could write anywhere in a page it could reach. */
-	e->pages[p].dirty = PAGE;
-	pool_push(e, p);
-	e->st.harvests++;
+	pl->nassigned--;
+	pl->pages[p].dirty = PAGE;
+	pool_push(pl, p);
 }

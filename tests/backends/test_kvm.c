@@ -38,6 +38,8 @@
 #define PROBE_QUIET_END() ((void)0)
 #endif
 
+#include <vdemux/sys/backend.h>
+#include <vdemux/sys/classifier.h>
 #include <vdemux/vdemux.h>
 
 #include "backends/kvm_seam.h"

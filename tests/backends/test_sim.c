@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include <vdemux/sys/backend.h>
 #include <vdemux/vdemux.h>
 
 struct ctx {

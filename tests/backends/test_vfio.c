@@ -26,6 +26,7 @@
 
 #include <cmocka.h>
 
+#include <vdemux/sys/backend.h>
 #include <vdemux/vdemux.h>
 
 #define PAGE 4096ull

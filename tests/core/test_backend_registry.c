@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include <vdemux/sys/backend.h>
 #include <vdemux/vdemux.h>
 
 #define NVMS 20

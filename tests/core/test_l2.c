@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include <vdemux/sys/classifier.h>
 #include <vdemux/l2.h>
 
 #define MAXD 64

@@ -97,14 +97,14 @@ static void test_unpopulated_vm_starts_with_holes(void **state)
 	vt_check(fx);
 }
 
-static void test_vm_add_fails_with_enomem_when_pool_cannot_populate(void **state)
+static void test_vm_add_fails_with_enobufs_when_pool_cannot_populate(void **state)
 {
 	struct vt_fx *fx = fx_engine(state, VDEMUX_HARVEST_EAGER, 8);
 	struct vdemux_vm_opts o = vt_vm_opts(fx, 9);
 	vdemux_vm_id id = 0;
 	struct vt_snap *before = vt_snap_take(fx);
 
-	assert_int_equal(vdemux_vm_add(fx->eng, &id, &o), -ENOMEM);
+	assert_int_equal(vdemux_vm_add(fx->eng, &id, &o), -ENOBUFS);
 	assert_int_equal(id, 0);
 	vt_snap_expect_same(fx, before, -1);
 	vt_check(fx);
@@ -520,7 +520,7 @@ int main(void)
 		T(test_populated_vm_backs_every_slot_with_its_own_zeroed_page),
 		T(test_populating_costs_one_map_batch),
 		T(test_unpopulated_vm_starts_with_holes),
-		T(test_vm_add_fails_with_enomem_when_pool_cannot_populate),
+		T(test_vm_add_fails_with_enobufs_when_pool_cannot_populate),
 		T(test_vm_ids_are_distinct_and_never_zero),
 		T(test_max_vms_is_enforced_with_enospc),
 		T(test_default_max_vms_is_64),

@@ -206,7 +206,7 @@ static void test_pages_of_a_removed_vm_populate_the_next(void **state)
 
 	scribble_all(fx, a, 0x7e);
 	o = vt_vm_opts(fx, 8);
-	assert_int_equal(vdemux_vm_add(fx->eng, &id, &o), -ENOMEM); /* pool empty */
+	assert_int_equal(vdemux_vm_add(fx->eng, &id, &o), -ENOBUFS); /* pool empty */
 	vt_vm_remove(fx, a);
 	b = vt_vm_add(fx, &o);
 	for (uint32_t i = 0; i < 8; i++) {

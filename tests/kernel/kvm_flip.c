@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <vdemux/sys/classifier.h>
 #include <vdemux/vdemux.h>
 
 #include "kvm_guest.h"

@@ -44,6 +44,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <vdemux/sys/backend.h>
 #include <vdemux/vdemux.h>
 
 #define PG 4096u

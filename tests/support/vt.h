@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include <vdemux/sys/backend.h>
+#include <vdemux/sys/classifier.h>
 #include <vdemux/vdemux.h>
 
 #define VT_MAX_VMS 16

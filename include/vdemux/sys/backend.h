@@ -1,15 +1,16 @@
 /**
- * @file backend.h
+ * @file sys/backend.h
  * @brief The DMA-table backend interface, for backend authors.
  *
  * A backend keeps one kind of translation table of a VM (an IOMMU domain,
  * KVM's view of guest RAM, a simulated MMU) in step with the engine: it maps
  * arena pages at guest-physical addresses (GPAs) and unmaps them.
  *
- * Stability: this interface is versioned by VDEMUX_BACKEND_VERSION and may
- * change between minor releases; the engine refuses a backend whose
- * @c version it does not know. Applications that only use the backends
- * shipped with the library do not need this header.
+ * Stability: less stable than the rest of the API. This interface is
+ * versioned by VDEMUX_BACKEND_VERSION and may change between minor releases;
+ * the engine refuses a backend whose @c version it does not know.
+ * Applications that only use the backends shipped with the library do not
+ * need this header, and vdemux.h does not include it.
  *
  * Writing a backend: embed struct vdemux_backend as the first member of your
  * own struct, start from VDEMUX_BACKEND_INIT, fill the operations, and let
@@ -17,8 +18,8 @@
  * operations from the thread that made the API call, never concurrently on
  * one engine.
  */
-#ifndef VDEMUX_BACKEND_H
-#define VDEMUX_BACKEND_H
+#ifndef VDEMUX_SYS_BACKEND_H
+#define VDEMUX_SYS_BACKEND_H
 
 #include <vdemux/arena.h>
 #include <vdemux/common.h>
@@ -28,7 +29,7 @@ extern "C" {
 #endif
 
 /** Version of struct vdemux_backend described by this header. */
-#define VDEMUX_BACKEND_VERSION 1u
+#define VDEMUX_BACKEND_VERSION 2u
 
 /** What a backend is told about a VM when it is attached. */
 struct vdemux_backend_vm {
@@ -121,10 +122,16 @@ struct vdemux_backend {
 	int (*query)(struct vdemux_backend *be, void *vmctx, uint64_t gpa, uint32_t *page);
 	/** Release the backend; called by vdemux_engine_destroy(). Optional. */
 	void (*free)(struct vdemux_backend *be);
-};
 
-/** Page index meaning "no page". */
-#define VDEMUX_NO_PAGE UINT32_MAX
+	/**
+	 * Where the backend logs. Set by vdemux_engine_add_backend() to the
+	 * engine's log hook unless already set (a backend created with a hook
+	 * of its own keeps it). NULL: silent.
+	 */
+	vdemux_log_fn log;
+	/** Passed to @c log. */
+	void *log_payload;
+};
 
 /** Initialiser for a struct vdemux_backend: version set, operations NULL. */
 #define VDEMUX_BACKEND_INIT {.version = VDEMUX_BACKEND_VERSION}

@@ -1,24 +1,21 @@
 /**
- * @file classifier.h
- * @brief The classifier interface: frame -> destination VMs.
+ * @file verdict.h
+ * @brief What a classification answers: destinations, VLAN edits, drop
+ *        reasons.
  *
- * The engine asks its classifier where each incoming frame goes. The built-in
- * L2 classifier (l2.h) is installed by default; a VMM can install its own
- * with vdemux_engine_set_classifier().
+ * Used by the built-in L2 classifier (l2.h), by the engine's counters and by
+ * classifiers a VMM writes (sys/classifier.h).
  *
- * Stability: versioned by VDEMUX_CLASSIFIER_VERSION.
+ * Stability: part of the stable API.
  */
-#ifndef VDEMUX_CLASSIFIER_H
-#define VDEMUX_CLASSIFIER_H
+#ifndef VDEMUX_VERDICT_H
+#define VDEMUX_VERDICT_H
 
 #include <vdemux/common.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/** Version of struct vdemux_classifier described by this header. */
-#define VDEMUX_CLASSIFIER_VERSION 1u
 
 /** How the frame's first VLAN tag is edited for one destination. */
 enum vdemux_vlan_action {
@@ -71,29 +68,6 @@ struct vdemux_verdict {
 	unsigned n;                /**< destinations written (set by the classifier) */
 	int drop_reason;           /**< enum vdemux_drop_reason, when n == 0 */
 };
-
-/**
- * A classifier. Embed it as the first member of your own struct.
- * Mandatory: classify. Optional: vm_removed.
- */
-struct vdemux_classifier {
-	/** VDEMUX_CLASSIFIER_VERSION. */
-	unsigned int version;
-	/** Short name for logs. */
-	const char *name;
-	/**
-	 * Examine one frame (untrusted bytes) and fill @p v. It must not
-	 * write more than v->cap destinations nor name a VM twice.
-	 * @return 0, or a negative errno (the frame is dropped as NO_DEST).
-	 */
-	int (*classify)(struct vdemux_classifier *cls, const uint8_t *frame, uint32_t len,
-			struct vdemux_verdict *v);
-	/** The engine removed VM @p vm: forget it. */
-	void (*vm_removed)(struct vdemux_classifier *cls, vdemux_vm_id vm);
-};
-
-/** Initialiser for struct vdemux_classifier. */
-#define VDEMUX_CLASSIFIER_INIT {.version = VDEMUX_CLASSIFIER_VERSION}
 
 #ifdef __cplusplus
 }

@@ -2,7 +2,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include <stdarg.h>
+#include <stdio.h>
+
+#include <vdemux/sys/backend.h>
+
+#include "common/util.h"
 
 bool vd_hooks_valid(const struct vdemux_alloc_hooks *h)
 {
@@ -49,6 +54,36 @@ void vd_opts_copy(void *dst, const void *opts, size_t known)
 	memset(dst, 0, known);
 	memcpy(&sz, opts, sizeof(sz));
 	memcpy(dst, opts, sz < known ? sz : known);
+}
+
+static void vlog_to(vdemux_log_fn fn, void *payload, int level, const char *fmt, va_list ap)
+{
+	char buf[256];
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	fn(level, buf, payload);
+}
+
+void vd_log_to(vdemux_log_fn fn, void *payload, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!fn)
+		return;
+	va_start(ap, fmt);
+	vlog_to(fn, payload, level, fmt, ap);
+	va_end(ap);
+}
+
+void vd_backend_log(const struct vdemux_backend *be, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!be->log)
+		return;
+	va_start(ap, fmt);
+	vlog_to(be->log, be->log_payload, level, fmt, ap);
+	va_end(ap);
 }
 
 uint32_t vdemux_version(void)

@@ -1,0 +1,218 @@
+/* Applying a burst's plan, VM by VM: the maps of holes, then the remaps (or,
+ * where a VM's tables cannot remap, the unmaps of the old pages and the
+ * maps of the new ones), each in batches; then every delivery that did not
+ * get all of its chunks applied is undone, and the others are completed. */
+#include "core/apply.h"
+#include "core/engine.h"
+#include "core/harvest.h"
+
+/* Which entries a pass over a VM's list takes. */
+typedef bool (*pick_fn)(const struct pend *pe);
+
+static bool pick_map(const struct pend *pe)
+{
+	return pe->kind == PEND_MAP;
+}
+static bool pick_remap(const struct pend *pe)
+{
+	return pe->kind == PEND_REMAP;
+}
+static bool pick_remap_unmapped(const struct pend *pe)
+{
+	return pe->kind == PEND_REMAP && pe->tstate == TS_HOLE;
+}
+static bool pick_undo(const struct pend *pe)
+{
+	return pe->tstate == TS_APPLIED && pe->kind != PEND_COPY && pe->failed;
+}
+
+/* Fill the batch from vm's entries, starting at index from, with those
+ * pick() selects; new_page: the batch names each entry's new page (else its
+ * old one), and the undo entry the other. */
+static unsigned gather(struct vdemux_engine *e, struct vm *vm, uint32_t from, pick_fn pick,
+		       bool new_page, uint32_t *next)
+{
+	struct vd_batch *b = &e->batch;
+	unsigned n = 0;
+	uint32_t i;
+
+	for (i = from; i != NO_PEND && n < b->cap; i = e->plan.pend[i].next) {
+		struct pend *pe = &e->plan.pend[i];
+
+		if (!pick(pe))
+			continue;
+		b->m[n].gpa = slot_gpa(vm, pe->slot);
+		b->m[n].page = abs_or_none(&e->pool, new_page ? pe->new_page : pe->old_page);
+		b->m[n].pad = 0;
+		b->undo[n] = b->m[n];
+		b->undo[n].page = abs_or_none(&e->pool, new_page ? pe->old_page : pe->new_page);
+		b->idx[n++] = i;
+	}
+	*next = i;
+	return n;
+}
+
+/* Run op over every entry of vm that pick() selects, setting each one's
+ * tstate to on_ok when applied, and recording stale pages. */
+static void run(struct vdemux_engine *e, struct vm *vm, enum vd_tbl_op op, pick_fn pick,
+		bool new_page, uint8_t on_ok, bool stale_is_new)
+{
+	uint32_t from = vm->plan.head;
+
+	for (;;) {
+		unsigned n = gather(e, vm, from, pick, new_page, &from), done;
+		int err;
+
+		if (!n)
+			return;
+		done = vd_tables_apply(e, vm, op, &e->batch, n, &err);
+		for (unsigned k = 0; k < n; k++) {
+			struct pend *pe = &e->plan.pend[e->batch.idx[k]];
+
+			if (k < done)
+				pe->tstate = on_ok;
+			else if (e->batch.stale[k])
+				pe->stale_page = stale_is_new ? pe->new_page : pe->old_page;
+		}
+		if (done < n) {
+			/* Entries past the failure were not tried: leave them
+			 * untouched; they fail with their frame. */
+			return;
+		}
+	}
+}
+
+static void apply_tables(struct vdemux_engine *e, struct vm *vm)
+{
+	run(e, vm, VD_OP_MAP, pick_map, true, TS_APPLIED, true);
+	/* remap is used only where it covers every table: a VM with one
+	 * backend that has it. */
+	if (vm->nbe == 1 && vm->bes[0].be->remap) {
+		run(e, vm, VD_OP_REMAP, pick_remap, true, TS_APPLIED, true);
+	} else {
+		run(e, vm, VD_OP_UNMAP, pick_remap, false, TS_HOLE, false);
+		run(e, vm, VD_OP_MAP, pick_remap_unmapped, true, TS_APPLIED, true);
+	}
+}
+
+/* A delivery is all of its chunks or none: mark failed every entry of a
+ * delivery that has a chunk not applied. Entries of one delivery are
+ * contiguous on the VM's list. */
+static void mark_failed(struct vdemux_engine *e, struct vm *vm)
+{
+	struct pend *pend = e->plan.pend;
+
+	for (uint32_t i = vm->plan.head; i != NO_PEND;) {
+		uint32_t j;
+		bool ok = true;
+
+		for (j = i; j != NO_PEND && pend[j].frame == pend[i].frame; j = pend[j].next)
+			if (pend[j].kind != PEND_COPY && pend[j].tstate != TS_APPLIED)
+				ok = false;
+		for (; i != j; i = pend[i].next)
+			pend[i].failed = !ok;
+	}
+}
+
+/* Give back what a failed entry took, leaving the slot posted again, or,
+ * where an undo failed, leaving the new page with the VM. */
+static void finalize_failed(struct vdemux_engine *e, struct vm *vm, struct pend *pe)
+{
+	struct slot *sl = &vm->slots[pe->slot];
+	bool new_live, old_gone;
+
+	if (pe->kind == PEND_COPY) {
+		vd_vm_post_slot(vm, pe->slot);
+		return;
+	}
+	if (pe->kind == PEND_MAP)
+		vm->held--; /* the reservation made when planned */
+	new_live = pe->stale_page == pe->new_page;
+	if (!new_live && pe->tstate == TS_APPLIED) {
+		/* Its undo failed (or was not tried after an earlier failure):
+		 * the new page is still mapped in every table. */
+		new_live = true;
+		e->st.rollback_failures++;
+	}
+	old_gone = pe->kind == PEND_REMAP && pe->tstate != TS_UNTOUCHED;
+	if (pe->kind == PEND_REMAP && !old_gone && pe->stale_page == pe->old_page)
+		e->pool.pages[pe->old_page].stale = 1;
+	if (old_gone)
+		vd_harvest_slot(e, vm, pe->slot);
+	if (new_live) {
+		/* A failed undo may leave the page reachable by this VM: it
+		 * stays with the VM (held, not posted) until it is released. */
+		vd_pool_assign(&e->pool, pe->new_page, vm->idx, pe->slot);
+		e->pool.pages[pe->new_page].stale = 1;
+		sl->page = pe->new_page;
+		vm->held++;
+		return;
+	}
+	vd_pool_put(&e->pool, pe->new_page);
+	vd_vm_post_slot(vm, pe->slot);
+}
+
+/* The first entry of each delivery carries its accounting. */
+static bool first_of_delivery(const struct vdemux_engine *e, uint32_t i)
+{
+	return i == 0 || e->plan.pend[i - 1].frame != e->plan.pend[i].frame;
+}
+
+static void complete(struct vdemux_engine *e, struct vm *vm)
+{
+	bool any = false;
+
+	for (uint32_t i = vm->plan.head; i != NO_PEND; i = e->plan.pend[i].next) {
+		struct pend *pe = &e->plan.pend[i];
+		struct slot *sl = &vm->slots[pe->slot];
+
+		if (pe->failed) {
+			vd_cq_cancel(&vm->cq, 1);
+			if (first_of_delivery(e, i)) {
+				vd_drop(e, vm, VDEMUX_DROP_BACKEND);
+				e->st.delivered--;
+				vm->st.delivered--;
+				vm->st.bytes -= pe->flen;
+			}
+			finalize_failed(e, vm, pe);
+			continue;
+		}
+		if (pe->kind == PEND_COPY) {
+			e->st.copies++;
+			vm->st.copies++;
+		} else {
+			if (pe->kind == PEND_REMAP) {
+				/* Lazy harvest: the old page left every table. */
+				vd_harvest_slot(e, vm, pe->slot);
+				vm->held++; /* the new page takes its place */
+			}
+			vd_pool_assign(&e->pool, pe->new_page, vm->idx, pe->slot);
+			sl->page = pe->new_page;
+			e->st.flips++;
+			vm->st.flips++;
+		}
+		sl->filled = 1;
+		vd_cq_commit(&vm->cq, slot_gpa(vm, pe->slot), pe->len, pe->flags);
+		e->st.completions++;
+		any = true;
+	}
+	if (any)
+		vd_signal_raise(e, vm, VDEMUX_SIG_RX);
+}
+
+static void apply_vm(struct vdemux_engine *e, struct vm *vm)
+{
+	apply_tables(e, vm);
+	mark_failed(e, vm);
+	run(e, vm, VD_OP_UNMAP, pick_undo, true, TS_HOLE, true);
+	complete(e, vm);
+}
+
+void vd_apply_plan(struct vdemux_engine *e)
+{
+	for (struct vm *vm = e->plan.vms; vm; vm = vm->plan.next)
+		apply_vm(e, vm);
+	e->plan.vms = NULL;
+	e->plan.n = 0;
+	e->plan.gen++;
+}

@@ -1,0 +1,36 @@
+/* A frame as the engine sees it while delivering it: in pool pages
+ * (zero-copy) or in the caller's memory, and the bytes each destination
+ * receives (with its VLAN edit). Stateless. */
+#ifndef VDEMUX_CORE_FRAME_H
+#define VDEMUX_CORE_FRAME_H
+
+#include <vdemux/verdict.h>
+
+#include "common/util.h"
+#include "core/pool.h"
+
+#define MAX_FRAME_LIMIT (65536u + 4u)
+#define MAX_FRAME_PAGES ((MAX_FRAME_LIMIT + 4u + PAGE - 1u) / PAGE)
+#define ETH_HLEN 14u
+
+struct vd_src {
+	const uint32_t *pages; /* engine pages holding the frame, or NULL */
+	const uint8_t *flat;   /* the frame in the caller's memory, or NULL */
+	uint32_t len;
+};
+
+static inline uint32_t npages_for(uint32_t len)
+{
+	return (len + PAGE - 1) / PAGE;
+}
+
+/* Length of the frame as destination d receives it, or 0 if d's edit
+ * cannot apply to it (malformed); *bad_action is set for an unknown edit. */
+uint32_t vd_frame_out_len(const struct vd_src *src, const struct vdemux_dest *d, bool *bad_action);
+
+/* Bytes [off, off + n) of what destination d receives: the frame with the
+ * first tag edited as d says. */
+void vd_frame_emit(const struct vd_pool *pl, const struct vd_src *src, const struct vdemux_dest *d,
+		   uint32_t off, uint8_t *dst, uint32_t n);
+
+#endif

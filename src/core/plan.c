@@ -1,0 +1,222 @@
+/* Planning the deliveries of a burst: classify a frame, then for each
+ * destination decide flip or copy, take the posted slots and write (or pick)
+ * the pages; the tables are changed later, in one batch per VM (apply.c). */
+#include <errno.h>
+#include <string.h>
+
+#include "core/apply.h"
+#include "core/engine.h"
+#include "core/plan.h"
+
+int vd_plan_init(struct vd_plan *pl, uint32_t cap, const struct vdemux_alloc_hooks *alloc)
+{
+	pl->cap = cap;
+	pl->gen = 1;
+	pl->pend = vd_calloc(alloc, cap, sizeof(*pl->pend));
+	return pl->pend ? 0 : -ENOMEM;
+}
+
+void vd_plan_fini(struct vd_plan *pl, const struct vdemux_alloc_hooks *alloc)
+{
+	vd_free(alloc, pl->pend);
+}
+
+void vd_drop(struct vdemux_engine *e, struct vm *vm, int reason)
+{
+	if (reason <= 0 || reason >= VDEMUX_DROP__COUNT)
+		reason = VDEMUX_DROP_NO_DEST;
+	e->st.drops[reason]++;
+	if (vm)
+		vm->st.drops[reason]++;
+}
+
+static void free_pages(struct vdemux_engine *e, const uint32_t *pages, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		vd_pool_put(&e->pool, pages[i]);
+}
+
+/* What stops a delivery of nch chunks (0: nothing); *nfresh is the number
+ * of pool pages it needs. */
+static int delivery_obstacle(const struct vdemux_engine *e, const struct vm *vm, uint32_t nch,
+			     bool copy, bool consume, uint32_t *nfresh)
+{
+	uint32_t nholes = 0;
+
+	*nfresh = 0;
+	if (vm->postq.count < nch)
+		return VDEMUX_DROP_NO_BUFFER;
+	if (vd_cq_room(&vm->cq) < nch)
+		return VDEMUX_DROP_CQ_FULL;
+	for (uint32_t i = 0; i < nch; i++) {
+		const struct slot *sl = &vm->slots[vd_postq_peek(&vm->postq, i)];
+
+		if (copy && sl->page != VDEMUX_NO_PAGE)
+			continue;
+		if (sl->page == VDEMUX_NO_PAGE)
+			nholes++;
+		if (!consume)
+			(*nfresh)++;
+	}
+	if (vm->held + nholes > vm->quota)
+		return VDEMUX_DROP_QUOTA;
+	if (*nfresh > e->pool.nfree)
+		return VDEMUX_DROP_NO_POOL;
+	return 0;
+}
+
+/* Append a new entry to the plan, on vm's list. */
+static struct pend *plan_append(struct vdemux_engine *e, struct vm *vm)
+{
+	struct vd_plan *pl = &e->plan;
+	uint32_t idx = pl->n++;
+	struct pend *pe = &pl->pend[idx];
+
+	if (vm->plan.gen != pl->gen) {
+		vm->plan.gen = pl->gen;
+		vm->plan.head = idx;
+		vm->plan.next = pl->vms;
+		pl->vms = vm;
+	} else {
+		pl->pend[vm->plan.tail].next = idx;
+	}
+	vm->plan.tail = idx;
+	memset(pe, 0, sizeof(*pe));
+	pe->vm = vm;
+	pe->next = NO_PEND;
+	pe->stale_page = VDEMUX_NO_PAGE;
+	return pe;
+}
+
+enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
+				  const struct vdemux_dest *d, bool consume, bool *consumed)
+{
+	const uint32_t *pages = src->pages;
+	uint32_t out_len, nch, nfresh, fresh[MAX_FRAME_PAGES], seq;
+	bool copy, bad_action;
+	int why;
+
+	*consumed = false;
+	out_len = vd_frame_out_len(src, d, &bad_action);
+	if (!out_len) {
+		vd_drop(e, vm, bad_action ? VDEMUX_DROP_NO_DEST : VDEMUX_DROP_MALFORMED);
+		return VD_PLAN_DROPPED;
+	}
+	consume = consume && d->action == VDEMUX_VLAN_KEEP && pages;
+	nch = npages_for(out_len);
+	/* Applying the plan changes queues and the pool: do it before
+	 * deciding anything. */
+	if (e->plan.n + nch > e->plan.cap || (e->plan.n && e->pool.nfree < nch))
+		return VD_PLAN_FULL;
+	copy = out_len <= vm->eff_threshold;
+	why = delivery_obstacle(e, vm, nch, copy, consume, &nfresh);
+	if (why) {
+		vd_drop(e, vm, why);
+		return VD_PLAN_DROPPED;
+	}
+	vd_pool_get(&e->pool, fresh, nfresh);
+
+	seq = ++e->plan.frame_seq;
+	nfresh = 0;
+	for (uint32_t i = 0; i < nch; i++) {
+		uint32_t s = vd_vm_take_posted(vm);
+		struct slot *sl = &vm->slots[s];
+		struct pend *pe = plan_append(e, vm);
+		uint32_t off = i * PAGE, k = out_len - off < PAGE ? out_len - off : PAGE;
+
+		pe->slot = s;
+		pe->len = k;
+		pe->flags = i + 1 < nch ? VDEMUX_CPL_MORE : 0;
+		pe->frame = seq;
+		pe->flen = out_len;
+		pe->old_page = sl->page;
+		if (copy && sl->page != VDEMUX_NO_PAGE) {
+			pe->kind = PEND_COPY;
+			pe->new_page = VDEMUX_NO_PAGE;
+			pe->flags |= VDEMUX_CPL_COPIED;
+			vd_frame_emit(&e->pool, src, d, off, pg_addr(&e->pool, sl->page), k);
+			if (consume)
+				vd_pool_put(&e->pool, pages[i]);
+			continue;
+		}
+		if (consume) {
+			pe->new_page = pages[i];
+		} else {
+			pe->new_page = fresh[nfresh++];
+			vd_frame_emit(&e->pool, src, d, off, pg_addr(&e->pool, pe->new_page), k);
+			e->pool.pages[pe->new_page].dirty = k;
+		}
+		if (sl->page == VDEMUX_NO_PAGE) {
+			pe->kind = PEND_MAP;
+			vm->held++; /* reserved now, given back if the map fails */
+		} else {
+			pe->kind = PEND_REMAP;
+		}
+	}
+	vd_cq_reserve(&vm->cq, nch);
+	vm->st.delivered++;
+	vm->st.bytes += out_len;
+	e->st.delivered++;
+	*consumed = consume;
+	return VD_PLAN_DONE;
+}
+
+static bool plan_one(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
+		     const struct vdemux_dest *d, bool consume)
+{
+	bool consumed;
+
+	if (vd_plan_delivery(e, vm, src, d, consume, &consumed) == VD_PLAN_FULL) {
+		vd_apply_plan(e);
+		/* An empty plan always has room. */
+		vd_plan_delivery(e, vm, src, d, consume, &consumed);
+	}
+	return consumed;
+}
+
+/*
+ * The frame is classified on its first page (a frame's headers are there).
+ * The last destination that takes the frame as it came may have its pages;
+ * the others get replicas, planned first: once the consumer has the pages
+ * they may be freed (copied) or mapped into its VM.
+ */
+void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
+{
+	struct vdemux_verdict v = {.dests = e->dests, .cap = e->vmt.max};
+	const uint32_t *pages = src->pages;
+	uint32_t len = src->len, np = pages ? npages_for(len) : 0;
+	int consumer = -1, r;
+	bool consumed = false;
+
+	if (src->flat)
+		r = e->cls->classify(e->cls, src->flat, len, &v);
+	else
+		r = e->cls->classify(e->cls, pg_addr(&e->pool, pages[0]), len < PAGE ? len : PAGE, &v);
+	if (r < 0 || v.n == 0) {
+		vd_drop(e, NULL, r < 0 ? VDEMUX_DROP_NO_DEST : v.drop_reason);
+		free_pages(e, pages, np);
+		return;
+	}
+	if (v.n > v.cap)
+		v.n = v.cap;
+	for (unsigned k = v.n; k-- > 0;) {
+		if (v.dests[k].action == VDEMUX_VLAN_KEEP && vd_vm_get(e, v.dests[k].vm)) {
+			consumer = (int)k;
+			break;
+		}
+	}
+	for (unsigned k = 0; k < v.n; k++) {
+		struct vm *vm = vd_vm_get(e, v.dests[k].vm);
+
+		if (!vm) {
+			vd_drop(e, NULL, VDEMUX_DROP_UNKNOWN_VM);
+			continue;
+		}
+		if ((int)k != consumer)
+			plan_one(e, vm, src, &v.dests[k], false);
+	}
+	if (consumer >= 0)
+		consumed = plan_one(e, vd_vm_get(e, v.dests[consumer].vm), src, &v.dests[consumer], true);
+	if (!consumed)
+		free_pages(e, pages, np);
+}

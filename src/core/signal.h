@@ -1,0 +1,34 @@
+/* Signals to VMs: reasons raised during a call are gathered per VM and sent
+ * once, at the end of the call; release requests at the low watermark.
+ * Owner of: struct vd_sigs (the engine's list), struct vd_vm_sig. */
+#ifndef VDEMUX_CORE_SIGNAL_H
+#define VDEMUX_CORE_SIGNAL_H
+
+#include "common/util.h"
+
+struct vdemux_engine;
+struct vm;
+
+struct vd_sigs {
+	struct vm *list;     /* VMs with reasons raised in this call */
+	bool release_armed;  /* the low watermark may fire again */
+};
+
+void vd_signal_raise(struct vdemux_engine *e, struct vm *vm, unsigned reasons);
+/* Send what was raised: every API call that may raise ends with this. */
+void vd_signal_flush(struct vdemux_engine *e);
+/* Ask every VM that holds pages to release some. */
+void vd_signal_release_all(struct vdemux_engine *e);
+/* Raise release requests if the pool just went under the low watermark. */
+void vd_signal_watermark(struct vdemux_engine *e);
+/* Take a VM off the list (it is being removed). */
+void vd_signal_forget(struct vdemux_engine *e, struct vm *vm);
+
+/* The end of every call that changes the pool: watermark, then signals. */
+static inline void vd_call_end(struct vdemux_engine *e)
+{
+	vd_signal_watermark(e);
+	vd_signal_flush(e);
+}
+
+#endif
