@@ -25,8 +25,20 @@ LD_LIBRARY_PATH="$libdir" "$work/cmake/outside_cmake"
 "$work/cmake/outside_cmake_static"
 echo "find_package: ok"
 
-for h in "$prefix"/include/vdemux/*.h; do
-  echo "#include <vdemux/$(basename "$h")>" > "$work/h.c"
+# The umbrella header must not pull in the backend and classifier authors'
+# headers (include/vdemux/sys/), which have a weaker stability promise.
+if cc -E -I"$prefix/include" -x c - <<<'#include <vdemux/vdemux.h>' | grep -q 'vdemux/sys/'; then
+  echo "vdemux.h includes a header of vdemux/sys/" >&2
+  exit 1
+fi
+cmake -S "$here/embed" -B "$work/embed" -DVDEMUX_SOURCE_DIR="$(cd "$here/../.." && pwd)" >/dev/null
+cmake --build "$work/embed" -j"$(nproc)" >/dev/null
+"$work/embed/embedded"
+echo "add_subdirectory: ok (the library alone)"
+
+for h in "$prefix"/include/vdemux/*.h "$prefix"/include/vdemux/sys/*.h; do
+  rel=${h#"$prefix/include/"}
+  echo "#include <$rel>" > "$work/h.c"
   cc -std=c11 -Wall -Wextra -Werror -pedantic -I"$prefix/include" -fsyntax-only "$work/h.c"
   c++ -std=c++11 -Wall -Wextra -Werror -I"$prefix/include" -fsyntax-only -x c++ "$work/h.c"
 done
