@@ -20,6 +20,8 @@
 #include <vdemux/sys/backend.h>
 #include <vdemux/vdemux.h>
 
+#include "fault.h" /* tests/support: the fault-injecting backend wrapper */
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define NVMS 3
@@ -40,66 +42,10 @@ static unsigned next(struct in *in)
 	return *in->p++;
 }
 
-/* A backend wrapper that fails the Nth entry of its batches from now on. */
-struct failing {
-	struct vdemux_backend be;
-	struct vdemux_backend *inner;
-	int armed;        /* entries left before a failure; < 0: off */
-	int err;
-};
-
-static int fail_batch(struct failing *f, vdemux_backend_batch_fn fn, void *ctx,
-		      const struct vdemux_map *m, unsigned n, unsigned *done)
-{
-	unsigned lim = n;
-	int rc;
-
-	if (f->armed >= 0 && (unsigned)f->armed < n)
-		lim = (unsigned)f->armed;
-	if (f->armed >= 0)
-		f->armed -= (int)lim;
-	if (lim == 0) {
-		*done = 0;
-		f->armed = -1;
-		return f->err;
-	}
-	rc = fn(f->inner, ctx, m, lim, done);
-	if (rc || lim == n)
-		return rc;
-	f->armed = -1;
-	return f->err;
-}
-
-#define FAILING(be) ((struct failing *)(be))
-static int f_attach(struct vdemux_backend *be, const struct vdemux_backend_vm *vm, void **ctx)
-{
-	return FAILING(be)->inner->vm_attach(FAILING(be)->inner, vm, ctx);
-}
-static void f_detach(struct vdemux_backend *be, void *ctx)
-{
-	FAILING(be)->inner->vm_detach(FAILING(be)->inner, ctx);
-}
-static int f_map(struct vdemux_backend *be, void *ctx, const struct vdemux_map *m, unsigned n, unsigned *d)
-{
-	return fail_batch(FAILING(be), FAILING(be)->inner->map, ctx, m, n, d);
-}
-static int f_unmap(struct vdemux_backend *be, void *ctx, const struct vdemux_map *m, unsigned n, unsigned *d)
-{
-	return fail_batch(FAILING(be), FAILING(be)->inner->unmap, ctx, m, n, d);
-}
-static int f_remap(struct vdemux_backend *be, void *ctx, const struct vdemux_map *m, unsigned n, unsigned *d)
-{
-	return fail_batch(FAILING(be), FAILING(be)->inner->remap, ctx, m, n, d);
-}
-static int f_query(struct vdemux_backend *be, void *ctx, uint64_t gpa, uint32_t *page)
-{
-	return FAILING(be)->inner->query(FAILING(be)->inner, ctx, gpa, page);
-}
-
 struct world {
 	vdemux_engine *eng;
 	struct vdemux_backend *sim, *sim2;
-	struct failing fail;
+	struct vt_fault *fail; /* wraps a sim; owned by the engine once registered */
 	vdemux_vm_id id[NVMS];
 	uint8_t mac[NVMS][6];
 };
@@ -120,7 +66,7 @@ static void check(struct world *w, const char *after)
 
 static void add_vm(struct world *w, int i)
 {
-	struct vdemux_backend *two[2] = {w->sim2, &w->fail.be};
+	struct vdemux_backend *two[2] = {w->sim2, &w->fail->base};
 	struct vdemux_vm_opts o = VDEMUX_OPTS(vdemux_vm_opts, .rx_base = BASE, .rx_pages = WIN);
 	vdemux_l2 *l2 = vdemux_engine_l2(w->eng);
 
@@ -229,7 +175,7 @@ static void guests_read(struct world *w)
 			if (stale)
 				continue;
 			if (i == 1)
-				be = w->fail.inner;
+				be = w->fail->inner;
 			rc = vdemux_sim_read(be, w->id[i], c[k].gpa, page, sizeof(page));
 			if (rc == -EFAULT)
 				continue; /* re-posted before it was read: a hole now */
@@ -257,6 +203,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .npages = 40, .max_vms = 4,
 						   .low_watermark = 6);
 	struct in in = {data, size};
+	struct vdemux_backend *inner;
 	struct world w;
 	unsigned steps = 0;
 
@@ -264,19 +211,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (vdemux_engine_create(&w.eng, &eo))
 		die("setup", "engine");
 	if (vdemux_sim_create(&w.sim, NULL) || vdemux_sim_create(&w.sim2, NULL) ||
-	    vdemux_sim_create(&w.fail.inner, NULL))
+	    vdemux_sim_create(&inner, NULL))
 		die("setup", "sim");
-	w.fail.be = (struct vdemux_backend)VDEMUX_BACKEND_INIT;
-	w.fail.be.name = "failing";
-	w.fail.be.vm_attach = f_attach;
-	w.fail.be.vm_detach = f_detach;
-	w.fail.be.map = f_map;
-	w.fail.be.unmap = f_unmap;
-	w.fail.be.remap = f_remap;
-	w.fail.be.query = f_query;
-	w.fail.armed = -1;
+	w.fail = vt_fault_wrap(inner, true);
+	w.fail->base.copy_threshold = 0; /* VM 1 flips every frame */
 	if (vdemux_engine_add_backend(w.eng, w.sim) || vdemux_engine_add_backend(w.eng, w.sim2) ||
-	    vdemux_engine_add_backend(w.eng, &w.fail.be))
+	    vdemux_engine_add_backend(w.eng, &w.fail->base))
 		die("setup", "backends");
 	for (int i = 0; i < NVMS; i++) {
 		memcpy(w.mac[i], (uint8_t[6]){0x02, 0, 0, 0, 0, (uint8_t)(i + 1)}, 6);
@@ -289,7 +229,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint64_t g[4];
 		struct vdemux_frame fr[4];
 		struct vdemux_rx_buf b[4];
-		unsigned n;
+		unsigned n, nth;
 		int got;
 
 		switch (op) {
@@ -329,8 +269,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			guests_read(&w);
 			break;
 		case 5:
-			w.fail.armed = (int)(next(&in) % 12);
-			w.fail.err = next(&in) & 1 ? -ENOMEM : -EIO;
+			/* Fail the entry after the next 0 to 11 applied. */
+			nth = next(&in) % 12 + 1;
+			vt_fault_arm(w.fail, VT_OP_ALL, VT_FAULT_ENTRY, nth,
+				     next(&in) & 1 ? -ENOMEM : -EIO, false);
 			break;
 		case 6:
 			if (w.id[v])
@@ -346,10 +288,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fprintf(stderr, "op %u vm %u\n", op, v);
 		check(&w, "operation");
 	}
-	w.fail.armed = -1;
+	vt_fault_disarm(w.fail);
 	guests_read(&w);
 	check(&w, "end");
-	vdemux_engine_destroy(w.eng); /* frees the sims; the wrapper is ours */
-	w.fail.inner->free(w.fail.inner);
+	vdemux_engine_destroy(w.eng); /* frees the sims and the wrapper */
 	return 0;
 }

@@ -69,6 +69,10 @@ static void sweep(unsigned nbe, unsigned which, unsigned ops, enum vt_fault_mode
 	unsigned nth, runs = 0;
 	for (nth = 1; nth < 500 && one(nbe, which, ops, mode, sticky, no_remap, nth); nth++)
 		runs++;
+	/* The sweep injected something, and ended because the nth failure was
+	 * past every call the scenario makes, not at the cap. */
+	assert_true(runs > 0);
+	assert_true(nth < 500);
 	print_message("nbe=%u which=%u mode=%d sticky=%d no_remap=%d: %u injection points\n", nbe, which, mode, sticky, no_remap, runs);
 }
 
