@@ -50,7 +50,7 @@ struct vdemux_engine_opts {
 	enum vdemux_harvest harvest;     /**< default harvest policy (DEFAULT = EAGER) */
 	enum vdemux_copy_policy copy;    /**< default copy policy */
 	uint32_t copy_threshold;  /**< bytes, for VDEMUX_COPY_THRESHOLD; 0 with DEFAULT: the backends' figure */
-	uint32_t low_watermark;   /**< free pages below which VMs are asked to release; 0: never */
+	uint32_t low_watermark;   /**< free pages below which VMs are asked to release (once per crossing: every VM holding pages gets VDEMUX_SIG_RELEASE at the end of the call that took the pool under it; re-armed when the pool is back at twice the mark or full); 0: never */
 	vdemux_log_fn log;        /**< logging hook; NULL: silent */
 	void *log_payload;        /**< passed to @c log */
 	struct vdemux_alloc_hooks alloc; /**< control-path allocation hooks */

@@ -28,10 +28,23 @@ struct vdemux_frame {
 };
 
 /**
- * Copy frames into pool pages and deliver them (burst).
+ * Deliver frames from the caller's memory (burst).
  *
- * Lengths are validated first, all-or-nothing. Frames are then taken in
- * order while the pool has pages for them.
+ * Lengths are validated first, all-or-nothing; the first bad frame's error
+ * is returned. Frames are then taken in order. Each is classified, and
+ * copied once per destination: straight into a destination's posted buffer
+ * (copy), or into fresh pool pages that are then mapped at its posted GPAs
+ * (flip). A frame is taken only while the pool has as many free pages as the
+ * frame has pages, so the call may stop in the middle of the burst when the
+ * pool runs out (after applying what it had planned, which may free pages);
+ * it then asks every VM that holds pages to release some
+ * (VDEMUX_SIG_RELEASE), whatever the low watermark says.
+ *
+ * Per destination, a frame that cannot be delivered is dropped and counted
+ * under one reason, the first of: the VLAN edit does not apply (MALFORMED),
+ * no posted buffer (NO_BUFFER), no room in the completion queue (CQ_FULL),
+ * the VM would exceed its quota (QUOTA), no free pool page for a copy
+ * (NO_POOL); and, when the batch is applied, a backend failure (BACKEND).
  *
  * @return the number of frames taken, frames[0, ret): each was delivered or
  *         dropped (counted); frames[ret, n) stay with the caller because the
@@ -68,6 +81,10 @@ VDEMUX_API int vdemux_rx_alloc(vdemux_engine *eng, struct vdemux_rx_buf *bufs, u
  * Deliver frames written into lent pages. A frame is one buffer, or several
  * chained with VDEMUX_RXBUF_MORE (each but the last full: len == page size).
  * Bytes of a page past @c len are cleared before any VM can see the page.
+ * A chained frame is classified on its first buffer only (its first 4096
+ * bytes: every header the classifier reads is there). Destinations get the
+ * frame's own pages (the last destination that takes it unedited) or copies,
+ * and drop reasons are as for vdemux_rx_burst().
  *
  * Validation is all-or-nothing: every id must be lent and not repeated,
  * every buffer 1 .. page size bytes, every frame 14 .. max_frame bytes, the
@@ -75,7 +92,8 @@ VDEMUX_API int vdemux_rx_alloc(vdemux_engine *eng, struct vdemux_rx_buf *bufs, u
  *
  * @return n (every buffer taken back); -EINVAL (NULL, n == 0, bad length,
  *         open chain); -EMSGSIZE (frame above max_frame); -EBADF (an id not
- *         lent, or repeated). Errors change nothing.
+ *         lent, or repeated). Buffers are checked in order and the first bad
+ *         one's error is returned. Errors change nothing.
  */
 VDEMUX_API int vdemux_rx_submit(vdemux_engine *eng, const struct vdemux_rx_buf *bufs, unsigned n);
 

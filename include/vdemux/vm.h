@@ -92,7 +92,11 @@ VDEMUX_API int vdemux_vm_remove(vdemux_engine *eng, vdemux_vm_id vm);
  * is not already posted; a slot holding a page (held, or filled: a
  * release) gives it back according to the harvest policy.
  *
- * Validation is all-or-nothing: any bad GPA and nothing is posted.
+ * Validation is all-or-nothing: any bad GPA and nothing is posted. The
+ * checks run in this order and the first that fails gives the error: the
+ * engine (-EINVAL), the array and @p n (-EINVAL), the VM (-ENOENT), then
+ * each GPA in order: alignment (-EINVAL), window (-ERANGE), already posted
+ * or repeated (-EALREADY).
  *
  * @param eng   the engine
  * @param vm    the VM

@@ -63,6 +63,7 @@ struct vdemux_backend;
  *               if it has to)
  * @return 0 when all @p n were applied (*done == n), else a negative errno.
  *         The whole batch costs at most one invalidation (TLB/IOTLB flush).
+ *         A positive return is taken as -EIO.
  */
 typedef int (*vdemux_backend_batch_fn)(struct vdemux_backend *be, void *vmctx,
 				       const struct vdemux_map *m, unsigned n, unsigned *done);
@@ -94,8 +95,9 @@ struct vdemux_backend {
 	int (*vm_attach)(struct vdemux_backend *be, const struct vdemux_backend_vm *vm, void **vmctx);
 	/**
 	 * Stop keeping a VM's tables. The engine unmapped every page before;
-	 * if an unmap failed, the backend must still drop every mapping it has
-	 * for the VM here (the engine then reuses those pages).
+	 * if an unmap failed, the backend should still drop every mapping it
+	 * has for the VM here. The engine cannot know it did: a page whose
+	 * unmap failed is quarantined (never reused), see vdemux_vm_remove().
 	 */
 	void (*vm_detach)(struct vdemux_backend *be, void *vmctx);
 	/** Map m[i].page at m[i].gpa; the GPA is a hole in this table. */
@@ -111,7 +113,10 @@ struct vdemux_backend {
 	 * old page, then the new one; a backend that cannot swap in place (an
 	 * IOMMU) may leave a hole in between, where the VM's accesses fault.
 	 * Never any other page. Optional: without it the engine unmaps, then
-	 * maps.
+	 * maps. The engine uses remap only for a VM whose one and only table
+	 * is this backend's: with stacked backends it unmaps in every table,
+	 * then maps, so that no table ever holds the new page while another
+	 * still holds the old one.
 	 */
 	vdemux_backend_batch_fn remap;
 	/**
