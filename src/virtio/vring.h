@@ -57,6 +57,11 @@
  * | zero-length descriptor                              | ZERO_LEN             | skip   |
  * | total chain length above UINT32_MAX (used.len)      | LEN_OVERFLOW         | skip   |
  *
+ * TOO_LONG follows the spec's "a driver MUST NOT create a descriptor chain
+ * longer than the Queue Size" (2.7.5.3.1), indirect tables included. Linux
+ * checks it only for direct chains (virtqueue_add_split), so its big-packet
+ * mode (19 entries) needs a queue of at least 32 here; its default is 256.
+ *
  * The first problem found in a chain is the one counted (one count per
  * skipped chain). An indirect table's address need not be 16-byte aligned:
  * the spec asks it of the queue's own table only, and descriptors are copied
