@@ -75,6 +75,7 @@ struct st {
 	uint64_t breaks;
 	uint16_t used_idx;        /* what used->idx must be */
 	uint16_t guest_avail_idx; /* the posting guest's own count */
+	bool used_dirty;          /* the guest wrote its used ring since the last publish */
 	uint16_t chain_head;      /* first descriptor of the chain being posted */
 	bool chain_open;
 };
@@ -88,10 +89,17 @@ static bool in_window(const struct vd_gmem *gm, uint64_t gpa)
 static void guest_write(struct st *s, uint64_t gpa, const void *src, size_t n)
 {
 	const uint8_t *b = src;
+	uint64_t u0 = s->cfg.used_gpa, u1 = u0 + VD_VRING_USED_BYTES(s->cfg.size);
 
-	for (size_t i = 0; i < n && gpa + i < GMEM; i++)
-		if (!in_window(&s->gm, gpa + i))
-			s->ram[gpa + i] = b[i];
+	for (size_t i = 0; i < n && gpa + i < GMEM; i++) {
+		if (in_window(&s->gm, gpa + i))
+			continue;
+		s->ram[gpa + i] = b[i];
+		/* Its own used ring: entries pushed but not yet published are
+		 * the guest's to scribble over (it only hurts itself). */
+		if (gpa + i >= u0 && gpa + i < u1)
+			s->used_dirty = true;
+	}
 }
 
 static void snapshot(struct st *s)
@@ -260,6 +268,8 @@ static void op_publish(struct st *s)
 	memcpy(&idx, s->ram + s->cfg.used_gpa + 2, 2);
 	if (n) {
 		CHECK(le16toh(idx) == (uint16_t)(s->used_idx + n));
+	}
+	if (n && !s->used_dirty) {
 		for (uint32_t i = 0; i < n; i++) {
 			uint16_t slot = (uint16_t)(s->used_idx + i);
 
@@ -275,6 +285,7 @@ static void op_publish(struct st *s)
 	s->used_idx = (uint16_t)(s->used_idx + n);
 	s->npushed = 0;
 	s->skipped_unpublished = 0;
+	s->used_dirty = false;
 }
 
 /* The guest writes one descriptor of a chain (NEXT goes to the following
@@ -440,6 +451,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			s->gm.rxwin_len = GMEM - s->gm.rxwin_gpa;
 	}
 	guest_write(s, 0, data + at, size - at < GMEM ? size - at : GMEM);
+	s->used_dirty = false;
 	if (s->gm.rxwin_len && mprotect(s->ram + s->gm.rxwin_gpa, s->gm.rxwin_len, PROT_NONE) != 0)
 		abort();
 
