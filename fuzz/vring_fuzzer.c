@@ -136,7 +136,7 @@ static void check_stats(const struct st *s)
 	}
 	CHECK(skip_errs == t->skipped);
 	CHECK(break_errs == s->breaks);
-	CHECK(vd_vring_inflight(s->vq) == s->npopped + s->skipped_unpublished);
+	CHECK(vd_vring_inflight(s->vq) == s->npopped + s->npushed + s->skipped_unpublished);
 	CHECK(vd_vring_inflight(s->vq) <= s->cfg.size);
 	if (vd_vring_broken(s->vq)) {
 		int b = vd_vring_broken(s->vq) - 1;

@@ -20,6 +20,7 @@
 enum head_state {
 	HEAD_FREE = 0, /* with the guest */
 	HEAD_POPPED,   /* handed to the caller, awaiting vd_vring_push() */
+	HEAD_PUSHED,   /* used entry written, not yet published */
 	HEAD_SKIPPED,  /* awaiting its len-0 entry at the next publish */
 };
 
@@ -44,9 +45,11 @@ struct vd_vring {
 	int broken;           /* 0 or error kind + 1 */
 
 	uint32_t inflight;    /* heads not HEAD_FREE */
+	uint32_t npushed;
 	uint32_t nskip;
 	uint8_t *state;       /* enum head_state, by head */
 	uint32_t *chain_len;  /* total length of a popped chain, by head */
+	uint16_t *pushed;     /* heads pushed since the last publish */
 	uint16_t *skip;       /* skipped heads, in the order found */
 
 	struct vd_vring_stats st;
@@ -251,8 +254,9 @@ int vd_vring_create(struct vd_vring **out, const struct vd_gmem *gm, const struc
 	vq->alloc = *alloc;
 	vq->state = vq_calloc(alloc, n, sizeof(*vq->state));
 	vq->chain_len = vq_calloc(alloc, n, sizeof(*vq->chain_len));
+	vq->pushed = vq_calloc(alloc, n, sizeof(*vq->pushed));
 	vq->skip = vq_calloc(alloc, n, sizeof(*vq->skip));
-	if (!vq->state || !vq->chain_len || !vq->skip) {
+	if (!vq->state || !vq->chain_len || !vq->pushed || !vq->skip) {
 		vd_vring_destroy(vq);
 		return -ENOMEM;
 	}
@@ -279,6 +283,7 @@ void vd_vring_destroy(struct vd_vring *vq)
 	h = vq->alloc;
 	vq_free(&h, vq->state);
 	vq_free(&h, vq->chain_len);
+	vq_free(&h, vq->pushed);
 	vq_free(&h, vq->skip);
 	vq_free(&h, vq);
 }
@@ -292,6 +297,7 @@ void vd_vring_reset(struct vd_vring *vq)
 	vq->signalled = 0;
 	vq->broken = 0;
 	vq->inflight = 0;
+	vq->npushed = 0;
 	vq->nskip = 0;
 	memset(vq->state, 0, vq->size);
 }
@@ -463,6 +469,10 @@ static void used_write(struct vd_vring *vq, uint16_t head, uint32_t len)
 	st32(e, head);
 	st32(e + 4, len);
 	vq->used_next++;
+}
+
+static void head_done(struct vd_vring *vq, uint16_t head)
+{
 	vq->state[head] = HEAD_FREE;
 	vq->inflight--;
 }
@@ -471,8 +481,13 @@ int vd_vring_push(struct vd_vring *vq, uint16_t head, uint32_t len)
 {
 	if (!vq || head >= vq->size || vq->state[head] != HEAD_POPPED || len > vq->chain_len[head])
 		return -EINVAL;
-	/* Not visible to the guest until publish moves used->idx past it. */
+	/* Not visible to the guest until publish moves used->idx past it; and
+	 * the head stays in flight until then: a guest offering it again
+	 * before it could know it was used is offering a head twice. That
+	 * also keeps the unpublished entries within the ring's size slots. */
 	used_write(vq, head, len);
+	vq->state[head] = HEAD_PUSHED;
+	vq->pushed[vq->npushed++] = head;
 	vq->st.pushed++;
 	return 0;
 }
@@ -483,7 +498,6 @@ uint32_t vd_vring_publish(struct vd_vring *vq)
 
 	for (uint32_t i = 0; i < vq->nskip; i++)
 		used_write(vq, vq->skip[i], 0);
-	vq->nskip = 0;
 	n = (uint16_t)(vq->used_next - vq->used_pub);
 	if (n == 0)
 		return 0;
@@ -493,6 +507,12 @@ uint32_t vd_vring_publish(struct vd_vring *vq)
 	 * writing used->idx). */
 	st16_release(vq->used + USED_IDX, vq->used_next);
 	vq->used_pub = vq->used_next;
+	for (uint32_t i = 0; i < vq->npushed; i++)
+		head_done(vq, vq->pushed[i]);
+	for (uint32_t i = 0; i < vq->nskip; i++)
+		head_done(vq, vq->skip[i]);
+	vq->npushed = 0;
+	vq->nskip = 0;
 	vq->st.publishes++;
 	return n;
 }

@@ -38,7 +38,8 @@
  * | avail->idx moved by more than the queue size        | AVAIL_IDX            | broken |
  * |   (forward, or backward: same thing modulo 2^16)    |                      |        |
  * | head index in the avail ring >= queue size          | HEAD_RANGE           | broken |
- * | head already in flight (offered twice)               | HEAD_INFLIGHT        | broken |
+ * | head already in flight (offered twice, or again     | HEAD_INFLIGHT        | broken |
+ * |   before the used entry returning it was published) |                      |        |
  * | next index >= size of its table                     | NEXT_RANGE           | skip   |
  * | chain longer than its table (it must loop)          | LOOP                 | skip   |
  * | more segments than the queue size or than the       | TOO_LONG             | skip   |
@@ -296,7 +297,7 @@ int vd_vring_broken(const struct vd_vring *vq);
 
 const struct vd_vring_stats *vd_vring_stats(const struct vd_vring *vq);
 
-/* Heads popped (or skipped) and not yet pushed (or published). */
+/* Heads popped or skipped and not yet published. */
 uint32_t vd_vring_inflight(const struct vd_vring *vq);
 
 /* The queue's configuration and guest memory, as given to create. */

@@ -983,6 +983,31 @@ static void test_hostile_head_offered_twice_breaks_the_queue(void **state)
 	fx_fini(&x);
 }
 
+static void test_hostile_head_offered_again_before_its_used_entry_is_published_breaks_the_queue(void **state)
+{
+	struct fx x;
+	struct vd_vring_chain c;
+	uint32_t id, len;
+
+	(void)state;
+	fx_init(&x, VNG_SMALL, 1, V1);
+	post_good(&x, 0);
+	assert_int_equal(vd_vring_pop(x.vq, &c, x.segs, 1), 1);
+	assert_int_equal(vd_vring_push(x.vq, 0, 77), 0);
+	/* the guest cannot know head 0 is back yet: offering it is a repeat,
+	 * and taking it would let a second entry overwrite the first in a
+	 * ring of one */
+	post_raw(&x, 0);
+	expect_broken(&x, VD_VRING_ERR_HEAD_INFLIGHT);
+	assert_int_equal(vd_vring_inflight(x.vq), 1);
+	assert_int_equal(vd_vring_publish(x.vq), 1);
+	used_entry(&x, 0, &id, &len);
+	assert_int_equal(id, 0);
+	assert_int_equal(len, 77);
+	assert_int_equal(vd_vring_inflight(x.vq), 0);
+	fx_fini(&x);
+}
+
 static void test_rewritten_descriptor_is_read_once(void **state)
 {
 	struct fx x;
@@ -1277,6 +1302,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_avail_idx_moving_backwards_breaks_the_queue),
 		cmocka_unit_test(test_hostile_head_out_of_range_breaks_the_queue),
 		cmocka_unit_test(test_hostile_head_offered_twice_breaks_the_queue),
+		cmocka_unit_test(test_hostile_head_offered_again_before_its_used_entry_is_published_breaks_the_queue),
 		cmocka_unit_test(test_rewritten_descriptor_is_read_once),
 		cmocka_unit_test(test_skipped_entries_follow_the_pushed_frame),
 		cmocka_unit_test(test_linux_guest_recycles_a_skipped_buffer_as_a_length_error),
