@@ -6,6 +6,7 @@
  * nothing written outside guest RAM), and the layouts Linux posts.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1025,6 +1026,77 @@ static void test_rewritten_descriptor_is_read_once(void **state)
 	fx_fini(&x);
 }
 
+struct scribbler {
+	uint8_t *ring;    /* desc table and avail ring, contiguous here */
+	size_t len;
+	uint32_t seed;
+	int stop;
+};
+
+/* A vCPU rewriting the rings at random while the device works. */
+static void *scribble(void *arg)
+{
+	struct scribbler *w = arg;
+	uint32_t r = w->seed;
+
+	while (!__atomic_load_n(&w->stop, __ATOMIC_RELAXED)) {
+		r = r * 1103515245u + 12345u;
+		__atomic_store_n(&w->ring[(r >> 8) % w->len], (uint8_t)(r >> 24), __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+static void test_rings_rewritten_concurrently_never_yield_a_bad_segment(void **state)
+{
+	struct fx x;
+	struct scribbler w;
+	pthread_t t;
+	uint32_t popped = 0;
+	uint16_t gidx;
+
+	(void)state;
+	fx_init(&x, VNG_BIG, 64, V1 | IND | EVT);
+	vng_refill(&x.g);
+	gidx = x.g.avail_idx_shadow;
+	/* the vCPU scribbles over the descriptor table; this thread keeps
+	 * offering heads as the guest, and plays the device */
+	w = (struct scribbler){.ring = x.f.base + x.g.desc_gpa, .len = VD_VRING_DESC_BYTES(64), .seed = 7};
+	assert_int_equal(pthread_create(&t, NULL, scribble, &w), 0);
+	for (uint32_t i = 0; i < 20000; i++) {
+		struct vd_vring_chain c;
+		int rc;
+
+		vng_write_avail(&x.g, gidx, (uint16_t)((i * 37u) & 63u));
+		vng_write_avail_idx(&x.g, ++gidx);
+		rc = vd_vring_pop(x.vq, &c, x.segs, 64);
+		/* heads are offered one at a time, each returned before it is
+		 * offered again: only the descriptors are hostile, so chains
+		 * are skipped, never the queue broken */
+		assert_true(rc == 1 || rc == 0);
+		if (rc == 1) {
+			uint64_t sum = 0;
+
+			for (uint32_t k = 0; k < c.nseg; k++) {
+				assert_true(x.segs[k].len > 0 && x.segs[k].writable);
+				assert_true(x.segs[k].gpa < MEM && x.segs[k].len <= MEM - x.segs[k].gpa);
+				assert_false(vd_vring_overlaps_rings(x.vq, x.segs[k].gpa, x.segs[k].len, false));
+				sum += x.segs[k].len;
+			}
+			assert_int_equal(sum, c.len);
+			assert_int_equal(vd_vring_push(x.vq, c.head, 0), 0);
+			popped++;
+		}
+		vd_vring_publish(x.vq);
+		(void)vd_vring_need_notify(x.vq);
+	}
+	__atomic_store_n(&w.stop, 1, __ATOMIC_RELAXED);
+	pthread_join(t, NULL);
+	/* both outcomes happened: chains taken and chains skipped */
+	assert_true(popped > 0);
+	assert_true(vd_vring_stats(x.vq)->skipped > 0);
+	fx_fini(&x);
+}
+
 static void test_skipped_entries_follow_the_pushed_frame(void **state)
 {
 	struct fx x;
@@ -1304,6 +1376,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_head_offered_twice_breaks_the_queue),
 		cmocka_unit_test(test_hostile_head_offered_again_before_its_used_entry_is_published_breaks_the_queue),
 		cmocka_unit_test(test_rewritten_descriptor_is_read_once),
+		cmocka_unit_test(test_rings_rewritten_concurrently_never_yield_a_bad_segment),
 		cmocka_unit_test(test_skipped_entries_follow_the_pushed_frame),
 		cmocka_unit_test(test_linux_guest_recycles_a_skipped_buffer_as_a_length_error),
 		cmocka_unit_test(test_layout_big_linux_chain_is_flippable_with_data_at_32),
