@@ -248,7 +248,8 @@ int vd_vring_pop(struct vd_vring *vq, struct vd_vring_chain *chain, struct vd_vr
  * entry is written to the used ring now, but the guest does not see it until
  * vd_vring_publish(). Entries are published in the order pushed, with the
  * skipped chains after them: push the buffers of one frame (mergeable
- * num_buffers) between two publishes and they stay consecutive.
+ * num_buffers) between two publishes and they stay consecutive. The head
+ * stays in flight until then (the guest cannot know it is back before).
  * Allowed on a broken queue, for the chains popped before it broke.
  * @return 0; -EINVAL (head not in flight, or @len above the chain's length):
  *         nothing changed.
