@@ -232,6 +232,59 @@ static void test_legacy_layout_puts_the_used_ring_on_the_next_4096_boundary(void
 	assert_int_equal(vd_vring_legacy_layout(&c, UINT64_MAX - 100, 256, 4096), -EINVAL);
 }
 
+/* Fails the allocation number fail_at (1-based), counting the others. */
+struct failing_alloc {
+	struct vt_counting_alloc c;
+	long fail_at;
+};
+
+static void *failing_calloc(size_t n, size_t size, void *payload)
+{
+	struct failing_alloc *f = payload;
+
+	if (f->c.calls + 1 == f->fail_at) {
+		f->c.calls++;
+		return NULL;
+	}
+	return vt_count_calloc(n, size, &f->c);
+}
+
+static void failing_free(void *p, void *payload)
+{
+	vt_count_free(p, &((struct failing_alloc *)payload)->c);
+}
+
+static void test_create_frees_everything_on_enomem_and_destroy(void **state)
+{
+	struct fx x;
+	struct vd_vring_config cfg;
+	long total;
+
+	(void)state;
+	fx_init(&x, VNG_SMALL, 256, V1);
+	cfg = vng_ring_config(&x.g);
+	{
+		struct failing_alloc f = {.fail_at = 0};
+		struct vdemux_alloc_hooks h = {.calloc = failing_calloc, .free = failing_free, .payload = &f};
+		struct vd_vring *vq = NULL;
+
+		assert_int_equal(vd_vring_create(&vq, &x.gm, &cfg, &h), 0);
+		vd_vring_destroy(vq);
+		assert_int_equal(f.c.live, 0);
+		total = f.c.calls;
+	}
+	for (long k = 1; k <= total; k++) {
+		struct failing_alloc f = {.fail_at = k};
+		struct vdemux_alloc_hooks h = {.calloc = failing_calloc, .free = failing_free, .payload = &f};
+		struct vd_vring *vq = NULL;
+
+		assert_int_equal(vd_vring_create(&vq, &x.gm, &cfg, &h), -ENOMEM);
+		assert_null(vq);
+		assert_int_equal(f.c.live, 0);
+	}
+	fx_fini(&x);
+}
+
 /* ---- normal traffic ------------------------------------------------ */
 
 static void test_small_frames_round_trip_to_the_guest(void **state)
@@ -1339,6 +1392,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_create_rejects_bad_sizes_alignment_and_placement),
 		cmocka_unit_test(test_legacy_layout_puts_the_used_ring_on_the_next_4096_boundary),
+		cmocka_unit_test(test_create_frees_everything_on_enomem_and_destroy),
 		cmocka_unit_test(test_small_frames_round_trip_to_the_guest),
 		cmocka_unit_test(test_indices_wrap_past_65535_without_losing_a_buffer),
 		cmocka_unit_test(test_pushed_entries_stay_invisible_until_one_publish),
