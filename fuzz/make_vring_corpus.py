@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Write the seed corpus of vring_fuzzer: one input per behaviour of the
+queue (normal traffic, indirect tables, each hostile case, interrupt and
+kick decisions, reset), in the format read by fuzz/vring_fuzzer.c:
+
+  8 header bytes: log2 queue size; features (1 EVENT_IDX, 2 INDIRECT_DESC,
+  4 VERSION_1, 8 MRG_RXBUF, 0x10 not write-only, 0x20/0x40/0x80 misalign
+  desc/avail/used by header byte 5); desc, avail, used GPA / 128; misalign
+  bits; RX window (0x80 | first page); window pages - 1.
+  1 byte: number of operations, then 4 bytes each (opcode % 10, a, b, c).
+  The rest: the guest memory image from GPA 0.
+
+usage: fuzz/make_vring_corpus.py   (writes fuzz/corpus/vring/)
+"""
+import os
+import random
+import struct
+
+EVT, IND, V1, MRG, RW = 1, 2, 4, 8, 0x10
+POP, PUSH, PUBLISH, NOTIFY, KICK, POST, REWRITE, RESET = 0, 2, 3, 4, 5, 6, 8, 9
+WHOLE, NEXT = 0x40, 0x80
+F_NEXT, F_WRITE, F_IND = 1, 2, 4
+
+# Rings of the default queue: desc at 0, avail at 0x100, used at 0x200.
+DESC, AVAIL, USED = 0, 0x100, 0x200
+
+
+def header(qlog=3, feats=V1 | EVT, desc=DESC, avail=AVAIL, used=USED, mis=0, win=0, winlen=0):
+    return bytes([qlog, feats, desc // 128, avail // 128, used // 128, mis, win, winlen])
+
+
+def op(code, a=0, b=0, c=0):
+    return bytes([code, a, b, c])
+
+
+def inp(hdr, ops, image=b''):
+    return hdr + bytes([len(ops)]) + b''.join(ops) + image
+
+
+def desc(addr, length, flags, nxt=0):
+    return struct.pack('<QIHH', addr, length, flags, nxt)
+
+
+def image(pokes, size=0x8000):
+    m = bytearray(size)
+    for at, b in pokes:
+        m[at:at + len(b)] = b
+    while m and m[-1] == 0:
+        m.pop()
+    return bytes(m)
+
+
+def avail(idx, heads):
+    return struct.pack('<HH', 0, idx) + b''.join(struct.pack('<H', h) for h in heads)
+
+
+def post(i, page, length=WHOLE, nxt=False, force_avail=False, indirect=False):
+    # page: GPA / 128; an odd one also ends the chain (force_avail)
+    a = i | (0xc0 if indirect else 0)
+    b = page | (1 if force_avail else 0)
+    return op(POST, a, b, length | (NEXT if nxt else 0))
+
+
+seeds = {}
+basic = [post(i, 32 * (i + 1)) for i in range(4)]
+seeds['post-pop-push-publish-notify'] = inp(header(), basic + [op(POP, 7)] * 4 + [
+    op(PUSH, i, 255, 0) for i in range(4)] + [op(PUBLISH), op(NOTIFY), op(KICK, 2), op(NOTIFY)])
+seeds['no-event-idx-no-interrupt'] = inp(header(feats=V1), basic + [
+    op(REWRITE, 1, 0, 1), op(POP, 7), op(PUSH, 0, 128, 0), op(PUBLISH), op(NOTIFY), op(KICK, 0), op(KICK, 2)])
+seeds['chain-of-three'] = inp(header(), [post(0, 32, nxt=True), post(1, 64, nxt=True), post(2, 96),
+                                         op(POP, 7), op(PUSH, 0, 200, 0), op(PUBLISH)])
+# big layout through an indirect table at 0x800: header, rest of page, 2 pages
+table = desc(0x2000, 12, F_WRITE | F_NEXT, 1) + desc(0x2020, 4064, F_WRITE | F_NEXT, 2) + \
+    desc(0x3000, 4096, F_WRITE | F_NEXT, 3) + desc(0x6000, 4096, F_WRITE, 0)
+seeds['indirect-big-layout'] = inp(header(feats=V1 | IND | EVT), [
+    op(POST, 0xc0, 0x800 // 128, 1), op(POP, 7), op(PUSH, 0, 255, 0), op(PUBLISH), op(NOTIFY)],
+    image([(0x800, table + desc(0, 0, 0) * 0)]))
+seeds['indirect-nested'] = inp(header(feats=V1 | IND), [op(POST, 0xc0, 0x800 // 128, 1), op(POP, 7), op(PUBLISH)],
+                               image([(0x800, desc(0x800, 16, F_IND))]))
+seeds['indirect-len-24'] = inp(header(feats=V1 | IND), [op(POP, 7), op(PUBLISH)],
+                               image([(DESC, desc(0x800, 24, F_IND)), (AVAIL, avail(1, [0])), (0x800, table)]))
+seeds['indirect-without-feature'] = inp(header(), [op(POST, 0xc0, 0x800 // 128, 1), op(POP, 7), op(PUBLISH)],
+                                        image([(0x800, table)]))
+seeds['indirect-in-rx-window'] = inp(header(feats=V1 | IND, win=0x84, winlen=1), [
+    op(POST, 0xc0, 0x4000 // 128, 1), op(POP, 7), op(PUBLISH)])
+seeds['loop-of-two'] = inp(header(qlog=1), [post(0, 32, nxt=True), post(1, 65, nxt=True, force_avail=True),
+                                           op(POP, 7), op(PUBLISH)])
+seeds['self-loop-queue-of-one'] = inp(header(qlog=0), [post(0, 33, nxt=True, force_avail=True), op(POP, 0), op(PUBLISH)])
+seeds['avail-idx-jump'] = inp(header(), basic + [op(REWRITE, 1, 2, 0x20), op(POP, 7), op(POP, 7), op(PUSH, 0, 1, 0),
+                                                  op(RESET, 0x5a), op(POP, 7)])
+seeds['head-out-of-range'] = inp(header(), [op(POP, 7)], image([(AVAIL, avail(1, [8]))]))
+seeds['head-offered-twice'] = inp(header(), [op(POP, 7), op(POP, 7)],
+                                  image([(DESC, desc(0x1000, 64, F_WRITE)), (AVAIL, avail(2, [0, 0]))]))
+seeds['read-only-descriptor'] = inp(header(), [op(POP, 7), op(PUBLISH)],
+                                    image([(DESC, desc(0x1000, 64, 0)), (AVAIL, avail(1, [0]))]))
+seeds['read-after-write-any-queue'] = inp(header(feats=V1 | RW), [op(POP, 7), op(PUBLISH)],
+                                          image([(DESC, desc(0x1000, 64, F_WRITE | F_NEXT, 1) + desc(0x2000, 64, 0)),
+                                                 (AVAIL, avail(1, [0]))]))
+seeds['buffer-over-rings'] = inp(header(), [post(0, 0, 1), post(1, 2, 1), post(2, 4, 1), op(POP, 7), op(PUBLISH)])
+seeds['buffer-past-ram'] = inp(header(), [post(0, 255, WHOLE), op(POP, 7), op(PUBLISH)])
+seeds['zero-length'] = inp(header(), [post(0, 32, 0), op(POP, 7), op(PUBLISH)])
+seeds['next-out-of-range'] = inp(header(), [op(POP, 7), op(PUBLISH)],
+                                 image([(DESC, desc(0x1000, 64, F_WRITE | F_NEXT, 9)), (AVAIL, avail(1, [0]))]))
+seeds['caller-array-too-small'] = inp(header(), [post(0, 32, nxt=True), post(1, 64), op(POP, 0), op(PUBLISH)])
+seeds['event-idx-used-event'] = inp(header(), basic + [op(REWRITE, 1, 22, 2)] + [op(POP, 7), op(PUSH, 0, 9, 0),
+                                                                            op(PUBLISH), op(NOTIFY)] * 3)
+seeds['avail-event-and-kicks'] = inp(header(), [op(KICK, 1, 3, 0), post(0, 32), op(KICK, 2), op(POP, 7), op(KICK, 2),
+                                                op(KICK, 0)])
+seeds['legacy-used-ring-aligned'] = inp(header(qlog=6, desc=0, avail=0x400, used=0x1000), [
+    post(i, 40 + i) for i in range(8)] + [op(POP, 63)] * 8 + [op(PUSH, i, 100, 0) for i in range(8)] + [op(PUBLISH)])
+seeds['misaligned-rings'] = inp(header(feats=V1 | 0xe0, mis=0x31), [op(POP, 7)])
+seeds['guest-rewrites-between-calls'] = inp(header(feats=V1 | IND | EVT), basic + [
+    op(REWRITE, 0, 3, 0xff), op(POP, 7), op(REWRITE, 1, 4, 0x07), op(POP, 7), op(REWRITE, 2, 2, 0),
+    op(PUSH, 0, 50, 0), op(PUBLISH), op(POP, 7), op(PUBLISH)])
+
+rnd = random.Random(1)
+for k in range(6):
+    ops = [bytes([rnd.randrange(10), rnd.randrange(256), rnd.randrange(256), rnd.randrange(256)])
+           for _ in range(rnd.randrange(10, 60))]
+    seeds['random-%d' % k] = inp(header(qlog=rnd.randrange(7), feats=rnd.randrange(16)), ops)
+
+out = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'corpus', 'vring')
+os.makedirs(out, exist_ok=True)
+for name, data in seeds.items():
+    with open(os.path.join(out, name), 'wb') as f:
+        f.write(data)
+print('%d inputs in %s' % (len(seeds), out))
