@@ -50,7 +50,7 @@ struct world {
 	uint8_t mac[NVMS][6];
 };
 
-static void die(const char *what, const char *detail)
+__attribute__((noreturn)) static void die(const char *what, const char *detail)
 {
 	fprintf(stderr, "engine_fuzzer: %s: %s\n", what, detail);
 	abort();
@@ -203,7 +203,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .npages = 40, .max_vms = 4,
 						   .low_watermark = 6);
 	struct in in = {data, size};
-	struct vdemux_backend *inner;
+	struct vdemux_backend *inner = NULL;
 	struct world w;
 	unsigned steps = 0;
 
