@@ -63,7 +63,7 @@ struct vdemux_rx_buf {
 	uint32_t id;          /**< the engine's handle for the page */
 	uint32_t len;         /**< submit: bytes written in this page */
 	uint32_t flags;       /**< submit: VDEMUX_RXBUF_MORE if the frame continues in the next buffer */
-	uint32_t pad;         /**< zero */
+	uint32_t off;         /**< submit: where the frame starts in the first buffer of a frame (0 in the others); set to 0 by vdemux_rx_alloc() */
 };
 
 /** The frame continues in the next buffer of the submit array. */
@@ -86,8 +86,17 @@ VDEMUX_API int vdemux_rx_alloc(vdemux_engine *eng, struct vdemux_rx_buf *bufs, u
  * frame's own pages (the last destination that takes it unedited) or copies,
  * and drop reasons are as for vdemux_rx_burst().
  *
+ * A frame may start at an offset in its first buffer (@c off: room a VMM
+ * leaves for a header it writes, such as virtio-net's; the frame's bytes are
+ * then [off, off + len) of that page); the bytes before it are cleared too.
+ * A destination whose receive layout puts the frame at that same offset
+ * (a virtio-net queue in big-packet mode, see virtio_net.h) gets the pages
+ * themselves; the others get copies.
+ *
  * Validation is all-or-nothing: every id must be lent and not repeated,
- * every buffer 1 .. page size bytes, every frame 14 .. max_frame bytes, the
+ * every buffer 1 .. page size bytes with @c off + @c len within the page
+ * (and @c off 0 but in a frame's first buffer), a buffer that is continued
+ * must end at the end of its page, every frame 14 .. max_frame bytes, the
  * last buffer must end its frame.
  *
  * @return n (every buffer taken back); -EINVAL (NULL, n == 0, bad length,

@@ -114,7 +114,8 @@ static void mark_failed(struct vdemux_engine *e, struct vm *vm)
 	}
 }
 
-/* Give back what a failed entry took, leaving the slot posted again, or,
+/* Give back what a failed entry took, leaving the slot posted again (a
+ * chain VM's slot is not: its chain goes back to the guest empty), or,
  * where an undo failed, leaving the new page with the VM. */
 static void finalize_failed(struct vdemux_engine *e, struct vm *vm, struct pend *pe)
 {
@@ -122,7 +123,8 @@ static void finalize_failed(struct vdemux_engine *e, struct vm *vm, struct pend 
 	bool new_live, old_gone;
 
 	if (pe->kind == PEND_COPY) {
-		vd_vm_post_slot(vm, pe->slot);
+		if (!vm->chains)
+			vd_vm_post_slot(vm, pe->slot);
 		return;
 	}
 	if (pe->kind == PEND_MAP)
@@ -149,7 +151,8 @@ static void finalize_failed(struct vdemux_engine *e, struct vm *vm, struct pend 
 		return;
 	}
 	vd_pool_put(&e->pool, pe->new_page);
-	vd_vm_post_slot(vm, pe->slot);
+	if (!vm->chains)
+		vd_vm_post_slot(vm, pe->slot);
 }
 
 /* The first entry of each delivery carries its accounting. */
@@ -167,7 +170,13 @@ static void complete(struct vdemux_engine *e, struct vm *vm)
 		struct slot *sl = &vm->slots[pe->slot];
 
 		if (pe->failed) {
-			vd_cq_cancel(&vm->cq, 1);
+			if (vm->chains) {
+				vd_cq_commit(&vm->cq, slot_gpa(vm, pe->slot), 0,
+					     (pe->flags & VDEMUX_CPL_MORE) | VD_CPL_DROPPED);
+				any = true;
+			} else {
+				vd_cq_cancel(&vm->cq, 1);
+			}
 			if (first_of_delivery(e, i)) {
 				vd_drop(e, vm, VDEMUX_DROP_BACKEND);
 				e->st.delivered--;

@@ -13,6 +13,7 @@ static void src_read(const struct vd_pool *pl, const struct vd_src *src, uint32_
 		memcpy(dst, src->flat + off, n);
 		return;
 	}
+	off += src->off;
 	while (n) {
 		uint32_t in = off % PAGE, k = PAGE - in < n ? PAGE - in : n;
 

@@ -10,13 +10,16 @@
 #include "core/pool.h"
 
 #define MAX_FRAME_LIMIT (65536u + 4u)
-#define MAX_FRAME_PAGES ((MAX_FRAME_LIMIT + 4u + PAGE - 1u) / PAGE)
+/* Pages of the longest delivery: a frame grown by a pushed tag, starting at
+ * an offset in its first page. */
+#define MAX_FRAME_PAGES ((PAGE - 1u + MAX_FRAME_LIMIT + 4u + PAGE - 1u) / PAGE)
 #define ETH_HLEN 14u
 
 struct vd_src {
 	const uint32_t *pages; /* engine pages holding the frame, or NULL */
 	const uint8_t *flat;   /* the frame in the caller's memory, or NULL */
 	uint32_t len;
+	uint32_t off;          /* pages: where the frame starts in pages[0] */
 };
 
 static inline uint32_t npages_for(uint32_t len)

@@ -44,8 +44,10 @@ static int delivery_obstacle(const struct vdemux_engine *e, const struct vm *vm,
 	uint32_t nholes = 0;
 
 	*nfresh = 0;
-	if (vm->postq.count < nch)
+	if (vm->postq.count < nch && (!vm->chains || !vm->postq.count))
 		return VDEMUX_DROP_NO_BUFFER;
+	if (vm->chains && vm->slots[vd_postq_peek(&vm->postq, 0)].chain < nch)
+		return VDEMUX_DROP_TOO_BIG; /* the head chain cannot hold it */
 	if (vd_cq_room(&vm->cq) < nch)
 		return VDEMUX_DROP_CQ_FULL;
 	for (uint32_t i = 0; i < nch; i++) {
@@ -88,11 +90,45 @@ static struct pend *plan_append(struct vdemux_engine *e, struct vm *vm)
 	return pe;
 }
 
+/* A VM with a sink takes the frames no posted chain can: copied now by the
+ * sink into its buffers. */
+static bool use_sink(const struct vm *vm, uint32_t nch)
+{
+	return vm->sink.copy &&
+	       (!vm->postq.count || vm->slots[vd_postq_peek(&vm->postq, 0)].chain < nch);
+}
+
+static enum vd_plan_res sink_delivery(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
+				      const struct vdemux_dest *d, uint32_t out_len)
+{
+	int why = vm->sink.copy(vm->sink.ctx, &e->pool, src, d, out_len);
+
+	if (why) {
+		vd_drop(e, vm, why);
+		return VD_PLAN_DROPPED;
+	}
+	vm->st.delivered++;
+	vm->st.bytes += out_len;
+	vm->st.copies++;
+	e->st.delivered++;
+	e->st.copies++;
+	vd_signal_raise(e, vm, VDEMUX_SIG_RX);
+	return VD_PLAN_DONE;
+}
+
+/* After a chain VM's delivery took nch slots of the head chain: the rest
+ * of the chain is the guest's own again (lazy harvest: still mapped). */
+static void chain_rest_unpost(struct vm *vm, uint32_t chain, uint32_t nch)
+{
+	for (uint32_t i = nch; i < chain; i++)
+		vd_vm_take_posted(vm);
+}
+
 enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
 				  const struct vdemux_dest *d, bool consume, bool *consumed)
 {
 	const uint32_t *pages = src->pages;
-	uint32_t out_len, nch, nfresh, fresh[MAX_FRAME_PAGES], seq;
+	uint32_t out_len, nch, nfresh, fresh[MAX_FRAME_PAGES], seq, off = vm->rx_offset, chain = 0;
 	bool copy, bad_action;
 	int why;
 
@@ -102,8 +138,11 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 		vd_drop(e, vm, bad_action ? VDEMUX_DROP_NO_DEST : VDEMUX_DROP_MALFORMED);
 		return VD_PLAN_DROPPED;
 	}
-	consume = consume && d->action == VDEMUX_VLAN_KEEP && pages;
-	nch = npages_for(out_len);
+	/* The frame's own pages fit only a layout with the same offset. */
+	consume = consume && d->action == VDEMUX_VLAN_KEEP && pages && src->off == off;
+	nch = npages_for(off + out_len);
+	if (use_sink(vm, nch))
+		return sink_delivery(e, vm, src, d, out_len);
 	/* Applying the plan changes queues and the pool: do it before
 	 * deciding anything. */
 	if (e->plan.n + nch > e->plan.cap || (e->plan.n && e->pool.nfree < nch))
@@ -115,6 +154,8 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 		return VD_PLAN_DROPPED;
 	}
 	vd_pool_get(&e->pool, fresh, nfresh);
+	if (vm->chains)
+		chain = vm->slots[vd_postq_peek(&vm->postq, 0)].chain;
 
 	seq = ++e->plan.frame_seq;
 	nfresh = 0;
@@ -122,7 +163,9 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 		uint32_t s = vd_vm_take_posted(vm);
 		struct slot *sl = &vm->slots[s];
 		struct pend *pe = plan_append(e, vm);
-		uint32_t off = i * PAGE, k = out_len - off < PAGE ? out_len - off : PAGE;
+		/* Chunk i: frame bytes [fo, fo + k), at po in its page. */
+		uint32_t po = i ? 0 : off, fo = i ? i * PAGE - off : 0;
+		uint32_t k = out_len - fo < PAGE - po ? out_len - fo : PAGE - po;
 
 		pe->slot = s;
 		pe->len = k;
@@ -134,7 +177,7 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 			pe->kind = PEND_COPY;
 			pe->new_page = VDEMUX_NO_PAGE;
 			pe->flags |= VDEMUX_CPL_COPIED;
-			vd_frame_emit(&e->pool, src, d, off, pg_addr(&e->pool, sl->page), k);
+			vd_frame_emit(&e->pool, src, d, fo, pg_addr(&e->pool, sl->page) + po, k);
 			if (consume)
 				vd_pool_put(&e->pool, pages[i]);
 			continue;
@@ -143,8 +186,8 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 			pe->new_page = pages[i];
 		} else {
 			pe->new_page = fresh[nfresh++];
-			vd_frame_emit(&e->pool, src, d, off, pg_addr(&e->pool, pe->new_page), k);
-			e->pool.pages[pe->new_page].dirty = k;
+			vd_frame_emit(&e->pool, src, d, fo, pg_addr(&e->pool, pe->new_page) + po, k);
+			e->pool.pages[pe->new_page].dirty = po + k;
 		}
 		if (sl->page == VDEMUX_NO_PAGE) {
 			pe->kind = PEND_MAP;
@@ -153,6 +196,8 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 			pe->kind = PEND_REMAP;
 		}
 	}
+	if (chain)
+		chain_rest_unpost(vm, chain, nch);
 	vd_cq_reserve(&vm->cq, nch);
 	vm->st.delivered++;
 	vm->st.bytes += out_len;
@@ -184,14 +229,15 @@ void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 {
 	struct vdemux_verdict v = {.dests = e->dests, .cap = e->vmt.max};
 	const uint32_t *pages = src->pages;
-	uint32_t len = src->len, np = pages ? npages_for(len) : 0;
+	uint32_t len = src->len, np = pages ? npages_for(src->off + len) : 0;
 	int consumer = -1, r;
 	bool consumed = false;
 
 	if (src->flat)
 		r = e->cls->classify(e->cls, src->flat, len, &v);
 	else
-		r = e->cls->classify(e->cls, pg_addr(&e->pool, pages[0]), len < PAGE ? len : PAGE, &v);
+		r = e->cls->classify(e->cls, pg_addr(&e->pool, pages[0]) + src->off,
+				     len < PAGE - src->off ? len : PAGE - src->off, &v);
 	if (r < 0 || v.n == 0) {
 		vd_drop(e, NULL, r < 0 ? VDEMUX_DROP_NO_DEST : v.drop_reason);
 		free_pages(e, pages, np);

@@ -89,7 +89,7 @@ int vdemux_rx_alloc(vdemux_engine *e, struct vdemux_rx_buf *bufs, unsigned n)
 		bufs[k].id = p;
 		bufs[k].len = 0;
 		bufs[k].flags = 0;
-		bufs[k].pad = 0;
+		bufs[k].off = 0;
 	}
 	vd_call_end(e);
 	return (int)k;
@@ -118,8 +118,9 @@ static int bufs_validate(struct vdemux_engine *e, const struct vdemux_rx_buf *b,
 		e->pool.pages[id].lent = 2;
 		if (!frames)
 			continue;
-		if (b[i].len == 0 || b[i].len > PAGE || (b[i].flags & ~VDEMUX_RXBUF_MORE) ||
-		    ((b[i].flags & VDEMUX_RXBUF_MORE) && b[i].len != PAGE) ||
+		if (b[i].len == 0 || b[i].off >= PAGE || b[i].len > PAGE - b[i].off ||
+		    (b[i].off && flen) || (b[i].flags & ~VDEMUX_RXBUF_MORE) ||
+		    ((b[i].flags & VDEMUX_RXBUF_MORE) && b[i].off + b[i].len != PAGE) ||
 		    (b[i].flags & VDEMUX_RXBUF_MORE && i + 1 == n)) {
 			vd_bad(e, VDEMUX_BAD_FRAME_LEN);
 			err = -EINVAL;
@@ -160,22 +161,27 @@ int vdemux_rx_submit(vdemux_engine *e, const struct vdemux_rx_buf *bufs, unsigne
 	if (err)
 		return err;
 	while (i < n) {
-		uint32_t np = 0, len = 0;
+		uint32_t np = 0, len = 0, off = bufs[i].off;
 
 		do {
 			uint32_t p = bufs[i].id;
+			uint8_t *a = pg_addr(&e->pool, p);
+			uint32_t end = bufs[i].off + bufs[i].len;
 
-			/* Clear what the device may have written past the frame. */
-			if (bufs[i].len < PAGE)
-				memset(pg_addr(&e->pool, p) + bufs[i].len, 0, PAGE - bufs[i].len);
-			e->pool.pages[p].dirty = bufs[i].len;
+			/* Clear what the device may have written outside the
+			 * frame. */
+			if (bufs[i].off)
+				memset(a, 0, bufs[i].off);
+			if (end < PAGE)
+				memset(a + end, 0, PAGE - end);
+			e->pool.pages[p].dirty = end;
 			e->pool.pages[p].lent = 0;
 			pages[np++] = p;
 			len += bufs[i].len;
 		} while (bufs[i++].flags & VDEMUX_RXBUF_MORE);
 		e->st.rx_frames++;
 		e->st.rx_bytes += len;
-		vd_deliver_frame(e, &(struct vd_src){.pages = pages, .len = len});
+		vd_deliver_frame(e, &(struct vd_src){.pages = pages, .len = len, .off = off});
 	}
 	burst_end(e);
 	return (int)n;

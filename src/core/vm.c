@@ -380,6 +380,25 @@ static int post_or_release(struct vdemux_engine *e, vdemux_vm_id id, const uint6
 	return err;
 }
 
+int vd_vm_post_chain(struct vdemux_engine *e, struct vm *vm, const uint64_t *gpas, unsigned n)
+{
+	int err;
+
+	if (!n || n > UINT16_MAX || vm->harvest != VDEMUX_HARVEST_LAZY)
+		return -EINVAL;
+	err = gpas_validate(e, vm, gpas, n, false);
+	if (err)
+		return err;
+	/* Lazy harvest: nothing to unmap, so this cannot fail part-way. */
+	err = vd_harvest_gpas(e, vm, gpas, n, false, true);
+	if (err != (int)n)
+		return err < 0 ? err : -EIO;
+	vm->slots[(gpas[0] - vm->rx_base) / PAGE].chain = (uint16_t)n;
+	for (unsigned i = 1; i < n; i++)
+		vm->slots[(gpas[i] - vm->rx_base) / PAGE].chain = 0;
+	return 0;
+}
+
 int vdemux_vm_post_rx(vdemux_engine *e, vdemux_vm_id id, const uint64_t *gpas, unsigned n)
 {
 	return post_or_release(e, id, gpas, n, true);

@@ -22,9 +22,28 @@ struct slot {
 	uint32_t page;   /* engine page index, or VDEMUX_NO_PAGE */
 	uint8_t posted;
 	uint8_t filled;
-	uint16_t pad;
+	uint16_t chain;  /* chain VMs: slots in the chain this slot starts, else 0 */
 	uint32_t mark;   /* duplicate detection inside one call */
 };
+
+struct vd_pool;
+struct vd_src;
+struct vdemux_dest;
+
+/* The owner of a VM whose buffers are not whole pages (virtio-net's
+ * mergeable and small buffers): the engine hands it the frames to copy. */
+struct vd_sink {
+	/* Copy the frame as d receives it (out_len bytes, see
+	 * vd_frame_emit()) into the VM's buffers and complete them. Returns
+	 * 0, or the drop reason (nothing taken). */
+	int (*copy)(void *ctx, const struct vd_pool *pl, const struct vd_src *src,
+		    const struct vdemux_dest *d, uint32_t out_len);
+	void *ctx;
+};
+
+/* Completion flag of chain VMs: the delivery failed after its buffer was
+ * taken (the buffer goes back to the guest empty). Never seen by a VMM. */
+#define VD_CPL_DROPPED 0x8000u
 
 struct be_ref {
 	struct vdemux_backend *be;
@@ -61,6 +80,11 @@ struct vm {
 	enum vdemux_copy_policy copy;
 	uint32_t copy_threshold;
 	uint32_t eff_threshold; /* frames up to this many bytes are copied */
+	/* receive layout, set by the owner of a virtio-net queue (src/virtio) */
+	uint32_t rx_offset;     /* where a delivery starts in its first page */
+	bool chains;            /* buffers are posted as chains of pages: a
+				 * delivery takes the head chain whole */
+	struct vd_sink sink;    /* copy target when no chain fits; copy NULL: none */
 	/* translation tables */
 	struct be_ref bes[MAX_BACKENDS];
 	unsigned nbe;
@@ -97,6 +121,10 @@ static inline void vd_vm_post_slot(struct vm *vm, uint32_t s)
 	vd_postq_push(&vm->postq, s);
 	vm->slots[s].posted = 1;
 }
+
+/* Post a chain of pages (a chain VM's buffer), all or nothing: the checks
+ * of vdemux_vm_post_rx(). Returns 0 or its negative errno. */
+int vd_vm_post_chain(struct vdemux_engine *e, struct vm *vm, const uint64_t *gpas, unsigned n);
 
 /* Take the next posted slot for a delivery. */
 static inline uint32_t vd_vm_take_posted(struct vm *vm)
