@@ -21,6 +21,7 @@
 #include <vdemux/signal.h>
 #include <vdemux/sim.h>
 #include <vdemux/vfio.h>
+#include <vdemux/virtio_net.h>
 #include <vdemux/verdict.h>
 #include <vdemux/vm.h>
 

@@ -1,0 +1,164 @@
+/**
+ * @file virtio_net.h
+ * @brief virtio-net receive queues served by the engine.
+ *
+ * A VMM with its own virtio transport (PCI or MMIO, legacy or modern: its
+ * configuration space, its feature negotiation) hands the engine a guest's
+ * receive queue; the engine takes the guest's buffers from the queue,
+ * delivers frames into them, writes the virtio-net header, fills the used
+ * ring and interrupts the guest. See docs/virtio-net.md.
+ *
+ * One queue is one VM of the engine, created here: its RX window is the
+ * whole of guest RAM (Linux posts pages from anywhere), its harvest is lazy
+ * (a flipped page replaces the page that backed the buffer, which goes to
+ * the pool cleared: the guest's memory neither shrinks nor grows), and its
+ * buffers are taken from the ring, never posted with vdemux_vm_post_rx().
+ * Name the VM in the classifier (vdemux_vnet_rxq_vm()) as any other.
+ *
+ * How each buffer is filled depends on the layout the guest's driver chose
+ * (Linux's drivers/net/virtio_net.c posts one of three):
+ * - big packets (no VIRTIO_NET_F_MRG_RXBUF, and guest TSO or a large MTU):
+ *   a chain whose first two descriptors share a page (the header at offset
+ *   0, the data from a small offset, taken from the descriptors), then
+ *   whole pages. Its pages are flipped: the frame is laid out in pool pages
+ *   exactly as the chain expects and those pages are mapped at the chain's
+ *   GPAs (or the frame is copied into them, as the VM's copy policy says).
+ * - mergeable (VIRTIO_NET_F_MRG_RXBUF): buffers carved from larger pages; a
+ *   frame spans num_buffers of them. Copied.
+ * - small: one buffer per frame. Copied.
+ *
+ * Guest memory: the VMM's own mapping of guest RAM (@c ram) is where the
+ * rings are read and headers and copies written, so it must show what the
+ * guest sees: one of the VM's backends keeps it in step with the flips (the
+ * KVM backend over that same region does). Everything in guest memory is
+ * untrusted: a malformed buffer is given back unused (used length 0, which
+ * Linux counts as a length error and recycles), and a ring that cannot be
+ * trusted any more stops the queue (vdemux_vnet_rxq_needs_reset(): the VMM
+ * sets DEVICE_NEEDS_RESET). Never a write outside guest RAM or over the
+ * rings.
+ *
+ * Threading: every call on a queue is a call on its engine (serialised with
+ * the engine's other calls). The guest's interrupt is sent from inside
+ * engine calls: vdemux_rx_burst(), vdemux_rx_submit() and
+ * vdemux_vnet_rxq_kick().
+ *
+ * Stability: part of the public API.
+ */
+#ifndef VDEMUX_VIRTIO_NET_H
+#define VDEMUX_VIRTIO_NET_H
+
+#include <vdemux/common.h>
+#include <vdemux/engine.h>
+#include <vdemux/signal.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct vdemux_backend;
+
+/** A virtio-net receive queue. */
+typedef struct vdemux_vnet_rxq vdemux_vnet_rxq;
+
+/** Options for vdemux_vnet_rxq_create(). */
+struct vdemux_vnet_rxq_opts {
+	size_t sz;                  /**< sizeof(struct vdemux_vnet_rxq_opts) */
+	void *ram;                  /**< the VMM's mapping of guest RAM, GPA 0 on; page-aligned */
+	uint64_t ram_size;          /**< bytes of guest RAM: a non-zero multiple of the page size */
+	struct vdemux_backend *const *backends; /**< registered backends keeping the VM's tables */
+	unsigned n_backends;        /**< entries in @c backends, 1..8 */
+	struct vdemux_signal irq;   /**< how the guest is interrupted (eventfd: a KVM irqfd; or a callback); VDEMUX_SIGNAL_NONE: never */
+	enum vdemux_copy_policy copy; /**< copy or flip into big-packet buffers; DEFAULT: the engine's */
+	uint32_t copy_threshold;    /**< bytes, with VDEMUX_COPY_THRESHOLD */
+};
+
+/**
+ * Create a receive queue: add its VM to the engine, every page of guest RAM
+ * backed by a pool page (so the pool needs ram_size / page size free pages).
+ * No ring yet: vdemux_vnet_rxq_start() gives it.
+ *
+ * @param[out] out the queue, set on success
+ * @param eng      the engine
+ * @param opts     options (required: ram, ram_size, backends)
+ * @return 0; -EINVAL (NULL, bad option); what vdemux_vm_add() returns
+ *         (-ENOBUFS: the pool is too small for guest RAM; -ENOSPC; a
+ *         backend's error); -ENOMEM. On failure nothing changed.
+ */
+VDEMUX_API int vdemux_vnet_rxq_create(vdemux_vnet_rxq **out, vdemux_engine *eng,
+				      const struct vdemux_vnet_rxq_opts *opts);
+
+/** Remove the queue's VM (its pages go back to the pool) and free it. NULL: nothing. */
+VDEMUX_API void vdemux_vnet_rxq_destroy(vdemux_vnet_rxq *q);
+
+/** The engine's id for the queue's VM (for the classifier and the stats), or 0 for NULL. */
+VDEMUX_API vdemux_vm_id vdemux_vnet_rxq_vm(const vdemux_vnet_rxq *q);
+
+/** Where the guest put the ring, and what was negotiated. */
+struct vdemux_vnet_ring {
+	size_t sz;           /**< sizeof(struct vdemux_vnet_ring) */
+	uint64_t desc_gpa;   /**< descriptor table, 16-byte aligned */
+	uint64_t avail_gpa;  /**< available ring, 2-byte aligned */
+	uint64_t used_gpa;   /**< used ring, 4-byte aligned (legacy: the next 4096 boundary after avail) */
+	uint32_t size;       /**< entries: a power of two, 1..32768 */
+	uint64_t features;   /**< the negotiated feature bits (VIRTIO_F_VERSION_1, VIRTIO_NET_F_MRG_RXBUF, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC, ...) */
+};
+
+/**
+ * Start serving the ring (the guest set DRIVER_OK, or enabled the queue).
+ * @return 0; -EINVAL (NULL, misplaced or misaligned rings, bad size,
+ *         rings outside guest RAM or overlapping); -EBUSY (started
+ *         already: stop first); -ENOMEM.
+ */
+VDEMUX_API int vdemux_vnet_rxq_start(vdemux_vnet_rxq *q, const struct vdemux_vnet_ring *ring);
+
+/**
+ * Stop serving the ring (device reset): buffers taken from it and not yet
+ * filled are forgotten (their pages stay the guest's), completions not yet
+ * returned are dropped. @return 0; -EINVAL (NULL).
+ */
+VDEMUX_API int vdemux_vnet_rxq_stop(vdemux_vnet_rxq *q);
+
+/**
+ * The guest notified the queue: take the buffers it made available. Call it
+ * from the VMM's handler of the queue's notification (an ioeventfd, or the
+ * trapped write).
+ * @return the number of buffers taken (0 if none); -ENOTCONN (not
+ *         started); -EIO (the ring is broken: vdemux_vnet_rxq_needs_reset()).
+ */
+VDEMUX_API int vdemux_vnet_rxq_kick(vdemux_vnet_rxq *q);
+
+/**
+ * Whether the guest broke the ring (an available index that jumped by more
+ * than the ring, a head out of range or given twice): the queue serves it no
+ * more, and the VMM should set DEVICE_NEEDS_RESET and notify a
+ * configuration change. @return 1 or 0; -EINVAL (NULL).
+ */
+VDEMUX_API int vdemux_vnet_rxq_needs_reset(const vdemux_vnet_rxq *q);
+
+/** Counters of a queue. */
+struct vdemux_vnet_rxq_stats {
+	uint64_t buffers;       /**< buffers (chains) taken from the available ring */
+	uint64_t page_buffers;  /**< of which big-packet chains whose pages the engine may flip */
+	uint64_t frames;        /**< frames completed to the guest */
+	uint64_t flipped;       /**< of which at least one page was flipped */
+	uint64_t copied;        /**< of which every byte was copied */
+	uint64_t skipped;       /**< buffers given back unused: malformed, unusable */
+	uint64_t failed;        /**< deliveries that failed after taking a buffer (given back unused) */
+	uint64_t interrupts;    /**< interrupts sent */
+	uint64_t no_interrupt;  /**< publishes the guest asked not to be interrupted for */
+	uint64_t ring_errors;   /**< malformed chains and ring errors seen (each also counted below by the ring) */
+};
+
+/**
+ * Read the queue's counters.
+ * @param q         the queue
+ * @param[out] out  filled with min(@p size, sizeof) bytes
+ * @param size      sizeof(*out) as compiled by the caller
+ * @return 0; -EINVAL (NULL).
+ */
+VDEMUX_API int vdemux_vnet_rxq_stats(const vdemux_vnet_rxq *q, struct vdemux_vnet_rxq_stats *out, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

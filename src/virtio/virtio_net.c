@@ -1,0 +1,495 @@
+/*
+ * virtio-net receive queues on the engine (include/vdemux/virtio_net.h).
+ *
+ * A queue is an engine VM whose window is all of guest RAM, harvested
+ * lazily, with a receive offset and chains (src/core/vm.h). Buffers taken
+ * from the ring go one of two ways:
+ * - a big-packet chain that can be flipped is posted to the engine as a
+ *   chain of pages; the engine lays each frame out at the chain's data
+ *   offset and flips (or copies) it there; its completions come back here
+ *   at the end of the engine call (the VM's signal), where the header is
+ *   written and the used entry pushed;
+ * - any other buffer (mergeable, small, a big chain that cannot be
+ *   flipped) waits here; the engine hands the frames that no chain can
+ *   take to sink_copy(), which copies them in (header, then frame, across
+ *   as many mergeable buffers as it needs) and pushes the used entries.
+ * The used ring is published, and the guest interrupted if it asks for it,
+ * once per engine call.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <vdemux/virtio_net.h>
+
+#include "core/engine.h"
+#include "core/frame.h"
+#include "virtio/vnet_rx.h"
+#include "virtio/vring.h"
+
+#define VNET_MAX_SEGS 64u  /* longest chain taken; Linux posts at most 19 */
+#define VNET_HDR_MAX 20u   /* with VIRTIO_NET_F_HASH_REPORT */
+
+/* A chain posted to the engine as pages, waiting for its frame. */
+struct fchain {
+	uint64_t first_gpa; /* the page holding the header */
+	uint32_t len;       /* frame bytes completed so far */
+	uint16_t head;
+	bool failed;
+	bool flipped;
+};
+
+/* A buffer waiting to be copied into. */
+struct cbuf {
+	uint32_t seg0;  /* first segment in the segment ring */
+	uint32_t nseg;
+	uint32_t cap;   /* bytes it takes */
+	uint16_t head;
+};
+
+struct vdemux_vnet_rxq {
+	vdemux_engine *eng;
+	vdemux_vm_id id;
+	struct vd_gmem gm;
+	struct vdemux_signal irq;
+
+	struct vd_vring *vq; /* NULL when stopped */
+	uint64_t features;
+	uint32_t hdr_len;
+	bool mrg;
+
+	struct fchain *fq;   /* FIFO, in the order posted to the engine */
+	uint32_t fq_cap, fq_head, fq_n;
+	struct cbuf *cq;     /* FIFO */
+	uint32_t cq_cap, cq_head, cq_n;
+	struct vd_vring_seg *segs; /* ring of the waiting buffers' segments */
+	uint32_t seg_cap, seg_head, seg_n;
+
+	struct vd_vring_seg pop_segs[VNET_MAX_SEGS];
+	uint64_t pages[VNET_MAX_SEGS];
+	struct vdemux_vnet_rxq_stats st;
+};
+
+static struct vm *rxq_vm(const struct vdemux_vnet_rxq *q)
+{
+	return vd_vm_get(q->eng, q->id);
+}
+
+/* ---- interrupts ---- */
+
+static void interrupt(struct vdemux_vnet_rxq *q)
+{
+	uint64_t one = 1;
+
+	switch (q->irq.kind) {
+	case VDEMUX_SIGNAL_EVENTFD:
+		/* Fails only if the counter would overflow: one is pending. */
+		(void)!write(q->irq.fd, &one, sizeof(one));
+		break;
+	case VDEMUX_SIGNAL_CALLBACK:
+		q->irq.cb(q->id, VDEMUX_SIG_RX, q->irq.payload);
+		break;
+	default:
+		return;
+	}
+	q->st.interrupts++;
+}
+
+/* Make what was pushed visible, and interrupt the guest if it asks. */
+static void publish(struct vdemux_vnet_rxq *q)
+{
+	if (!q->vq || !vd_vring_publish(q->vq))
+		return;
+	if (vd_vring_need_notify(q->vq))
+		interrupt(q);
+	else
+		q->st.no_interrupt++;
+}
+
+/* ---- the header ---- */
+
+/* The virtio-net header: no offload metadata (flags 0, gso_type NONE),
+ * num_buffers where the header has it. Little-endian (VERSION_1; a legacy
+ * guest is x86 here, little-endian too). */
+static void make_hdr(const struct vdemux_vnet_rxq *q, uint8_t *h, uint16_t num_buffers)
+{
+	uint16_t nb = htole16(num_buffers);
+
+	memset(h, 0, VNET_HDR_MAX);
+	if (q->hdr_len >= 12)
+		memcpy(h + 10, &nb, sizeof(nb));
+}
+
+/* ---- completions of page chains ---- */
+
+static void chain_done(struct vdemux_vnet_rxq *q, struct fchain *fc)
+{
+	uint8_t h[VNET_HDR_MAX];
+
+	if (fc->failed) {
+		vd_vring_push(q->vq, fc->head, 0);
+		q->st.failed++;
+		return;
+	}
+	/* The page at first_gpa is the frame's now (or the guest's own, for
+	 * a copy): bytes [0, hdr_len) are ours to write. */
+	make_hdr(q, h, 1);
+	memcpy(q->gm.base + fc->first_gpa, h, q->hdr_len);
+	vd_vring_push(q->vq, fc->head, q->hdr_len + fc->len);
+	q->st.frames++;
+	if (fc->flipped)
+		q->st.flipped++;
+	else
+		q->st.copied++;
+}
+
+/* Take the engine's completions: each delivery fills the chain at the head
+ * of fq, in order. */
+static void drain(struct vdemux_vnet_rxq *q, struct vm *vm)
+{
+	struct vdemux_completion c;
+
+	while (vd_cq_pop(&vm->cq, &c)) {
+		struct fchain *fc;
+
+		if (!q->fq_n || !q->vq)
+			continue; /* stopped: forgotten */
+		fc = &q->fq[q->fq_head];
+		if (c.flags & VD_CPL_DROPPED) {
+			fc->failed = true;
+		} else {
+			fc->len += c.len;
+			if (!(c.flags & VDEMUX_CPL_COPIED))
+				fc->flipped = true;
+		}
+		if (c.flags & VDEMUX_CPL_MORE)
+			continue;
+		chain_done(q, fc);
+		q->fq_head = (q->fq_head + 1) % q->fq_cap;
+		q->fq_n--;
+	}
+}
+
+static int take_buffers(struct vdemux_vnet_rxq *q, struct vm *vm);
+
+/* The queue VM's signal: at the end of every engine call that delivered. */
+static void on_signal(vdemux_vm_id id, unsigned reasons, void *payload)
+{
+	struct vdemux_vnet_rxq *q = payload;
+	struct vm *vm = vd_vm_get(q->eng, id);
+
+	if (!vm || !q->vq || !(reasons & VDEMUX_SIG_RX))
+		return; /* release requests: the guest's pages are exchanged one for one */
+	drain(q, vm);
+	/* Buffers freed room here; the guest may have added some since. */
+	if (!vd_vring_broken(q->vq))
+		take_buffers(q, vm);
+	publish(q);
+}
+
+/* ---- copies into waiting buffers ---- */
+
+/* Write stream bytes [pos, pos + n) (the header, then the frame) at dst. */
+static void stream_write(const struct vdemux_vnet_rxq *q, const struct vd_pool *pl, const struct vd_src *src,
+			 const struct vdemux_dest *d, const uint8_t *hdr, uint64_t pos, uint8_t *dst,
+			 uint32_t n)
+{
+	if (pos < q->hdr_len) {
+		uint32_t k = q->hdr_len - (uint32_t)pos < n ? q->hdr_len - (uint32_t)pos : n;
+
+		memcpy(dst, hdr + pos, k);
+		dst += k;
+		pos += k;
+		n -= k;
+	}
+	if (n)
+		vd_frame_emit(pl, src, d, (uint32_t)(pos - q->hdr_len), dst, n);
+}
+
+static struct cbuf *cbuf_at(struct vdemux_vnet_rxq *q, uint32_t i)
+{
+	return &q->cq[(q->cq_head + i) % q->cq_cap];
+}
+
+static int sink_copy(void *ctx, const struct vd_pool *pl, const struct vd_src *src,
+		     const struct vdemux_dest *d, uint32_t len)
+{
+	struct vdemux_vnet_rxq *q = ctx;
+	uint64_t need = (uint64_t)q->hdr_len + len, cap = 0, pos = 0;
+	uint8_t hdr[VNET_HDR_MAX];
+	uint32_t nbuf;
+
+	if (!q->vq || !q->cq_n)
+		return VDEMUX_DROP_NO_BUFFER;
+	if (q->mrg) {
+		for (nbuf = 0; nbuf < q->cq_n && cap < need; nbuf++)
+			cap += cbuf_at(q, nbuf)->cap;
+		if (cap < need)
+			return VDEMUX_DROP_NO_BUFFER;
+	} else {
+		nbuf = 1;
+		if (cbuf_at(q, 0)->cap < need)
+			return VDEMUX_DROP_TOO_BIG; /* this buffer cannot hold it */
+	}
+	make_hdr(q, hdr, (uint16_t)nbuf);
+	for (uint32_t b = 0; b < nbuf; b++) {
+		struct cbuf *cb = cbuf_at(q, 0);
+		uint64_t start = pos;
+
+		for (uint32_t k = 0; k < cb->nseg && pos < need; k++) {
+			const struct vd_vring_seg *sg = &q->segs[(cb->seg0 + k) % q->seg_cap];
+			uint32_t n = need - pos < sg->len ? (uint32_t)(need - pos) : sg->len;
+
+			stream_write(q, pl, src, d, hdr, pos, q->gm.base + sg->gpa, n);
+			pos += n;
+		}
+		vd_vring_push(q->vq, cb->head, (uint32_t)(pos - start));
+		q->seg_head = (q->seg_head + cb->nseg) % q->seg_cap;
+		q->seg_n -= cb->nseg;
+		q->cq_head = (q->cq_head + 1) % q->cq_cap;
+		q->cq_n--;
+	}
+	q->st.frames++;
+	q->st.copied++;
+	return 0;
+}
+
+/* ---- taking buffers from the ring ---- */
+
+static void skip(struct vdemux_vnet_rxq *q, uint16_t head)
+{
+	vd_vring_push(q->vq, head, 0);
+	q->st.skipped++;
+}
+
+/* A flippable big chain: post its pages to the engine, at the VM's
+ * receive offset (taken from the first such chain). */
+static bool post_pages(struct vdemux_vnet_rxq *q, struct vm *vm, const struct vd_vring_chain *c,
+		       const struct vd_vnet_rx_shape *sh)
+{
+	struct fchain *fc;
+
+	if (q->fq_n == q->fq_cap)
+		return false;
+	if (vm->postq.count == 0)
+		vm->rx_offset = sh->data_off;
+	else if (sh->data_off != vm->rx_offset)
+		return false;
+	if (vd_vm_post_chain(q->eng, vm, q->pages, sh->npages))
+		return false; /* a page posted twice, or outside RAM: not flippable */
+	fc = &q->fq[(q->fq_head + q->fq_n) % q->fq_cap];
+	q->fq_n++;
+	*fc = (struct fchain){.first_gpa = q->pages[0], .head = c->head};
+	q->st.page_buffers++;
+	return true;
+}
+
+static void wait_copy(struct vdemux_vnet_rxq *q, const struct vd_vring_chain *c)
+{
+	struct cbuf *cb = &q->cq[(q->cq_head + q->cq_n) % q->cq_cap];
+
+	cb->seg0 = (q->seg_head + q->seg_n) % q->seg_cap;
+	cb->nseg = c->nseg;
+	cb->cap = c->len;
+	cb->head = c->head;
+	for (uint32_t k = 0; k < c->nseg; k++)
+		q->segs[(cb->seg0 + k) % q->seg_cap] = q->pop_segs[k];
+	q->seg_n += c->nseg;
+	q->cq_n++;
+}
+
+/* Take what the guest made available, while there is room; then ask to be
+ * kicked for more (and take what came in meanwhile). Returns how many. */
+static int take_buffers(struct vdemux_vnet_rxq *q, struct vm *vm)
+{
+	int taken = 0;
+
+	for (;;) {
+		while (q->cq_n < q->cq_cap && q->seg_cap - q->seg_n >= VNET_MAX_SEGS) {
+			struct vd_vring_chain c;
+			struct vd_vnet_rx_shape sh;
+			int rc = vd_vring_pop(q->vq, &c, q->pop_segs, VNET_MAX_SEGS);
+
+			if (rc <= 0)
+				break;
+			taken++;
+			q->st.buffers++;
+			if (vd_vnet_rx_classify(q->vq, q->features, q->pop_segs, c.nseg, &sh, q->pages,
+						VNET_MAX_SEGS)) {
+				skip(q, c.head); /* cannot even hold the header */
+				continue;
+			}
+			if (sh.flippable && post_pages(q, vm, &c, &sh))
+				continue;
+			wait_copy(q, &c);
+		}
+		/* Out of room: the completions that make room take more. */
+		if (q->cq_n == q->cq_cap || q->seg_cap - q->seg_n < VNET_MAX_SEGS ||
+		    vd_vring_broken(q->vq) || !vd_vring_enable_kick(q->vq, true))
+			break;
+	}
+	return taken;
+}
+
+int vdemux_vnet_rxq_kick(vdemux_vnet_rxq *q)
+{
+	int taken;
+
+	if (!q)
+		return -EINVAL;
+	if (!q->vq)
+		return -ENOTCONN;
+	if (vd_vring_broken(q->vq))
+		return -EIO;
+	taken = take_buffers(q, rxq_vm(q));
+	publish(q);
+	return vd_vring_broken(q->vq) && !taken ? -EIO : taken;
+}
+
+/* ---- life cycle ---- */
+
+static void rxq_free(vdemux_vnet_rxq *q)
+{
+	const struct vdemux_alloc_hooks *h = &q->eng->alloc;
+
+	vd_free(h, q->fq);
+	vd_free(h, q->cq);
+	vd_free(h, q->segs);
+	vd_free(h, q);
+}
+
+int vdemux_vnet_rxq_create(vdemux_vnet_rxq **out, vdemux_engine *eng, const struct vdemux_vnet_rxq_opts *uopts)
+{
+	struct vdemux_vnet_rxq_opts o;
+	struct vdemux_vm_opts vo = VDEMUX_OPTS(vdemux_vm_opts);
+	struct vdemux_vnet_rxq *q;
+	struct vm *vm;
+	int err;
+
+	if (!out || !eng || !uopts || vd_opts_check(uopts, sizeof(o)))
+		return -EINVAL;
+	vd_opts_copy(&o, uopts, sizeof(o));
+	if (!o.ram || ((uintptr_t)o.ram & (PAGE - 1)) || !o.ram_size || (o.ram_size & (PAGE - 1)) ||
+	    o.ram_size / PAGE > VM_MAX_PAGES || (o.irq.kind == VDEMUX_SIGNAL_EVENTFD && o.irq.fd < 0) ||
+	    (o.irq.kind == VDEMUX_SIGNAL_CALLBACK && !o.irq.cb) || o.irq.kind > VDEMUX_SIGNAL_EVENTFD)
+		return -EINVAL;
+	q = vd_calloc(&eng->alloc, 1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->eng = eng;
+	q->irq = o.irq;
+	q->gm = (struct vd_gmem){.base = o.ram, .size = o.ram_size};
+	vo.rx_base = 0;
+	vo.rx_pages = (uint32_t)(o.ram_size / PAGE);
+	vo.harvest = VDEMUX_HARVEST_LAZY;
+	vo.copy = o.copy;
+	vo.copy_threshold = o.copy_threshold;
+	vo.backends = o.backends;
+	vo.n_backends = o.n_backends;
+	vo.signal = (struct vdemux_signal){.kind = VDEMUX_SIGNAL_CALLBACK, .cb = on_signal, .payload = q};
+	err = vdemux_vm_add(eng, &q->id, &vo);
+	if (err) {
+		rxq_free(q);
+		return err;
+	}
+	vm = rxq_vm(q);
+	vm->chains = true;
+	vm->sink = (struct vd_sink){.copy = sink_copy, .ctx = q};
+	*out = q;
+	return 0;
+}
+
+void vdemux_vnet_rxq_destroy(vdemux_vnet_rxq *q)
+{
+	if (!q)
+		return;
+	vdemux_vnet_rxq_stop(q);
+	vdemux_vm_remove(q->eng, q->id);
+	rxq_free(q);
+}
+
+vdemux_vm_id vdemux_vnet_rxq_vm(const vdemux_vnet_rxq *q)
+{
+	return q ? q->id : 0;
+}
+
+int vdemux_vnet_rxq_start(vdemux_vnet_rxq *q, const struct vdemux_vnet_ring *uring)
+{
+	const struct vdemux_alloc_hooks *h;
+	struct vdemux_vnet_ring r;
+	struct vd_vring_config cfg;
+	int err;
+
+	if (!q || !uring || vd_opts_check(uring, sizeof(r)))
+		return -EINVAL;
+	if (q->vq)
+		return -EBUSY;
+	vd_opts_copy(&r, uring, sizeof(r));
+	if (!r.size || r.size > VD_VRING_MAX_SIZE || (r.size & (r.size - 1)))
+		return -EINVAL;
+	h = &q->eng->alloc;
+	cfg = (struct vd_vring_config){.desc_gpa = r.desc_gpa, .avail_gpa = r.avail_gpa,
+				       .used_gpa = r.used_gpa, .size = r.size,
+				       .flags = VD_VRING_F_WRITE_ONLY, .features = r.features};
+	q->fq_cap = q->cq_cap = r.size;
+	q->seg_cap = 4 * r.size > 2 * VNET_MAX_SEGS ? 4 * r.size : 2 * VNET_MAX_SEGS;
+	vd_free(h, q->fq);
+	vd_free(h, q->cq);
+	vd_free(h, q->segs);
+	q->fq = vd_calloc(h, q->fq_cap, sizeof(*q->fq));
+	q->cq = vd_calloc(h, q->cq_cap, sizeof(*q->cq));
+	q->segs = vd_calloc(h, q->seg_cap, sizeof(*q->segs));
+	if (!q->fq || !q->cq || !q->segs)
+		return -ENOMEM;
+	err = vd_vring_create(&q->vq, &q->gm, &cfg, h->calloc ? h : NULL);
+	if (err)
+		return err;
+	q->features = r.features;
+	q->hdr_len = vd_vnet_hdr_len(r.features);
+	q->mrg = !!(r.features & VD_VIRTIO_NET_F_MRG_RXBUF);
+	q->fq_head = q->fq_n = q->cq_head = q->cq_n = q->seg_head = q->seg_n = 0;
+	return 0;
+}
+
+int vdemux_vnet_rxq_stop(vdemux_vnet_rxq *q)
+{
+	struct vm *vm;
+	struct vdemux_completion c;
+
+	if (!q)
+		return -EINVAL;
+	vm = rxq_vm(q);
+	if (vm) {
+		/* The chains' pages are the guest's (lazy harvest): unpost. */
+		while (vm->postq.count)
+			vd_vm_take_posted(vm);
+		while (vd_cq_pop(&vm->cq, &c))
+			;
+	}
+	if (q->vq)
+		vd_vring_destroy(q->vq);
+	q->vq = NULL;
+	q->fq_head = q->fq_n = q->cq_head = q->cq_n = q->seg_head = q->seg_n = 0;
+	return 0;
+}
+
+int vdemux_vnet_rxq_needs_reset(const vdemux_vnet_rxq *q)
+{
+	if (!q)
+		return -EINVAL;
+	return q->vq && vd_vring_broken(q->vq) ? 1 : 0;
+}
+
+int vdemux_vnet_rxq_stats(const vdemux_vnet_rxq *q, struct vdemux_vnet_rxq_stats *out, size_t size)
+{
+	struct vdemux_vnet_rxq_stats s;
+
+	if (!q || !out)
+		return -EINVAL;
+	s = q->st;
+	if (q->vq)
+		s.ring_errors = vd_vring_stats(q->vq)->skipped;
+	memcpy(out, &s, size < sizeof(s) ? size : sizeof(s));
+	return 0;
+}
