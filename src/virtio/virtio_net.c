@@ -51,6 +51,7 @@ struct cbuf {
 struct vdemux_vnet_rxq {
 	vdemux_engine *eng;
 	vdemux_vm_id id;
+	struct vm *vm;       /* the queue's VM: lives as long as the queue */
 	struct vd_gmem gm;
 	struct vdemux_signal irq;
 
@@ -74,6 +75,25 @@ struct vdemux_vnet_rxq {
 static struct vm *rxq_vm(const struct vdemux_vnet_rxq *q)
 {
 	return vd_vm_get(q->eng, q->id);
+}
+
+/* Whether every page of guest RAM under [gpa, gpa + len) is backed: the
+ * queue writes guest memory through the VMM's mapping, and a page some table
+ * failed to restore (a hole: see apply.c) would fault there. */
+static bool backed(const struct vm *vm, uint64_t gpa, uint64_t len)
+{
+	for (uint64_t p = gpa / PAGE; len && p <= (gpa + len - 1) / PAGE; p++)
+		if (p >= vm->rx_pages || vm->slots[p].page == VDEMUX_NO_PAGE)
+			return false;
+	return true;
+}
+
+static bool chain_backed(const struct vm *vm, const struct vd_vring_seg *sg, uint32_t n)
+{
+	for (uint32_t k = 0; k < n; k++)
+		if (!backed(vm, sg[k].gpa, sg[k].len))
+			return false;
+	return true;
 }
 
 /* ---- interrupts ---- */
@@ -123,11 +143,11 @@ static void make_hdr(const struct vdemux_vnet_rxq *q, uint8_t *h, uint16_t num_b
 
 /* ---- completions of page chains ---- */
 
-static void chain_done(struct vdemux_vnet_rxq *q, struct fchain *fc)
+static void chain_done(struct vdemux_vnet_rxq *q, const struct vm *vm, struct fchain *fc)
 {
 	uint8_t h[VNET_HDR_MAX];
 
-	if (fc->failed) {
+	if (fc->failed || !backed(vm, fc->first_gpa, q->hdr_len)) {
 		vd_vring_push(q->vq, fc->head, 0);
 		q->st.failed++;
 		return;
@@ -165,7 +185,7 @@ static void drain(struct vdemux_vnet_rxq *q, struct vm *vm)
 		}
 		if (c.flags & VDEMUX_CPL_MORE)
 			continue;
-		chain_done(q, fc);
+		chain_done(q, vm, fc);
 		q->fq_head = (q->fq_head + 1) % q->fq_cap;
 		q->fq_n--;
 	}
@@ -232,6 +252,16 @@ static int sink_copy(void *ctx, const struct vd_pool *pl, const struct vd_src *s
 		if (cbuf_at(q, 0)->cap < need)
 			return VDEMUX_DROP_TOO_BIG; /* this buffer cannot hold it */
 	}
+	for (uint32_t b = 0; b < nbuf; b++) {
+		const struct cbuf *cb = cbuf_at(q, b);
+
+		for (uint32_t k = 0; k < cb->nseg; k++) {
+			const struct vd_vring_seg *sg = &q->segs[(cb->seg0 + k) % q->seg_cap];
+
+			if (!backed(q->vm, sg->gpa, sg->len))
+				return VDEMUX_DROP_BACKEND; /* a hole the guest cannot have made */
+		}
+	}
 	make_hdr(q, hdr, (uint16_t)nbuf);
 	for (uint32_t b = 0; b < nbuf; b++) {
 		struct cbuf *cb = cbuf_at(q, 0);
@@ -289,6 +319,10 @@ static void wait_copy(struct vdemux_vnet_rxq *q, const struct vd_vring_chain *c)
 {
 	struct cbuf *cb = &q->cq[(q->cq_head + q->cq_n) % q->cq_cap];
 
+	if (!chain_backed(q->vm, q->pop_segs, c->nseg)) {
+		skip(q, c->head);
+		return;
+	}
 	cb->seg0 = (q->seg_head + q->seg_n) % q->seg_cap;
 	cb->nseg = c->nseg;
 	cb->cap = c->len;
@@ -394,6 +428,7 @@ int vdemux_vnet_rxq_create(vdemux_vnet_rxq **out, vdemux_engine *eng, const stru
 		return err;
 	}
 	vm = rxq_vm(q);
+	q->vm = vm;
 	vm->chains = true;
 	vm->sink = (struct vd_sink){.copy = sink_copy, .ctx = q};
 	*out = q;
