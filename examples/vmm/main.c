@@ -165,6 +165,8 @@ static void handle_io(struct guest *g)
 	struct kvm_run *run = g->run;
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
 	bool out = run->io.direction == KVM_EXIT_IO_OUT;
+	if (g->port_exits)
+		g->port_exits[run->io.port]++;
 	for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
 		uint16_t port = run->io.port;
 		if (serial_io(g, port, out, data, run->io.size) || pci_io(g, port, out, data, run->io.size) ||
@@ -364,6 +366,9 @@ static int guest_create(struct vmm *v, struct guest *g, uint32_t first_page)
 	int r;
 	uint32_t npages = (uint32_t)(g->mem / VMM_PAGE) + g->stage_pages;
 
+	if (v->verbose && !(g->port_exits = calloc(65536, sizeof *g->port_exits)))
+		return -ENOMEM;
+
 	g->vm_fd = ioctl(v->kvm_fd, KVM_CREATE_VM, 0);
 	if (g->vm_fd < 0)
 		return -errno;
@@ -535,7 +540,9 @@ static void serve_rx(struct guest *g)
 {
 	struct vnet_dev *d = &g->net;
 	pthread_mutex_lock(&d->lock);
-	d->events = 0; /* a receive kick or a configuration change: both served here */
+	/* A receive kick or a configuration change: both served here. A
+	 * transmit kick that came since serve_tx() stays for the next round. */
+	d->events &= ~(VNET_EV_RX | VNET_EV_CONFIG);
 	if (d->generation != g->rxq_generation) {
 		g->rxq_generation = d->generation;
 		bool ok = (d->status & 0x4) && d->vq[0].pfn; /* DRIVER_OK */
@@ -679,10 +686,25 @@ int main(int argc, char **argv)
 			last_status = now;
 			for (unsigned i = 0; i < v->nguests; i++) {
 				struct guest *g = &v->guests[i];
+				struct rxq_stats rs = {0};
+				struct vdemux_vm_stats vs = {0};
+				if (g->removed)
+					continue;
+				rxq_stats(g->rxq, &rs);
+				vdemux_vm_stats(v->eng, g->vm, &vs, sizeof vs);
+				uint64_t drops = 0;
+				for (int d = 0; d < VDEMUX_DROP__COUNT; d++)
+					drops += vs.drops[d];
 				vmm_log(g, "vmm: exits: %" PRIu64 " I/O, %" PRIu64 " MMIO, %" PRIu64 " other, %" PRIu64
-					   " EFAULT; tx %" PRIu64 ", rx %" PRIu64 " interrupts",
+					   " EFAULT; tx %" PRIu64 "; rx %" PRIu64 " (waited %" PRIu64 ", engine drops %" PRIu64
+					   "); %" PRIu64 " interrupts",
 					g->exits_io, g->exits_mmio, g->exits_other, g->holes_efault, g->net.tx_frames,
-					g->net.irqs);
+					rs.frames, rs.waits, drops, g->net.irqs);
+				unsigned top = 0;
+				for (unsigned p = 1; p < 65536; p++)
+					if (g->port_exits[p] > g->port_exits[top])
+						top = p;
+				vmm_log(g, "vmm: busiest port 0x%x: %u exits", top, g->port_exits[top]);
 			}
 		}
 		pthread_mutex_lock(&v->engine_lock);

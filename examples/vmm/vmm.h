@@ -157,6 +157,7 @@ struct guest {
 	struct vdemux_kvm_stats final_kvm;
 	uint64_t holes_efault, holes_mmio, backfilled;
 	uint64_t exits_io, exits_mmio, exits_other; /* for --verbose */
+	uint32_t *port_exits; /* --verbose: I/O exits per port */
 
 	struct serial serial;
 	uint32_t pci_addr;   /* 0xcf8 */
