@@ -28,7 +28,7 @@
 #include "rxq.h"
 #include "vmm.h"
 
-#define DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1 8250.nr_uarts=1 i8042.nokbd i8042.noaux i8042.nopnp pci=conf1 no_timer_check quiet"
+#define DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1 8250.nr_uarts=1 i8042.nokbd i8042.noaux i8042.nopnp pci=conf1,lastbus=0 no_timer_check quiet"
 #define STAGE_PAGES 256u
 #define POOL_EXTRA 512u
 
@@ -170,7 +170,7 @@ static void handle_io(struct guest *g)
 	for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
 		uint16_t port = run->io.port;
 		if (serial_io(g, port, out, data, run->io.size) || pci_io(g, port, out, data, run->io.size) ||
-		    vnet_io(g, port, out, data, run->io.size))
+		    vnet_io(g, port, out, data, run->io.size) || rtc_io(g, port, out, data, run->io.size))
 			continue;
 		if (out && port == 0x64 && run->io.size == 1 && *data == 0xfe) {
 			guest_power_off(g, 0, "reset through the keyboard controller");
@@ -472,9 +472,7 @@ static bool guest_remove(struct vmm *v, struct guest *g)
 	r = vdemux_engine_remove_backend(v->eng, g->be);
 	if (r < 0)
 		vmm_log(g, "vmm: vdemux_engine_remove_backend: %s", strerror(-r));
-	g->removed = true;
-	rxq_destroy(g->rxq);
-	g->rxq = NULL;
+	g->removed = true; /* its rxq stays, for its counters */
 	char when[64];
 	snprintf(when, sizeof when, "%s removed", g->name);
 	return check_engine(v, when);
@@ -750,6 +748,8 @@ int main(int argc, char **argv)
 	tap_rx_stop(v);
 	ok &= check_engine(v, "end");
 	print_stats(v);
+	for (unsigned i = 0; i < v->nguests; i++)
+		rxq_destroy(v->guests[i].rxq);
 	pthread_mutex_unlock(&v->engine_lock);
 	vmm_log(NULL, "vmm: exit %d", ok ? 0 : 1);
 	return ok ? 0 : 1;

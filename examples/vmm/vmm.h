@@ -122,6 +122,9 @@ void vnet_interrupt(struct guest *g); /* set the ISR's queue bit and pulse the i
 /* Main thread, engine lock held: take the guest's transmit chains. */
 int vnet_tx(struct guest *g);
 
+/* rtc.c: the CMOS clock at 0x70/0x71; 1 if handled */
+int rtc_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned size);
+
 /* pci.c: 1 if handled */
 int pci_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned size);
 
@@ -161,6 +164,7 @@ struct guest {
 
 	struct serial serial;
 	uint32_t pci_addr;   /* 0xcf8 */
+	uint8_t rtc_index;   /* 0x70 */
 	struct vnet_dev net;
 	struct rxq *rxq;
 	unsigned rxq_generation;
