@@ -5,7 +5,7 @@
 #   e2e.sh --vmm PATH [--timeout SECONDS] [--workdir DIR] [--keep]
 #
 #   --vmm      the VMM, statically linked (the vmm_lab target)
-#   --timeout  seconds for the lab's whole run (default 600); a run that
+#   --timeout  seconds for the lab's whole run (default 420); a run that
 #              times out is retried once
 #   --workdir  where the run directory goes (default
 #              ${XDG_CACHE_HOME:-$HOME/.cache}/vdemux-vmrun)
@@ -33,7 +33,7 @@
 
 set -euo pipefail
 
-timeout_s=600
+timeout_s=420
 workdir="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/vdemux-vmrun"
 keep=0
 vmm=""
