@@ -18,8 +18,9 @@
 # buffers) and b (10.0.0.3, mergeable receive buffers). Checks: both guests
 # reach their /init and configure eth0; the lab pings each guest; a pings b;
 # 16 MiB sent by the lab over TCP (busybox nc) arrive in each guest with the
-# right md5sum; both guests power off and the VMM exits 0 (its engine check
-# passed).
+# right md5sum; guest a powers off, then the VMM gets SIGTERM with guest b
+# running; each VM is removed with the engine check passing, and the VMM
+# exits 0.
 #
 # Environment: VMRUN_KERNEL, VMRUN_QEMU, VMRUN_BUSYBOX as for vmrun.sh;
 # E2E_GUEST_CMDLINE is appended to the guests' kernel command line (for
@@ -259,21 +260,31 @@ for x in a:10.0.0.2 b:10.0.0.3; do
 	fi
 	kill $sender 2>/dev/null
 done
-for addr in 10.0.0.2 10.0.0.3; do (echo quit | nc "$addr" 5001 >/dev/null 2>&1 &); done
+# The end of a guest both ways: a powers itself off; b is still running
+# when the VMM gets SIGTERM.
+(echo quit | nc 10.0.0.2 5001 >/dev/null 2>&1 &)
+if wait_log "^\[a\] vmm: guest stopped: power-off" 60 && wait_log "engine check passed (a removed)" 10; then
+	check poweroff-a ok "VM removed, engine check passed"
+else
+	check poweroff-a FAIL
+fi
+kill -TERM $vmm
 n=0
 while kill -0 $vmm 2>/dev/null && [ $n -lt 300 ]; do sleep 0.2; n=$((n + 1)); done
 if kill -0 $vmm 2>/dev/null; then
-	echo "E2E-VMM still running: SIGTERM"
-	kill -TERM $vmm
+	echo "E2E-VMM still running 60 s after SIGTERM: SIGKILL"
+	kill -KILL $vmm
 fi
 wait $vmm
 rc=$?
 sleep 0.5
 kill $tailer 2>/dev/null
+if grep -q "vmm: signal 15: stopping" /tmp/vmm.log && grep -q "engine check passed (b removed)" /tmp/vmm.log; then
+	check sigterm-b ok "VM removed, engine check passed"
+else
+	check sigterm-b FAIL
+fi
 if [ $rc = 0 ] && grep -q "engine check passed (end)" /tmp/vmm.log; then check vmm-exit ok "rc=0, engine check passed"; else check vmm-exit FAIL "rc=$rc"; fi
-for g in a b; do
-	if grep -q "^\[$g\] vmm: guest stopped: power-off" /tmp/vmm.log; then check poweroff-$g ok; else check poweroff-$g FAIL; fi
-done
 echo "E2E-DONE at $(up)s"
 poweroff -f
 INIT
