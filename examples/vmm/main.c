@@ -540,13 +540,17 @@ static void serve_rx(struct guest *g)
 	pthread_mutex_lock(&d->lock);
 	/* A receive kick or a configuration change: both served here. A
 	 * transmit kick that came since serve_tx() stays for the next round. */
+	bool kicked = d->events & VNET_EV_RX;
 	d->events &= ~(VNET_EV_RX | VNET_EV_CONFIG);
 	if (d->generation != g->rxq_generation) {
 		g->rxq_generation = d->generation;
 		bool ok = (d->status & 0x4) && d->vq[0].pfn; /* DRIVER_OK */
 		rxq_configure(g->rxq, ok ? &d->vq[0] : NULL, d->guest_features);
 	}
-	rxq_deliver(g->rxq);
+	if (kicked)
+		rxq_kick(g->rxq);
+	else
+		rxq_deliver(g->rxq);
 	pthread_mutex_unlock(&d->lock);
 }
 

@@ -319,7 +319,7 @@ secs="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"
 
 tr -d '\r' <"$run/console.log" >"$run/console.txt"
 txt="$run/console.txt"
-grep -a 'E2E-\|vmm: engine\|vmm: tap\|vmm: vm\|vmm: rxq\|vmm: tx\|vmm: kvm\|vmm: exit\|GUEST-' "$txt" | grep -av 'E2E-CHECK\|^\s*$' || true
+grep -a 'E2E-\|vmm: engine\|vmm: tap\|vmm: vm\|vmm: rxq\|vmm: tx\|vmm: kvm\|vmm: exit\|vmm: signal\|vmm: guest stopped\|GUEST-' "$txt" | grep -av 'E2E-CHECK\|^\s*$' || true
 grep -a '^E2E-CHECK' "$txt" || true
 npass=$(grep -ac '^E2E-CHECK [^ ]* ok' "$txt" || true)
 nfail=$(grep -ac '^E2E-CHECK [^ ]* FAIL' "$txt" || true)
