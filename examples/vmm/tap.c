@@ -1,0 +1,109 @@
+/*
+ * The uplink: a TAP device. Frames read from it land straight in pool pages
+ * lent by the engine (vdemux_rx_alloc), and are handed back with
+ * vdemux_rx_submit: the read is the only copy until the frame reaches a
+ * guest's staging window.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "vmm.h"
+
+#define TAP_BUDGET 64 /* frames per call, so that the guests get their turn */
+
+int tap_open(const char *name, int *out_fd)
+{
+	struct ifreq ifr;
+	int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	memset(&ifr, 0, sizeof ifr);
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+	if (strlen(name) >= IFNAMSIZ) {
+		close(fd);
+		return -ENAMETOOLONG;
+	}
+	strcpy(ifr.ifr_name, name);
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	/* Bring the link up; its addresses are the administrator's business. */
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s >= 0) {
+		if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+			ifr.ifr_flags |= IFF_UP;
+			ioctl(s, SIOCSIFFLAGS, &ifr);
+		}
+		close(s);
+	}
+	*out_fd = fd;
+	return 0;
+}
+
+/* Pages lent by the engine and not yet used are kept across calls. */
+static int stash_fill(struct vmm *v)
+{
+	struct vdemux_rx_buf *stash = v->tap_stash;
+	while (v->tap_nstash < TAP_IOV) {
+		int n = vdemux_rx_alloc(v->eng, stash + v->tap_nstash, TAP_IOV - v->tap_nstash);
+		if (n <= 0)
+			return n < 0 ? n : -ENOBUFS;
+		v->tap_nstash += (unsigned)n;
+	}
+	return 0;
+}
+
+int tap_rx(struct vmm *v)
+{
+	struct vdemux_rx_buf *stash = v->tap_stash;
+	int frames = 0;
+	while (frames < TAP_BUDGET) {
+		if (stash_fill(v) < 0)
+			return frames; /* the pool is dry; frames wait in the TAP */
+		struct iovec iov[TAP_IOV];
+		for (unsigned i = 0; i < TAP_IOV; i++)
+			iov[i] = (struct iovec){.iov_base = stash[i].data, .iov_len = VMM_PAGE};
+		ssize_t n = readv(v->tap_fd, iov, TAP_IOV);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN ? frames : -errno;
+		}
+		if (n < 14) {
+			v->tap_rx_short++;
+			continue; /* the pages stay lent, to be written again */
+		}
+		unsigned k = (unsigned)((n + VMM_PAGE - 1) / VMM_PAGE);
+		for (unsigned i = 0; i < k; i++) {
+			stash[i].len = i + 1 < k ? VMM_PAGE : (uint32_t)(n - (ssize_t)(i * VMM_PAGE));
+			stash[i].flags = i + 1 < k ? VDEMUX_RXBUF_MORE : 0;
+		}
+		int r = vdemux_rx_submit(v->eng, stash, k);
+		if (r < 0) {
+			v->tap_rx_short++;
+			continue;
+		}
+		memmove(stash, stash + k, (v->tap_nstash - k) * sizeof stash[0]);
+		v->tap_nstash -= k;
+		v->tap_rx_frames++;
+		v->tap_rx_bytes += (uint64_t)n;
+		frames++;
+	}
+	return frames;
+}
+
+void tap_rx_stop(struct vmm *v)
+{
+	if (v->tap_nstash)
+		vdemux_rx_abort(v->eng, v->tap_stash, v->tap_nstash);
+	v->tap_nstash = 0;
+}

@@ -1,0 +1,252 @@
+/*
+ * A legacy (virtio 0.9.5) virtio-net PCI device: I/O BAR 0 with the legacy
+ * register block, two queues (0 receive, 1 transmit), INTx on GSI_VIRTIO
+ * injected through a KVM irqfd. Linux's virtio_pci takes it with its legacy
+ * transport (device 0x1000, revision 0, no virtio capabilities).
+ *
+ * Registers are handled on the vCPU thread under the device lock; the rings
+ * are served on the main thread under the same lock (the receive ring by
+ * rxq.c, the transmit ring here).
+ */
+#include <errno.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_net.h>
+#include <linux/virtio_pci.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vmm.h"
+
+#define VNET_TX_BURST 32u
+#define VNET_MAX_FRAME 65536u
+
+static void vnet_wake(struct guest *g, unsigned ev)
+{
+	uint64_t one = 1;
+	g->net.events |= ev;
+	if (write(g->net.kick_fd, &one, sizeof one) < 0) {
+		/* The counter cannot overflow in practice; a failure changes nothing. */
+	}
+}
+
+static void vnet_reset(struct guest *g)
+{
+	struct vnet_dev *d = &g->net;
+	d->guest_features = 0;
+	d->queue_sel = 0;
+	memset(d->vq, 0, sizeof d->vq);
+	d->status = 0;
+	d->isr = 0;
+	d->generation++;
+	vnet_wake(g, VNET_EV_CONFIG);
+}
+
+int vnet_init(struct guest *g, enum rx_layout layout)
+{
+	struct vnet_dev *d = &g->net;
+	int err = pthread_mutex_init(&d->lock, NULL);
+	if (err)
+		return -err;
+	memcpy(d->mac, g->mac, 6);
+	d->host_features = 1u << VIRTIO_NET_F_MAC;
+	if (layout == RX_MERGEABLE)
+		d->host_features |= 1u << VIRTIO_NET_F_MRG_RXBUF;
+	else
+		/* Offering receive offloads is what makes Linux post big
+		 * (page-sized) receive buffers; frames come with no offload set. */
+		d->host_features |= 1u << VIRTIO_NET_F_GUEST_CSUM | 1u << VIRTIO_NET_F_GUEST_TSO4 |
+				    1u << VIRTIO_NET_F_GUEST_TSO6;
+	d->bar0 = VNET_IO_BASE | 1;
+	return 0;
+}
+
+uint32_t vnet_cfg_read(struct guest *g, unsigned reg)
+{
+	struct vnet_dev *d = &g->net;
+	switch (reg) {
+	case 0x00: return 0x1000u << 16 | 0x1af4u; /* transitional virtio-net */
+	case 0x04: return d->command;
+	case 0x08: return 0x02000000u;             /* Ethernet controller, revision 0 */
+	case 0x10: return d->bar0;
+	case 0x2c: return 1u << 16 | 0x1af4u;      /* subsystem: virtio device type 1 */
+	case 0x3c: return 1u << 8 | GSI_VIRTIO;    /* INTA#, line */
+	default: return 0;
+	}
+}
+
+void vnet_cfg_write(struct guest *g, unsigned reg, uint32_t val, unsigned size)
+{
+	struct vnet_dev *d = &g->net;
+	pthread_mutex_lock(&d->lock);
+	if (reg == 0x04 && size >= 2)
+		d->command = val & 0x0107; /* I/O, memory, bus master, SERR */
+	else if (reg == 0x10 && size == 4)
+		d->bar0 = (val & ~(VNET_IO_SIZE - 1)) | 1; /* all ones reads back the size */
+	pthread_mutex_unlock(&d->lock);
+}
+
+void vnet_interrupt(struct guest *g)
+{
+	uint64_t one = 1;
+	g->net.isr |= 0x1; /* a queue was used (0x2 would be a configuration change) */
+	g->net.irqs++;
+	if (write(g->net.irqfd, &one, sizeof one) < 0) {
+		/* Cannot fail for an eventfd short of overflow. */
+	}
+}
+
+static void vnet_reg_write(struct guest *g, unsigned off, uint32_t v)
+{
+	struct vnet_dev *d = &g->net;
+	switch (off) {
+	case VIRTIO_PCI_GUEST_FEATURES:
+		d->guest_features = v & d->host_features;
+		break;
+	case VIRTIO_PCI_QUEUE_PFN:
+		if (d->queue_sel < 2) {
+			if (v == 0)
+				memset(&d->vq[d->queue_sel], 0, sizeof d->vq[0]);
+			else if ((uint64_t)v * VMM_PAGE < g->mem)
+				vq_setup(&d->vq[d->queue_sel], VQ_MAX_SIZE, v);
+		}
+		break;
+	case VIRTIO_PCI_QUEUE_SEL:
+		d->queue_sel = (uint16_t)v;
+		break;
+	case VIRTIO_PCI_QUEUE_NOTIFY:
+		if (v == 0)
+			vnet_wake(g, VNET_EV_RX);
+		else if (v == 1)
+			vnet_wake(g, VNET_EV_TX);
+		break;
+	case VIRTIO_PCI_STATUS:
+		if ((v & 0xff) == 0) {
+			vnet_reset(g);
+		} else {
+			bool ok = !(d->status & VIRTIO_CONFIG_S_DRIVER_OK) && (v & VIRTIO_CONFIG_S_DRIVER_OK);
+			d->status = (uint8_t)v;
+			if (ok) {
+				d->generation++;
+				vnet_wake(g, VNET_EV_CONFIG | VNET_EV_RX | VNET_EV_TX);
+			}
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+static uint32_t vnet_reg_read(struct guest *g, unsigned off, unsigned size)
+{
+	struct vnet_dev *d = &g->net;
+	uint32_t v = 0;
+	switch (off) {
+	case VIRTIO_PCI_HOST_FEATURES: return d->host_features;
+	case VIRTIO_PCI_GUEST_FEATURES: return d->guest_features;
+	case VIRTIO_PCI_QUEUE_PFN: return d->queue_sel < 2 ? d->vq[d->queue_sel].pfn : 0;
+	case VIRTIO_PCI_QUEUE_NUM: return d->queue_sel < 2 ? VQ_MAX_SIZE : 0;
+	case VIRTIO_PCI_QUEUE_SEL: return d->queue_sel;
+	case VIRTIO_PCI_STATUS: return d->status;
+	case VIRTIO_PCI_ISR:
+		v = d->isr;
+		d->isr = 0; /* reading acknowledges */
+		return v;
+	default:
+		break;
+	}
+	/* Device configuration: mac[6], then nothing we offer. */
+	unsigned c = off - VIRTIO_PCI_CONFIG_OFF(0);
+	if (off >= VIRTIO_PCI_CONFIG_OFF(0))
+		for (unsigned i = 0; i < size; i++)
+			if (c + i < 6)
+				v |= (uint32_t)d->mac[c + i] << (8 * i);
+	return v;
+}
+
+int vnet_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned size)
+{
+	struct vnet_dev *d = &g->net;
+	uint32_t base = d->bar0 & 0xfffcu;
+	if (!(d->bar0 & 1) || base == 0 || port < base || port >= base + VNET_IO_SIZE)
+		return 0;
+	unsigned off = port - base;
+	pthread_mutex_lock(&d->lock);
+	if (out) {
+		uint32_t v = 0;
+		memcpy(&v, data, size);
+		vnet_reg_write(g, off, v);
+	} else {
+		uint32_t v = vnet_reg_read(g, off, size);
+		memcpy(data, &v, size);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return 1;
+}
+
+static uint8_t tx_buf[VNET_TX_BURST][VNET_MAX_FRAME + 64];
+
+/* Copy one transmit chain (header, then the frame) into @buf; the frame's
+ * length, or 0 for a chain to drop. */
+static uint32_t tx_gather(const struct vq_chain *c, unsigned hdr_len, uint8_t *buf)
+{
+	uint64_t total = 0;
+	for (unsigned i = 0; i < c->n; i++) {
+		if (c->seg[i].write)
+			return 0; /* the driver gives the device nothing to write on TX */
+		if (total + c->seg[i].len > VNET_MAX_FRAME + hdr_len)
+			return 0;
+		memcpy(buf + total, c->seg[i].hva, c->seg[i].len);
+		total += c->seg[i].len;
+	}
+	if (total < hdr_len + 14)
+		return 0;
+	memmove(buf, buf + hdr_len, total - hdr_len);
+	return (uint32_t)(total - hdr_len);
+}
+
+int vnet_tx(struct guest *g)
+{
+	struct vnet_dev *d = &g->net;
+	struct virtq *q = &d->vq[1];
+	unsigned hdr_len = (d->guest_features & (1u << VIRTIO_NET_F_MRG_RXBUF)) ?
+				   sizeof(struct virtio_net_hdr_mrg_rxbuf) : sizeof(struct virtio_net_hdr);
+	int total = 0;
+
+	if (!(d->status & VIRTIO_CONFIG_S_DRIVER_OK) || !q->pfn)
+		return 0;
+	for (;;) {
+		const uint8_t *frames[VNET_TX_BURST];
+		uint32_t lens[VNET_TX_BURST];
+		unsigned n = 0, popped = 0;
+		struct vq_chain c;
+		int r = 0;
+		while (popped < VNET_TX_BURST && (r = vq_pop(g, q, &c)) == 1) {
+			uint32_t len = tx_gather(&c, hdr_len, tx_buf[n]);
+			vq_push(g, q, c.head, 0);
+			popped++;
+			if (!len) {
+				d->tx_bad++;
+				continue;
+			}
+			frames[n] = tx_buf[n];
+			lens[n] = len;
+			d->tx_frames++;
+			d->tx_bytes += len;
+			n++;
+		}
+		if (r < 0) {
+			/* A malformed ring: stop serving it until the driver resets. */
+			d->tx_bad++;
+			memset(q, 0, sizeof *q);
+			vmm_log(g, "vmm: malformed transmit ring, queue stopped");
+		}
+		if (n)
+			vmm_switch(g->vmm, g, frames, lens, n);
+		if (popped && vq_publish(g, q))
+			vnet_interrupt(g);
+		total += (int)n;
+		if (popped < VNET_TX_BURST)
+			break;
+	}
+	return total;
+}

@@ -1,0 +1,215 @@
+/*
+ * examples/vmm: a minimal VMM that boots Linux guests on KVM and connects
+ * them, and a TAP uplink, through one libvdemux engine.
+ *
+ * Threads: one vCPU thread per guest (serial, PCI configuration, virtio
+ * registers), and the main thread, which alone makes engine calls (TAP
+ * reads, the guests' TX queues, the receive queues). The main thread holds
+ * vmm.engine_lock around its engine calls; a vCPU thread takes it only to
+ * fill a hole it ran into (vdemux_kvm_backfill() must be serialised with the
+ * engine). Each virtio device has its own lock, for its registers and rings.
+ */
+#ifndef VMM_H
+#define VMM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <vdemux/vdemux.h>
+
+#define VMM_MAX_GUESTS 8
+#define VMM_PAGE 4096ull
+
+/* Guest-physical layout (boot.c). */
+#define GPA_GDT 0x500ull
+#define GPA_ZERO_PAGE 0x7000ull
+#define GPA_PML4 0x9000ull
+#define GPA_CMDLINE 0x20000ull
+#define GPA_MPTABLE 0xf0000ull
+#define GPA_KERNEL 0x100000ull
+#define GPA_IOAPIC 0xfec00000ull
+#define GPA_LAPIC 0xfee00000ull
+
+/* Interrupts: ISA IRQs are IOAPIC pins 0..15; the virtio-net INTx is pin 11. */
+#define GSI_SERIAL 4u
+#define GSI_VIRTIO 11u
+
+/* PCI: 00:00.0 host bridge, 00:01.0 virtio-net (I/O BAR0 at VNET_IO_BASE). */
+#define PCI_VNET_SLOT 1u
+#define VNET_IO_BASE 0xc000u
+#define VNET_IO_SIZE 0x40u
+
+#define VQ_MAX_SIZE 256u
+#define TAP_IOV 16u /* pages one TAP read may fill: 64 KiB */
+#define VQ_MAX_SEG 64u
+
+enum rx_layout { RX_BIG, RX_MERGEABLE };
+
+struct guest;
+
+/* A split virtqueue as the driver configured it (legacy: one PFN). */
+struct virtq {
+	uint16_t size;       /* entries (power of two) */
+	uint32_t pfn;        /* legacy QUEUE_PFN; 0: not set up */
+	uint64_t desc, avail, used; /* GPAs */
+	uint16_t last_avail; /* next avail entry to take */
+	uint16_t used_idx;   /* next used entry to write (published with vq_publish) */
+};
+
+/* One descriptor chain taken from the avail ring, checked against guest RAM. */
+struct vq_chain {
+	uint16_t head;
+	unsigned n;
+	struct {
+		uint8_t *hva;
+		uint32_t len;
+		bool write;
+	} seg[VQ_MAX_SEG];
+};
+
+/* virtq.c */
+void vq_setup(struct virtq *q, uint16_t size, uint32_t pfn);
+/* 1: a chain; 0: none available; -EINVAL: a malformed chain (the device is broken). */
+int vq_pop(struct guest *g, struct virtq *q, struct vq_chain *c);
+/* Undo the last @n pops that were not pushed. */
+void vq_unpop(struct virtq *q, unsigned n);
+void vq_push(struct guest *g, struct virtq *q, uint16_t head, uint32_t len);
+/* Publish used entries; true if the driver wants an interrupt. */
+bool vq_publish(struct guest *g, struct virtq *q);
+
+/* The serial port (16550 subset) at 0x3f8, IRQ 4. */
+struct serial {
+	uint8_t ier, lcr, mcr, scr, dll, dlm;
+	bool thr_pending; /* THR-empty interrupt pending (until IIR read or THR write) */
+	bool line;        /* the level we last gave GSI 4 */
+	char buf[512];
+	size_t len;
+};
+
+/* serial.c: 1 if the port is the serial's (handled), 0 if not. */
+int serial_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned size);
+
+/* The legacy virtio-net PCI device. */
+struct vnet_dev {
+	pthread_mutex_t lock;
+	uint32_t host_features;
+	uint32_t guest_features;
+	uint16_t queue_sel;
+	struct virtq vq[2];  /* 0: receive, 1: transmit */
+	uint8_t status;
+	uint8_t isr;
+	uint8_t mac[6];
+	uint32_t bar0;       /* I/O BAR as the guest programmed it */
+	uint16_t command;
+	unsigned generation; /* bumped at each reset and DRIVER_OK */
+	int irqfd;           /* KVM irqfd injecting GSI_VIRTIO */
+	int kick_fd;         /* eventfd: wakes the main thread */
+	unsigned events;     /* VNET_EV_*, taken by the main thread */
+	uint64_t tx_frames, tx_bytes, tx_to_tap, tx_bad, irqs;
+};
+#define VNET_EV_RX 0x1u
+#define VNET_EV_TX 0x2u
+#define VNET_EV_CONFIG 0x4u
+
+/* virtio_net_dev.c */
+int vnet_init(struct guest *g, enum rx_layout layout);
+int vnet_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned size);
+uint32_t vnet_cfg_read(struct guest *g, unsigned reg);
+void vnet_cfg_write(struct guest *g, unsigned reg, uint32_t val, unsigned size);
+void vnet_interrupt(struct guest *g); /* set the ISR's queue bit and pulse the irqfd */
+/* Main thread, engine lock held: take the guest's transmit chains. */
+int vnet_tx(struct guest *g);
+
+/* rtc.c: the CMOS clock at 0x70/0x71; 1 if handled */
+int rtc_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned size);
+
+/* pci.c: 1 if handled */
+int pci_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned size);
+
+struct rxq;
+
+struct guest {
+	struct vmm *vmm;
+	unsigned index;
+	char name[16];
+	const char *kernel, *initrd;
+	char cmdline[1024];
+	uint64_t mem;        /* bytes of RAM the guest sees (e820) */
+	uint64_t stage_gpa;  /* staging RX window, just above RAM, not in e820 */
+	uint32_t stage_pages;
+	uint8_t mac[6];
+	enum rx_layout layout;
+
+	uint8_t *ram;        /* HVA of GPA 0 (RAM then the staging window) */
+	int vm_fd, vcpu_fd;
+	struct kvm_run *run;
+	size_t run_size;
+	pthread_t thread;
+	bool thread_started;
+	volatile int stop;   /* main -> vCPU: leave the run loop */
+	volatile int off;    /* vCPU -> main: the guest powered off (or failed) */
+	int off_fd;          /* eventfd written when @off is set */
+	int exit_status;     /* 0 clean power-off, 1 failure */
+
+	struct vdemux_backend *be;
+	vdemux_vm_id vm;
+	bool removed;
+	struct vdemux_vm_stats final_stats;
+	struct vdemux_kvm_stats final_kvm;
+	uint64_t holes_efault, holes_mmio, backfilled;
+	uint64_t exits_io, exits_mmio, exits_other; /* for --verbose */
+	uint32_t *port_exits; /* --verbose: I/O exits per port */
+
+	struct serial serial;
+	uint32_t pci_addr;   /* 0xcf8 */
+	uint8_t rtc_index;   /* 0x70 */
+	struct vnet_dev net;
+	struct rxq *rxq;
+	unsigned rxq_generation;
+};
+
+struct vmm {
+	vdemux_arena *arena;
+	vdemux_engine *eng;
+	pthread_mutex_t engine_lock;
+	struct split_horizon *cls;
+	int kvm_fd;
+	int tap_fd;
+	const char *tap_name;
+	unsigned nguests;
+	struct guest guests[VMM_MAX_GUESTS];
+	pthread_mutex_t out_lock; /* stdout lines */
+	uint64_t tap_rx_frames, tap_rx_bytes, tap_rx_short, tap_tx_frames, tap_tx_errors;
+	uint64_t guest_to_guest;
+	struct vdemux_rx_buf tap_stash[TAP_IOV]; /* pool pages lent for the next reads */
+	unsigned tap_nstash;
+	bool verbose;
+};
+
+/* boot.c */
+int boot_setup(struct guest *g);
+
+/* tap.c */
+int tap_open(const char *name, int *out_fd);
+/* Main thread, engine lock held: read frames into pool pages and submit them. */
+int tap_rx(struct vmm *v);
+void tap_rx_stop(struct vmm *v);
+
+/* main.c */
+void vmm_log(struct guest *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A guest's frame: to the engine (other guests) and, unless it is for a
+ * guest, to the TAP. Main thread, engine lock held. */
+void vmm_switch(struct vmm *v, struct guest *src, const uint8_t *const *frames, const uint32_t *lens, unsigned n);
+void guest_power_off(struct guest *g, int status, const char *why);
+
+/* Guest RAM (e820 RAM only, not the staging window): NULL if [gpa, gpa+len) is outside. */
+static inline uint8_t *guest_ptr(struct guest *g, uint64_t gpa, uint64_t len)
+{
+	if (gpa > g->mem || len > g->mem - gpa)
+		return NULL;
+	return g->ram + gpa;
+}
+
+#endif

@@ -1,0 +1,341 @@
+#!/usr/bin/env bash
+# e2e.sh: examples/vmm end to end, in the kernel lab.
+#
+# Usage:
+#   e2e.sh --vmm PATH [--timeout SECONDS] [--workdir DIR] [--keep]
+#
+#   --vmm      the VMM, statically linked (the vmm_lab target)
+#   --timeout  seconds for the lab's whole run (default 420); a run that
+#              times out is retried once
+#   --workdir  where the run directory goes (default
+#              ${XDG_CACHE_HOME:-$HOME/.cache}/vdemux-vmrun)
+#   --keep     keep the run directory (initramfs, console log) on success
+#
+# The lab (the Debian kernel under qemu-system-x86_64, TCG, -cpu max) loads
+# kvm_amd and tun; the VMM creates TAP tap0 (the lab gives it 10.0.0.1/24)
+# and boots two guests under the lab's KVM, the same Debian kernel with an
+# initramfs of busybox and the virtio modules: a (10.0.0.2, big receive
+# buffers) and b (10.0.0.3, mergeable receive buffers). Checks: both guests
+# reach their /init and configure eth0; the lab pings each guest; a pings b;
+# 16 MiB sent by the lab over TCP (busybox nc) arrive in each guest with the
+# right md5sum; guest a powers off, then the VMM gets SIGTERM with guest b
+# running; each VM is removed with the engine check passing, and the VMM
+# exits 0.
+#
+# Environment: VMRUN_KERNEL, VMRUN_QEMU, VMRUN_BUSYBOX as for vmrun.sh;
+# E2E_GUEST_CMDLINE is appended to the guests' kernel command line (for
+# example "loglevel=7" to see their boot); E2E_VMM_ARGS are added to the
+# VMM's arguments (for example --verbose); E2E_QEMU_ARGS are added to qemu's
+# (for example -monitor unix:/tmp/lab.sock,server,nowait).
+#
+# Output: one "E2E-CHECK <name> ok|FAIL <detail>" line per check, the VMM's
+# counters, and "E2E-SUMMARY ..." last. Exit status: 0 all passed, 1 a check
+# failed, 77 a host tool or the kernel is missing ("SKIP: <reason>").
+
+set -euo pipefail
+
+timeout_s=420
+workdir="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/vdemux-vmrun"
+keep=0
+vmm=""
+
+header() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--vmm) vmm="${2?}"; shift 2 ;;
+	--timeout) timeout_s="${2?}"; shift 2 ;;
+	--workdir) workdir="${2?}"; shift 2 ;;
+	--keep) keep=1; shift ;;
+	-h|--help) header; exit 0 ;;
+	*) echo "e2e: unknown option: $1" >&2; header >&2; exit 2 ;;
+	esac
+done
+
+skip() { echo "SKIP: $*"; exit 77; }
+die() { echo "e2e: $*" >&2; exit 1; }
+
+[ -n "$vmm" ] || die "--vmm is required"
+[ -x "$vmm" ] || die "not executable: $vmm"
+if command -v readelf >/dev/null && readelf -l "$vmm" 2>/dev/null | grep -q 'program interpreter'; then
+	die "$vmm is dynamically linked; the lab needs it static"
+fi
+
+qemu="${VMRUN_QEMU:-$(command -v qemu-system-x86_64 || true)}"
+[ -n "$qemu" ] && [ -x "$qemu" ] || skip "qemu-system-x86_64 not found (apt-get install qemu-system-x86)"
+for t in cpio gzip timeout xz; do command -v "$t" >/dev/null || skip "$t not found"; done
+modprobe_bin="$(command -v modprobe || echo /sbin/modprobe)"
+[ -x "$modprobe_bin" ] || skip "modprobe (kmod) not found"
+busybox="${VMRUN_BUSYBOX:-/bin/busybox}"
+[ -x "$busybox" ] || skip "busybox not found at $busybox (apt-get install busybox-static)"
+if command -v readelf >/dev/null && readelf -l "$busybox" 2>/dev/null | grep -q 'program interpreter'; then
+	skip "$busybox is dynamically linked (install busybox-static)"
+fi
+kernel="${VMRUN_KERNEL:-}"
+if [ -z "$kernel" ]; then
+	for k in $(ls -1 /boot/vmlinuz-* 2>/dev/null | sort -V -r); do
+		if [ -r "$k" ] && [ -d "/lib/modules/${k##*/vmlinuz-}" ]; then kernel="$k"; break; fi
+	done
+fi
+[ -n "$kernel" ] && [ -r "$kernel" ] || skip "no readable /boot/vmlinuz-* with its modules (apt-get install linux-image-amd64)"
+kver="${kernel##*/vmlinuz-}"
+[ -d "/lib/modules/$kver" ] || skip "no /lib/modules/$kver"
+
+mkdir -p "$workdir"
+workdir="$(cd "$workdir" && pwd)"
+find "$workdir" -maxdepth 1 -name 'e2e.*' -mmin +1440 -exec rm -rf {} + 2>/dev/null || true
+run="$(mktemp -d "$workdir/e2e.XXXXXX")"
+cleanup() { if [ "$keep" = 0 ]; then rm -rf "$run"; fi; }
+trap cleanup EXIT
+
+# stage_modules DIR "mod ...": the modules and their dependencies,
+# decompressed, in load order, listed in DIR/etc/modules.
+stage_modules() {
+	local dir="$1" seen=" " m kind file rest b out
+	mkdir -p "$dir/lib/modules" "$dir/etc"
+	: >"$dir/etc/modules"
+	for m in $2; do
+		out="$("$modprobe_bin" -d / -S "$kver" --show-depends "$m" 2>&1)" || die "module $m: $out"
+		while read -r kind file rest; do
+			[ "$kind" = insmod ] || continue
+			b="$(basename "$file")"
+			case "$seen" in *" $b "*) continue ;; esac
+			seen="$seen$b "
+			case "$b" in
+			*.ko.xz) b="${b%.xz}"; xz -dc "$file" >"$dir/lib/modules/$b" ;;
+			*.ko.zst) b="${b%.zst}"; zstd -qdc "$file" >"$dir/lib/modules/$b" ;;
+			*.ko.gz) b="${b%.gz}"; gzip -dc "$file" >"$dir/lib/modules/$b" ;;
+			*) cp "$file" "$dir/lib/modules/$b" ;;
+			esac
+			echo "$b" >>"$dir/etc/modules"
+		done <<<"$out"
+	done
+}
+
+stage_busybox() {
+	mkdir -p "$1"/{bin,sbin,proc,sys,dev,tmp,usr/bin,usr/sbin}
+	cp "$busybox" "$1/bin/busybox"
+	ln -s busybox "$1/bin/sh"
+}
+
+pack() { (cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -1 >"$2"; }
+
+# ---- the guests' initramfs ----
+
+inner="$run/inner"
+stage_busybox "$inner"
+stage_modules "$inner" "virtio_net virtio_pci"
+cat >"$inner/init" <<'INIT'
+#!/bin/sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+exec </dev/null >/dev/console 2>&1
+echo "GUEST-INIT $(uname -r) up $(cut -d' ' -f1 /proc/uptime)s"
+while read -r m; do insmod "/lib/modules/$m" || echo "GUEST-MODULE-FAILED $m"; done </etc/modules
+ip=""; peer=""
+for a in $(cat /proc/cmdline); do
+	case "$a" in
+	vdemux.ip=*) ip="${a#*=}" ;;
+	vdemux.peer=*) peer="${a#*=}" ;;
+	esac
+done
+n=0
+while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+ip link set lo up
+ip link set eth0 up
+ip addr add "$ip/24" dev eth0
+echo "GUEST-READY $ip $(cat /sys/class/net/eth0/address) up $(cut -d' ' -f1 /proc/uptime)s"
+say() { echo "$*"; echo "<2>$*" >/dev/kmsg; }
+# 16 MiB from the lab (stdin must stay open, or busybox nc ends early;
+# a pipeline ends with its last member, sleep, so completion is watched).
+(sleep 3600 | nc -l -p 5000 >/tmp/blob) &
+(n=0
+ while [ "$(wc -c </tmp/blob 2>/dev/null)" != 16777216 ]; do
+	sleep 1; n=$((n + 1))
+	[ $((n % 10)) = 0 ] && say "GUEST-PROGRESS $(wc -c </tmp/blob 2>/dev/null) bytes"
+ done
+ say "GUEST-RECV $(wc -c </tmp/blob) $(md5sum </tmp/blob | cut -d' ' -f1)") &
+if [ -n "$peer" ]; then
+	ok=0
+	for i in $(seq 30); do
+		if ping -c 1 -W 2 "$peer" >/dev/null 2>&1; then ok=1; break; fi
+	done
+	if [ $ok = 1 ]; then
+		echo "GUEST-PING-PEER ok $(ping -c 3 "$peer" | grep round-trip)"
+	else
+		echo "GUEST-PING-PEER FAIL $peer"
+	fi
+fi
+(sleep 3600 | nc -l -p 5001 >/tmp/quit) &
+while [ ! -s /tmp/quit ]; do sleep 1; done
+echo "GUEST-QUIT"
+poweroff -f
+INIT
+chmod 0755 "$inner/init"
+pack "$inner" "$run/guest-initrd.cpio.gz"
+
+# ---- the lab's initramfs ----
+
+top="$run/top"
+stage_busybox "$top"
+stage_modules "$top" "kvm_amd tun"
+mkdir -p "$top/guest"
+cp "$vmm" "$top/bin/vmm"
+cp "$kernel" "$top/guest/vmlinuz"
+cp "$run/guest-initrd.cpio.gz" "$top/guest/initrd.cpio.gz"
+printf '%s\n' "${E2E_GUEST_CMDLINE:-}" >"$top/guest/cmdline"
+printf '%s\n' "${E2E_VMM_ARGS:-}" >"$top/guest/vmm-args"
+cat >"$top/init" <<'INIT'
+#!/bin/sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+exec </dev/null >/dev/console 2>&1
+echo "E2E-LAB kernel $(uname -r) up $(cut -d' ' -f1 /proc/uptime)s"
+while read -r m; do insmod "/lib/modules/$m" || echo "E2E-MODULE-FAILED $m"; done </etc/modules
+up() { cut -d' ' -f1 /proc/uptime; }
+check() { echo "E2E-CHECK $1 $2 ${3:-}"; }
+# wait_log PATTERN SECONDS: until PATTERN is in the VMM's log.
+wait_log() {
+	n=0
+	while ! grep -q "$1" /tmp/vmm.log 2>/dev/null; do
+		[ $n -ge $(($2 * 5)) ] && return 1
+		sleep 0.2; n=$((n + 1))
+	done
+}
+ip link set lo up
+dd if=/dev/urandom of=/tmp/blob bs=1M count=16 2>/dev/null
+sum="$(md5sum </tmp/blob | cut -d' ' -f1)"
+K=/guest/vmlinuz R=/guest/initrd.cpio.gz X="$(cat /guest/cmdline)"
+t0=$(up)
+echo "E2E-VMM start at ${t0}s"
+: >/tmp/vmm.log
+/bin/vmm --tap tap0 $(cat /guest/vmm-args) \
+	--guest "name=a,kernel=$K,initrd=$R,mem=256M,mac=52:54:00:00:00:0a,rx=big,cmdline=vdemux.ip=10.0.0.2 vdemux.peer=10.0.0.3 $X" \
+	--guest "name=b,kernel=$K,initrd=$R,mem=256M,mac=52:54:00:00:00:0b,rx=mergeable,cmdline=vdemux.ip=10.0.0.3 $X" \
+	>/tmp/vmm.log 2>&1 &
+vmm=$!
+tail -n +1 -f /tmp/vmm.log &
+tailer=$!
+n=0
+while [ ! -e /sys/class/net/tap0 ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+ip addr add 10.0.0.1/24 dev tap0
+ip link set tap0 up
+for g in a b; do
+	if wait_log "^\[$g\] GUEST-INIT" 240; then check boot-$g ok "init at $(up)s (vmm started at ${t0}s)"; else check boot-$g FAIL; fi
+	if wait_log "^\[$g\] GUEST-READY" 60; then check eth0-$g ok; else check eth0-$g FAIL; fi
+done
+for x in a:10.0.0.2 b:10.0.0.3; do
+	g=${x%%:*} addr=${x#*:}
+	out="$(ping -c 5 -W 3 "$addr" 2>&1)"
+	if echo "$out" | grep -q ' 0% packet loss\| [1-4]0% packet loss'; then
+		check ping-lab-$g ok "$(echo "$out" | grep round-trip)"
+	else
+		check ping-lab-$g FAIL "$(echo "$out" | tail -n 2 | tr '\n' ' ')"
+	fi
+done
+if wait_log "^\[a\] GUEST-PING-PEER" 90 && grep -q "^\[a\] GUEST-PING-PEER ok" /tmp/vmm.log; then
+	check ping-a-b ok "$(grep "^\[a\] GUEST-PING-PEER" /tmp/vmm.log | sed 's/.*ok //')"
+else
+	check ping-a-b FAIL
+fi
+for x in a:10.0.0.2 b:10.0.0.3; do
+	g=${x%%:*} addr=${x#*:}
+	s=$(up)
+	nc "$addr" 5000 </tmp/blob &
+	sender=$!
+	if wait_log "^\[$g\] GUEST-RECV" 180; then
+		got="$(grep "^\[$g\] GUEST-RECV" /tmp/vmm.log | head -n1)"
+		e=$(up)
+		case "$got" in
+		*"16777216 $sum"*) check tcp-16MiB-$g ok "md5 $sum, $(awk -v a=$s -v b=$e 'BEGIN { printf "%.1f", b - a }')s" ;;
+		*) check tcp-16MiB-$g FAIL "sent $sum, guest: $got" ;;
+		esac
+	else
+		check tcp-16MiB-$g FAIL "no GUEST-RECV; $(grep "^\[$g\] GUEST-PROGRESS" /tmp/vmm.log | tail -n 1)"
+	fi
+	kill $sender 2>/dev/null
+done
+# The end of a guest both ways: a powers itself off; b is still running
+# when the VMM gets SIGTERM.
+(echo quit | nc 10.0.0.2 5001 >/dev/null 2>&1 &)
+if wait_log "^\[a\] vmm: guest stopped: power-off" 60 && wait_log "engine check passed (a removed)" 10; then
+	check poweroff-a ok "VM removed, engine check passed"
+else
+	check poweroff-a FAIL
+fi
+kill -TERM $vmm
+n=0
+while kill -0 $vmm 2>/dev/null && [ $n -lt 300 ]; do sleep 0.2; n=$((n + 1)); done
+if kill -0 $vmm 2>/dev/null; then
+	echo "E2E-VMM still running 60 s after SIGTERM: SIGKILL"
+	kill -KILL $vmm
+fi
+wait $vmm
+rc=$?
+sleep 0.5
+kill $tailer 2>/dev/null
+if grep -q "vmm: signal 15: stopping" /tmp/vmm.log && grep -q "engine check passed (b removed)" /tmp/vmm.log; then
+	check sigterm-b ok "VM removed, engine check passed"
+else
+	check sigterm-b FAIL
+fi
+if [ $rc = 0 ] && grep -q "engine check passed (end)" /tmp/vmm.log; then check vmm-exit ok "rc=0, engine check passed"; else check vmm-exit FAIL "rc=$rc"; fi
+echo "E2E-DONE at $(up)s"
+poweroff -f
+INIT
+chmod 0755 "$top/init"
+pack "$top" "$run/initrd.cpio.gz"
+
+# ---- boot the lab ----
+
+# The lab's own timer as a periodic LAPIC tick. With its default one-shot
+# TSC-deadline timer the lab was seen to stop for good (qemu idle, no
+# console, no timer) while nested guests ran, three runs out of four.
+lab_timer="lapic=notscdeadline nohz=off highres=off"
+boot() {
+	timeout --kill-after=10 "$timeout_s" "$qemu" \
+		-accel tcg -cpu max -m 2048 -smp 1 -nic none -nographic -no-reboot \
+		-kernel "$kernel" -initrd "$run/initrd.cpio.gz" \
+		-append "console=ttyS0 panic=-1 quiet loglevel=3 $lab_timer" ${E2E_QEMU_ARGS:-} \
+		</dev/null >"$run/console.log" 2>"$run/qemu.err"
+}
+t0=$(date +%s.%N)
+status=0
+boot || status=$?
+if [ "$status" = 124 ] || [ "$status" = 137 ]; then
+	echo "e2e: the lab timed out after ${timeout_s}s; retrying once" >&2
+	cp "$run/console.log" "$run/console.timeout1.log"
+	status=0
+	t0=$(date +%s.%N)
+	boot || status=$?
+fi
+t1=$(date +%s.%N)
+secs="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"
+
+tr -d '\r' <"$run/console.log" >"$run/console.txt"
+txt="$run/console.txt"
+grep -a 'E2E-\|vmm: engine\|vmm: tap\|vmm: vm\|vmm: rxq\|vmm: tx\|vmm: kvm\|vmm: exit\|vmm: signal\|vmm: guest stopped\|GUEST-' "$txt" | grep -av 'E2E-CHECK\|^\s*$' || true
+grep -a '^E2E-CHECK' "$txt" || true
+npass=$(grep -ac '^E2E-CHECK [^ ]* ok' "$txt" || true)
+nfail=$(grep -ac '^E2E-CHECK [^ ]* FAIL' "$txt" || true)
+problem=""
+if [ "$status" = 124 ] || [ "$status" = 137 ]; then
+	problem="the lab timed out twice (${timeout_s}s each)"
+elif ! grep -aq '^E2E-DONE' "$txt"; then
+	problem="the lab did not finish (no E2E-DONE)"
+elif grep -aq 'Kernel panic' "$txt"; then
+	problem="kernel panic"
+fi
+expected=12
+echo "E2E-SUMMARY $npass of $expected checks passed, $nfail failed; lab run ${secs}s (kernel $kver)${problem:+; $problem}"
+if [ -z "$problem" ] && [ "$nfail" = 0 ] && [ "$npass" = "$expected" ]; then
+	exit 0
+fi
+keep=1
+echo "e2e: run files kept in $run" >&2
+exit 1
