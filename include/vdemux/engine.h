@@ -140,6 +140,7 @@ struct vdemux_engine_stats {
 	uint64_t drops[VDEMUX_DROP__COUNT]; /**< (frame, VM) drops by enum vdemux_drop_reason */
 	uint64_t bad_input[VDEMUX_BAD__COUNT]; /**< rejected calls by enum vdemux_bad_input */
 	uint64_t pages_quarantined; /**< gauge: pages a removed VM's table failed to unmap; never reused */
+	uint64_t fallback_copies; /**< frame pages copied into a still-mapped buffer because a backend refused the flip for lack of resources (-ENOMEM, -ENOSPC); also counted in @c copies */
 };
 
 /**

@@ -2,6 +2,9 @@
  * where a VM's tables cannot remap, the unmaps of the old pages and the
  * maps of the new ones), each in batches; then every delivery that did not
  * get all of its chunks applied is undone, and the others are completed. */
+#include <errno.h>
+#include <string.h>
+
 #include "core/apply.h"
 #include "core/engine.h"
 #include "core/harvest.h"
@@ -52,8 +55,32 @@ static unsigned gather(struct vdemux_engine *e, struct vm *vm, uint32_t from, pi
 	return n;
 }
 
+/* A backend that refuses a map for lack of resources (KVM: the process's
+ * vm.max_map_count; VFIO type1: dma_entry_limit) may take it later, when
+ * mappings have been given back: nothing about the frame was wrong. */
+static bool lacks_resources(int err)
+{
+	return err == -ENOMEM || err == -ENOSPC;
+}
+
+/* A remap refused for lack of resources, its slot untouched: the slot still
+ * maps the VM's own page, so the chunk is copied there instead of being
+ * dropped, and the page that carried it goes back to the pool. */
+static void remap_to_copy(struct vdemux_engine *e, struct vm *vm, struct pend *pe)
+{
+	memcpy(pg_addr(&e->pool, pe->old_page), pg_addr(&e->pool, pe->new_page), pe->len);
+	vd_pool_put(&e->pool, pe->new_page);
+	pe->new_page = VDEMUX_NO_PAGE;
+	pe->kind = PEND_COPY;
+	pe->flags |= VDEMUX_CPL_COPIED;
+	e->st.fallback_copies++;
+	vm->st.fallback_copies++;
+}
+
 /* Run op over every entry of vm that pick() selects, setting each one's
- * tstate to on_ok when applied, and recording stale pages. */
+ * tstate to on_ok when applied, and recording stale pages. A remap refused
+ * for lack of resources becomes a copy: the refused entry and the rest of
+ * its batch (not tried), unless a rollback left an entry's state unknown. */
 static void run(struct vdemux_engine *e, struct vm *vm, enum vd_tbl_op op, pick_fn pick,
 		bool new_page, uint8_t on_ok, bool stale_is_new)
 {
@@ -73,6 +100,15 @@ static void run(struct vdemux_engine *e, struct vm *vm, enum vd_tbl_op op, pick_
 				pe->tstate = on_ok;
 			else if (e->batch.stale[k])
 				pe->stale_page = stale_is_new ? pe->new_page : pe->old_page;
+		}
+		if (done < n && op == VD_OP_REMAP && lacks_resources(err)) {
+			for (unsigned k = done; k < n; k++) {
+				struct pend *pe = &e->plan.pend[e->batch.idx[k]];
+
+				if (!e->batch.stale[k] && pe->tstate == TS_UNTOUCHED)
+					remap_to_copy(e, vm, pe);
+			}
+			continue;
 		}
 		if (done < n) {
 			/* Entries past the failure were not tried: leave them
