@@ -108,7 +108,8 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 	 * deciding anything. */
 	if (e->plan.n + nch > e->plan.cap || (e->plan.n && e->pool.nfree < nch))
 		return VD_PLAN_FULL;
-	copy = out_len <= vm->eff_threshold;
+	copy = vm->cost.adaptive ? vd_cost_copy(e, vm, src, out_len, nch, consume)
+				 : out_len <= vm->eff_threshold;
 	why = delivery_obstacle(e, vm, nch, copy, consume, &nfresh);
 	if (why) {
 		vd_drop(e, vm, why);

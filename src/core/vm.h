@@ -8,6 +8,7 @@
 #include <vdemux/vm.h>
 
 #include "common/util.h"
+#include "core/cost.h"
 #include "core/ring.h"
 
 #define MAX_BACKENDS 8u
@@ -61,6 +62,7 @@ struct vm {
 	enum vdemux_copy_policy copy;
 	uint32_t copy_threshold;
 	uint32_t eff_threshold; /* frames up to this many bytes are copied */
+	struct vd_vm_cost cost; /* owned by cost.c: the adaptive policy's model */
 	/* translation tables */
 	struct be_ref bes[MAX_BACKENDS];
 	unsigned nbe;

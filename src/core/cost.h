@@ -1,0 +1,66 @@
+/* The costs behind the adaptive copy policy (VDEMUX_COPY_ADAPTIVE): what
+ * copying and clearing cost per byte on this machine (timed at engine
+ * creation and now and then afterwards), and, per VM, what a table update
+ * of its stack of backends costs per run of contiguous pages and per page,
+ * fitted to the VM's own batches as they are applied. The decision for one
+ * delivery reads these; it never reads a clock. Owner of: struct vd_cost
+ * (the engine's), struct vd_vm_cost (each VM's; a member of struct vm). */
+#ifndef VDEMUX_CORE_COST_H
+#define VDEMUX_CORE_COST_H
+
+#include "common/util.h"
+
+struct vdemux_engine;
+struct vm;
+struct vd_src;
+
+/* Bytes timed by one calibration of memcpy and memset. */
+#define COST_SCRATCH (64u * 1024u)
+
+struct vd_cost {
+	uint8_t *scratch;       /* 2 * COST_SCRATCH bytes: source and destination */
+	double copy_ns_byte;    /* memcpy, ns per byte */
+	double clear_ns_byte;   /* memset 0, ns per byte */
+	uint64_t last_cal;      /* CLOCK_MONOTONIC ns of the last calibration */
+	uint32_t applies;       /* plans applied since the clock was last read */
+};
+
+/* A VM's table cost: batch ns = run_ns * runs + page_ns * pages, fitted by
+ * exponentially weighted least squares over the sampled batches. */
+struct vd_vm_cost {
+	bool adaptive;          /* the VM's policy is VDEMUX_COPY_ADAPTIVE */
+	uint32_t prior;         /* before any sample: copy frames up to this many bytes */
+	double srr, srp, spp, srt, spt; /* weighted sums of runs, pages, ns */
+	double run_ns, page_ns; /* the fit */
+	uint32_t samples;       /* batches timed */
+	uint32_t tick;          /* applies since the last timed one */
+	uint32_t until_probe;   /* modelled copies left before the next probe flip */
+};
+
+int vd_cost_init(struct vd_cost *c, const struct vdemux_alloc_hooks *alloc);
+void vd_cost_fini(struct vd_cost *c, const struct vdemux_alloc_hooks *alloc);
+/* Once per applied plan: now and then, time memcpy and memset again. */
+void vd_cost_tick(struct vd_cost *c);
+
+void vd_vm_cost_init(struct vd_vm_cost *vc, bool adaptive, uint32_t prior);
+
+/*
+ * Copy (true) or flip this delivery of @len bytes in @nch pages to @vm?
+ * @own_pages: the frame is in pool pages that may be flipped as they are
+ * (zero-copy); otherwise flipping would first copy it into fresh pages, and
+ * a copy into the posted buffer is always cheaper. May decide to flip a
+ * delivery the model would copy, to measure the table again (a probe),
+ * within a budget of about 1% of the cost observed.
+ */
+bool vd_cost_copy(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src, uint32_t len,
+		  uint32_t nch, bool own_pages);
+
+/* Around the application of a VM's part of the plan: due answers whether
+ * to time this one (an adaptive VM, a sample of its batches); the caller
+ * then reads vd_cost_clock() before and passes it to end with the flips
+ * actually made. */
+bool vd_cost_due(struct vm *vm);
+uint64_t vd_cost_clock(void);
+void vd_cost_end(struct vm *vm, uint64_t t0, uint32_t runs, uint32_t pages);
+
+#endif
