@@ -238,22 +238,25 @@ static void complete(struct vdemux_engine *e, struct vm *vm)
 
 /* The flips of vm's entries (pages mapped carrying a chunk, whether into a
  * hole or over an old page): how many, and in how many runs of consecutive
- * slots backed by consecutive pages (what a backend can update in one go).
- * With planned set, those planned; else those completed. */
-static uint32_t flip_shape(const struct vdemux_engine *e, const struct vm *vm, bool planned,
-			   uint32_t *runs)
+ * slots backed by consecutive pages (what a backend can update in one go);
+ * *copies: the copied chunks. */
+static uint32_t flip_shape(const struct vdemux_engine *e, const struct vm *vm, uint32_t *runs,
+			   uint32_t *copies)
 {
 	const struct pend *prev = NULL;
 	uint32_t pages = 0;
 
 	*runs = 0;
+	*copies = 0;
 	for (uint32_t i = vm->plan.head; i != NO_PEND; i = e->plan.pend[i].next) {
 		const struct pend *pe = &e->plan.pend[i];
 
-		if (pe->kind == PEND_COPY || (!planned && pe->failed))
+		if (pe->failed)
 			continue;
-		if (planned)
-			return 1;
+		if (pe->kind == PEND_COPY) {
+			(*copies)++;
+			continue;
+		}
 		if (!prev || pe->slot != prev->slot + 1 || pe->new_page != prev->new_page + 1)
 			(*runs)++;
 		pages++;
@@ -264,8 +267,8 @@ static uint32_t flip_shape(const struct vdemux_engine *e, const struct vm *vm, b
 
 static void apply_vm(struct vdemux_engine *e, struct vm *vm)
 {
-	uint32_t runs, pages;
-	bool timed = vd_cost_due(vm) && flip_shape(e, vm, true, &runs);
+	uint32_t runs, pages, copies;
+	bool timed = vd_cost_due(vm);
 	uint64_t t0 = timed ? vd_cost_clock() : 0;
 
 	apply_tables(e, vm);
@@ -273,14 +276,13 @@ static void apply_vm(struct vdemux_engine *e, struct vm *vm)
 	run(e, vm, VD_OP_UNMAP, pick_undo, true, TS_HOLE, true);
 	complete(e, vm);
 	if (timed) {
-		pages = flip_shape(e, vm, false, &runs);
-		vd_cost_end(vm, t0, runs, pages);
+		pages = flip_shape(e, vm, &runs, &copies);
+		vd_cost_end(vm, t0, runs, pages, copies);
 	}
 }
 
 void vd_apply_plan(struct vdemux_engine *e)
 {
-	vd_cost_tick(&e->cost);
 	for (struct vm *vm = e->plan.vms; vm; vm = vm->plan.next)
 		apply_vm(e, vm);
 	e->plan.vms = NULL;

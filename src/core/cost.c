@@ -15,7 +15,7 @@
  *
  * The copy side is timed with memcpy and memset on this machine; the flip
  * side is what applying the VM's flips actually took (tables, completion,
- * the harvest of the replaced pages), fitted per run and per page over the
+ * the harvest of the replaced pages), per page, by the run length of the
  * VM's own batches. Batches are timed with one clock pair each, a sample of
  * them only; deliveries never read the clock. Flips the model would not
  * make are probed now and then so that the fit follows the machine: the
@@ -28,8 +28,11 @@
 #include "core/engine.h"
 #include "core/frame.h"
 
-/* Weight kept by the sums at each new sample: about the last 16 batches. */
-#define FIT_KEEP (15.0 / 16.0)
+/* Moving averages: a sample above the estimate moves it by 1/16 (a fault
+ * or a preemption should not make flips look dear for long), one below by
+ * 1/2 (the cost the tables can be had for is found quickly). */
+#define RISE 16.0
+#define FALL 2.0
 /* Batches timed before sampling thins out, then one in SAMPLE_EVERY. */
 #define SAMPLE_ALL 16u
 #define SAMPLE_EVERY 4u
@@ -42,13 +45,21 @@
 #define PROBE_BUDGET 0.01
 #define PROBE_GAP_MIN 64u
 #define PROBE_GAP_MAX (1u << 24)
+/* A probe makes up to this many deliveries in a row the other way, so that
+ * they share batches as they would if the model chose them (a lone flip
+ * pays a whole batch's fixed cost and would make flipping look dearer than
+ * it is); fewer when the other way is so dear that the budget allows
+ * fewer, down to one. */
+#define PROBE_GROUP 8u
 /* A timed batch longer than this many times the prediction is clipped:
  * a page fault or a preemption says nothing about the table. */
 #define OUTLIER 8.0
-/* Calibrate memcpy and memset again after this many ns (checked once per
- * CAL_CHECK applied plans). */
-#define CAL_PERIOD_NS 1000000000ull
-#define CAL_CHECK 1024u
+/* One copied chunk (of a frame in pool pages) in this many is timed; only
+ * chunks of at least CHUNK_MIN bytes teach the cost per byte (in shorter
+ * ones the fixed cost of a call dominates; and a short frame is copied
+ * whatever the tables cost, a flip clearing a whole page). */
+#define CHUNK_SAMPLE 64u
+#define CHUNK_MIN 1024u
 
 static uint64_t now_ns(void)
 {
@@ -58,7 +69,7 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void calibrate(struct vd_cost *c, bool first)
+static void calibrate(struct vd_cost *c)
 {
 	uint8_t *src = c->scratch, *dst = c->scratch + COST_SCRATCH;
 	uint64_t cp = UINT64_MAX, cl = UINT64_MAX;
@@ -83,14 +94,16 @@ static void calibrate(struct vd_cost *c, bool first)
 	/* a clock too coarse to see 64 KiB move must not make bytes free */
 	cpb = (double)(cp ? cp : 1) / COST_SCRATCH;
 	clb = (double)(cl ? cl : 1) / COST_SCRATCH;
-	if (first) {
-		c->copy_ns_byte = cpb;
-		c->clear_ns_byte = clb;
-	} else {
-		c->copy_ns_byte += (cpb - c->copy_ns_byte) / 4;
-		c->clear_ns_byte += (clb - c->clear_ns_byte) / 4;
+	c->copy_ns_byte = cpb;
+	c->clear_ns_byte = clb;
+	/* what a pair of clock reads adds to what it times */
+	c->clock_ns = UINT64_MAX;
+	for (int i = 0; i < 8; i++) {
+		uint64_t t0 = now_ns(), t1 = now_ns();
+
+		if (t1 - t0 < c->clock_ns)
+			c->clock_ns = t1 - t0;
 	}
-	c->last_cal = now_ns();
 }
 
 int vd_cost_init(struct vd_cost *c, const struct vdemux_alloc_hooks *alloc)
@@ -99,7 +112,7 @@ int vd_cost_init(struct vd_cost *c, const struct vdemux_alloc_hooks *alloc)
 	if (!c->scratch)
 		return -ENOMEM;
 	memset(c->scratch, 0x5a, COST_SCRATCH);
-	calibrate(c, true);
+	calibrate(c);
 	return 0;
 }
 
@@ -109,13 +122,40 @@ void vd_cost_fini(struct vd_cost *c, const struct vdemux_alloc_hooks *alloc)
 	c->scratch = NULL;
 }
 
-void vd_cost_tick(struct vd_cost *c)
+/* Move an estimate towards a sample: fast down, slowly up, and never by
+ * more than OUTLIER times itself. */
+static void track(double *est, double t)
 {
-	if (++c->applies < CAL_CHECK)
+	if (t < *est)
+		*est += (t - *est) / FALL;
+	else
+		*est += ((t > OUTLIER * *est ? OUTLIER * *est : t) - *est) / RISE;
+}
+
+uint64_t vd_cost_chunk_begin(struct vdemux_engine *e, const struct vm *vm, bool own_pages)
+{
+	/* every chunk of a probe that copies: that is what it is for */
+	if (!own_pages ||
+	    (++e->cost.chunk_tick < CHUNK_SAMPLE && !(vm->cost.probe_left && vm->cost.probe_copy)))
+		return 0;
+	e->cost.chunk_tick = 0;
+	return now_ns();
+}
+
+void vd_cost_chunk_end(struct vdemux_engine *e, uint64_t t0, uint32_t bytes)
+{
+	struct vd_cost *c = &e->cost;
+	double t;
+
+	if (!t0 || bytes < CHUNK_MIN)
 		return;
-	c->applies = 0;
-	if (now_ns() - c->last_cal >= CAL_PERIOD_NS)
-		calibrate(c, false);
+	t = (double)(now_ns() - t0) - c->clock_ns;
+	t = (t > 0 ? t : 0) / bytes;
+	/* the first copies into a page may fault it in: no more than the
+	 * calibrated cost allows for a start */
+	if (c->chunk_ns_byte <= 0)
+		c->chunk_ns_byte = (c->copy_ns_byte + c->clear_ns_byte) * OUTLIER;
+	track(&c->chunk_ns_byte, t);
 }
 
 void vd_vm_cost_init(struct vd_vm_cost *vc, bool adaptive, uint32_t prior)
@@ -123,6 +163,28 @@ void vd_vm_cost_init(struct vd_vm_cost *vc, bool adaptive, uint32_t prior)
 	memset(vc, 0, sizeof(*vc));
 	vc->adaptive = adaptive;
 	vc->prior = prior;
+}
+
+static unsigned run_class(double pages_per_run)
+{
+	unsigned c = 0;
+
+	while (c + 1 < COST_RUN_CLASSES && pages_per_run >= (double)(2u << c))
+		c++;
+	return c;
+}
+
+/* ns per page for runs of class c: its own estimate, else the nearest
+ * measured class (shorter runs first: they cost at least as much). */
+static double page_cost(const struct vd_vm_cost *vc, unsigned c)
+{
+	for (unsigned d = 0; d < COST_RUN_CLASSES; d++) {
+		if (c >= d && vc->page_ns[c - d] > 0)
+			return vc->page_ns[c - d];
+		if (c + d < COST_RUN_CLASSES && vc->page_ns[c + d] > 0)
+			return vc->page_ns[c + d];
+	}
+	return 0;
 }
 
 /* Runs of contiguous (GPA, page) pairs if this delivery is flipped: the
@@ -141,14 +203,22 @@ static uint32_t delivery_runs(const struct vm *vm, const uint32_t *pages, uint32
 	return runs;
 }
 
-static uint32_t probe_gap(double copy, double flip)
+/* The gap, in deliveries, that keeps the extra cost of probing the dearer
+ * way near the budget; never more than the cap, which doubles with each
+ * probe, so that an estimate that is wrong is measured again soon. When a
+ * probe changes the model's choice the cap starts over. */
+static uint32_t probe_gap(struct vd_vm_cost *vc, double cheap, double dear)
 {
-	double gap = (flip - copy) / (PROBE_BUDGET * (copy > 1.0 ? copy : 1.0));
+	double gap = (dear - cheap) / (PROBE_BUDGET * (cheap > 1.0 ? cheap : 1.0));
 
+	if (vc->probe_cap < PROBE_GAP_MIN)
+		vc->probe_cap = PROBE_GAP_MIN;
+	if (gap > vc->probe_cap)
+		gap = vc->probe_cap;
+	if (vc->probe_cap < PROBE_GAP_MAX)
+		vc->probe_cap *= 2;
 	if (gap < PROBE_GAP_MIN)
 		return PROBE_GAP_MIN;
-	if (gap > PROBE_GAP_MAX)
-		return PROBE_GAP_MAX;
 	return (uint32_t)gap;
 }
 
@@ -156,10 +226,18 @@ bool vd_cost_copy(struct vdemux_engine *e, struct vm *vm, const struct vd_src *s
 		  uint32_t nch, bool own_pages)
 {
 	struct vd_vm_cost *vc = &vm->cost;
+	const struct vd_cost *c = &e->cost;
 	double copy, flip;
+	bool want_copy;
 
 	if (!own_pages)
 		return true;
+	vc->decided = true;
+	if (vc->probe_left) {
+		vc->probe_left--;
+		e->st.adaptive_probes++;
+		return vc->probe_copy;
+	}
 	if (vc->samples < WARMUP_SAMPLES) {
 		if (vc->until_probe == 0) {
 			vc->until_probe = WARMUP_GAP;
@@ -169,25 +247,41 @@ bool vd_cost_copy(struct vdemux_engine *e, struct vm *vm, const struct vd_src *s
 		vc->until_probe--;
 		return len <= vc->prior;
 	}
-	copy = (double)len * (e->cost.copy_ns_byte + e->cost.clear_ns_byte);
-	flip = vc->run_ns * delivery_runs(vm, src->pages, nch) + vc->page_ns * nch;
-	if (flip < copy)
-		return false;
+	copy = (double)len * (c->chunk_ns_byte > 0 ? c->chunk_ns_byte
+						   : c->copy_ns_byte + c->clear_ns_byte);
+	flip = page_cost(vc, run_class((double)nch / delivery_runs(vm, src->pages, nch))) * nch;
+	want_copy = copy <= flip;
+	if (want_copy != vc->chose_copy) {
+		/* the model changed its mind: probe the other way soon */
+		vc->chose_copy = want_copy;
+		vc->probe_cap = PROBE_GAP_MIN;
+		if (vc->until_probe > PROBE_GAP_MIN)
+			vc->until_probe = PROBE_GAP_MIN;
+	}
 	if (vc->until_probe == 0) {
-		vc->until_probe = probe_gap(copy, flip);
+		/* a group of deliveries the other way, to measure it again */
+		double cheap = want_copy ? copy : flip, dear = want_copy ? flip : copy;
+		uint32_t gap = probe_gap(vc, cheap, dear);
+		double group = gap * PROBE_BUDGET * cheap / (dear - cheap);
+
+		vc->until_probe = gap;
+		vc->probe_left = group >= PROBE_GROUP ? PROBE_GROUP - 1 : group >= 1 ? (uint32_t)group - 1 : 0;
+		vc->probe_copy = !want_copy;
 		e->st.adaptive_probes++;
-		return false;
+		return !want_copy;
 	}
 	vc->until_probe--;
-	return true;
+	return want_copy;
 }
 
 bool vd_cost_due(struct vm *vm)
 {
 	struct vd_vm_cost *vc = &vm->cost;
 
-	if (!vc->adaptive)
+	/* only VMs that had a choice to make: frames from memory need none */
+	if (!vc->decided)
 		return false;
+	vc->decided = false;
 	if (vc->samples >= SAMPLE_ALL && ++vc->tick < SAMPLE_EVERY)
 		return false;
 	vc->tick = 0;
@@ -199,48 +293,37 @@ uint64_t vd_cost_clock(void)
 	return now_ns();
 }
 
-/* Solve the weighted normal equations for (run_ns, page_ns), both >= 0.
- * When every batch had as many runs as pages the two cannot be told apart:
- * it is all put on the page. */
-static void fit(struct vd_vm_cost *vc)
-{
-	double det = vc->srr * vc->spp - vc->srp * vc->srp;
-
-	if (det > 1e-6 * vc->srr * vc->spp) {
-		vc->run_ns = (vc->srt * vc->spp - vc->spt * vc->srp) / det;
-		vc->page_ns = (vc->spt * vc->srr - vc->srt * vc->srp) / det;
-		if (vc->run_ns < 0) {
-			vc->run_ns = 0;
-			vc->page_ns = vc->spt / vc->spp;
-		} else if (vc->page_ns < 0) {
-			vc->page_ns = 0;
-			vc->run_ns = vc->srt / vc->srr;
-		}
-	} else {
-		vc->run_ns = 0;
-		vc->page_ns = vc->spp > 0 ? vc->spt / vc->spp : 0;
-	}
-}
-
-void vd_cost_end(struct vm *vm, uint64_t t0, uint32_t runs, uint32_t pages)
+void vd_cost_end(struct vm *vm, uint64_t t0, uint32_t runs, uint32_t pages, uint32_t copies)
 {
 	struct vd_vm_cost *vc = &vm->cost;
-	double t = (double)(now_ns() - t0), r = runs, p = pages;
+	double t = (double)(vd_cost_clock() - t0), *est;
+	unsigned cls;
 
-	if (!pages)
+	if (!pages) {
+		/* copies only: what completing a copied chunk costs, which a
+		 * flip's time includes too */
+		if (copies) {
+			t /= copies;
+			if (vc->entry_ns <= 0)
+				vc->entry_ns = t;
+			else
+				track(&vc->entry_ns, t);
+		}
 		return;
+	}
 	if (vc->samples++ == 0)
 		return; /* the first flips of a VM pay for setting things up */
-	if (vc->samples > 2) {
-		double pred = vc->run_ns * r + vc->page_ns * p;
+	t -= copies * vc->entry_ns;
+	t = (t > 0 ? t : 0) / pages;
+	cls = run_class((double)pages / runs);
+	est = &vc->page_ns[cls];
+	if (*est <= 0) {
+		/* a new class starts from its first sample, bounded by what
+		 * the nearest measured class says */
+		double near = page_cost(vc, cls);
 
-		if (pred > 0 && t > OUTLIER * pred)
-			t = OUTLIER * pred;
+		*est = near > 0 && t > OUTLIER * near ? OUTLIER * near : t > 0 ? t : 1;
+	} else {
+		track(est, t);
 	}
-	vc->srr = vc->srr * FIT_KEEP + r * r;
-	vc->srp = vc->srp * FIT_KEEP + r * p;
-	vc->spp = vc->spp * FIT_KEEP + p * p;
-	vc->srt = vc->srt * FIT_KEEP + r * t;
-	vc->spt = vc->spt * FIT_KEEP + p * t;
-	fit(vc);
 }

@@ -19,28 +19,43 @@ struct vd_src;
 
 struct vd_cost {
 	uint8_t *scratch;       /* 2 * COST_SCRATCH bytes: source and destination */
-	double copy_ns_byte;    /* memcpy, ns per byte */
-	double clear_ns_byte;   /* memset 0, ns per byte */
-	uint64_t last_cal;      /* CLOCK_MONOTONIC ns of the last calibration */
-	uint32_t applies;       /* plans applied since the clock was last read */
+	double copy_ns_byte;    /* memcpy, ns per byte, timed at creation */
+	double clear_ns_byte;   /* memset 0, ns per byte, timed at creation */
+	double chunk_ns_byte;   /* copying a chunk into a VM's buffer and clearing it in
+				 * the pool page, as timed in place (0: not yet) */
+	uint32_t chunk_tick;    /* copied chunks since the last timed one */
+	uint64_t clock_ns;      /* a pair of clock reads */
 };
 
-/* A VM's table cost: batch ns = run_ns * runs + page_ns * pages, fitted by
- * exponentially weighted least squares over the sampled batches. */
+/* Classes of run length (pages per run of contiguous GPAs and pages):
+ * 1, 2-3, 4-7, 8-15, 16 and more. */
+#define COST_RUN_CLASSES 5
+
+/* A VM's table cost: ns per flipped page, by the mean run length of the
+ * batch it was timed in (a backend pays per call, and merges a run into
+ * one call), each a moving average. */
 struct vd_vm_cost {
 	bool adaptive;          /* the VM's policy is VDEMUX_COPY_ADAPTIVE */
+	bool decided;           /* it chose copy or flip since its last apply */
 	uint32_t prior;         /* before any sample: copy frames up to this many bytes */
-	double srr, srp, spp, srt, spt; /* weighted sums of runs, pages, ns */
-	double run_ns, page_ns; /* the fit */
+	double page_ns[COST_RUN_CLASSES]; /* 0: not measured yet */
+	double entry_ns;        /* applying a copied chunk's entry (its completion) */
 	uint32_t samples;       /* batches timed */
 	uint32_t tick;          /* applies since the last timed one */
 	uint32_t until_probe;   /* modelled copies left before the next probe flip */
+	uint32_t probe_cap;     /* the most the next gap may be (doubles while probes confirm) */
+	uint32_t probe_left;    /* deliveries of the current probe still to make */
+	bool probe_copy;        /* the current probe copies (else it flips) */
+	bool chose_copy;        /* the model's last choice */
 };
 
 int vd_cost_init(struct vd_cost *c, const struct vdemux_alloc_hooks *alloc);
 void vd_cost_fini(struct vd_cost *c, const struct vdemux_alloc_hooks *alloc);
-/* Once per applied plan: now and then, time memcpy and memset again. */
-void vd_cost_tick(struct vd_cost *c);
+/* Around the copy of a chunk of a frame in pool pages into a VM's buffer
+ * (and the clearing of the pool page): begin returns 0 for the chunks not
+ * timed (all but one in 64), else a clock reading to pass to end. */
+uint64_t vd_cost_chunk_begin(struct vdemux_engine *e, const struct vm *vm, bool own_pages);
+void vd_cost_chunk_end(struct vdemux_engine *e, uint64_t t0, uint32_t bytes);
 
 void vd_vm_cost_init(struct vd_vm_cost *vc, bool adaptive, uint32_t prior);
 
@@ -61,6 +76,6 @@ bool vd_cost_copy(struct vdemux_engine *e, struct vm *vm, const struct vd_src *s
  * actually made. */
 bool vd_cost_due(struct vm *vm);
 uint64_t vd_cost_clock(void);
-void vd_cost_end(struct vm *vm, uint64_t t0, uint32_t runs, uint32_t pages);
+void vd_cost_end(struct vm *vm, uint64_t t0, uint32_t runs, uint32_t pages, uint32_t copies);
 
 #endif

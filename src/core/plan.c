@@ -132,12 +132,15 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 		pe->flen = out_len;
 		pe->old_page = sl->page;
 		if (copy && sl->page != VDEMUX_NO_PAGE) {
+			uint64_t t0 = vd_cost_chunk_begin(e, vm, consume);
+
 			pe->kind = PEND_COPY;
 			pe->new_page = VDEMUX_NO_PAGE;
 			pe->flags |= VDEMUX_CPL_COPIED;
 			vd_frame_emit(&e->pool, src, d, off, pg_addr(&e->pool, sl->page), k);
 			if (consume)
 				vd_pool_put(&e->pool, pages[i]);
+			vd_cost_chunk_end(e, t0, k);
 			continue;
 		}
 		if (consume) {
