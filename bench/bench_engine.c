@@ -208,12 +208,14 @@ static int run_slice(struct run *r, double secs, char *why, size_t whylen)
 	return 0;
 }
 
-static int run_finish(struct run *r, char *why, size_t whylen)
+static int run_finish(struct run *r, char *why, size_t whylen, uint64_t *multi, uint64_t *one_run)
 {
 	struct vdemux_engine_stats st;
 	int rc = 0;
 
 	vdemux_engine_stats(r->eng, &st, sizeof(st));
+	*multi = st.multi_page_flips;
+	*one_run = st.multi_page_one_run;
 	if (st.delivered != r->n + r->n0) {
 		snprintf(why, whylen, "%llu of %llu delivered", (unsigned long long)st.delivered,
 			 (unsigned long long)(r->n + r->n0));
@@ -330,13 +332,19 @@ int main(int argc, char **argv)
 						return 1;
 					}
 			for (int p = 0; p < NPOL; p++) {
+				uint64_t multi, one;
+
 				ns[p] = r[p].secs * 1e9 / (double)r[p].n;
-				if (run_finish(&r[p], why, sizeof(why))) {
+				if (run_finish(&r[p], why, sizeof(why), &multi, &one)) {
 					printf("%u %s: %s\n", len, policies[p].name, why);
 					return 1;
 				}
-				printf("%-4s %-6u %-10s %10.3f %10.1f %10.1f %8.2f\n", zc ? "zc" : "copy",
+				printf("%-4s %-6u %-10s %10.3f %10.1f %10.1f %8.2f", zc ? "zc" : "copy",
 				       len, policies[p].name, 1e3 / ns[p], ns[p], fl, ns[p] / fl);
+				if (multi)
+					printf("   %.0f%% of %llu multi-page flips in one run", 100.0 * (double)one / (double)multi,
+					       (unsigned long long)multi);
+				printf("\n");
 			}
 			best = ns[P_COPY] < ns[P_FLIP] ? ns[P_COPY] : ns[P_FLIP];
 			if (ns[P_FLIP_EAGER] < best)

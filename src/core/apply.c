@@ -194,9 +194,32 @@ static bool first_of_delivery(const struct vdemux_engine *e, uint32_t i)
 	return i == 0 || e->plan.pend[i - 1].frame != e->plan.pend[i].frame;
 }
 
+/* Count a delivery of several pages all flipped, and whether they went to
+ * consecutive GPAs in consecutive pages; at its last entry. */
+static void count_run(struct vdemux_engine *e, const struct pend *pe, const struct pend *prev,
+		      bool *one_run, uint32_t *flipped, uint32_t *chunks)
+{
+	if (prev && prev->frame == pe->frame) {
+		if (pe->kind == PEND_COPY || prev->kind == PEND_COPY || pe->slot != prev->slot + 1 ||
+		    pe->new_page != prev->new_page + 1)
+			*one_run = false;
+	} else {
+		*one_run = true;
+		*flipped = *chunks = 0;
+	}
+	(*chunks)++;
+	*flipped += pe->kind != PEND_COPY;
+	if (!(pe->flags & VDEMUX_CPL_MORE) && *chunks > 1 && *flipped == *chunks) {
+		e->st.multi_page_flips++;
+		e->st.multi_page_one_run += *one_run;
+	}
+}
+
 static void complete(struct vdemux_engine *e, struct vm *vm)
 {
-	bool any = false;
+	const struct pend *prev = NULL;
+	uint32_t flipped = 0, chunks = 0;
+	bool any = false, one_run = true;
 
 	for (uint32_t i = vm->plan.head; i != NO_PEND; i = e->plan.pend[i].next) {
 		struct pend *pe = &e->plan.pend[i];
@@ -213,6 +236,8 @@ static void complete(struct vdemux_engine *e, struct vm *vm)
 			finalize_failed(e, vm, pe);
 			continue;
 		}
+		count_run(e, pe, prev, &one_run, &flipped, &chunks);
+		prev = pe;
 		if (pe->kind == PEND_COPY) {
 			e->st.copies++;
 			vm->st.copies++;

@@ -115,7 +115,7 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 		vd_drop(e, vm, why);
 		return VD_PLAN_DROPPED;
 	}
-	vd_pool_get(&e->pool, fresh, nfresh);
+	vd_pool_get_run(&e->pool, fresh, nfresh, NULL);
 
 	seq = ++e->plan.frame_seq;
 	nfresh = 0;
