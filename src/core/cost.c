@@ -35,7 +35,7 @@
 #define FALL 2.0
 /* Batches timed before sampling thins out, then one in SAMPLE_EVERY. */
 #define SAMPLE_ALL 16u
-#define SAMPLE_EVERY 4u
+#define SAMPLE_EVERY 8u
 /* Until this many samples the model is not trusted: the prior decides and
  * a flip is made every WARMUP_GAP deliveries to measure. */
 #define WARMUP_SAMPLES 4u
@@ -204,21 +204,17 @@ static uint32_t delivery_runs(const struct vm *vm, const uint32_t *pages, uint32
 }
 
 /* The gap, in deliveries, that keeps the extra cost of probing the dearer
- * way near the budget; never more than the cap, which doubles with each
- * probe, so that an estimate that is wrong is measured again soon. When a
- * probe changes the model's choice the cap starts over. */
-static uint32_t probe_gap(struct vd_vm_cost *vc, double cheap, double dear)
+ * way near the budget. Close costs are probed often (a wrong estimate near
+ * the crossover is found soon); a way that costs hundreds of times the
+ * other is probed rarely, which is what the budget is for. */
+static uint32_t probe_gap(double cheap, double dear)
 {
 	double gap = (dear - cheap) / (PROBE_BUDGET * (cheap > 1.0 ? cheap : 1.0));
 
-	if (vc->probe_cap < PROBE_GAP_MIN)
-		vc->probe_cap = PROBE_GAP_MIN;
-	if (gap > vc->probe_cap)
-		gap = vc->probe_cap;
-	if (vc->probe_cap < PROBE_GAP_MAX)
-		vc->probe_cap *= 2;
 	if (gap < PROBE_GAP_MIN)
 		return PROBE_GAP_MIN;
+	if (gap > PROBE_GAP_MAX)
+		return PROBE_GAP_MAX;
 	return (uint32_t)gap;
 }
 
@@ -254,14 +250,13 @@ bool vd_cost_copy(struct vdemux_engine *e, struct vm *vm, const struct vd_src *s
 	if (want_copy != vc->chose_copy) {
 		/* the model changed its mind: probe the other way soon */
 		vc->chose_copy = want_copy;
-		vc->probe_cap = PROBE_GAP_MIN;
 		if (vc->until_probe > PROBE_GAP_MIN)
 			vc->until_probe = PROBE_GAP_MIN;
 	}
 	if (vc->until_probe == 0) {
 		/* a group of deliveries the other way, to measure it again */
 		double cheap = want_copy ? copy : flip, dear = want_copy ? flip : copy;
-		uint32_t gap = probe_gap(vc, cheap, dear);
+		uint32_t gap = probe_gap(cheap, dear);
 		double group = gap * PROBE_BUDGET * cheap / (dear - cheap);
 
 		vc->until_probe = gap;
@@ -282,9 +277,11 @@ bool vd_cost_due(struct vm *vm)
 	if (!vc->decided)
 		return false;
 	vc->decided = false;
-	if (vc->samples >= SAMPLE_ALL && ++vc->tick < SAMPLE_EVERY)
+	if (vc->timed >= SAMPLE_ALL && ++vc->tick < SAMPLE_EVERY)
 		return false;
 	vc->tick = 0;
+	if (vc->timed < SAMPLE_ALL)
+		vc->timed++;
 	return true;
 }
 

@@ -40,10 +40,10 @@ struct vd_vm_cost {
 	uint32_t prior;         /* before any sample: copy frames up to this many bytes */
 	double page_ns[COST_RUN_CLASSES]; /* 0: not measured yet */
 	double entry_ns;        /* applying a copied chunk's entry (its completion) */
-	uint32_t samples;       /* batches timed */
+	uint32_t samples;       /* batches with flips timed */
+	uint32_t timed;         /* batches timed (saturates at SAMPLE_ALL) */
 	uint32_t tick;          /* applies since the last timed one */
 	uint32_t until_probe;   /* modelled copies left before the next probe flip */
-	uint32_t probe_cap;     /* the most the next gap may be (doubles while probes confirm) */
 	uint32_t probe_left;    /* deliveries of the current probe still to make */
 	bool probe_copy;        /* the current probe copies (else it flips) */
 	bool chose_copy;        /* the model's last choice */
