@@ -45,12 +45,13 @@
 #define PROBE_BUDGET 0.01
 #define PROBE_GAP_MIN 64u
 #define PROBE_GAP_MAX (1u << 24)
-/* A probe makes up to this many deliveries in a row the other way, so that
- * they share batches as they would if the model chose them (a lone flip
- * pays a whole batch's fixed cost and would make flipping look dearer than
- * it is); fewer when the other way is so dear that the budget allows
- * fewer, down to one. */
-#define PROBE_GROUP 8u
+/* A probe makes every delivery of one whole batch of the VM the other way:
+ * flips then share the batch's fixed costs and caches as they would if the
+ * model chose them (a lone flip among copies pays a whole batch and would
+ * make flipping look dearer than it is). */
+enum { PROBE_NONE, PROBE_ARMED, PROBE_ACTIVE };
+/* The first samples of each class are taken at their minimum. */
+#define FIRST_MIN 8u
 /* A timed batch longer than this many times the prediction is clipped:
  * a page fault or a preemption says nothing about the table. */
 #define OUTLIER 8.0
@@ -136,7 +137,8 @@ uint64_t vd_cost_chunk_begin(struct vdemux_engine *e, const struct vm *vm, bool 
 {
 	/* every chunk of a probe that copies: that is what it is for */
 	if (!own_pages ||
-	    (++e->cost.chunk_tick < CHUNK_SAMPLE && !(vm->cost.probe_left && vm->cost.probe_copy)))
+	    (++e->cost.chunk_tick < CHUNK_SAMPLE &&
+	     !(vm->cost.probe == PROBE_ACTIVE && vm->cost.probe_copy)))
 		return 0;
 	e->cost.chunk_tick = 0;
 	return now_ns();
@@ -229,8 +231,8 @@ bool vd_cost_copy(struct vdemux_engine *e, struct vm *vm, const struct vd_src *s
 	if (!own_pages)
 		return true;
 	vc->decided = true;
-	if (vc->probe_left) {
-		vc->probe_left--;
+	vc->batch_decisions++;
+	if (vc->probe == PROBE_ACTIVE) {
 		e->st.adaptive_probes++;
 		return vc->probe_copy;
 	}
@@ -253,19 +255,19 @@ bool vd_cost_copy(struct vdemux_engine *e, struct vm *vm, const struct vd_src *s
 		if (vc->until_probe > PROBE_GAP_MIN)
 			vc->until_probe = PROBE_GAP_MIN;
 	}
-	if (vc->until_probe == 0) {
-		/* a group of deliveries the other way, to measure it again */
+	if (vc->until_probe == 0 && vc->probe == PROBE_NONE) {
+		/* the next batch goes the other way, to measure it again; the
+		 * gap pays for a batch as long as the last one */
 		double cheap = want_copy ? copy : flip, dear = want_copy ? flip : copy;
-		uint32_t gap = probe_gap(cheap, dear);
-		double group = gap * PROBE_BUDGET * cheap / (dear - cheap);
 
-		vc->until_probe = gap;
-		vc->probe_left = group >= PROBE_GROUP ? PROBE_GROUP - 1 : group >= 1 ? (uint32_t)group - 1 : 0;
+		vc->until_probe = probe_gap(cheap, dear) * (vc->last_batch ? vc->last_batch : 1);
+		if (vc->until_probe > PROBE_GAP_MAX)
+			vc->until_probe = PROBE_GAP_MAX;
+		vc->probe = PROBE_ARMED;
 		vc->probe_copy = !want_copy;
-		e->st.adaptive_probes++;
-		return !want_copy;
+	} else if (vc->until_probe) {
+		vc->until_probe--;
 	}
-	vc->until_probe--;
 	return want_copy;
 }
 
@@ -273,11 +275,20 @@ bool vd_cost_due(struct vm *vm)
 {
 	struct vd_vm_cost *vc = &vm->cost;
 
+	bool probed = vc->probe == PROBE_ACTIVE;
+
 	/* only VMs that had a choice to make: frames from memory need none */
 	if (!vc->decided)
 		return false;
 	vc->decided = false;
-	if (vc->timed >= SAMPLE_ALL && ++vc->tick < SAMPLE_EVERY)
+	vc->last_batch = vc->batch_decisions;
+	vc->batch_decisions = 0;
+	/* a probe covers the batch planned after the one it was armed in */
+	if (vc->probe == PROBE_ARMED)
+		vc->probe = PROBE_ACTIVE;
+	else if (probed)
+		vc->probe = PROBE_NONE;
+	if (!probed && vc->timed >= SAMPLE_ALL && ++vc->tick < SAMPLE_EVERY)
 		return false;
 	vc->tick = 0;
 	if (vc->timed < SAMPLE_ALL)
@@ -320,7 +331,14 @@ void vd_cost_end(struct vm *vm, uint64_t t0, uint32_t runs, uint32_t pages, uint
 		double near = page_cost(vc, cls);
 
 		*est = near > 0 && t > OUTLIER * near ? OUTLIER * near : t > 0 ? t : 1;
+	} else if (vc->class_samples[cls] < FIRST_MIN) {
+		/* the first batches of a VM fault pages in: what they cost at
+		 * least is the better guess */
+		if (t < *est)
+			*est = t > 0 ? t : 1;
 	} else {
 		track(est, t);
 	}
+	if (vc->class_samples[cls] < FIRST_MIN)
+		vc->class_samples[cls]++;
 }

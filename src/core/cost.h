@@ -39,13 +39,16 @@ struct vd_vm_cost {
 	bool decided;           /* it chose copy or flip since its last apply */
 	uint32_t prior;         /* before any sample: copy frames up to this many bytes */
 	double page_ns[COST_RUN_CLASSES]; /* 0: not measured yet */
+	uint8_t class_samples[COST_RUN_CLASSES]; /* samples of each, up to 8 */
 	double entry_ns;        /* applying a copied chunk's entry (its completion) */
 	uint32_t samples;       /* batches with flips timed */
 	uint32_t timed;         /* batches timed (saturates at SAMPLE_ALL) */
 	uint32_t tick;          /* applies since the last timed one */
-	uint32_t until_probe;   /* modelled copies left before the next probe flip */
-	uint32_t probe_left;    /* deliveries of the current probe still to make */
-	bool probe_copy;        /* the current probe copies (else it flips) */
+	uint32_t until_probe;   /* deliveries left before the next probe */
+	uint8_t probe;          /* PROBE_NONE, _ARMED (the next batch), _ACTIVE (this batch) */
+	bool probe_copy;        /* the probe copies (else it flips) */
+	uint32_t batch_decisions; /* choices made for the batch being planned */
+	uint32_t last_batch;    /* ... for the last batch applied */
 	bool chose_copy;        /* the model's last choice */
 };
 
