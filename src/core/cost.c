@@ -249,6 +249,16 @@ bool vd_cost_copy(struct vdemux_engine *e, struct vm *vm, const struct vd_src *s
 						   : c->copy_ns_byte + c->clear_ns_byte);
 	flip = page_cost(vc, run_class((double)nch / delivery_runs(vm, src->pages, nch))) * nch;
 	want_copy = copy <= flip;
+	if (!vc->modelled) {
+		/* warm-up just measured both ways: the first probe is a whole
+		 * budget away */
+		double cheap = want_copy ? copy : flip, dear = want_copy ? flip : copy;
+		uint64_t gap = (uint64_t)probe_gap(cheap, dear) * (vc->last_batch ? vc->last_batch : 1);
+
+		vc->modelled = true;
+		vc->chose_copy = want_copy;
+		vc->until_probe = gap > PROBE_GAP_MAX ? PROBE_GAP_MAX : (uint32_t)gap;
+	}
 	if (want_copy != vc->chose_copy) {
 		/* the model changed its mind: probe the other way soon */
 		vc->chose_copy = want_copy;
@@ -260,9 +270,9 @@ bool vd_cost_copy(struct vdemux_engine *e, struct vm *vm, const struct vd_src *s
 		 * gap pays for a batch as long as the last one */
 		double cheap = want_copy ? copy : flip, dear = want_copy ? flip : copy;
 
-		vc->until_probe = probe_gap(cheap, dear) * (vc->last_batch ? vc->last_batch : 1);
-		if (vc->until_probe > PROBE_GAP_MAX)
-			vc->until_probe = PROBE_GAP_MAX;
+		uint64_t gap = (uint64_t)probe_gap(cheap, dear) * (vc->last_batch ? vc->last_batch : 1);
+
+		vc->until_probe = gap > PROBE_GAP_MAX ? PROBE_GAP_MAX : (uint32_t)gap;
 		vc->probe = PROBE_ARMED;
 		vc->probe_copy = !want_copy;
 	} else if (vc->until_probe) {

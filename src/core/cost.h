@@ -50,6 +50,7 @@ struct vd_vm_cost {
 	uint32_t batch_decisions; /* choices made for the batch being planned */
 	uint32_t last_batch;    /* ... for the last batch applied */
 	bool chose_copy;        /* the model's last choice */
+	bool modelled;          /* warm-up is over */
 };
 
 int vd_cost_init(struct vd_cost *c, const struct vdemux_alloc_hooks *alloc);
