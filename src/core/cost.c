@@ -133,10 +133,11 @@ static void track(double *est, double t)
 		*est += ((t > OUTLIER * *est ? OUTLIER * *est : t) - *est) / RISE;
 }
 
-uint64_t vd_cost_chunk_begin(struct vdemux_engine *e, const struct vm *vm, bool own_pages)
+uint64_t vd_cost_chunk_begin(struct vdemux_engine *e, const struct vm *vm, bool own_pages,
+			     uint32_t bytes)
 {
 	/* every chunk of a probe that copies: that is what it is for */
-	if (!own_pages ||
+	if (!own_pages || bytes < CHUNK_MIN ||
 	    (++e->cost.chunk_tick < CHUNK_SAMPLE &&
 	     !(vm->cost.probe == PROBE_ACTIVE && vm->cost.probe_copy)))
 		return 0;
@@ -228,7 +229,9 @@ bool vd_cost_copy(struct vdemux_engine *e, struct vm *vm, const struct vd_src *s
 	double copy, flip;
 	bool want_copy;
 
-	if (!own_pages)
+	/* Frames from memory; and short frames: flipping clears the whole
+	 * page it replaces, more work than copying and clearing half a page. */
+	if (!own_pages || len <= PAGE / 2)
 		return true;
 	vc->decided = true;
 	vc->batch_decisions++;

@@ -58,7 +58,8 @@ void vd_cost_fini(struct vd_cost *c, const struct vdemux_alloc_hooks *alloc);
 /* Around the copy of a chunk of a frame in pool pages into a VM's buffer
  * (and the clearing of the pool page): begin returns 0 for the chunks not
  * timed (all but one in 64), else a clock reading to pass to end. */
-uint64_t vd_cost_chunk_begin(struct vdemux_engine *e, const struct vm *vm, bool own_pages);
+uint64_t vd_cost_chunk_begin(struct vdemux_engine *e, const struct vm *vm, bool own_pages,
+			     uint32_t bytes);
 void vd_cost_chunk_end(struct vdemux_engine *e, uint64_t t0, uint32_t bytes);
 
 void vd_vm_cost_init(struct vd_vm_cost *vc, bool adaptive, uint32_t prior);

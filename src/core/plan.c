@@ -132,7 +132,7 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 		pe->flen = out_len;
 		pe->old_page = sl->page;
 		if (copy && sl->page != VDEMUX_NO_PAGE) {
-			uint64_t t0 = vd_cost_chunk_begin(e, vm, consume);
+			uint64_t t0 = vd_cost_chunk_begin(e, vm, consume, k);
 
 			pe->kind = PEND_COPY;
 			pe->new_page = VDEMUX_NO_PAGE;

@@ -179,21 +179,41 @@ static void test_adaptive_is_the_default_policy_and_copies_frames_from_memory(vo
 static void test_adaptive_flips_first_then_uses_the_backend_figure(void **state)
 {
 	vdemux_engine *eng;
-	struct vt_vm *vm = setup(state, 0, 1000, 8, &eng);
+	struct vt_vm *vm = setup(state, 0, 5000, 8, &eng);
 	struct vt_fx *fx = *state;
 	struct vt_rx rx;
 
-	submit(fx, vm, 300);
-	rx = take_and_repost(fx, vm);
-	assert_false(rx.copied);
-	assert_int_equal(vt_stats(fx).adaptive_probes, 1);
-	submit(fx, vm, 300);
-	rx = take_and_repost(fx, vm);
-	assert_true(rx.copied);
 	submit(fx, vm, 3000);
 	rx = take_and_repost(fx, vm);
 	assert_false(rx.copied);
 	assert_int_equal(vt_stats(fx).adaptive_probes, 1);
+	submit(fx, vm, 3000);
+	rx = take_and_repost(fx, vm);
+	assert_true(rx.copied);
+	submit(fx, vm, 8000);
+	rx = take_and_repost(fx, vm);
+	assert_false(rx.copied);
+	assert_int_equal(vt_stats(fx).adaptive_probes, 1);
+	vt_check(fx);
+}
+
+/* A zero-copy frame of at most half a page is copied, measured or not:
+ * a flip would clear the whole page it replaces. */
+static void test_adaptive_copies_short_zero_copy_frames_without_probing(void **state)
+{
+	vdemux_engine *eng;
+	struct vt_vm *vm = setup(state, 0, 1, 8, &eng);
+	struct vt_fx *fx = *state;
+
+	for (int i = 0; i < 40; i++) {
+		struct vt_rx rx;
+
+		submit(fx, vm, 2048);
+		rx = take_and_repost(fx, vm);
+		assert_true(rx.copied);
+	}
+	assert_int_equal(vt_stats(fx).adaptive_probes, 0);
+	assert_int_equal(vt_stats(fx).flips, 0);
 	vt_check(fx);
 }
 
@@ -284,6 +304,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_adaptive_is_the_default_policy_and_copies_frames_from_memory, vt_setup, vt_teardown),
 		cmocka_unit_test_setup_teardown(test_adaptive_flips_first_then_uses_the_backend_figure, vt_setup, vt_teardown),
+		cmocka_unit_test_setup_teardown(test_adaptive_copies_short_zero_copy_frames_without_probing, vt_setup, vt_teardown),
 		cmocka_unit_test_setup_teardown(test_adaptive_copies_when_the_tables_cost_more_and_probes_rarely, vt_setup, vt_teardown),
 		cmocka_unit_test_setup_teardown(test_fixed_policies_do_not_probe, vt_setup, vt_teardown),
 		cmocka_unit_test_setup_teardown(test_adaptive_is_accepted_as_an_engine_and_a_vm_policy, vt_setup, vt_teardown),
