@@ -249,11 +249,12 @@ int main(int argc, char **argv)
 	enum { NS = sizeof(sizes) / sizeof(sizes[0]) };
 	unsigned nvms = 4, burst = 32, rounds = 5, only_size = 0;
 	int only_path = -1;
+	const char *only_pol = NULL;
 	double secs = 0.5, worst[NS];
 	uint8_t *tmpl = calloc(1, 65536);
 	int opt;
 
-	while ((opt = getopt(argc, argv, "v:b:t:r:s:p:h")) != -1) {
+	while ((opt = getopt(argc, argv, "v:b:t:r:s:p:P:h")) != -1) {
 		switch (opt) {
 		case 'v':
 			nvms = (unsigned)atoi(optarg);
@@ -273,8 +274,11 @@ int main(int argc, char **argv)
 		case 'p':
 			only_path = strcmp(optarg, "zc") == 0;
 			break;
+		case 'P':
+			only_pol = optarg; /* for profiling one policy */
+			break;
 		default:
-			fprintf(stderr, "usage: %s [-v VMS] [-b BURST] [-t SECONDS] [-r ROUNDS] [-s BYTES] [-p copy|zc]\n", argv[0]);
+			fprintf(stderr, "usage: %s [-v VMS] [-b BURST] [-t SECONDS] [-r ROUNDS] [-s BYTES] [-p copy|zc] [-P POLICY]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -327,7 +331,8 @@ int main(int argc, char **argv)
 			/* interleaved, so that every policy shares the machine's noise */
 			for (unsigned k = 0; k < rounds; k++)
 				for (int p = 0; p < NPOL; p++)
-					if (run_slice(&r[p], secs / rounds, why, sizeof(why))) {
+					if ((!only_pol || !strcmp(only_pol, policies[p].name)) &&
+					    run_slice(&r[p], secs / rounds, why, sizeof(why))) {
 						printf("%u %s: %s\n", len, policies[p].name, why);
 						return 1;
 					}
