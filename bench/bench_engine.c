@@ -7,6 +7,7 @@
  * takes its completions and re-posts the buffers (releasing the pages), so
  * the cost of harvesting is included. Usage:
  *   bench_engine [-v VMS] [-b BURST] [-t SECONDS_PER_CASE] [-r ROUNDS] [-s BYTES] [-p copy|zc]
+ *                [-P POLICY]   (-P: time only that policy, for a profiler)
  */
 #include <stdbool.h>
 #include <stdio.h>
