@@ -6,8 +6,10 @@
  * Each iteration: an rx burst of B frames spread over the VMs, then each VM
  * takes its completions and re-posts the buffers (releasing the pages), so
  * the cost of harvesting is included. Usage:
- *   bench_engine [-v VMS] [-b BURST] [-t SECONDS_PER_CASE]
+ *   bench_engine [-v VMS] [-b BURST] [-t SECONDS_PER_CASE] [-r ROUNDS] [-s BYTES] [-p copy|zc]
+ *                [-P POLICY]   (-P: time only that policy, for a profiler)
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,13 +33,17 @@ struct policy {
 	const char *name;
 	enum vdemux_harvest harvest;
 	enum vdemux_copy_policy copy;
-	uint32_t threshold;
 };
 
-static const struct policy policies[] = {
-	{"flip", VDEMUX_HARVEST_EAGER, VDEMUX_COPY_NEVER, 0},
-	{"copy", VDEMUX_HARVEST_LAZY, VDEMUX_COPY_ALWAYS, 0},
-	{"adaptive", VDEMUX_HARVEST_LAZY, VDEMUX_COPY_THRESHOLD, 256},
+/* copy-only, flip-only (lazy: one remap replaces the posted page; eager:
+ * the page is unmapped at post time, the frame mapped into the hole), and
+ * the adaptive policy, all with the same traffic. */
+enum { P_COPY, P_FLIP, P_FLIP_EAGER, P_ADAPTIVE, NPOL };
+static const struct policy policies[NPOL] = {
+	{"copy", VDEMUX_HARVEST_LAZY, VDEMUX_COPY_ALWAYS},
+	{"flip", VDEMUX_HARVEST_LAZY, VDEMUX_COPY_NEVER},
+	{"flip-eager", VDEMUX_HARVEST_EAGER, VDEMUX_COPY_NEVER},
+	{"adaptive", VDEMUX_HARVEST_LAZY, VDEMUX_COPY_ADAPTIVE},
 };
 
 static volatile uint8_t sink;
@@ -65,102 +71,191 @@ static double floor_ns(const uint8_t *frame, uint32_t len, double secs)
 	return t * 1e9 / (double)n;
 }
 
-static double engine_ns(const struct policy *pol, const uint8_t *tmpl, uint32_t len, unsigned nvms,
-			unsigned burst, double secs, char *why, size_t whylen)
+/* One engine running one policy on one receive path. */
+struct run {
+	vdemux_engine *eng;
+	struct vdemux_backend *sim;
+	vdemux_vm_id *ids;
+	unsigned nvms, burst, window, np;
+	uint32_t len;
+	bool zc;
+	struct vdemux_completion *cpl;
+	uint64_t *gpas;
+	struct vdemux_frame fr[MAX_BURST];
+	uint8_t *frames;
+	struct vdemux_rx_buf *bufs;
+	uint64_t n;   /* frames sent (measured) */
+	uint64_t n0;  /* frames sent while warming up */
+	double secs;  /* time spent (measured) */
+};
+
+static int run_setup(struct run *r, const struct policy *pol, const uint8_t *tmpl, uint32_t len,
+		     unsigned nvms, unsigned burst, bool zc)
 {
 	unsigned np = (len + VDEMUX_PAGE_SIZE - 1) / VDEMUX_PAGE_SIZE;
 	unsigned window = WINDOW > burst * np * 2 ? WINDOW : burst * np * 2;
 	struct vdemux_engine_opts eo = VDEMUX_OPTS(
 		vdemux_engine_opts, .npages = nvms * window + burst * np * 4 + 64, .max_vms = nvms,
-		.harvest = pol->harvest, .copy = pol->copy, .copy_threshold = pol->threshold);
-	struct vdemux_backend *sim;
-	struct vdemux_completion *cpl = calloc(window, sizeof(*cpl));
-	uint64_t *gpas = calloc(window, sizeof(*gpas));
-	struct vdemux_frame fr[MAX_BURST];
-	uint8_t *frames = malloc((size_t)MAX_BURST * len);
-	vdemux_vm_id *ids = calloc(nvms, sizeof(*ids));
-	struct vdemux_engine_stats st;
-	vdemux_engine *eng;
-	uint64_t n = 0;
-	double t0, t;
+		.harvest = pol->harvest, .copy = pol->copy);
 
-	if (vdemux_engine_create(&eng, &eo) || vdemux_sim_create(&sim, NULL) ||
-	    vdemux_engine_add_backend(eng, sim)) {
-		snprintf(why, whylen, "engine setup failed");
+	memset(r, 0, sizeof(*r));
+	r->nvms = nvms;
+	r->burst = burst;
+	r->window = window;
+	r->np = np;
+	r->len = len;
+	r->zc = zc;
+	r->cpl = calloc(window, sizeof(*r->cpl));
+	r->gpas = calloc(window, sizeof(*r->gpas));
+	r->frames = malloc((size_t)MAX_BURST * len);
+	r->ids = calloc(nvms, sizeof(*r->ids));
+	r->bufs = calloc((size_t)burst * np, sizeof(*r->bufs));
+	if (vdemux_engine_create(&r->eng, &eo) || vdemux_sim_create(&r->sim, NULL) ||
+	    vdemux_engine_add_backend(r->eng, r->sim))
 		return -1;
-	}
 	for (unsigned v = 0; v < nvms; v++) {
 		struct vdemux_vm_opts vo = VDEMUX_OPTS(vdemux_vm_opts, .rx_base = 0x40000000,
-						       .rx_pages = window, .backends = &sim,
+						       .rx_pages = window, .backends = &r->sim,
 						       .n_backends = 1);
 		uint8_t mac[6] = {0x02, 0, 0, 0, (uint8_t)(v >> 8), (uint8_t)v};
 
-		if (vdemux_vm_add(eng, &ids[v], &vo) ||
-		    vdemux_l2_vlan_join(vdemux_engine_l2(eng), ids[v], 1, 0) ||
-		    vdemux_l2_add_mac(vdemux_engine_l2(eng), ids[v], mac, 1)) {
-			snprintf(why, whylen, "VM setup failed");
+		if (vdemux_vm_add(r->eng, &r->ids[v], &vo) ||
+		    vdemux_l2_vlan_join(vdemux_engine_l2(r->eng), r->ids[v], 1, 0) ||
+		    vdemux_l2_add_mac(vdemux_engine_l2(r->eng), r->ids[v], mac, 1))
 			return -1;
-		}
 		for (unsigned k = 0; k < window; k++)
-			gpas[k] = 0x40000000 + (uint64_t)k * VDEMUX_PAGE_SIZE;
-		vdemux_vm_post_rx(eng, ids[v], gpas, window);
+			r->gpas[k] = 0x40000000 + (uint64_t)k * VDEMUX_PAGE_SIZE;
+		vdemux_vm_post_rx(r->eng, r->ids[v], r->gpas, window);
 	}
 	for (unsigned i = 0; i < burst; i++) {
-		uint8_t *f = frames + (size_t)i * len;
+		uint8_t *f = r->frames + (size_t)i * len;
 
 		memcpy(f, tmpl, len);
 		f[4] = (uint8_t)((i % nvms) >> 8);
 		f[5] = (uint8_t)(i % nvms);
-		fr[i].data = f;
-		fr[i].len = len;
-		fr[i].pad = 0;
+		r->fr[i].data = f;
+		r->fr[i].len = len;
+		r->fr[i].pad = 0;
 	}
-	t0 = now();
+	return 0;
+}
+
+/* The guest side: every VM takes its completions and posts the buffers
+ * again (which releases the pages flipped to it). */
+static int guests(struct run *r)
+{
+	for (unsigned v = 0; v < r->nvms; v++) {
+		int c = vdemux_vm_poll(r->eng, r->ids[v], r->cpl, r->window);
+
+		for (int k = 0; k < c; k++)
+			r->gpas[k] = r->cpl[k].gpa;
+		if (c > 0 && vdemux_vm_post_rx(r->eng, r->ids[v], r->gpas, (unsigned)c) != c)
+			return -1;
+	}
+	return 0;
+}
+
+/* Zero-copy: borrow the pages, let "the device" write each frame's header
+ * (a NIC's DMA costs the CPU nothing; the engine reads the header), submit. */
+static int zc_burst(struct run *r)
+{
+	unsigned nb = r->burst * r->np;
+	int got = vdemux_rx_alloc(r->eng, r->bufs, nb);
+
+	if (got != (int)nb)
+		return -1;
+	for (unsigned i = 0; i < r->burst; i++) {
+		for (unsigned k = 0; k < r->np; k++) {
+			struct vdemux_rx_buf *b = &r->bufs[i * r->np + k];
+			uint32_t off = k * VDEMUX_PAGE_SIZE;
+
+			b->len = r->len - off < VDEMUX_PAGE_SIZE ? r->len - off : VDEMUX_PAGE_SIZE;
+			b->flags = k + 1 < r->np ? VDEMUX_RXBUF_MORE : 0;
+		}
+		memcpy(r->bufs[i * r->np].data, r->frames + (size_t)i * r->len, 64);
+	}
+	return vdemux_rx_submit(r->eng, r->bufs, nb) == (int)nb ? 0 : -1;
+}
+
+/* Run for about @secs; accumulates r->n and r->secs. */
+static int run_slice(struct run *r, double secs, char *why, size_t whylen)
+{
+	double t0 = now(), t;
+
 	do {
-		for (int it = 0; it < 64; it++) {
-			int got = vdemux_rx_burst(eng, fr, burst);
-
-			if (got != (int)burst) {
-				snprintf(why, whylen, "rx burst returned %d", got);
-				return -1;
-			}
-			n += burst;
-			for (unsigned v = 0; v < nvms; v++) {
-				int c = vdemux_vm_poll(eng, ids[v], cpl, window);
-
-				for (int k = 0; k < c; k++)
-					gpas[k] = cpl[k].gpa;
-				if (c > 0 && vdemux_vm_post_rx(eng, ids[v], gpas, (unsigned)c) != c) {
-					snprintf(why, whylen, "re-post failed");
+		for (int it = 0; it < 16; it++) {
+			if (r->zc) {
+				if (zc_burst(r)) {
+					snprintf(why, whylen, "zero-copy burst failed");
 					return -1;
 				}
+			} else {
+				int got = vdemux_rx_burst(r->eng, r->fr, r->burst);
+
+				if (got != (int)r->burst) {
+					snprintf(why, whylen, "rx burst returned %d", got);
+					return -1;
+				}
+			}
+			r->n += r->burst;
+			if (guests(r)) {
+				snprintf(why, whylen, "re-post failed");
+				return -1;
 			}
 		}
 		t = now() - t0;
 	} while (t < secs);
-	vdemux_engine_stats(eng, &st, sizeof(st));
-	if (st.delivered != n) {
+	r->secs += t;
+	return 0;
+}
+
+static int run_finish(struct run *r, char *why, size_t whylen, uint64_t *multi, uint64_t *one_run)
+{
+	struct vdemux_engine_stats st;
+	int rc = 0;
+
+	vdemux_engine_stats(r->eng, &st, sizeof(st));
+	*multi = st.multi_page_flips;
+	*one_run = st.multi_page_one_run;
+	if (st.delivered != r->n + r->n0) {
 		snprintf(why, whylen, "%llu of %llu delivered", (unsigned long long)st.delivered,
-			 (unsigned long long)n);
-		return -1;
+			 (unsigned long long)(r->n + r->n0));
+		rc = -1;
 	}
-	vdemux_engine_destroy(eng);
-	free(cpl);
-	free(gpas);
-	free(frames);
-	free(ids);
-	return t * 1e9 / (double)n;
+	vdemux_engine_destroy(r->eng);
+	free(r->cpl);
+	free(r->gpas);
+	free(r->frames);
+	free(r->ids);
+	free(r->bufs);
+	return rc;
+}
+
+static double loadavg(void)
+{
+	double l = -1;
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	if (f) {
+		if (fscanf(f, "%lf", &l) != 1)
+			l = -1;
+		fclose(f);
+	}
+	return l;
 }
 
 int main(int argc, char **argv)
 {
-	static const uint32_t sizes[] = {64, 1500, 9000};
-	unsigned nvms = 4, burst = 32;
-	double secs = 0.5;
+	static const uint32_t sizes[] = {64, 512, 1500, 4096, 9000, 16384, 65536};
+	enum { NS = sizeof(sizes) / sizeof(sizes[0]) };
+	unsigned nvms = 4, burst = 32, rounds = 5, only_size = 0;
+	int only_path = -1;
+	const char *only_pol = NULL;
+	double secs = 0.5, worst[NS];
 	uint8_t *tmpl = calloc(1, 65536);
 	int opt;
 
-	while ((opt = getopt(argc, argv, "v:b:t:h")) != -1) {
+	while ((opt = getopt(argc, argv, "v:b:t:r:s:p:P:h")) != -1) {
 		switch (opt) {
 		case 'v':
 			nvms = (unsigned)atoi(optarg);
@@ -171,12 +266,24 @@ int main(int argc, char **argv)
 		case 't':
 			secs = atof(optarg);
 			break;
+		case 'r':
+			rounds = (unsigned)atoi(optarg);
+			break;
+		case 's':
+			only_size = (unsigned)atoi(optarg);
+			break;
+		case 'p':
+			only_path = strcmp(optarg, "zc") == 0;
+			break;
+		case 'P':
+			only_pol = optarg; /* for profiling one policy */
+			break;
 		default:
-			fprintf(stderr, "usage: %s [-v VMS] [-b BURST] [-t SECONDS]\n", argv[0]);
+			fprintf(stderr, "usage: %s [-v VMS] [-b BURST] [-t SECONDS] [-r ROUNDS] [-s BYTES] [-p copy|zc] [-P POLICY]\n", argv[0]);
 			return 2;
 		}
 	}
-	if (!nvms || nvms > 65535 || !burst || burst > MAX_BURST || secs <= 0) {
+	if (!nvms || nvms > 65535 || !burst || burst > MAX_BURST || secs <= 0 || !rounds) {
 		fprintf(stderr, "bad arguments\n");
 		return 2;
 	}
@@ -185,27 +292,81 @@ int main(int argc, char **argv)
 	tmpl[11] = 0xee;
 	tmpl[12] = 0x88;
 	tmpl[13] = 0xb5;
-	printf("engine on the simulated backend: %u VMs, bursts of %u, %.1f s per case\n", nvms,
-	       burst, secs);
-	printf("%-6s %-9s %12s %10s %12s %8s\n", "bytes", "policy", "Mpps", "ns/frame",
+	printf("engine on the simulated backend: %u VMs, bursts of %u (at most 256 pages), %.2f s per case "
+	       "in %u interleaved rounds; load average %.2f\n",
+	       nvms, burst, secs, rounds, loadavg());
+	printf("%-4s %-6s %-10s %10s %10s %10s %8s\n", "path", "bytes", "policy", "Mpps", "ns/frame",
 	       "floor ns", "ratio");
-	for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
-		double fl = floor_ns(tmpl, sizes[s], secs);
+	for (unsigned s = 0; s < NS; s++) {
+		uint32_t len = sizes[s], np = (len + VDEMUX_PAGE_SIZE - 1) / VDEMUX_PAGE_SIZE;
+		unsigned b = burst * np > 256 ? 256 / np : burst;
+		double fl = floor_ns(tmpl, len, secs / 4);
 
-		for (size_t p = 0; p < sizeof(policies) / sizeof(policies[0]); p++) {
+		worst[s] = 1e9;
+		if (only_size && len != only_size)
+			continue;
+		for (int zc = 0; zc < 2; zc++) {
+			struct run r[NPOL];
 			char why[128] = "";
-			double ns = engine_ns(&policies[p], tmpl, sizes[s], nvms, burst, secs, why,
-					      sizeof(why));
+			double ns[NPOL], best;
 
-			if (ns < 0) {
-				printf("%-6u %-9s failed: %s\n", sizes[s], policies[p].name, why);
-				return 1;
+			if (only_path >= 0 && zc != only_path)
+				continue;
+
+			for (int p = 0; p < NPOL; p++)
+				if (run_setup(&r[p], &policies[p], tmpl, len, nvms, b, zc)) {
+					printf("%u %s: setup failed\n", len, policies[p].name);
+					return 1;
+				}
+			/* warm up: touch the pages (first-touch faults are not the
+			 * policies' cost) and let the adaptive policy measure */
+			for (int p = 0; p < NPOL; p++) {
+				if (run_slice(&r[p], secs / rounds / 2, why, sizeof(why))) {
+					printf("%u %s: %s\n", len, policies[p].name, why);
+					return 1;
+				}
+				r[p].n0 = r[p].n;
+				r[p].n = 0;
+				r[p].secs = 0;
 			}
-			printf("%-6u %-9s %12.3f %10.1f %12.1f %8.2f\n", sizes[s], policies[p].name,
-			       1e3 / ns, ns, fl, ns / fl);
+			/* interleaved, so that every policy shares the machine's noise */
+			for (unsigned k = 0; k < rounds; k++)
+				for (int p = 0; p < NPOL; p++)
+					if ((!only_pol || !strcmp(only_pol, policies[p].name)) &&
+					    run_slice(&r[p], secs / rounds, why, sizeof(why))) {
+						printf("%u %s: %s\n", len, policies[p].name, why);
+						return 1;
+					}
+			for (int p = 0; p < NPOL; p++) {
+				uint64_t multi, one;
+
+				ns[p] = r[p].secs * 1e9 / (double)r[p].n;
+				if (run_finish(&r[p], why, sizeof(why), &multi, &one)) {
+					printf("%u %s: %s\n", len, policies[p].name, why);
+					return 1;
+				}
+				printf("%-4s %-6u %-10s %10.3f %10.1f %10.1f %8.2f", zc ? "zc" : "copy",
+				       len, policies[p].name, 1e3 / ns[p], ns[p], fl, ns[p] / fl);
+				if (multi)
+					printf("   %.0f%% of %llu multi-page flips in one run", 100.0 * (double)one / (double)multi,
+					       (unsigned long long)multi);
+				printf("\n");
+			}
+			best = ns[P_COPY] < ns[P_FLIP] ? ns[P_COPY] : ns[P_FLIP];
+			if (ns[P_FLIP_EAGER] < best)
+				best = ns[P_FLIP_EAGER];
+			printf("%-4s %-6u adaptive/best %.3f\n", zc ? "zc" : "copy", len, best / ns[P_ADAPTIVE]);
+			if (best / ns[P_ADAPTIVE] < worst[s])
+				worst[s] = best / ns[P_ADAPTIVE];
 		}
 	}
-	printf("ratio = engine ns per frame / floor ns per frame (clear the frame's pages + copy the frame)\n");
+	printf("\nratio = ns per frame / floor (clear the frame's pages + copy the frame); "
+	       "copy path: vdemux_rx_burst, zc path: vdemux_rx_alloc + vdemux_rx_submit\n");
+	printf("adaptive frames per second over the best of copy-only and flip-only (lazy or eager), "
+	       "the lower of the two paths; load average %.2f\n", loadavg());
+	for (unsigned s = 0; s < NS; s++)
+		if (worst[s] < 1e9)
+			printf("adaptive sim %u %.3f\n", sizes[s], worst[s]);
 	free(tmpl);
 	return 0;
 }

@@ -22,7 +22,8 @@
  * path (vdemux_rx_burst) and on the zero-copy path (vdemux_rx_submit); and
  * the frame size from which flipping is cheaper.
  *
- * Usage: bench_kvm [-q]   (-q: 3 repetitions instead of 5, for a quick look)
+ * Usage: bench_kvm [-q] [-2]   (-q: 3 repetitions instead of 5, for a quick look;
+ *                              -2: part 2 only)
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -339,8 +340,15 @@ static int by_one_classify(struct vdemux_classifier *c, const uint8_t *frame, ui
 	return 0;
 }
 
-/* ns per frame of a steady cycle: re-post, deliver, poll, guest touches. */
-static double p2_run(uint32_t size, bool flip, bool zero_copy)
+enum p2_policy { P2_COPY, P2_FLIP, P2_ADAPTIVE, P2_NPOL };
+static uint64_t p2_adaptive_flips, p2_adaptive_pages; /* of the last adaptive run */
+static const enum vdemux_copy_policy p2_copy[P2_NPOL] = {VDEMUX_COPY_ALWAYS, VDEMUX_COPY_NEVER,
+							 VDEMUX_COPY_ADAPTIVE};
+
+/* ns per frame of a steady cycle: re-post, deliver, poll, guest touches.
+ * The first 8 cycles (256 frames at most) warm up and are not timed: they
+ * also hold the adaptive policy's first measures of the tables. */
+static double p2_run(uint32_t size, enum p2_policy pol, bool zero_copy)
 {
 	vdemux_arena *arena;
 	struct vdemux_arena_info ai;
@@ -360,7 +368,7 @@ static double p2_run(uint32_t size, bool flip, bool zero_copy)
 		die("ram", r);
 	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .arena = arena, .first_page = W2,
 						   .npages = POOL2, .harvest = VDEMUX_HARVEST_LAZY,
-						   .copy = flip ? VDEMUX_COPY_NEVER : VDEMUX_COPY_ALWAYS);
+						   .copy = p2_copy[pol]);
 	if ((r = vdemux_engine_create(&eng, &eo)) < 0)
 		die("engine", r);
 	cls.base.name = "one";
@@ -440,51 +448,92 @@ static double p2_run(uint32_t size, bool flip, bool zero_copy)
 	}
 	struct vdemux_vm_stats vs;
 	vdemux_vm_stats(eng, id, &vs, sizeof(vs));
-	if (flip ? vs.copies != 0 : vs.flips != 0)
+	if ((pol == P2_FLIP && vs.copies != 0) || (pol == P2_COPY && vs.flips != 0))
 		die("the policy was not followed", -EPROTO);
+	if (pol == P2_ADAPTIVE) {
+		p2_adaptive_flips = vs.flips;
+		p2_adaptive_pages = vs.flips + vs.copies;
+	}
 	vdemux_engine_destroy(eng);
 	vdemux_kvm_ram_unmap(ram, W2);
 	vdemux_arena_destroy(arena);
 	return (double)total / ((double)cycles * burst);
 }
 
+static double loadavg(void)
+{
+	double l = -1;
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	if (f) {
+		if (fscanf(f, "%lf", &l) != 1)
+			l = -1;
+		fclose(f);
+	}
+	return l;
+}
+
 static void part2(void)
 {
 	static const uint32_t sizes[] = {64, 512, 1500, 4096, 9000, 16384, 65536};
-	const size_t ns = sizeof(sizes) / sizeof(sizes[0]);
+	enum { NS = sizeof(sizes) / sizeof(sizes[0]) };
 	uint32_t cross[2] = {0, 0};
+	double worst[NS];
 
 	printf("\nPart 2: through the engine, ns per frame of a steady RX cycle (re-post, deliver, poll,\n"
 	       "guest touches each page); lazy harvest; copy = every frame copied into the still-mapped\n"
-	       "buffer, flip = every page remapped; median of %d runs of %u frames\n", reps, FRAMES_PER_RUN);
+	       "buffer, flip = every page remapped, adapt = the adaptive policy (a new engine each run,\n"
+	       "its first measures in the untimed warm-up); median of %d runs of %u frames, the three\n"
+	       "policies interleaved; load average %.2f\n", reps, FRAMES_PER_RUN, loadavg());
 	printf("(bursts of 32 frames, fewer for frames over 8 pages: at most 256 pages a burst)\n");
-	printf("%-7s %12s %12s %8s   %12s %12s %8s\n", "bytes", "burst:copy", "burst:flip", "ratio", "zc:copy",
-	       "zc:flip", "ratio");
-	for (size_t i = 0; i < ns; i++) {
-		double v[4][16];
+	printf("%-7s %10s %10s %10s %7s   %10s %10s %10s %7s %6s\n", "bytes", "burst:copy", "burst:flip",
+	       "burst:adapt", "a/best", "zc:copy", "zc:flip", "zc:adapt", "a/best", "flips");
+	for (size_t i = 0; i < NS; i++) {
+		double v[2][P2_NPOL][16], med[2][P2_NPOL], ratio[2];
+		uint64_t aflips = 0, apages = 0;
+
 		for (int rep = 0; rep < reps; rep++)
-			for (int m = 0; m < 4; m++)
-				v[m][rep] = p2_run(sizes[i], m & 1, m >> 1);
-		double med[4];
-		for (int m = 0; m < 4; m++)
-			med[m] = median(v[m], reps);
-		printf("%-7u %12.0f %12.0f %8.2f   %12.0f %12.0f %8.2f\n", sizes[i], med[0], med[1], med[1] / med[0],
-		       med[2], med[3], med[3] / med[2]);
+			for (int zc = 0; zc < 2; zc++)
+				for (int p = 0; p < P2_NPOL; p++) {
+					v[zc][p][rep] = p2_run(sizes[i], (enum p2_policy)p, zc);
+					if (p == P2_ADAPTIVE && zc) {
+						aflips += p2_adaptive_flips;
+						apages += p2_adaptive_pages;
+					}
+				}
+		for (int zc = 0; zc < 2; zc++) {
+			for (int p = 0; p < P2_NPOL; p++)
+				med[zc][p] = median(v[zc][p], reps);
+			double best = med[zc][P2_COPY] < med[zc][P2_FLIP] ? med[zc][P2_COPY] : med[zc][P2_FLIP];
+			ratio[zc] = best / med[zc][P2_ADAPTIVE];
+		}
+		worst[i] = ratio[0] < ratio[1] ? ratio[0] : ratio[1];
+		printf("%-7u %10.0f %10.0f %10.0f %7.2f   %10.0f %10.0f %10.0f %7.2f %5.1f%%\n", sizes[i],
+		       med[0][P2_COPY], med[0][P2_FLIP], med[0][P2_ADAPTIVE], ratio[0], med[1][P2_COPY],
+		       med[1][P2_FLIP], med[1][P2_ADAPTIVE], ratio[1],
+		       apages ? 100.0 * (double)aflips / (double)apages : 0.0);
 		for (int path = 0; path < 2; path++) {
-			bool flip_wins = med[2 * path + 1] < med[2 * path];
+			bool flip_wins = med[path][P2_FLIP] < med[path][P2_COPY];
 			if (flip_wins && !cross[path])
 				cross[path] = sizes[i];
 			if (!flip_wins)
 				cross[path] = 0; /* must win from there on */
 		}
 	}
+	printf("a/best = ns of the better of copy and flip / ns of adaptive (frames per second of adaptive\n"
+	       "over the better); flips = pages the adaptive policy flipped on the zero-copy path,\n"
+	       "warm-up included\n");
 	for (int path = 0; path < 2; path++) {
 		const char *name = path ? "zero-copy path (rx_submit)" : "copy-in path (rx_burst)";
 		if (cross[path])
 			printf("%s: flipping is cheaper from %u bytes on (of the sizes measured)\n", name, cross[path]);
 		else
-			printf("%s: copying is cheaper at every size measured, up to %u bytes\n", name, sizes[ns - 1]);
+			printf("%s: copying is cheaper at every size measured, up to %u bytes\n", name, sizes[NS - 1]);
 	}
+	printf("adaptive frames per second over the better of copy-only and flip-only, the lower of the two "
+	       "paths; load average %.2f\n", loadavg());
+	for (size_t i = 0; i < NS; i++)
+		printf("adaptive kvm %u %.3f\n", sizes[i], worst[i]);
 }
 
 int main(int argc, char **argv)
@@ -493,7 +542,8 @@ int main(int argc, char **argv)
 		reps = 3;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	machine();
-	part1();
+	if (!(argc > 1 && !strcmp(argv[argc - 1], "-2")))
+		part1();
 	part2();
 	return 0;
 }

@@ -33,10 +33,11 @@ enum vdemux_harvest {
 
 /** Copy-versus-flip policy. */
 enum vdemux_copy_policy {
-	VDEMUX_COPY_DEFAULT = 0,   /**< VM: the engine's; engine: THRESHOLD with the backends' figure */
+	VDEMUX_COPY_DEFAULT = 0,   /**< VM: the engine's; engine: ADAPTIVE, or THRESHOLD when copy_threshold is not 0 */
 	VDEMUX_COPY_NEVER = 1,     /**< always flip */
 	VDEMUX_COPY_ALWAYS = 2,    /**< copy whenever the posted buffer is still mapped */
 	VDEMUX_COPY_THRESHOLD = 3, /**< copy frames of at most copy_threshold bytes */
+	VDEMUX_COPY_ADAPTIVE = 4,  /**< copy or flip each delivery by the costs the engine measures per VM (docs/architecture.md); frames from the caller's memory are copied whenever the buffer is still mapped */
 };
 
 /** Options for vdemux_engine_create(). */
@@ -49,7 +50,7 @@ struct vdemux_engine_opts {
 	uint32_t max_vms;         /**< VMs at once; default 64; at most 1048575 */
 	enum vdemux_harvest harvest;     /**< default harvest policy (DEFAULT = EAGER) */
 	enum vdemux_copy_policy copy;    /**< default copy policy */
-	uint32_t copy_threshold;  /**< bytes, for VDEMUX_COPY_THRESHOLD; 0 with DEFAULT: the backends' figure */
+	uint32_t copy_threshold;  /**< bytes, for VDEMUX_COPY_THRESHOLD; with DEFAULT: not 0 means THRESHOLD with it, 0 means ADAPTIVE */
 	uint32_t low_watermark;   /**< free pages below which VMs are asked to release (once per crossing: every VM holding pages gets VDEMUX_SIG_RELEASE at the end of the call that took the pool under it; re-armed when the pool is back at twice the mark or full); 0: never */
 	vdemux_log_fn log;        /**< logging hook; NULL: silent */
 	void *log_payload;        /**< passed to @c log */
@@ -140,6 +141,10 @@ struct vdemux_engine_stats {
 	uint64_t drops[VDEMUX_DROP__COUNT]; /**< (frame, VM) drops by enum vdemux_drop_reason */
 	uint64_t bad_input[VDEMUX_BAD__COUNT]; /**< rejected calls by enum vdemux_bad_input */
 	uint64_t pages_quarantined; /**< gauge: pages a removed VM's table failed to unmap; never reused */
+	uint64_t fallback_copies; /**< frame pages copied into a still-mapped buffer because a backend refused the flip for lack of resources (-ENOMEM, -ENOSPC); also counted in @c copies */
+	uint64_t adaptive_probes; /**< deliveries the adaptive policy made the other way to measure it again (or flipped before it had measured) */
+	uint64_t multi_page_flips; /**< deliveries of several pages, every page flipped */
+	uint64_t multi_page_one_run; /**< ... whose pages were consecutive, at consecutive GPAs: one table update each */
 };
 
 /**

@@ -9,7 +9,10 @@
  * GPA, and unmaps it by putting an inaccessible anonymous mapping there (a
  * hole). KVM's MMU notifier drops the stale second-stage entries before
  * mmap(2) returns, so the vCPUs see the change at once; a vCPU touching a
- * hole gets KVM_RUN failing with EFAULT. Contiguous GPAs backed by
+ * hole gets KVM_RUN failing with EFAULT (seen on 6.1), or a KVM_EXIT_MMIO
+ * exit at the hole's GPA (seen on a 6.18 host with hardware
+ * virtualisation): a VMM must take both as "this RX page is a hole".
+ * Contiguous GPAs backed by
  * contiguous arena pages are changed with one mmap(2) call.
  *
  * One backend instance serves one VM (it is told the HVA of that VM's guest
@@ -153,7 +156,10 @@ VDEMUX_API int vdemux_kvm_translate(struct vdemux_backend *be, uint64_t gpa, uin
 
 /**
  * Put a private zero-filled page at a hole of the RX window, so that a vCPU
- * that faulted on it (KVM_RUN failed with EFAULT) can run on. The page
+ * that faulted on it (KVM_RUN failed with EFAULT, or exited with
+ * KVM_EXIT_MMIO at its GPA) can run on. After an MMIO read exit the vCPU
+ * waits for the VMM's data: give it zeroes (what the page now holds) in
+ * kvm_run.mmio.data before KVM_RUN. The page
  * belongs to no other VM and to no engine: the guest only ever sees zeroes
  * and its own writes, and the next flip at that GPA replaces it. For the
  * engine the GPA is still a hole.

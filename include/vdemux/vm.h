@@ -173,6 +173,7 @@ struct vdemux_vm_stats {
 	uint64_t harvests;    /**< pages taken back */
 	uint64_t drops[VDEMUX_DROP__COUNT]; /**< frames for this VM dropped, by reason */
 	uint64_t signals;     /**< signals raised */
+	uint64_t fallback_copies; /**< pages copied because a backend refused the flip for lack of resources; also in @c copies */
 };
 
 /**

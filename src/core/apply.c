@@ -2,6 +2,9 @@
  * where a VM's tables cannot remap, the unmaps of the old pages and the
  * maps of the new ones), each in batches; then every delivery that did not
  * get all of its chunks applied is undone, and the others are completed. */
+#include <errno.h>
+#include <string.h>
+
 #include "core/apply.h"
 #include "core/engine.h"
 #include "core/harvest.h"
@@ -52,8 +55,33 @@ static unsigned gather(struct vdemux_engine *e, struct vm *vm, uint32_t from, pi
 	return n;
 }
 
+/* A backend that refuses a map for lack of resources (KVM: the process's
+ * vm.max_map_count; VFIO type1: dma_entry_limit) may take it later, when
+ * mappings have been given back: nothing about the frame was wrong. */
+static bool lacks_resources(int err)
+{
+	return err == -ENOMEM || err == -ENOSPC;
+}
+
+/* A remap refused for lack of resources, its slot untouched: the slot still
+ * maps the VM's own page, so the chunk is copied there instead of being
+ * dropped, and the page that carried it goes back to the pool. */
+static void remap_to_copy(struct vdemux_engine *e, struct vm *vm, struct pend *pe)
+{
+	memcpy(pg_addr(&e->pool, pe->old_page) + pe->off, pg_addr(&e->pool, pe->new_page) + pe->off,
+	       pe->len);
+	vd_pool_put(&e->pool, pe->new_page);
+	pe->new_page = VDEMUX_NO_PAGE;
+	pe->kind = PEND_COPY;
+	pe->flags |= VDEMUX_CPL_COPIED;
+	e->st.fallback_copies++;
+	vm->st.fallback_copies++;
+}
+
 /* Run op over every entry of vm that pick() selects, setting each one's
- * tstate to on_ok when applied, and recording stale pages. */
+ * tstate to on_ok when applied, and recording stale pages. A remap refused
+ * for lack of resources becomes a copy: the refused entry and the rest of
+ * its batch (not tried), unless a rollback left an entry's state unknown. */
 static void run(struct vdemux_engine *e, struct vm *vm, enum vd_tbl_op op, pick_fn pick,
 		bool new_page, uint8_t on_ok, bool stale_is_new)
 {
@@ -73,6 +101,15 @@ static void run(struct vdemux_engine *e, struct vm *vm, enum vd_tbl_op op, pick_
 				pe->tstate = on_ok;
 			else if (e->batch.stale[k])
 				pe->stale_page = stale_is_new ? pe->new_page : pe->old_page;
+		}
+		if (done < n && op == VD_OP_REMAP && lacks_resources(err)) {
+			for (unsigned k = done; k < n; k++) {
+				struct pend *pe = &e->plan.pend[e->batch.idx[k]];
+
+				if (!e->batch.stale[k] && pe->tstate == TS_UNTOUCHED)
+					remap_to_copy(e, vm, pe);
+			}
+			continue;
 		}
 		if (done < n) {
 			/* Entries past the failure were not tried: leave them
@@ -161,9 +198,32 @@ static bool first_of_delivery(const struct vdemux_engine *e, uint32_t i)
 	return i == 0 || e->plan.pend[i - 1].frame != e->plan.pend[i].frame;
 }
 
+/* Count a delivery of several pages all flipped, and whether they went to
+ * consecutive GPAs in consecutive pages; at its last entry. */
+static void count_run(struct vdemux_engine *e, const struct pend *pe, const struct pend *prev,
+		      bool *one_run, uint32_t *flipped, uint32_t *chunks)
+{
+	if (prev && prev->frame == pe->frame) {
+		if (pe->kind == PEND_COPY || prev->kind == PEND_COPY || pe->slot != prev->slot + 1 ||
+		    pe->new_page != prev->new_page + 1)
+			*one_run = false;
+	} else {
+		*one_run = true;
+		*flipped = *chunks = 0;
+	}
+	(*chunks)++;
+	*flipped += pe->kind != PEND_COPY;
+	if (!(pe->flags & VDEMUX_CPL_MORE) && *chunks > 1 && *flipped == *chunks) {
+		e->st.multi_page_flips++;
+		e->st.multi_page_one_run += *one_run;
+	}
+}
+
 static void complete(struct vdemux_engine *e, struct vm *vm)
 {
-	bool any = false;
+	const struct pend *prev = NULL;
+	uint32_t flipped = 0, chunks = 0;
+	bool any = false, one_run = true;
 
 	for (uint32_t i = vm->plan.head; i != NO_PEND; i = e->plan.pend[i].next) {
 		struct pend *pe = &e->plan.pend[i];
@@ -186,6 +246,8 @@ static void complete(struct vdemux_engine *e, struct vm *vm)
 			finalize_failed(e, vm, pe);
 			continue;
 		}
+		count_run(e, pe, prev, &one_run, &flipped, &chunks);
+		prev = pe;
 		if (pe->kind == PEND_COPY) {
 			e->st.copies++;
 			vm->st.copies++;
@@ -209,12 +271,49 @@ static void complete(struct vdemux_engine *e, struct vm *vm)
 		vd_signal_raise(e, vm, VDEMUX_SIG_RX);
 }
 
+/* The flips of vm's entries (pages mapped carrying a chunk, whether into a
+ * hole or over an old page): how many, and in how many runs of consecutive
+ * slots backed by consecutive pages (what a backend can update in one go);
+ * *copies: the copied chunks. */
+static uint32_t flip_shape(const struct vdemux_engine *e, const struct vm *vm, uint32_t *runs,
+			   uint32_t *copies)
+{
+	const struct pend *prev = NULL;
+	uint32_t pages = 0;
+
+	*runs = 0;
+	*copies = 0;
+	for (uint32_t i = vm->plan.head; i != NO_PEND; i = e->plan.pend[i].next) {
+		const struct pend *pe = &e->plan.pend[i];
+
+		if (pe->failed)
+			continue;
+		if (pe->kind == PEND_COPY) {
+			(*copies)++;
+			continue;
+		}
+		if (!prev || pe->slot != prev->slot + 1 || pe->new_page != prev->new_page + 1)
+			(*runs)++;
+		pages++;
+		prev = pe;
+	}
+	return pages;
+}
+
 static void apply_vm(struct vdemux_engine *e, struct vm *vm)
 {
+	uint32_t runs, pages, copies;
+	bool timed = vd_cost_due(vm);
+	uint64_t t0 = timed ? vd_cost_clock() : 0;
+
 	apply_tables(e, vm);
 	mark_failed(e, vm);
 	run(e, vm, VD_OP_UNMAP, pick_undo, true, TS_HOLE, true);
 	complete(e, vm);
+	if (timed) {
+		pages = flip_shape(e, vm, &runs, &copies);
+		vd_cost_end(vm, t0, runs, pages, copies);
+	}
 }
 
 void vd_apply_plan(struct vdemux_engine *e)

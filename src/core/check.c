@@ -82,7 +82,14 @@ static int check_pool(const struct vdemux_engine *e, char *msg, size_t msglen)
 
 		if (p >= pl->npages || pl->pages[p].state != PG_FREE)
 			FAIL("free list entry %u: page %u not FREE", i, p);
+		if (pl->stack_pos[p] != i)
+			FAIL("free list entry %u: page %u records position %u", i, p, pl->stack_pos[p]);
 	}
+	for (uint32_t p = 0; p < pl->npages; p++)
+		if (!(pl->free_bits[p / 64] >> (p % 64) & 1) != (pl->pages[p].state != PG_FREE))
+			FAIL("free bitmap: page %u marked %s but %s", p,
+			     pl->free_bits[p / 64] >> (p % 64) & 1 ? "free" : "taken",
+			     pl->pages[p].state == PG_FREE ? "FREE" : "not FREE");
 	return 0;
 }
 

@@ -57,6 +57,7 @@ static void engine_free(struct vdemux_engine *e)
 	vd_vmtab_fini(&e->vmt, &h);
 	vd_plan_fini(&e->plan, &h);
 	vd_batch_fini(&e->batch, &h);
+	vd_cost_fini(&e->cost, &h);
 	vd_free(&h, e->dests);
 	vd_free(&h, e);
 }
@@ -72,7 +73,7 @@ int vdemux_engine_create(vdemux_engine **out, const struct vdemux_engine_opts *u
 	vd_opts_copy(&o, uopts, sizeof(o));
 	if (!vd_hooks_valid(&o.alloc) || o.max_frame > MAX_FRAME_LIMIT ||
 	    (o.max_frame && o.max_frame < ETH_HLEN) || o.max_vms > VM_IDX_MASK ||
-	    o.harvest > VDEMUX_HARVEST_LAZY || o.copy > VDEMUX_COPY_THRESHOLD)
+	    o.harvest > VDEMUX_HARVEST_LAZY || o.copy > VDEMUX_COPY_ADAPTIVE)
 		return -EINVAL;
 	if (!o.arena && o.npages == 0)
 		return -EINVAL;
@@ -125,6 +126,8 @@ int vdemux_engine_create(vdemux_engine **out, const struct vdemux_engine_opts *u
 		err = vd_plan_init(&e->plan, PEND_CAP, &e->alloc);
 	if (!err)
 		err = vd_batch_init(&e->batch, PEND_CAP, &e->alloc);
+	if (!err)
+		err = vd_cost_init(&e->cost, &e->alloc);
 	if (err)
 		goto fail;
 	e->dests = vd_calloc(&e->alloc, e->vmt.max, sizeof(*e->dests));

@@ -9,6 +9,7 @@
 #include <vdemux/sys/classifier.h>
 
 #include "common/util.h"
+#include "core/cost.h"
 #include "core/l2_create.h"
 #include "core/plan.h"
 #include "core/pool.h"
@@ -44,6 +45,7 @@ struct vdemux_engine {
 	struct vd_plan plan;   /* plan.c, apply.c */
 	struct vd_batch batch; /* tables.c: see its rule */
 	struct vd_sigs sigs;   /* signal.c */
+	struct vd_cost cost;   /* cost.c */
 
 	struct vdemux_engine_stats st;
 };

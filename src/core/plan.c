@@ -147,13 +147,14 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 	 * deciding anything. */
 	if (e->plan.n + nch > e->plan.cap || (e->plan.n && e->pool.nfree < nch))
 		return VD_PLAN_FULL;
-	copy = out_len <= vm->eff_threshold;
+	copy = vm->cost.adaptive ? vd_cost_copy(e, vm, src, out_len, nch, consume)
+				 : out_len <= vm->eff_threshold;
 	why = delivery_obstacle(e, vm, nch, copy, consume, &nfresh);
 	if (why) {
 		vd_drop(e, vm, why);
 		return VD_PLAN_DROPPED;
 	}
-	vd_pool_get(&e->pool, fresh, nfresh);
+	vd_pool_get_run(&e->pool, fresh, nfresh, NULL);
 	if (vm->chains)
 		chain = vm->slots[vd_postq_peek(&vm->postq, 0)].chain;
 
@@ -169,17 +170,21 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 
 		pe->slot = s;
 		pe->len = k;
+		pe->off = po;
 		pe->flags = i + 1 < nch ? VDEMUX_CPL_MORE : 0;
 		pe->frame = seq;
 		pe->flen = out_len;
 		pe->old_page = sl->page;
 		if (copy && sl->page != VDEMUX_NO_PAGE) {
+			uint64_t t0 = vd_cost_chunk_begin(e, vm, consume, k);
+
 			pe->kind = PEND_COPY;
 			pe->new_page = VDEMUX_NO_PAGE;
 			pe->flags |= VDEMUX_CPL_COPIED;
 			vd_frame_emit(&e->pool, src, d, fo, pg_addr(&e->pool, sl->page) + po, k);
 			if (consume)
 				vd_pool_put(&e->pool, pages[i]);
+			vd_cost_chunk_end(e, t0, k);
 			continue;
 		}
 		if (consume) {

@@ -36,6 +36,7 @@ struct pend {
 	uint32_t new_page;   /* MAP/REMAP: page carrying the chunk */
 	uint32_t old_page;   /* REMAP: page it replaces */
 	uint32_t len;        /* bytes in this chunk */
+	uint32_t off;        /* where they start in the page (a delivery's offset, chunk 0) */
 	uint16_t flags;      /* completion flags */
 	uint8_t kind;        /* enum pend_kind */
 	uint8_t tstate;      /* enum pend_tstate */

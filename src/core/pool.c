@@ -1,20 +1,48 @@
 /* The pool of engine pages: a LIFO stack of FREE (zeroed, unmapped) pages,
- * so that recently cleared pages, still warm in the cache, are reused first. */
+ * so that recently cleared pages, still warm in the cache, are reused first;
+ * beside it a bitmap of FREE pages and each one's place in the stack, so
+ * that a run of consecutive free pages can be found and taken out of the
+ * stack in O(n) (frames of several pages flipped to consecutive GPAs are
+ * then one table update). */
 #include <errno.h>
 #include <string.h>
 
 #include "core/pool.h"
 
+static uint32_t bit_words(uint32_t n)
+{
+	return (n + 63) / 64;
+}
+
+static void bit_set(struct vd_pool *pl, uint32_t p)
+{
+	pl->free_bits[p / 64] |= 1ull << (p % 64);
+}
+
+static void bit_clear(struct vd_pool *pl, uint32_t p)
+{
+	pl->free_bits[p / 64] &= ~(1ull << (p % 64));
+}
+
+static bool bit_test(const struct vd_pool *pl, uint32_t p)
+{
+	return pl->free_bits[p / 64] >> (p % 64) & 1;
+}
+
 int vd_pool_init(struct vd_pool *pl, const struct vdemux_alloc_hooks *alloc)
 {
 	pl->pages = vd_calloc(alloc, pl->npages, sizeof(*pl->pages));
 	pl->free_stack = vd_calloc(alloc, pl->npages, sizeof(*pl->free_stack));
-	if (!pl->pages || !pl->free_stack)
+	pl->stack_pos = vd_calloc(alloc, pl->npages, sizeof(*pl->stack_pos));
+	pl->free_bits = vd_calloc(alloc, bit_words(pl->npages), sizeof(*pl->free_bits));
+	if (!pl->pages || !pl->free_stack || !pl->stack_pos || !pl->free_bits)
 		return -ENOMEM;
 	/* Push in reverse so that page 0 is handed out first. */
 	for (uint32_t i = 0; i < pl->npages; i++) {
 		pl->pages[i].state = PG_FREE;
 		pl->free_stack[i] = pl->npages - 1 - i;
+		pl->stack_pos[pl->npages - 1 - i] = i;
+		bit_set(pl, i);
 	}
 	pl->nfree = pl->npages;
 	return 0;
@@ -24,6 +52,8 @@ void vd_pool_fini(struct vd_pool *pl, const struct vdemux_alloc_hooks *alloc)
 {
 	vd_free(alloc, pl->pages);
 	vd_free(alloc, pl->free_stack);
+	vd_free(alloc, pl->stack_pos);
+	vd_free(alloc, pl->free_bits);
 }
 
 uint32_t vd_pool_get(struct vd_pool *pl, uint32_t *out, uint32_t n)
@@ -34,11 +64,106 @@ uint32_t vd_pool_get(struct vd_pool *pl, uint32_t *out, uint32_t n)
 		uint32_t p = pl->free_stack[--pl->nfree];
 		struct pg *pg = &pl->pages[p];
 
+		bit_clear(pl, p);
 		pg->state = PG_FILLING;
 		pg->dirty = 0;
 		out[i] = p;
 	}
 	pl->nfilling += n;
+	return n;
+}
+
+/* Take FREE page p out of the middle of the stack: the top entry fills its
+ * place. */
+static void take(struct vd_pool *pl, uint32_t p)
+{
+	uint32_t i = pl->stack_pos[p], last = pl->free_stack[--pl->nfree];
+
+	pl->free_stack[i] = last;
+	pl->stack_pos[last] = i;
+	bit_clear(pl, p);
+	pl->pages[p].state = PG_FILLING;
+	pl->pages[p].dirty = 0;
+}
+
+/* Most recently freed pages tried as part of a run, and words of the
+ * bitmap scanned after them. */
+#define RUN_TRIES 8u
+#define RUN_SCAN_WORDS 16u
+
+/* The first page of n free consecutive pages around p, or UINT32_MAX. */
+static uint32_t run_around(const struct vd_pool *pl, uint32_t p, uint32_t n)
+{
+	uint32_t lo = p, hi = p;
+
+	while (lo > 0 && p - lo < n - 1 && bit_test(pl, lo - 1))
+		lo--;
+	while (hi + 1 < pl->npages && hi - lo + 1 < n && bit_test(pl, hi + 1))
+		hi++;
+	return hi - lo + 1 >= n ? lo : UINT32_MAX;
+}
+
+/* A run of n free pages in a bounded scan of the bitmap from the cursor. */
+static uint32_t run_scan(struct vd_pool *pl, uint32_t n)
+{
+	uint32_t words = bit_words(pl->npages), len = 0, start = 0;
+
+	if (pl->cursor >= words)
+		pl->cursor = 0;
+	for (uint32_t k = 0; k < RUN_SCAN_WORDS && k < words; k++) {
+		uint32_t w = (pl->cursor + k) % words;
+		uint64_t bits = pl->free_bits[w];
+
+		if (w == 0)
+			len = 0; /* runs do not wrap */
+		if (bits == 0) {
+			len = 0;
+			continue;
+		}
+		for (uint32_t b = 0; b < 64; b++) {
+			uint32_t p = w * 64 + b;
+
+			if (p >= pl->npages || !(bits >> b & 1)) {
+				len = 0;
+				continue;
+			}
+			if (len++ == 0)
+				start = p;
+			if (len == n) {
+				pl->cursor = w;
+				return start;
+			}
+		}
+	}
+	pl->cursor = (pl->cursor + RUN_SCAN_WORDS) % words;
+	return UINT32_MAX;
+}
+
+uint32_t vd_pool_get_run(struct vd_pool *pl, uint32_t *out, uint32_t n, bool *run)
+{
+	uint32_t first = UINT32_MAX;
+	bool dummy;
+
+	if (!run)
+		run = &dummy;
+	*run = false;
+	if (n <= 1 || n > pl->nfree) {
+		n = vd_pool_get(pl, out, n);
+		*run = n == 1;
+		return n;
+	}
+	for (uint32_t k = 0; k < RUN_TRIES && k < pl->nfree && first == UINT32_MAX; k++)
+		first = run_around(pl, pl->free_stack[pl->nfree - 1 - k], n);
+	if (first == UINT32_MAX)
+		first = run_scan(pl, n);
+	if (first == UINT32_MAX)
+		return vd_pool_get(pl, out, n);
+	for (uint32_t i = 0; i < n; i++) {
+		take(pl, first + i);
+		out[i] = first + i;
+	}
+	pl->nfilling += n;
+	*run = true;
 	return n;
 }
 
@@ -54,7 +179,9 @@ static void pool_push(struct vd_pool *pl, uint32_t p)
 	pg->stale = 0;
 	pg->vm_idx = 0;
 	pg->slot = 0;
+	pl->stack_pos[p] = pl->nfree;
 	pl->free_stack[pl->nfree++] = p;
+	bit_set(pl, p);
 }
 
 void vd_pool_put(struct vd_pool *pl, uint32_t p)

@@ -32,6 +32,9 @@ struct vd_pool {
 	uint32_t npages;
 	struct pg *pages;
 	uint32_t *free_stack; /* LIFO: recently cleared pages are warm */
+	uint32_t *stack_pos;  /* FREE page -> its index in free_stack */
+	uint64_t *free_bits;  /* bit p set: page p is FREE (runs of free pages) */
+	uint32_t cursor;      /* word of free_bits where the last run search stopped */
 	uint32_t nfree;
 	uint32_t nfilling;
 	uint32_t nassigned;
@@ -42,6 +45,12 @@ int vd_pool_init(struct vd_pool *pl, const struct vdemux_alloc_hooks *alloc);
 void vd_pool_fini(struct vd_pool *pl, const struct vdemux_alloc_hooks *alloc);
 /* Take up to n FREE pages (they become FILLING). Returns how many. */
 uint32_t vd_pool_get(struct vd_pool *pl, uint32_t *out, uint32_t n);
+/* vd_pool_get(), preferring n consecutive pages (out[i] = out[0] + i), so
+ * that flipping them to consecutive GPAs is one table update; looks for
+ * such a run among the most recently freed pages, then in a bounded scan;
+ * else takes pages as vd_pool_get() does. Returns how many; *run (if not
+ * NULL) tells whether they are one run. */
+uint32_t vd_pool_get_run(struct vd_pool *pl, uint32_t *out, uint32_t n, bool *run);
 /* FILLING -> FREE, clearing its dirty bytes. */
 void vd_pool_put(struct vd_pool *pl, uint32_t p);
 /* FILLING (or ASSIGNED, for a page kept by the same VM) -> ASSIGNED. */

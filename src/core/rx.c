@@ -69,9 +69,11 @@ int vdemux_rx_burst(vdemux_engine *e, const struct vdemux_frame *frames, unsigne
 	return i == 0 ? -ENOBUFS : (int)i;
 }
 
+#define LEND_RUN 16u
+
 int vdemux_rx_alloc(vdemux_engine *e, struct vdemux_rx_buf *bufs, unsigned n)
 {
-	uint32_t p;
+	uint32_t p, run[LEND_RUN], got = 0;
 	unsigned k;
 	int err;
 
@@ -80,7 +82,18 @@ int vdemux_rx_alloc(vdemux_engine *e, struct vdemux_rx_buf *bufs, unsigned n)
 	err = vd_check_burst(e, bufs, n);
 	if (err)
 		return err;
-	for (k = 0; k < n && vd_pool_get(&e->pool, &p, 1); k++) {
+	/* In runs of consecutive pages, 16 at most (a 64 KiB frame): a device
+	 * that chains consecutive buffers then fills consecutive pages, which
+	 * flip to consecutive GPAs in one table update. */
+	for (k = 0; k < n; k++) {
+		if (k % LEND_RUN == 0) {
+			uint32_t want = n - k < LEND_RUN ? n - k : LEND_RUN;
+
+			got = vd_pool_get_run(&e->pool, run, want, NULL);
+		}
+		if (k % LEND_RUN >= got)
+			break;
+		p = run[k % LEND_RUN];
 		e->pool.pages[p].lent = 1;
 		/* The device may write anywhere in the page. */
 		e->pool.pages[p].dirty = PAGE;
@@ -151,7 +164,7 @@ static int bufs_validate(struct vdemux_engine *e, const struct vdemux_rx_buf *b,
 
 int vdemux_rx_submit(vdemux_engine *e, const struct vdemux_rx_buf *bufs, unsigned n)
 {
-	uint32_t pages[MAX_FRAME_PAGES];
+	uint32_t pages[LEND_RUN];
 	unsigned i = 0;
 	int err;
 

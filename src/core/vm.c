@@ -70,7 +70,7 @@ static int vm_validate(struct vdemux_engine *e, const struct vdemux_vm_opts *o)
 	if (o->rx_pages == 0 || o->rx_pages > VM_MAX_PAGES || (o->rx_base & (PAGE - 1)) ||
 	    o->rx_base + (uint64_t)o->rx_pages * PAGE < o->rx_base ||
 	    o->quota > o->rx_pages || (o->flags & ~VDEMUX_VM_F_UNPOPULATED) ||
-	    o->harvest > VDEMUX_HARVEST_LAZY || o->copy > VDEMUX_COPY_THRESHOLD)
+	    o->harvest > VDEMUX_HARVEST_LAZY || o->copy > VDEMUX_COPY_ADAPTIVE)
 		return -EINVAL;
 	if (!(o->flags & VDEMUX_VM_F_UNPOPULATED) && o->quota && o->quota != o->rx_pages)
 		return -EINVAL;
@@ -103,9 +103,22 @@ static int vm_validate(struct vdemux_engine *e, const struct vdemux_vm_opts *o)
 	return 0;
 }
 
-static uint32_t effective_threshold(const struct vdemux_engine *e, const struct vm *vm)
+/* The VM's copy policy, DEFAULT resolved: the engine's, and for the
+ * engine's DEFAULT, THRESHOLD when it names a threshold, else ADAPTIVE. */
+static enum vdemux_copy_policy copy_policy(const struct vdemux_engine *e, const struct vm *vm)
 {
 	enum vdemux_copy_policy p = vm->copy ? vm->copy : e->copy;
+	uint32_t t = vm->copy ? vm->copy_threshold : e->copy_threshold;
+
+	if (p == VDEMUX_COPY_DEFAULT)
+		p = t ? VDEMUX_COPY_THRESHOLD : VDEMUX_COPY_ADAPTIVE;
+	return p;
+}
+
+/* ADAPTIVE: the backends' figure, the adaptive policy's prior. */
+static uint32_t effective_threshold(const struct vdemux_engine *e, const struct vm *vm)
+{
+	enum vdemux_copy_policy p = copy_policy(e, vm);
 	uint32_t t = vm->copy ? vm->copy_threshold : e->copy_threshold;
 
 	switch (p) {
@@ -116,10 +129,9 @@ static uint32_t effective_threshold(const struct vdemux_engine *e, const struct 
 	case VDEMUX_COPY_THRESHOLD:
 		return t;
 	case VDEMUX_COPY_DEFAULT:
+	case VDEMUX_COPY_ADAPTIVE:
 	default:
-		if (t)
-			return t;
-		/* The backends' measured figure; the most conservative one. */
+		/* The backends' figure; the most conservative one. */
 		t = UINT32_MAX;
 		for (unsigned b = 0; b < vm->nbe; b++)
 			if (vm->bes[b].be->copy_threshold < t)
@@ -260,6 +272,7 @@ int vdemux_vm_add(vdemux_engine *e, vdemux_vm_id *out_id, const struct vdemux_vm
 		return err;
 	}
 	vm->eff_threshold = effective_threshold(e, vm);
+	vd_vm_cost_init(&vm->cost, copy_policy(e, vm) == VDEMUX_COPY_ADAPTIVE, vm->eff_threshold);
 
 	e->vmt.vms[idx] = vm;
 	if (!(o.flags & VDEMUX_VM_F_UNPOPULATED)) {

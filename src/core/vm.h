@@ -8,6 +8,7 @@
 #include <vdemux/vm.h>
 
 #include "common/util.h"
+#include "core/cost.h"
 #include "core/ring.h"
 
 #define MAX_BACKENDS 8u
@@ -80,6 +81,7 @@ struct vm {
 	enum vdemux_copy_policy copy;
 	uint32_t copy_threshold;
 	uint32_t eff_threshold; /* frames up to this many bytes are copied */
+	struct vd_vm_cost cost; /* owned by cost.c: the adaptive policy's model */
 	/* receive layout, set by the owner of a virtio-net queue (src/virtio) */
 	uint32_t rx_offset;     /* where a delivery starts in its first page */
 	bool chains;            /* buffers are posted as chains of pages: a

@@ -179,7 +179,11 @@ static struct vt_fx *world(struct run *r)
 	struct vt_fx_opts fo = {.nbe = c->nbe, .fault = true, .no_remap = c->no_remap};
 	struct vdemux_vm_opts o;
 
-	fo.eng = VDEMUX_OPTS(vdemux_engine_opts, .npages = 64);
+	/* The simulator's threshold, named: 1500-byte frames are remapped into
+	 * the lazy VM's buffers, 100-byte ones copied (the default policy,
+	 * adaptive, would copy every frame from the caller's memory). */
+	fo.eng = VDEMUX_OPTS(vdemux_engine_opts, .npages = 64, .copy = VDEMUX_COPY_THRESHOLD,
+			     .copy_threshold = 256);
 	r->fx = vt_fx_new(&fo);
 	o = vt_vm_opts(r->fx, 8);
 	o.harvest = VDEMUX_HARVEST_EAGER;

@@ -692,22 +692,44 @@ static void test_copy_always_flips_into_a_hole(void **state)
 	vt_burst_free(&b);
 }
 
-static void test_default_policy_uses_the_backend_threshold(void **state)
+/* DEFAULT is ADAPTIVE, which copies every frame from the caller's memory
+ * into a buffer that is still mapped, whatever the backend's figure. */
+static void test_default_policy_copies_frames_from_the_callers_memory(void **state)
 {
 	struct vt_fx_opts fo = {.sim_copy_threshold = 512};
 	struct vt_fx *fx;
 	struct vt_vm *a;
 	struct vt_burst b = {0};
-	struct vt_rx rx[2];
+	struct vt_rx rx[3];
 
 	fo.eng = VDEMUX_OPTS(vdemux_engine_opts, .npages = 32, .harvest = VDEMUX_HARVEST_LAZY);
 	fx = vt_fx_state(state, &fo);
 	{
-		struct vdemux_vm_opts o = vt_vm_opts(fx, 2);
+		struct vdemux_vm_opts o = vt_vm_opts(fx, 4);
 
 		a = vt_vm_add(fx, &o);
 	}
-	vt_post_range(fx, a, 0, 2);
+	vt_post_range(fx, a, 0, 4);
+	vt_burst_add(fx, &b, a->id, 512);
+	vt_burst_add(fx, &b, a->id, 513);
+	vt_burst_add(fx, &b, a->id, 5000);
+	assert_int_equal(vdemux_rx_burst(fx->eng, b.f, 3), 3);
+	assert_int_equal(vt_guest_take(fx, a, rx, 3), 3);
+	for (int i = 0; i < 3; i++)
+		assert_true(rx[i].copied);
+	assert_int_equal(vt_stats(fx).flips, 0);
+	vt_check(fx);
+	vt_burst_free(&b);
+}
+
+/* DEFAULT with a threshold in the engine's options is THRESHOLD with it. */
+static void test_default_policy_with_an_engine_threshold_uses_it(void **state)
+{
+	struct vt_fx *fx = fx_with(state, 32, VDEMUX_HARVEST_LAZY, VDEMUX_COPY_DEFAULT, 512);
+	struct vt_vm *a = vm_posted(fx, 2, 0);
+	struct vt_burst b = {0};
+	struct vt_rx rx[2];
+
 	vt_burst_add(fx, &b, a->id, 512);
 	vt_burst_add(fx, &b, a->id, 513);
 	assert_int_equal(vdemux_rx_burst(fx->eng, b.f, 2), 2);
@@ -1057,7 +1079,8 @@ int main(void)
 		T(test_copy_never_flips_even_tiny_frames),
 		T(test_copy_always_copies_large_frames_into_mapped_buffers),
 		T(test_copy_always_flips_into_a_hole),
-		T(test_default_policy_uses_the_backend_threshold),
+		T(test_default_policy_copies_frames_from_the_callers_memory),
+		T(test_default_policy_with_an_engine_threshold_uses_it),
 		T(test_vm_copy_policy_overrides_the_engine),
 		T(test_flips_of_a_burst_are_mapped_in_one_batch_per_vm),
 		T(test_vlan_keep_strip_push_set_per_destination_flipped),

@@ -463,6 +463,40 @@ static void test_a_flip_the_backend_refuses_gives_the_buffer_back_empty_and_lose
 	world_free(w);
 }
 
+static void test_a_flip_refused_for_lack_of_mappings_is_copied_at_the_layout_offset(void **state)
+{
+	struct world *w = world_new();
+	struct vdemux_vnet_rxq_stats before;
+	uint32_t r = 4242;
+
+	(void)state;
+	guest_setup_ex(w, 0, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER, true);
+	guest_setup(w, 1, VNG_MERGEABLE, V1 | EVT | MRG, VDEMUX_COPY_DEFAULT);
+	guest_setup(w, 2, VNG_BIG, 0, VDEMUX_COPY_NEVER);
+	run_traffic(w, 20, 60, 9000, true);
+	before = q_stats(w, 0);
+	/* Every remap of guest 0 is refused as the KVM backend refuses it at
+	 * vm.max_map_count: the frames are copied into the chain instead,
+	 * header and offset as the chain expects, and none is dropped. */
+	vt_fault_arm(w->g[0].fault, VT_OP_REMAP, VT_FAULT_CALL, 1, -ENOMEM, true);
+	for (int b = 0; b < 30; b++) {
+		burst(w, &r, 4, 60, 20000, true);
+		check_engine(w);
+		for (int i = 0; i < NVM; i++)
+			guest_receive(w, i);
+		check_engine(w);
+	}
+	assert_true(w->g[0].fault->fired > 0);
+	vt_fault_disarm(w->g[0].fault);
+	assert_true(q_stats(w, 0).copied > before.copied);
+	assert_int_equal(q_stats(w, 0).failed, 0);
+	assert_true(vm_stats(w, 0).fallback_copies > 0);
+	assert_int_equal(vm_stats(w, 0).drops[VDEMUX_DROP_BACKEND], 0);
+	for (int i = 0; i < NVM; i++)
+		expect_all_received(w, i);
+	world_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -472,6 +506,7 @@ int main(void)
 		cmocka_unit_test(test_three_layouts_side_by_side_on_one_engine),
 		cmocka_unit_test(test_a_guest_that_stops_refilling_does_not_stall_the_others),
 		cmocka_unit_test(test_a_flip_the_backend_refuses_gives_the_buffer_back_empty_and_loses_no_page),
+		cmocka_unit_test(test_a_flip_refused_for_lack_of_mappings_is_copied_at_the_layout_offset),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
