@@ -82,7 +82,7 @@ static void guest_consume(struct vng *g, uint8_t *buf, size_t cap)
 	vng_refill(g);
 }
 
-static void die(const char *what, int rc)
+__attribute__((noreturn)) static void die(const char *what, int rc)
 {
 	fprintf(stderr, "bench_virtio: %s: %d\n", what, rc);
 	exit(1);
