@@ -444,7 +444,15 @@ static bool check_engine(struct vmm *v, const char *when)
 		vmm_log(NULL, "vmm: engine check passed (%s)", when);
 	else
 		vmm_log(NULL, "vmm: engine check FAILED (%s): %s", when, r == -EUCLEAN ? msg : strerror(-r));
-	return r == 0;
+	/* Every pool page is in exactly one state. */
+	struct vdemux_engine_stats es;
+	vdemux_engine_stats(v->eng, &es, sizeof es);
+	uint64_t sum = es.pages_free + es.pages_filling + es.pages_assigned;
+	vmm_log(NULL, "vmm: pages (%s): free %" PRIu64 " + filling %" PRIu64 " + assigned %" PRIu64 " = %" PRIu64
+		      " of %" PRIu64 ": %s",
+		when, es.pages_free, es.pages_filling, es.pages_assigned, sum, es.pages_total,
+		sum == es.pages_total ? "balanced" : "UNBALANCED");
+	return r == 0 && sum == es.pages_total;
 }
 
 /* Stop the vCPU, take the VM out of the engine, check the engine. */
@@ -555,10 +563,15 @@ static void serve_rx(struct guest *g)
 								   .avail_gpa = q->avail, .used_gpa = q->used,
 								   .size = q->size, .features = d->guest_features);
 			int r = vdemux_vnet_rxq_start(g->rxq, &ring);
-			if (r < 0)
+			if (r < 0) {
 				vmm_log(g, "vmm: receive queue not started: %s", strerror(-r));
-			else
+			} else {
 				g->rxq_started = true;
+				uint32_t f = d->guest_features;
+				vmm_log(g, "vmm: receive queue started: %u entries, features 0x%08x (indirect %s, event_idx %s, mergeable %s)",
+					q->size, f, f & (1u << 28) ? "yes" : "no", f & (1u << 29) ? "yes" : "no",
+					f & (1u << 15) ? "yes" : "no");
+			}
 			kicked = true; /* take what the driver posted before DRIVER_OK */
 		}
 	}
