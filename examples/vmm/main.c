@@ -455,6 +455,28 @@ static bool check_engine(struct vmm *v, const char *when)
 	return r == 0 && sum == es.pages_total;
 }
 
+/* Mappings of the VMM's address space (lines of /proc/self/maps), and the
+ * limit: each page flipped into a guest away from its neighbours in the
+ * arena is a mapping of its own (docs/backends-kvm.md, "Limits"). */
+static void log_mappings(struct guest *g)
+{
+	long n = 0, max = -1;
+	int c;
+	FILE *f = fopen("/proc/self/maps", "re");
+	if (f) {
+		while ((c = getc(f)) != EOF)
+			n += c == '\n';
+		fclose(f);
+	}
+	f = fopen("/proc/sys/vm/max_map_count", "re");
+	if (f) {
+		if (fscanf(f, "%ld", &max) != 1)
+			max = -1;
+		fclose(f);
+	}
+	vmm_log(g, "vmm: mappings in the VMM: %ld (vm.max_map_count %ld)", n, max);
+}
+
 /* Stop the vCPU, take the VM out of the engine, check the engine. */
 static bool guest_remove(struct vmm *v, struct guest *g)
 {
@@ -470,6 +492,7 @@ static bool guest_remove(struct vmm *v, struct guest *g)
 	vdemux_vm_stats(v->eng, g->vm, &g->final_stats, sizeof g->final_stats);
 	vdemux_kvm_stats(g->be, &g->final_kvm, sizeof g->final_kvm);
 	vdemux_vnet_rxq_stats(g->rxq, &g->final_rxq, sizeof g->final_rxq);
+	log_mappings(g);
 	/* The queue's VM goes, and guest RAM's pages back to the pool. */
 	vdemux_vnet_rxq_destroy(g->rxq);
 	g->rxq = NULL;

@@ -397,7 +397,7 @@ secs="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"
 
 tr -d '\r' <"$run/console.log" >"$run/console.txt"
 txt="$run/console.txt"
-grep -a 'E2E-\|vmm: engine\|vmm: pages\|vmm: tap\|vmm: vm\|vmm: rxq\|vmm: tx\|vmm: kvm\|vmm: exit\|vmm: signal\|vmm: guest stopped\|vmm: receive queue\|vmm: vCPU hit\|vmm: the guest broke\|GUEST-' "$txt" |
+grep -a 'E2E-\|vmm: engine\|vmm: pages\|vmm: tap\|vmm: vm\|vmm: rxq\|vmm: tx\|vmm: mappings\|vmm: kvm\|vmm: exit\|vmm: signal\|vmm: guest stopped\|vmm: receive queue\|vmm: vCPU hit\|vmm: the guest broke\|GUEST-' "$txt" |
 	grep -av 'E2E-CHECK\|E2E-PING\|^\s*$' || true
 
 # ---- checks on the VMM's counters and the guests' logs (from the console) ----
