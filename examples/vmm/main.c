@@ -477,7 +477,8 @@ static void log_mappings(struct guest *g)
 	vmm_log(g, "vmm: mappings in the VMM: %ld (vm.max_map_count %ld)", n, max);
 }
 
-/* Stop the vCPU, take the VM out of the engine, check the engine. */
+/* Stop the vCPU, take the VM out of the engine, check the engine. Main
+ * thread, engine lock held (dropped while the vCPU thread ends). */
 static bool guest_remove(struct vmm *v, struct guest *g)
 {
 	if (g->removed)
@@ -486,7 +487,11 @@ static bool guest_remove(struct vmm *v, struct guest *g)
 	if (g->thread_started) {
 		g->run->immediate_exit = 1;
 		pthread_kill(g->thread, SIGUSR1);
+		/* The caller holds the engine's lock, which a vCPU thread may be
+		 * waiting for (a device reset, a hole to fill): let it finish. */
+		pthread_mutex_unlock(&v->engine_lock);
 		pthread_join(g->thread, NULL);
+		pthread_mutex_lock(&v->engine_lock);
 		g->thread_started = false;
 	}
 	vdemux_vm_stats(v->eng, g->vm, &g->final_stats, sizeof g->final_stats);

@@ -195,16 +195,31 @@ int vnet_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned si
 	if (!(d->bar0 & 1) || base == 0 || port < base || port >= base + VNET_IO_SIZE)
 		return 0;
 	unsigned off = port - base;
+	/* A reset (status 0) or a receive ring taken away (its PFN set to 0)
+	 * stops the receive queue before the write returns: the driver frees
+	 * the ring's memory right after, and the queue must not write there
+	 * any more. Stopping is an engine call: take the engine's lock first
+	 * (the main thread's order: engine, then device). These writes are
+	 * rare (driver setup and teardown). */
+	bool sync = out && (off == VIRTIO_PCI_STATUS || off == VIRTIO_PCI_QUEUE_PFN);
+	if (sync)
+		pthread_mutex_lock(&g->vmm->engine_lock);
 	pthread_mutex_lock(&d->lock);
 	if (out) {
 		uint32_t v = 0;
 		memcpy(&v, data, size);
 		vnet_reg_write(g, off, v);
+		if (sync && g->rxq_started && (d->status == 0 || d->vq[0].pfn == 0)) {
+			vdemux_vnet_rxq_stop(g->rxq);
+			g->rxq_started = false;
+		}
 	} else {
 		uint32_t v = vnet_reg_read(g, off, size);
 		memcpy(data, &v, size);
 	}
 	pthread_mutex_unlock(&d->lock);
+	if (sync)
+		pthread_mutex_unlock(&g->vmm->engine_lock);
 	return 1;
 }
 

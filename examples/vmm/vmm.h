@@ -7,7 +7,9 @@
  * reads, the guests' TX queues, the receive queues). The main thread holds
  * vmm.engine_lock around its engine calls; a vCPU thread takes it only to
  * fill a hole it ran into (vdemux_kvm_backfill() must be serialised with the
- * engine). Each virtio device has its own lock, for its registers and rings.
+ * engine) and to stop the receive queue when the driver resets the device.
+ * Each virtio device has its own lock, for its registers and rings, taken
+ * after the engine's lock.
  */
 #ifndef VMM_H
 #define VMM_H
