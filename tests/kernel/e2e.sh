@@ -36,7 +36,7 @@
 # (for example -monitor unix:/tmp/lab.sock,server,nowait).
 #
 # Output: the VMM's counters and the guests' result lines, one
-# "E2E-CHECK <name> ok|FAIL <detail>" line per check, "E2E-LAB ..." (checks
+# "E2E-CHECK <name> ok|FAIL <detail>" line per check, "E2E-RESULT ..." (checks
 # passed, the lab's time), and one summary line last:
 #   e2e: guests=<n> pings=<answered>/<sent> tcp_bytes=<verified> flips=<n> copies=<n> check=ok|FAIL
 # (flips and copies: the engine's counters, printed by the VMM at exit).
@@ -474,7 +474,7 @@ done < <(grep -a 'E2E-PING \|GUEST-PING-PEER ok' "$txt" |
 	sed -n 's/.* \([0-9][0-9]*\) packets transmitted, \([0-9][0-9]*\) packets received.*/\1 \2/p')
 tcp=$((16777216 * $(grep -ac '^E2E-CHECK \(tcp-16MiB-[ab]\|b-stalled-a-runs\) ok' "$txt" || true)))
 guests=$(grep -ac '^\[[a-z]\] GUEST-READY' "$txt" || true)
-echo "E2E-LAB $npass of $expected checks passed, $nfail failed; lab run ${secs}s (kernel $kver)${problem:+; $problem}"
+echo "E2E-RESULT $npass of $expected checks passed, $nfail failed; lab run ${secs}s (kernel $kver)${problem:+; $problem}"
 verdict=FAIL
 if [ -z "$problem" ] && [ "$nfail" = 0 ] && [ "$npass" = "$expected" ]; then verdict=ok; fi
 echo "e2e: guests=$guests pings=$answered/$sent tcp_bytes=$tcp flips=${flips:-?} copies=${copies:-?} check=$verdict"
