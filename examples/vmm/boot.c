@@ -304,7 +304,7 @@ int boot_setup(struct guest *g)
 	}
 
 	/* e820: low RAM below the EBDA, the BIOS area reserved (the MP table
-	 * lives there), RAM from 1 MiB. The staging window above is not RAM. */
+	 * lives there), RAM from 1 MiB up to the end of guest RAM. */
 	struct boot_e820_entry e[] = {
 		{0, 0x9fc00, E820_RAM},
 		{0x9fc00, 0x400, E820_RESERVED},

@@ -4,9 +4,10 @@
  *   vmm --tap NAME --guest name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable[,cmdline=...] ...
  *
  * Each guest: a KVM VM with one vCPU, the in-kernel interrupt controllers,
- * RAM from the engine's arena (through the KVM backend), a serial console
- * and a virtio-net device. Frames between the guests, and to and from the
- * TAP, go through the engine. See README.md.
+ * RAM made of the engine's pool pages (through the KVM backend), a serial
+ * console and a virtio-net device whose receive queue is the library's
+ * (vdemux_vnet_rxq). Frames between the guests, and to and from the TAP, go
+ * through the engine. See README.md.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,14 +26,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "rxq.h"
 #include <vdemux/sys/classifier.h>
 
 #include "vmm.h"
 
 #define DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1 8250.nr_uarts=1 i8042.nokbd i8042.noaux i8042.nopnp pci=conf1,lastbus=0 no_timer_check quiet"
-#define STAGE_PAGES 256u
-#define POOL_EXTRA 512u
+/* Pool pages beyond all guests' RAM: frames in flight (the TAP's lent
+ * pages, a burst being laid out before its flips give pages back). */
+#define POOL_EXTRA 2048u
 
 enum { EV_TAP = 1, EV_SIGNAL, EV_KICK, EV_OFF };
 #define EV(type, i) ((uint64_t)(type) << 32 | (i))
@@ -145,20 +146,27 @@ void guest_power_off(struct guest *g, int status, const char *why)
 	}
 }
 
-static bool in_stage(struct guest *g, uint64_t gpa)
+static bool in_ram(struct guest *g, uint64_t gpa)
 {
-	return gpa >= g->stage_gpa && gpa < g->stage_gpa + (uint64_t)g->stage_pages * VMM_PAGE;
+	return gpa < g->mem;
 }
 
-/* A vCPU touched a hole of the RX window: give it a private zero page
- * (the guest only ever sees zeroes and its own writes there). */
+/* A vCPU touched a hole of guest RAM (the queue's RX window is all of it):
+ * give it a private zero page (the guest only ever sees zeroes and its own
+ * writes there). With lazy harvest a flip replaces the page at a GPA, so
+ * RAM has no hole in normal operation; a hole means a flip whose backend
+ * failed and could not be repaired (docs/backends-kvm.md). */
 static int fill_holes(struct guest *g, uint64_t gpa)
 {
 	pthread_mutex_lock(&g->vmm->engine_lock);
 	int n = vdemux_kvm_backfill(g->be, gpa);
 	pthread_mutex_unlock(&g->vmm->engine_lock);
-	if (n > 0)
+	if (n > 0) {
 		g->backfilled += (uint64_t)n;
+		vmm_log(g, "vmm: vCPU hit a hole of guest RAM at %s0x%" PRIx64 ": %d page(s) backfilled",
+			gpa == VDEMUX_KVM_ALL_HOLES ? "(EFAULT, address unknown) " : "",
+			gpa == VDEMUX_KVM_ALL_HOLES ? 0 : gpa, n);
+	}
 	return n;
 }
 
@@ -190,7 +198,7 @@ static void handle_mmio(struct guest *g)
 	uint32_t len = run->mmio.len;
 	if (len > 8)
 		len = 8;
-	if (in_stage(g, gpa) && in_stage(g, gpa + len - 1)) {
+	if (in_ram(g, gpa) && in_ram(g, gpa + len - 1)) {
 		/* Newer kernels report a hole this way, not with EFAULT. Fill it
 		 * and complete the access on the page now there. */
 		g->holes_mmio++;
@@ -229,7 +237,7 @@ static void *vcpu_thread(void *arg)
 				g->holes_efault++;
 				if (fill_holes(g, VDEMUX_KVM_ALL_HOLES) > 0 || ++efaults_in_a_row < 3)
 					continue;
-				guest_power_off(g, 1, "KVM_RUN: EFAULT outside the RX window");
+				guest_power_off(g, 1, "KVM_RUN: EFAULT, and guest RAM has no hole");
 				break;
 			}
 			vmm_log(g, "vmm: KVM_RUN: %s", strerror(e));
@@ -358,15 +366,9 @@ static void usage(void)
 		"  (takes the rest of the spec)\n");
 }
 
-static void rx_notify(void *payload)
-{
-	vnet_interrupt(payload);
-}
-
-static int guest_create(struct vmm *v, struct guest *g, uint32_t first_page)
+static int guest_create(struct vmm *v, struct guest *g)
 {
 	int r;
-	uint32_t npages = (uint32_t)(g->mem / VMM_PAGE) + g->stage_pages;
 
 	if (v->verbose && !(g->port_exits = calloc(65536, sizeof *g->port_exits)))
 		return -ENOMEM;
@@ -380,36 +382,40 @@ static int guest_create(struct vmm *v, struct guest *g, uint32_t first_page)
 	if (ioctl(g->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 		return -errno;
 
-	/* RAM and the staging window: one mapping of the guest's part of the
-	 * arena, one memslot (registered by the backend). */
-	void *ram;
-	r = vdemux_kvm_ram_map(v->arena, first_page, npages, &ram);
-	if (r < 0)
-		return r;
+	/* Guest RAM: a reserved range of the VMM's address space, registered
+	 * by the backend as memslot 0. The receive queue's VM covers all of it
+	 * and fills it with pool pages; from then on the backend remaps pages
+	 * behind it as frames are flipped in. */
+	void *ram = mmap(NULL, g->mem, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (ram == MAP_FAILED)
+		return -errno;
 	g->ram = ram;
-	struct vdemux_arena_info ai;
-	vdemux_arena_info(v->arena, &ai);
-	struct vdemux_kvm_opts ko = VDEMUX_OPTS(vdemux_kvm_opts, .ram_gpa = 0,
-						.ram_size = (uint64_t)npages * VMM_PAGE, .ram_hva = ram,
-						.flags = VDEMUX_KVM_F_SET_MEMSLOT | VDEMUX_KVM_F_HOME_FD,
-						.vm_fd = g->vm_fd, .slot = 0, .home_fd = ai.fd,
-						.home_offset = (uint64_t)first_page * VMM_PAGE);
+	struct vdemux_kvm_opts ko = VDEMUX_OPTS(vdemux_kvm_opts, .ram_gpa = 0, .ram_size = g->mem, .ram_hva = ram,
+						.flags = VDEMUX_KVM_F_SET_MEMSLOT, .vm_fd = g->vm_fd, .slot = 0);
 	if ((r = vdemux_kvm_create(&g->be, &ko)) < 0)
 		return r;
 	if ((r = vdemux_engine_add_backend(v->eng, g->be)) < 0)
 		return r;
 
-	/* Big: the engine flips pages into the window (posted slots are holes).
-	 * Mergeable: it copies into pages the window keeps. */
-	bool big = g->layout == RX_BIG;
-	struct vdemux_vm_opts vo = VDEMUX_OPTS(vdemux_vm_opts, .rx_base = g->stage_gpa,
-					       .rx_pages = g->stage_pages, .backends = &g->be, .n_backends = 1,
-					       .flags = big ? VDEMUX_VM_F_UNPOPULATED : 0,
-					       .harvest = big ? VDEMUX_HARVEST_EAGER : VDEMUX_HARVEST_LAZY,
-					       .copy = big ? VDEMUX_COPY_NEVER : VDEMUX_COPY_ALWAYS,
-					       .signal = {.kind = VDEMUX_SIGNAL_NONE});
-	if ((r = vdemux_vm_add(v->eng, &g->vm, &vo)) < 0)
+	if ((r = vnet_init(g, g->layout)) < 0)
 		return r;
+	if ((r = vdemux_kvm_irqfd_create(g->vm_fd, GSI_VIRTIO, 0, &g->net.irqfd)) < 0)
+		return r;
+	g->net.kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	g->off_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (g->net.kick_fd < 0 || g->off_fd < 0)
+		return -errno;
+
+	/* The receive queue. Big-packet chains are flipped, every frame
+	 * (COPY_NEVER); mergeable buffers are copied into whatever the policy. */
+	bool big = g->layout == RX_BIG;
+	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(vdemux_vnet_rxq_opts, .ram = ram, .ram_size = g->mem,
+						     .backends = &g->be, .n_backends = 1,
+						     .copy = big ? VDEMUX_COPY_NEVER : VDEMUX_COPY_ALWAYS);
+	qo.irq = (struct vdemux_signal){.kind = VDEMUX_SIGNAL_EVENTFD, .fd = g->net.irqfd};
+	if ((r = vdemux_vnet_rxq_create(&g->rxq, v->eng, &qo)) < 0)
+		return r;
+	g->vm = vdemux_vnet_rxq_vm(g->rxq);
 	vdemux_l2 *l2 = vdemux_engine_l2(v->eng);
 	if ((r = vdemux_l2_vlan_join(l2, g->vm, 1, 0)) < 0 || (r = vdemux_l2_add_mac(l2, g->vm, g->mac, 1)) < 0 ||
 	    (r = vdemux_l2_set_allmulti(l2, g->vm, 1, 1)) < 0)
@@ -426,20 +432,7 @@ static int guest_create(struct vmm *v, struct guest *g, uint32_t first_page)
 	if (g->run == MAP_FAILED)
 		return -errno;
 
-	if ((r = vnet_init(g, g->layout)) < 0)
-		return r;
-	if ((r = vdemux_kvm_irqfd_create(g->vm_fd, GSI_VIRTIO, 0, &g->net.irqfd)) < 0)
-		return r;
-	g->net.kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	g->off_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (g->net.kick_fd < 0 || g->off_fd < 0)
-		return -errno;
-
-	struct rxq_opts ro = {.guest = g, .eng = v->eng, .vm = g->vm, .stage_gpa = g->stage_gpa,
-			      .stage_hva = g->ram + g->stage_gpa, .stage_pages = g->stage_pages,
-			      .notify = rx_notify, .payload = g};
-	if ((r = rxq_create(&g->rxq, &ro)) < 0)
-		return r;
+	/* RAM is populated now: load the kernel and the initramfs into it. */
 	return boot_setup(g);
 }
 
@@ -451,10 +444,41 @@ static bool check_engine(struct vmm *v, const char *when)
 		vmm_log(NULL, "vmm: engine check passed (%s)", when);
 	else
 		vmm_log(NULL, "vmm: engine check FAILED (%s): %s", when, r == -EUCLEAN ? msg : strerror(-r));
-	return r == 0;
+	/* Every pool page is in exactly one state. */
+	struct vdemux_engine_stats es;
+	vdemux_engine_stats(v->eng, &es, sizeof es);
+	uint64_t sum = es.pages_free + es.pages_filling + es.pages_assigned;
+	vmm_log(NULL, "vmm: pages (%s): free %" PRIu64 " + filling %" PRIu64 " + assigned %" PRIu64 " = %" PRIu64
+		      " of %" PRIu64 ": %s",
+		when, es.pages_free, es.pages_filling, es.pages_assigned, sum, es.pages_total,
+		sum == es.pages_total ? "balanced" : "UNBALANCED");
+	return r == 0 && sum == es.pages_total;
 }
 
-/* Stop the vCPU, take the VM out of the engine, check the engine. */
+/* Mappings of the VMM's address space (lines of /proc/self/maps), and the
+ * limit: each page flipped into a guest away from its neighbours in the
+ * arena is a mapping of its own (docs/backends-kvm.md, "Limits"). */
+static void log_mappings(struct guest *g)
+{
+	long n = 0, max = -1;
+	int c;
+	FILE *f = fopen("/proc/self/maps", "re");
+	if (f) {
+		while ((c = getc(f)) != EOF)
+			n += c == '\n';
+		fclose(f);
+	}
+	f = fopen("/proc/sys/vm/max_map_count", "re");
+	if (f) {
+		if (fscanf(f, "%ld", &max) != 1)
+			max = -1;
+		fclose(f);
+	}
+	vmm_log(g, "vmm: mappings in the VMM: %ld (vm.max_map_count %ld)", n, max);
+}
+
+/* Stop the vCPU, take the VM out of the engine, check the engine. Main
+ * thread, engine lock held (dropped while the vCPU thread ends). */
 static bool guest_remove(struct vmm *v, struct guest *g)
 {
 	if (g->removed)
@@ -463,18 +487,24 @@ static bool guest_remove(struct vmm *v, struct guest *g)
 	if (g->thread_started) {
 		g->run->immediate_exit = 1;
 		pthread_kill(g->thread, SIGUSR1);
+		/* The caller holds the engine's lock, which a vCPU thread may be
+		 * waiting for (a device reset, a hole to fill): let it finish. */
+		pthread_mutex_unlock(&v->engine_lock);
 		pthread_join(g->thread, NULL);
+		pthread_mutex_lock(&v->engine_lock);
 		g->thread_started = false;
 	}
 	vdemux_vm_stats(v->eng, g->vm, &g->final_stats, sizeof g->final_stats);
 	vdemux_kvm_stats(g->be, &g->final_kvm, sizeof g->final_kvm);
-	int r = vdemux_vm_remove(v->eng, g->vm);
-	if (r < 0)
-		vmm_log(g, "vmm: vdemux_vm_remove: %s", strerror(-r));
-	r = vdemux_engine_remove_backend(v->eng, g->be);
+	vdemux_vnet_rxq_stats(g->rxq, &g->final_rxq, sizeof g->final_rxq);
+	log_mappings(g);
+	/* The queue's VM goes, and guest RAM's pages back to the pool. */
+	vdemux_vnet_rxq_destroy(g->rxq);
+	g->rxq = NULL;
+	int r = vdemux_engine_remove_backend(v->eng, g->be);
 	if (r < 0)
 		vmm_log(g, "vmm: vdemux_engine_remove_backend: %s", strerror(-r));
-	g->removed = true; /* its rxq stays, for its counters */
+	g->removed = true;
 	char when[64];
 	snprintf(when, sizeof when, "%s removed", g->name);
 	return check_engine(v, when);
@@ -502,18 +532,18 @@ static void print_stats(struct vmm *v)
 	for (unsigned i = 0; i < v->nguests; i++) {
 		struct guest *g = &v->guests[i];
 		struct vdemux_vm_stats *s = &g->final_stats;
-		struct rxq_stats rs = {0};
-		if (g->rxq)
-			rxq_stats(g->rxq, &rs);
+		struct vdemux_vnet_rxq_stats *rs = &g->final_rxq;
 		vmm_log(g, "vmm: vm: delivered %" PRIu64 " frames %" PRIu64 " bytes, flips %" PRIu64 ", copies %" PRIu64
 			   ", harvests %" PRIu64 ", signals %" PRIu64,
 			s->delivered, s->bytes, s->flips, s->copies, s->harvests, s->signals);
 		for (int d = 1; d < VDEMUX_DROP__COUNT; d++)
 			if (s->drops[d])
 				vmm_log(g, "vmm: vm: dropped %" PRIu64 " (%s)", s->drops[d], vdemux_drop_reason_name(d));
-		vmm_log(g, "vmm: rxq: %" PRIu64 " frames %" PRIu64 " bytes in %" PRIu64 " guest buffers; waited %" PRIu64
-			   ", dropped %" PRIu64 " (no ring) %" PRIu64 " (too big), bad chains %" PRIu64,
-			rs.frames, rs.bytes, rs.buffers, rs.waits, rs.dropped_not_ready, rs.dropped_too_big, rs.bad_chains);
+		vmm_log(g, "vmm: rxq: frames %" PRIu64 " (flipped %" PRIu64 ", copied %" PRIu64 "), buffers %" PRIu64
+			   " (page chains %" PRIu64 "), skipped %" PRIu64 ", failed %" PRIu64 ", interrupts %" PRIu64
+			   " (%" PRIu64 " not wanted), ring errors %" PRIu64,
+			rs->frames, rs->flipped, rs->copied, rs->buffers, rs->page_buffers, rs->skipped, rs->failed,
+			rs->interrupts, rs->no_interrupt, rs->ring_errors);
 		vmm_log(g, "vmm: tx: %" PRIu64 " frames %" PRIu64 " bytes, %" PRIu64 " bad; interrupts %" PRIu64,
 			g->net.tx_frames, g->net.tx_bytes, g->net.tx_bad, g->net.irqs);
 		vmm_log(g, "vmm: kvm: mmap calls %" PRIu64 ", mapped %" PRIu64 ", unmapped %" PRIu64 ", remapped %" PRIu64
@@ -535,7 +565,9 @@ static void serve_tx(struct guest *g)
 	pthread_mutex_unlock(&d->lock);
 }
 
-/* Main thread, engine lock held: what the engine has for the guest. */
+/* Main thread, engine lock held: the receive queue's life cycle and kicks.
+ * Frames reach the guest inside the engine's calls (TAP submits, transmit
+ * bursts, kicks), which also interrupt it. */
 static void serve_rx(struct guest *g)
 {
 	struct vnet_dev *d = &g->net;
@@ -546,13 +578,42 @@ static void serve_rx(struct guest *g)
 	d->events &= ~(VNET_EV_RX | VNET_EV_CONFIG);
 	if (d->generation != g->rxq_generation) {
 		g->rxq_generation = d->generation;
-		bool ok = (d->status & 0x4) && d->vq[0].pfn; /* DRIVER_OK */
-		rxq_configure(g->rxq, ok ? &d->vq[0] : NULL, d->guest_features);
+		if (g->rxq_started) {
+			vdemux_vnet_rxq_stop(g->rxq);
+			g->rxq_started = false;
+		}
+		g->rxq_broken = false;
+		const struct virtq *q = &d->vq[0];
+		if ((d->status & 0x4) && q->pfn) { /* DRIVER_OK */
+			/* Legacy layout: desc at PFN * 4096, avail after it, used at
+			 * the next 4096 boundary (vq_setup()). */
+			struct vdemux_vnet_ring ring = VDEMUX_OPTS(vdemux_vnet_ring, .desc_gpa = q->desc,
+								   .avail_gpa = q->avail, .used_gpa = q->used,
+								   .size = q->size, .features = d->guest_features);
+			int r = vdemux_vnet_rxq_start(g->rxq, &ring);
+			if (r < 0) {
+				vmm_log(g, "vmm: receive queue not started: %s", strerror(-r));
+			} else {
+				g->rxq_started = true;
+				uint32_t f = d->guest_features;
+				vmm_log(g, "vmm: receive queue started: %u entries, features 0x%08x (indirect %s, event_idx %s, mergeable %s)",
+					q->size, f, f & (1u << 28) ? "yes" : "no", f & (1u << 29) ? "yes" : "no",
+					f & (1u << 15) ? "yes" : "no");
+			}
+			kicked = true; /* take what the driver posted before DRIVER_OK */
+		}
 	}
-	if (kicked)
-		rxq_kick(g->rxq);
-	else
-		rxq_deliver(g->rxq);
+	if (kicked && g->rxq_started && !g->rxq_broken) {
+		int r = vdemux_vnet_rxq_kick(g->rxq);
+		if (r == -EIO || vdemux_vnet_rxq_needs_reset(g->rxq) == 1) {
+			/* Legacy virtio has no DEVICE_NEEDS_RESET: log it, and serve
+			 * the ring no more until the driver resets the device. */
+			g->rxq_broken = true;
+			vdemux_vnet_rxq_stop(g->rxq);
+			g->rxq_started = false;
+			vmm_log(g, "vmm: the guest broke its receive ring: queue stopped until a reset");
+		}
+	}
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -598,23 +659,19 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	/* One memfd arena: each guest's RAM and staging window, then the pool. */
-	uint32_t total = 0, pool = POOL_EXTRA;
-	for (unsigned i = 0; i < v->nguests; i++) {
-		struct guest *g = &v->guests[i];
-		g->stage_gpa = g->mem;
-		g->stage_pages = STAGE_PAGES;
-		total += (uint32_t)(g->mem / VMM_PAGE) + g->stage_pages;
-		pool += g->stage_pages;
-	}
-	struct vdemux_arena_opts ao = VDEMUX_OPTS(vdemux_arena_opts, .npages = total + pool,
+	/* One memfd arena, all of it the engine's pool: every guest's RAM is
+	 * made of pool pages, plus spare pages for frames in flight. */
+	uint32_t pool = POOL_EXTRA;
+	for (unsigned i = 0; i < v->nguests; i++)
+		pool += (uint32_t)(v->guests[i].mem / VMM_PAGE);
+	struct vdemux_arena_opts ao = VDEMUX_OPTS(vdemux_arena_opts, .npages = pool,
 						  .kind = VDEMUX_ARENA_MEMFD, .flags = VDEMUX_ARENA_F_ALIGN_2M);
 	int r = vdemux_arena_create(&v->arena, &ao);
 	if (r < 0) {
 		fprintf(stderr, "vmm: arena: %s\n", strerror(-r));
 		return 1;
 	}
-	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .arena = v->arena, .first_page = total,
+	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .arena = v->arena, .first_page = 0,
 						   .npages = pool, .log = engine_log, .log_payload = v);
 	if ((r = vdemux_engine_create(&v->eng, &eo)) < 0) {
 		fprintf(stderr, "vmm: engine: %s\n", strerror(-r));
@@ -641,18 +698,16 @@ int main(int argc, char **argv)
 	sigdelset(&set, SIGUSR1);
 	int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 
-	uint32_t first = 0;
 	for (unsigned i = 0; i < v->nguests; i++) {
 		struct guest *g = &v->guests[i];
-		r = guest_create(v, g, first);
+		r = guest_create(v, g);
 		if (r < 0) {
 			vmm_log(g, "vmm: cannot create the guest: %s", strerror(-r));
 			return 1;
 		}
-		first += (uint32_t)(g->mem / VMM_PAGE) + g->stage_pages;
 		vmm_log(g, "vmm: %llu MiB, mac %02x:%02x:%02x:%02x:%02x:%02x, rx %s, vm %u", (unsigned long long)(g->mem >> 20),
 			g->mac[0], g->mac[1], g->mac[2], g->mac[3], g->mac[4], g->mac[5],
-			g->layout == RX_BIG ? "big (flipped into the staging window)" : "mergeable (copied)", g->vm);
+			g->layout == RX_BIG ? "big (flipped into the guest's buffers)" : "mergeable (copied)", g->vm);
 	}
 
 	int ep = epoll_create1(EPOLL_CLOEXEC);
@@ -690,20 +745,20 @@ int main(int argc, char **argv)
 			last_status = now;
 			for (unsigned i = 0; i < v->nguests; i++) {
 				struct guest *g = &v->guests[i];
-				struct rxq_stats rs = {0};
+				struct vdemux_vnet_rxq_stats rs = {0};
 				struct vdemux_vm_stats vs = {0};
 				if (g->removed)
 					continue;
-				rxq_stats(g->rxq, &rs);
+				vdemux_vnet_rxq_stats(g->rxq, &rs, sizeof rs);
 				vdemux_vm_stats(v->eng, g->vm, &vs, sizeof vs);
 				uint64_t drops = 0;
 				for (int d = 0; d < VDEMUX_DROP__COUNT; d++)
 					drops += vs.drops[d];
 				vmm_log(g, "vmm: exits: %" PRIu64 " I/O, %" PRIu64 " MMIO, %" PRIu64 " other, %" PRIu64
-					   " EFAULT; tx %" PRIu64 "; rx %" PRIu64 " (waited %" PRIu64 ", engine drops %" PRIu64
-					   "); %" PRIu64 " interrupts",
+					   " EFAULT; tx %" PRIu64 "; rx %" PRIu64 " (flipped %" PRIu64 ", engine drops %" PRIu64
+					   "); interrupts: rx %" PRIu64 ", tx %" PRIu64,
 					g->exits_io, g->exits_mmio, g->exits_other, g->holes_efault, g->net.tx_frames,
-					rs.frames, rs.waits, drops, g->net.irqs);
+					rs.frames, rs.flipped, drops, rs.interrupts, g->net.irqs);
 				unsigned top = 0;
 				for (unsigned p = 1; p < 65536; p++)
 					if (g->port_exits[p] > g->port_exits[top])
@@ -754,8 +809,6 @@ int main(int argc, char **argv)
 	tap_rx_stop(v);
 	ok &= check_engine(v, "end");
 	print_stats(v);
-	for (unsigned i = 0; i < v->nguests; i++)
-		rxq_destroy(v->guests[i].rxq);
 	pthread_mutex_unlock(&v->engine_lock);
 	vmm_log(NULL, "vmm: exit %d", ok ? 0 : 1);
 	return ok ? 0 : 1;

@@ -1,8 +1,11 @@
 /*
  * The uplink: a TAP device. Frames read from it land straight in pool pages
- * lent by the engine (vdemux_rx_alloc), and are handed back with
- * vdemux_rx_submit: the read is the only copy until the frame reaches a
- * guest's staging window.
+ * lent by the engine (vdemux_rx_alloc), at offset TAP_DATA_OFF of the first
+ * page, and are handed back with vdemux_rx_submit. That offset is where
+ * Linux 6.1's big-packet receive chain wants a frame's first byte (the
+ * header at 0, the data from 32 on), so a frame for a big-packet guest is
+ * flipped as it is: the kernel's copy into the page is its only copy. Other
+ * destinations (mergeable guests, a second destination) get copies.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +20,7 @@
 #include "vmm.h"
 
 #define TAP_BUDGET 64 /* frames per call, so that the guests get their turn */
+#define TAP_DATA_OFF 32u /* a frame's first byte in its first page */
 
 int tap_open(const char *name, int *out_fd)
 {
@@ -70,7 +74,8 @@ int tap_rx(struct vmm *v)
 		if (stash_fill(v) < 0)
 			return frames; /* the pool is dry; frames wait in the TAP */
 		struct iovec iov[TAP_IOV];
-		for (unsigned i = 0; i < TAP_IOV; i++)
+		iov[0] = (struct iovec){.iov_base = stash[0].data + TAP_DATA_OFF, .iov_len = VMM_PAGE - TAP_DATA_OFF};
+		for (unsigned i = 1; i < TAP_IOV; i++)
 			iov[i] = (struct iovec){.iov_base = stash[i].data, .iov_len = VMM_PAGE};
 		ssize_t n = readv(v->tap_fd, iov, TAP_IOV);
 		if (n < 0) {
@@ -82,10 +87,16 @@ int tap_rx(struct vmm *v)
 			v->tap_rx_short++;
 			continue; /* the pages stay lent, to be written again */
 		}
-		unsigned k = (unsigned)((n + VMM_PAGE - 1) / VMM_PAGE);
+		/* Page i holds frame bytes [start_i, start_i + len_i): the first
+		 * page from TAP_DATA_OFF, the others whole. */
+		unsigned k = (unsigned)((n + TAP_DATA_OFF + VMM_PAGE - 1) / VMM_PAGE);
+		uint64_t left = (uint64_t)n;
 		for (unsigned i = 0; i < k; i++) {
-			stash[i].len = i + 1 < k ? VMM_PAGE : (uint32_t)(n - (ssize_t)(i * VMM_PAGE));
+			uint32_t room = i == 0 ? VMM_PAGE - TAP_DATA_OFF : VMM_PAGE;
+			stash[i].off = i == 0 ? TAP_DATA_OFF : 0;
+			stash[i].len = left < room ? (uint32_t)left : room;
 			stash[i].flags = i + 1 < k ? VDEMUX_RXBUF_MORE : 0;
+			left -= stash[i].len;
 		}
 		int r = vdemux_rx_submit(v->eng, stash, k);
 		if (r < 0) {

@@ -5,9 +5,27 @@
  * transport (device 0x1000, revision 0, no virtio capabilities).
  *
  * Registers are handled on the vCPU thread under the device lock; the rings
- * are served on the main thread under the same lock (the receive ring by
- * rxq.c, the transmit ring here).
+ * are served on the main thread under the same lock: the receive ring by the
+ * library's virtio-net queue (vdemux_vnet_rxq, started and stopped from
+ * main.c), the transmit ring here.
+ *
+ * Ring features: VIRTIO_RING_F_INDIRECT_DESC, so that Linux's big-packet
+ * receive chains (19 descriptors) take one ring entry each (without it only
+ * 13 fit a 256-entry ring), and VIRTIO_RING_F_EVENT_IDX. Both are
+ * transport features Linux's legacy virtio_pci keeps (bits 28 and 29 fit
+ * the legacy 32-bit feature register); the transmit ring below honours them
+ * too (indirect tables in virtq.c, used_event and avail_event).
+ *
+ * The ISR: the receive queue's interrupt is written to the irqfd by the
+ * library, inside engine calls, so the device never learns when one was
+ * sent. Linux's legacy handler (vp_interrupt) reads the ISR and looks at
+ * its queues only if the queue bit is set. So the queue bit always reads as
+ * set: every interrupt on this line makes the guest look at its used rings,
+ * which it would do anyway for a queue interrupt, and the line (GSI 11) is
+ * the device's alone, so no other device's interrupt is claimed. The
+ * configuration bit (0x2) is still set and cleared as the spec says.
  */
+#include <linux/virtio_ring.h>
 #include <errno.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_net.h>
@@ -19,6 +37,7 @@
 
 #define VNET_TX_BURST 32u
 #define VNET_MAX_FRAME 65536u
+#define ISR_QUEUE 0x1u  /* a queue was used */
 
 static void vnet_wake(struct guest *g, unsigned ev)
 {
@@ -48,7 +67,7 @@ int vnet_init(struct guest *g, enum rx_layout layout)
 	if (err)
 		return -err;
 	memcpy(d->mac, g->mac, 6);
-	d->host_features = 1u << VIRTIO_NET_F_MAC;
+	d->host_features = 1u << VIRTIO_NET_F_MAC | 1u << VIRTIO_RING_F_INDIRECT_DESC | 1u << VIRTIO_RING_F_EVENT_IDX;
 	if (layout == RX_MERGEABLE)
 		d->host_features |= 1u << VIRTIO_NET_F_MRG_RXBUF;
 	else
@@ -88,7 +107,7 @@ void vnet_cfg_write(struct guest *g, unsigned reg, uint32_t val, unsigned size)
 void vnet_interrupt(struct guest *g)
 {
 	uint64_t one = 1;
-	g->net.isr |= 0x1; /* a queue was used (0x2 would be a configuration change) */
+	g->net.isr |= ISR_QUEUE;
 	g->net.irqs++;
 	if (write(g->net.irqfd, &one, sizeof one) < 0) {
 		/* Cannot fail for an eventfd short of overflow. */
@@ -126,6 +145,10 @@ static void vnet_reg_write(struct guest *g, unsigned off, uint32_t v)
 			bool ok = !(d->status & VIRTIO_CONFIG_S_DRIVER_OK) && (v & VIRTIO_CONFIG_S_DRIVER_OK);
 			d->status = (uint8_t)v;
 			if (ok) {
+				for (unsigned i = 0; i < 2; i++) {
+					d->vq[i].indirect = d->guest_features & (1u << VIRTIO_RING_F_INDIRECT_DESC);
+					d->vq[i].event_idx = d->guest_features & (1u << VIRTIO_RING_F_EVENT_IDX);
+				}
 				d->generation++;
 				vnet_wake(g, VNET_EV_CONFIG | VNET_EV_RX | VNET_EV_TX);
 			}
@@ -148,8 +171,10 @@ static uint32_t vnet_reg_read(struct guest *g, unsigned off, unsigned size)
 	case VIRTIO_PCI_QUEUE_SEL: return d->queue_sel;
 	case VIRTIO_PCI_STATUS: return d->status;
 	case VIRTIO_PCI_ISR:
-		v = d->isr;
-		d->isr = 0; /* reading acknowledges */
+		/* Reading acknowledges; the queue bit always reads as set (see
+		 * the top of this file). */
+		v = d->isr | ISR_QUEUE;
+		d->isr = 0;
 		return v;
 	default:
 		break;
@@ -170,16 +195,31 @@ int vnet_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned si
 	if (!(d->bar0 & 1) || base == 0 || port < base || port >= base + VNET_IO_SIZE)
 		return 0;
 	unsigned off = port - base;
+	/* A reset (status 0) or a receive ring taken away (its PFN set to 0)
+	 * stops the receive queue before the write returns: the driver frees
+	 * the ring's memory right after, and the queue must not write there
+	 * any more. Stopping is an engine call: take the engine's lock first
+	 * (the main thread's order: engine, then device). These writes are
+	 * rare (driver setup and teardown). */
+	bool sync = out && (off == VIRTIO_PCI_STATUS || off == VIRTIO_PCI_QUEUE_PFN);
+	if (sync)
+		pthread_mutex_lock(&g->vmm->engine_lock);
 	pthread_mutex_lock(&d->lock);
 	if (out) {
 		uint32_t v = 0;
 		memcpy(&v, data, size);
 		vnet_reg_write(g, off, v);
+		if (sync && g->rxq_started && (d->status == 0 || d->vq[0].pfn == 0)) {
+			vdemux_vnet_rxq_stop(g->rxq);
+			g->rxq_started = false;
+		}
 	} else {
 		uint32_t v = vnet_reg_read(g, off, size);
 		memcpy(data, &v, size);
 	}
 	pthread_mutex_unlock(&d->lock);
+	if (sync)
+		pthread_mutex_unlock(&g->vmm->engine_lock);
 	return 1;
 }
 
@@ -245,7 +285,8 @@ int vnet_tx(struct guest *g)
 		if (popped && vq_publish(g, q))
 			vnet_interrupt(g);
 		total += (int)n;
-		if (popped < VNET_TX_BURST)
+		/* Out of chains: ask for a kick, and go on if some came meanwhile. */
+		if (popped < VNET_TX_BURST && !vq_enable_notify(g, q))
 			break;
 	}
 	return total;

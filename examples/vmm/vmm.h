@@ -7,7 +7,9 @@
  * reads, the guests' TX queues, the receive queues). The main thread holds
  * vmm.engine_lock around its engine calls; a vCPU thread takes it only to
  * fill a hole it ran into (vdemux_kvm_backfill() must be serialised with the
- * engine). Each virtio device has its own lock, for its registers and rings.
+ * engine) and to stop the receive queue when the driver resets the device.
+ * Each virtio device has its own lock, for its registers and rings, taken
+ * after the engine's lock.
  */
 #ifndef VMM_H
 #define VMM_H
@@ -56,6 +58,9 @@ struct virtq {
 	uint64_t desc, avail, used; /* GPAs */
 	uint16_t last_avail; /* next avail entry to take */
 	uint16_t used_idx;   /* next used entry to write (published with vq_publish) */
+	uint16_t published;  /* used index last published */
+	bool indirect;       /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
+	bool event_idx;      /* VIRTIO_RING_F_EVENT_IDX negotiated */
 };
 
 /* One descriptor chain taken from the avail ring, checked against guest RAM. */
@@ -78,6 +83,9 @@ void vq_unpop(struct virtq *q, unsigned n);
 void vq_push(struct guest *g, struct virtq *q, uint16_t head, uint32_t len);
 /* Publish used entries; true if the driver wants an interrupt. */
 bool vq_publish(struct guest *g, struct virtq *q);
+/* Ask for a kick at the next available entry (avail_event, with EVENT_IDX);
+ * true if entries came meanwhile (take them: no kick will come for them). */
+bool vq_enable_notify(struct guest *g, struct virtq *q);
 
 /* The serial port (16550 subset) at 0x3f8, IRQ 4. */
 struct serial {
@@ -128,21 +136,17 @@ int rtc_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned siz
 /* pci.c: 1 if handled */
 int pci_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned size);
 
-struct rxq;
-
 struct guest {
 	struct vmm *vmm;
 	unsigned index;
 	char name[16];
 	const char *kernel, *initrd;
 	char cmdline[1024];
-	uint64_t mem;        /* bytes of RAM the guest sees (e820) */
-	uint64_t stage_gpa;  /* staging RX window, just above RAM, not in e820 */
-	uint32_t stage_pages;
+	uint64_t mem;        /* bytes of RAM the guest sees (e820), all of it engine pages */
 	uint8_t mac[6];
 	enum rx_layout layout;
 
-	uint8_t *ram;        /* HVA of GPA 0 (RAM then the staging window) */
+	uint8_t *ram;        /* HVA of GPA 0: the reserved range the KVM backend maps pool pages into */
 	int vm_fd, vcpu_fd;
 	struct kvm_run *run;
 	size_t run_size;
@@ -166,8 +170,11 @@ struct guest {
 	uint32_t pci_addr;   /* 0xcf8 */
 	uint8_t rtc_index;   /* 0x70 */
 	struct vnet_dev net;
-	struct rxq *rxq;
+	vdemux_vnet_rxq *rxq; /* the receive queue: its VM covers all of guest RAM */
 	unsigned rxq_generation;
+	bool rxq_started;
+	bool rxq_broken;     /* the guest broke its receive ring: stopped until reset */
+	struct vdemux_vnet_rxq_stats final_rxq;
 };
 
 struct vmm {
@@ -204,7 +211,7 @@ void vmm_log(struct guest *g, const char *fmt, ...) __attribute__((format(printf
 void vmm_switch(struct vmm *v, struct guest *src, const uint8_t *const *frames, const uint32_t *lens, unsigned n);
 void guest_power_off(struct guest *g, int status, const char *why);
 
-/* Guest RAM (e820 RAM only, not the staging window): NULL if [gpa, gpa+len) is outside. */
+/* Guest RAM: NULL if [gpa, gpa+len) is outside. */
 static inline uint8_t *guest_ptr(struct guest *g, uint64_t gpa, uint64_t len)
 {
 	if (gpa > g->mem || len > g->mem - gpa)
