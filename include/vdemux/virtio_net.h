@@ -87,7 +87,10 @@ struct vdemux_vnet_rxq_opts {
 VDEMUX_API int vdemux_vnet_rxq_create(vdemux_vnet_rxq **out, vdemux_engine *eng,
 				      const struct vdemux_vnet_rxq_opts *opts);
 
-/** Remove the queue's VM (its pages go back to the pool) and free it. NULL: nothing. */
+/**
+ * Remove the queue's VM (its pages go back to the pool) and free it. Call it
+ * before vdemux_engine_destroy() of its engine. NULL: nothing.
+ */
 VDEMUX_API void vdemux_vnet_rxq_destroy(vdemux_vnet_rxq *q);
 
 /** The engine's id for the queue's VM (for the classifier and the stats), or 0 for NULL. */
