@@ -18,6 +18,8 @@
 
 #include <vdemux/vdemux.h>
 
+#include "bench_util.h"
+
 #define MAX_BURST 256
 #define WINDOW 64
 
@@ -229,19 +231,6 @@ static int run_finish(struct run *r, char *why, size_t whylen, uint64_t *multi, 
 	free(r->ids);
 	free(r->bufs);
 	return rc;
-}
-
-static double loadavg(void)
-{
-	double l = -1;
-	FILE *f = fopen("/proc/loadavg", "r");
-
-	if (f) {
-		if (fscanf(f, "%lf", &l) != 1)
-			l = -1;
-		fclose(f);
-	}
-	return l;
 }
 
 int main(int argc, char **argv)

@@ -40,6 +40,8 @@
 #include <vdemux/sys/classifier.h>
 #include <vdemux/vdemux.h>
 
+#include "bench_util.h"
+
 #define PAGE VDEMUX_PAGE_SIZE
 
 static int reps = 5;
@@ -458,19 +460,6 @@ static double p2_run(uint32_t size, enum p2_policy pol, bool zero_copy)
 	vdemux_kvm_ram_unmap(ram, W2);
 	vdemux_arena_destroy(arena);
 	return (double)total / ((double)cycles * burst);
-}
-
-static double loadavg(void)
-{
-	double l = -1;
-	FILE *f = fopen("/proc/loadavg", "r");
-
-	if (f) {
-		if (fscanf(f, "%lf", &l) != 1)
-			l = -1;
-		fclose(f);
-	}
-	return l;
 }
 
 static void part2(void)

@@ -21,6 +21,7 @@
 #include <vdemux/vdemux.h>
 
 #include "fault.h" /* tests/support: the fault-injecting backend wrapper */
+#include "input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -28,19 +29,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define WIN 8
 #define BASE 0x10000u
 #define BCAST_MARK 0xbb
-
-struct in {
-	const uint8_t *p;
-	size_t n;
-};
-
-static unsigned next(struct in *in)
-{
-	if (!in->n)
-		return 0;
-	in->n--;
-	return *in->p++;
-}
 
 struct world {
 	vdemux_engine *eng;

@@ -30,7 +30,9 @@
 #include <vdemux/sys/backend.h>
 #include <vdemux/vdemux.h>
 
+#include "seqframe.h"
 #include "vnet_guest.h"
+#include "input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -46,19 +48,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 			abort();                                                          \
 		}                                                                         \
 	} while (0)
-
-struct in {
-	const uint8_t *p;
-	size_t n;
-};
-
-static unsigned next(struct in *in)
-{
-	if (!in->n)
-		return 0;
-	in->n--;
-	return *in->p++;
-}
 
 struct world {
 	vdemux_arena *arena;
@@ -87,24 +76,6 @@ static uint8_t *guest_at(void *payload, uint64_t gpa, uint64_t len)
 	return gpa <= RAM && len <= RAM - gpa ? w->ram + gpa : NULL;
 }
 
-static uint8_t pattern(uint32_t seq, uint32_t i)
-{
-	return (uint8_t)((seq * 2654435761u + i * 40503u) >> 13);
-}
-
-static uint32_t make_frame(uint8_t *b, const uint8_t *dst, uint32_t seq, uint32_t len)
-{
-	memcpy(b, dst, 6);
-	memcpy(b + 6, (uint8_t[6]){0x02, 0, 0, 0, 0, 0x99}, 6);
-	b[12] = 0x88;
-	b[13] = 0xb5;
-	memcpy(b + 14, &seq, 4);
-	memcpy(b + 18, &len, 4);
-	for (uint32_t i = 22; i < len; i++)
-		b[i] = pattern(seq, i);
-	return len;
-}
-
 /* A frame read back whole must be one that was sent to this reader,
  * byte for byte: never another VM's. (Unless the reader scribbled over its
  * own buffers: then it may read what it wrote.) */
@@ -112,15 +83,13 @@ static void check_frame(const uint8_t *f, int n, const uint8_t *mine, bool scrib
 {
 	uint32_t seq, len;
 
-	if (n < 22 || scribbled)
+	if (n < (int)SEQFRAME_HDR || scribbled)
 		return; /* a wrecked ring can hand the guest anything short */
-	memcpy(&seq, f + 14, 4);
-	memcpy(&len, f + 18, 4);
+	seqframe_fields(f, &seq, &len);
 	if ((uint32_t)n != len || f[12] != 0x88 || f[13] != 0xb5)
 		return;
 	CHECK(!memcmp(f, mine, 6) || !memcmp(f, bcast, 6));
-	for (uint32_t i = 22; i < len; i++)
-		CHECK(f[i] == pattern(seq, i));
+	CHECK(seqframe_first_bad(f, seq, len) == len);
 }
 
 static void check(struct world *w)
@@ -239,7 +208,7 @@ static void frames(struct world *w, struct in *in, unsigned a, unsigned b)
 	struct vdemux_rx_buf rb[8];
 	uint32_t off = next(in) & 1 ? 32 : 0, np = (off + len + PG - 1) / PG, done = 0;
 
-	make_frame(buf, dst, w->seq++, len);
+	seqframe_make(buf, dst, w->seq++, len);
 	if (!(a & 4)) {
 		struct vdemux_frame f = {.data = buf, .len = len};
 

@@ -25,6 +25,7 @@
 #include <vdemux/vdemux.h>
 
 #include "fault.h"
+#include "seqframe.h"
 #include "vnet_guest.h"
 
 #define NVM 3
@@ -76,28 +77,6 @@ static void on_irq(vdemux_vm_id vm, unsigned reasons, void *payload)
 	(void)vm;
 	(void)reasons;
 	((struct guest *)payload)->irqs++;
-}
-
-static uint8_t pattern(uint32_t seq, uint32_t i)
-{
-	uint32_t x = seq * 2654435761u + i * 40503u;
-
-	return (uint8_t)(x >> 13);
-}
-
-static uint32_t make_frame(uint8_t *b, const uint8_t dst[6], uint32_t seq, uint32_t len)
-{
-	static const uint8_t src[6] = {0x02, 0, 0, 0, 0, 0x99};
-
-	memcpy(b, dst, 6);
-	memcpy(b + 6, src, 6);
-	b[12] = 0x88;
-	b[13] = 0xb5;
-	memcpy(b + 14, &seq, 4);
-	memcpy(b + 18, &len, 4);
-	for (uint32_t i = 22; i < len; i++)
-		b[i] = pattern(seq, i);
-	return len;
 }
 
 static void guest_setup_ex(struct world *w, int i, enum vng_mode mode, uint64_t features,
@@ -210,15 +189,13 @@ static void guest_receive(struct world *w, int i)
 		assert_true(n >= 22);
 		assert_int_equal(h.flags, 0);
 		assert_int_equal(h.gso_type, 0);
-		memcpy(&seq, w->rxbuf + 14, 4);
-		memcpy(&len, w->rxbuf + 18, 4);
+		seqframe_fields(w->rxbuf, &seq, &len);
 		assert_int_equal((uint32_t)n, len);
 		assert_true(seq < w->seq && seq >= g->next_seq);
 		assert_true(w->to[seq] & (1u << i)); /* it was meant for this guest */
 		assert_int_equal(w->len[seq], len);
-		for (uint32_t k = 22; k < len; k++)
-			if (w->rxbuf[k] != pattern(seq, k))
-				fail_msg("guest %d frame %u byte %u: %02x", i, seq, k, w->rxbuf[k]);
+		if (seqframe_first_bad(w->rxbuf, seq, len) != len)
+			fail_msg("guest %d frame %u byte %u wrong", i, seq, seqframe_first_bad(w->rxbuf, seq, len));
 		g->next_seq = seq + 1;
 		g->received++;
 	}
@@ -247,7 +224,7 @@ static void burst(struct world *w, uint32_t *r, uint32_t nframes, uint32_t minle
 		uint32_t seq = w->seq++;
 
 		assert_true(seq < w->cap);
-		make_frame(frames[k], dst == NVM ? bcast : w->g[dst].mac, seq, len);
+		seqframe_make(frames[k], dst == NVM ? bcast : w->g[dst].mac, seq, len);
 		w->to[seq] = (uint8_t)(dst == NVM ? (1u << NVM) - 1 : 1u << dst);
 		w->len[seq] = len;
 		f[k] = (struct vdemux_frame){.data = frames[k], .len = len};
