@@ -95,34 +95,8 @@ run="$(mktemp -d "$workdir/compare.XXXXXX")"
 cleanup() { if [ "$keep" = 0 ]; then rm -rf "$run"; fi; }
 trap cleanup EXIT
 
-# The same helpers as e2e.sh's.
-stage_modules() {
-	local dir="$1" seen=" " m kind file rest b out
-	mkdir -p "$dir/lib/modules" "$dir/etc"
-	: >"$dir/etc/modules"
-	for m in $2; do
-		out="$("$modprobe_bin" -d / -S "$kver" --show-depends "$m" 2>&1)" || die "module $m: $out"
-		while read -r kind file rest; do
-			[ "$kind" = insmod ] || continue
-			b="$(basename "$file")"
-			case "$seen" in *" $b "*) continue ;; esac
-			seen="$seen$b "
-			case "$b" in
-			*.ko.xz) b="${b%.xz}"; xz -dc "$file" >"$dir/lib/modules/$b" ;;
-			*.ko.zst) b="${b%.zst}"; zstd -qdc "$file" >"$dir/lib/modules/$b" ;;
-			*.ko.gz) b="${b%.gz}"; gzip -dc "$file" >"$dir/lib/modules/$b" ;;
-			*) cp "$file" "$dir/lib/modules/$b" ;;
-			esac
-			echo "$b" >>"$dir/etc/modules"
-		done <<<"$out"
-	done
-}
-stage_busybox() {
-	mkdir -p "$1"/{bin,sbin,proc,sys,dev,tmp,usr/bin,usr/sbin}
-	cp "$busybox" "$1/bin/busybox"
-	ln -s busybox "$1/bin/sh"
-}
-pack() { (cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -1 >"$2"; }
+# stage_modules, stage_busybox, pack
+. "$(dirname "$0")/lab-lib.sh"
 
 # ---- the guest's initramfs (all three cases) ----
 # virtio_mmio is for qemu's microvm; under examples/vmm it finds no device.
