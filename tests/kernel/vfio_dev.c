@@ -20,7 +20,9 @@
 static unsigned long read_hex(const char *dir, const char *file)
 {
 	char path[PATH_MAX], buf[32] = "";
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	int n = snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return ~0UL;
 	FILE *f = fopen(path, "re");
 	if (!f)
 		return ~0UL;
@@ -42,7 +44,9 @@ int vd_find_pci(uint16_t vendor, uint16_t device, char *bdf, size_t len)
 		if (e->d_name[0] == '.')
 			continue;
 		char path[PATH_MAX];
-		snprintf(path, sizeof(path), "%s/%s", root, e->d_name);
+		int n = snprintf(path, sizeof(path), "%s/%s", root, e->d_name);
+		if (n < 0 || (size_t)n >= sizeof(path))
+			continue;
 		if (read_hex(path, "vendor") == vendor && read_hex(path, "device") == device) {
 			snprintf(bdf, len, "%s", e->d_name);
 			r = 0;
