@@ -289,7 +289,7 @@ int main(int argc, char **argv)
 	for (unsigned s = 0; s < NS; s++) {
 		uint32_t len = sizes[s], np = (len + VDEMUX_PAGE_SIZE - 1) / VDEMUX_PAGE_SIZE;
 		unsigned b = burst * np > 256 ? 256 / np : burst;
-		double fl = floor_ns(tmpl, len, secs / 4);
+		double fl = only_pol ? 0 : floor_ns(tmpl, len, secs / 4);
 
 		worst[s] = 1e9;
 		if (only_size && len != only_size)
@@ -310,6 +310,8 @@ int main(int argc, char **argv)
 			/* warm up: touch the pages (first-touch faults are not the
 			 * policies' cost) and let the adaptive policy measure */
 			for (int p = 0; p < NPOL; p++) {
+				if (only_pol && strcmp(only_pol, policies[p].name))
+					continue;
 				if (run_slice(&r[p], secs / rounds / 2, why, sizeof(why))) {
 					printf("%u %s: %s\n", len, policies[p].name, why);
 					return 1;

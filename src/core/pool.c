@@ -103,36 +103,46 @@ static uint32_t run_around(const struct vd_pool *pl, uint32_t p, uint32_t n)
 	return hi - lo + 1 >= n ? lo : UINT32_MAX;
 }
 
-/* A run of n free pages in a bounded scan of the bitmap from the cursor. */
+/* Bit i of the result is set where bits i .. i + n - 1 of (hi:lo) are all
+ * set: the starts, in the word lo, of runs of n free pages (n <= 64; a run
+ * may end in the word after, hi). Halving the shift each time, log2(n)
+ * steps of a 128-bit AND. */
+static uint64_t run_starts(uint64_t lo, uint64_t hi, uint32_t n)
+{
+	unsigned __int128 x = (unsigned __int128)hi << 64 | lo;
+	uint32_t have = 1; /* x's bit i: bits i .. i + have - 1 all set */
+
+	while (have < n) {
+		uint32_t k = have < n - have ? have : n - have;
+
+		x &= x >> k;
+		have += k;
+	}
+	return (uint64_t)x;
+}
+
+/* A run of n free pages in a bounded scan of the bitmap from the cursor:
+ * a word at a time, runs found with shifts, not bit by bit. */
 static uint32_t run_scan(struct vd_pool *pl, uint32_t n)
 {
-	uint32_t words = bit_words(pl->npages), len = 0, start = 0;
+	uint32_t words = bit_words(pl->npages);
 
+	if (n > 64)
+		return UINT32_MAX;
 	if (pl->cursor >= words)
 		pl->cursor = 0;
 	for (uint32_t k = 0; k < RUN_SCAN_WORDS && k < words; k++) {
 		uint32_t w = (pl->cursor + k) % words;
-		uint64_t bits = pl->free_bits[w];
+		/* runs do not wrap: no word after the last */
+		uint64_t hi = w + 1 < words ? pl->free_bits[w + 1] : 0;
+		uint64_t starts;
 
-		if (w == 0)
-			len = 0; /* runs do not wrap */
-		if (bits == 0) {
-			len = 0;
+		if (pl->free_bits[w] == 0)
 			continue;
-		}
-		for (uint32_t b = 0; b < 64; b++) {
-			uint32_t p = w * 64 + b;
-
-			if (p >= pl->npages || !(bits >> b & 1)) {
-				len = 0;
-				continue;
-			}
-			if (len++ == 0)
-				start = p;
-			if (len == n) {
-				pl->cursor = w;
-				return start;
-			}
+		starts = run_starts(pl->free_bits[w], hi, n);
+		if (starts) {
+			pl->cursor = w;
+			return w * 64 + (uint32_t)__builtin_ctzll(starts);
 		}
 	}
 	pl->cursor = (pl->cursor + RUN_SCAN_WORDS) % words;
