@@ -149,9 +149,31 @@ static uint32_t run_scan(struct vd_pool *pl, uint32_t n)
 	return UINT32_MAX;
 }
 
-uint32_t vd_pool_get_run(struct vd_pool *pl, uint32_t *out, uint32_t n, bool *run)
+/* The first page of a run of n free pages, recently freed ones first, or
+ * UINT32_MAX. */
+static uint32_t find_run(struct vd_pool *pl, uint32_t n)
 {
 	uint32_t first = UINT32_MAX;
+
+	for (uint32_t k = 0; k < RUN_TRIES && k < pl->nfree && first == UINT32_MAX; k++)
+		first = run_around(pl, pl->free_stack[pl->nfree - 1 - k], n);
+	if (first == UINT32_MAX)
+		first = run_scan(pl, n);
+	return first;
+}
+
+static void take_run(struct vd_pool *pl, uint32_t first, uint32_t *out, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		take(pl, first + i);
+		out[i] = first + i;
+	}
+	pl->nfilling += n;
+}
+
+uint32_t vd_pool_get_run(struct vd_pool *pl, uint32_t *out, uint32_t n, bool *run)
+{
+	uint32_t first;
 	bool dummy;
 
 	if (!run)
@@ -162,19 +184,36 @@ uint32_t vd_pool_get_run(struct vd_pool *pl, uint32_t *out, uint32_t n, bool *ru
 		*run = n == 1;
 		return n;
 	}
-	for (uint32_t k = 0; k < RUN_TRIES && k < pl->nfree && first == UINT32_MAX; k++)
-		first = run_around(pl, pl->free_stack[pl->nfree - 1 - k], n);
-	if (first == UINT32_MAX)
-		first = run_scan(pl, n);
+	first = find_run(pl, n);
 	if (first == UINT32_MAX)
 		return vd_pool_get(pl, out, n);
-	for (uint32_t i = 0; i < n; i++) {
-		take(pl, first + i);
-		out[i] = first + i;
-	}
-	pl->nfilling += n;
+	take_run(pl, first, out, n);
 	*run = true;
 	return n;
+}
+
+uint32_t vd_pool_get_runs(struct vd_pool *pl, uint32_t *out, uint32_t n)
+{
+	uint32_t got = 0, want = n;
+
+	if (n > pl->nfree)
+		n = pl->nfree;
+	while (got < n) {
+		uint32_t k = n - got < want ? n - got : want, first;
+
+		if (k < 2) {
+			got += vd_pool_get(pl, out + got, n - got);
+			break;
+		}
+		first = find_run(pl, k);
+		if (first == UINT32_MAX) {
+			want = k / 2;
+			continue;
+		}
+		take_run(pl, first, out + got, k);
+		got += k;
+	}
+	return got;
 }
 
 static void pool_push(struct vd_pool *pl, uint32_t p)

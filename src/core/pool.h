@@ -51,6 +51,10 @@ uint32_t vd_pool_get(struct vd_pool *pl, uint32_t *out, uint32_t n);
  * else takes pages as vd_pool_get() does. Returns how many; *run (if not
  * NULL) tells whether they are one run. */
 uint32_t vd_pool_get_run(struct vd_pool *pl, uint32_t *out, uint32_t n, bool *run);
+/* vd_pool_get(), in runs as long as can be found: n consecutive pages if
+ * there are, else runs of n/2, n/4, ... (each run in out in order), and
+ * single pages only where no run of 2 is found. Returns how many. */
+uint32_t vd_pool_get_runs(struct vd_pool *pl, uint32_t *out, uint32_t n);
 /* FILLING -> FREE, clearing its dirty bytes. */
 void vd_pool_put(struct vd_pool *pl, uint32_t p);
 /* FILLING (or ASSIGNED, for a page kept by the same VM) -> ASSIGNED. */

@@ -82,14 +82,15 @@ int vdemux_rx_alloc(vdemux_engine *e, struct vdemux_rx_buf *bufs, unsigned n)
 	err = vd_check_burst(e, bufs, n);
 	if (err)
 		return err;
-	/* In runs of consecutive pages, 16 at most (a 64 KiB frame): a device
-	 * that chains consecutive buffers then fills consecutive pages, which
-	 * flip to consecutive GPAs in one table update. */
+	/* In runs of consecutive pages, 16 at most (a 64 KiB frame), shorter
+	 * runs where the pool has no longer ones: a device that chains
+	 * consecutive buffers then fills consecutive pages, which flip to
+	 * consecutive GPAs in one table update. */
 	for (k = 0; k < n; k++) {
 		if (k % LEND_RUN == 0) {
 			uint32_t want = n - k < LEND_RUN ? n - k : LEND_RUN;
 
-			got = vd_pool_get_run(&e->pool, run, want, NULL);
+			got = vd_pool_get_runs(&e->pool, run, want);
 		}
 		if (k % LEND_RUN >= got)
 			break;

@@ -2,7 +2,8 @@
  * Runs of consecutive pool pages: vd_pool_get_run() finds n consecutive
  * FREE pages among recently freed ones or in a bounded scan, falls back to
  * the LIFO order when there are none, and keeps the stack, the positions
- * and the bitmap consistent; vdemux_rx_alloc() lends runs; a frame of
+ * and the bitmap consistent; vd_pool_get_runs() takes shorter runs before
+ * single pages; vdemux_rx_alloc() lends runs; a frame of
  * several pages flipped into consecutive GPAs is counted as one run.
  */
 #include <stdlib.h>
@@ -13,17 +14,22 @@
 
 #define NP 64u
 
-static struct vd_pool *pool_new(void)
+static struct vd_pool *pool_new_n(uint32_t np)
 {
 	static const struct vdemux_alloc_hooks none = {0};
 	struct vd_pool *pl = calloc(1, sizeof(*pl));
 
 	assert_non_null(pl);
-	pl->npages = NP;
-	pl->base = calloc(NP, VDEMUX_PAGE_SIZE);
+	pl->npages = np;
+	pl->base = calloc(np, VDEMUX_PAGE_SIZE);
 	assert_non_null(pl->base);
 	assert_int_equal(vd_pool_init(pl, &none), 0);
 	return pl;
+}
+
+static struct vd_pool *pool_new(void)
+{
+	return pool_new_n(NP);
 }
 
 static void pool_free(struct vd_pool *pl)
@@ -102,6 +108,42 @@ static void test_no_run_falls_back_to_the_most_recently_freed_pages(void **state
 	assert_int_equal(out[0], 62);
 	assert_int_equal(out[1], 60);
 	assert_int_equal(out[2], 58);
+	consistent(pl);
+	pool_free(pl);
+}
+
+/* No run of 16 free pages: vd_pool_get_runs() takes the longest runs it
+ * finds (here runs of 4 at pages 8k..8k+3, and a run across a word of the
+ * bitmap), single pages only when no run of two is left. */
+static void test_get_runs_takes_shorter_runs_before_single_pages(void **state)
+{
+	struct vd_pool *pl = pool_new();
+	uint32_t all[NP], big[2 * NP], out[16];
+
+	(void)state;
+	take_all(pl, all);
+	for (uint32_t p = 0; p < NP; p++)
+		if (p % 8 < 4)
+			vd_pool_put(pl, p); /* runs of 4: 0-3, 8-11, ... 56-59 */
+	assert_int_equal(vd_pool_get_runs(pl, out, 16), 16);
+	for (uint32_t i = 0; i < 16; i += 4) {
+		assert_int_equal(out[i] % 8, 0);
+		for (uint32_t k = 1; k < 4; k++)
+			assert_int_equal(out[i + k], out[i] + k);
+	}
+	consistent(pl);
+	pool_free(pl);
+
+	/* a run that crosses from one 64-bit word of the bitmap to the next */
+	pl = pool_new_n(2 * NP);
+	assert_int_equal(vd_pool_get(pl, big, 2 * NP), 2 * NP);
+	for (uint32_t p = 62; p < 66; p++)
+		vd_pool_put(pl, p);
+	vd_pool_put(pl, 10);
+	assert_int_equal(vd_pool_get_runs(pl, out, 4), 4);
+	for (uint32_t k = 1; k < 4; k++)
+		assert_int_equal(out[k], out[0] + k);
+	assert_int_equal(out[0], 62);
 	consistent(pl);
 	pool_free(pl);
 }
@@ -187,6 +229,7 @@ int main(void)
 		cmocka_unit_test(test_run_is_found_in_a_fragmented_pool),
 		cmocka_unit_test(test_no_run_falls_back_to_the_most_recently_freed_pages),
 		cmocka_unit_test(test_run_taken_from_the_middle_keeps_the_stack_whole),
+		cmocka_unit_test(test_get_runs_takes_shorter_runs_before_single_pages),
 		cmocka_unit_test_setup_teardown(test_rx_alloc_lends_consecutive_pages, vt_setup, vt_teardown),
 		cmocka_unit_test_setup_teardown(test_multi_page_frame_to_consecutive_gpas_is_one_run, vt_setup, vt_teardown),
 	};
