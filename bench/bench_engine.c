@@ -211,7 +211,8 @@ static int run_slice(struct run *r, double secs, char *why, size_t whylen)
 	return 0;
 }
 
-static int run_finish(struct run *r, char *why, size_t whylen, uint64_t *multi, uint64_t *one_run)
+static int run_finish(struct run *r, char *why, size_t whylen, uint64_t *multi, uint64_t *one_run,
+		      double *probes)
 {
 	struct vdemux_engine_stats st;
 	int rc = 0;
@@ -219,6 +220,7 @@ static int run_finish(struct run *r, char *why, size_t whylen, uint64_t *multi, 
 	vdemux_engine_stats(r->eng, &st, sizeof(st));
 	*multi = st.multi_page_flips;
 	*one_run = st.multi_page_one_run;
+	*probes = st.delivered ? (double)st.adaptive_probes / (double)st.delivered : 0;
 	if (st.delivered != r->n + r->n0) {
 		snprintf(why, whylen, "%llu of %llu delivered", (unsigned long long)st.delivered,
 			 (unsigned long long)(r->n + r->n0));
@@ -330,9 +332,10 @@ int main(int argc, char **argv)
 					}
 			for (int p = 0; p < NPOL; p++) {
 				uint64_t multi, one;
+				double probes;
 
 				ns[p] = r[p].secs * 1e9 / (double)r[p].n;
-				if (run_finish(&r[p], why, sizeof(why), &multi, &one)) {
+				if (run_finish(&r[p], why, sizeof(why), &multi, &one, &probes)) {
 					printf("%u %s: %s\n", len, policies[p].name, why);
 					return 1;
 				}
@@ -341,6 +344,8 @@ int main(int argc, char **argv)
 				if (multi)
 					printf("   %.0f%% of %llu multi-page flips in one run", 100.0 * (double)one / (double)multi,
 					       (unsigned long long)multi);
+				if (probes > 0)
+					printf("   %.2f%% probes", 100.0 * probes);
 				printf("\n");
 			}
 			best = ns[P_COPY] < ns[P_FLIP] ? ns[P_COPY] : ns[P_FLIP];

@@ -302,17 +302,18 @@ static uint32_t flip_shape(const struct vdemux_engine *e, const struct vm *vm, u
 
 static void apply_vm(struct vdemux_engine *e, struct vm *vm)
 {
-	uint32_t runs, pages, copies;
-	bool timed = vd_cost_due(vm);
+	uint32_t runs, pages = 0, copies = 0;
+	bool decided = vm->cost.decided, timed = vd_cost_due(vm);
 	uint64_t t0 = timed ? vd_cost_clock() : 0;
 
 	apply_tables(e, vm);
 	mark_failed(e, vm);
 	run(e, vm, VD_OP_UNMAP, pick_undo, true, TS_HOLE, true);
 	complete(e, vm);
-	if (timed) {
-		pages = flip_shape(e, vm, &runs, &copies);
-		vd_cost_end(vm, t0, runs, pages, copies);
+	if (decided) {
+		if (timed)
+			pages = flip_shape(e, vm, &runs, &copies);
+		vd_cost_end(e, vm, t0, pages, copies);
 	}
 }
 

@@ -1,66 +1,76 @@
-/* The adaptive copy policy: copy or flip each delivery by the costs the
- * engine observes.
+/* The adaptive copy policy: copy or flip each delivery by what the engine
+ * observes it costs.
  *
  * A frame in the caller's memory (vdemux_rx_burst), or a replica, or a
  * frame whose tag is edited, would have to be copied into fresh pool pages
  * before it could be flipped: a copy into the posted buffer does strictly
- * less work, so it is always copied where the buffer is still mapped. The
- * trade-off is for a frame already in pool pages (vdemux_rx_submit):
+ * less work, so it is always copied where the buffer is still mapped. So is
+ * a frame of at most half a page: a flip clears the whole page it replaces.
+ * The trade-off is for a larger frame already in pool pages
+ * (vdemux_rx_submit).
  *
- *   copy: memcpy of its bytes into the VM's page, and the clearing of those
- *         bytes in the pool page when it goes back to the pool;
- *   flip: the table update (one run of contiguous pages per backend call
- *         where the backend merges them) and the clearing of the whole page
- *         it replaces, which goes back to the pool.
- *
- * The copy side is timed with memcpy and memset on this machine; the flip
- * side is what applying the VM's flips actually took (tables, completion,
- * the harvest of the replaced pages), per page, by the run length of the
- * VM's own batches. Batches are timed with one clock pair each, a sample of
- * them only; deliveries never read the clock. Flips the model would not
- * make are probed now and then so that the fit follows the machine: the
- * gap between probes keeps their extra cost near 1% of what is copied. */
+ * Costs are not summed from parts timed apart: what copying a frame costs
+ * depends on where the VM's buffers are in the caches, what a flip costs on
+ * the pages it replaces and on the tables, and each way changes the state
+ * the other would find. So for each VM and each class of delivery size the
+ * policy runs in a regime, copy or flip, and measures what a delivery costs
+ * in it, on the engine's work for that VM: its planning (timed around a
+ * sample of deliveries) and its share of the VM's application (timed
+ * around a sample of batches: tables, completions, the clearing of the
+ * pages replaced). The regime with the lower cost is kept. The other is
+ * measured by a trial: the class's deliveries go the other way for as long
+ * as the VM takes to turn its posted buffers over (not measured: the state
+ * the old regime left is being replaced), then as long again, measured.
+ * What the trial cost, and what the deliveries after it cost more while
+ * the state it left was replaced, set the gap to the next: its extra cost
+ * is kept near 1% of what is spent. Before a class has a measure the
+ * backend's threshold decides; before copies have been measured, memcpy
+ * and memset timed at engine creation stand for them. Clock reads are few
+ * (one delivery in PLAN_EVERY, one batch in APPLY_EVERY, more during a
+ * trial): on a nested virtual machine a read costs tens of nanoseconds. */
 #include <errno.h>
 #include <string.h>
 #include <time.h>
 
 #include "core/cost.h"
 #include "core/engine.h"
-#include "core/frame.h"
 
-/* Moving averages: a sample above the estimate moves it by 1/16 (a fault
- * or a preemption should not make flips look dear for long), one below by
- * 1/2 (the cost the tables can be had for is found quickly). */
-#define RISE 16.0
-#define FALL 2.0
-/* Batches timed before sampling thins out, then one in SAMPLE_EVERY. */
+/* Moving averages of a regime's cost: a sample moves the estimate by
+ * 1/WEIGHT (the mean is what throughput pays); a sample beyond OUTLIER
+ * times the estimate is clipped (a page fault or a preemption says nothing
+ * about the way frames are delivered). */
+#define WEIGHT 8.0
+#define OUTLIER 2.0
+/* Sampling: the first SAMPLE_ALL batches of a VM and the deliveries and
+ * batches of a trial and of the phase after it are sampled densely (every
+ * batch, one delivery in PLAN_EVERY_PHASE); otherwise one delivery in
+ * PLAN_EVERY, one batch in APPLY_EVERY. */
 #define SAMPLE_ALL 16u
-#define SAMPLE_EVERY 8u
-/* Until this many samples the model is not trusted: the prior decides and
- * a flip is made every WARMUP_GAP deliveries to measure. */
-#define WARMUP_SAMPLES 4u
-#define WARMUP_GAP 32u
-/* Probe budget: extra cost of probes over what is copied, and the bounds of
- * the gap between probes, in deliveries. */
-#define PROBE_BUDGET 0.01
-#define PROBE_GAP_MIN 64u
-#define PROBE_GAP_MAX (1u << 24)
-/* A probe makes every delivery of one whole batch of the VM the other way:
- * flips then share the batch's fixed costs and caches as they would if the
- * model chose them (a lone flip among copies pays a whole batch and would
- * make flipping look dearer than it is). */
-enum { PROBE_NONE, PROBE_ARMED, PROBE_ACTIVE };
-/* The first samples of each class are taken at their minimum. */
-#define FIRST_MIN 8u
-/* A timed batch longer than this many times the prediction is clipped:
- * a page fault or a preemption says nothing about the table. */
-#define OUTLIER 8.0
-/* One copied chunk (of a frame in pool pages) in this many is timed; only
- * chunks of at least CHUNK_MIN bytes teach the cost per byte (in shorter
- * ones the fixed cost of a call dominates; and a short frame is copied
- * whatever the tables cost, a flip clearing a whole page). */
-#define CHUNK_SAMPLE 64u
-#define CHUNK_MIN 1024u
+#define PLAN_EVERY_PHASE 4u
+#define PLAN_EVERY 64u
+#define APPLY_EVERY 16u
+/* Application samples of the regime in force before it is compared. */
+#define SETTLE 2u
+/* The other regime is tried at once when its estimate falls below this
+ * fraction of the current one's; a trial's regime is kept when it cost
+ * less than this fraction. */
+#define SWITCH 0.97
+/* What touching a page for the first time may cost (a page fault of a
+ * nested guest, with margin): the first deliveries of a class, or a
+ * trial's, may be dearer by this much per page before they say anything. */
+#define FIRST_TOUCH_NS 20000.0
+/* Trial budget: the extra cost of trials over what is spent; the bounds of
+ * the gap between trials, in deliveries of the class; the bounds of each
+ * phase of a trial, in deliveries. */
+#define TRIAL_BUDGET 0.01
+#define GAP_MIN 64u
+#define GAP_MAX (1u << 24)
+/* A trial starts with one delivery the other way: if that costs more than
+ * PROBE_ABORT times a delivery in the regime in force, the trial stops
+ * there (tables that cost tens of times a copy are not tried at length). */
+#define PROBE_ABORT 4.0
+#define PHASE_MIN 4u
+#define PHASE_MAX 512u
 
 static uint64_t now_ns(void)
 {
@@ -74,7 +84,6 @@ static void calibrate(struct vd_cost *c)
 {
 	uint8_t *src = c->scratch, *dst = c->scratch + COST_SCRATCH;
 	uint64_t cp = UINT64_MAX, cl = UINT64_MAX;
-	double cpb, clb;
 
 	for (int i = 0; i < 3; i++) {
 		uint64_t t0, t1, t2;
@@ -93,10 +102,8 @@ static void calibrate(struct vd_cost *c)
 			cl = t2 - t1;
 	}
 	/* a clock too coarse to see 64 KiB move must not make bytes free */
-	cpb = (double)(cp ? cp : 1) / COST_SCRATCH;
-	clb = (double)(cl ? cl : 1) / COST_SCRATCH;
-	c->copy_ns_byte = cpb;
-	c->clear_ns_byte = clb;
+	c->copy_ns_byte = (double)(cp ? cp : 1) / COST_SCRATCH;
+	c->clear_ns_byte = (double)(cl ? cl : 1) / COST_SCRATCH;
 	/* what a pair of clock reads adds to what it times */
 	c->clock_ns = UINT64_MAX;
 	for (int i = 0; i < 8; i++) {
@@ -123,190 +130,142 @@ void vd_cost_fini(struct vd_cost *c, const struct vdemux_alloc_hooks *alloc)
 	c->scratch = NULL;
 }
 
-/* Move an estimate towards a sample: fast down, slowly up, and never by
- * more than OUTLIER times itself. */
-static void track(double *est, double t)
-{
-	if (t < *est)
-		*est += (t - *est) / FALL;
-	else
-		*est += ((t > OUTLIER * *est ? OUTLIER * *est : t) - *est) / RISE;
-}
-
-uint64_t vd_cost_chunk_begin(struct vdemux_engine *e, const struct vm *vm, bool own_pages,
-			     uint32_t bytes)
-{
-	/* every chunk of a probe that copies: that is what it is for */
-	if (!own_pages || bytes < CHUNK_MIN ||
-	    (++e->cost.chunk_tick < CHUNK_SAMPLE &&
-	     !(vm->cost.probe == PROBE_ACTIVE && vm->cost.probe_copy)))
-		return 0;
-	e->cost.chunk_tick = 0;
-	return now_ns();
-}
-
-void vd_cost_chunk_end(struct vdemux_engine *e, uint64_t t0, uint32_t bytes)
-{
-	struct vd_cost *c = &e->cost;
-	double t;
-
-	if (!t0 || bytes < CHUNK_MIN)
-		return;
-	t = (double)(now_ns() - t0) - c->clock_ns;
-	t = (t > 0 ? t : 0) / bytes;
-	/* the first copies into a page may fault it in: no more than the
-	 * calibrated cost allows for a start */
-	if (c->chunk_ns_byte <= 0)
-		c->chunk_ns_byte = (c->copy_ns_byte + c->clear_ns_byte) * OUTLIER;
-	track(&c->chunk_ns_byte, t);
-}
-
 void vd_vm_cost_init(struct vd_vm_cost *vc, bool adaptive, uint32_t prior)
 {
 	memset(vc, 0, sizeof(*vc));
 	vc->adaptive = adaptive;
 	vc->prior = prior;
+	vc->timing = adaptive;
 }
 
-static unsigned run_class(double pages_per_run)
+static unsigned size_class(uint32_t nch)
 {
-	unsigned c = 0;
-
-	while (c + 1 < COST_RUN_CLASSES && pages_per_run >= (double)(2u << c))
-		c++;
-	return c;
+	return nch <= 4 ? nch - 1 : nch <= 8 ? 4 : 5;
 }
 
-/* ns per page for runs of class c: its own estimate, else the nearest
- * measured class (shorter runs first: they cost at least as much). */
-static double page_cost(const struct vd_vm_cost *vc, unsigned c)
+static void track(double *est, double t)
 {
-	for (unsigned d = 0; d < COST_RUN_CLASSES; d++) {
-		if (c >= d && vc->page_ns[c - d] > 0)
-			return vc->page_ns[c - d];
-		if (c + d < COST_RUN_CLASSES && vc->page_ns[c + d] > 0)
-			return vc->page_ns[c + d];
+	if (*est <= 0) {
+		*est = t > 0 ? t : 1;
+		return;
 	}
+	if (t > OUTLIER * *est)
+		t = OUTLIER * *est;
+	*est += (t - *est) / WEIGHT;
+}
+
+/* What a delivery of this class costs in regime r: measured, else (copies
+ * only) the calibrated memcpy and memset of its bytes and the completion
+ * of its pages; 0 if nothing is known. */
+static double cost_of(const struct vdemux_engine *e, const struct vd_vm_cost *vc,
+		      const struct vd_class_cost *cc, unsigned r)
+{
+	if (cc->samples[r])
+		return cc->plan[r] + cc->apply[r];
+	if (r == REG_COPY)
+		return cc->mean_len * (e->cost.copy_ns_byte + e->cost.clear_ns_byte) +
+		       (double)cc->nch * vc->entry_ns;
 	return 0;
 }
 
-/* Runs of contiguous (GPA, page) pairs if this delivery is flipped: the
- * next posted slots against the frame's own pages. */
-static uint32_t delivery_runs(const struct vm *vm, const uint32_t *pages, uint32_t nch)
+/* A phase of a trial: as many deliveries as the VM has buffers posted
+ * for this class (they turn over in that many), within bounds. */
+static uint32_t phase_len(const struct vm *vm, uint32_t nch)
 {
-	uint32_t runs = 1, prev = vd_postq_peek(&vm->postq, 0);
+	uint32_t n = vm->postq.count / (nch ? nch : 1);
 
-	for (uint32_t i = 1; i < nch; i++) {
-		uint32_t s = vd_postq_peek(&vm->postq, i);
-
-		if (s != prev + 1 || pages[i] != pages[i - 1] + 1)
-			runs++;
-		prev = s;
-	}
-	return runs;
+	return n < PHASE_MIN ? PHASE_MIN : n > PHASE_MAX ? PHASE_MAX : n;
 }
 
-/* The gap, in deliveries, that keeps the extra cost of probing the dearer
- * way near the budget. Close costs are probed often (a wrong estimate near
- * the crossover is found soon); a way that costs hundreds of times the
- * other is probed rarely, which is what the budget is for. */
-static uint32_t probe_gap(double cheap, double dear)
-{
-	double gap = (dear - cheap) / (PROBE_BUDGET * (cheap > 1.0 ? cheap : 1.0));
-
-	if (gap < PROBE_GAP_MIN)
-		return PROBE_GAP_MIN;
-	if (gap > PROBE_GAP_MAX)
-		return PROBE_GAP_MAX;
-	return (uint32_t)gap;
-}
-
-bool vd_cost_copy(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src, uint32_t len,
-		  uint32_t nch, bool own_pages)
+bool vd_cost_copy(struct vdemux_engine *e, struct vm *vm, uint32_t len, uint32_t nch,
+		  bool own_pages, uint64_t *t0)
 {
 	struct vd_vm_cost *vc = &vm->cost;
-	const struct vd_cost *c = &e->cost;
-	double copy, flip;
-	bool want_copy;
+	struct vd_class_cost *cc;
+	unsigned r;
 
-	/* Frames from memory; and short frames: flipping clears the whole
-	 * page it replaces, more work than copying and clearing half a page. */
+	*t0 = 0;
 	if (!own_pages || len <= PAGE / 2)
 		return true;
 	vc->decided = true;
-	vc->batch_decisions++;
-	if (vc->probe == PROBE_ACTIVE) {
+	if (!vc->flipped_once) {
+		/* the first flip of a VM pays for setting its tables up: make
+		 * it now, before anything is measured */
+		vc->flipped_once = true;
 		e->st.adaptive_probes++;
-		return vc->probe_copy;
+		return false;
 	}
-	if (vc->samples < WARMUP_SAMPLES) {
-		if (vc->until_probe == 0) {
-			vc->until_probe = WARMUP_GAP;
+	cc = &vc->cls[size_class(nch)];
+	if (!cc->seen) {
+		/* its first deliveries touch the VM's buffers for the first
+		 * time: they are not measured */
+		cc->seen = true;
+		cc->regime = len <= vc->prior ? REG_COPY : REG_FLIP;
+		cc->mean_len = len;
+		cc->nch = nch;
+		cc->skip = 2 * phase_len(vm, nch);
+	}
+	cc->nch = nch;
+	r = cc->regime;
+	if (cc->trial == TRIAL_PROBE) {
+		if (!cc->probe_out) {
+			/* the trial's first delivery, alone, and timed */
+			cc->probe_out = true;
+			cc->probe_timing = true;
+			cc->probe_pages = nch;
+			cc->probe_plan = 0;
+			r = !r;
 			e->st.adaptive_probes++;
-			return false;
+			*t0 = now_ns();
 		}
-		vc->until_probe--;
-		return len <= vc->prior;
+	} else if (cc->trial != TRIAL_NONE) {
+		r = !r;
+		e->st.adaptive_probes++;
 	}
-	copy = (double)len * (c->chunk_ns_byte > 0 ? c->chunk_ns_byte
-						   : c->copy_ns_byte + c->clear_ns_byte);
-	flip = page_cost(vc, run_class((double)nch / delivery_runs(vm, src->pages, nch))) * nch;
-	want_copy = copy <= flip;
-	if (!vc->modelled) {
-		/* warm-up just measured both ways: the first probe is a whole
-		 * budget away */
-		double cheap = want_copy ? copy : flip, dear = want_copy ? flip : copy;
-		uint64_t gap = (uint64_t)probe_gap(cheap, dear) * (vc->last_batch ? vc->last_batch : 1);
+	/* counted for the batch now (a delivery refused after this is
+	 * rare, and only blurs a sample) */
+	cc->b_seen++;
+	cc->b_pages += nch;
+	cc->b_bytes += len;
+	cc->b_regs |= (uint8_t)(1u << r);
+	vc->b_classes |= (uint8_t)(1u << size_class(nch));
+	if (!*t0 &&
+	    ++vc->dtick >= (vc->phase || vc->batches < SAMPLE_ALL ? PLAN_EVERY_PHASE : PLAN_EVERY)) {
+		vc->dtick = 0;
+		*t0 = now_ns();
+	}
+	return r == REG_COPY;
+}
 
-		vc->modelled = true;
-		vc->chose_copy = want_copy;
-		vc->until_probe = gap > PROBE_GAP_MAX ? PROBE_GAP_MAX : (uint32_t)gap;
-	}
-	if (want_copy != vc->chose_copy) {
-		/* the model changed its mind: probe the other way soon */
-		vc->chose_copy = want_copy;
-		if (vc->until_probe > PROBE_GAP_MIN)
-			vc->until_probe = PROBE_GAP_MIN;
-	}
-	if (vc->until_probe == 0 && vc->probe == PROBE_NONE) {
-		/* the next batch goes the other way, to measure it again; the
-		 * gap pays for a batch as long as the last one */
-		double cheap = want_copy ? copy : flip, dear = want_copy ? flip : copy;
+void vd_cost_planned(struct vdemux_engine *e, struct vm *vm, uint32_t nch, uint64_t t0)
+{
+	struct vd_class_cost *cc = &vm->cost.cls[size_class(nch)];
+	unsigned used = cc->trial > TRIAL_PROBE ? !cc->regime : cc->regime;
+	double t = (double)(now_ns() - t0) - (double)e->cost.clock_ns;
 
-		uint64_t gap = (uint64_t)probe_gap(cheap, dear) * (vc->last_batch ? vc->last_batch : 1);
-
-		vc->until_probe = gap > PROBE_GAP_MAX ? PROBE_GAP_MAX : (uint32_t)gap;
-		vc->probe = PROBE_ARMED;
-		vc->probe_copy = !want_copy;
-	} else if (vc->until_probe) {
-		vc->until_probe--;
+	if (t < 0)
+		t = 0;
+	if (cc->probe_timing) {
+		cc->probe_timing = false;
+		cc->probe_plan = t;
+		return;
 	}
-	return want_copy;
+	if (cc->trial == TRIAL_MEASURE) {
+		cc->ph.plan += t;
+		cc->ph.nplan++;
+	} else if (cc->trial == TRIAL_NONE && !cc->skip) {
+		if (cc->recover) {
+			cc->ph.plan += t;
+			cc->ph.nplan++;
+		} else {
+			track(&cc->plan[used], t);
+		}
+	}
 }
 
 bool vd_cost_due(struct vm *vm)
 {
-	struct vd_vm_cost *vc = &vm->cost;
-
-	bool probed = vc->probe == PROBE_ACTIVE;
-
-	/* only VMs that had a choice to make: frames from memory need none */
-	if (!vc->decided)
-		return false;
-	vc->decided = false;
-	vc->last_batch = vc->batch_decisions;
-	vc->batch_decisions = 0;
-	/* a probe covers the batch planned after the one it was armed in */
-	if (vc->probe == PROBE_ARMED)
-		vc->probe = PROBE_ACTIVE;
-	else if (probed)
-		vc->probe = PROBE_NONE;
-	if (!probed && vc->timed >= SAMPLE_ALL && ++vc->tick < SAMPLE_EVERY)
-		return false;
-	vc->tick = 0;
-	if (vc->timed < SAMPLE_ALL)
-		vc->timed++;
-	return true;
+	return vm->cost.decided && vm->cost.timing;
 }
 
 uint64_t vd_cost_clock(void)
@@ -314,44 +273,321 @@ uint64_t vd_cost_clock(void)
 	return now_ns();
 }
 
-void vd_cost_end(struct vm *vm, uint64_t t0, uint32_t runs, uint32_t pages, uint32_t copies)
+/* The gap before the next trial of the way not taken: the extra cost of
+ * the last one (its deliveries the dearer way, and what the deliveries
+ * after it cost more while the state it left was replaced) over what the
+ * class spends in between is TRIAL_BUDGET. */
+static uint32_t trial_gap(const struct vdemux_engine *e, const struct vd_vm_cost *vc,
+			  const struct vd_class_cost *cc)
+{
+	double cur = cost_of(e, vc, cc, cc->regime), gap;
+
+	if (cur <= 0 || !cc->samples[!cc->regime])
+		return GAP_MIN;
+	gap = cc->trial_cost / (TRIAL_BUDGET * cur);
+	return gap < GAP_MIN ? GAP_MIN : gap > GAP_MAX ? GAP_MAX : (uint32_t)gap;
+}
+
+static void phase_reset(struct vd_class_cost *cc)
+{
+	memset(&cc->ph, 0, sizeof(cc->ph));
+}
+
+static void trial_start(struct vm *vm, struct vd_class_cost *cc)
+{
+	(void)vm;
+	cc->trial = TRIAL_PROBE;
+	cc->probe_out = false;
+	phase_reset(cc);
+}
+
+/* The end of a batch with the probe of a trial: @pc, what the probe cost
+ * (negative: not timed). Far dearer than the regime in force: stop;
+ * else the trial goes on with every delivery of the class. */
+static void probe_end(struct vdemux_engine *e, struct vm *vm, struct vd_class_cost *cc, double pc)
 {
 	struct vd_vm_cost *vc = &vm->cost;
-	double t = (double)(vd_cost_clock() - t0), *est;
-	unsigned cls;
+	unsigned other = !cc->regime;
+	double cur = cost_of(e, vc, cc, cc->regime);
 
-	if (!pages) {
-		/* copies only: what completing a copied chunk costs, which a
-		 * flip's time includes too */
-		if (copies) {
-			t /= copies;
-			if (vc->entry_ns <= 0)
-				vc->entry_ns = t;
-			else
-				track(&vc->entry_ns, t);
+	cc->probe_out = false;
+	if (pc < 0)
+		return; /* not timed: probe again */
+	if (cur > 0 && pc > PROBE_ABORT * cur) {
+		cc->plan[other] = cc->probe_plan;
+		cc->apply[other] = pc - cc->probe_plan;
+		if (cc->samples[other] < UINT32_MAX)
+			cc->samples[other]++;
+		cc->trial = TRIAL_NONE;
+		cc->trial_cost = pc - cur;
+		cc->until_trial = trial_gap(e, vc, cc);
+		return;
+	}
+	cc->trial = TRIAL_WARM;
+	cc->left = phase_len(vm, cc->nch);
+}
+
+/* The trial is over: its means are the other regime's costs now; keep the
+ * cheaper regime. Back in the old one, the phase after the trial is
+ * measured to charge it what it left behind. */
+static void trial_end(struct vdemux_engine *e, struct vm *vm, struct vd_class_cost *cc)
+{
+	struct vd_vm_cost *vc = &vm->cost;
+	unsigned other = !cc->regime;
+	uint32_t len = phase_len(vm, cc->nch);
+	double cur, tried;
+
+	cc->trial = TRIAL_NONE;
+	if (cc->ph.napply) {
+		/* without its dearest sample, if it has three or more */
+		cc->apply[other] = cc->ph.napply >= 3
+					   ? (cc->ph.apply - cc->ph.apply_max) / (cc->ph.napply - 1)
+					   : cc->ph.apply / cc->ph.napply;
+		if (cc->ph.nplan)
+			cc->plan[other] = cc->ph.plan / cc->ph.nplan;
+		if (cc->samples[other] < UINT32_MAX)
+			cc->samples[other]++;
+	}
+	phase_reset(cc);
+	cur = cost_of(e, vc, cc, cc->regime);
+	tried = cost_of(e, vc, cc, other);
+	if (cc->samples[other] && tried < SWITCH * cur) {
+		/* the trial's measured half was in the new regime's state
+		 * already: its estimate stands; trying the old one again
+		 * would cost what this trial saved */
+		cc->regime = (uint8_t)other;
+		cc->trial_cost = 2.0 * len * (cur - tried);
+		cc->until_trial = 0;
+		return;
+	}
+	cc->trial_cost = tried > cur ? 2.0 * len * (tried - cur) : 0;
+	cc->recover = len;
+	cc->until_trial = trial_gap(e, vc, cc);
+}
+
+/* The phase after a trial is over: what its deliveries cost above the
+ * regime's estimate is charged to the trial. */
+static void recovery_end(struct vdemux_engine *e, struct vm *vm, struct vd_class_cost *cc)
+{
+	struct vd_vm_cost *vc = &vm->cost;
+	unsigned r = cc->regime;
+
+	cc->recover = 0;
+	if (cc->ph.napply) {
+		double m = cc->ph.apply / cc->ph.napply +
+			   (cc->ph.nplan ? cc->ph.plan / cc->ph.nplan : cc->plan[r]);
+		double cur = cost_of(e, vc, cc, r);
+
+		if (cur > 0 && m > cur)
+			cc->trial_cost += (m - cur) * phase_len(vm, cc->nch);
+	}
+	phase_reset(cc);
+	cc->until_trial = trial_gap(e, vc, cc);
+}
+
+/* One class's part of a finished batch: @ap, its application's share per
+ * delivery if timed (negative: not). */
+static void class_end(struct vdemux_engine *e, struct vm *vm, struct vd_class_cost *cc, double ap)
+{
+	struct vd_vm_cost *vc = &vm->cost;
+	unsigned used = cc->b_regs & 1u ? REG_COPY : REG_FLIP, other = !cc->regime;
+	bool ok = cc->b_regs != 3u && ap >= 0; /* one regime, timed */
+	uint32_t n = cc->b_seen;
+	double cur = cost_of(e, vc, cc, cc->regime), o;
+
+	if (cc->trial != TRIAL_NONE) {
+		if (ok && used == other && cur > 0 &&
+		    ap + cc->plan[other] > cur + (double)cc->nch * FIRST_TOUCH_NS) {
+			/* dearer than page faults could make it: no need to
+			 * go on (a trial of very slow tables stays short) */
+			phase_reset(cc);
+			cc->ph.apply = ap;
+			cc->ph.napply = 1;
+			trial_end(e, vm, cc);
+			return;
+		}
+		if (cc->trial == TRIAL_MEASURE && ok && used == other) {
+			cc->ph.apply += ap;
+			cc->ph.napply++;
+			if (ap > cc->ph.apply_max)
+				cc->ph.apply_max = ap;
+		}
+		if (n < cc->left) {
+			cc->left -= n;
+		} else if (cc->trial == TRIAL_WARM) {
+			cc->trial = TRIAL_MEASURE;
+			cc->left = phase_len(vm, cc->nch);
+		} else {
+			trial_end(e, vm, cc);
 		}
 		return;
 	}
-	if (vc->samples++ == 0)
-		return; /* the first flips of a VM pay for setting things up */
-	t -= copies * vc->entry_ns;
-	t = (t > 0 ? t : 0) / pages;
-	cls = run_class((double)pages / runs);
-	est = &vc->page_ns[cls];
-	if (*est <= 0) {
-		/* a new class starts from its first sample, bounded by what
-		 * the nearest measured class says */
-		double near = page_cost(vc, cls);
-
-		*est = near > 0 && t > OUTLIER * near ? OUTLIER * near : t > 0 ? t : 1;
-	} else if (vc->class_samples[cls] < FIRST_MIN) {
-		/* the first batches of a VM fault pages in: what they cost at
-		 * least is the better guess */
-		if (t < *est)
-			*est = t > 0 ? t : 1;
-	} else {
-		track(est, t);
+	ok = ok && used == cc->regime;
+	o = cost_of(e, vc, cc, other);
+	if (cc->skip) {
+		/* first touch: not measured, unless dearer than the other way
+		 * by more than page faults could make it: then take the other
+		 * way at once (no trial needed), and try this one again soon */
+		if (ok && o > 0 && ap + cc->plan[used] > o + (double)cc->nch * FIRST_TOUCH_NS) {
+			cc->skip = 0;
+			cc->apply[used] = ap;
+			cc->samples[used] = 1;
+			/* what trying this way again costs: one delivery, the
+			 * trial's probe (first touches may have made this one
+			 * look dearer than it is) */
+			cc->trial_cost = ap + cc->plan[used] - o;
+			cc->regime = (uint8_t)other;
+			cc->until_trial = 0;
+			return;
+		}
+		cc->skip -= n < cc->skip ? n : cc->skip;
+		return;
 	}
-	if (vc->class_samples[cls] < FIRST_MIN)
-		vc->class_samples[cls]++;
+	if (cc->recover) {
+		if (ok) {
+			cc->ph.apply += ap;
+			cc->ph.napply++;
+		}
+		if (n < cc->recover)
+			cc->recover -= n;
+		else
+			recovery_end(e, vm, cc);
+		return;
+	}
+	if (ok) {
+		/* the first samples of a regime: the cheapest (what is left
+		 * of a transient makes the others dearer), then the mean */
+		if (cc->samples[used] < SETTLE && (cc->apply[used] <= 0 || ap < cc->apply[used]))
+			cc->apply[used] = ap > 0 ? ap : 1;
+		else if (cc->samples[used] >= SETTLE)
+			track(&cc->apply[used], ap);
+		if (cc->samples[used] < UINT32_MAX)
+			cc->samples[used]++;
+	}
+	if (cc->samples[cc->regime] < SETTLE)
+		return;
+	cur = cost_of(e, vc, cc, cc->regime);
+	if (o <= 0 || o < SWITCH * cur) {
+		/* the other way was never measured, or its last measure (or
+		 * the calibration) says it is cheaper now: try it */
+		trial_start(vm, cc);
+		return;
+	}
+	if (cc->until_trial == 0)
+		cc->until_trial = trial_gap(e, vc, cc);
+	if (n >= cc->until_trial)
+		trial_start(vm, cc);
+	else
+		cc->until_trial -= n;
+}
+
+/* Every class of the batch in its regime, in no trial or phase, its next
+ * trial not due: nothing to do but count. */
+static bool steady(const struct vd_vm_cost *vc)
+{
+	for (unsigned c = 0; c < COST_CLASSES; c++) {
+		const struct vd_class_cost *cc = &vc->cls[c];
+
+		if (!(vc->b_classes >> c & 1u))
+			continue;
+		if (!cc->seen || cc->trial != TRIAL_NONE || cc->skip || cc->recover ||
+		    cc->samples[cc->regime] < SETTLE || cc->until_trial <= cc->b_seen ||
+		    cc->b_regs != 1u << cc->regime)
+			return false;
+	}
+	return true;
+}
+
+void vd_cost_end(struct vdemux_engine *e, struct vm *vm, uint64_t t0, uint32_t flips,
+		 uint32_t copies)
+{
+	struct vd_vm_cost *vc = &vm->cost;
+	double apply, rest;
+	uint32_t own = 0, own_copy = 0, own_flip = 0;
+	bool timed = t0 != 0, phase = false;
+
+	vc->decided = false;
+	if (!timed && !vc->phase && vc->batches >= SAMPLE_ALL && steady(vc)) {
+		/* most batches: untimed, no class changing state */
+		for (unsigned c = 0; c < COST_CLASSES; c++) {
+			struct vd_class_cost *cc = &vc->cls[c];
+
+			if (!(vc->b_classes >> c & 1u))
+				continue;
+			cc->until_trial -= cc->b_seen;
+			cc->b_seen = cc->b_pages = 0;
+			cc->b_bytes = 0;
+			cc->b_regs = 0;
+		}
+		vc->b_classes = 0;
+		vc->timing = ++vc->btick >= APPLY_EVERY;
+		if (vc->timing)
+			vc->btick = 0;
+		return;
+	}
+	apply = timed ? (double)(now_ns() - t0) : 0;
+	if (timed && flips && vc->setup++ == 0)
+		timed = false; /* the first flips of a VM pay for setting up */
+	if (timed && !flips && copies)
+		track(&vc->entry_ns, apply / copies); /* completing a copied page */
+	/* The application's share of the deliveries decided: what is left
+	 * once the other pages' completions are taken out; a copied page's
+	 * share is its completion, the flipped pages share the rest. */
+	for (unsigned c = 0; c < COST_CLASSES; c++) {
+		const struct vd_class_cost *cc = &vc->cls[c];
+
+		if (!(vc->b_classes >> c & 1u))
+			continue;
+		own += cc->b_pages;
+		if (cc->b_regs == 1u << REG_COPY)
+			own_copy += cc->b_pages;
+		else if (cc->b_regs == 1u << REG_FLIP)
+			own_flip += cc->b_pages;
+	}
+	rest = apply - vc->entry_ns * (double)(flips + copies > own ? flips + copies - own : 0) -
+	       vc->entry_ns * own_copy;
+	for (unsigned c = 0; c < COST_CLASSES; c++) {
+		struct vd_class_cost *cc = &vc->cls[c];
+		double ap = -1;
+
+		if (!(vc->b_classes >> c & 1u)) {
+			phase = phase || cc->trial != TRIAL_NONE || cc->recover;
+			continue;
+		}
+		cc->mean_len += ((double)cc->b_bytes / cc->b_seen - cc->mean_len) / WEIGHT;
+		if (timed && cc->seen) {
+			if (cc->b_regs == 1u << REG_COPY)
+				ap = vc->entry_ns * cc->b_pages / cc->b_seen;
+			else if (cc->b_regs == 1u << REG_FLIP && own_flip)
+				ap = (rest > 0 ? rest : 0) * cc->b_pages / own_flip / cc->b_seen;
+		}
+		if (cc->trial == TRIAL_PROBE && cc->probe_out) {
+			/* the probe's application: a copied page's completion,
+			 * or the flipped pages' share of what is left once the
+			 * copied pages' completions are taken out */
+			double pc = -1;
+
+			if (timed && cc->regime == REG_FLIP)
+				pc = cc->probe_plan + vc->entry_ns * cc->probe_pages;
+			else if (timed && flips)
+				pc = cc->probe_plan +
+				     (apply - vc->entry_ns * copies > 0 ? apply - vc->entry_ns * copies : 0) *
+					     cc->probe_pages / flips;
+			probe_end(e, vm, cc, pc);
+		} else if (cc->seen) {
+			class_end(e, vm, cc, ap);
+		}
+		if (cc->trial != TRIAL_NONE || cc->recover)
+			phase = true;
+		cc->b_seen = cc->b_pages = 0;
+		cc->b_bytes = 0;
+		cc->b_regs = 0;
+	}
+	vc->phase = phase;
+	vc->b_classes = 0;
+	if (vc->batches < SAMPLE_ALL)
+		vc->batches++;
+	vc->timing = phase || vc->batches < SAMPLE_ALL || ++vc->btick >= APPLY_EVERY;
+	if (vc->timing)
+		vc->btick = 0;
 }

@@ -130,6 +130,7 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 	const uint32_t *pages = src->pages;
 	uint32_t out_len, nch, nfresh, fresh[MAX_FRAME_PAGES], seq, off = vm->rx_offset, chain = 0;
 	bool copy, bad_action;
+	uint64_t t0 = 0;
 	int why;
 
 	*consumed = false;
@@ -147,7 +148,7 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 	 * deciding anything. */
 	if (e->plan.n + nch > e->plan.cap || (e->plan.n && e->pool.nfree < nch))
 		return VD_PLAN_FULL;
-	copy = vm->cost.adaptive ? vd_cost_copy(e, vm, src, out_len, nch, consume)
+	copy = vm->cost.adaptive ? vd_cost_copy(e, vm, out_len, nch, consume, &t0)
 				 : out_len <= vm->eff_threshold;
 	why = delivery_obstacle(e, vm, nch, copy, consume, &nfresh);
 	if (why) {
@@ -176,15 +177,12 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 		pe->flen = out_len;
 		pe->old_page = sl->page;
 		if (copy && sl->page != VDEMUX_NO_PAGE) {
-			uint64_t t0 = vd_cost_chunk_begin(e, vm, consume, k);
-
 			pe->kind = PEND_COPY;
 			pe->new_page = VDEMUX_NO_PAGE;
 			pe->flags |= VDEMUX_CPL_COPIED;
 			vd_frame_emit(&e->pool, src, d, fo, pg_addr(&e->pool, sl->page) + po, k);
 			if (consume)
 				vd_pool_put(&e->pool, pages[i]);
-			vd_cost_chunk_end(e, t0, k);
 			continue;
 		}
 		if (consume) {
@@ -204,6 +202,8 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 	if (chain)
 		chain_rest_unpost(vm, chain, nch);
 	vd_cq_reserve(&vm->cq, nch);
+	if (t0)
+		vd_cost_planned(e, vm, nch, t0);
 	vm->st.delivered++;
 	vm->st.bytes += out_len;
 	e->st.delivered++;
