@@ -26,7 +26,7 @@
  * is kept near 1% of what is spent. Before a class has a measure the
  * backend's threshold decides; before copies have been measured, memcpy
  * and memset timed at engine creation stand for them. Clock reads are few
- * (one delivery in PLAN_EVERY, one batch in APPLY_EVERY, more during a
+ * (one delivery in COST_PLAN_EVERY, one batch in APPLY_EVERY, more during a
  * trial): on a nested virtual machine a read costs tens of nanoseconds. */
 #include <errno.h>
 #include <string.h>
@@ -44,11 +44,10 @@
 /* Sampling: the first SAMPLE_ALL batches of a VM and the deliveries and
  * batches of a trial and of the phase after it are sampled densely (every
  * batch, one delivery in PLAN_EVERY_PHASE); otherwise one delivery in
- * PLAN_EVERY, one batch in APPLY_EVERY. */
-#define SAMPLE_ALL 16u
-#define PLAN_EVERY_PHASE 4u
-#define PLAN_EVERY 64u
-#define APPLY_EVERY 16u
+ * COST_PLAN_EVERY, one batch in APPLY_EVERY. */
+#define SAMPLE_ALL COST_SAMPLE_ALL
+#define PLAN_EVERY_PHASE 8u
+#define APPLY_EVERY 32u
 /* Application samples of the regime in force before it is compared. */
 #define SETTLE 2u
 /* The other regime is tried at once when its estimate falls below this
@@ -138,10 +137,7 @@ void vd_vm_cost_init(struct vd_vm_cost *vc, bool adaptive, uint32_t prior)
 	vc->timing = adaptive;
 }
 
-static unsigned size_class(uint32_t nch)
-{
-	return nch <= 4 ? nch - 1 : nch <= 8 ? 4 : 5;
-}
+#define size_class vd_cost_class
 
 static void track(double *est, double t)
 {
@@ -177,16 +173,13 @@ static uint32_t phase_len(const struct vm *vm, uint32_t nch)
 	return n < PHASE_MIN ? PHASE_MIN : n > PHASE_MAX ? PHASE_MAX : n;
 }
 
-bool vd_cost_copy(struct vdemux_engine *e, struct vm *vm, uint32_t len, uint32_t nch,
-		  bool own_pages, uint64_t *t0)
+bool vd_cost_decide(struct vdemux_engine *e, struct vm *vm, uint32_t len, uint32_t nch,
+		    uint64_t *t0)
 {
 	struct vd_vm_cost *vc = &vm->cost;
 	struct vd_class_cost *cc;
 	unsigned r;
 
-	*t0 = 0;
-	if (!own_pages || len <= PAGE / 2)
-		return true;
 	vc->decided = true;
 	if (!vc->flipped_once) {
 		/* the first flip of a VM pays for setting its tables up: make
@@ -229,8 +222,8 @@ bool vd_cost_copy(struct vdemux_engine *e, struct vm *vm, uint32_t len, uint32_t
 	cc->b_bytes += len;
 	cc->b_regs |= (uint8_t)(1u << r);
 	vc->b_classes |= (uint8_t)(1u << size_class(nch));
-	if (!*t0 &&
-	    ++vc->dtick >= (vc->phase || vc->batches < SAMPLE_ALL ? PLAN_EVERY_PHASE : PLAN_EVERY)) {
+	if (!*t0 && ++vc->dtick >= (vc->phase || vc->batches < COST_SAMPLE_ALL ? PLAN_EVERY_PHASE
+									      : COST_PLAN_EVERY)) {
 		vc->dtick = 0;
 		*t0 = now_ns();
 	}

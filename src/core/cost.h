@@ -87,16 +87,52 @@ void vd_cost_fini(struct vd_cost *c, const struct vdemux_alloc_hooks *alloc);
 
 void vd_vm_cost_init(struct vd_vm_cost *vc, bool adaptive, uint32_t prior);
 
+/* The first batches of a VM timed in full; afterwards one delivery in
+ * COST_PLAN_EVERY has its planning timed. */
+#define COST_SAMPLE_ALL 16u
+#define COST_PLAN_EVERY 128u
+
+static inline unsigned vd_cost_class(uint32_t nch)
+{
+	return nch <= 4 ? nch - 1 : nch <= 8 ? 4 : 5;
+}
+
+/* vd_cost_copy() for every case but the most common one. */
+bool vd_cost_decide(struct vdemux_engine *e, struct vm *vm, uint32_t len, uint32_t nch,
+		    uint64_t *t0);
+
 /*
- * Copy (true) or flip this delivery of @len bytes in @nch pages to @vm?
- * @own_pages: the frame is in pool pages that may be flipped as they are
- * (zero-copy); otherwise flipping would first copy it into fresh pages, and
- * a copy into the posted buffer is always cheaper. *@t0 is set to a clock
- * reading when the delivery's planning is to be timed (else 0): then pass
- * it, once the delivery is planned, to vd_cost_planned.
+ * Copy (true) or flip this delivery of @len bytes in @nch pages to @vm
+ * (@vc: its cost)? @own_pages: the frame is in pool pages that may be
+ * flipped as they are (zero-copy); otherwise flipping would first copy it
+ * into fresh pages, and a copy into the posted buffer is always cheaper.
+ * *@t0 is set to a clock reading when the delivery's planning is to be
+ * timed (else 0): then pass it, once the delivery is planned, to
+ * vd_cost_planned. Inline: the common case (a class in its regime, not
+ * sampled) is a few counters.
  */
-bool vd_cost_copy(struct vdemux_engine *e, struct vm *vm, uint32_t len, uint32_t nch,
-		  bool own_pages, uint64_t *t0);
+static inline bool vd_cost_copy(struct vdemux_engine *e, struct vm *vm, struct vd_vm_cost *vc,
+				uint32_t len, uint32_t nch, bool own_pages, uint64_t *t0)
+{
+	unsigned c = vd_cost_class(nch);
+	struct vd_class_cost *cc = &vc->cls[c];
+
+	*t0 = 0;
+	if (!own_pages || len <= PAGE / 2)
+		return true;
+	if (!vc->flipped_once || !cc->seen || cc->trial != TRIAL_NONE || vc->phase ||
+	    vc->batches < COST_SAMPLE_ALL || vc->dtick + 1 >= COST_PLAN_EVERY)
+		return vd_cost_decide(e, vm, len, nch, t0);
+	vc->decided = true;
+	vc->dtick++;
+	cc->nch = nch;
+	cc->b_seen++;
+	cc->b_pages += nch;
+	cc->b_bytes += len;
+	cc->b_regs |= (uint8_t)(1u << cc->regime);
+	vc->b_classes |= (uint8_t)(1u << c);
+	return cc->regime == REG_COPY;
+}
 void vd_cost_planned(struct vdemux_engine *e, struct vm *vm, uint32_t nch, uint64_t t0);
 
 /* Around the application of a VM's part of the plan: due answers whether

@@ -148,7 +148,7 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 	 * deciding anything. */
 	if (e->plan.n + nch > e->plan.cap || (e->plan.n && e->pool.nfree < nch))
 		return VD_PLAN_FULL;
-	copy = vm->cost.adaptive ? vd_cost_copy(e, vm, out_len, nch, consume, &t0)
+	copy = vm->cost.adaptive ? vd_cost_copy(e, vm, &vm->cost, out_len, nch, consume, &t0)
 				 : out_len <= vm->eff_threshold;
 	why = delivery_obstacle(e, vm, nch, copy, consume, &nfresh);
 	if (why) {
