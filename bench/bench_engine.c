@@ -319,7 +319,11 @@ int main(int argc, char **argv)
 			 * the policies one after the other, from a different one
 			 * each round, so that all share the machine's noise. */
 			for (unsigned k = 0; k < rounds; k++) {
-				for (int p = 0; p < NPOL; p++) {
+				for (int q = 0; q < NPOL; q++) {
+					/* created in one order, then the other: where
+					 * each lands in memory does not favour one */
+					int p = k % 2 ? NPOL - 1 - q : q;
+
 					if (only_pol && strcmp(only_pol, policies[p].name))
 						continue;
 					if (run_setup(&r[p], &policies[p], tmpl, len, nvms, b, zc)) {
