@@ -142,7 +142,7 @@ struct vdemux_engine_stats {
 	uint64_t bad_input[VDEMUX_BAD__COUNT]; /**< rejected calls by enum vdemux_bad_input */
 	uint64_t pages_quarantined; /**< gauge: pages a removed VM's table failed to unmap; never reused */
 	uint64_t fallback_copies; /**< frame pages copied into a still-mapped buffer because a backend refused the flip for lack of resources (-ENOMEM, -ENOSPC); also counted in @c copies */
-	uint64_t adaptive_probes; /**< deliveries the adaptive policy made the other way to measure it again (or flipped before it had measured) */
+	uint64_t adaptive_probes; /**< deliveries the adaptive policy made the other way to measure it (its trials), and each VM's first zero-copy delivery (flipped to set its tables up) */
 	uint64_t multi_page_flips; /**< deliveries of several pages, every page flipped */
 	uint64_t multi_page_one_run; /**< ... whose pages were consecutive, at consecutive GPAs: one table update each */
 };

@@ -18,7 +18,8 @@
  * sample of deliveries) and its share of the VM's application (timed
  * around a sample of batches: tables, completions, the clearing of the
  * pages replaced). The regime with the lower cost is kept. The other is
- * measured by a trial: the class's deliveries go the other way for as long
+ * measured by a trial: one delivery the other way (far dearer: the trial
+ * ends there), then the class's deliveries go the other way for as long
  * as the VM takes to turn its posted buffers over (not measured: the state
  * the old regime left is being replaced), then as long again, measured.
  * What the trial cost, and what the deliveries after it cost more while
@@ -38,9 +39,10 @@
 /* Moving averages of a regime's cost: a sample moves the estimate by
  * 1/WEIGHT (the mean is what throughput pays); a sample beyond OUTLIER
  * times the estimate is clipped (a page fault or a preemption says nothing
- * about the way frames are delivered). */
+ * about the way frames are delivered), unless OUTLIER_RUN come in a row. */
 #define WEIGHT 8.0
 #define OUTLIER 2.0
+#define OUTLIER_RUN 3u
 /* Sampling: the first SAMPLE_ALL batches of a VM and the deliveries and
  * batches of a trial and of the phase after it are sampled densely (every
  * batch, one delivery in PLAN_EVERY_PHASE); otherwise one delivery in
@@ -64,12 +66,12 @@
 #define TRIAL_BUDGET 0.01
 #define GAP_MIN 64u
 #define GAP_MAX (1u << 24)
+#define PHASE_MIN 4u
+#define PHASE_MAX 512u
 /* A trial starts with one delivery the other way: if that costs more than
  * PROBE_ABORT times a delivery in the regime in force, the trial stops
  * there (tables that cost tens of times a copy are not tried at length). */
 #define PROBE_ABORT 4.0
-#define PHASE_MIN 4u
-#define PHASE_MAX 512u
 
 static uint64_t now_ns(void)
 {
@@ -139,14 +141,26 @@ void vd_vm_cost_init(struct vd_vm_cost *vc, bool adaptive, uint32_t prior)
 
 #define size_class vd_cost_class
 
-static void track(double *est, double t)
+/* Move an estimate towards a sample; @over counts the samples in a row
+ * that were clipped: OUTLIER_RUN of them are no outlier but a change (the
+ * tables got slower), and the estimate jumps to the last. */
+static void track(double *est, uint8_t *over, double t)
 {
 	if (*est <= 0) {
 		*est = t > 0 ? t : 1;
+		*over = 0;
 		return;
 	}
-	if (t > OUTLIER * *est)
+	if (t > OUTLIER * *est) {
+		if (++*over >= OUTLIER_RUN) {
+			*est = t;
+			*over = 0;
+			return;
+		}
 		t = OUTLIER * *est;
+	} else {
+		*over = 0;
+	}
 	*est += (t - *est) / WEIGHT;
 }
 
@@ -251,7 +265,7 @@ void vd_cost_planned(struct vdemux_engine *e, struct vm *vm, uint32_t nch, uint6
 			cc->ph.plan += t;
 			cc->ph.nplan++;
 		} else {
-			track(&cc->plan[used], t);
+			track(&cc->plan[used], &cc->over[used], t);
 		}
 	}
 }
@@ -286,9 +300,8 @@ static void phase_reset(struct vd_class_cost *cc)
 	memset(&cc->ph, 0, sizeof(cc->ph));
 }
 
-static void trial_start(struct vm *vm, struct vd_class_cost *cc)
+static void trial_start(struct vd_class_cost *cc)
 {
-	(void)vm;
 	cc->trial = TRIAL_PROBE;
 	cc->probe_out = false;
 	phase_reset(cc);
@@ -453,7 +466,7 @@ static void class_end(struct vdemux_engine *e, struct vm *vm, struct vd_class_co
 		if (cc->samples[used] < SETTLE && (cc->apply[used] <= 0 || ap < cc->apply[used]))
 			cc->apply[used] = ap > 0 ? ap : 1;
 		else if (cc->samples[used] >= SETTLE)
-			track(&cc->apply[used], ap);
+			track(&cc->apply[used], &cc->over[2 + used], ap);
 		if (cc->samples[used] < UINT32_MAX)
 			cc->samples[used]++;
 	}
@@ -463,13 +476,13 @@ static void class_end(struct vdemux_engine *e, struct vm *vm, struct vd_class_co
 	if (o <= 0 || o < SWITCH * cur) {
 		/* the other way was never measured, or its last measure (or
 		 * the calibration) says it is cheaper now: try it */
-		trial_start(vm, cc);
+		trial_start(cc);
 		return;
 	}
 	if (cc->until_trial == 0)
 		cc->until_trial = trial_gap(e, vc, cc);
 	if (n >= cc->until_trial)
-		trial_start(vm, cc);
+		trial_start(cc);
 	else
 		cc->until_trial -= n;
 }
@@ -522,7 +535,7 @@ void vd_cost_end(struct vdemux_engine *e, struct vm *vm, uint64_t t0, uint32_t f
 	if (timed && flips && vc->setup++ == 0)
 		timed = false; /* the first flips of a VM pay for setting up */
 	if (timed && !flips && copies)
-		track(&vc->entry_ns, apply / copies); /* completing a copied page */
+		track(&vc->entry_ns, &vc->entry_over, apply / copies); /* completing a copied page */
 	/* The application's share of the deliveries decided: what is left
 	 * once the other pages' completions are taken out; a copied page's
 	 * share is its completion, the flipped pages share the rest. */

@@ -62,6 +62,7 @@ struct vd_class_cost {
 	uint32_t samples[2];    /* application samples in each regime (saturates) */
 	double plan[2];         /* ns per delivery, by regime (REG_*): planning */
 	double apply[2];        /* ... its share of the application */
+	uint8_t over[4];        /* samples clipped in a row: plan[], apply[] */
 	double trial_cost;      /* the last trial's extra cost (ns, all its deliveries) */
 	struct vd_phase_sums ph; /* the phase being measured */
 	double mean_len;        /* bytes per delivery, a moving average of batches */
@@ -76,6 +77,7 @@ struct vd_vm_cost {
 	uint8_t b_classes;      /* bit per class with deliveries in the batch */
 	uint32_t prior;         /* before any measure: copy frames up to this many bytes */
 	double entry_ns;        /* applying one copied page (its completion) */
+	uint8_t entry_over;     /* samples clipped in a row */
 	uint32_t batches;       /* batches applied (saturates at SAMPLE_ALL) */
 	uint32_t btick, dtick;  /* batches, deliveries since the last timed one */
 	uint32_t setup;         /* timed batches with flips (the first is set-up) */
