@@ -37,7 +37,7 @@ enum { TRIAL_NONE, TRIAL_PROBE, TRIAL_WARM, TRIAL_MEASURE };
 /* Sums of samples over a phase (a trial's measured half, the phase after
  * it): planning per delivery, application per delivery. */
 struct vd_phase_sums {
-	double plan, apply, apply_max;
+	double plan, apply, plan_max, apply_max;
 	uint32_t nplan, napply;
 };
 
@@ -63,6 +63,7 @@ struct vd_class_cost {
 	double plan[2];         /* ns per delivery, by regime (REG_*): planning */
 	double apply[2];        /* ... its share of the application */
 	uint8_t over[4];        /* samples clipped in a row: plan[], apply[] */
+	uint8_t plan_n[2];      /* planning samples taken (saturates past SETTLE) */
 	double trial_cost;      /* the last trial's extra cost (ns, all its deliveries) */
 	struct vd_phase_sums ph; /* the phase being measured */
 	double mean_len;        /* bytes per delivery, a moving average of batches */
