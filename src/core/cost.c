@@ -134,10 +134,11 @@ void vd_cost_fini(struct vd_cost *c, const struct vdemux_alloc_hooks *alloc)
 	c->scratch = NULL;
 }
 
-void vd_vm_cost_init(struct vd_vm_cost *vc, bool adaptive, uint32_t prior)
+void vd_vm_cost_init(struct vd_vm_cost *vc, bool adaptive, uint32_t prior, bool holes)
 {
 	memset(vc, 0, sizeof(*vc));
 	vc->adaptive = adaptive;
+	vc->holes = holes;
 	vc->prior = prior;
 	vc->timing = adaptive;
 }

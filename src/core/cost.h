@@ -71,6 +71,7 @@ struct vd_class_cost {
 
 struct vd_vm_cost {
 	bool adaptive;          /* the VM's policy is VDEMUX_COPY_ADAPTIVE */
+	bool holes;             /* eager harvest: posted buffers are holes */
 	bool flipped_once;      /* its first zero-copy delivery was flipped */
 	bool timing;            /* the batch being planned is timed (its application) */
 	bool decided;           /* it chose copy or flip since its last apply */
@@ -88,7 +89,10 @@ struct vd_vm_cost {
 int vd_cost_init(struct vd_cost *c, const struct vdemux_alloc_hooks *alloc);
 void vd_cost_fini(struct vd_cost *c, const struct vdemux_alloc_hooks *alloc);
 
-void vd_vm_cost_init(struct vd_vm_cost *vc, bool adaptive, uint32_t prior);
+/* @holes: eager harvest: posted buffers are unmapped, and a zero-copy
+ * frame goes into them by flip whatever the policy, so there is nothing
+ * to decide or measure. */
+void vd_vm_cost_init(struct vd_vm_cost *vc, bool adaptive, uint32_t prior, bool holes);
 
 /* The first batches of a VM timed in full; afterwards one delivery in
  * COST_PLAN_EVERY has its planning timed. */
@@ -123,6 +127,8 @@ static inline bool vd_cost_copy(struct vdemux_engine *e, struct vm *vm, struct v
 	*t0 = 0;
 	if (!own_pages || len <= PAGE / 2)
 		return true;
+	if (vc->holes)
+		return false;
 	if (!vc->flipped_once || !cc->seen || cc->trial != TRIAL_NONE || vc->phase ||
 	    vc->batches < COST_SAMPLE_ALL || vc->dtick + 1 >= COST_PLAN_EVERY)
 		return vd_cost_decide(e, vm, len, nch, t0);

@@ -272,7 +272,8 @@ int vdemux_vm_add(vdemux_engine *e, vdemux_vm_id *out_id, const struct vdemux_vm
 		return err;
 	}
 	vm->eff_threshold = effective_threshold(e, vm);
-	vd_vm_cost_init(&vm->cost, copy_policy(e, vm) == VDEMUX_COPY_ADAPTIVE, vm->eff_threshold);
+	vd_vm_cost_init(&vm->cost, copy_policy(e, vm) == VDEMUX_COPY_ADAPTIVE, vm->eff_threshold,
+			vm->harvest == VDEMUX_HARVEST_EAGER);
 
 	e->vmt.vms[idx] = vm;
 	if (!(o.flags & VDEMUX_VM_F_UNPOPULATED)) {
