@@ -105,20 +105,20 @@ static uint32_t run_around(const struct vd_pool *pl, uint32_t p, uint32_t n)
 
 /* Bit i of the result is set where bits i .. i + n - 1 of (hi:lo) are all
  * set: the starts, in the word lo, of runs of n free pages (n <= 64; a run
- * may end in the word after, hi). Halving the shift each time, log2(n)
- * steps of a 128-bit AND. */
+ * may end in the word after, hi). Doubling the run each time: log2(n)
+ * steps of shifts and ANDs over the two words. */
 static uint64_t run_starts(uint64_t lo, uint64_t hi, uint32_t n)
 {
-	unsigned __int128 x = (unsigned __int128)hi << 64 | lo;
-	uint32_t have = 1; /* x's bit i: bits i .. i + have - 1 all set */
+	uint32_t have = 1; /* bit i of (hi:lo): bits i .. i + have - 1 all set */
 
 	while (have < n) {
-		uint32_t k = have < n - have ? have : n - have;
+		uint32_t k = have < n - have ? have : n - have; /* 1 to 32 */
 
-		x &= x >> k;
+		lo &= lo >> k | hi << (64 - k);
+		hi &= hi >> k;
 		have += k;
 	}
-	return (uint64_t)x;
+	return lo;
 }
 
 /* A run of n free pages in a bounded scan of the bitmap from the cursor:
