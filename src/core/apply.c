@@ -271,38 +271,29 @@ static void complete(struct vdemux_engine *e, struct vm *vm)
 		vd_signal_raise(e, vm, VDEMUX_SIG_RX);
 }
 
-/* The flips of vm's entries (pages mapped carrying a chunk, whether into a
- * hole or over an old page): how many, and in how many runs of consecutive
- * slots backed by consecutive pages (what a backend can update in one go);
- * *copies: the copied chunks. */
-static uint32_t flip_shape(const struct vdemux_engine *e, const struct vm *vm, uint32_t *runs,
-			   uint32_t *copies)
+/* How many of vm's entries are flips (pages mapped carrying a chunk,
+ * whether into a hole or over an old page); *copies: the copied chunks. */
+static uint32_t flip_count(const struct vdemux_engine *e, const struct vm *vm, uint32_t *copies)
 {
-	const struct pend *prev = NULL;
 	uint32_t pages = 0;
 
-	*runs = 0;
 	*copies = 0;
 	for (uint32_t i = vm->plan.head; i != NO_PEND; i = e->plan.pend[i].next) {
 		const struct pend *pe = &e->plan.pend[i];
 
 		if (pe->failed)
 			continue;
-		if (pe->kind == PEND_COPY) {
+		if (pe->kind == PEND_COPY)
 			(*copies)++;
-			continue;
-		}
-		if (!prev || pe->slot != prev->slot + 1 || pe->new_page != prev->new_page + 1)
-			(*runs)++;
-		pages++;
-		prev = pe;
+		else
+			pages++;
 	}
 	return pages;
 }
 
 static void apply_vm(struct vdemux_engine *e, struct vm *vm)
 {
-	uint32_t runs, pages = 0, copies = 0;
+	uint32_t pages = 0, copies = 0;
 	bool decided = vm->cost.decided, timed = vd_cost_due(vm);
 	uint64_t t0 = timed ? vd_cost_clock() : 0;
 
@@ -312,7 +303,7 @@ static void apply_vm(struct vdemux_engine *e, struct vm *vm)
 	complete(e, vm);
 	if (decided) {
 		if (timed)
-			pages = flip_shape(e, vm, &runs, &copies);
+			pages = flip_count(e, vm, &copies);
 		vd_cost_end(e, vm, t0, pages, copies);
 	}
 }

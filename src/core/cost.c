@@ -43,11 +43,10 @@
 #define WEIGHT 8.0
 #define OUTLIER 2.0
 #define OUTLIER_RUN 3u
-/* Sampling: the first SAMPLE_ALL batches of a VM and the deliveries and
+/* Sampling: the first COST_SAMPLE_ALL batches of a VM and the deliveries and
  * batches of a trial and of the phase after it are sampled densely (every
  * batch, one delivery in PLAN_EVERY_PHASE); otherwise one delivery in
  * COST_PLAN_EVERY, one batch in APPLY_EVERY. */
-#define SAMPLE_ALL COST_SAMPLE_ALL
 #define PLAN_EVERY_PHASE 8u
 #define APPLY_EVERY 32u
 /* Application samples of the regime in force before it is compared. */
@@ -143,8 +142,6 @@ void vd_vm_cost_init(struct vd_vm_cost *vc, bool adaptive, uint32_t prior, bool 
 	vc->timing = adaptive;
 }
 
-#define size_class vd_cost_class
-
 /* Move an estimate towards a sample; @over counts the samples in a row
  * that were clipped: OUTLIER_RUN of them are no outlier but a change (the
  * tables got slower), and the estimate jumps to the last. */
@@ -206,7 +203,7 @@ bool vd_cost_decide(struct vdemux_engine *e, struct vm *vm, uint32_t len, uint32
 		e->st.adaptive_probes++;
 		return false;
 	}
-	cc = &vc->cls[size_class(nch)];
+	cc = &vc->cls[vd_cost_class(nch)];
 	if (!cc->seen) {
 		/* its first deliveries touch the VM's buffers for the first
 		 * time: they are not measured */
@@ -239,7 +236,7 @@ bool vd_cost_decide(struct vdemux_engine *e, struct vm *vm, uint32_t len, uint32
 	cc->b_pages += nch;
 	cc->b_bytes += len;
 	cc->b_regs |= (uint8_t)(1u << r);
-	vc->b_classes |= (uint8_t)(1u << size_class(nch));
+	vc->b_classes |= (uint8_t)(1u << vd_cost_class(nch));
 	if (!*t0 && ++vc->dtick >= (vc->phase || vc->batches < COST_SAMPLE_ALL ? PLAN_EVERY_PHASE
 									      : COST_PLAN_EVERY)) {
 		vc->dtick = 0;
@@ -250,7 +247,7 @@ bool vd_cost_decide(struct vdemux_engine *e, struct vm *vm, uint32_t len, uint32
 
 void vd_cost_planned(struct vdemux_engine *e, struct vm *vm, uint32_t nch, uint64_t t0)
 {
-	struct vd_class_cost *cc = &vm->cost.cls[size_class(nch)];
+	struct vd_class_cost *cc = &vm->cost.cls[vd_cost_class(nch)];
 	unsigned used = cc->trial > TRIAL_PROBE ? !cc->regime : cc->regime;
 	double t = (double)(now_ns() - t0) - (double)e->cost.clock_ns;
 
@@ -501,6 +498,13 @@ static void class_end(struct vdemux_engine *e, struct vm *vm, struct vd_class_co
 		cc->until_trial -= n;
 }
 
+static void batch_reset(struct vd_class_cost *cc)
+{
+	cc->b_seen = cc->b_pages = 0;
+	cc->b_bytes = 0;
+	cc->b_regs = 0;
+}
+
 /* Every class of the batch in its regime, in no trial or phase, its next
  * trial not due: nothing to do but count. */
 static bool steady(const struct vd_vm_cost *vc)
@@ -527,7 +531,7 @@ void vd_cost_end(struct vdemux_engine *e, struct vm *vm, uint64_t t0, uint32_t f
 	bool timed = t0 != 0, phase = false;
 
 	vc->decided = false;
-	if (!timed && !vc->phase && vc->batches >= SAMPLE_ALL && steady(vc)) {
+	if (!timed && !vc->phase && vc->batches >= COST_SAMPLE_ALL && steady(vc)) {
 		/* most batches: untimed, no class changing state */
 		for (unsigned c = 0; c < COST_CLASSES; c++) {
 			struct vd_class_cost *cc = &vc->cls[c];
@@ -535,9 +539,7 @@ void vd_cost_end(struct vdemux_engine *e, struct vm *vm, uint64_t t0, uint32_t f
 			if (!(vc->b_classes >> c & 1u))
 				continue;
 			cc->until_trial -= cc->b_seen;
-			cc->b_seen = cc->b_pages = 0;
-			cc->b_bytes = 0;
-			cc->b_regs = 0;
+			batch_reset(cc);
 		}
 		vc->b_classes = 0;
 		vc->timing = ++vc->btick >= APPLY_EVERY;
@@ -599,15 +601,13 @@ void vd_cost_end(struct vdemux_engine *e, struct vm *vm, uint64_t t0, uint32_t f
 		}
 		if (cc->trial != TRIAL_NONE || cc->recover)
 			phase = true;
-		cc->b_seen = cc->b_pages = 0;
-		cc->b_bytes = 0;
-		cc->b_regs = 0;
+		batch_reset(cc);
 	}
 	vc->phase = phase;
 	vc->b_classes = 0;
-	if (vc->batches < SAMPLE_ALL)
+	if (vc->batches < COST_SAMPLE_ALL)
 		vc->batches++;
-	vc->timing = phase || vc->batches < SAMPLE_ALL || ++vc->btick >= APPLY_EVERY;
+	vc->timing = phase || vc->batches < COST_SAMPLE_ALL || ++vc->btick >= APPLY_EVERY;
 	if (vc->timing)
 		vc->btick = 0;
 }
