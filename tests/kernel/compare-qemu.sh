@@ -66,26 +66,10 @@ done
 skip() { echo "SKIP: $*"; exit 77; }
 die() { echo "compare: $*" >&2; exit 1; }
 
-[ -n "$vmm" ] || die "--vmm is required"
-[ -x "$vmm" ] || die "not executable: $vmm"
-if command -v readelf >/dev/null && readelf -l "$vmm" 2>/dev/null | grep -q 'program interpreter'; then
-	die "$vmm is dynamically linked; the lab needs it static"
-fi
-qemu="${VMRUN_QEMU:-$(command -v qemu-system-x86_64 || true)}"
-[ -n "$qemu" ] && [ -x "$qemu" ] || skip "qemu-system-x86_64 not found (apt-get install qemu-system-x86)"
-for t in cpio gzip timeout xz ldd; do command -v "$t" >/dev/null || skip "$t not found"; done
-modprobe_bin="$(command -v modprobe || echo /sbin/modprobe)"
-[ -x "$modprobe_bin" ] || skip "modprobe (kmod) not found"
-busybox="${VMRUN_BUSYBOX:-/bin/busybox}"
-[ -x "$busybox" ] || skip "busybox not found at $busybox (apt-get install busybox-static)"
-kernel="${VMRUN_KERNEL:-}"
-if [ -z "$kernel" ]; then
-	for k in $(ls -1 /boot/vmlinuz-* 2>/dev/null | sort -V -r); do
-		if [ -r "$k" ] && [ -d "/lib/modules/${k##*/vmlinuz-}" ]; then kernel="$k"; break; fi
-	done
-fi
-[ -n "$kernel" ] && [ -r "$kernel" ] || skip "no readable /boot/vmlinuz-* with its modules"
-kver="${kernel##*/vmlinuz-}"
+# stage_modules, stage_busybox, pack; lab_find_host sets qemu, modprobe_bin,
+# busybox, kernel, kver
+. "$(dirname "$0")/lab-lib.sh"
+lab_find_host "$vmm" ldd
 qemu_data="${COMPARE_QEMU_DATADIR:-/usr/share/qemu}"
 [ -r "$qemu_data/bios-microvm.bin" ] || skip "no $qemu_data/bios-microvm.bin"
 
@@ -94,9 +78,6 @@ workdir="$(cd "$workdir" && pwd)"
 run="$(mktemp -d "$workdir/compare.XXXXXX")"
 cleanup() { if [ "$keep" = 0 ]; then rm -rf "$run"; fi; }
 trap cleanup EXIT
-
-# stage_modules, stage_busybox, pack
-. "$(dirname "$0")/lab-lib.sh"
 
 # ---- the guest's initramfs (all three cases) ----
 # virtio_mmio is for qemu's microvm; under examples/vmm it finds no device.

@@ -65,31 +65,10 @@ done
 skip() { echo "SKIP: $*"; exit 77; }
 die() { echo "e2e: $*" >&2; exit 1; }
 
-[ -n "$vmm" ] || die "--vmm is required"
-[ -x "$vmm" ] || die "not executable: $vmm"
-if command -v readelf >/dev/null && readelf -l "$vmm" 2>/dev/null | grep -q 'program interpreter'; then
-	die "$vmm is dynamically linked; the lab needs it static"
-fi
-
-qemu="${VMRUN_QEMU:-$(command -v qemu-system-x86_64 || true)}"
-[ -n "$qemu" ] && [ -x "$qemu" ] || skip "qemu-system-x86_64 not found (apt-get install qemu-system-x86)"
-for t in cpio gzip timeout xz; do command -v "$t" >/dev/null || skip "$t not found"; done
-modprobe_bin="$(command -v modprobe || echo /sbin/modprobe)"
-[ -x "$modprobe_bin" ] || skip "modprobe (kmod) not found"
-busybox="${VMRUN_BUSYBOX:-/bin/busybox}"
-[ -x "$busybox" ] || skip "busybox not found at $busybox (apt-get install busybox-static)"
-if command -v readelf >/dev/null && readelf -l "$busybox" 2>/dev/null | grep -q 'program interpreter'; then
-	skip "$busybox is dynamically linked (install busybox-static)"
-fi
-kernel="${VMRUN_KERNEL:-}"
-if [ -z "$kernel" ]; then
-	for k in $(ls -1 /boot/vmlinuz-* 2>/dev/null | sort -V -r); do
-		if [ -r "$k" ] && [ -d "/lib/modules/${k##*/vmlinuz-}" ]; then kernel="$k"; break; fi
-	done
-fi
-[ -n "$kernel" ] && [ -r "$kernel" ] || skip "no readable /boot/vmlinuz-* with its modules (apt-get install linux-image-amd64)"
-kver="${kernel##*/vmlinuz-}"
-[ -d "/lib/modules/$kver" ] || skip "no /lib/modules/$kver"
+# stage_modules, stage_busybox, pack; lab_find_host sets qemu, modprobe_bin,
+# busybox, kernel, kver
+. "$(dirname "$0")/lab-lib.sh"
+lab_find_host "$vmm"
 
 mkdir -p "$workdir"
 workdir="$(cd "$workdir" && pwd)"
@@ -97,9 +76,6 @@ find "$workdir" -maxdepth 1 -name 'e2e.*' -mmin +1440 -exec rm -rf {} + 2>/dev/n
 run="$(mktemp -d "$workdir/e2e.XXXXXX")"
 cleanup() { if [ "$keep" = 0 ]; then rm -rf "$run"; fi; }
 trap cleanup EXIT
-
-# stage_modules, stage_busybox, pack
-. "$(dirname "$0")/lab-lib.sh"
 
 # ---- the guests' initramfs ----
 
