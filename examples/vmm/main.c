@@ -493,6 +493,16 @@ static bool guest_remove(struct vmm *v, struct guest *g)
 		pthread_join(g->thread, NULL);
 		pthread_mutex_lock(&v->engine_lock);
 		g->thread_started = false;
+		if (!g->off) {
+			/* Stopped from outside (SIGTERM, the VMM's end): where the
+			 * guest was tells a hang from a guest at work. */
+			struct kvm_regs regs;
+			if (ioctl(g->vcpu_fd, KVM_GET_REGS, &regs) == 0)
+				vmm_log(g, "vmm: vCPU stopped running at rip 0x%llx (flags 0x%llx); exits: %" PRIu64
+					   " I/O, %" PRIu64 " MMIO, %" PRIu64 " other",
+					(unsigned long long)regs.rip, (unsigned long long)regs.rflags, g->exits_io,
+					g->exits_mmio, g->exits_other);
+		}
 	}
 	vdemux_vm_stats(v->eng, g->vm, &g->final_stats, sizeof g->final_stats);
 	vdemux_kvm_stats(g->be, &g->final_kvm, sizeof g->final_kvm);
