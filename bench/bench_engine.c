@@ -217,7 +217,7 @@ static int run_slice(struct run *r, double secs, char *why, size_t whylen)
 }
 
 static int run_finish(struct run *r, char *why, size_t whylen, uint64_t *multi, uint64_t *one_run,
-		      double *probes)
+		      double *probes, double *copied)
 {
 	struct vdemux_engine_stats st;
 	int rc = 0;
@@ -226,6 +226,7 @@ static int run_finish(struct run *r, char *why, size_t whylen, uint64_t *multi, 
 	*multi = st.multi_page_flips;
 	*one_run = st.multi_page_one_run;
 	*probes = st.delivered ? (double)st.adaptive_probes / (double)st.delivered : 0;
+	*copied = st.flips + st.copies ? (double)st.copies / (double)(st.flips + st.copies) : 0;
 	if (st.delivered != r->n + r->n0) {
 		snprintf(why, whylen, "%llu of %llu delivered", (unsigned long long)st.delivered,
 			 (unsigned long long)(r->n + r->n0));
@@ -309,7 +310,7 @@ int main(int argc, char **argv)
 			if (only_path >= 0 && zc != only_path)
 				continue;
 
-			double secs_p[NPOL] = {0}, probes_p[NPOL] = {0};
+			double secs_p[NPOL] = {0}, probes_p[NPOL] = {0}, copied_p[NPOL] = {0};
 			uint64_t n_p[NPOL] = {0}, multi_p[NPOL] = {0}, one_p[NPOL] = {0};
 
 			/* Each round: fresh engines (where a policy's pages land in
@@ -349,19 +350,20 @@ int main(int argc, char **argv)
 				}
 				for (int p = 0; p < NPOL; p++) {
 					uint64_t multi, one;
-					double probes;
+					double probes, copied;
 
 					if (only_pol && strcmp(only_pol, policies[p].name))
 						continue;
 					n_p[p] += r[p].n;
 					secs_p[p] += r[p].secs;
-					if (run_finish(&r[p], why, sizeof(why), &multi, &one, &probes)) {
+					if (run_finish(&r[p], why, sizeof(why), &multi, &one, &probes, &copied)) {
 						printf("%u %s: %s\n", len, policies[p].name, why);
 						return 1;
 					}
 					multi_p[p] += multi;
 					one_p[p] += one;
 					probes_p[p] += probes / rounds;
+					copied_p[p] += copied / rounds;
 				}
 			}
 			for (int p = 0; p < NPOL; p++) {
@@ -375,7 +377,8 @@ int main(int argc, char **argv)
 					printf("   %.0f%% of %llu multi-page flips in one run", 100.0 * (double)one / (double)multi,
 					       (unsigned long long)multi);
 				if (probes > 0)
-					printf("   %.2f%% probes", 100.0 * probes);
+					printf("   %.2f%% probes, %.1f%% of pages copied", 100.0 * probes,
+					       100.0 * copied_p[p]);
 				printf("\n");
 			}
 			for (int h = 0; h < 2; h++) {
