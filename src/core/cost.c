@@ -18,10 +18,13 @@
  * sample of deliveries) and its share of the VM's application (timed
  * around a sample of batches: tables, completions, the clearing of the
  * pages replaced). The regime with the lower cost is kept. The other is
- * measured by a trial: one delivery the other way (far dearer: the trial
- * ends there), then the class's deliveries go the other way for as long
- * as the VM takes to turn its posted buffers over (not measured: the state
- * the old regime left is being replaced), then as long again, measured.
+ * measured by a trial: a turnover of the VM's posted buffers in the regime
+ * in force, measured (what the trial is compared with), one delivery the
+ * other way (far dearer: the trial ends there), then the class's
+ * deliveries go the other way for as long as the VM takes to turn its
+ * posted buffers over (not measured: the state the old regime left is
+ * being replaced), then as long again, measured. A trial that changes the
+ * regime is checked by another soon after.
  * What the trial cost, and what the deliveries after it cost more while
  * the state it left was replaced, set the gap to the next: its extra cost
  * is kept at 0.4% of what is spent. Before a class has a measure the
@@ -226,7 +229,7 @@ bool vd_cost_decide(struct vdemux_engine *e, struct vm *vm, uint32_t len, uint32
 			e->st.adaptive_probes++;
 			*t0 = now_ns();
 		}
-	} else if (cc->trial != TRIAL_NONE) {
+	} else if (cc->trial > TRIAL_PROBE) {
 		r = !r;
 		e->st.adaptive_probes++;
 	}
@@ -258,11 +261,13 @@ void vd_cost_planned(struct vdemux_engine *e, struct vm *vm, uint32_t nch, uint6
 		cc->probe_plan = t;
 		return;
 	}
-	if (cc->trial == TRIAL_MEASURE) {
-		cc->ph.plan += t;
-		cc->ph.nplan++;
-		if (t > cc->ph.plan_max)
-			cc->ph.plan_max = t;
+	if (cc->trial == TRIAL_MEASURE || cc->trial == TRIAL_PRE) {
+		struct vd_phase_sums *ps = cc->trial == TRIAL_PRE ? &cc->pre : &cc->ph;
+
+		ps->plan += t;
+		ps->nplan++;
+		if (t > ps->plan_max)
+			ps->plan_max = t;
 	} else if (cc->trial == TRIAL_NONE && !cc->skip) {
 		if (cc->recover) {
 			cc->ph.plan += t;
@@ -309,11 +314,25 @@ static void phase_reset(struct vd_class_cost *cc)
 	memset(&cc->ph, 0, sizeof(cc->ph));
 }
 
-static void trial_start(struct vd_class_cost *cc)
+/* A trial starts with a phase in the regime in force, measured as the
+ * trial's will be: the two are compared, side by side in time, rather than
+ * the trial with a moving average that may be stale or off. */
+static void trial_start(const struct vm *vm, struct vd_class_cost *cc)
 {
-	cc->trial = TRIAL_PROBE;
+	cc->trial = TRIAL_PRE;
+	cc->left = phase_len(vm, cc->nch);
 	cc->probe_out = false;
 	phase_reset(cc);
+	memset(&cc->pre, 0, sizeof(cc->pre));
+}
+
+/* The mean of a phase's samples, without the dearest if there are three
+ * or more (a fault or a preemption); @dflt without samples. */
+static double trimmed(double sum, double max, uint32_t n, double dflt)
+{
+	if (!n)
+		return dflt;
+	return n >= 3 ? (sum - max) / (n - 1) : sum / n;
 }
 
 /* The end of a batch with the probe of a trial: @pc, what the probe cost
@@ -334,6 +353,7 @@ static void probe_end(struct vdemux_engine *e, struct vm *vm, struct vd_class_co
 		if (cc->samples[other] < UINT32_MAX)
 			cc->samples[other]++;
 		cc->trial = TRIAL_NONE;
+		cc->confirm = false;
 		cc->trial_cost = pc - cur;
 		cc->until_trial = trial_gap(e, vc, cc);
 		return;
@@ -352,29 +372,36 @@ static void trial_end(struct vdemux_engine *e, struct vm *vm, struct vd_class_co
 	uint32_t len = phase_len(vm, cc->nch);
 	double cur, tried;
 
+	bool confirming = cc->confirm;
+
 	cc->trial = TRIAL_NONE;
+	cc->confirm = false;
 	if (cc->ph.napply) {
-		/* without its dearest samples, if it has three or more */
-		cc->apply[other] = cc->ph.napply >= 3
-					   ? (cc->ph.apply - cc->ph.apply_max) / (cc->ph.napply - 1)
-					   : cc->ph.apply / cc->ph.napply;
-		if (cc->ph.nplan)
-			cc->plan[other] = cc->ph.nplan >= 3
-						  ? (cc->ph.plan - cc->ph.plan_max) / (cc->ph.nplan - 1)
-						  : cc->ph.plan / cc->ph.nplan;
+		cc->apply[other] = trimmed(cc->ph.apply, cc->ph.apply_max, cc->ph.napply, 0);
+		cc->plan[other] = trimmed(cc->ph.plan, cc->ph.plan_max, cc->ph.nplan, cc->plan[other]);
 		if (cc->samples[other] < UINT32_MAX)
 			cc->samples[other]++;
+	}
+	if (cc->pre.napply) {
+		/* the regime in force, as measured just before */
+		unsigned r = cc->regime;
+
+		cc->apply[r] = trimmed(cc->pre.apply, cc->pre.apply_max, cc->pre.napply, 0);
+		cc->plan[r] = trimmed(cc->pre.plan, cc->pre.plan_max, cc->pre.nplan, cc->plan[r]);
 	}
 	phase_reset(cc);
 	cur = cost_of(e, vc, cc, cc->regime);
 	tried = cost_of(e, vc, cc, other);
 	if (cc->samples[other] && tried < SWITCH * cur) {
 		/* the trial's measured half was in the new regime's state
-		 * already: its estimate stands; trying the old one again
-		 * would cost what this trial saved */
+		 * already: its estimate stands. Two phases' measures can
+		 * still mislead, and a wrong regime costs far more than a
+		 * trial: unless this trial was itself a check, the old
+		 * regime is tried again soon */
 		cc->regime = (uint8_t)other;
 		cc->trial_cost = 2.0 * len * (cur - tried);
-		cc->until_trial = 0;
+		cc->confirm = !confirming;
+		cc->until_trial = confirming ? 0 : GAP_MIN;
 		return;
 	}
 	cc->trial_cost = tried > cur ? 2.0 * len * (tried - cur) : 0;
@@ -412,6 +439,21 @@ static void class_end(struct vdemux_engine *e, struct vm *vm, struct vd_class_co
 	uint32_t n = cc->b_seen;
 	double cur = cost_of(e, vc, cc, cc->regime), o;
 
+	if (cc->trial == TRIAL_PRE) {
+		if (ok && used == cc->regime) {
+			cc->pre.apply += ap;
+			cc->pre.napply++;
+			if (ap > cc->pre.apply_max)
+				cc->pre.apply_max = ap;
+		}
+		if (n < cc->left) {
+			cc->left -= n;
+		} else {
+			cc->trial = TRIAL_PROBE;
+			cc->probe_out = false;
+		}
+		return;
+	}
 	if (cc->trial != TRIAL_NONE) {
 		if (ok && used == other && cur > 0 &&
 		    ap + cc->plan[other] > cur + (double)cc->nch * FIRST_TOUCH_NS) {
@@ -449,12 +491,15 @@ static void class_end(struct vdemux_engine *e, struct vm *vm, struct vd_class_co
 			cc->skip = 0;
 			cc->apply[used] = ap;
 			cc->samples[used] = 1;
-			/* what trying this way again costs: one delivery, the
-			 * trial's probe (first touches may have made this one
-			 * look dearer than it is) */
+			/* tried again soon: first touches may have made this
+			 * sample dearer than the way is, and a trial's probe
+			 * is one delivery; if that is as dear, the trial stops
+			 * there and its cost sets the next gap (a gap set by
+			 * this sample kept a VM copying for 400,000 deliveries
+			 * where flipping was 20% cheaper) */
 			cc->trial_cost = ap + cc->plan[used] - o;
 			cc->regime = (uint8_t)other;
-			cc->until_trial = 0;
+			cc->until_trial = GAP_MIN;
 			return;
 		}
 		cc->skip -= n < cc->skip ? n : cc->skip;
@@ -487,13 +532,13 @@ static void class_end(struct vdemux_engine *e, struct vm *vm, struct vd_class_co
 	if (o <= 0 || o < SWITCH * cur) {
 		/* the other way was never measured, or its last measure (or
 		 * the calibration) says it is cheaper now: try it */
-		trial_start(cc);
+		trial_start(vm, cc);
 		return;
 	}
 	if (cc->until_trial == 0)
 		cc->until_trial = trial_gap(e, vc, cc);
 	if (n >= cc->until_trial)
-		trial_start(cc);
+		trial_start(vm, cc);
 	else
 		cc->until_trial -= n;
 }

@@ -32,7 +32,10 @@ struct vd_cost {
 #define COST_CLASSES 6
 
 enum { REG_COPY, REG_FLIP };
-enum { TRIAL_NONE, TRIAL_PROBE, TRIAL_WARM, TRIAL_MEASURE };
+/* A trial: PRE (the regime in force, measured: what the trial is compared
+ * with), PROBE (one delivery the other way), WARM and MEASURE (the other
+ * way). */
+enum { TRIAL_NONE, TRIAL_PRE, TRIAL_PROBE, TRIAL_WARM, TRIAL_MEASURE };
 
 /* Sums of samples over a phase (a trial's measured half, the phase after
  * it): planning per delivery, application per delivery. */
@@ -45,7 +48,7 @@ struct vd_class_cost {
 	/* read or written for every delivery: first, in one cache line */
 	bool seen;              /* a delivery of this class was decided */
 	uint8_t regime;         /* the current choice */
-	uint8_t trial;          /* TRIAL_*: deliveries go the other way (one, in PROBE) */
+	uint8_t trial;          /* TRIAL_*: from PROBE on, deliveries go the other way */
 	uint8_t b_regs;         /* the batch being planned: bit per regime used */
 	uint32_t nch;           /* pages of the last delivery decided */
 	uint32_t b_seen, b_pages; /* ... its deliveries of this class and their pages */
@@ -54,6 +57,7 @@ struct vd_class_cost {
 	uint32_t skip;          /* deliveries not measured (a class's first touch) */
 	uint32_t recover;       /* deliveries measured after a trial, to charge it */
 	uint32_t left;          /* deliveries left in this phase of the trial */
+	bool confirm;           /* the last trial changed the regime: the next, soon, checks it */
 	bool probe_out;         /* TRIAL_PROBE: its delivery is in the batch */
 	bool probe_timing;      /* ... and its planning is being timed */
 	uint32_t probe_pages;   /* ... its pages */
@@ -66,6 +70,7 @@ struct vd_class_cost {
 	uint8_t plan_n[2];      /* planning samples taken (saturates past SETTLE) */
 	double trial_cost;      /* the last trial's extra cost (ns, all its deliveries) */
 	struct vd_phase_sums ph; /* the phase being measured */
+	struct vd_phase_sums pre; /* a trial's PRE phase */
 	double mean_len;        /* bytes per delivery, a moving average of batches */
 };
 
