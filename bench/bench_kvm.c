@@ -457,9 +457,8 @@ static double p2_run(uint32_t size, enum p2_policy pol, bool zero_copy)
 	vdemux_vm_stats(eng, id, &vs, sizeof(vs));
 	if ((pol == P2_FLIP && vs.copies != 0) || (pol == P2_COPY && vs.flips != 0))
 		die("the policy was not followed", -EPROTO);
-	if (pol == P2_ADAPTIVE) {
+	if (pol == P2_ADAPTIVE)
 		p2_adaptive_flips = vs.flips;
-	}
 	vdemux_engine_destroy(eng);
 	vdemux_kvm_ram_unmap(ram, W2);
 	vdemux_arena_destroy(arena);

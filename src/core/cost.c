@@ -315,13 +315,13 @@ static uint32_t trial_gap(const struct vdemux_engine *e, const struct vm *vm,
 {
 	double cur = cost_of(e, &vm->cost, cc, cc->regime), gap;
 	/* a trial that went past its probe sent two phases the other way */
-	double floor = full ? (2.0 * phase_len(vm, cc->nch) + 1) / TRIAL_SHARE : 0;
+	double least = full ? (2.0 * phase_len(vm, cc->nch) + 1) / TRIAL_SHARE : 0;
 
 	if (cur <= 0 || !cc->samples[!cc->regime])
 		return GAP_MIN;
 	gap = cc->trial_cost / (TRIAL_BUDGET * cur);
-	if (gap < floor)
-		gap = floor;
+	if (gap < least)
+		gap = least;
 	return gap < GAP_MIN ? GAP_MIN : gap > GAP_MAX ? GAP_MAX : (uint32_t)gap;
 }
 
