@@ -81,8 +81,10 @@ VDEMUX_API int vdemux_rx_alloc(vdemux_engine *eng, struct vdemux_rx_buf *bufs, u
  * Deliver frames written into lent pages. A frame is one buffer, or several
  * chained with VDEMUX_RXBUF_MORE (each but the last full: len == page size).
  * Bytes of a page past @c len are cleared before any VM can see the page.
- * A chained frame is classified on its first buffer only (its first 4096
- * bytes: every header the classifier reads is there). Destinations get the
+ * A chained frame is classified on the bytes of its first buffer only
+ * (every header the classifier reads is there), or, when its first buffer
+ * holds fewer than 256 of its bytes (a frame starting late in its page), on
+ * its first 256 bytes. Destinations get the
  * frame's own pages (the last destination that takes it unedited) or copies,
  * and drop reasons are as for vdemux_rx_burst().
  *

@@ -224,6 +224,32 @@ static bool plan_one(struct vdemux_engine *e, struct vm *vm, const struct vd_src
 	return consumed;
 }
 
+/* A frame in pages is classified on its first page's bytes; when the frame
+ * starts so late in that page that fewer than CLASSIFY_HEAD bytes of it are
+ * there, on its first CLASSIFY_HEAD bytes gathered from the next pages
+ * (every header a classifier reads, and far more than an L2 one needs). */
+#define CLASSIFY_HEAD 256u
+
+static int classify_pages(struct vdemux_engine *e, const struct vd_src *src, struct vdemux_verdict *v)
+{
+	uint32_t first = PAGE - src->off, want = src->len < CLASSIFY_HEAD ? src->len : CLASSIFY_HEAD;
+	uint8_t head[CLASSIFY_HEAD];
+	uint32_t got = 0;
+
+	if (first >= want)
+		return e->cls->classify(e->cls, pg_addr(&e->pool, src->pages[0]) + src->off,
+					src->len < first ? src->len : first, v);
+	for (uint32_t i = 0; got < want; i++) {
+		uint32_t from = i ? 0 : src->off, n = PAGE - from;
+
+		if (n > want - got)
+			n = want - got;
+		memcpy(head + got, pg_addr(&e->pool, src->pages[i]) + from, n);
+		got += n;
+	}
+	return e->cls->classify(e->cls, head, want, v);
+}
+
 /*
  * The frame is classified on its first page (a frame's headers are there).
  * The last destination that takes the frame as it came may have its pages;
@@ -241,8 +267,7 @@ void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 	if (src->flat)
 		r = e->cls->classify(e->cls, src->flat, len, &v);
 	else
-		r = e->cls->classify(e->cls, pg_addr(&e->pool, pages[0]) + src->off,
-				     len < PAGE - src->off ? len : PAGE - src->off, &v);
+		r = classify_pages(e, src, &v);
 	if (r < 0 || v.n == 0) {
 		vd_drop(e, NULL, r < 0 ? VDEMUX_DROP_NO_DEST : v.drop_reason);
 		free_pages(e, pages, np);

@@ -8,6 +8,7 @@
 
 #include "core/apply.h"
 #include "core/engine.h"
+#include "core/frame.h"
 
 
 static int frames_validate(struct vdemux_engine *e, const struct vdemux_frame *f, unsigned n)
@@ -165,7 +166,10 @@ static int bufs_validate(struct vdemux_engine *e, const struct vdemux_rx_buf *b,
 
 int vdemux_rx_submit(vdemux_engine *e, const struct vdemux_rx_buf *bufs, unsigned n)
 {
-	uint32_t pages[LEND_RUN];
+	/* A frame of max_frame bytes starting at an offset in its first page
+	 * spans one page more than max_frame / page size: bufs_validate()
+	 * ends every chain there. */
+	uint32_t pages[MAX_FRAME_PAGES];
 	unsigned i = 0;
 	int err;
 

@@ -525,6 +525,59 @@ static void test_submit_chain_delivers_a_jumbo_frame(void **state)
 	assert_int_equal(rx.ncpl, 3);
 }
 
+/* A frame of max_frame bytes that starts at the last byte of its first
+ * page spans one page more than max_frame / page size: the first buffer
+ * holds 1 byte, then full pages, then the rest. */
+static void submit_longest_chain_at_an_offset(void **state, uint32_t max_frame)
+{
+	struct vt_fx_opts o = {0};
+	struct vt_fx *fx;
+	struct vt_vm *a;
+	struct vdemux_rx_buf bufs[18];
+	uint32_t nbufs = (VDEMUX_PAGE_SIZE - 1 + max_frame + VDEMUX_PAGE_SIZE - 1) / VDEMUX_PAGE_SIZE;
+	uint8_t *tmp = malloc(max_frame), dst[6];
+	uint32_t done = 0;
+	struct vt_rx rx;
+
+	assert_non_null(tmp);
+	assert_true(nbufs <= 18);
+	o.eng = VDEMUX_OPTS(vdemux_engine_opts, .npages = 64, .max_frame = max_frame);
+	fx = vt_fx_state(state, &o);
+	a = vm_posted(fx, 20, VDEMUX_VM_F_UNPOPULATED);
+	vt_mac(a->id, dst);
+	vt_frame_fill(tmp, max_frame, dst, 6553);
+	assert_int_equal(vdemux_rx_alloc(fx->eng, bufs, nbufs), (int)nbufs);
+	for (uint32_t i = 0; i < nbufs; i++) {
+		uint32_t off = i ? 0 : VDEMUX_PAGE_SIZE - 1;
+		uint32_t n = max_frame - done < VDEMUX_PAGE_SIZE - off ? max_frame - done : VDEMUX_PAGE_SIZE - off;
+
+		memcpy(bufs[i].data + off, tmp + done, n);
+		bufs[i].off = off;
+		bufs[i].len = n;
+		bufs[i].flags = i + 1 < nbufs ? VDEMUX_RXBUF_MORE : 0;
+		done += n;
+	}
+	assert_int_equal(done, max_frame);
+	assert_int_equal(vdemux_rx_submit(fx->eng, bufs, nbufs), (int)nbufs);
+	vt_check(fx);
+	assert_int_equal(vt_stats(fx).pages_filling, 0);
+	assert_int_equal(vt_guest_take(fx, a, &rx, 1), 1);
+	assert_int_equal(rx.seq, 6553);
+	assert_int_equal(rx.len, max_frame);
+	vt_check(fx);
+	free(tmp);
+}
+
+static void test_submit_of_a_64k_frame_at_an_offset_spans_17_buffers(void **state)
+{
+	submit_longest_chain_at_an_offset(state, 65536);
+}
+
+static void test_submit_of_the_longest_frame_at_an_offset_spans_18_buffers(void **state)
+{
+	submit_longest_chain_at_an_offset(state, 65540);
+}
+
 static void test_submit_of_several_frames_delivers_each(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 16, VDEMUX_HARVEST_EAGER, VDEMUX_COPY_NEVER, 0);
@@ -1071,6 +1124,8 @@ int main(void)
 		T(test_submit_maps_the_very_page_the_device_wrote),
 		T(test_submit_clears_bytes_past_len_before_the_guest_sees_them),
 		T(test_submit_chain_delivers_a_jumbo_frame),
+		T(test_submit_of_a_64k_frame_at_an_offset_spans_17_buffers),
+		T(test_submit_of_the_longest_frame_at_an_offset_spans_18_buffers),
 		T(test_submit_of_several_frames_delivers_each),
 		T(test_zero_copy_frame_to_nobody_returns_its_pages_cleared),
 		T(test_abort_returns_lent_pages_cleared),
