@@ -68,25 +68,12 @@ static void guest_receive(vdemux_engine *eng, const char *name, vdemux_vm_id vm)
 		check(vdemux_vm_post_rx(eng, vm, repost, (unsigned)n), "re-post");
 }
 
-int main(void)
+static const char *names[NVMS] = {"vm-a", "vm-b", "vm-c"};
+
+/* Three VMs on VLAN 1, each with a 16-page window at 0x100000 and 8
+ * buffers posted; vm-c harvests lazily. */
+static void add_vms(vdemux_engine *eng, vdemux_l2 *l2, vdemux_vm_id vms[NVMS], uint8_t macs[NVMS][6])
 {
-	static const char *names[NVMS] = {"vm-a", "vm-b", "vm-c"};
-	static uint8_t frame[9000];
-	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .npages = 64,
-						   .copy = VDEMUX_COPY_THRESHOLD,
-						   .copy_threshold = 128, .low_watermark = 8);
-	struct vdemux_engine_stats st;
-	vdemux_vm_id vms[NVMS];
-	uint8_t macs[NVMS][6];
-	vdemux_engine *eng;
-	vdemux_l2 *l2;
-	char msg[256];
-
-	check(vdemux_engine_create(&eng, &eo), "engine");
-	check(vdemux_sim_create(&sim, NULL), "sim backend");
-	check(vdemux_engine_add_backend(eng, sim), "add backend");
-	l2 = vdemux_engine_l2(eng);
-
 	for (int i = 0; i < NVMS; i++) {
 		struct vdemux_vm_opts vo = VDEMUX_OPTS(vdemux_vm_opts, .rx_base = 0x100000,
 						       .rx_pages = WINDOW, .backends = &sim,
@@ -109,6 +96,44 @@ int main(void)
 		printf("%s: id %u, window 16 pages at 0x100000, 8 posted (%s)\n", names[i], vms[i],
 		       i == 2 ? "lazy" : "eager");
 	}
+}
+
+/* The engine's check, and its counters. */
+static void report(vdemux_engine *eng)
+{
+	struct vdemux_engine_stats st;
+	char msg[256];
+
+	check(vdemux_engine_check(eng, msg, sizeof(msg)) == 0 ? 0 : -EUCLEAN, msg);
+	vdemux_engine_stats(eng, &st, sizeof(st));
+	printf("counters: pages %" PRIu64 " (free %" PRIu64 ", assigned %" PRIu64 ")"
+	       ", frames %" PRIu64 ", deliveries %" PRIu64 ", flips %" PRIu64 ", copies %" PRIu64
+	       ", harvests %" PRIu64 ", signals %" PRIu64 "\n",
+	       st.pages_total, st.pages_free, st.pages_assigned, st.rx_frames, st.delivered, st.flips,
+	       st.copies, st.harvests, st.signals);
+	for (int r = 1; r < VDEMUX_DROP__COUNT; r++)
+		if (st.drops[r])
+			printf("dropped: %" PRIu64 " %s\n", st.drops[r], vdemux_drop_reason_name(r));
+	printf("invariants: ok\n");
+}
+
+int main(void)
+{
+	static uint8_t frame[9000];
+	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .npages = 64,
+						   .copy = VDEMUX_COPY_THRESHOLD,
+						   .copy_threshold = 128, .low_watermark = 8);
+	vdemux_vm_id vms[NVMS];
+	uint8_t macs[NVMS][6];
+	vdemux_engine *eng;
+	vdemux_l2 *l2;
+
+	check(vdemux_engine_create(&eng, &eo), "engine");
+	check(vdemux_sim_create(&sim, NULL), "sim backend");
+	check(vdemux_engine_add_backend(eng, sim), "add backend");
+	l2 = vdemux_engine_l2(eng);
+
+	add_vms(eng, l2, vms, macs);
 
 	printf("burst 1: unicast to each VM, a broadcast, a frame for nobody\n");
 	{
@@ -137,17 +162,7 @@ int main(void)
 	printf("removing vm-a\n");
 	check(vdemux_vm_remove(eng, vms[0]), "remove");
 
-	check(vdemux_engine_check(eng, msg, sizeof(msg)) == 0 ? 0 : -EUCLEAN, msg);
-	vdemux_engine_stats(eng, &st, sizeof(st));
-	printf("counters: pages %" PRIu64 " (free %" PRIu64 ", assigned %" PRIu64 ")"
-	       ", frames %" PRIu64 ", deliveries %" PRIu64 ", flips %" PRIu64 ", copies %" PRIu64
-	       ", harvests %" PRIu64 ", signals %" PRIu64 "\n",
-	       st.pages_total, st.pages_free, st.pages_assigned, st.rx_frames, st.delivered, st.flips,
-	       st.copies, st.harvests, st.signals);
-	for (int r = 1; r < VDEMUX_DROP__COUNT; r++)
-		if (st.drops[r])
-			printf("dropped: %" PRIu64 " %s\n", st.drops[r], vdemux_drop_reason_name(r));
-	printf("invariants: ok\n");
+	report(eng);
 	vdemux_engine_destroy(eng);
 	return 0;
 }

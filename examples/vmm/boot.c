@@ -180,7 +180,7 @@ static int vcpu_setup(struct guest *g, uint64_t entry)
 	gdt[3] = 0x00cf93000000ffffull; /* 0x18: data */
 
 	struct kvm_sregs sregs;
-	if (ioctl(g->vcpu_fd, KVM_GET_SREGS, &sregs) < 0)
+	if (ioctl(g->cpu.fd, KVM_GET_SREGS, &sregs) < 0)
 		return -errno;
 	struct kvm_segment code = {.base = 0, .limit = 0xffffffff, .selector = 0x10, .type = 0xb,
 				   .present = 1, .dpl = 0, .db = 0, .s = 1, .l = 1, .g = 1};
@@ -197,7 +197,7 @@ static int vcpu_setup(struct guest *g, uint64_t entry)
 	sregs.cr3 = GPA_PML4;
 	sregs.cr4 = 0x20;           /* PAE */
 	sregs.efer = 0x500;         /* LMA, LME */
-	if (ioctl(g->vcpu_fd, KVM_SET_SREGS, &sregs) < 0)
+	if (ioctl(g->cpu.fd, KVM_SET_SREGS, &sregs) < 0)
 		return -errno;
 
 	struct kvm_regs regs;
@@ -205,7 +205,7 @@ static int vcpu_setup(struct guest *g, uint64_t entry)
 	regs.rflags = 0x2;
 	regs.rip = entry;
 	regs.rsi = GPA_ZERO_PAGE;
-	if (ioctl(g->vcpu_fd, KVM_SET_REGS, &regs) < 0)
+	if (ioctl(g->cpu.fd, KVM_SET_REGS, &regs) < 0)
 		return -errno;
 	return 0;
 }
@@ -229,26 +229,18 @@ static int cpuid_setup(struct guest *g)
 			 * (kvmclock, PV EOI...) only then. */
 			c->entries[i].ecx |= 1u << 31;
 		}
-	int r = ioctl(g->vcpu_fd, KVM_SET_CPUID2, c) < 0 ? -errno : 0;
+	int r = ioctl(g->cpu.fd, KVM_SET_CPUID2, c) < 0 ? -errno : 0;
 	free(c);
 	return r;
 }
 
-int boot_setup(struct guest *g)
+/* The bzImage's setup header into the zero page, its protected-mode part
+ * at GPA_KERNEL; -EINVAL if it is not one this loader can boot. */
+static int load_kernel(struct guest *g, struct boot_params *bp, const uint8_t *img, size_t img_len)
 {
-	uint8_t *img = NULL, *rd = NULL;
-	size_t img_len = 0, rd_len = 0;
-	int r = read_file(g->kernel, &img, &img_len);
-	if (r < 0) {
-		vmm_log(g, "vmm: cannot read kernel %s: %s", g->kernel, strerror(-r));
-		return r;
-	}
-	r = -EINVAL;
-	struct boot_params *bp = (struct boot_params *)(g->ram + GPA_ZERO_PAGE);
-	memset(bp, 0, sizeof *bp);
 	if (img_len < 0x1000) {
-		vmm_log(g, "vmm: %s: too small for a bzImage", g->kernel);
-		goto out;
+		vmm_log(g, "vmm: %s: too small for a bzImage", g->cfg.kernel);
+		return -EINVAL;
 	}
 	/* The setup header: from 0x1f1 to 0x202 + the byte at 0x201. */
 	size_t hdr_end = 0x202 + img[0x201];
@@ -258,14 +250,14 @@ int boot_setup(struct guest *g)
 	struct setup_header *h = &bp->hdr;
 	if (h->boot_flag != 0xaa55 || h->header != 0x53726448 /* "HdrS" */ || h->version < 0x20c ||
 	    !(h->xloadflags & XLF_KERNEL_64) || !(h->loadflags & LOADED_HIGH)) {
-		vmm_log(g, "vmm: %s: not a bzImage with a 64-bit entry (boot protocol 2.12+)", g->kernel);
-		goto out;
+		vmm_log(g, "vmm: %s: not a bzImage with a 64-bit entry (boot protocol 2.12+)", g->cfg.kernel);
+		return -EINVAL;
 	}
 	size_t setup_len = ((size_t)(h->setup_sects ? h->setup_sects : 4) + 1) * 512;
 	size_t pm_len = img_len - setup_len;
-	if (setup_len >= img_len || GPA_KERNEL + h->init_size > g->mem || GPA_KERNEL + pm_len > g->mem) {
-		vmm_log(g, "vmm: %s does not fit in %llu MiB", g->kernel, (unsigned long long)(g->mem >> 20));
-		goto out;
+	if (setup_len >= img_len || GPA_KERNEL + h->init_size > g->cfg.mem || GPA_KERNEL + pm_len > g->cfg.mem) {
+		vmm_log(g, "vmm: %s does not fit in %llu MiB", g->cfg.kernel, (unsigned long long)(g->cfg.mem >> 20));
+		return -EINVAL;
 	}
 	memcpy(g->ram + GPA_KERNEL, img + setup_len, pm_len);
 
@@ -275,57 +267,83 @@ int boot_setup(struct guest *g)
 	h->heap_end_ptr = 0xfe00 - 0x200;
 	h->code32_start = (uint32_t)GPA_KERNEL;
 
-	size_t cl = strlen(g->cmdline);
+	size_t cl = strlen(g->cfg.cmdline);
 	if (cl >= h->cmdline_size || cl >= 4096) {
 		vmm_log(g, "vmm: kernel command line too long");
-		goto out;
+		return -EINVAL;
 	}
-	memcpy(g->ram + GPA_CMDLINE, g->cmdline, cl + 1);
+	memcpy(g->ram + GPA_CMDLINE, g->cfg.cmdline, cl + 1);
 	h->cmd_line_ptr = (uint32_t)GPA_CMDLINE;
+	return 0;
+}
 
-	if (g->initrd) {
-		r = read_file(g->initrd, &rd, &rd_len);
-		if (r < 0) {
-			vmm_log(g, "vmm: cannot read initramfs %s: %s", g->initrd, strerror(-r));
-			goto out;
-		}
-		r = -EINVAL;
-		uint64_t top = g->mem < (uint64_t)h->initrd_addr_max + 1 ? g->mem : (uint64_t)h->initrd_addr_max + 1;
-		uint64_t at = (top - rd_len) & ~(VMM_PAGE - 1);
-		if (rd_len > top || at < GPA_KERNEL + h->init_size) {
-			vmm_log(g, "vmm: initramfs does not fit above the kernel");
-			goto out;
-		}
-		memcpy(g->ram + at, rd, rd_len);
-		h->ramdisk_image = (uint32_t)at;
-		h->ramdisk_size = (uint32_t)rd_len;
-		bp->ext_ramdisk_image = (uint32_t)(at >> 32);
-		bp->ext_ramdisk_size = (uint32_t)((uint64_t)rd_len >> 32);
+/* The initramfs at the highest page below initrd_addr_max and guest RAM's
+ * end, above the kernel. */
+static int load_initrd(struct guest *g, struct boot_params *bp)
+{
+	struct setup_header *h = &bp->hdr;
+	uint8_t *rd = NULL;
+	size_t rd_len = 0;
+	int r = read_file(g->cfg.initrd, &rd, &rd_len);
+	if (r < 0) {
+		vmm_log(g, "vmm: cannot read initramfs %s: %s", g->cfg.initrd, strerror(-r));
+		return r;
 	}
+	uint64_t top = g->cfg.mem < (uint64_t)h->initrd_addr_max + 1 ? g->cfg.mem : (uint64_t)h->initrd_addr_max + 1;
+	uint64_t at = (top - rd_len) & ~(VMM_PAGE - 1);
+	if (rd_len > top || at < GPA_KERNEL + h->init_size) {
+		vmm_log(g, "vmm: initramfs does not fit above the kernel");
+		free(rd);
+		return -EINVAL;
+	}
+	memcpy(g->ram + at, rd, rd_len);
+	h->ramdisk_image = (uint32_t)at;
+	h->ramdisk_size = (uint32_t)rd_len;
+	bp->ext_ramdisk_image = (uint32_t)(at >> 32);
+	bp->ext_ramdisk_size = (uint32_t)((uint64_t)rd_len >> 32);
+	free(rd);
+	return 0;
+}
 
-	/* e820: low RAM below the EBDA, the BIOS area reserved (the MP table
-	 * lives there), RAM from 1 MiB up to the end of guest RAM. */
+/* e820: low RAM below the EBDA, the BIOS area reserved (the MP table lives
+ * there), RAM from 1 MiB up to the end of guest RAM. */
+static void e820_write(struct guest *g, struct boot_params *bp)
+{
 	struct boot_e820_entry e[] = {
 		{0, 0x9fc00, E820_RAM},
 		{0x9fc00, 0x400, E820_RESERVED},
 		{0xf0000, 0x10000, E820_RESERVED},
-		{GPA_KERNEL, g->mem - GPA_KERNEL, E820_RAM},
+		{GPA_KERNEL, g->cfg.mem - GPA_KERNEL, E820_RAM},
 	};
 	memcpy(bp->e820_table, e, sizeof e);
 	bp->e820_entries = sizeof e / sizeof e[0];
+}
 
+int boot_setup(struct guest *g)
+{
+	uint8_t *img = NULL;
+	size_t img_len = 0;
+	int r = read_file(g->cfg.kernel, &img, &img_len);
+	if (r < 0) {
+		vmm_log(g, "vmm: cannot read kernel %s: %s", g->cfg.kernel, strerror(-r));
+		return r;
+	}
+	struct boot_params *bp = (struct boot_params *)(g->ram + GPA_ZERO_PAGE);
+	memset(bp, 0, sizeof *bp);
+	r = load_kernel(g, bp, img, img_len);
+	free(img);
+	if (r < 0 || (g->cfg.initrd && (r = load_initrd(g, bp)) < 0))
+		return r;
+	e820_write(g, bp);
 	mptable_write(g);
 	page_tables_write(g);
 	r = cpuid_setup(g);
 	if (r < 0) {
 		vmm_log(g, "vmm: CPUID setup failed: %s", strerror(-r));
-		goto out;
+		return r;
 	}
 	r = vcpu_setup(g, GPA_KERNEL + 0x200);
 	if (r < 0)
 		vmm_log(g, "vmm: vCPU register setup failed: %s", strerror(-r));
-out:
-	free(img);
-	free(rd);
 	return r;
 }

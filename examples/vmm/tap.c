@@ -56,19 +56,19 @@ int tap_open(const char *name, int *out_fd)
 /* Pages lent by the engine and not yet used are kept across calls. */
 static int stash_fill(struct vmm *v)
 {
-	struct vdemux_rx_buf *stash = v->tap_stash;
-	while (v->tap_nstash < TAP_IOV) {
-		int n = vdemux_rx_alloc(v->eng, stash + v->tap_nstash, TAP_IOV - v->tap_nstash);
+	struct vdemux_rx_buf *stash = v->tap.stash;
+	while (v->tap.nstash < TAP_IOV) {
+		int n = vdemux_rx_alloc(v->eng, stash + v->tap.nstash, TAP_IOV - v->tap.nstash);
 		if (n <= 0)
 			return n < 0 ? n : -ENOBUFS;
-		v->tap_nstash += (unsigned)n;
+		v->tap.nstash += (unsigned)n;
 	}
 	return 0;
 }
 
 int tap_rx(struct vmm *v)
 {
-	struct vdemux_rx_buf *stash = v->tap_stash;
+	struct vdemux_rx_buf *stash = v->tap.stash;
 	int frames = 0;
 	while (frames < TAP_BUDGET) {
 		if (stash_fill(v) < 0)
@@ -77,14 +77,14 @@ int tap_rx(struct vmm *v)
 		iov[0] = (struct iovec){.iov_base = stash[0].data + TAP_DATA_OFF, .iov_len = VMM_PAGE - TAP_DATA_OFF};
 		for (unsigned i = 1; i < TAP_IOV; i++)
 			iov[i] = (struct iovec){.iov_base = stash[i].data, .iov_len = VMM_PAGE};
-		ssize_t n = readv(v->tap_fd, iov, TAP_IOV);
+		ssize_t n = readv(v->tap.fd, iov, TAP_IOV);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return errno == EAGAIN ? frames : -errno;
 		}
 		if (n < 14) {
-			v->tap_rx_short++;
+			v->tap.rx_short++;
 			continue; /* the pages stay lent, to be written again */
 		}
 		/* Page i holds frame bytes [start_i, start_i + len_i): the first
@@ -100,13 +100,13 @@ int tap_rx(struct vmm *v)
 		}
 		int r = vdemux_rx_submit(v->eng, stash, k);
 		if (r < 0) {
-			v->tap_rx_short++;
+			v->tap.rx_short++;
 			continue;
 		}
-		memmove(stash, stash + k, (v->tap_nstash - k) * sizeof stash[0]);
-		v->tap_nstash -= k;
-		v->tap_rx_frames++;
-		v->tap_rx_bytes += (uint64_t)n;
+		memmove(stash, stash + k, (v->tap.nstash - k) * sizeof stash[0]);
+		v->tap.nstash -= k;
+		v->tap.rx_frames++;
+		v->tap.rx_bytes += (uint64_t)n;
 		frames++;
 	}
 	return frames;
@@ -114,7 +114,7 @@ int tap_rx(struct vmm *v)
 
 void tap_rx_stop(struct vmm *v)
 {
-	if (v->tap_nstash)
-		vdemux_rx_abort(v->eng, v->tap_stash, v->tap_nstash);
-	v->tap_nstash = 0;
+	if (v->tap.nstash)
+		vdemux_rx_abort(v->eng, v->tap.stash, v->tap.nstash);
+	v->tap.nstash = 0;
 }

@@ -7,7 +7,7 @@
  * Registers are handled on the vCPU thread under the device lock; the rings
  * are served on the main thread under the same lock: the receive ring by the
  * library's virtio-net queue (vdemux_vnet_rxq, started and stopped from
- * main.c), the transmit ring here.
+ * guest.c), the transmit ring here.
  *
  * Ring features: VIRTIO_RING_F_INDIRECT_DESC, so that Linux's big-packet
  * receive chains (19 descriptors) take one ring entry each (without it only
@@ -66,7 +66,7 @@ int vnet_init(struct guest *g, enum rx_layout layout)
 	int err = pthread_mutex_init(&d->lock, NULL);
 	if (err)
 		return -err;
-	memcpy(d->mac, g->mac, 6);
+	memcpy(d->mac, g->cfg.mac, 6);
 	d->host_features = 1u << VIRTIO_NET_F_MAC | 1u << VIRTIO_RING_F_INDIRECT_DESC | 1u << VIRTIO_RING_F_EVENT_IDX;
 	if (layout == RX_MERGEABLE)
 		d->host_features |= 1u << VIRTIO_NET_F_MRG_RXBUF;
@@ -125,7 +125,7 @@ static void vnet_reg_write(struct guest *g, unsigned off, uint32_t v)
 		if (d->queue_sel < 2) {
 			if (v == 0)
 				memset(&d->vq[d->queue_sel], 0, sizeof d->vq[0]);
-			else if ((uint64_t)v * VMM_PAGE < g->mem)
+			else if ((uint64_t)v * VMM_PAGE < g->cfg.mem)
 				vq_setup(&d->vq[d->queue_sel], VQ_MAX_SIZE, v);
 		}
 		break;
@@ -209,9 +209,9 @@ int vnet_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned si
 		uint32_t v = 0;
 		memcpy(&v, data, size);
 		vnet_reg_write(g, off, v);
-		if (sync && g->rxq_started && (d->status == 0 || d->vq[0].pfn == 0)) {
-			vdemux_vnet_rxq_stop(g->rxq);
-			g->rxq_started = false;
+		if (sync && g->rx.started && (d->status == 0 || d->vq[0].pfn == 0)) {
+			vdemux_vnet_rxq_stop(g->rx.q);
+			g->rx.started = false;
 		}
 	} else {
 		uint32_t v = vnet_reg_read(g, off, size);

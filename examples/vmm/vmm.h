@@ -136,18 +136,19 @@ int rtc_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned siz
 /* pci.c: 1 if handled */
 int pci_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned size);
 
-struct guest {
-	struct vmm *vmm;
-	unsigned index;
+/* What the command line asked for (args.c). */
+struct guest_config {
 	char name[16];
 	const char *kernel, *initrd;
 	char cmdline[1024];
 	uint64_t mem;        /* bytes of RAM the guest sees (e820), all of it engine pages */
 	uint8_t mac[6];
 	enum rx_layout layout;
+};
 
-	uint8_t *ram;        /* HVA of GPA 0: the reserved range the KVM backend maps pool pages into */
-	int vm_fd, vcpu_fd;
+/* The vCPU and its thread (vcpu.c). */
+struct guest_vcpu {
+	int fd;
 	struct kvm_run *run;
 	size_t run_size;
 	pthread_t thread;
@@ -156,25 +157,57 @@ struct guest {
 	volatile int off;    /* vCPU -> main: the guest powered off (or failed) */
 	int off_fd;          /* eventfd written when @off is set */
 	int exit_status;     /* 0 clean power-off, 1 failure */
+};
 
-	struct vdemux_backend *be;
-	vdemux_vm_id vm;
-	bool removed;
-	struct vdemux_vm_stats final_stats;
-	struct vdemux_kvm_stats final_kvm;
+/* A guest's counters (stats.c prints them). */
+struct guest_stats {
 	uint64_t holes_efault, holes_mmio, backfilled;
 	uint64_t exits_io, exits_mmio, exits_other; /* for --verbose */
 	uint32_t *port_exits; /* --verbose: I/O exits per port */
+	/* The library's counters, taken when the guest is removed. */
+	struct vdemux_vm_stats vm;
+	struct vdemux_kvm_stats kvm;
+	struct vdemux_vnet_rxq_stats rxq;
+};
 
+/* The library's receive queue behind the device's queue 0 (guest.c). */
+struct guest_rx {
+	vdemux_vnet_rxq *q;  /* its VM covers all of guest RAM */
+	unsigned generation; /* the device's generation it was last set up for */
+	bool started;
+	bool broken;         /* the guest broke its receive ring: stopped until reset */
+};
+
+struct guest {
+	struct vmm *vmm;
+	unsigned index;
+	struct guest_config cfg;
+
+	/* The VM and its memory. */
+	uint8_t *ram;        /* HVA of GPA 0: the reserved range the KVM backend maps pool pages into */
+	int vm_fd;
+	struct vdemux_backend *be;
+	vdemux_vm_id vm;
+	bool removed;
+
+	struct guest_vcpu cpu;
+	struct guest_stats stats;
+
+	/* Devices. */
 	struct serial serial;
 	uint32_t pci_addr;   /* 0xcf8 */
 	uint8_t rtc_index;   /* 0x70 */
 	struct vnet_dev net;
-	vdemux_vnet_rxq *rxq; /* the receive queue: its VM covers all of guest RAM */
-	unsigned rxq_generation;
-	bool rxq_started;
-	bool rxq_broken;     /* the guest broke its receive ring: stopped until reset */
-	struct vdemux_vnet_rxq_stats final_rxq;
+	struct guest_rx rx;
+};
+
+/* The uplink: a TAP device (tap.c). */
+struct uplink {
+	const char *name;
+	int fd;
+	struct vdemux_rx_buf stash[TAP_IOV]; /* pool pages lent for the next reads */
+	unsigned nstash;
+	uint64_t rx_frames, rx_bytes, rx_short, tx_frames, tx_errors;
 };
 
 struct vmm {
@@ -183,20 +216,27 @@ struct vmm {
 	pthread_mutex_t engine_lock;
 	struct split_horizon *cls;
 	int kvm_fd;
-	int tap_fd;
-	const char *tap_name;
+	struct uplink tap;
+	uint64_t guest_to_guest;
 	unsigned nguests;
 	struct guest guests[VMM_MAX_GUESTS];
 	pthread_mutex_t out_lock; /* stdout lines */
-	uint64_t tap_rx_frames, tap_rx_bytes, tap_rx_short, tap_tx_frames, tap_tx_errors;
-	uint64_t guest_to_guest;
-	struct vdemux_rx_buf tap_stash[TAP_IOV]; /* pool pages lent for the next reads */
-	unsigned tap_nstash;
 	bool verbose;
 };
 
-/* boot.c */
+/* args.c: fill @v from the command line; 0, or the exit status (usage printed). */
+int vmm_parse_args(struct vmm *v, int argc, char **argv);
+
+/* boot.c: load the kernel and the initramfs, set up the vCPU to enter it. */
 int boot_setup(struct guest *g);
+
+/* vcpu.c */
+void vcpu_signals_init(void); /* SIGUSR1 makes KVM_RUN return (vcpu_stop) */
+int vcpu_create(struct guest *g);
+int vcpu_start(struct guest *g);
+/* Make the vCPU thread leave KVM_RUN and end; joined. */
+void vcpu_stop(struct guest *g);
+void guest_power_off(struct guest *g, int status, const char *why);
 
 /* tap.c */
 int tap_open(const char *name, int *out_fd);
@@ -204,17 +244,40 @@ int tap_open(const char *name, int *out_fd);
 int tap_rx(struct vmm *v);
 void tap_rx_stop(struct vmm *v);
 
-/* main.c */
-void vmm_log(struct guest *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* switch.c: the engine's classifier (the L2 bridge, minus the sender). */
+void switch_init(struct vmm *v);
 /* A guest's frame: to the engine (other guests) and, unless it is for a
  * guest, to the TAP. Main thread, engine lock held. */
 void vmm_switch(struct vmm *v, struct guest *src, const uint8_t *const *frames, const uint32_t *lens, unsigned n);
-void guest_power_off(struct guest *g, int status, const char *why);
+
+/* guest.c: a guest's life cycle. */
+int guest_create(struct vmm *v, struct guest *g);
+/* Main thread, engine lock held: the guest's transmit ring, if kicked. */
+void guest_serve_tx(struct guest *g);
+/* Main thread, engine lock held: the receive queue's life cycle and kicks. */
+void guest_serve_rx(struct guest *g);
+/* Stop the vCPU, take the VM out of the engine; false if the engine check
+ * failed. Main thread, engine lock held (dropped while the vCPU ends). */
+bool guest_remove(struct vmm *v, struct guest *g);
+
+/* stats.c */
+/* The engine's own check, and every pool page in exactly one state. */
+bool stats_check_engine(struct vmm *v, const char *when);
+void stats_log_mappings(struct guest *g);
+void stats_print(struct vmm *v);  /* the end's counters */
+void stats_status(struct vmm *v); /* --verbose: every 10 s */
+
+/* loop.c: the main thread's event loop; false if a guest's removal failed
+ * its check. Returns when every guest is off or a signal came on @sfd. */
+bool vmm_loop(struct vmm *v, int sfd);
+
+/* main.c */
+void vmm_log(struct guest *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Guest RAM: NULL if [gpa, gpa+len) is outside. */
 static inline uint8_t *guest_ptr(struct guest *g, uint64_t gpa, uint64_t len)
 {
-	if (gpa > g->mem || len > g->mem - gpa)
+	if (gpa > g->cfg.mem || len > g->cfg.mem - gpa)
 		return NULL;
 	return g->ram + gpa;
 }

@@ -1,0 +1,150 @@
+/*
+ * The command line:
+ *
+ *   vmm --tap NAME [--verbose]
+ *       --guest name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable[,cmdline=...] ...
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmm.h"
+
+#define DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1 8250.nr_uarts=1 i8042.nokbd i8042.noaux i8042.nopnp pci=conf1,lastbus=0 no_timer_check quiet"
+
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned b[6];
+	if (sscanf(s, "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]) != 6)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++) {
+		if (b[i] > 255)
+			return -EINVAL;
+		mac[i] = (uint8_t)b[i];
+	}
+	return (mac[0] & 1) ? -EINVAL : 0;
+}
+
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 0);
+	if (*end == 'M' || *end == 'm')
+		v <<= 20, end++;
+	else if (*end == 'G' || *end == 'g')
+		v <<= 30, end++;
+	if (*end || v < (64ull << 20) || v > (2ull << 30) || (v & ((2ull << 20) - 1)))
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* One key=value of a guest spec (not cmdline). */
+static int parse_guest_key(struct guest_config *c, const char *key, char *val, bool *have_mac)
+{
+	if (!strcmp(key, "name")) {
+		snprintf(c->name, sizeof c->name, "%s", val);
+	} else if (!strcmp(key, "kernel")) {
+		c->kernel = val;
+	} else if (!strcmp(key, "initrd")) {
+		c->initrd = val;
+	} else if (!strcmp(key, "mem")) {
+		return parse_size(val, &c->mem);
+	} else if (!strcmp(key, "mac")) {
+		*have_mac = true;
+		return parse_mac(val, c->mac);
+	} else if (!strcmp(key, "rx")) {
+		if (!strcmp(val, "big"))
+			c->layout = RX_BIG;
+		else if (!strcmp(val, "mergeable"))
+			c->layout = RX_MERGEABLE;
+		else
+			return -EINVAL;
+	} else {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable[,cmdline=REST] */
+static int parse_guest(struct guest_config *c, char *spec)
+{
+	bool have_mac = false;
+	c->mem = 256ull << 20;
+	c->layout = RX_MERGEABLE;
+	snprintf(c->cmdline, sizeof c->cmdline, "%s", DEFAULT_CMDLINE);
+	while (spec && *spec) {
+		char *val = strchr(spec, '=');
+		if (!val)
+			return -EINVAL;
+		*val++ = '\0';
+		if (!strcmp(spec, "cmdline")) {
+			/* The rest of the spec, commas and all, is appended. */
+			size_t l = strlen(c->cmdline);
+			snprintf(c->cmdline + l, sizeof c->cmdline - l, " %s", val);
+			break;
+		}
+		char *next = strchr(val, ',');
+		if (next)
+			*next++ = '\0';
+		if (parse_guest_key(c, spec, val, &have_mac) < 0)
+			return -EINVAL;
+		spec = next;
+	}
+	if (!c->name[0] || !c->kernel || !have_mac)
+		return -EINVAL;
+	return 0;
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: vmm --tap NAME [--verbose]\n"
+		"           --guest name=N,kernel=BZIMAGE,initrd=CPIO,mem=SIZE,mac=MAC,rx=big|mergeable[,cmdline=ARGS]\n"
+		"           [--guest ...]\n"
+		"  mem: 64M..2G in 2 MiB steps (default 256M); rx: the receive buffers the guest\n"
+		"  is led to post (default mergeable); cmdline: appended to the kernel command line\n"
+		"  (takes the rest of the spec)\n");
+}
+
+static int add_guest(struct vmm *v, char *spec)
+{
+	if (v->nguests == VMM_MAX_GUESTS) {
+		fprintf(stderr, "vmm: at most %d guests\n", VMM_MAX_GUESTS);
+		return 2;
+	}
+	struct guest *g = &v->guests[v->nguests];
+	g->vmm = v;
+	g->index = v->nguests;
+	if (parse_guest(&g->cfg, spec) < 0) {
+		fprintf(stderr, "vmm: bad --guest spec\n");
+		usage();
+		return 2;
+	}
+	v->nguests++;
+	return 0;
+}
+
+int vmm_parse_args(struct vmm *v, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		int r;
+		if (!strcmp(argv[i], "--tap") && i + 1 < argc) {
+			v->tap.name = argv[++i];
+		} else if (!strcmp(argv[i], "--guest") && i + 1 < argc) {
+			if ((r = add_guest(v, argv[++i])) != 0)
+				return r;
+		} else if (!strcmp(argv[i], "--verbose")) {
+			v->verbose = true;
+		} else {
+			usage();
+			return 2;
+		}
+	}
+	if (!v->tap.name || !v->nguests) {
+		usage();
+		return 2;
+	}
+	return 0;
+}

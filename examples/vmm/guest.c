@@ -1,0 +1,205 @@
+/*
+ * A guest's life cycle: built (a KVM VM whose RAM is the engine's pool
+ * pages, its devices, the library's receive queue, the vCPU, the kernel
+ * loaded), run (its rings served by the main thread), torn down (the vCPU
+ * stopped, the VM taken out of the engine, the engine checked).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <linux/kvm.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+#include "vmm.h"
+
+/* The VM with its interrupt controllers and PIT. */
+static int guest_vm_create(struct vmm *v, struct guest *g)
+{
+	g->vm_fd = ioctl(v->kvm_fd, KVM_CREATE_VM, 0);
+	if (g->vm_fd < 0)
+		return -errno;
+	if (ioctl(g->vm_fd, KVM_SET_TSS_ADDR, 0xfffbd000ul) < 0 || ioctl(g->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		return -errno;
+	struct kvm_pit_config pit = {.flags = 0};
+	if (ioctl(g->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Guest RAM: a reserved range of the VMM's address space, registered by the
+ * backend as memslot 0. The receive queue's VM covers all of it and fills it
+ * with pool pages; from then on the backend remaps pages behind it as frames
+ * are flipped in. */
+static int guest_ram_create(struct vmm *v, struct guest *g)
+{
+	int r;
+	void *ram = mmap(NULL, g->cfg.mem, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (ram == MAP_FAILED)
+		return -errno;
+	g->ram = ram;
+	struct vdemux_kvm_opts ko = VDEMUX_OPTS(vdemux_kvm_opts, .ram_gpa = 0, .ram_size = g->cfg.mem, .ram_hva = ram,
+						.flags = VDEMUX_KVM_F_SET_MEMSLOT, .vm_fd = g->vm_fd, .slot = 0);
+	if ((r = vdemux_kvm_create(&g->be, &ko)) < 0)
+		return r;
+	return vdemux_engine_add_backend(v->eng, g->be);
+}
+
+/* The virtio-net device, and the library's queue behind its receive ring.
+ * Big-packet chains are flipped, every frame (COPY_NEVER); mergeable
+ * buffers are copied into whatever the policy. */
+static int guest_net_create(struct vmm *v, struct guest *g)
+{
+	int r;
+	if ((r = vnet_init(g, g->cfg.layout)) < 0)
+		return r;
+	if ((r = vdemux_kvm_irqfd_create(g->vm_fd, GSI_VIRTIO, 0, &g->net.irqfd)) < 0)
+		return r;
+	g->net.kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (g->net.kick_fd < 0)
+		return -errno;
+
+	bool big = g->cfg.layout == RX_BIG;
+	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(vdemux_vnet_rxq_opts, .ram = g->ram, .ram_size = g->cfg.mem,
+						     .backends = &g->be, .n_backends = 1,
+						     .copy = big ? VDEMUX_COPY_NEVER : VDEMUX_COPY_ALWAYS);
+	qo.irq = (struct vdemux_signal){.kind = VDEMUX_SIGNAL_EVENTFD, .fd = g->net.irqfd};
+	if ((r = vdemux_vnet_rxq_create(&g->rx.q, v->eng, &qo)) < 0)
+		return r;
+	g->vm = vdemux_vnet_rxq_vm(g->rx.q);
+	vdemux_l2 *l2 = vdemux_engine_l2(v->eng);
+	if ((r = vdemux_l2_vlan_join(l2, g->vm, 1, 0)) < 0 || (r = vdemux_l2_add_mac(l2, g->vm, g->cfg.mac, 1)) < 0 ||
+	    (r = vdemux_l2_set_allmulti(l2, g->vm, 1, 1)) < 0)
+		return r;
+	return 0;
+}
+
+int guest_create(struct vmm *v, struct guest *g)
+{
+	int r;
+
+	if (v->verbose && !(g->stats.port_exits = calloc(65536, sizeof *g->stats.port_exits)))
+		return -ENOMEM;
+	g->cpu.off_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (g->cpu.off_fd < 0)
+		return -errno;
+	if ((r = guest_vm_create(v, g)) < 0 || (r = guest_ram_create(v, g)) < 0 || (r = guest_net_create(v, g)) < 0 ||
+	    (r = vcpu_create(g)) < 0)
+		return r;
+	/* RAM is populated now: load the kernel and the initramfs into it. */
+	return boot_setup(g);
+}
+
+/* Main thread, engine lock held: the guest's transmit ring, if kicked. */
+void guest_serve_tx(struct guest *g)
+{
+	struct vnet_dev *d = &g->net;
+	pthread_mutex_lock(&d->lock);
+	if (d->events & VNET_EV_TX) {
+		d->events &= ~VNET_EV_TX;
+		vnet_tx(g);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* The device was reset or set up: stop the queue, and start it again on the
+ * rings the driver configured if it is DRIVER_OK. Device lock held. */
+static void rx_restart(struct guest *g)
+{
+	struct vnet_dev *d = &g->net;
+	g->rx.generation = d->generation;
+	if (g->rx.started) {
+		vdemux_vnet_rxq_stop(g->rx.q);
+		g->rx.started = false;
+	}
+	g->rx.broken = false;
+	const struct virtq *q = &d->vq[0];
+	if (!(d->status & 0x4) || !q->pfn) /* DRIVER_OK */
+		return;
+	/* Legacy layout: desc at PFN * 4096, avail after it, used at the next
+	 * 4096 boundary (vq_setup()). */
+	struct vdemux_vnet_ring ring = VDEMUX_OPTS(vdemux_vnet_ring, .desc_gpa = q->desc, .avail_gpa = q->avail,
+						   .used_gpa = q->used, .size = q->size, .features = d->guest_features);
+	int r = vdemux_vnet_rxq_start(g->rx.q, &ring);
+	if (r < 0) {
+		vmm_log(g, "vmm: receive queue not started: %s", strerror(-r));
+		return;
+	}
+	g->rx.started = true;
+	uint32_t f = d->guest_features;
+	vmm_log(g, "vmm: receive queue started: %u entries, features 0x%08x (indirect %s, event_idx %s, mergeable %s)",
+		q->size, f, f & (1u << 28) ? "yes" : "no", f & (1u << 29) ? "yes" : "no", f & (1u << 15) ? "yes" : "no");
+}
+
+/* Main thread, engine lock held: the receive queue's life cycle and kicks.
+ * Frames reach the guest inside the engine's calls (TAP submits, transmit
+ * bursts, kicks), which also interrupt it. */
+void guest_serve_rx(struct guest *g)
+{
+	struct vnet_dev *d = &g->net;
+	pthread_mutex_lock(&d->lock);
+	/* A receive kick or a configuration change: both served here. A
+	 * transmit kick that came since guest_serve_tx() stays for the next round. */
+	bool kicked = d->events & VNET_EV_RX;
+	d->events &= ~(VNET_EV_RX | VNET_EV_CONFIG);
+	if (d->generation != g->rx.generation) {
+		rx_restart(g);
+		kicked |= g->rx.started; /* take what the driver posted before DRIVER_OK */
+	}
+	if (kicked && g->rx.started && !g->rx.broken) {
+		int r = vdemux_vnet_rxq_kick(g->rx.q);
+		if (r == -EIO || vdemux_vnet_rxq_needs_reset(g->rx.q) == 1) {
+			/* Legacy virtio has no DEVICE_NEEDS_RESET: log it, and serve
+			 * the ring no more until the driver resets the device. */
+			g->rx.broken = true;
+			vdemux_vnet_rxq_stop(g->rx.q);
+			g->rx.started = false;
+			vmm_log(g, "vmm: the guest broke its receive ring: queue stopped until a reset");
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* Stopped from outside (SIGTERM, the VMM's end): where the guest was tells a
+ * hang from a guest at work. */
+static void log_where(struct guest *g)
+{
+	struct kvm_regs regs;
+	if (ioctl(g->cpu.fd, KVM_GET_REGS, &regs) == 0)
+		vmm_log(g, "vmm: vCPU stopped running at rip 0x%llx (flags 0x%llx); exits: %" PRIu64 " I/O, %" PRIu64
+			   " MMIO, %" PRIu64 " other",
+			(unsigned long long)regs.rip, (unsigned long long)regs.rflags, g->stats.exits_io,
+			g->stats.exits_mmio, g->stats.exits_other);
+}
+
+bool guest_remove(struct vmm *v, struct guest *g)
+{
+	if (g->removed)
+		return true;
+	g->cpu.stop = 1;
+	if (g->cpu.thread_started) {
+		/* The caller holds the engine's lock, which a vCPU thread may be
+		 * waiting for (a device reset, a hole to fill): let it finish. */
+		pthread_mutex_unlock(&v->engine_lock);
+		vcpu_stop(g);
+		pthread_mutex_lock(&v->engine_lock);
+		if (!g->cpu.off)
+			log_where(g);
+	}
+	vdemux_vm_stats(v->eng, g->vm, &g->stats.vm, sizeof g->stats.vm);
+	vdemux_kvm_stats(g->be, &g->stats.kvm, sizeof g->stats.kvm);
+	vdemux_vnet_rxq_stats(g->rx.q, &g->stats.rxq, sizeof g->stats.rxq);
+	stats_log_mappings(g);
+	/* The queue's VM goes, and guest RAM's pages back to the pool. */
+	vdemux_vnet_rxq_destroy(g->rx.q);
+	g->rx.q = NULL;
+	int r = vdemux_engine_remove_backend(v->eng, g->be);
+	if (r < 0)
+		vmm_log(g, "vmm: vdemux_engine_remove_backend: %s", strerror(-r));
+	g->removed = true;
+	char when[64];
+	snprintf(when, sizeof when, "%s removed", g->cfg.name);
+	return stats_check_engine(v, when);
+}

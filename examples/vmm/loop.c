@@ -1,0 +1,110 @@
+/*
+ * The main thread's event loop: TAP reads, signals, the guests' kicks and
+ * power-offs, through one epoll. Each round serves every guest's transmit
+ * ring, then every receive queue, under the engine's lock.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmm.h"
+
+enum { EV_TAP = 1, EV_SIGNAL, EV_KICK, EV_OFF };
+#define EV(type, i) ((uint64_t)(type) << 32 | (i))
+
+struct loop {
+	struct vmm *v;
+	int ep, sfd;
+	unsigned live; /* guests not removed */
+	bool ok, quit;
+};
+
+static int loop_init(struct loop *l)
+{
+	struct vmm *v = l->v;
+	l->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (l->ep < 0)
+		return -errno;
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EV(EV_TAP, 0)};
+	epoll_ctl(l->ep, EPOLL_CTL_ADD, v->tap.fd, &ev);
+	ev.data.u64 = EV(EV_SIGNAL, 0);
+	epoll_ctl(l->ep, EPOLL_CTL_ADD, l->sfd, &ev);
+	for (unsigned i = 0; i < v->nguests; i++) {
+		ev.data.u64 = EV(EV_KICK, i);
+		epoll_ctl(l->ep, EPOLL_CTL_ADD, v->guests[i].net.kick_fd, &ev);
+		ev.data.u64 = EV(EV_OFF, i);
+		epoll_ctl(l->ep, EPOLL_CTL_ADD, v->guests[i].cpu.off_fd, &ev);
+	}
+	return 0;
+}
+
+/* One event; engine lock held. */
+static void loop_event(struct loop *l, uint64_t data)
+{
+	struct vmm *v = l->v;
+	unsigned type = (unsigned)(data >> 32), idx = (unsigned)data;
+	uint64_t cnt;
+	if (type == EV_TAP) {
+		if (tap_rx(v) < 0)
+			vmm_log(NULL, "vmm: tap read failed");
+	} else if (type == EV_SIGNAL) {
+		struct signalfd_siginfo si;
+		if (read(l->sfd, &si, sizeof si) == sizeof si) {
+			vmm_log(NULL, "vmm: signal %u: stopping", si.ssi_signo);
+			l->quit = true;
+		}
+	} else if (type == EV_KICK) {
+		/* What was kicked is in the device's events. */
+		if (read(v->guests[idx].net.kick_fd, &cnt, sizeof cnt) < 0)
+			return;
+	} else if (type == EV_OFF) {
+		struct guest *g = &v->guests[idx];
+		if (read(g->cpu.off_fd, &cnt, sizeof cnt) > 0 && !g->removed) {
+			l->ok &= guest_remove(v, g);
+			l->live--;
+		}
+	}
+}
+
+/* Every transmit ring first, so that frames between guests reach their
+ * receive rings in this same round. Engine lock held. */
+static void loop_serve(struct vmm *v)
+{
+	for (unsigned i = 0; i < v->nguests; i++)
+		if (!v->guests[i].removed)
+			guest_serve_tx(&v->guests[i]);
+	for (unsigned i = 0; i < v->nguests; i++)
+		if (!v->guests[i].removed)
+			guest_serve_rx(&v->guests[i]);
+}
+
+bool vmm_loop(struct vmm *v, int sfd)
+{
+	struct loop l = {.v = v, .sfd = sfd, .live = v->nguests, .ok = true};
+	if (loop_init(&l) < 0)
+		return false;
+	struct timespec last_status;
+	clock_gettime(CLOCK_MONOTONIC, &last_status);
+	while (l.live && !l.quit) {
+		struct epoll_event evs[16];
+		int n = epoll_wait(l.ep, evs, 16, 1000);
+		if (n < 0 && errno != EINTR)
+			break;
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (v->verbose && now.tv_sec - last_status.tv_sec >= 10) {
+			last_status = now;
+			stats_status(v);
+		}
+		pthread_mutex_lock(&v->engine_lock);
+		for (int i = 0; i < n; i++)
+			loop_event(&l, evs[i].data.u64);
+		loop_serve(v);
+		pthread_mutex_unlock(&v->engine_lock);
+	}
+	close(l.ep);
+	return l.ok;
+}

@@ -1,0 +1,93 @@
+/*
+ * The switch: frames between the guests and the TAP uplink. The engine
+ * classifies with the built-in L2 bridge, minus the sender (split horizon):
+ * a guest's frame never comes back to it. Frames from the TAP go to the
+ * engine only (tap.c); a guest's frames go to the engine if some guest may
+ * want them, and to the TAP unless they are for a guest.
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <vdemux/sys/classifier.h>
+
+#include "vmm.h"
+
+#define SWITCH_BURST 64u
+
+struct split_horizon {
+	struct vdemux_classifier base;
+	vdemux_l2 *l2;
+	vdemux_vm_id src; /* the guest whose frames are being classified, or 0 */
+};
+
+static int sh_classify(struct vdemux_classifier *cls, const uint8_t *frame, uint32_t len, struct vdemux_verdict *v)
+{
+	struct split_horizon *s = (struct split_horizon *)cls;
+	int r = vdemux_l2_classify(s->l2, frame, len, v);
+	if (r < 0)
+		return r;
+	unsigned j = 0;
+	for (unsigned i = 0; i < v->n; i++)
+		if (v->dests[i].vm != s->src)
+			v->dests[j++] = v->dests[i];
+	if (v->n && !j)
+		v->drop_reason = VDEMUX_DROP_NO_DEST;
+	v->n = j;
+	return 0;
+}
+
+static void sh_vm_removed(struct vdemux_classifier *cls, vdemux_vm_id vm)
+{
+	vdemux_l2_remove_vm(((struct split_horizon *)cls)->l2, vm);
+}
+
+static struct split_horizon split_horizon = {
+	.base = {.version = VDEMUX_CLASSIFIER_VERSION, .name = "l2-split-horizon",
+		 .classify = sh_classify, .vm_removed = sh_vm_removed},
+};
+
+void switch_init(struct vmm *v)
+{
+	split_horizon.l2 = vdemux_engine_l2(v->eng);
+	v->cls = &split_horizon;
+	vdemux_engine_set_classifier(v->eng, &split_horizon.base);
+}
+
+static void tap_tx(struct vmm *v, const uint8_t *frame, uint32_t len)
+{
+	if (write(v->tap.fd, frame, len) == (ssize_t)len)
+		v->tap.tx_frames++;
+	else
+		v->tap.tx_errors++;
+}
+
+void vmm_switch(struct vmm *v, struct guest *src, const uint8_t *const *frames, const uint32_t *lens, unsigned n)
+{
+	struct vdemux_frame f[SWITCH_BURST];
+	unsigned nf = 0;
+	vdemux_l2 *l2 = vdemux_engine_l2(v->eng);
+
+	for (unsigned i = 0; i < n; i++) {
+		const uint8_t *dst = frames[i];
+		bool group = dst[0] & 1;
+		bool local = !group && vdemux_l2_lookup(l2, dst, 1) != 0;
+		/* Unicast to a guest: the engine only. Group: the engine (other
+		 * guests) and the TAP. Anything else: the TAP only. */
+		if (group || local) {
+			if (nf < SWITCH_BURST)
+				f[nf++] = (struct vdemux_frame){.data = frames[i], .len = lens[i]};
+			if (local)
+				v->guest_to_guest++;
+		}
+		if (!local)
+			tap_tx(v, frames[i], lens[i]);
+	}
+	if (!nf)
+		return;
+	v->cls->src = src->vm;
+	int r = vdemux_rx_burst(v->eng, f, nf);
+	v->cls->src = 0;
+	if (r < 0 && r != -ENOBUFS)
+		vmm_log(src, "vmm: vdemux_rx_burst: %s", strerror(-r));
+}
