@@ -71,9 +71,9 @@ static void print_engine(struct vmm *v)
 static void print_tap(struct vmm *v)
 {
 	struct uplink *t = &v->tap;
-	vmm_log(NULL, "vmm: tap: rx %" PRIu64 " frames %" PRIu64 " bytes (%" PRIu64 " short), tx %" PRIu64
-		      " frames (%" PRIu64 " errors); guest to guest %" PRIu64,
-		t->rx_frames, t->rx_bytes, t->rx_short, t->tx_frames, t->tx_errors, v->guest_to_guest);
+	vmm_log(NULL, "vmm: tap: rx %" PRIu64 " frames %" PRIu64 " bytes (%" PRIu64 " short, %" PRIu64
+		      " oversize dropped), tx %" PRIu64 " frames (%" PRIu64 " errors); guest to guest %" PRIu64,
+		t->rx_frames, t->rx_bytes, t->rx_short, t->rx_oversize, t->tx_frames, t->tx_errors, v->guest_to_guest);
 }
 
 static void print_guest(struct guest *g)

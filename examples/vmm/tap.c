@@ -6,6 +6,10 @@
  * header at 0, the data from 32 on), so a frame for a big-packet guest is
  * flipped as it is: the kernel's copy into the page is its only copy. Other
  * destinations (mergeable guests, a second destination) get copies.
+ *
+ * One read fills at most TAP_IOV pages: TAP_FRAME_MAX bytes (65,504, a TAP
+ * MTU of 65,490). A longer frame (a TAP with a larger MTU) is dropped and
+ * counted (rx_oversize), never handed on cut short.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,7 +24,6 @@
 #include "vmm.h"
 
 #define TAP_BUDGET 64 /* frames per call, so that the guests get their turn */
-#define TAP_DATA_OFF 32u /* a frame's first byte in its first page */
 
 int tap_open(const char *name, int *out_fd)
 {
@@ -73,11 +76,15 @@ int tap_rx(struct vmm *v)
 	while (frames < TAP_BUDGET) {
 		if (stash_fill(v) < 0)
 			return frames; /* the pool is dry; frames wait in the TAP */
-		struct iovec iov[TAP_IOV];
+		/* The stash's pages, then a few bytes more: a read that reaches
+		 * into them is a frame the pages cannot hold. */
+		uint8_t spill[64];
+		struct iovec iov[TAP_IOV + 1];
 		iov[0] = (struct iovec){.iov_base = stash[0].data + TAP_DATA_OFF, .iov_len = VMM_PAGE - TAP_DATA_OFF};
 		for (unsigned i = 1; i < TAP_IOV; i++)
 			iov[i] = (struct iovec){.iov_base = stash[i].data, .iov_len = VMM_PAGE};
-		ssize_t n = readv(v->tap.fd, iov, TAP_IOV);
+		iov[TAP_IOV] = (struct iovec){.iov_base = spill, .iov_len = sizeof spill};
+		ssize_t n = readv(v->tap.fd, iov, TAP_IOV + 1);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -86,6 +93,13 @@ int tap_rx(struct vmm *v)
 		if (n < 14) {
 			v->tap.rx_short++;
 			continue; /* the pages stay lent, to be written again */
+		}
+		if ((uint64_t)n > TAP_FRAME_MAX) {
+			/* Cut short by the read, or longer than the read says it
+			 * wrote: either way not the frame that was sent. Dropped;
+			 * the pages stay lent. */
+			v->tap.rx_oversize++;
+			continue;
 		}
 		/* Page i holds frame bytes [start_i, start_i + len_i): the first
 		 * page from TAP_DATA_OFF, the others whole. */

@@ -45,6 +45,9 @@
 
 #define VQ_MAX_SIZE 256u
 #define TAP_IOV 16u /* pages one TAP read may fill: 64 KiB */
+#define TAP_DATA_OFF 32u /* a frame's first byte in its first page */
+/* The longest frame the TAP's pages take (65,504 bytes: a TAP MTU of 65,490). */
+#define TAP_FRAME_MAX (TAP_IOV * VMM_PAGE - TAP_DATA_OFF)
 #define VQ_MAX_SEG 64u
 
 enum rx_layout { RX_BIG, RX_MERGEABLE };
@@ -207,7 +210,9 @@ struct uplink {
 	int fd;
 	struct vdemux_rx_buf stash[TAP_IOV]; /* pool pages lent for the next reads */
 	unsigned nstash;
-	uint64_t rx_frames, rx_bytes, rx_short, tx_frames, tx_errors;
+	uint64_t rx_frames, rx_bytes, tx_frames, tx_errors;
+	uint64_t rx_short;    /* reads under 14 bytes, or refused by the engine */
+	uint64_t rx_oversize; /* frames over TAP_FRAME_MAX: dropped */
 };
 
 struct vmm {
