@@ -115,11 +115,11 @@ static void rx_restart(struct guest *g)
 		g->rx.started = false;
 	}
 	g->rx.broken = false;
-	const struct virtq *q = &d->vq[0];
+	const struct vnet_queue *q = &d->vq[0];
 	if (!(d->status & 0x4) || !q->pfn) /* DRIVER_OK */
 		return;
 	/* Legacy layout: desc at PFN * 4096, avail after it, used at the next
-	 * 4096 boundary (vq_setup()). */
+	 * 4096 boundary (vnet_queue_setup()). */
 	struct vdemux_vnet_ring ring = VDEMUX_OPTS(vdemux_vnet_ring, .desc_gpa = q->desc, .avail_gpa = q->avail,
 						   .used_gpa = q->used, .size = q->size, .features = d->guest_features);
 	int r = vdemux_vnet_rxq_start(g->rx.q, &ring);

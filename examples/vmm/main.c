@@ -13,7 +13,7 @@
  * its exits), switch.c (frames between the TAP and the guests), tap.c (the
  * uplink), guest.c (a guest's build, run and tear-down), stats.c (counters),
  * loop.c (the event loop), and the devices (serial.c, rtc.c, pci.c,
- * virtio_net_dev.c with virtq.c), boot.c (loading Linux).
+ * virtio_net_dev.c), boot.c (loading Linux).
  */
 #include <errno.h>
 #include <fcntl.h>

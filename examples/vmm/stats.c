@@ -92,8 +92,12 @@ static void print_guest(struct guest *g)
 		   " (%" PRIu64 " not wanted), ring errors %" PRIu64,
 		rs->frames, rs->flipped, rs->copied, rs->buffers, rs->page_buffers, rs->skipped, rs->failed,
 		rs->interrupts, rs->no_interrupt, rs->ring_errors);
-	vmm_log(g, "vmm: tx: %" PRIu64 " frames %" PRIu64 " bytes, %" PRIu64 " bad; interrupts %" PRIu64,
-		g->net.tx_frames, g->net.tx_bytes, g->net.tx_bad, g->net.irqs);
+	struct vdemux_virtq_stats ts = {0};
+	if (g->net.txq)
+		vdemux_virtq_stats(g->net.txq, &ts, sizeof ts);
+	vmm_log(g, "vmm: tx: %" PRIu64 " frames %" PRIu64 " bytes, %" PRIu64 " bad, %" PRIu64
+		   " malformed chains skipped; interrupts %" PRIu64,
+		g->net.tx_frames, g->net.tx_bytes, g->net.tx_bad, g->net.tx_skipped + ts.skipped, g->net.irqs);
 	vmm_log(g, "vmm: kvm: mmap calls %" PRIu64 ", mapped %" PRIu64 ", unmapped %" PRIu64 ", remapped %" PRIu64
 		   ", holes hit: %" PRIu64 " EFAULT, %" PRIu64 " MMIO; pages backfilled %" PRIu64,
 		st->kvm.mmap_calls, st->kvm.pages_mapped, st->kvm.pages_unmapped, st->kvm.pages_remapped,

@@ -14,7 +14,8 @@
  * 13 fit a 256-entry ring), and VIRTIO_RING_F_EVENT_IDX. Both are
  * transport features Linux's legacy virtio_pci keeps (bits 28 and 29 fit
  * the legacy 32-bit feature register); the transmit ring below honours them
- * too (indirect tables in virtq.c, used_event and avail_event).
+ * too: it is served through the library's split virtqueue (vdemux/virtq.h),
+ * the same checked walker as the receive queue's.
  *
  * The ISR: the receive queue's interrupt is written to the irqfd by the
  * library, inside engine calls, so the device never learns when one was
@@ -48,9 +49,51 @@ static void vnet_wake(struct guest *g, unsigned ev)
 	}
 }
 
+/* The legacy layout: the descriptor table at PFN * 4096, the available ring
+ * after it, the used ring at the next 4096 boundary. */
+static void vnet_queue_setup(struct vnet_queue *q, uint16_t size, uint32_t pfn)
+{
+	uint64_t base = (uint64_t)pfn * VMM_PAGE;
+	q->size = size;
+	q->pfn = pfn;
+	q->desc = base;
+	q->avail = base + 16ull * size;
+	q->used = (q->avail + 6 + 2ull * size + VMM_PAGE - 1) & ~(VMM_PAGE - 1);
+}
+
+/* The transmit ring is set up at DRIVER_OK and goes at a reset, or when the
+ * driver takes its memory away (PFN 0). Device lock held. */
+static void tx_ring_stop(struct vnet_dev *d)
+{
+	vdemux_virtq *q = d->txq;
+	if (!q)
+		return;
+	struct vdemux_virtq_stats st = {0};
+	vdemux_virtq_stats(q, &st, sizeof st);
+	d->tx_skipped += st.skipped;
+	d->txq = NULL;
+	vdemux_virtq_destroy(q);
+}
+
+static void tx_ring_start(struct guest *g)
+{
+	struct vnet_dev *d = &g->net;
+	const struct vnet_queue *q = &d->vq[1];
+	tx_ring_stop(d);
+	if (!q->pfn)
+		return;
+	struct vdemux_virtq_opts o = VDEMUX_OPTS(vdemux_virtq_opts, .ram = g->ram, .ram_size = g->cfg.mem,
+						 .desc_gpa = q->desc, .avail_gpa = q->avail, .used_gpa = q->used,
+						 .size = q->size, .features = d->guest_features);
+	int r = vdemux_virtq_create(&d->txq, &o);
+	if (r < 0)
+		vmm_log(g, "vmm: transmit ring not set up: %s", strerror(-r));
+}
+
 static void vnet_reset(struct guest *g)
 {
 	struct vnet_dev *d = &g->net;
+	tx_ring_stop(d);
 	d->guest_features = 0;
 	d->queue_sel = 0;
 	memset(d->vq, 0, sizeof d->vq);
@@ -123,10 +166,13 @@ static void vnet_reg_write(struct guest *g, unsigned off, uint32_t v)
 		break;
 	case VIRTIO_PCI_QUEUE_PFN:
 		if (d->queue_sel < 2) {
-			if (v == 0)
+			if (v == 0) {
 				memset(&d->vq[d->queue_sel], 0, sizeof d->vq[0]);
-			else if ((uint64_t)v * VMM_PAGE < g->cfg.mem)
-				vq_setup(&d->vq[d->queue_sel], VQ_MAX_SIZE, v);
+				if (d->queue_sel == 1)
+					tx_ring_stop(d);
+			} else if ((uint64_t)v * VMM_PAGE < g->cfg.mem) {
+				vnet_queue_setup(&d->vq[d->queue_sel], VQ_MAX_SIZE, v);
+			}
 		}
 		break;
 	case VIRTIO_PCI_QUEUE_SEL:
@@ -145,10 +191,7 @@ static void vnet_reg_write(struct guest *g, unsigned off, uint32_t v)
 			bool ok = !(d->status & VIRTIO_CONFIG_S_DRIVER_OK) && (v & VIRTIO_CONFIG_S_DRIVER_OK);
 			d->status = (uint8_t)v;
 			if (ok) {
-				for (unsigned i = 0; i < 2; i++) {
-					d->vq[i].indirect = d->guest_features & (1u << VIRTIO_RING_F_INDIRECT_DESC);
-					d->vq[i].event_idx = d->guest_features & (1u << VIRTIO_RING_F_EVENT_IDX);
-				}
+				tx_ring_start(g);
 				d->generation++;
 				vnet_wake(g, VNET_EV_CONFIG | VNET_EV_RX | VNET_EV_TX);
 			}
@@ -227,66 +270,82 @@ static uint8_t tx_buf[VNET_TX_BURST][VNET_MAX_FRAME + 64];
 
 /* Copy one transmit chain (header, then the frame) into @buf; the frame's
  * length, or 0 for a chain to drop. */
-static uint32_t tx_gather(const struct vq_chain *c, unsigned hdr_len, uint8_t *buf)
+static uint32_t tx_gather(const struct vdemux_virtq_chain *c, const struct iovec *iov, unsigned hdr_len,
+			  uint8_t *buf)
 {
-	uint64_t total = 0;
-	for (unsigned i = 0; i < c->n; i++) {
-		if (c->seg[i].write)
-			return 0; /* the driver gives the device nothing to write on TX */
-		if (total + c->seg[i].len > VNET_MAX_FRAME + hdr_len)
+	size_t total = 0;
+	if (c->n_write)
+		return 0; /* the driver gives the device nothing to write on TX */
+	for (unsigned i = 0; i < c->n_read; i++) {
+		if (iov[i].iov_len > VNET_MAX_FRAME + hdr_len - total)
 			return 0;
-		memcpy(buf + total, c->seg[i].hva, c->seg[i].len);
-		total += c->seg[i].len;
+		memcpy(buf + total, iov[i].iov_base, iov[i].iov_len);
+		total += iov[i].iov_len;
 	}
 	if (total < hdr_len + 14)
 		return 0;
-	memmove(buf, buf + hdr_len, total - hdr_len);
-	return (uint32_t)(total - hdr_len);
+	size_t len = total - hdr_len;
+	memmove(buf, buf + hdr_len, len);
+	return (uint32_t)len;
+}
+
+/* Up to VNET_TX_BURST chains into tx_buf, to the switch; how many chains
+ * were taken (-EIO: the ring is broken). */
+static int tx_burst(struct guest *g, unsigned hdr_len)
+{
+	struct vnet_dev *d = &g->net;
+	const uint8_t *frames[VNET_TX_BURST];
+	uint32_t lens[VNET_TX_BURST];
+	unsigned n = 0;
+	int popped = 0, r = 0;
+	struct vdemux_virtq_chain c;
+	struct iovec iov[VQ_MAX_SEG];
+
+	while (popped < (int)VNET_TX_BURST && (r = vdemux_virtq_pop(d->txq, &c, iov, VQ_MAX_SEG)) == 1) {
+		uint32_t len = tx_gather(&c, iov, hdr_len, tx_buf[n]);
+		vdemux_virtq_push(d->txq, c.head, 0);
+		popped++;
+		if (!len) {
+			d->tx_bad++;
+			continue;
+		}
+		frames[n] = tx_buf[n];
+		lens[n] = len;
+		d->tx_frames++;
+		d->tx_bytes += len;
+		n++;
+	}
+	if (n)
+		vmm_switch(g->vmm, g, frames, lens, n);
+	return r < 0 ? r : popped;
 }
 
 int vnet_tx(struct guest *g)
 {
 	struct vnet_dev *d = &g->net;
-	struct virtq *q = &d->vq[1];
 	unsigned hdr_len = (d->guest_features & (1u << VIRTIO_NET_F_MRG_RXBUF)) ?
 				   sizeof(struct virtio_net_hdr_mrg_rxbuf) : sizeof(struct virtio_net_hdr);
 	int total = 0;
 
-	if (!(d->status & VIRTIO_CONFIG_S_DRIVER_OK) || !q->pfn)
+	if (!d->txq || !(d->status & VIRTIO_CONFIG_S_DRIVER_OK))
 		return 0;
 	for (;;) {
-		const uint8_t *frames[VNET_TX_BURST];
-		uint32_t lens[VNET_TX_BURST];
-		unsigned n = 0, popped = 0;
-		struct vq_chain c;
-		int r = 0;
-		while (popped < VNET_TX_BURST && (r = vq_pop(g, q, &c)) == 1) {
-			uint32_t len = tx_gather(&c, hdr_len, tx_buf[n]);
-			vq_push(g, q, c.head, 0);
-			popped++;
-			if (!len) {
-				d->tx_bad++;
-				continue;
-			}
-			frames[n] = tx_buf[n];
-			lens[n] = len;
-			d->tx_frames++;
-			d->tx_bytes += len;
-			n++;
-		}
-		if (r < 0) {
-			/* A malformed ring: stop serving it until the driver resets. */
-			d->tx_bad++;
-			memset(q, 0, sizeof *q);
-			vmm_log(g, "vmm: malformed transmit ring, queue stopped");
-		}
-		if (n)
-			vmm_switch(g->vmm, g, frames, lens, n);
-		if (popped && vq_publish(g, q))
+		int popped = tx_burst(g, hdr_len);
+		/* Chains skipped as malformed are given back here too. */
+		if (vdemux_virtq_publish(d->txq, NULL) == 1)
 			vnet_interrupt(g);
-		total += (int)n;
+		if (popped < 0) {
+			/* The guest broke the ring: serve it no more until the
+			 * driver resets the device (legacy virtio has no
+			 * DEVICE_NEEDS_RESET). */
+			d->tx_bad++;
+			tx_ring_stop(d);
+			vmm_log(g, "vmm: malformed transmit ring, queue stopped");
+			break;
+		}
+		total += popped;
 		/* Out of chains: ask for a kick, and go on if some came meanwhile. */
-		if (popped < VNET_TX_BURST && !vq_enable_notify(g, q))
+		if (popped < (int)VNET_TX_BURST && vdemux_virtq_enable_kick(d->txq, true) != 1)
 			break;
 	}
 	return total;

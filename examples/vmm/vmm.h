@@ -48,47 +48,19 @@
 #define TAP_DATA_OFF 32u /* a frame's first byte in its first page */
 /* The longest frame the TAP's pages take (65,504 bytes: a TAP MTU of 65,490). */
 #define TAP_FRAME_MAX (TAP_IOV * VMM_PAGE - TAP_DATA_OFF)
-#define VQ_MAX_SEG 64u
+#define VQ_MAX_SEG 64u /* descriptors of a transmit chain */
 
 enum rx_layout { RX_BIG, RX_MERGEABLE };
 
 struct guest;
 
-/* A split virtqueue as the driver configured it (legacy: one PFN). */
-struct virtq {
+/* A virtqueue's place as the driver configured it (legacy: one PFN, the
+ * rings laid out from PFN * 4096; vnet_queue_setup()). */
+struct vnet_queue {
 	uint16_t size;       /* entries (power of two) */
 	uint32_t pfn;        /* legacy QUEUE_PFN; 0: not set up */
 	uint64_t desc, avail, used; /* GPAs */
-	uint16_t last_avail; /* next avail entry to take */
-	uint16_t used_idx;   /* next used entry to write (published with vq_publish) */
-	uint16_t published;  /* used index last published */
-	bool indirect;       /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
-	bool event_idx;      /* VIRTIO_RING_F_EVENT_IDX negotiated */
 };
-
-/* One descriptor chain taken from the avail ring, checked against guest RAM. */
-struct vq_chain {
-	uint16_t head;
-	unsigned n;
-	struct {
-		uint8_t *hva;
-		uint32_t len;
-		bool write;
-	} seg[VQ_MAX_SEG];
-};
-
-/* virtq.c */
-void vq_setup(struct virtq *q, uint16_t size, uint32_t pfn);
-/* 1: a chain; 0: none available; -EINVAL: a malformed chain (the device is broken). */
-int vq_pop(struct guest *g, struct virtq *q, struct vq_chain *c);
-/* Undo the last @n pops that were not pushed. */
-void vq_unpop(struct virtq *q, unsigned n);
-void vq_push(struct guest *g, struct virtq *q, uint16_t head, uint32_t len);
-/* Publish used entries; true if the driver wants an interrupt. */
-bool vq_publish(struct guest *g, struct virtq *q);
-/* Ask for a kick at the next available entry (avail_event, with EVENT_IDX);
- * true if entries came meanwhile (take them: no kick will come for them). */
-bool vq_enable_notify(struct guest *g, struct virtq *q);
 
 /* The serial port (16550 subset) at 0x3f8, IRQ 4. */
 struct serial {
@@ -108,7 +80,8 @@ struct vnet_dev {
 	uint32_t host_features;
 	uint32_t guest_features;
 	uint16_t queue_sel;
-	struct virtq vq[2];  /* 0: receive, 1: transmit */
+	struct vnet_queue vq[2]; /* 0: receive, 1: transmit */
+	vdemux_virtq *txq;   /* the transmit ring, from DRIVER_OK to a reset */
 	uint8_t status;
 	uint8_t isr;
 	uint8_t mac[6];
@@ -119,6 +92,7 @@ struct vnet_dev {
 	int kick_fd;         /* eventfd: wakes the main thread */
 	unsigned events;     /* VNET_EV_*, taken by the main thread */
 	uint64_t tx_frames, tx_bytes, tx_to_tap, tx_bad, irqs;
+	uint64_t tx_skipped; /* malformed chains of transmit rings gone (a reset) */
 };
 #define VNET_EV_RX 0x1u
 #define VNET_EV_TX 0x2u

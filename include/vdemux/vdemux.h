@@ -22,6 +22,7 @@
 #include <vdemux/sim.h>
 #include <vdemux/vfio.h>
 #include <vdemux/virtio_net.h>
+#include <vdemux/virtq.h>
 #include <vdemux/verdict.h>
 #include <vdemux/vm.h>
 
