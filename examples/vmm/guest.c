@@ -65,7 +65,9 @@ static int guest_net_create(struct vmm *v, struct guest *g)
 	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(vdemux_vnet_rxq_opts, .ram = g->ram, .ram_size = g->cfg.mem,
 						     .backends = &g->be, .n_backends = 1,
 						     .copy = big ? VDEMUX_COPY_NEVER : VDEMUX_COPY_ALWAYS);
-	qo.irq = (struct vdemux_signal){.kind = VDEMUX_SIGNAL_EVENTFD, .fd = g->net.irqfd};
+	/* The library decides when the guest wants an interrupt for its
+	 * receive ring; the device raises it, with its ISR bit set first. */
+	qo.irq = (struct vdemux_signal){.kind = VDEMUX_SIGNAL_CALLBACK, .cb = vnet_rx_interrupt, .payload = g};
 	if ((r = vdemux_vnet_rxq_create(&g->rx.q, v->eng, &qo)) < 0)
 		return r;
 	g->vm = vdemux_vnet_rxq_vm(g->rx.q);

@@ -98,6 +98,9 @@ static void print_guest(struct guest *g)
 	vmm_log(g, "vmm: tx: %" PRIu64 " frames %" PRIu64 " bytes, %" PRIu64 " bad, %" PRIu64
 		   " malformed chains skipped; interrupts %" PRIu64,
 		g->net.tx_frames, g->net.tx_bytes, g->net.tx_bad, g->net.tx_skipped + ts.skipped, g->net.irqs);
+	/* Every receive interrupt the queue decided on, the device raised. */
+	vmm_log(g, "vmm: irq: receive queue decided %" PRIu64 ", device raised %" PRIu64, rs->interrupts,
+		g->net.rx_irqs);
 	vmm_log(g, "vmm: kvm: mmap calls %" PRIu64 ", mapped %" PRIu64 ", unmapped %" PRIu64 ", remapped %" PRIu64
 		   ", holes hit: %" PRIu64 " EFAULT, %" PRIu64 " MMIO; pages backfilled %" PRIu64,
 		st->kvm.mmap_calls, st->kvm.pages_mapped, st->kvm.pages_unmapped, st->kvm.pages_remapped,
@@ -125,7 +128,7 @@ static void status_guest(struct vmm *v, struct guest *g)
 		   "; rx %" PRIu64 " (flipped %" PRIu64 ", engine drops %" PRIu64 "); interrupts: rx %" PRIu64
 		   ", tx %" PRIu64,
 		g->stats.exits_io, g->stats.exits_mmio, g->stats.exits_other, g->stats.holes_efault, g->net.tx_frames,
-		rs.frames, rs.flipped, drops, rs.interrupts, g->net.irqs);
+		rs.frames, rs.flipped, drops, g->net.rx_irqs, g->net.irqs);
 	unsigned top = 0;
 	for (unsigned p = 1; p < 65536; p++)
 		if (g->stats.port_exits[p] > g->stats.port_exits[top])

@@ -17,14 +17,16 @@
  * too: it is served through the library's split virtqueue (vdemux/virtq.h),
  * the same checked walker as the receive queue's.
  *
- * The ISR: the receive queue's interrupt is written to the irqfd by the
- * library, inside engine calls, so the device never learns when one was
- * sent. Linux's legacy handler (vp_interrupt) reads the ISR and looks at
- * its queues only if the queue bit is set. So the queue bit always reads as
- * set: every interrupt on this line makes the guest look at its used rings,
- * which it would do anyway for a queue interrupt, and the line (GSI 11) is
- * the device's alone, so no other device's interrupt is claimed. The
- * configuration bit (0x2) is still set and cleared as the spec says.
+ * Interrupts: both queues' go through vnet_interrupt(), which sets the
+ * ISR's queue bit and then pulses the irqfd, so the guest's handler
+ * (Linux's vp_interrupt reads the ISR and looks at its queues only if the
+ * queue bit is set) always finds the bit of the interrupt it took. The
+ * receive queue's interrupt is decided by the library inside engine calls:
+ * the queue is created with a callback signal (guest.c) that calls
+ * vnet_interrupt(). Reading the ISR returns it and clears it. The ISR is
+ * an atomic, not under the device lock: the library's callback comes
+ * inside engine calls made with this device's lock held (a kick) or not (a
+ * TAP read), and the vCPU thread reads it.
  */
 #include <linux/virtio_ring.h>
 #include <errno.h>
@@ -98,7 +100,7 @@ static void vnet_reset(struct guest *g)
 	d->queue_sel = 0;
 	memset(d->vq, 0, sizeof d->vq);
 	d->status = 0;
-	d->isr = 0;
+	__atomic_store_n(&d->isr, 0, __ATOMIC_SEQ_CST);
 	d->generation++;
 	vnet_wake(g, VNET_EV_CONFIG);
 }
@@ -150,11 +152,25 @@ void vnet_cfg_write(struct guest *g, unsigned reg, uint32_t val, unsigned size)
 void vnet_interrupt(struct guest *g)
 {
 	uint64_t one = 1;
-	g->net.isr |= ISR_QUEUE;
-	g->net.irqs++;
+	/* The bit first: the guest's handler may run as soon as the irqfd is
+	 * written, and must find it. */
+	__atomic_fetch_or(&g->net.isr, ISR_QUEUE, __ATOMIC_SEQ_CST);
 	if (write(g->net.irqfd, &one, sizeof one) < 0) {
 		/* Cannot fail for an eventfd short of overflow. */
 	}
+}
+
+/* The receive queue's interrupt: the library calls this (the queue's
+ * VDEMUX_SIGNAL_CALLBACK) from inside engine calls on the main thread, when
+ * the guest asks to be interrupted for what was published. */
+void vnet_rx_interrupt(vdemux_vm_id vm, unsigned reasons, void *payload)
+{
+	struct guest *g = payload;
+	(void)vm;
+	if (!(reasons & VDEMUX_SIG_RX))
+		return;
+	g->net.rx_irqs++;
+	vnet_interrupt(g);
 }
 
 static void vnet_reg_write(struct guest *g, unsigned off, uint32_t v)
@@ -214,11 +230,8 @@ static uint32_t vnet_reg_read(struct guest *g, unsigned off, unsigned size)
 	case VIRTIO_PCI_QUEUE_SEL: return d->queue_sel;
 	case VIRTIO_PCI_STATUS: return d->status;
 	case VIRTIO_PCI_ISR:
-		/* Reading acknowledges; the queue bit always reads as set (see
-		 * the top of this file). */
-		v = d->isr | ISR_QUEUE;
-		d->isr = 0;
-		return v;
+		/* Reading acknowledges: the bits are returned and cleared. */
+		return __atomic_exchange_n(&d->isr, 0, __ATOMIC_SEQ_CST);
 	default:
 		break;
 	}
@@ -332,8 +345,10 @@ int vnet_tx(struct guest *g)
 	for (;;) {
 		int popped = tx_burst(g, hdr_len);
 		/* Chains skipped as malformed are given back here too. */
-		if (vdemux_virtq_publish(d->txq, NULL) == 1)
+		if (vdemux_virtq_publish(d->txq, NULL) == 1) {
+			d->irqs++;
 			vnet_interrupt(g);
+		}
 		if (popped < 0) {
 			/* The guest broke the ring: serve it no more until the
 			 * driver resets the device (legacy virtio has no

@@ -83,7 +83,7 @@ struct vnet_dev {
 	struct vnet_queue vq[2]; /* 0: receive, 1: transmit */
 	vdemux_virtq *txq;   /* the transmit ring, from DRIVER_OK to a reset */
 	uint8_t status;
-	uint8_t isr;
+	uint8_t isr;         /* ISR status: atomic (set by the main thread, read and cleared by the vCPU's) */
 	uint8_t mac[6];
 	uint32_t bar0;       /* I/O BAR as the guest programmed it */
 	uint16_t command;
@@ -91,7 +91,9 @@ struct vnet_dev {
 	int irqfd;           /* KVM irqfd injecting GSI_VIRTIO */
 	int kick_fd;         /* eventfd: wakes the main thread */
 	unsigned events;     /* VNET_EV_*, taken by the main thread */
-	uint64_t tx_frames, tx_bytes, tx_to_tap, tx_bad, irqs;
+	uint64_t tx_frames, tx_bytes, tx_to_tap, tx_bad;
+	uint64_t irqs;       /* transmit queue interrupts */
+	uint64_t rx_irqs;    /* receive queue interrupts (the library's callback) */
 	uint64_t tx_skipped; /* malformed chains of transmit rings gone (a reset) */
 };
 #define VNET_EV_RX 0x1u
@@ -103,7 +105,9 @@ int vnet_init(struct guest *g, enum rx_layout layout);
 int vnet_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned size);
 uint32_t vnet_cfg_read(struct guest *g, unsigned reg);
 void vnet_cfg_write(struct guest *g, unsigned reg, uint32_t val, unsigned size);
-void vnet_interrupt(struct guest *g); /* set the ISR's queue bit and pulse the irqfd */
+void vnet_interrupt(struct guest *g); /* set the ISR's queue bit, then pulse the irqfd */
+/* The receive queue's signal callback (payload: the guest). */
+void vnet_rx_interrupt(vdemux_vm_id vm, unsigned reasons, void *payload);
 /* Main thread, engine lock held: take the guest's transmit chains. */
 int vnet_tx(struct guest *g);
 

@@ -42,6 +42,25 @@
  * engine calls: vdemux_rx_burst(), vdemux_rx_submit() and
  * vdemux_vnet_rxq_kick().
  *
+ * Interrupting the guest (@c irq): at most once per engine call, after the
+ * used ring's new entries are visible (used->idx stored), and only when the
+ * guest asks for it (used_event with VIRTIO_RING_F_EVENT_IDX, else
+ * VRING_AVAIL_F_NO_INTERRUPT). Two ways to wire it:
+ * - VDEMUX_SIGNAL_EVENTFD: the library writes 1 to @c fd, a KVM irqfd (an
+ *   MSI-X vector's, or a line's). Right for a device whose interrupt needs
+ *   nothing of the device: MSI-X, or virtio-mmio with an interrupt status
+ *   the VMM sets otherwise.
+ * - VDEMUX_SIGNAL_CALLBACK: the library calls @c cb(vm, VDEMUX_SIG_RX,
+ *   payload) and the VMM's device raises the interrupt itself. Needed where
+ *   the interrupt carries device state: a legacy or INTx virtio-pci device
+ *   sets the queue bit (0x1) of its ISR status, then raises its line; the
+ *   guest's handler reads the ISR (which clears it) and looks at its queues
+ *   only if the bit is set. The callback runs on the thread of the engine
+ *   call, possibly while the VMM holds its own locks around that call (a
+ *   kick from the device's notify handler): keep it short and lock-free
+ *   (an atomic OR into the ISR, then the irqfd write), and call nothing of
+ *   the engine or the queue from it.
+ *
  * Stability: part of the public API.
  */
 #ifndef VDEMUX_VIRTIO_NET_H
@@ -67,7 +86,7 @@ struct vdemux_vnet_rxq_opts {
 	uint64_t ram_size;          /**< bytes of guest RAM: a non-zero multiple of the page size */
 	struct vdemux_backend *const *backends; /**< registered backends keeping the VM's tables */
 	unsigned n_backends;        /**< entries in @c backends, 1..8 */
-	struct vdemux_signal irq;   /**< how the guest is interrupted (eventfd: a KVM irqfd; or a callback); VDEMUX_SIGNAL_NONE: never */
+	struct vdemux_signal irq;   /**< how the guest is interrupted: EVENTFD (a KVM irqfd) or CALLBACK (the VMM's device raises it; see the top of this file); NONE: never */
 	enum vdemux_copy_policy copy; /**< copy or flip into big-packet buffers; DEFAULT: the engine's */
 	uint32_t copy_threshold;    /**< bytes, with VDEMUX_COPY_THRESHOLD */
 };

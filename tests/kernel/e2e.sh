@@ -132,13 +132,13 @@ say() { echo "$*"; echo "<2>$*" >/dev/kmsg; }
 # which the nested CPU model of the lab trips.
 netstat() {
 	s=/sys/class/net/eth0/statistics
-	echo "GUEST-NETSTAT rx_packets=$(cat $s/rx_packets) rx_errors=$(cat $s/rx_errors) rx_dropped=$(cat $s/rx_dropped) rx_length_errors=$(cat $s/rx_length_errors) rx_over_errors=$(cat $s/rx_over_errors)"
+	echo "GUEST-NETSTAT rx_packets=$(cat $s/rx_packets) rx_errors=$(cat $s/rx_errors) rx_dropped=$(cat $s/rx_dropped) rx_length_errors=$(cat $s/rx_length_errors) rx_over_errors=$(cat $s/rx_over_errors) irq11_$(sed -n 's/^count /count=/p' /proc/irq/11/spurious) irq11_$(sed -n 's/^unhandled /unhandled=/p' /proc/irq/11/spurious)"
 }
 kerrors() {
 	dmesg | grep -iE 'virtio|eth0|net|page|napi|skb' | \
 		grep -iE 'error|fail|bad|corrupt|invalid|not a head|too short|short packet|unexpected|bug|warn|oops|drop' | \
 		sed 's/^/GUEST-KERROR /'
-	dmesg | grep -E 'BUG:|WARNING:|Oops|Bad page|general protection' | grep -v 'fpu/xstate\.c' |
+	dmesg | grep -E 'BUG:|WARNING:|Oops|Bad page|general protection|nobody cared|Disabling IRQ' | grep -v 'fpu/xstate\.c' |
 		sed 's/^/GUEST-KERROR /'
 	echo "GUEST-KLOG-CHECKED"
 }
@@ -398,6 +398,15 @@ for g in a b; do
 	eval "rq_frames_$g=\$(num \"\$rq\" 'frames ')"
 	eval "rq_flipped_$g=\$(num \"\$rq\" '(flipped ')"
 	eval "rq_copied_$g=\$(num \"\$rq\" 'copied ')"
+	# The receive interrupts: decided by the library's queue, raised by the
+	# VMM's device (its callback sets the ISR bit, then the irqfd), each one.
+	irq="$(grep -a "^\[$g\] vmm: irq: receive queue decided" "$txt" | tail -n1)"
+	decided="$(num "$irq" 'decided ')"; raised="$(num "$irq" 'raised ')"
+	if [ -n "$decided" ] && [ "${raised:-x}" = "$decided" ] && [ "$decided" -gt 0 ]; then
+		hcheck irq-$g ok "receive interrupts decided $decided, raised by the device $raised"
+	else
+		hcheck irq-$g FAIL "${irq:-no irq line}"
+	fi
 	# Both ring features negotiated by the guest's legacy virtio-pci driver.
 	started="$(grep -a "^\[$g\] vmm: receive queue started" "$txt" | tail -n1)"
 	case "$started" in
