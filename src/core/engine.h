@@ -11,6 +11,7 @@
 #include "common/util.h"
 #include "core/cost.h"
 #include "core/l2_create.h"
+#include "core/offload.h"
 #include "core/plan.h"
 #include "core/pool.h"
 #include "core/signal.h"
@@ -46,6 +47,7 @@ struct vdemux_engine {
 	struct vd_batch batch; /* tables.c: see its rule */
 	struct vd_sigs sigs;   /* signal.c */
 	struct vd_cost cost;   /* cost.c */
+	struct vd_offload_scratch ofs; /* offload.c: one frame's copy */
 
 	struct vdemux_engine_stats st;
 };

@@ -6,6 +6,7 @@
 
 #include "core/apply.h"
 #include "core/engine.h"
+#include "core/offload.h"
 #include "core/plan.h"
 
 int vd_plan_init(struct vd_plan *pl, uint32_t cap, const struct vdemux_alloc_hooks *alloc)
@@ -117,11 +118,14 @@ static enum vd_plan_res sink_delivery(struct vdemux_engine *e, struct vm *vm, co
 }
 
 /* After a chain VM's delivery took nch slots of the head chain: the rest
- * of the chain is the guest's own again (lazy harvest: still mapped). */
-static void chain_rest_unpost(struct vm *vm, uint32_t chain, uint32_t nch)
+ * of the chain is the guest's own again (lazy harvest: still mapped); the
+ * chain's owner learns which header goes with it. */
+static void chain_taken(struct vm *vm, const struct vd_src *src, uint32_t chain, uint32_t nch)
 {
 	for (uint32_t i = nch; i < chain; i++)
 		vd_vm_take_posted(vm);
+	if (vm->sink.planned)
+		vm->sink.planned(vm->sink.ctx, src);
 }
 
 enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
@@ -200,7 +204,7 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 		}
 	}
 	if (chain)
-		chain_rest_unpost(vm, chain, nch);
+		chain_taken(vm, src, chain, nch);
 	vd_cq_reserve(&vm->cq, nch);
 	if (t0)
 		vd_cost_planned(e, vm, nch, t0);
@@ -211,8 +215,8 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 	return VD_PLAN_DONE;
 }
 
-static bool plan_one(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
-		     const struct vdemux_dest *d, bool consume)
+bool vd_plan_one(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
+		 const struct vdemux_dest *d, bool consume)
 {
 	bool consumed;
 
@@ -222,6 +226,24 @@ static bool plan_one(struct vdemux_engine *e, struct vm *vm, const struct vd_src
 		vd_plan_delivery(e, vm, src, d, consume, &consumed);
 	}
 	return consumed;
+}
+
+/* One destination: a frame with offload metadata, or a VM that takes a
+ * header, goes through offload.c. */
+static bool deliver_one(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
+			const struct vdemux_dest *d, bool consume)
+{
+	if (src->ol || vm->vnet_hdr_len)
+		return vd_offload_plan(e, vm, src, d, consume);
+	return vd_plan_one(e, vm, src, d, consume);
+}
+
+static bool may_consume(const struct vdemux_engine *e, const struct vd_src *src, const struct vdemux_dest *d)
+{
+	const struct vm *vm = vd_vm_get(e, d->vm);
+
+	return d->action == VDEMUX_VLAN_KEEP && vm &&
+	       (!(src->ol || vm->vnet_hdr_len) || vd_offload_may_consume(src, vm, d));
 }
 
 /* A frame in pages is classified on its first page's bytes; when the frame
@@ -264,6 +286,11 @@ void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 	int consumer = -1, r;
 	bool consumed = false;
 
+	if (src->ol && (r = vd_offload_check(&e->pool, src, src->ol))) {
+		e->st.offload_bad[r]++;
+		free_pages(e, pages, np);
+		return;
+	}
 	if (src->flat)
 		r = e->cls->classify(e->cls, src->flat, len, &v);
 	else
@@ -276,7 +303,7 @@ void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 	if (v.n > v.cap)
 		v.n = v.cap;
 	for (unsigned k = v.n; k-- > 0;) {
-		if (v.dests[k].action == VDEMUX_VLAN_KEEP && vd_vm_get(e, v.dests[k].vm)) {
+		if (may_consume(e, src, &v.dests[k])) {
 			consumer = (int)k;
 			break;
 		}
@@ -289,10 +316,10 @@ void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 			continue;
 		}
 		if ((int)k != consumer)
-			plan_one(e, vm, src, &v.dests[k], false);
+			deliver_one(e, vm, src, &v.dests[k], false);
 	}
 	if (consumer >= 0)
-		consumed = plan_one(e, vd_vm_get(e, v.dests[consumer].vm), src, &v.dests[consumer], true);
+		consumed = deliver_one(e, vd_vm_get(e, v.dests[consumer].vm), src, &v.dests[consumer], true);
 	if (!consumed)
 		free_pages(e, pages, np);
 }

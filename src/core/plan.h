@@ -79,11 +79,17 @@ enum vd_plan_res {
 enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
 				  const struct vdemux_dest *d, bool consume, bool *consumed);
 
+/* vd_plan_delivery(), applying the plan first when it is full. Returns
+ * whether the frame's pages were consumed. */
+bool vd_plan_one(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
+		 const struct vdemux_dest *d, bool consume);
+
 /* Count a drop (for a VM, or for the engine only when vm is NULL). */
 void vd_drop(struct vdemux_engine *e, struct vm *vm, int reason);
 
-/* Classify a frame and plan (and, when the plan fills, apply) its delivery
- * to every destination. The frame's pages (src->pages) are consumed. */
+/* Check a frame's offload metadata (src->ol; a refusal drops it, counted),
+ * classify it and plan (and, when the plan fills, apply) its delivery to
+ * every destination. The frame's pages (src->pages) are consumed. */
 void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src);
 
 #endif

@@ -39,6 +39,9 @@ struct vd_sink {
 	 * 0, or the drop reason (nothing taken). */
 	int (*copy)(void *ctx, const struct vd_pool *pl, const struct vd_src *src,
 		    const struct vdemux_dest *d, uint32_t out_len);
+	/* A delivery into the head chain was planned; src->vh is the header
+	 * it carries (NULL: no offload). May be NULL. */
+	void (*planned)(void *ctx, const struct vd_src *src);
 	void *ctx;
 };
 
@@ -87,6 +90,8 @@ struct vm {
 	bool chains;            /* buffers are posted as chains of pages: a
 				 * delivery takes the head chain whole */
 	struct vd_sink sink;    /* copy target when no chain fits; copy NULL: none */
+	uint32_t offloads;      /* VDEMUX_OFFLOAD_* the VM takes (offload.c) */
+	uint32_t vnet_hdr_len;  /* an engine VM's header in front of each frame, or 0 */
 	/* translation tables */
 	struct be_ref bes[MAX_BACKENDS];
 	unsigned nbe;
