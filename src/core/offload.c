@@ -21,6 +21,8 @@
 #define TCP_PSH 0x08u
 #define TCP_CWR 0x80u
 #define HEAD_MAX 256u /* headers a GSO frame may have: 22 + 60 + 60 */
+/* A refusal as the checks return it: never 0. */
+#define BAD(reason) ((reason) + 1)
 
 static uint16_t rd16(const uint8_t *p)
 {
@@ -121,24 +123,24 @@ static int check_fields(const struct vd_vhdr *h, uint32_t len)
 	uint8_t gso = h->gso_type & (uint8_t)~VDEMUX_VNET_GSO_ECN;
 
 	if (h->flags & ~(VDEMUX_VNET_HDR_F_NEEDS_CSUM | VDEMUX_VNET_HDR_F_DATA_VALID))
-		return VDEMUX_OFFLOAD_BAD_FLAGS;
+		return BAD(VDEMUX_OFFLOAD_BAD_FLAGS);
 	if (gso != VDEMUX_VNET_GSO_NONE && gso != VDEMUX_VNET_GSO_TCPV4 && gso != VDEMUX_VNET_GSO_UDP &&
 	    gso != VDEMUX_VNET_GSO_TCPV6 && gso != VDEMUX_VNET_GSO_UDP_L4)
-		return VDEMUX_OFFLOAD_BAD_FLAGS;
+		return BAD(VDEMUX_OFFLOAD_BAD_FLAGS);
 	if ((h->gso_type & VDEMUX_VNET_GSO_ECN) && gso != VDEMUX_VNET_GSO_TCPV4 &&
 	    gso != VDEMUX_VNET_GSO_TCPV6)
-		return VDEMUX_OFFLOAD_BAD_FLAGS;
+		return BAD(VDEMUX_OFFLOAD_BAD_FLAGS);
 	if (h->hdr_len > len)
-		return VDEMUX_OFFLOAD_BAD_HDR_LEN;
+		return BAD(VDEMUX_OFFLOAD_BAD_HDR_LEN);
 	if ((h->flags & VDEMUX_VNET_HDR_F_NEEDS_CSUM) &&
 	    (uint32_t)h->csum_start + h->csum_offset + 2u > len)
-		return VDEMUX_OFFLOAD_BAD_CSUM;
+		return BAD(VDEMUX_OFFLOAD_BAD_CSUM);
 	if (gso == VDEMUX_VNET_GSO_NONE)
 		return 0;
 	if (!(h->flags & VDEMUX_VNET_HDR_F_NEEDS_CSUM))
-		return VDEMUX_OFFLOAD_BAD_CSUM;
+		return BAD(VDEMUX_OFFLOAD_BAD_CSUM);
 	if (!h->gso_size)
-		return VDEMUX_OFFLOAD_BAD_GSO_SIZE;
+		return BAD(VDEMUX_OFFLOAD_BAD_GSO_SIZE);
 	return 0;
 }
 
@@ -151,13 +153,13 @@ static int check_ip(struct vd_offload *ol, const uint8_t *h, uint32_t l3, uint32
 
 		if (l3 + 20 > len || h[l3] >> 4 != 4 || ihl < 20 || l3 + ihl > len ||
 		    rd16(h + l3 + 2) != len - l3 || (rd16(h + l3 + 6) & 0x3fffu))
-			return VDEMUX_OFFLOAD_BAD_HEADERS; /* a fragment, or lengths that disagree */
+			return BAD(VDEMUX_OFFLOAD_BAD_HEADERS); /* a fragment, or lengths that disagree */
 		*proto = h[l3 + 9];
 		ol->l4 = (uint16_t)(l3 + ihl);
 		return 0;
 	}
 	if (l3 + 40 > len || h[l3] >> 4 != 6 || rd16(h + l3 + 4) != len - l3 - 40)
-		return VDEMUX_OFFLOAD_BAD_HEADERS;
+		return BAD(VDEMUX_OFFLOAD_BAD_HEADERS);
 	*proto = h[l3 + 6]; /* an extension header is refused: no TCP or UDP */
 	ol->l4 = (uint16_t)(l3 + 40);
 	return 0;
@@ -183,23 +185,23 @@ static int check_headers(struct vd_offload *ol, const uint8_t *h, uint32_t n, ui
 			break;
 		l3 += 4;
 		if (l3 + 2 > n)
-			return VDEMUX_OFFLOAD_BAD_HEADERS;
+			return BAD(VDEMUX_OFFLOAD_BAD_HEADERS);
 	}
 	l3 += 2;
 	ol->ipv = type == ETH_P_IPV4 ? 4 : type == ETH_P_IPV6 ? 6 : 0;
 	if (!ol->ipv || (gso_ipv(ol->gso) && gso_ipv(ol->gso) != ol->ipv))
-		return VDEMUX_OFFLOAD_BAD_HEADERS;
+		return BAD(VDEMUX_OFFLOAD_BAD_HEADERS);
 	ol->l3 = (uint16_t)l3;
 	r = check_ip(ol, h, l3, len, &proto);
 	if (r)
 		return r;
 	if (proto != (tcp ? PROTO_TCP : PROTO_UDP) || ol->l4 != ol->h.csum_start)
-		return VDEMUX_OFFLOAD_BAD_HEADERS;
+		return BAD(VDEMUX_OFFLOAD_BAD_HEADERS);
 	if (ol->h.csum_offset != (tcp ? TCP_CSUM_OFF : UDP_CSUM_OFF))
-		return VDEMUX_OFFLOAD_BAD_CSUM;
+		return BAD(VDEMUX_OFFLOAD_BAD_CSUM);
 	thl = tcp ? (ol->l4 + 13u <= n ? (h[ol->l4 + 12] >> 4) * 4u : 0) : 8u;
 	if (thl < (tcp ? 20u : 8u) || ol->l4 + thl > len || ol->l4 + thl > n)
-		return VDEMUX_OFFLOAD_BAD_HEADERS;
+		return BAD(VDEMUX_OFFLOAD_BAD_HEADERS);
 	ol->hlen = (uint16_t)(ol->l4 + thl);
 	return 0;
 }
@@ -220,7 +222,7 @@ int vd_offload_check(const struct vd_pool *pl, const struct vd_src *src, struct 
 		return r; /* UFO is passed on or refused, never cut */
 	payload = src->len - ol->hlen;
 	if (payload > (uint32_t)ol->h.gso_size * VDEMUX_GSO_MAX_SEGS)
-		return VDEMUX_OFFLOAD_BAD_SEGS;
+		return BAD(VDEMUX_OFFLOAD_BAD_SEGS);
 	ol->nsegs = (uint16_t)(payload ? (payload + ol->h.gso_size - 1u) / ol->h.gso_size : 1u);
 	return 0;
 }

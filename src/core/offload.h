@@ -55,8 +55,8 @@ void vd_vhdr_read(struct vd_vhdr *h, const uint8_t *p);
 void vd_vhdr_write(uint8_t *p, const struct vd_vhdr *h);
 
 /* Check src's header (src->ol->h) against its bytes and fill the rest of
- * *src->ol. Returns 0, or the enum vdemux_offload_bad reason (counted by
- * the caller). */
+ * *src->ol. Returns 0, or 1 + the enum vdemux_offload_bad reason (counted
+ * by the caller). */
 int vd_offload_check(const struct vd_pool *pl, const struct vd_src *src, struct vd_offload *ol);
 
 /* Whether the frame goes to vm (destination d) as it is (true), its header

@@ -287,7 +287,7 @@ void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 	bool consumed = false;
 
 	if (src->ol && (r = vd_offload_check(&e->pool, src, src->ol))) {
-		e->st.offload_bad[r]++;
+		e->st.offload_bad[r - 1]++;
 		free_pages(e, pages, np);
 		return;
 	}
