@@ -93,20 +93,32 @@ void vd_vhdr_write(uint8_t *p, const struct vd_vhdr *h)
 
 /* ---- the Internet checksum (RFC 1071) ---- */
 
+/* Summed in native order, 32 bits at a time into 64 (the ones' complement
+ * sum does not depend on the byte order: RFC 1071, 2.(B)), swapped to
+ * network order at the end on a little-endian host. */
 uint32_t vd_csum_add(uint32_t sum, const uint8_t *p, uint32_t n)
 {
-	uint64_t s = sum;
-	uint32_t i = 0;
+	uint64_t s = 0;
+	uint32_t i = 0, w;
+	uint16_t h;
 
-	for (; i + 8 <= n; i += 8)
-		s += (uint64_t)rd32(p + i) + rd32(p + i + 4);
-	for (; i + 2 <= n; i += 2)
-		s += rd16(p + i);
+	for (; i + 4 <= n; i += 4) {
+		memcpy(&w, p + i, 4);
+		s += w;
+	}
+	if (i + 2 <= n) {
+		memcpy(&h, p + i, 2);
+		s += h;
+		i += 2;
+	}
+	while (s >> 16)
+		s = (s & 0xffffu) + (s >> 16);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	s = (uint16_t)(s << 8 | s >> 8);
+#endif
 	if (i < n)
 		s += (uint32_t)p[i] << 8;
-	while (s >> 32)
-		s = (s & 0xffffffffu) + (s >> 32);
-	return (uint32_t)(s & 0xffffu) + (uint32_t)(s >> 16);
+	return (uint32_t)s + (sum & 0xffffu) + (sum >> 16);
 }
 
 uint16_t vd_csum_fold(uint32_t sum)
