@@ -21,6 +21,8 @@
 #define TCP_PSH 0x08u
 #define TCP_CWR 0x80u
 #define HEAD_MAX 256u /* headers a GSO frame may have: 22 + 60 + 60 */
+_Static_assert(VDEMUX_OFFLOAD_BAD__COUNT <= 8, "vdemux_engine_stats::offload_bad has 8 counters");
+
 /* A refusal as the checks return it: never 0. */
 #define BAD(reason) ((reason) + 1)
 
@@ -307,8 +309,9 @@ void vd_offload_dest_hdr(const struct vd_src *src, const struct vm *vm, const st
 		out->gso_type = ol->h.gso_type;
 		out->gso_size = ol->h.gso_size;
 	}
-	if (ol->h.hdr_len)
-		out->hdr_len = (uint16_t)(ol->h.hdr_len + delta);
+	/* A hint of the headers' length: moved with them, when it covers
+	 * the tag. */
+	out->hdr_len = ol->h.hdr_len >= ETH_HLEN + 2 ? (uint16_t)(ol->h.hdr_len + delta) : ol->h.hdr_len;
 }
 
 /* ---- the copies made for a destination ---- */

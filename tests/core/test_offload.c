@@ -157,6 +157,34 @@ static void test_a_vm_with_a_header_and_no_offload_gets_a_zero_header(void **sta
 	assert_memory_equal(got + 10, frame + 10, lay.len);
 }
 
+static void test_a_stripped_tag_moves_csum_start_and_hdr_len_in_the_header(void **state)
+{
+	struct vt_fx_opts fo = {0};
+	struct vt_fx *fx;
+	struct vt_vm *vm;
+	struct of_spec s;
+	struct of_layout lay;
+	struct vdemux_vnet_hdr h;
+	unsigned ncpl;
+
+	fo.builtin_cls = true;
+	fo.eng = VDEMUX_OPTS(vdemux_engine_opts, .npages = 1024, .copy = VDEMUX_COPY_NEVER);
+	fx = vt_fx_state(state, &fo);
+	vm = vm_new(fx, VDEMUX_OFFLOAD_CSUM | VDEMUX_OFFLOAD_TSO4, 12);
+	s = spec(vm, 4, false, 9000);
+	s.vlan = true; /* VID 5: this VM is an untagged member, the tag is stripped */
+	assert_int_equal(vdemux_l2_vlan_join(vdemux_engine_l2(fx->eng), vm->id, 5, 0), 0);
+	assert_int_equal(vdemux_l2_add_mac(vdemux_engine_l2(fx->eng), vm->id, s.dst, 5), 0);
+	assert_int_equal(send(fx, build(&s, VDEMUX_VNET_HDR_F_NEEDS_CSUM, VDEMUX_VNET_GSO_TCPV4, 1448, &lay)), 1);
+	assert_int_equal(take_frame(fx, vm, &ncpl), (int)(12 + lay.len - 4));
+	of_hdr_read(got, &h);
+	assert_int_equal(h.csum_start, lay.l4 - 4);
+	assert_int_equal(h.hdr_len, lay.hlen - 4);
+	assert_int_equal(h.gso_type, VDEMUX_VNET_GSO_TCPV4);
+	assert_memory_equal(got + 12, frame + 10, 12);
+	assert_memory_equal(got + 12 + 12, frame + 10 + 16, lay.len - 16);
+}
+
 /* ---- checksums finished ---- */
 
 static void test_checksum_is_finished_for_a_vm_without_checksum_offload(void **state)
@@ -464,6 +492,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_metadata_reaches_a_vm_that_accepts_it_in_its_header, vt_teardown),
 		cmocka_unit_test_teardown(test_a_vm_with_a_header_and_no_offload_gets_a_zero_header, vt_teardown),
+		cmocka_unit_test_teardown(test_a_stripped_tag_moves_csum_start_and_hdr_len_in_the_header, vt_teardown),
 		cmocka_unit_test_teardown(test_checksum_is_finished_for_a_vm_without_checksum_offload, vt_teardown),
 		cmocka_unit_test_teardown(test_a_64k_tso4_frame_is_segmented_for_a_vm_without_tso4, vt_teardown),
 		cmocka_unit_test_teardown(test_a_tso4_frame_from_lent_pages_is_segmented, vt_teardown),
