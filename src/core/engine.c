@@ -129,12 +129,10 @@ int vdemux_engine_create(vdemux_engine **out, const struct vdemux_engine_opts *u
 		err = vd_batch_init(&e->batch, PEND_CAP, &e->alloc);
 	if (!err)
 		err = vd_cost_init(&e->cost, &e->alloc);
-	if (!err)
-		err = vd_offload_scratch_init(&e->ofs, e->max_frame, &e->alloc);
 	if (err)
 		goto fail;
 	e->dests = vd_calloc(&e->alloc, e->vmt.max, sizeof(*e->dests));
-	if (!e->dests) {
+	if (!e->dests || vd_offload_scratch_init(&e->ofs, e->max_frame, &e->alloc)) {
 		err = -ENOMEM;
 		goto fail;
 	}
