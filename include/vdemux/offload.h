@@ -82,7 +82,7 @@ struct vdemux_vnet_hdr {
 /** Why a frame's metadata was refused (vdemux_engine_stats::offload_bad). */
 enum vdemux_offload_bad {
 	VDEMUX_OFFLOAD_BAD_FLAGS = 0, /**< unknown header flag or gso_type */
-	VDEMUX_OFFLOAD_BAD_CSUM,      /**< csum_start + csum_offset + 2 past the frame's end, or csum_offset odd; GSO without NEEDS_CSUM, or its checksum not the TCP/UDP one */
+	VDEMUX_OFFLOAD_BAD_CSUM,      /**< csum_start + csum_offset + 2 past the frame's end; GSO without NEEDS_CSUM, or its checksum not the TCP/UDP one */
 	VDEMUX_OFFLOAD_BAD_HDR_LEN,   /**< hdr_len past the frame's end */
 	VDEMUX_OFFLOAD_BAD_GSO_SIZE,  /**< GSO with gso_size 0 */
 	VDEMUX_OFFLOAD_BAD_HEADERS,   /**< the frame has not the headers its gso_type says (Ethernet, up to two VLAN tags, IPv4 without fragmentation or IPv6 without extension headers, then TCP or UDP at csum_start), or its IP lengths disagree with the frame */
