@@ -181,6 +181,54 @@ static void test_a_tso_guest_gets_the_metadata_and_the_frame_flipped(void **stat
 	world_free(w);
 }
 
+/* One frame, two destinations: the guest that negotiated TSO gets the
+ * frame's own pages with the metadata, an engine VM without offloads the
+ * segments. */
+static void test_one_frame_is_flipped_to_one_destination_and_segmented_for_another(void **state)
+{
+	struct world *w = world_new(VNG_BIG, V1 | F_CSUM | F_TSO4);
+	static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	struct of_spec s = spec(w, 4, false, 30000);
+	struct vdemux_backend *sim;
+	struct vdemux_completion c;
+	struct of_layout lay;
+	struct vng_hdr h;
+	vdemux_vm_id vm;
+	uint32_t mss = 1448, n = (s.payload + mss - 1) / mss, i = 0;
+
+	(void)state;
+	assert_int_equal(vdemux_sim_create(&sim, NULL), 0);
+	assert_int_equal(vdemux_engine_add_backend(w->eng, sim), 0);
+	struct vdemux_vm_opts vo = VDEMUX_OPTS(vdemux_vm_opts, .rx_base = 1ull << 40, .rx_pages = 32,
+					       .flags = VDEMUX_VM_F_UNPOPULATED, .backends = &sim,
+					       .n_backends = 1);
+	assert_int_equal(vdemux_vm_add(w->eng, &vm, &vo), 0);
+	for (uint64_t k = 0; k < 32; k++) {
+		uint64_t g = vo.rx_base + k * VDEMUX_PAGE_SIZE;
+
+		assert_int_equal(vdemux_vm_post_rx(w->eng, vm, &g, 1), 1);
+	}
+	assert_int_equal(vdemux_l2_vlan_join(vdemux_engine_l2(w->eng), vm, 1, 0), 0);
+	s.dst = bcast;
+	send_zc(w, build(w, &s, VDEMUX_VNET_GSO_TCPV4, (uint16_t)mss, &lay));
+	assert_int_equal(vng_recv(&w->g, &h, w->rx, sizeof(w->rx)), (int)lay.len);
+	assert_int_equal(h.gso_type, VDEMUX_VNET_GSO_TCPV4);
+	assert_memory_equal(w->rx, w->frame + 10, lay.len);
+	assert_int_equal(q_stats(w).flipped, 1);
+	while (vdemux_vm_poll(w->eng, vm, &c, 1) == 1) {
+		const char *why;
+
+		assert_int_equal(vdemux_sim_read(sim, vm, c.gpa, w->rx, c.len), 0);
+		why = of_check_segment(w->rx, c.len, &s, mss, i, n);
+		if (why)
+			fail_msg("segment %u: %s", i, why);
+		i++;
+	}
+	assert_int_equal(i, n);
+	assert_int_equal(vdemux_vm_remove(w->eng, vm), 0);
+	world_free(w);
+}
+
 static void test_a_tso_frame_with_ecn_is_segmented_for_a_guest_without_guest_ecn(void **state)
 {
 	struct world *w = world_new(VNG_MERGEABLE, V1 | MRG | F_CSUM | F_TSO6);
@@ -272,6 +320,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_a_tso_guest_gets_the_metadata_and_the_frame_flipped),
+		cmocka_unit_test(test_one_frame_is_flipped_to_one_destination_and_segmented_for_another),
 		cmocka_unit_test(test_a_tso_frame_with_ecn_is_segmented_for_a_guest_without_guest_ecn),
 		cmocka_unit_test(test_a_tso4_frame_is_segmented_into_big_packet_buffers_of_a_guest_without_tso4),
 		cmocka_unit_test(test_the_checksum_is_finished_for_a_guest_without_guest_csum),
