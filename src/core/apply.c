@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/apply.h"
+#include "core/diag.h"
 #include "core/engine.h"
 #include "core/harvest.h"
 
@@ -238,7 +239,7 @@ static void complete(struct vdemux_engine *e, struct vm *vm)
 				vd_cq_cancel(&vm->cq, 1);
 			}
 			if (first_of_delivery(e, i)) {
-				vd_drop(e, vm, VDEMUX_DROP_BACKEND);
+				vd_drop(e, &vm->st, VDEMUX_DROP_BACKEND);
 				e->st.delivered--;
 				vm->st.delivered--;
 				vm->st.bytes -= pe->flen;

@@ -10,6 +10,7 @@
 
 #include "common/util.h"
 #include "core/cost.h"
+#include "core/diag.h"
 #include "core/l2_create.h"
 #include "core/plan.h"
 #include "core/pool.h"
@@ -18,9 +19,8 @@
 #include "core/vm.h"
 
 struct vdemux_engine {
+	struct vd_diag diag; /* diag.c: first, so that diag.c needs no more of the engine */
 	struct vdemux_alloc_hooks alloc;
-	vdemux_log_fn log;
-	void *log_payload;
 
 	vdemux_arena *arena;
 	bool own_arena;
@@ -50,11 +50,6 @@ struct vdemux_engine {
 	struct vdemux_engine_stats st;
 };
 
-void vd_log(const struct vdemux_engine *e, int level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-/* Count bad input of kind @which (enum vdemux_bad_input). */
-void vd_bad(struct vdemux_engine *e, int which);
-/* NULL array or n == 0: counted, -EINVAL. */
-int vd_check_burst(struct vdemux_engine *e, const void *array, unsigned n);
+_Static_assert(offsetof(struct vdemux_engine, diag) == 0, "diag.c reaches struct vd_diag at the engine's address");
 
 #endif

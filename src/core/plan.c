@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/apply.h"
+#include "core/diag.h"
 #include "core/engine.h"
 #include "core/plan.h"
 
@@ -19,15 +20,6 @@ int vd_plan_init(struct vd_plan *pl, uint32_t cap, const struct vdemux_alloc_hoo
 void vd_plan_fini(struct vd_plan *pl, const struct vdemux_alloc_hooks *alloc)
 {
 	vd_free(alloc, pl->pend);
-}
-
-void vd_drop(struct vdemux_engine *e, struct vm *vm, int reason)
-{
-	if (reason <= 0 || reason >= VDEMUX_DROP__COUNT)
-		reason = VDEMUX_DROP_NO_DEST;
-	e->st.drops[reason]++;
-	if (vm)
-		vm->st.drops[reason]++;
 }
 
 static void free_pages(struct vdemux_engine *e, const uint32_t *pages, uint32_t n)
@@ -104,7 +96,7 @@ static enum vd_plan_res sink_delivery(struct vdemux_engine *e, struct vm *vm, co
 	int why = vm->sink.copy(vm->sink.ctx, &e->pool, src, d, out_len);
 
 	if (why) {
-		vd_drop(e, vm, why);
+		vd_drop(e, &vm->st, why);
 		return VD_PLAN_DROPPED;
 	}
 	vm->st.delivered++;
@@ -136,7 +128,7 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 	*consumed = false;
 	out_len = vd_frame_out_len(src, d, &bad_action);
 	if (!out_len) {
-		vd_drop(e, vm, bad_action ? VDEMUX_DROP_NO_DEST : VDEMUX_DROP_MALFORMED);
+		vd_drop(e, &vm->st, bad_action ? VDEMUX_DROP_NO_DEST : VDEMUX_DROP_MALFORMED);
 		return VD_PLAN_DROPPED;
 	}
 	/* The frame's own pages fit only a layout with the same offset. */
@@ -152,7 +144,7 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 				 : out_len <= vm->eff_threshold;
 	why = delivery_obstacle(e, vm, nch, copy, consume, &nfresh);
 	if (why) {
-		vd_drop(e, vm, why);
+		vd_drop(e, &vm->st, why);
 		return VD_PLAN_DROPPED;
 	}
 	vd_pool_get_run(&e->pool, fresh, nfresh, NULL);

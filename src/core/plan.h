@@ -79,9 +79,6 @@ enum vd_plan_res {
 enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
 				  const struct vdemux_dest *d, bool consume, bool *consumed);
 
-/* Count a drop (for a VM, or for the engine only when vm is NULL). */
-void vd_drop(struct vdemux_engine *e, struct vm *vm, int reason);
-
 /* Classify a frame and plan (and, when the plan fills, apply) its delivery
  * to every destination. The frame's pages (src->pages) are consumed. */
 void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src);

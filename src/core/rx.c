@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/apply.h"
+#include "core/diag.h"
 #include "core/engine.h"
 #include "core/frame.h"
 

@@ -8,6 +8,7 @@
  * page assigned to the VM (it is never freed while a VM may reach it). */
 #include <errno.h>
 
+#include "core/diag.h"
 #include "core/engine.h"
 #include "core/tables.h"
 

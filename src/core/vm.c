@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "core/diag.h"
 #include "core/engine.h"
 #include "core/harvest.h"
 #include "core/tables.h"
