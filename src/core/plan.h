@@ -79,8 +79,4 @@ enum vd_plan_res {
 enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
 				  const struct vdemux_dest *d, bool consume, bool *consumed);
 
-/* Classify a frame and plan (and, when the plan fills, apply) its delivery
- * to every destination. The frame's pages (src->pages) are consumed. */
-void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src);
-
 #endif

@@ -1,12 +1,12 @@
 /* The public receive calls: frames from the caller's memory
  * (vdemux_rx_burst) and the zero-copy pair (vdemux_rx_alloc, then
  * vdemux_rx_submit or vdemux_rx_abort). Each checks its arguments, hands
- * every frame to delivery (plan.c), applies the plan (apply.c) and sends the
+ * every frame to delivery (deliver.c), has the plan applied and sends the
  * signals. */
 #include <errno.h>
 #include <string.h>
 
-#include "core/apply.h"
+#include "core/deliver.h"
 #include "core/diag.h"
 #include "core/engine.h"
 #include "core/frame.h"
@@ -37,7 +37,7 @@ static int frames_validate(struct vdemux_engine *e, const struct vdemux_frame *f
 
 static void burst_end(struct vdemux_engine *e)
 {
-	vd_apply_plan(e);
+	vd_deliver_flush(e);
 	vd_call_end(e);
 }
 
@@ -54,8 +54,8 @@ int vdemux_rx_burst(vdemux_engine *e, const struct vdemux_frame *frames, unsigne
 	for (i = 0; i < n; i++) {
 		uint32_t len = frames[i].len, np = npages_for(len);
 
-		if (e->pool.nfree < np && e->plan.n)
-			vd_apply_plan(e);
+		if (e->pool.nfree < np)
+			vd_deliver_flush(e); /* gives back the pages it replaces */
 		if (e->pool.nfree < np) {
 			/* Ask for pages back whatever the watermark says. */
 			vd_signal_release_all(e);
