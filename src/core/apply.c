@@ -176,14 +176,14 @@ static void finalize_failed(struct vdemux_engine *e, struct vm *vm, struct pend 
 	}
 	old_gone = pe->kind == PEND_REMAP && pe->tstate != TS_UNTOUCHED;
 	if (pe->kind == PEND_REMAP && !old_gone && pe->stale_page == pe->old_page)
-		e->pool.pages[pe->old_page].stale = 1;
+		vd_pool_set_stale(&e->pool, pe->old_page, true);
 	if (old_gone)
 		vd_harvest_slot(e, vm, pe->slot);
 	if (new_live) {
 		/* A failed undo may leave the page reachable by this VM: it
 		 * stays with the VM (held, not posted) until it is released. */
 		vd_pool_assign(&e->pool, pe->new_page, vm->idx, pe->slot);
-		e->pool.pages[pe->new_page].stale = 1;
+		vd_pool_set_stale(&e->pool, pe->new_page, true);
 		sl->page = pe->new_page;
 		vm->held++;
 		return;

@@ -176,7 +176,7 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 		} else {
 			pe->new_page = fresh[nfresh++];
 			vd_frame_emit(&e->pool, src, d, fo, pg_addr(&e->pool, pe->new_page) + po, k);
-			e->pool.pages[pe->new_page].dirty = po + k;
+			vd_pool_set_dirty(&e->pool, pe->new_page, po + k);
 		}
 		if (sl->page == VDEMUX_NO_PAGE) {
 			pe->kind = PEND_MAP;
