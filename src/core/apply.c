@@ -6,9 +6,16 @@
 #include <string.h>
 
 #include "core/apply.h"
+#include "core/cost.h"
 #include "core/diag.h"
 #include "core/engine.h"
 #include "core/harvest.h"
+#include "core/pend.h"
+#include "core/pool.h"
+#include "core/ring.h"
+#include "core/signal.h"
+#include "core/tables.h"
+#include "core/vm.h"
 
 /* Which entries a pass over a VM's list takes. */
 typedef bool (*pick_fn)(const struct pend *pe);

@@ -4,11 +4,17 @@
  * (apply.c); the receive calls (rx.c) go through it. */
 #include <string.h>
 
+#include <vdemux/sys/classifier.h>
+#include <vdemux/verdict.h>
+
 #include "core/apply.h"
 #include "core/deliver.h"
 #include "core/diag.h"
 #include "core/engine.h"
+#include "core/frame.h"
 #include "core/plan.h"
+#include "core/pool.h"
+#include "core/vm.h"
 
 static void free_pages(struct vdemux_engine *e, const uint32_t *pages, uint32_t n)
 {

@@ -1,9 +1,21 @@
 #include <errno.h>
 #include <string.h>
 
+#include <vdemux/engine.h>
+#include <vdemux/sys/backend.h>
+#include <vdemux/sys/classifier.h>
+#include <vdemux/verdict.h>
+#include <vdemux/vm.h>
+
+#include "core/cost.h"
 #include "core/diag.h"
 #include "core/engine.h"
 #include "core/frame.h"
+#include "core/l2_create.h"
+#include "core/plan.h"
+#include "core/pool.h"
+#include "core/tables.h"
+#include "core/vm.h"
 
 #define DEFAULT_MAX_FRAME 65536u
 #define DEFAULT_MAX_VMS 64u

@@ -1,22 +1,29 @@
-/* The engine: the object every API call starts from. It owns one of each of
+/* The engine: the object every API call starts from. It holds one of each of
  * the core's modules' state and its configuration; see docs/architecture.md
- * for which module owns which member and who may call whom. */
+ * for which module owns which member and who may call whom. The layout
+ * only: this header includes the headers that define the state it holds,
+ * none that declares only functions; a file includes the header of each
+ * module it calls (scripts/layers.py checks it). */
 #ifndef VDEMUX_CORE_ENGINE_H
 #define VDEMUX_CORE_ENGINE_H
 
-#include <vdemux/vdemux.h>
-#include <vdemux/sys/backend.h>
-#include <vdemux/sys/classifier.h>
+#include <stddef.h>
+
+#include <vdemux/arena.h>
+#include <vdemux/engine.h>
+#include <vdemux/l2.h>
 
 #include "common/util.h"
+#include "core/batch.h"
 #include "core/cost.h"
 #include "core/diag.h"
-#include "core/l2_create.h"
-#include "core/plan.h"
+#include "core/pend.h"
 #include "core/pool.h"
-#include "core/signal.h"
-#include "core/tables.h"
 #include "core/vm.h"
+
+struct vdemux_backend;
+struct vdemux_classifier;
+struct vdemux_dest;
 
 struct vdemux_engine {
 	struct vd_diag diag; /* diag.c: first, so that diag.c needs no more of the engine */

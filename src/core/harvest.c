@@ -4,6 +4,9 @@
  * frame's page with one remap, then hands the old page here. */
 #include "core/engine.h"
 #include "core/harvest.h"
+#include "core/pool.h"
+#include "core/tables.h"
+#include "core/vm.h"
 
 void vd_harvest_slot(struct vdemux_engine *e, struct vm *vm, uint32_t s)
 {

@@ -5,9 +5,15 @@
 #include <errno.h>
 #include <string.h>
 
+#include "core/cost.h"
 #include "core/diag.h"
 #include "core/engine.h"
+#include "core/frame.h"
 #include "core/plan.h"
+#include "core/pool.h"
+#include "core/ring.h"
+#include "core/signal.h"
+#include "core/vm.h"
 
 int vd_plan_init(struct vd_plan *pl, uint32_t cap, const struct vdemux_alloc_hooks *alloc)
 {

@@ -6,10 +6,14 @@
 #include <errno.h>
 #include <string.h>
 
+#include <vdemux/rx.h>
+
 #include "core/deliver.h"
 #include "core/diag.h"
 #include "core/engine.h"
 #include "core/frame.h"
+#include "core/pool.h"
+#include "core/signal.h"
 
 
 static int frames_validate(struct vdemux_engine *e, const struct vdemux_frame *f, unsigned n)

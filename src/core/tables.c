@@ -8,9 +8,13 @@
  * page assigned to the VM (it is never freed while a VM may reach it). */
 #include <errno.h>
 
+#include <vdemux/sys/backend.h>
+
 #include "core/diag.h"
 #include "core/engine.h"
+#include "core/pool.h"
 #include "core/tables.h"
+#include "core/vm.h"
 
 int vd_batch_init(struct vd_batch *b, uint32_t cap, const struct vdemux_alloc_hooks *alloc)
 {

@@ -51,7 +51,13 @@ struct be_ref {
 	void *ctx;
 };
 
-/* Owned by signal.c. */
+/* Owned by signal.c: the engine's list of VMs to signal. */
+struct vd_sigs {
+	struct vm *list;     /* VMs with reasons raised in this call */
+	bool release_armed;  /* the low watermark may fire again */
+};
+
+/* Owned by signal.c: a VM's signal. */
 struct vd_vm_sig {
 	struct vdemux_signal cfg;
 	unsigned pending;     /* for vdemux_vm_take_signals() */
