@@ -15,6 +15,7 @@
 #include "core/plan.h"
 #include "core/pool.h"
 #include "core/vm.h"
+#include "core/vmtab.h"
 
 static void free_pages(struct vdemux_engine *e, const uint32_t *pages, uint32_t n)
 {

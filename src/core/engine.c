@@ -16,6 +16,7 @@
 #include "core/pool.h"
 #include "core/tables.h"
 #include "core/vm.h"
+#include "core/vmtab.h"
 
 #define DEFAULT_MAX_FRAME 65536u
 #define DEFAULT_MAX_VMS 64u

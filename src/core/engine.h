@@ -20,6 +20,7 @@
 #include "core/pend.h"
 #include "core/pool.h"
 #include "core/vm.h"
+#include "core/vmtab.h"
 
 struct vdemux_backend;
 struct vdemux_classifier;

@@ -1,11 +1,12 @@
 /* The table of VMs: VMs by index, ids with a generation, lookups. Below
  * everything that looks a VM up; the public calls that add, remove and
- * serve VMs are vm.c's. */
+ * serve VMs are vm_api.c's. */
 #include <errno.h>
 
 #include "core/diag.h"
 #include "core/engine.h"
 #include "core/vm.h"
+#include "core/vmtab.h"
 
 int vd_vmtab_init(struct vd_vmtab *t, uint32_t max, const struct vdemux_alloc_hooks *alloc)
 {

@@ -23,8 +23,13 @@
 
 #include <vdemux/virtio_net.h>
 
+#include "common/util.h"
 #include "core/engine.h"
 #include "core/frame.h"
+#include "core/ring.h"
+#include "core/vm.h"
+#include "core/vm_api.h"
+#include "core/vmtab.h"
 #include "virtio/vnet_rx.h"
 #include "virtio/vring.h"
 

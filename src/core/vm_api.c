@@ -1,6 +1,6 @@
 /* The public VM calls: adding and removing a VM, and the guest-facing calls
  * (post, release, poll, signals, stats). The table of VMs and its lookups
- * are vmtab.c's. */
+ * are vmtab.c's, a VM's state vm.h's. */
 #include <errno.h>
 #include <string.h>
 
@@ -9,6 +9,7 @@
 #include <vdemux/sys/classifier.h>
 #include <vdemux/vm.h>
 
+#include "common/util.h"
 #include "core/cost.h"
 #include "core/diag.h"
 #include "core/engine.h"
@@ -17,7 +18,9 @@
 #include "core/ring.h"
 #include "core/signal.h"
 #include "core/tables.h"
+#include "core/vm_api.h"
 #include "core/vm.h"
+#include "core/vmtab.h"
 
 /* ---- add / remove ---- */
 
