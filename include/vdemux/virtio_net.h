@@ -126,7 +126,9 @@ VDEMUX_API int vdemux_vnet_rxq_stop(vdemux_vnet_rxq *q);
  * from the VMM's handler of the queue's notification (an ioeventfd, or the
  * trapped write).
  * @return the number of buffers taken (0 if none); -ENOTCONN (not
- *         started); -EIO (the ring is broken: vdemux_vnet_rxq_needs_reset()).
+ *         started); -EIO (the ring is broken, now or before:
+ *         vdemux_vnet_rxq_needs_reset(); nothing was written to the used
+ *         ring after it was found broken).
  */
 VDEMUX_API int vdemux_vnet_rxq_kick(vdemux_vnet_rxq *q);
 
@@ -134,7 +136,14 @@ VDEMUX_API int vdemux_vnet_rxq_kick(vdemux_vnet_rxq *q);
  * Whether the guest broke the ring (an available index that jumped by more
  * than the ring, a head out of range or given twice): the queue serves it no
  * more, and the VMM should set DEVICE_NEEDS_RESET and notify a
- * configuration change. @return 1 or 0; -EINVAL (NULL).
+ * configuration change. From the moment the queue finds the ring broken
+ * (in a kick, or when it takes buffers at the end of an engine call) until
+ * vdemux_vnet_rxq_stop(): it writes nothing more to the used ring (no entry,
+ * no index, no avail_event) and sends no interrupt; the buffers it had taken
+ * are forgotten (their pages stay the guest's, as on stop; used entries
+ * pushed but not yet published stay unpublished); frames for it are
+ * dropped and counted in its VM's drops[VDEMUX_DROP_NO_BUFFER].
+ * @return 1 or 0; -EINVAL (NULL).
  */
 VDEMUX_API int vdemux_vnet_rxq_needs_reset(const vdemux_vnet_rxq *q);
 

@@ -116,10 +116,11 @@ static void interrupt(struct vdemux_vnet_rxq *q)
 	q->st.interrupts++;
 }
 
-/* Make what was pushed visible, and interrupt the guest if it asks. */
+/* Make what was pushed visible, and interrupt the guest if it asks. A
+ * broken ring is written no more. */
 static void publish(struct vdemux_vnet_rxq *q)
 {
-	if (!q->vq || !vd_vring_publish(q->vq))
+	if (!q->vq || vd_vring_broken(q->vq) || !vd_vring_publish(q->vq))
 		return;
 	if (vd_vring_need_notify(q->vq))
 		interrupt(q);
@@ -193,6 +194,37 @@ static void drain(struct vdemux_vnet_rxq *q, struct vm *vm)
 
 static int take_buffers(struct vdemux_vnet_rxq *q, struct vm *vm);
 
+/* Forget every buffer taken from the ring: the chains posted to the engine
+ * are unposted (lazy harvest: their pages are the guest's, still mapped),
+ * the completions not yet taken and the buffers waiting for a copy are
+ * dropped. */
+static void forget_buffers(struct vdemux_vnet_rxq *q, struct vm *vm)
+{
+	struct vdemux_completion c;
+
+	if (vm) {
+		while (vm->postq.count)
+			vd_vm_take_posted(vm);
+		while (vd_cq_pop(&vm->cq, &c))
+			;
+	}
+	q->fq_head = q->fq_n = q->cq_head = q->cq_n = q->seg_head = q->seg_n = 0;
+}
+
+/* Take what the guest made available; if that found the ring broken, the
+ * queue serves it no more: what it had taken is forgotten, as on stop, and
+ * the frames for it are dropped (no buffer). Returns how many were taken,
+ * or -EIO. */
+static int take_or_break(struct vdemux_vnet_rxq *q, struct vm *vm)
+{
+	int taken = take_buffers(q, vm);
+
+	if (!vd_vring_broken(q->vq))
+		return taken;
+	forget_buffers(q, vm);
+	return -EIO;
+}
+
 /* The queue VM's signal: at the end of every engine call that delivered. */
 static void on_signal(vdemux_vm_id id, unsigned reasons, void *payload)
 {
@@ -204,7 +236,7 @@ static void on_signal(vdemux_vm_id id, unsigned reasons, void *payload)
 	drain(q, vm);
 	/* Buffers freed room here; the guest may have added some since. */
 	if (!vd_vring_broken(q->vq))
-		take_buffers(q, vm);
+		take_or_break(q, vm);
 	publish(q);
 }
 
@@ -376,9 +408,9 @@ int vdemux_vnet_rxq_kick(vdemux_vnet_rxq *q)
 		return -ENOTCONN;
 	if (vd_vring_broken(q->vq))
 		return -EIO;
-	taken = take_buffers(q, rxq_vm(q));
+	taken = take_or_break(q, rxq_vm(q));
 	publish(q);
-	return vd_vring_broken(q->vq) && !taken ? -EIO : taken;
+	return taken;
 }
 
 /* ---- life cycle ---- */
@@ -489,23 +521,12 @@ int vdemux_vnet_rxq_start(vdemux_vnet_rxq *q, const struct vdemux_vnet_ring *uri
 
 int vdemux_vnet_rxq_stop(vdemux_vnet_rxq *q)
 {
-	struct vm *vm;
-	struct vdemux_completion c;
-
 	if (!q)
 		return -EINVAL;
-	vm = rxq_vm(q);
-	if (vm) {
-		/* The chains' pages are the guest's (lazy harvest): unpost. */
-		while (vm->postq.count)
-			vd_vm_take_posted(vm);
-		while (vd_cq_pop(&vm->cq, &c))
-			;
-	}
+	forget_buffers(q, rxq_vm(q));
 	if (q->vq)
 		vd_vring_destroy(q->vq);
 	q->vq = NULL;
-	q->fq_head = q->fq_n = q->cq_head = q->cq_n = q->seg_head = q->seg_n = 0;
 	return 0;
 }
 

@@ -474,6 +474,90 @@ static void test_a_flip_refused_for_lack_of_mappings_is_copied_at_the_layout_off
 	world_free(w);
 }
 
+/* The guest offers again a head that is still in flight (the one it made
+ * available last): the ring is broken. */
+static void offer_a_head_twice(struct guest *g)
+{
+	uint16_t idx = g->g.avail_idx_shadow, head;
+	const uint8_t *e = vng_at(&g->g, g->g.avail_gpa + 4 + 2ull * ((uint16_t)(idx - 1) & (QSIZE - 1)), 2);
+
+	memcpy(&head, e, 2);
+	vng_write_avail(&g->g, idx, head);
+	vng_write_avail_idx(&g->g, (uint16_t)(idx + 1));
+}
+
+/* Send n frames to guest i alone through vdemux_rx_burst(). */
+static void send_to(struct world *w, int i, uint32_t n, uint32_t len)
+{
+	static uint8_t frames[8][MAXF];
+	struct vdemux_frame f[8];
+
+	assert_true(n <= 8);
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t seq = w->seq++;
+
+		seqframe_make(frames[k], w->g[i].mac, seq, len);
+		w->to[seq] = (uint8_t)(1u << i);
+		w->len[seq] = len;
+		f[k] = (struct vdemux_frame){.data = frames[k], .len = len};
+	}
+	assert_int_equal(vdemux_rx_burst(w->eng, f, n), (int)n);
+}
+
+static void test_a_broken_ring_is_served_no_more_and_its_frames_are_dropped(void **state)
+{
+	struct world *w = world_new();
+	static uint8_t used_before[2][VD_VRING_USED_BYTES(QSIZE)];
+	uint64_t before;
+
+	(void)state;
+	guest_setup(w, 0, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER);
+	guest_setup(w, 1, VNG_MERGEABLE, V1 | EVT | MRG, VDEMUX_COPY_DEFAULT);
+	guest_setup(w, 2, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER);
+	run_traffic(w, 10, 60, 9000, false);
+	for (int i = 0; i < 2; i++) {
+		struct guest *g = &w->g[i];
+		struct vdemux_vnet_rxq_stats qs;
+		struct vdemux_vm_stats vs;
+		uint64_t irqs;
+
+		/* Two frames the guest does not take yet: the queue has room to
+		 * take a buffer, and finds the head offered twice. */
+		send_to(w, i, 2, 1000);
+		offer_a_head_twice(g);
+		assert_int_equal(vdemux_vnet_rxq_kick(g->q), -EIO);
+		assert_int_equal(vdemux_vnet_rxq_needs_reset(g->q), 1);
+		/* The buffers it had taken are forgotten: none is posted. */
+		assert_int_equal(vm_stats(w, i).posted, 0);
+		memcpy(used_before[i], vng_at(&g->g, g->g.used_gpa, sizeof(used_before[i])),
+		       sizeof(used_before[i]));
+		qs = q_stats(w, i);
+		vs = vm_stats(w, i);
+		irqs = g->irqs;
+		send_to(w, i, 6, 1000);
+		send_to(w, i, 2, 9000);
+		check_engine(w);
+		/* Nothing written to the used ring, no interrupt, no frame
+		 * completed: every frame for it dropped and counted. */
+		assert_memory_equal(used_before[i], vng_at(&g->g, g->g.used_gpa, sizeof(used_before[i])),
+				    sizeof(used_before[i]));
+		assert_int_equal(g->irqs, irqs);
+		assert_int_equal(q_stats(w, i).frames, qs.frames);
+		assert_int_equal(q_stats(w, i).interrupts, qs.interrupts);
+		assert_int_equal(vm_stats(w, i).delivered, vs.delivered);
+		assert_int_equal(vm_stats(w, i).drops[VDEMUX_DROP_NO_BUFFER], vs.drops[VDEMUX_DROP_NO_BUFFER] + 8);
+		/* Its pages stay the guest's: all of guest RAM is still backed. */
+		assert_int_equal(vm_stats(w, i).held, RAM_PAGES);
+		assert_int_equal(vdemux_vnet_rxq_kick(g->q), -EIO);
+	}
+	/* The other guest is not disturbed. */
+	before = w->g[2].received;
+	send_to(w, 2, 4, 3000);
+	guest_receive(w, 2);
+	assert_int_equal(w->g[2].received, before + 4);
+	world_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -484,6 +568,7 @@ int main(void)
 		cmocka_unit_test(test_a_guest_that_stops_refilling_does_not_stall_the_others),
 		cmocka_unit_test(test_a_flip_the_backend_refuses_gives_the_buffer_back_empty_and_loses_no_page),
 		cmocka_unit_test(test_a_flip_refused_for_lack_of_mappings_is_copied_at_the_layout_offset),
+		cmocka_unit_test(test_a_broken_ring_is_served_no_more_and_its_frames_are_dropped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
