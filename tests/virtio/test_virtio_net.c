@@ -44,6 +44,8 @@ struct guest {
 	uint8_t *ram;
 	struct vdemux_backend *kvm;
 	struct vt_fault *fault;  /* wraps kvm when the test injects failures */
+	struct vdemux_backend *sim; /* a second table of the queue's VM, or NULL */
+	struct vt_fault *fault2; /* wraps sim */
 	vdemux_vnet_rxq *q;
 	struct vng g;
 	enum vng_mode mode;
@@ -79,8 +81,10 @@ static void on_irq(vdemux_vm_id vm, unsigned reasons, void *payload)
 	((struct guest *)payload)->irqs++;
 }
 
+/* fault: the KVM backend is wrapped to inject failures; stacked: a second
+ * backend (the simulated MMU, wrapped likewise) keeps a table of the VM. */
 static void guest_setup_ex(struct world *w, int i, enum vng_mode mode, uint64_t features,
-			   enum vdemux_copy_policy copy, bool fault)
+			   enum vdemux_copy_policy copy, bool fault, bool stacked)
 {
 	struct guest *g = &w->g[i];
 	struct vdemux_arena_info ai;
@@ -100,8 +104,17 @@ static void guest_setup_ex(struct world *w, int i, enum vng_mode mode, uint64_t 
 		g->kvm = &g->fault->base;
 	}
 	assert_int_equal(vdemux_engine_add_backend(w->eng, g->kvm), 0);
+	struct vdemux_backend *bes[2] = {g->kvm, NULL};
+	if (stacked) {
+		struct vdemux_sim_opts so = VDEMUX_OPTS(vdemux_sim_opts);
+
+		assert_int_equal(vdemux_sim_create(&g->sim, &so), 0);
+		g->fault2 = vt_fault_wrap(g->sim, false);
+		g->sim = bes[1] = &g->fault2->base;
+		assert_int_equal(vdemux_engine_add_backend(w->eng, g->sim), 0);
+	}
 	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(vdemux_vnet_rxq_opts, .ram = g->ram, .ram_size = RAM,
-						     .backends = &g->kvm, .n_backends = 1, .copy = copy);
+						     .backends = bes, .n_backends = stacked ? 2 : 1, .copy = copy);
 	qo.irq = (struct vdemux_signal){.kind = VDEMUX_SIGNAL_CALLBACK, .cb = on_irq, .payload = g};
 	assert_int_equal(vdemux_vnet_rxq_create(&g->q, w->eng, &qo), 0);
 	memcpy(g->mac, (uint8_t[6]){0x02, 0, 0, 0, 1, (uint8_t)(i + 1)}, 6);
@@ -122,7 +135,7 @@ static void guest_setup_ex(struct world *w, int i, enum vng_mode mode, uint64_t 
 static void guest_setup(struct world *w, int i, enum vng_mode mode, uint64_t features,
 			enum vdemux_copy_policy copy)
 {
-	guest_setup_ex(w, i, mode, features, copy, false);
+	guest_setup_ex(w, i, mode, features, copy, false, false);
 }
 
 static struct world *world_new(void)
@@ -408,7 +421,7 @@ static void test_a_flip_the_backend_refuses_gives_the_buffer_back_empty_and_lose
 	uint32_t r = 777;
 
 	(void)state;
-	guest_setup_ex(w, 0, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER, true);
+	guest_setup_ex(w, 0, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER, true, false);
 	guest_setup(w, 1, VNG_MERGEABLE, V1 | EVT | MRG, VDEMUX_COPY_DEFAULT);
 	guest_setup(w, 2, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER);
 	run_traffic(w, 20, 60, 9000, false);
@@ -447,7 +460,7 @@ static void test_a_flip_refused_for_lack_of_mappings_is_copied_at_the_layout_off
 	uint32_t r = 4242;
 
 	(void)state;
-	guest_setup_ex(w, 0, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER, true);
+	guest_setup_ex(w, 0, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER, true, false);
 	guest_setup(w, 1, VNG_MERGEABLE, V1 | EVT | MRG, VDEMUX_COPY_DEFAULT);
 	guest_setup(w, 2, VNG_BIG, 0, VDEMUX_COPY_NEVER);
 	run_traffic(w, 20, 60, 9000, true);
@@ -558,6 +571,105 @@ static void test_a_broken_ring_is_served_no_more_and_its_frames_are_dropped(void
 	world_free(w);
 }
 
+/* Fill every buffer the guest has posted with a byte only it writes. */
+static void mark_posted_buffers(struct guest *g, uint8_t v)
+{
+	for (uint32_t h = 0; h < QSIZE; h++) {
+		const struct vng_buf *b = &g->g.bufs[h];
+
+		for (uint32_t k = 0; b->posted && k < b->nseg; k++)
+			memset(vng_at(&g->g, b->gpa[k], b->len[k]), v, b->len[k]);
+	}
+}
+
+/* Whether every byte of the buffer at head is v. */
+static bool buffer_is(struct guest *g, uint16_t head, uint8_t v)
+{
+	const struct vng_buf *b = &g->g.bufs[head];
+
+	for (uint32_t k = 0; k < b->nseg; k++) {
+		const uint8_t *p = vng_at(&g->g, b->gpa[k], b->len[k]);
+
+		for (uint32_t j = 0; j < b->len[k]; j++)
+			if (p[j] != v)
+				return false;
+	}
+	return true;
+}
+
+static void test_a_flip_one_of_two_tables_refuses_leaves_the_guest_its_pages(void **state)
+{
+	struct world *w = world_new();
+	struct vdemux_engine_stats es;
+	struct guest *g = &w->g[0];
+	uint16_t head;
+	uint32_t len;
+
+	(void)state;
+	guest_setup_ex(w, 0, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER, false, true);
+	guest_setup(w, 1, VNG_MERGEABLE, V1 | EVT | MRG, VDEMUX_COPY_DEFAULT);
+	guest_setup(w, 2, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER);
+	run_traffic(w, 10, 60, 9000, false);
+	assert_true(q_stats(w, 0).flipped > 0);
+	mark_posted_buffers(g, 0x5a);
+	/* The simulated MMU cleanly refuses the next map (nothing applied):
+	 * the frame's new pages are not mapped, so its delivery fails. */
+	vt_fault_arm(g->fault2, VT_OP_MAP, VT_FAULT_CALL, 1, -EIO, false);
+	send_to(w, 0, 1, 5000);
+	assert_int_equal(g->fault2->fired, 1);
+	vt_fault_disarm(g->fault2);
+	/* Guest RAM neither shrank nor grew: no hole in any table. */
+	assert_int_equal(vm_stats(w, 0).held, RAM_PAGES);
+	check_engine(w);
+	assert_int_equal(vdemux_engine_stats(w->eng, &es, sizeof(es)), 0);
+	assert_int_equal(es.rollback_failures, 0);
+	/* The buffer came back empty, its pages the guest's, as they were. */
+	assert_int_equal(vng_get_used(&g->g, &head, &len), 1);
+	assert_int_equal(len, 0);
+	assert_true(buffer_is(g, head, 0x5a));
+	vng_release(&g->g, head);
+	assert_int_equal(q_stats(w, 0).failed, 1);
+	/* It receives again, every frame in order (guest_receive checks). */
+	run_traffic(w, 30, 60, 9000, false);
+	run_traffic(w, 30, 60, 9000, true);
+	expect_all_received(w, 1);
+	expect_all_received(w, 2);
+	assert_true(w->g[0].received > 0);
+	assert_int_equal(w->g[0].received, vm_stats(w, 0).delivered);
+	world_free(w);
+}
+
+static void test_the_engine_check_finds_a_hole_in_a_queues_guest_ram(void **state)
+{
+	struct world *w = world_new();
+	struct vdemux_engine_stats es;
+	char msg[200];
+
+	(void)state;
+	guest_setup_ex(w, 0, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER, false, true);
+	for (int b = 0; b < 5; b++) {
+		send_to(w, 0, 4, 3000);
+		guest_receive(w, 0);
+	}
+	/* Every map of the simulated MMU fails from now on: the old pages
+	 * cannot be mapped back either, and the guest's RAM has holes. */
+	vt_fault_arm(w->g[0].fault2, VT_OP_MAP, VT_FAULT_CALL, 1, -EIO, true);
+	send_to(w, 0, 1, 5000);
+	vt_fault_disarm(w->g[0].fault2);
+	assert_int_equal(vdemux_engine_stats(w->eng, &es, sizeof(es)), 0);
+	assert_true(es.rollback_failures > 0);
+	assert_true(vm_stats(w, 0).held < RAM_PAGES);
+	assert_int_equal(vdemux_engine_check(w->eng, msg, sizeof(msg)), -EUCLEAN);
+	assert_non_null(strstr(msg, "hole"));
+	/* Nothing was written where the hole is: the queue gave the buffer
+	 * back empty and goes on. */
+	assert_int_equal(q_stats(w, 0).failed, 1);
+	vdemux_vnet_rxq_destroy(w->g[0].q);
+	w->g[0].q = NULL;
+	vng_fini(&w->g[0].g);
+	world_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -569,6 +681,8 @@ int main(void)
 		cmocka_unit_test(test_a_flip_the_backend_refuses_gives_the_buffer_back_empty_and_loses_no_page),
 		cmocka_unit_test(test_a_flip_refused_for_lack_of_mappings_is_copied_at_the_layout_offset),
 		cmocka_unit_test(test_a_broken_ring_is_served_no_more_and_its_frames_are_dropped),
+		cmocka_unit_test(test_a_flip_one_of_two_tables_refuses_leaves_the_guest_its_pages),
+		cmocka_unit_test(test_the_engine_check_finds_a_hole_in_a_queues_guest_ram),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
