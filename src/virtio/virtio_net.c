@@ -67,6 +67,9 @@ struct vdemux_vnet_rxq {
 	struct vd_vring_seg *segs; /* ring of the waiting buffers' segments */
 	uint32_t seg_cap, seg_head, seg_n;
 
+	uint64_t ring_skipped; /* the ring's counts already added to st */
+	uint64_t ring_errs;
+
 	struct vd_vring_seg pop_segs[VNET_MAX_SEGS];
 	uint64_t pages[VNET_MAX_SEGS];
 	struct vdemux_vnet_rxq_stats st;
@@ -365,8 +368,28 @@ static void wait_copy(struct vdemux_vnet_rxq *q, const struct vd_vring_chain *c)
 	q->cq_n++;
 }
 
+/* Add to the queue's counters what the ring found since the last call: the
+ * malformed chains it gave back unused (buffers taken, skipped, ring
+ * errors) and the error that broke it (a ring error). Returns how many
+ * chains it skipped. */
+static uint32_t count_ring(struct vdemux_vnet_rxq *q)
+{
+	const struct vd_vring_stats *rs = vd_vring_stats(q->vq);
+	uint64_t errs = 0, skipped = rs->skipped - q->ring_skipped;
+
+	for (unsigned k = 0; k < VD_VRING_ERR_COUNT; k++)
+		errs += rs->err[k];
+	q->st.buffers += skipped;
+	q->st.skipped += skipped;
+	q->st.ring_errors += errs - q->ring_errs;
+	q->ring_skipped = rs->skipped;
+	q->ring_errs = errs;
+	return (uint32_t)skipped;
+}
+
 /* Take what the guest made available, while there is room; then ask to be
- * kicked for more (and take what came in meanwhile). Returns how many. */
+ * kicked for more (and take what came in meanwhile). Returns how many
+ * chains were taken from the available ring, malformed ones included. */
 static int take_buffers(struct vdemux_vnet_rxq *q, struct vm *vm)
 {
 	int taken = 0;
@@ -395,7 +418,7 @@ static int take_buffers(struct vdemux_vnet_rxq *q, struct vm *vm)
 		    vd_vring_broken(q->vq) || !vd_vring_enable_kick(q->vq, true))
 			break;
 	}
-	return taken;
+	return taken + (int)count_ring(q);
 }
 
 int vdemux_vnet_rxq_kick(vdemux_vnet_rxq *q)
@@ -516,6 +539,7 @@ int vdemux_vnet_rxq_start(vdemux_vnet_rxq *q, const struct vdemux_vnet_ring *uri
 	q->hdr_len = vd_vnet_hdr_len(r.features);
 	q->mrg = !!(r.features & VD_VIRTIO_NET_F_MRG_RXBUF);
 	q->fq_head = q->fq_n = q->cq_head = q->cq_n = q->seg_head = q->seg_n = 0;
+	q->ring_skipped = q->ring_errs = 0; /* a new ring counts from 0 */
 	return 0;
 }
 
@@ -524,8 +548,10 @@ int vdemux_vnet_rxq_stop(vdemux_vnet_rxq *q)
 	if (!q)
 		return -EINVAL;
 	forget_buffers(q, rxq_vm(q));
-	if (q->vq)
+	if (q->vq) {
+		count_ring(q);
 		vd_vring_destroy(q->vq);
+	}
 	q->vq = NULL;
 	return 0;
 }
@@ -544,8 +570,6 @@ int vdemux_vnet_rxq_stats(const vdemux_vnet_rxq *q, struct vdemux_vnet_rxq_stats
 	if (!q || !out)
 		return -EINVAL;
 	s = q->st;
-	if (q->vq)
-		s.ring_errors = vd_vring_stats(q->vq)->skipped;
 	memcpy(out, &s, size < sizeof(s) ? size : sizeof(s));
 	return 0;
 }

@@ -670,6 +670,71 @@ static void test_the_engine_check_finds_a_hole_in_a_queues_guest_ram(void **stat
 	world_free(w);
 }
 
+/* The head the guest made available last. */
+static uint16_t last_head(struct guest *g)
+{
+	uint16_t idx = g->g.avail_idx_shadow, head;
+
+	memcpy(&head, vng_at(&g->g, g->g.avail_gpa + 4 + 2ull * ((uint16_t)(idx - 1) & (QSIZE - 1)), 2), 2);
+	return head;
+}
+
+static void test_a_malformed_chain_counts_as_a_buffer_taken_and_skipped(void **state)
+{
+	struct world *w = world_new();
+	struct guest *g = &w->g[0];
+	struct vdemux_vnet_rxq_stats before, after;
+	uint16_t head;
+
+	(void)state;
+	guest_setup(w, 0, VNG_SMALL, V1 | EVT, VDEMUX_COPY_DEFAULT);
+	g->refill = false;
+	send_to(w, 0, 1, 500);
+	guest_receive(w, 0);
+	assert_int_equal(g->received, 1);
+	before = q_stats(w, 0);
+	/* One buffer, its only descriptor of length 0: malformed. */
+	assert_int_equal(vng_add_one(&g->g), 0);
+	head = last_head(g);
+	vng_write_desc(&g->g, head, g->g.bufs[head].gpa[0], 0, VD_VRING_DESC_F_WRITE, 0);
+	assert_int_equal(vdemux_vnet_rxq_kick(g->q), 1);
+	after = q_stats(w, 0);
+	assert_int_equal(after.buffers, before.buffers + 1);
+	assert_int_equal(after.skipped, before.skipped + 1);
+	assert_int_equal(after.ring_errors, before.ring_errors + 1);
+	assert_int_equal(after.failed, before.failed);
+	assert_int_equal(after.frames, before.frames);
+	/* Given back with length 0: the guest counts a length error. */
+	assert_int_equal(vng_recv(&g->g, &(struct vng_hdr){0}, w->rxbuf, sizeof(w->rxbuf)), -EBADMSG);
+	/* The counters are the queue's: a device reset does not undo them. */
+	assert_int_equal(vdemux_vnet_rxq_stop(g->q), 0);
+	before = q_stats(w, 0);
+	assert_int_equal(before.buffers, after.buffers);
+	assert_int_equal(before.skipped, after.skipped);
+	assert_int_equal(before.ring_errors, after.ring_errors);
+	world_free(w);
+}
+
+static void test_the_error_that_breaks_the_ring_counts_as_a_ring_error(void **state)
+{
+	struct world *w = world_new();
+	struct guest *g = &w->g[0];
+	struct vdemux_vnet_rxq_stats before, after;
+
+	(void)state;
+	guest_setup(w, 0, VNG_SMALL, V1 | EVT, VDEMUX_COPY_DEFAULT);
+	send_to(w, 0, 1, 500);
+	before = q_stats(w, 0);
+	offer_a_head_twice(g);
+	assert_int_equal(vdemux_vnet_rxq_kick(g->q), -EIO);
+	after = q_stats(w, 0);
+	assert_int_equal(after.ring_errors, before.ring_errors + 1);
+	/* The head offered twice was not taken again. */
+	assert_int_equal(after.buffers, before.buffers);
+	assert_int_equal(after.skipped, before.skipped);
+	world_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -683,6 +748,8 @@ int main(void)
 		cmocka_unit_test(test_a_broken_ring_is_served_no_more_and_its_frames_are_dropped),
 		cmocka_unit_test(test_a_flip_one_of_two_tables_refuses_leaves_the_guest_its_pages),
 		cmocka_unit_test(test_the_engine_check_finds_a_hole_in_a_queues_guest_ram),
+		cmocka_unit_test(test_a_malformed_chain_counts_as_a_buffer_taken_and_skipped),
+		cmocka_unit_test(test_the_error_that_breaks_the_ring_counts_as_a_ring_error),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
