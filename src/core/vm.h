@@ -92,7 +92,9 @@ struct vm {
 	/* receive layout, set by the owner of a virtio-net queue (src/virtio) */
 	uint32_t rx_offset;     /* where a delivery starts in its first page */
 	bool chains;            /* buffers are posted as chains of pages: a
-				 * delivery takes the head chain whole */
+				 * delivery takes the head chain whole; the
+				 * window is guest RAM: every slot holds a page
+				 * (a hole is an error, vdemux_engine_check()) */
 	struct vd_sink sink;    /* copy target when no chain fits; copy NULL: none */
 	/* translation tables */
 	struct be_ref bes[MAX_BACKENDS];
