@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "core/engine.h"
+#include "core/frame.h"
 #include "core/offload.h"
+#include "core/vm.h"
 
 #define ETH_P_IPV4 0x0800u
 #define ETH_P_IPV6 0x86ddu
@@ -320,7 +322,7 @@ void vd_offload_dest_hdr(const struct vd_src *src, const struct vm *vm, const st
  * front of the frame (its prefix), a virtio-net queue writes it itself
  * (vm->sink, from s->vh). */
 static bool plan_with(struct vdemux_engine *e, struct vm *vm, struct vd_src *s, const struct vdemux_dest *d,
-		      const struct vd_vhdr *vh, bool consume)
+		      const struct vd_vhdr *vh, bool consume, vd_plan_fn plan)
 {
 	uint8_t pre[VD_VHDR_LEN + 2];
 	bool bad;
@@ -338,14 +340,14 @@ static bool plan_with(struct vdemux_engine *e, struct vm *vm, struct vd_src *s, 
 		s->pre_len = vm->vnet_hdr_len;
 		consume = false;
 	}
-	return vd_plan_one(e, vm, s, d, consume);
+	return plan(e, vm, s, d, consume);
 }
 
 /* The frame with its checksum finished, as Linux's skb_checksum_help()
  * does: the sum of [csum_start, end) (the field holds what the sender put
  * there, the pseudo-header's sum), stored at csum_start + csum_offset. */
 static void finish_csum(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
-			const struct vdemux_dest *d)
+			const struct vdemux_dest *d, vd_plan_fn plan)
 {
 	const struct vd_offload *ol = src->ol;
 	uint8_t *b = e->ofs.buf;
@@ -358,7 +360,7 @@ static void finish_csum(struct vdemux_engine *e, struct vm *vm, const struct vd_
 	c = (uint16_t)~vd_csum_fold(vd_csum_add(0, b + cs, src->len - cs));
 	wr16(b + cs + ol->h.csum_offset, c ? c : 0xffffu);
 	e->st.offload_csums++;
-	plan_with(e, vm, &s, d, &vh, false);
+	plan_with(e, vm, &s, d, &vh, false, plan);
 }
 
 /* Segment i of a GSO frame, b[0, hlen + n): its headers are the frame's,
@@ -404,7 +406,7 @@ static void fix_segment(const struct vd_offload *ol, uint8_t *b, uint32_t n, uin
 /* Cut the frame into gso_size-byte segments, each copied into the scratch
  * buffer, fixed and planned as a delivery of its own. */
 static void segment(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
-		    const struct vdemux_dest *d)
+		    const struct vdemux_dest *d, vd_plan_fn plan)
 {
 	const struct vd_offload *ol = src->ol;
 	uint8_t hdr[HEAD_MAX], *b = e->ofs.buf;
@@ -423,12 +425,12 @@ static void segment(struct vdemux_engine *e, struct vm *vm, const struct vd_src 
 		vd_frame_read(&e->pool, src, hl + off, b + hl, n);
 		fix_segment(ol, b, n, i, off);
 		e->st.offload_segments++;
-		plan_with(e, vm, &s, d, &vh, false);
+		plan_with(e, vm, &s, d, &vh, false, plan);
 	}
 }
 
-void vd_offload_deliver(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
-			const struct vdemux_dest *d)
+static void offload_deliver(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
+			    const struct vdemux_dest *d, vd_plan_fn plan)
 {
 	const struct vd_offload *ol = src->ol;
 
@@ -437,10 +439,10 @@ void vd_offload_deliver(struct vdemux_engine *e, struct vm *vm, const struct vd_
 			e->st.offload_bad[VDEMUX_OFFLOAD_BAD_UFO]++; /* IP fragmentation: not done */
 			return;
 		}
-		segment(e, vm, src, d);
+		segment(e, vm, src, d, plan);
 		return;
 	}
-	finish_csum(e, vm, src, d);
+	finish_csum(e, vm, src, d, plan);
 }
 
 bool vd_offload_may_consume(const struct vd_src *src, const struct vm *vm, const struct vdemux_dest *d)
@@ -449,19 +451,19 @@ bool vd_offload_may_consume(const struct vd_src *src, const struct vm *vm, const
 }
 
 bool vd_offload_plan(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
-		     const struct vdemux_dest *d, bool consume)
+		     const struct vdemux_dest *d, bool consume, vd_plan_fn plan)
 {
 	struct vd_src s = *src;
 	struct vd_vhdr vh;
 
 	if (!vd_offload_direct(src, vm, d)) {
-		vd_offload_deliver(e, vm, src, d);
+		offload_deliver(e, vm, src, d, plan);
 		return false;
 	}
 	vd_offload_dest_hdr(src, vm, d, &vh);
 	if ((vh.flags & VDEMUX_VNET_HDR_F_NEEDS_CSUM) || vh.gso_type)
 		e->st.offload_passed++;
-	return plan_with(e, vm, &s, d, &vh, consume);
+	return plan_with(e, vm, &s, d, &vh, consume, plan);
 }
 
 static const char *const bad_names[VDEMUX_OFFLOAD_BAD__COUNT] = {

@@ -5,9 +5,10 @@
  * vd_offload_scratch), one frame long, reused for each segment. Owner of:
  * struct vd_vhdr, struct vd_offload, struct vd_offload_scratch.
  *
- * Where it sits: delivery (vd_deliver_frame) asks it, per destination,
- * whether the frame goes as it is (vd_offload_direct) or through
- * vd_offload_deliver(), which plans each copy it makes with the planner. */
+ * Where it sits: delivery (deliver.c) has it check each frame with metadata,
+ * and hands it each destination of such a frame (or of a VM that takes a
+ * header): it plans the frame, or each copy it makes of it, through the
+ * function delivery gives it (which applies the plan when it is full). */
 #ifndef VDEMUX_CORE_OFFLOAD_H
 #define VDEMUX_CORE_OFFLOAD_H
 
@@ -60,28 +61,31 @@ void vd_vhdr_write(uint8_t *p, const struct vd_vhdr *h);
 int vd_offload_check(const struct vd_pool *pl, const struct vd_src *src, struct vd_offload *ol);
 
 /* Whether the frame goes to vm (destination d) as it is (true), its header
- * from vd_offload_dest_hdr(); else through vd_offload_deliver(). */
+ * from vd_offload_dest_hdr(); else as copies (a finished checksum, the
+ * segments). */
 bool vd_offload_direct(const struct vd_src *src, const struct vm *vm, const struct vdemux_dest *d);
 
 /* Whether vm may take the frame's own pages (no header of the engine's in
  * front, nothing to change in the frame). */
 bool vd_offload_may_consume(const struct vd_src *src, const struct vm *vm, const struct vdemux_dest *d);
 
-/* Plan the delivery of a frame with metadata, or to a VM with a header:
- * directly (with the header vm takes) or by vd_offload_deliver(). Returns
- * whether the frame's pages were consumed (only with @consume). */
+/* Plan one delivery (delivery's planner: returns whether the frame's pages
+ * were consumed). */
+typedef bool (*vd_plan_fn)(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
+			   const struct vdemux_dest *d, bool consume);
+
+/* Plan the delivery of a frame with metadata, or to a VM with a header,
+ * with @plan: directly (with the header vm takes), or as copies (the
+ * checksum finished, or the segments, each a delivery), counted in the
+ * engine's offload counters. Returns whether the frame's pages were
+ * consumed (only with @consume). */
 bool vd_offload_plan(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
-		     const struct vdemux_dest *d, bool consume);
+		     const struct vdemux_dest *d, bool consume, vd_plan_fn plan);
 
 /* The header vm's copy of the frame carries (as d edits the frame). */
 void vd_offload_dest_hdr(const struct vd_src *src, const struct vm *vm, const struct vdemux_dest *d,
 			 struct vd_vhdr *out);
 
-/* Deliver src to vm (destination d) by copies: the checksum finished, or
- * the segments; each copy is planned with vd_plan_one(). Counts in the
- * engine's offload counters. */
-void vd_offload_deliver(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
-			const struct vdemux_dest *d);
 
 /* The ones' complement sum of p[0, n), folded to 16 bits, not complemented,
  * starting from @sum. */
