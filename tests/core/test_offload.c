@@ -288,6 +288,35 @@ static void test_a_tso6_frame_is_segmented_for_a_vm_without_tso6(void **state)
 	assert_int_equal(i, n);
 }
 
+static void test_a_tso_frame_with_ecn_passes_only_to_a_vm_that_takes_ecn(void **state)
+{
+	struct vt_fx *fx = fx_new(state);
+	struct vt_vm *ecn = vm_new(fx, VDEMUX_OFFLOAD_CSUM | VDEMUX_OFFLOAD_TSO4 | VDEMUX_OFFLOAD_ECN, 10);
+	struct vt_vm *no_ecn = vm_new(fx, VDEMUX_OFFLOAD_CSUM | VDEMUX_OFFLOAD_TSO4, 10);
+	static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	struct of_spec s = spec(ecn, 4, false, 5000);
+	struct of_layout lay;
+	unsigned ncpl, i;
+	int flen;
+
+	s.dst = bcast;
+	s.tcp_flags |= OF_TCP_CWR;
+	assert_int_equal(send(fx, build(&s, VDEMUX_VNET_HDR_F_NEEDS_CSUM,
+					VDEMUX_VNET_GSO_TCPV4 | VDEMUX_VNET_GSO_ECN, 1000, &lay)), 1);
+	assert_int_equal(take_frame(fx, ecn, &ncpl), (int)(10 + lay.len));
+	assert_int_equal(got[1], VDEMUX_VNET_GSO_TCPV4 | VDEMUX_VNET_GSO_ECN);
+	assert_memory_equal(got + 10, frame + 10, lay.len);
+	for (i = 0; (flen = take_frame(fx, no_ecn, &ncpl)) >= 0; i++) {
+		const char *why = of_check_segment(got + 10, (uint32_t)flen - 10, &s, 1000, i, 5);
+
+		assert_int_equal(got[0], VDEMUX_VNET_HDR_F_DATA_VALID);
+		assert_int_equal(got[1], VDEMUX_VNET_GSO_NONE);
+		if (why)
+			fail_msg("segment %u: %s", i, why);
+	}
+	assert_int_equal(i, 5);
+}
+
 static void test_uso_frames_are_segmented_over_ipv4_and_ipv6(void **state)
 {
 	struct vt_fx *fx = fx_new(state);
@@ -497,6 +526,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_a_64k_tso4_frame_is_segmented_for_a_vm_without_tso4, vt_teardown),
 		cmocka_unit_test_teardown(test_a_tso4_frame_from_lent_pages_is_segmented, vt_teardown),
 		cmocka_unit_test_teardown(test_a_tso6_frame_is_segmented_for_a_vm_without_tso6, vt_teardown),
+		cmocka_unit_test_teardown(test_a_tso_frame_with_ecn_passes_only_to_a_vm_that_takes_ecn, vt_teardown),
 		cmocka_unit_test_teardown(test_uso_frames_are_segmented_over_ipv4_and_ipv6, vt_teardown),
 		cmocka_unit_test_teardown(test_a_gso_frame_of_one_segment_goes_out_whole_with_its_checksum, vt_teardown),
 		cmocka_unit_test_teardown(test_segments_consume_one_buffer_each_and_drop_by_reason, vt_teardown),
