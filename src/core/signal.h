@@ -5,10 +5,18 @@
 #ifndef VDEMUX_CORE_SIGNAL_H
 #define VDEMUX_CORE_SIGNAL_H
 
+#include <vdemux/signal.h>
+
 #include "common/util.h"
 
 struct vdemux_engine;
 struct vm;
+
+/* Send @reasons to the VMM as @cfg says (a callback, or a write to the
+ * eventfd: the release eventfd for a release request when the VM has one).
+ * Returns whether anything was sent (false for VDEMUX_SIGNAL_NONE). Also
+ * what a device model's own interrupt goes through (virtio_net.c). */
+bool vd_signal_send(const struct vdemux_signal *cfg, vdemux_vm_id id, unsigned reasons);
 
 void vd_signal_raise(struct vdemux_engine *e, struct vm *vm, unsigned reasons);
 /* Send what was raised: every API call that may raise ends with this. */

@@ -11,6 +11,7 @@
 #include "common/util.h"
 #include "core/cost.h"
 #include "core/ring.h"
+#include "core/vmq.h"
 
 #define MAX_BACKENDS 8u
 #define VM_IDX_BITS 20u
@@ -27,28 +28,6 @@ struct slot {
 	uint16_t chain;  /* chain VMs: slots in the chain this slot starts, else 0 */
 	uint32_t mark;   /* duplicate detection inside one call */
 };
-
-struct vd_pool;
-struct vd_src;
-struct vdemux_dest;
-
-/* The owner of a VM whose buffers are not whole pages (virtio-net's
- * mergeable and small buffers): the engine hands it the frames to copy. */
-struct vd_sink {
-	/* Copy the frame as d receives it (out_len bytes, see
-	 * vd_frame_emit()) into the VM's buffers and complete them. Returns
-	 * 0, or the drop reason (nothing taken). */
-	int (*copy)(void *ctx, const struct vd_pool *pl, const struct vd_src *src,
-		    const struct vdemux_dest *d, uint32_t out_len);
-	/* A delivery into the head chain was planned; src->vh is the header
-	 * it carries (NULL: no offload). May be NULL. */
-	void (*planned)(void *ctx, const struct vd_src *src);
-	void *ctx;
-};
-
-/* Completion flag of chain VMs: the delivery failed after its buffer was
- * taken (the buffer goes back to the guest empty). Never seen by a VMM. */
-#define VD_CPL_DROPPED 0x8000u
 
 struct be_ref {
 	struct vdemux_backend *be;

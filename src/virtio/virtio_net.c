@@ -2,8 +2,8 @@
  * virtio-net receive queues on the engine (include/vdemux/virtio_net.h).
  *
  * A queue is an engine VM whose window is all of guest RAM, harvested
- * lazily, with a receive offset and chains (src/core/vm.h). Buffers taken
- * from the ring go one of two ways:
+ * lazily, with a receive offset and chains; the queue reaches it through
+ * src/core/vmq.h only. Buffers taken from the ring go one of two ways:
  * - a big-packet chain that can be flipped is posted to the engine as a
  *   chain of pages; the engine lays each frame out at the chain's data
  *   offset and flips (or copies) it there; its completions come back here
@@ -19,18 +19,14 @@
 #include <endian.h>
 #include <errno.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <vdemux/virtio_net.h>
 
 #include "common/util.h"
-#include "core/engine.h"
 #include "core/frame.h"
 #include "core/offload.h"
-#include "core/ring.h"
-#include "core/vm.h"
-#include "core/vm_api.h"
-#include "core/vmtab.h"
+#include "core/signal.h"
+#include "core/vmq.h"
 #include "virtio/vnet_rx.h"
 #include "virtio/vring.h"
 
@@ -85,46 +81,24 @@ struct vdemux_vnet_rxq {
 
 static struct vm *rxq_vm(const struct vdemux_vnet_rxq *q)
 {
-	return vd_vm_get(q->eng, q->id);
-}
-
-/* Whether every page of guest RAM under [gpa, gpa + len) is backed: the
- * queue writes guest memory through the VMM's mapping, and a page some table
- * failed to restore (a hole: see apply.c) would fault there. */
-static bool backed(const struct vm *vm, uint64_t gpa, uint64_t len)
-{
-	for (uint64_t p = gpa / PAGE; len && p <= (gpa + len - 1) / PAGE; p++)
-		if (p >= vm->rx_pages || vm->slots[p].page == VDEMUX_NO_PAGE)
-			return false;
-	return true;
+	return vd_vmq_get(q->eng, q->id);
 }
 
 static bool chain_backed(const struct vm *vm, const struct vd_vring_seg *sg, uint32_t n)
 {
 	for (uint32_t k = 0; k < n; k++)
-		if (!backed(vm, sg[k].gpa, sg[k].len))
+		if (!vd_vmq_backed(vm, sg[k].gpa, sg[k].len))
 			return false;
 	return true;
 }
 
 /* ---- interrupts ---- */
 
+/* The guest's interrupt goes out the way the engine's signals do. */
 static void interrupt(struct vdemux_vnet_rxq *q)
 {
-	uint64_t one = 1;
-
-	switch (q->irq.kind) {
-	case VDEMUX_SIGNAL_EVENTFD:
-		/* Fails only if the counter would overflow: one is pending. */
-		(void)!write(q->irq.fd, &one, sizeof(one));
-		break;
-	case VDEMUX_SIGNAL_CALLBACK:
-		q->irq.cb(q->id, VDEMUX_SIG_RX, q->irq.payload);
-		break;
-	default:
-		return;
-	}
-	q->st.interrupts++;
+	if (vd_signal_send(&q->irq, q->id, VDEMUX_SIG_RX))
+		q->st.interrupts++;
 }
 
 /* Make what was pushed visible, and interrupt the guest if it asks. A
@@ -199,7 +173,7 @@ static void chain_done(struct vdemux_vnet_rxq *q, const struct vm *vm, struct fc
 {
 	uint8_t h[VNET_HDR_MAX];
 
-	if (fc->failed || !backed(vm, fc->first_gpa, q->hdr_len)) {
+	if (fc->failed || !vd_vmq_backed(vm, fc->first_gpa, q->hdr_len)) {
 		vd_vring_push(q->vq, fc->head, 0);
 		q->st.failed++;
 		return;
@@ -222,7 +196,7 @@ static void drain(struct vdemux_vnet_rxq *q, struct vm *vm)
 {
 	struct vdemux_completion c;
 
-	while (vd_cq_pop(&vm->cq, &c)) {
+	while (vd_vmq_complete(vm, &c)) {
 		struct fchain *fc;
 
 		if (!q->fq_n || !q->vq)
@@ -253,14 +227,8 @@ static int take_buffers(struct vdemux_vnet_rxq *q, struct vm *vm);
  * dropped. */
 static void forget_buffers(struct vdemux_vnet_rxq *q, struct vm *vm)
 {
-	struct vdemux_completion c;
-
-	if (vm) {
-		while (vm->postq.count)
-			vd_vm_take_posted(vm);
-		while (vd_cq_pop(&vm->cq, &c))
-			;
-	}
+	if (vm)
+		vd_vmq_unpost_all(vm);
 	q->fq_head = q->fq_n = q->fq_taken = q->cq_head = q->cq_n = q->seg_head = q->seg_n = 0;
 }
 
@@ -282,7 +250,7 @@ static int take_or_break(struct vdemux_vnet_rxq *q, struct vm *vm)
 static void on_signal(vdemux_vm_id id, unsigned reasons, void *payload)
 {
 	struct vdemux_vnet_rxq *q = payload;
-	struct vm *vm = vd_vm_get(q->eng, id);
+	struct vm *vm = vd_vmq_get(q->eng, id);
 
 	if (!vm || !q->vq || !(reasons & VDEMUX_SIG_RX))
 		return; /* release requests: the guest's pages are exchanged one for one */
@@ -343,7 +311,7 @@ static int sink_copy(void *ctx, const struct vd_pool *pl, const struct vd_src *s
 		for (uint32_t k = 0; k < cb->nseg; k++) {
 			const struct vd_vring_seg *sg = &q->segs[(cb->seg0 + k) % q->seg_cap];
 
-			if (!backed(q->vm, sg->gpa, sg->len))
+			if (!vd_vmq_backed(q->vm, sg->gpa, sg->len))
 				return VDEMUX_DROP_BACKEND; /* a hole the guest cannot have made */
 		}
 	}
@@ -387,12 +355,10 @@ static bool post_pages(struct vdemux_vnet_rxq *q, struct vm *vm, const struct vd
 
 	if (q->fq_n == q->fq_cap)
 		return false;
-	if (vm->postq.count == 0)
-		vm->rx_offset = sh->data_off;
-	else if (sh->data_off != vm->rx_offset)
+	/* Another data offset than the chains waiting, a page posted twice,
+	 * or outside RAM: not flippable. */
+	if (vd_vmq_post_chain(q->eng, vm, q->pages, sh->npages, sh->data_off))
 		return false;
-	if (vd_vm_post_chain(q->eng, vm, q->pages, sh->npages))
-		return false; /* a page posted twice, or outside RAM: not flippable */
 	fc = &q->fq[(q->fq_head + q->fq_n) % q->fq_cap];
 	q->fq_n++;
 	*fc = (struct fchain){.first_gpa = q->pages[0], .head = c->head};
@@ -490,7 +456,7 @@ int vdemux_vnet_rxq_kick(vdemux_vnet_rxq *q)
 
 static void rxq_free(vdemux_vnet_rxq *q)
 {
-	const struct vdemux_alloc_hooks *h = &q->eng->alloc;
+	const struct vdemux_alloc_hooks *h = vd_vmq_alloc(q->eng);
 
 	vd_free(h, q->fq);
 	vd_free(h, q->cq);
@@ -510,10 +476,10 @@ int vdemux_vnet_rxq_create(vdemux_vnet_rxq **out, vdemux_engine *eng, const stru
 		return -EINVAL;
 	vd_opts_copy(&o, uopts, sizeof(o));
 	if (!o.ram || ((uintptr_t)o.ram & (PAGE - 1)) || !o.ram_size || (o.ram_size & (PAGE - 1)) ||
-	    o.ram_size / PAGE > VM_MAX_PAGES || (o.irq.kind == VDEMUX_SIGNAL_EVENTFD && o.irq.fd < 0) ||
+	    o.ram_size / PAGE > VD_VMQ_MAX_PAGES || (o.irq.kind == VDEMUX_SIGNAL_EVENTFD && o.irq.fd < 0) ||
 	    (o.irq.kind == VDEMUX_SIGNAL_CALLBACK && !o.irq.cb) || o.irq.kind > VDEMUX_SIGNAL_EVENTFD)
 		return -EINVAL;
-	q = vd_calloc(&eng->alloc, 1, sizeof(*q));
+	q = vd_calloc(vd_vmq_alloc(eng), 1, sizeof(*q));
 	if (!q)
 		return -ENOMEM;
 	q->eng = eng;
@@ -534,8 +500,7 @@ int vdemux_vnet_rxq_create(vdemux_vnet_rxq **out, vdemux_engine *eng, const stru
 	}
 	vm = rxq_vm(q);
 	q->vm = vm;
-	vm->chains = true;
-	vm->sink = (struct vd_sink){.copy = sink_copy, .planned = on_planned, .ctx = q};
+	vd_vmq_set_layout(vm, &(struct vd_sink){.copy = sink_copy, .planned = on_planned, .ctx = q});
 	*out = q;
 	return 0;
 }
@@ -568,7 +533,7 @@ int vdemux_vnet_rxq_start(vdemux_vnet_rxq *q, const struct vdemux_vnet_ring *uri
 	vd_opts_copy(&r, uring, sizeof(r));
 	if (!r.size || r.size > VD_VRING_MAX_SIZE || (r.size & (r.size - 1)))
 		return -EINVAL;
-	h = &q->eng->alloc;
+	h = vd_vmq_alloc(q->eng);
 	cfg = (struct vd_vring_config){.desc_gpa = r.desc_gpa, .avail_gpa = r.avail_gpa,
 				       .used_gpa = r.used_gpa, .size = r.size,
 				       .flags = VD_VRING_F_WRITE_ONLY, .features = r.features};
@@ -586,7 +551,7 @@ int vdemux_vnet_rxq_start(vdemux_vnet_rxq *q, const struct vdemux_vnet_ring *uri
 	if (err)
 		return err;
 	q->features = r.features;
-	q->vm->offloads = guest_offloads(r.features);
+	vd_vmq_set_offloads(q->vm, guest_offloads(r.features));
 	q->hdr_len = vd_vnet_hdr_len(r.features);
 	q->mrg = !!(r.features & VD_VIRTIO_NET_F_MRG_RXBUF);
 	q->fq_head = q->fq_n = q->fq_taken = q->cq_head = q->cq_n = q->seg_head = q->seg_n = 0;
