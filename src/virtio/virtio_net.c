@@ -211,8 +211,9 @@ static int take_buffers(struct vdemux_vnet_rxq *q, struct vm *vm);
 static void on_signal(vdemux_vm_id id, unsigned reasons, void *payload)
 {
 	struct vdemux_vnet_rxq *q = payload;
-	struct vm *vm = vd_vm_get(q->eng, id);
+	struct vm *vm = q->vm; /* the signal's: id is the queue's */
 
+	(void)id;
 	if (!vm || !q->vq || !(reasons & VDEMUX_SIG_RX))
 		return; /* release requests: the guest's pages are exchanged one for one */
 	drain(q, vm);
@@ -415,7 +416,7 @@ int vdemux_vnet_rxq_kick(vdemux_vnet_rxq *q)
 		return -ENOTCONN;
 	if (vd_vring_broken(q->vq))
 		return -EIO;
-	taken = take_buffers(q, rxq_vm(q));
+	taken = take_buffers(q, q->vm);
 	publish(q);
 	return vd_vring_broken(q->vq) && !taken ? -EIO : taken;
 }

@@ -42,6 +42,8 @@ struct vd_vring {
 	uint16_t used_next;   /* next used slot to fill */
 	uint16_t used_pub;    /* used->idx as last stored */
 	uint16_t signalled;   /* used_pub at the last need_notify */
+	uint16_t armed_at;    /* last_avail when kicks were last asked for */
+	bool armed;           /* kicks asked for (and fenced) at armed_at */
 	int broken;           /* 0 or error kind + 1 */
 
 	uint32_t inflight;    /* heads not HEAD_FREE */
@@ -295,6 +297,7 @@ void vd_vring_reset(struct vd_vring *vq)
 	vq->used_next = 0;
 	vq->used_pub = 0;
 	vq->signalled = 0;
+	vq->armed = false;
 	vq->broken = 0;
 	vq->inflight = 0;
 	vq->npushed = 0;
@@ -558,20 +561,29 @@ int vd_vring_set_avail_event(struct vd_vring *vq, uint16_t idx)
 	if (!vq->event_idx)
 		return -EOPNOTSUPP;
 	st16(vq->used + USED_RING + 8u * vq->size, idx);
+	vq->armed = false;
 	return 0;
 }
 
 bool vd_vring_enable_kick(struct vd_vring *vq, bool on)
 {
+	/* Asked already, for the same entry, and fenced then: the driver
+	 * kicks for whatever it adds from then on; what it added before is
+	 * seen by the load below. Nothing to store, nothing to order. */
+	if (on && vq->armed && (!vq->event_idx || vq->armed_at == vq->last_avail))
+		goto look;
 	if (vq->event_idx) {
 		if (!on)
 			return false; /* avail_event stays behind: no kick until it wraps */
 		st16(vq->used + USED_RING + 8u * vq->size, vq->last_avail);
 	} else {
 		st16(vq->used + USED_FLAGS, on ? 0 : VD_VRING_USED_F_NO_NOTIFY);
+		vq->armed = false;
 		if (!on)
 			return false;
 	}
+	vq->armed = true;
+	vq->armed_at = vq->last_avail;
 	/*
 	 * Full barrier: the store above must be visible before we look at
 	 * avail->idx again. The driver stores avail->idx, issues a full
@@ -580,6 +592,7 @@ bool vd_vring_enable_kick(struct vd_vring *vq, bool on)
 	 * new entries here (2.7.7.2, 2.7.10).
 	 */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+look:
 	if (vq->broken || avail_refresh(vq) < 0)
 		return true; /* let pop report the broken queue */
 	return vq->avail_seen != vq->last_avail;
