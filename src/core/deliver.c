@@ -114,5 +114,8 @@ void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 
 void vd_deliver_flush(struct vdemux_engine *e)
 {
-	vd_apply_plan(e);
+	/* Nothing planned (every copy went to a sink): nothing to apply, and
+	 * no VM carries the current generation, which may stay. */
+	if (e->plan.vms)
+		vd_apply_plan(e);
 }
