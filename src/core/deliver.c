@@ -74,6 +74,7 @@ void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 	const uint32_t *pages = src->pages;
 	uint32_t len = src->len, np = pages ? npages_for(src->off + len) : 0;
 	int consumer = -1, r;
+	struct vm *cvm = NULL;
 	bool consumed = false;
 
 	if (src->flat)
@@ -88,28 +89,33 @@ void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 	if (v.n > v.cap)
 		v.n = v.cap;
 	for (unsigned k = v.n; k-- > 0;) {
-		if (v.dests[k].action == VDEMUX_VLAN_KEEP && vd_vm_get(e, v.dests[k].vm)) {
+		if (v.dests[k].action == VDEMUX_VLAN_KEEP && (cvm = vd_vm_get(e, v.dests[k].vm))) {
 			consumer = (int)k;
 			break;
 		}
 	}
 	for (unsigned k = 0; k < v.n; k++) {
-		struct vm *vm = vd_vm_get(e, v.dests[k].vm);
+		struct vm *vm;
 
+		if ((int)k == consumer)
+			continue; /* known, planned last */
+		vm = vd_vm_get(e, v.dests[k].vm);
 		if (!vm) {
 			vd_drop(e, NULL, VDEMUX_DROP_UNKNOWN_VM);
 			continue;
 		}
-		if ((int)k != consumer)
-			plan_one(e, vm, src, &v.dests[k], false);
+		plan_one(e, vm, src, &v.dests[k], false);
 	}
 	if (consumer >= 0)
-		consumed = plan_one(e, vd_vm_get(e, v.dests[consumer].vm), src, &v.dests[consumer], true);
+		consumed = plan_one(e, cvm, src, &v.dests[consumer], true);
 	if (!consumed)
 		free_pages(e, pages, np);
 }
 
 void vd_deliver_flush(struct vdemux_engine *e)
 {
-	vd_apply_plan(e);
+	/* Nothing planned (every copy went to a sink): nothing to apply, and
+	 * no VM carries the current generation, which may stay. */
+	if (e->plan.vms)
+		vd_apply_plan(e);
 }

@@ -68,4 +68,11 @@ void vd_vmq_unpost_all(struct vm *vm);
  * a page some table failed to restore would fault there). */
 bool vd_vmq_backed(const struct vm *vm, uint64_t gpa, uint64_t len);
 
+/* Whether every page of the VM's window is backed, without looking at them:
+ * the VM holds a page in every slot (its held count says so, except while
+ * the current plan has entries of this VM: a planned map reserves its page
+ * before the slot gets it). True implies vd_vmq_backed() of any range of
+ * the window. */
+bool vd_vmq_all_backed(const struct vdemux_engine *e, const struct vm *vm);
+
 #endif
