@@ -4,11 +4,13 @@
  * (tests/support/vnet_guest.c) until the input makes it hostile: any byte
  * of guest memory rewritten between two calls, rings included.
  *
- * Input: 4 header bytes (layout, queue size, features, copy policy), then
- * operations of 4 bytes until the input ends: the guest refills, the guest
- * reads what it got, a kick, frames through vdemux_rx_burst or the
- * zero-copy pair, the guest scribbling over its memory (its rings most
- * often), a device reset, a stop and restart.
+ * Input: 4 header bytes (layout, queue size, features (bit 3:
+ * GUEST_CSUM), copy policy), then operations of 4 bytes until the input
+ * ends: the guest refills, the guest reads what it got, a kick, frames
+ * through vdemux_rx_burst or the zero-copy pair (some with a virtio-net
+ * header in front, DATA_VALID: the header the guest reads must say it,
+ * or nothing without GUEST_CSUM), the guest scribbling over its memory
+ * (its rings most often), a device reset, a stop and restart.
  *
  * Guest RAM is kept by the KVM backend over a range with an inaccessible
  * page on each side: a write outside guest RAM faults. After every step:
@@ -40,6 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define RAM_PAGES 64u
 #define RAM ((uint64_t)RAM_PAGES * PG)
 #define MAXF 20000u
+#define F_GUEST_CSUM (1ull << 1)
 
 #define CHECK(c)                                                                          \
 	do {                                                                              \
@@ -151,7 +154,7 @@ static void setup(struct world *w, struct in *in)
 	}
 
 	w->features = VD_VIRTIO_F_VERSION_1 * !!(fb & 1) | VD_VIRTIO_F_EVENT_IDX * !!(fb & 2) |
-		      VD_VIRTIO_F_INDIRECT_DESC * !!(fb & 4);
+		      VD_VIRTIO_F_INDIRECT_DESC * !!(fb & 4) | F_GUEST_CSUM * !!(fb & 8);
 	if (layout == 0)
 		w->features |= VD_VIRTIO_NET_F_MRG_RXBUF;
 	w->vo = (struct vng_opts){.mode = layout == 0 ? VNG_MERGEABLE : layout == 1 ? VNG_BIG : VNG_SMALL,
@@ -200,17 +203,34 @@ static void other_reads(struct world *w)
 	}
 }
 
+/* The header a guest read: what the frames carry (DATA_VALID, for a guest
+ * with GUEST_CSUM) or nothing. */
+static void check_hdr(const struct world *w, const struct vng_hdr *h)
+{
+	if (w->scribbled)
+		return;
+	CHECK(h->gso_type == 0 && h->gso_size == 0 && h->csum_start == 0 && h->csum_offset == 0);
+	CHECK(h->flags == 0 || (h->flags == 2 && (w->features & F_GUEST_CSUM)));
+}
+
+/* A frame of len bytes, with a virtio-net header in front (DATA_VALID, so
+ * that every guest gets the frame as sent) when @hdr. */
 static void frames(struct world *w, struct in *in, unsigned a, unsigned b)
 {
-	static uint8_t buf[MAXF];
+	static uint8_t hbuf[10 + MAXF];
+	uint8_t *buf = hbuf + 10;
+	bool hdr = a & 8;
 	uint32_t len = 14 + (((a << 8) | b) * 7u) % (MAXF - 14);
 	const uint8_t *dst = (a & 3) == 0 ? bcast : (a & 3) == 1 ? mac_o : mac_q;
 	struct vdemux_rx_buf rb[8];
 	uint32_t off = next(in) & 1 ? 32 : 0, np = (off + len + PG - 1) / PG, done = 0;
 
 	seqframe_make(buf, dst, w->seq++, len);
+	memset(hbuf, 0, 10);
+	hbuf[0] = 2; /* DATA_VALID */
 	if (!(a & 4)) {
-		struct vdemux_frame f = {.data = buf, .len = len};
+		struct vdemux_frame f = {.data = hdr ? hbuf : buf, .len = len + (hdr ? 10 : 0),
+					 .flags = hdr ? VDEMUX_FRAME_VNET_HDR(10) : 0};
 
 		(void)vdemux_rx_burst(w->eng, &f, 1); /* -ENOBUFS: pool low */
 		return;
@@ -225,6 +245,13 @@ static void frames(struct world *w, struct in *in, unsigned a, unsigned b)
 		rb[p].len = n;
 		rb[p].flags = p + 1 < np ? VDEMUX_RXBUF_MORE : 0;
 		done += n;
+	}
+	if (hdr && off >= 10) {
+		/* The header just before the frame, in the lent page. */
+		memcpy(rb[0].data + off - 10, hbuf, 10);
+		rb[0].off -= 10;
+		rb[0].len += 10;
+		rb[0].flags |= VDEMUX_RXBUF_VNET_HDR(10);
 	}
 	CHECK(vdemux_rx_submit(w->eng, rb, np) == (int)np);
 }
@@ -250,8 +277,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 1:
 			while ((n = vng_recv(&w.g, &h, rx, sizeof(rx))) != -EAGAIN && n != -EIO)
-				if (n > 0)
+				if (n > 0) {
 					check_frame(rx, n < (int)sizeof(rx) ? n : 0, mac_q, w.scribbled);
+					check_hdr(&w, &h);
+				}
 			break;
 		case 2:
 			n = vdemux_vnet_rxq_kick(w.q);
