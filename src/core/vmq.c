@@ -27,11 +27,6 @@ void vd_vmq_set_layout(struct vm *vm, const struct vd_sink *sink)
 	vm->sink = *sink;
 }
 
-void vd_vmq_set_offloads(struct vm *vm, uint32_t offloads)
-{
-	vm->offloads = offloads;
-}
-
 int vd_vmq_post_chain(struct vdemux_engine *e, struct vm *vm, const uint64_t *gpas, unsigned n,
 		      uint32_t off)
 {
@@ -63,4 +58,14 @@ bool vd_vmq_backed(const struct vm *vm, uint64_t gpa, uint64_t len)
 		if (p >= vm->rx_pages || vm->slots[p].page == VDEMUX_NO_PAGE)
 			return false;
 	return true;
+}
+
+bool vd_vmq_all_backed(const struct vdemux_engine *e, const struct vm *vm)
+{
+	return vm->held == vm->rx_pages && vm->plan.gen != e->plan.gen;
+}
+
+void vd_vmq_set_offloads(struct vm *vm, uint32_t offloads)
+{
+	vm->offloads = offloads;
 }
