@@ -96,6 +96,70 @@ static void test_largest_max_vms_names_and_finds_its_vms(void **state)
 	vt_check(fx);
 }
 
+/* The engine's own arena: at most 2^28 pages (arena.h). */
+static void test_engine_arena_of_more_than_2_pow_28_pages_is_refused(void **state)
+{
+	struct vdemux_engine_opts o = VDEMUX_OPTS(vdemux_engine_opts, .npages = (1u << 28) + 1);
+	vdemux_engine *e = NULL;
+
+	(void)state;
+	assert_int_equal(vdemux_engine_create(&e, &o), -EINVAL);
+	assert_null(e);
+	o.npages = UINT32_MAX;
+	assert_int_equal(vdemux_engine_create(&e, &o), -EINVAL);
+	assert_null(e);
+}
+
+/* The classifier's table: max_entries at most 2^26; VLANs 1 .. 4094. */
+static void test_l2_max_entries_and_vlan_ids_at_their_limits(void **state)
+{
+	struct vt_fx_opts fo = {0};
+	struct vt_fx *fx;
+	struct vt_vm *a;
+	vdemux_l2 *l2 = NULL;
+	struct vdemux_l2_opts lo = VDEMUX_OPTS(vdemux_l2_opts, .max_entries = (1u << 26) - 1);
+	uint8_t f[64], dst[6];
+	struct vdemux_frame fr = {.data = f, .len = sizeof(f)};
+
+	assert_int_equal(vdemux_l2_create(&l2, &lo), 0);
+	vdemux_l2_destroy(l2);
+	lo.max_entries = 1u << 26;
+	assert_int_equal(vdemux_l2_create(&l2, &lo), 0);
+	vdemux_l2_destroy(l2);
+	l2 = NULL;
+	lo.max_entries = (1u << 26) + 1;
+	assert_int_equal(vdemux_l2_create(&l2, &lo), -EINVAL);
+	assert_null(l2);
+
+	fo.builtin_cls = true;
+	fo.eng = VDEMUX_OPTS(vdemux_engine_opts, .npages = 32, .copy = VDEMUX_COPY_NEVER);
+	fx = vt_fx_state(state, &fo);
+	a = vm_posted(fx, 4);
+	l2 = vdemux_engine_l2(fx->eng);
+	assert_int_equal(vdemux_l2_vlan_join(l2, a->id, 4093, VDEMUX_L2_TAGGED), 0);
+	assert_int_equal(vdemux_l2_vlan_join(l2, a->id, 4094, VDEMUX_L2_TAGGED), 0);
+	assert_int_equal(vdemux_l2_vlan_join(l2, a->id, 4095, VDEMUX_L2_TAGGED), -EINVAL);
+	vt_mac(a->id, dst);
+	assert_int_equal(vdemux_l2_add_mac(l2, a->id, dst, 4094), 0);
+	assert_int_equal(vdemux_l2_add_mac(l2, a->id, dst, 4095), -EINVAL);
+	/* a frame tagged 4094 reaches the member with its tag */
+	vt_frame_fill(f, sizeof(f), dst, 90);
+	memmove(f + 16, f + 12, sizeof(f) - 16);
+	f[12] = 0x81;
+	f[13] = 0x00;
+	f[14] = 0x0f;
+	f[15] = 0xfe;
+	assert_int_equal(vdemux_rx_burst(fx->eng, &fr, 1), 1);
+	assert_int_equal(vt_vm_stats(fx, a).delivered, 1);
+	assert_int_equal(vt_guest_read_page(fx, 0, a, vt_gpa(a, 0), (uint8_t[PG]){0}), 0);
+	/* tagged 4095: no VLAN has it, dropped */
+	f[15] = 0xff;
+	assert_int_equal(vdemux_rx_burst(fx->eng, &fr, 1), 1);
+	assert_int_equal(vt_vm_stats(fx, a).delivered, 1);
+	assert_int_equal(vt_stats(fx).drops[VDEMUX_DROP_NO_VLAN_MEMBER], 1);
+	vt_check(fx);
+}
+
 /* ---- frames from the caller's memory ---- */
 
 /* Frames of max_frame - 1 and max_frame bytes are delivered whole. */
@@ -759,6 +823,8 @@ int main(void)
 		T(test_engine_max_frame_is_at_most_65540_and_at_least_14),
 		T(test_engine_max_vms_is_at_most_2_pow_20_minus_1),
 		T(test_largest_max_vms_names_and_finds_its_vms),
+		T(test_engine_arena_of_more_than_2_pow_28_pages_is_refused),
+		T(test_l2_max_entries_and_vlan_ids_at_their_limits),
 		T(test_burst_takes_frames_up_to_the_longest_max_frame),
 		T(test_burst_takes_frames_up_to_the_default_max_frame),
 		T(test_burst_refuses_a_frame_of_65541_bytes_with_emsgsize),
