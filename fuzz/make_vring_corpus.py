@@ -7,8 +7,10 @@ kick decisions, reset), in the format read by fuzz/vring_fuzzer.c:
   4 VERSION_1, 8 MRG_RXBUF, 0x10 not write-only, 0x20/0x40/0x80 misalign
   desc/avail/used by header byte 5); desc, avail, used GPA / 128; misalign
   bits; RX window (0x80 | first page); window pages - 1.
-  1 byte: number of operations, then 4 bytes each (opcode % 10, a, b, c).
+  1 byte: number of operations, then 4 bytes each (opcode % 12, a, b, c).
   The rest: the guest memory image from GPA 0.
+  Queues of more than 64 entries (log2 size 7 .. 15) have a legacy layout
+  from the desc address, then an indirect table's room, then the buffers.
 
 usage: fuzz/make_vring_corpus.py   (writes fuzz/corpus/vring/)
 """
@@ -17,7 +19,10 @@ import random
 import struct
 
 EVT, IND, V1, MRG, RW = 1, 2, 4, 8, 0x10
-POP, PUSH, PUBLISH, NOTIFY, KICK, POST, REWRITE, RESET = 0, 2, 3, 4, 5, 6, 8, 9
+POP, PUSH, PUBLISH, NOTIFY, KICK, POST, REWRITE, RESET, LONG, TABLE = 0, 2, 3, 4, 5, 6, 8, 9, 10, 11
+# LONG (c % 4): 0 size descriptors, 1 size - 1, 2 any, 3 size + 1 (a loop)
+# TABLE (c % 4): 0 size entries, 1 size + 1, 2 size - 1, 3 any; c & 4 longest lengths
+# POP on a queue of more than 64 (a % 4): 0 array of size, 1 size - 1, 2 size + 1
 WHOLE, NEXT = 0x40, 0x80
 F_NEXT, F_WRITE, F_IND = 1, 2, 4
 
@@ -112,6 +117,36 @@ seeds['misaligned-rings'] = inp(header(feats=V1 | 0xe0, mis=0x31), [op(POP, 7)])
 seeds['guest-rewrites-between-calls'] = inp(header(feats=V1 | IND | EVT), basic + [
     op(REWRITE, 0, 3, 0xff), op(POP, 7), op(REWRITE, 1, 4, 0x07), op(POP, 7), op(REWRITE, 2, 2, 0),
     op(PUSH, 0, 50, 0), op(PUBLISH), op(POP, 7), op(PUBLISH)])
+
+# The ring's limits: the largest queue (32768), chains as long as it,
+# indirect tables of its size and one more, chains of more than UINT32_MAX
+# bytes; and the same on a queue of 64 (the largest of the small layout).
+Q15, Q6 = 15, 6
+pop_whole = [op(POP, 0), op(PUSH, 0, 255, 0), op(PUBLISH), op(NOTIFY)]
+seeds['ring-32768-chain-of-the-whole-table'] = inp(header(qlog=Q15, desc=0), [op(LONG, 0, 0, 0)] + pop_whole)
+seeds['ring-32768-chain-of-32767-from-the-middle'] = inp(header(qlog=Q15, desc=0x100), [op(LONG, 0x40, 0, 1)] + pop_whole)
+seeds['ring-32768-chain-into-an-array-one-short'] = inp(header(qlog=Q15), [op(LONG, 0, 0, 0), op(POP, 1), op(PUBLISH),
+                                                                         op(LONG, 0, 0, 0), op(POP, 2), op(PUBLISH)])
+seeds['ring-32768-chain-that-loops'] = inp(header(qlog=Q15), [op(LONG, 3, 7, 3), op(POP, 0), op(PUBLISH)])
+seeds['ring-32768-indirect-of-32768'] = inp(header(qlog=Q15, feats=V1 | IND | EVT), [op(TABLE, 5, 0, 0)] + pop_whole)
+seeds['ring-32768-indirect-of-32767'] = inp(header(qlog=Q15, feats=V1 | IND), [op(TABLE, 5, 1, 2), op(POP, 2),
+                                                                             op(PUSH, 0, 255, 0x40), op(PUBLISH)])
+seeds['ring-32768-indirect-of-32769-too-long'] = inp(header(qlog=Q15, feats=V1 | IND), [op(TABLE, 5, 0, 1), op(POP, 2),
+                                                                                      op(PUBLISH)])
+seeds['ring-32768-indirect-over-uint32-max-bytes'] = inp(header(qlog=Q15, feats=V1 | IND), [
+    op(TABLE, 9, 0, 4), op(POP, 0), op(PUBLISH), op(TABLE, 9, 0, 4 | 3), op(POP, 0), op(PUSH, 0, 255, 0), op(PUBLISH)])
+seeds['ring-32768-legacy-align-4-rx-window'] = inp(header(qlog=Q15, feats=V1 | IND | 0x80, win=0x82, winlen=3), [
+    op(LONG, 0, 0, 2), op(POP, 3), op(TABLE, 1, 3, 3), op(POP, 0), op(PUSH, 0, 100, 0), op(PUBLISH), op(NOTIFY),
+    op(KICK, 2), op(RESET, 0x5a), op(LONG, 0, 0, 0), op(POP, 0)])
+seeds['ring-1024-limits-and-posts'] = inp(header(qlog=10, feats=V1 | IND | EVT), [
+    post(i, 32 * (i + 1)) for i in range(4)] + [op(POP, 3)] * 4 + [op(LONG, 4, 0, 0), op(POP, 0), op(TABLE, 100, 0, 1),
+                                                                  op(POP, 2), op(TABLE, 101, 0, 0), op(POP, 2)] +
+    [op(PUSH, i, 255, 0) for i in range(6)] + [op(PUBLISH), op(NOTIFY)])
+seeds['ring-64-chain-of-the-whole-table'] = inp(header(qlog=Q6, avail=0x400, used=0x1000), [
+    op(LONG, 0, 0, 0), op(POP, 63), op(PUSH, 0, 255, 0), op(PUBLISH), op(LONG, 0, 0, 0), op(POP, 62), op(PUBLISH)])
+seeds['ring-64-indirect-of-64-and-65'] = inp(header(qlog=Q6, feats=V1 | IND, avail=0x400, used=0x1000), [
+    op(TABLE, 1, 0, 0), op(POP, 63), op(TABLE, 2, 0, 1), op(POP, 63), op(PUSH, 0, 255, 0), op(PUBLISH),
+    op(TABLE, 3, 0, 4), op(POP, 63), op(TABLE, 4, 0, 8), op(POP, 63), op(PUBLISH)])
 
 rnd = random.Random(1)
 for k in range(6):
