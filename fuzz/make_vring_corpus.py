@@ -12,7 +12,14 @@ kick decisions, reset), in the format read by fuzz/vring_fuzzer.c:
   Queues of more than 64 entries (log2 size 7 .. 15) have a legacy layout
   from the desc address, then an indirect table's room, then the buffers.
 
-usage: fuzz/make_vring_corpus.py   (writes fuzz/corpus/vring/)
+Also the limits-mode seeds of vnet_fuzzer (fuzz/corpus/vnet/limits-*; the
+other vnet seeds are not written here): 4 header bytes (layout | 0x80:
+0 mergeable, 1 big, 2 small; log2 queue size - 1; features 1 VERSION_1,
+2 EVENT_IDX, 4 INDIRECT_DESC, bits 3-5 big-packet pages (0: 18, 1: 31,
+2: 32, 3: 33, 4: 35), 0x40 max_frame 65540; copy policy), then operations
+of 4 bytes (op % 9, a, b, c), a frame operation one more (the offset).
+
+usage: fuzz/make_vring_corpus.py   (writes fuzz/corpus/vring/, fuzz/corpus/vnet/limits-*)
 """
 import os
 import random
@@ -160,3 +167,59 @@ for name, data in seeds.items():
     with open(os.path.join(out, name), 'wb') as f:
         f.write(data)
 print('%d inputs in %s' % (len(seeds), out))
+
+# vnet_fuzzer, limits mode.
+V_REFILL, V_RECV, V_KICK, V_FRAME, V_SCRIBBLE, V_OTHER, V_RESET, V_NEEDS = 0, 1, 2, 3, 5, 6, 7, 8
+MRGL, BIGL, SMALLL = 0x80, 0x81, 0x82
+F_V1, F_EVT, F_IND, F_65540 = 1, 2, 4, 0x40
+TO_BCAST, TO_OTHER, TO_Q = 0, 1, 2
+ZC = 4
+L_MAX, L_MAX_M1, L_ANY = 0, 2 << 3, 3 << 3
+O0, O32, O4095, O12 = 0, 1, 2, 3
+
+
+def v_hdr(layout, qlog, feats, pages=0, policy=0):
+    return bytes([layout, qlog - 1, feats | (pages << 3), policy])
+
+
+def v_op(code, a=0, b=0, c=0):
+    return bytes([code, a, b, c])
+
+
+def v_frame(to, length=L_MAX, zc=False, off=O0, b=0):
+    # a: destination | length selector | zero-copy; (219, 242): 1000 bytes
+    return bytes([V_FRAME, to | length | (ZC if zc else 0), b, 0, off])
+
+
+v_start = [v_op(V_REFILL), v_op(V_KICK)]
+v_round = [v_op(V_RECV), v_op(V_REFILL), v_op(V_KICK)]
+vnet_seeds = {
+    'limits-big-ring-32768-longest-frames': v_hdr(BIGL, 15, F_V1 | F_EVT | F_IND | F_65540) + b''.join(
+        v_start + [v_frame(TO_Q), v_frame(TO_Q, zc=True, off=O4095)] + v_round +
+        [v_frame(TO_Q, L_MAX_M1, zc=True, off=O4095), v_frame(TO_BCAST, zc=True, off=O12)] + v_round +
+        [v_op(V_OTHER)]),
+    'limits-big-32-pages-flipped': v_hdr(BIGL, 8, F_V1 | F_EVT, pages=2) + b''.join(
+        v_start + [v_frame(TO_Q), v_frame(TO_Q, zc=True, off=O4095), v_frame(TO_Q, L_MAX_M1)] + v_round),
+    'limits-big-33-pages-copied': v_hdr(BIGL, 8, F_V1 | F_65540, pages=3) + b''.join(
+        v_start + [v_frame(TO_Q), v_frame(TO_Q, zc=True, off=O4095), v_frame(TO_Q, L_ANY, b=77)] + v_round),
+    'limits-big-31-pages-and-a-reset': v_hdr(BIGL, 6, F_V1 | F_IND, pages=1, policy=2) + b''.join(
+        v_start + [v_frame(TO_Q, zc=True, off=O32), v_frame(TO_Q)] + v_round + [v_op(V_RESET)] + v_start +
+        [v_frame(TO_Q, L_MAX_M1, zc=True, off=O4095)] + v_round),
+    'limits-big-18-pages-as-linux-posts': v_hdr(BIGL, 8, F_V1 | F_EVT | F_65540, pages=0) + b''.join(
+        v_start + [v_frame(TO_Q), v_frame(TO_Q, zc=True, off=O4095), v_frame(TO_Q, L_MAX_M1, zc=True, off=O12)] +
+        v_round),
+    'limits-big-35-pages-copied': v_hdr(BIGL, 7, F_V1 | F_65540, pages=4, policy=1) + b''.join(
+        v_start + [v_frame(TO_Q), v_frame(TO_Q, zc=True, off=O4095)] + v_round),
+    'limits-mergeable-ring-32768-longest-frames': v_hdr(MRGL, 15, F_V1 | F_EVT | F_65540) + b''.join(
+        v_start + [v_frame(TO_Q), v_frame(TO_Q, zc=True, off=O4095), v_frame(TO_BCAST, L_MAX_M1)] + v_round +
+        [v_op(V_OTHER), v_op(V_SCRIBBLE, 1, 0, 9), v_op(V_KICK), v_op(V_NEEDS)]),
+    'limits-small-ring-4096-longest-frames': v_hdr(SMALLL, 12, F_V1 | F_65540, policy=1) + b''.join(
+        v_start + [v_frame(TO_Q), bytes([V_FRAME, 219, 242, 0, O0]), bytes([V_FRAME, 219, 100, 0, O4095]),
+                   v_frame(TO_Q, L_MAX_M1, zc=True, off=O4095)] + v_round),
+}
+out = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'corpus', 'vnet')
+os.makedirs(out, exist_ok=True)
+for name, data in vnet_seeds.items():
+    with open(os.path.join(out, name), 'wb') as f:
+        f.write(data)
+print('%d inputs in %s' % (len(vnet_seeds), out))
