@@ -58,6 +58,9 @@ struct world {
 	struct vt_fault *fail; /* wraps a sim; owned by the engine once registered */
 	vdemux_vm_id id[NVMS];
 	uint8_t mac[NVMS][6];
+	/* limits mode: buffers lent and kept (the pool runs low meanwhile) */
+	struct vdemux_rx_buf held[2 * CHAIN_L + 2];
+	unsigned nheld;
 };
 
 __attribute__((noreturn)) static void die(const char *what, const char *detail)
@@ -183,11 +186,12 @@ static uint32_t make_frame(struct world *w, struct in *in, uint8_t *f)
 		mark = 0x77;
 	}
 	memcpy(f + 6, (uint8_t[6]){0x02, 0, 0, 0, 0xee, 1}, 6);
-	if ((d & 0x40 || (w->limits && d & 0x20)) && len >= 18) { /* VLAN 5, or (limits) 1 */
+	if ((d & 0x40 || (w->limits && d & 0xa0)) && len >= 18) {
+		/* VLAN 5; or (limits) VLAN 1, or priority-tagged (VID 0) */
 		f[12] = 0x81;
 		f[13] = 0x00;
-		f[14] = 0;
-		f[15] = w->limits && !(d & 0x40) ? 1 : 5;
+		f[14] = w->limits && (d & 0x80) ? 0xa0 : 0;
+		f[15] = !w->limits || (d & 0x40) ? 5 : (d & 0x80) ? 0 : 1;
 	} else {
 		f[12] = 0x88;
 		f[13] = 0xb5;
@@ -244,17 +248,53 @@ static void guests_read(struct world *w)
 	}
 }
 
+/* Spoil a valid submit array in one of six ways: an id repeated, an id
+ * never lent, an open chain, an offset in a later buffer, an unknown flag,
+ * the first frame (of nb0 buffers) continued into the next. */
+static void tamper(struct vdemux_rx_buf *b, unsigned nb, unsigned nb0, unsigned kind, uint32_t npages)
+{
+	switch (kind % 6) {
+	case 5:
+		b[nb0 - 1].flags |= VDEMUX_RXBUF_MORE;
+		break;
+	case 0:
+		b[nb - 1].id = b[0].id;
+		break;
+	case 1:
+		b[nb / 2].id = npages + 5;
+		break;
+	case 2:
+		b[nb - 1].flags |= VDEMUX_RXBUF_MORE;
+		break;
+	case 3:
+		if (nb > 1)
+			b[1].off = 1;
+		else
+			b[0].off = PG;
+		break;
+	default:
+		b[0].flags |= 0x2;
+		break;
+	}
+}
+
 /* Limits mode: lend the buffers of up to two frames, each from an offset
  * the input picks (4095 most often: a 1-byte first buffer), of a length at
- * or around max_frame; fill them, chain them, then submit (or abort) them
- * all in one call. A refused submit leaves them lent: they are aborted. */
+ * or around max_frame; fill them, chain them, then submit them all in one
+ * call, or abort them, or keep them lent (given back at the next of these
+ * operations), or submit them spoiled (tamper()). A refused submit leaves
+ * them lent: they are aborted. */
 static void zero_copy_chains(struct world *w, struct in *in)
 {
 	static uint8_t f[LONGEST + 8];
 	static const uint32_t offs[4] = {PG - 1, 0, PG - 2, 12};
-	struct vdemux_rx_buf b[2 * CHAIN_L + 2];
-	unsigned nf = next(in) % 2 + 1, nb = 0;
+	struct vdemux_rx_buf b[2 * CHAIN_L + 2], orig[2 * CHAIN_L + 2];
+	unsigned nf = next(in) % 2 + 1, nb = 0, nb0 = 0, how;
 	int rc;
+
+	if (w->nheld && vdemux_rx_abort(w->eng, w->held, w->nheld) != (int)w->nheld)
+		die("zero-copy", "kept buffers could not be given back");
+	w->nheld = 0;
 
 	for (unsigned k = 0; k < nf; k++) {
 		unsigned osel = next(in);
@@ -283,15 +323,26 @@ static void zero_copy_chains(struct world *w, struct in *in)
 				x->data[o + n] = 0xee; /* the device scribbles past it */
 		}
 		nb += np;
+		if (!nb0)
+			nb0 = nb;
 	}
 	if (!nb)
 		return;
-	if (next(in) % 8 == 7) {
+	how = next(in);
+	if (how % 8 == 7) {
 		vdemux_rx_abort(w->eng, b, nb);
 		return;
 	}
+	if (how % 8 == 5) {
+		memcpy(w->held, b, nb * sizeof(*b));
+		w->nheld = nb;
+		return;
+	}
+	memcpy(orig, b, nb * sizeof(*b));
+	if (how % 8 == 6)
+		tamper(b, nb, nb0, how >> 3, (uint32_t)(2 * WIN_L + 2 * CHAIN_L + 8));
 	rc = vdemux_rx_submit(w->eng, b, nb);
-	if (rc < 0 && vdemux_rx_abort(w->eng, b, nb) != (int)nb)
+	if (rc < 0 && vdemux_rx_abort(w->eng, orig, nb) != (int)nb)
 		die("zero-copy", "a refused submit did not leave its buffers lent");
 	if (rc >= 0 && rc != (int)nb)
 		die("zero-copy", "submit took part of the buffers");

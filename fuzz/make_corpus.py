@@ -141,7 +141,7 @@ E_POST, E_RELEASE, E_BURST, E_ZC, E_READ, E_FAULT, E_READD, E_RELREQ = range(8)
 MAXF, MAXF_M1, MAXF_P1, MIN14, LEN13, ANY = 0, 2, 3, 4, 5, 6
 OFF4095, OFF0, OFF4094, OFF12 = 0, 1, 2, 3
 VM0, VM1, VM2, BCAST, NOBODY = 0, 1, 2, 3, 4
-TAG5, TAG1 = 0x40, 0x20
+TAG5, TAG1, PRIO = 0x40, 0x20, 0x80
 
 
 def e_frame(d, sel, r=0):
@@ -156,12 +156,16 @@ def e_burst(vm, *frames):
     return bytes([E_BURST, vm, len(frames) - 1]) + b''.join(e_frame(*f) for f in frames)
 
 
-def e_zc(*frames, abort=False):
-    # frames: (offset selector, destination, length selector)
+def e_zc(*frames, abort=False, hold=False, spoil=None):
+    # frames: (offset selector, destination, length selector); then submit,
+    # abort, keep lent (hold), or submit spoiled (0 id repeated, 1 id not
+    # lent, 2 open chain, 3 offset in a later buffer, 4 unknown flag, 5 the
+    # first frame continued into the second)
     b = bytes([E_ZC, 0, len(frames) - 1])
     for osel, d, sel in frames:
         b += bytes([osel]) + e_frame(d, sel)
-    return b + bytes([7 if abort else 0])
+    how = 7 if abort else 5 if hold else 6 | (spoil << 3) if spoil is not None else 0
+    return b + bytes([how])
 
 
 def limits(mf, *ops):
@@ -203,6 +207,19 @@ engine_seeds = {
                                                         e_zc((OFF4095, VM1, MAXF)), READ,
                                                         bytes([E_FAULT, 1, 16, 0]), e_burst(VM1, (VM1, MAXF)), READ,
                                                         bytes([E_READD, 1]), e_post(VM1), e_zc((OFF4095, VM1, MAXF))),
+    'limits-spoiled-chains-are-refused-whole': limits(1, e_post(VM0), *[
+        e_zc((OFF4095, VM0, MAXF), (OFF0, VM0, MIN14), spoil=k) for k in range(5)],
+        e_zc((OFF4095, VM0, MAXF), spoil=3), e_zc((OFF4095, VM0, MAXF)), READ),
+    'limits-chain-continued-past-max-frame': limits(0, e_post(VM0), e_zc((OFF0, VM0, MAXF), (OFF0, VM0, MIN14), spoil=5),
+                                                    e_zc((OFF0, VM0, MAXF_M1), (OFF4095, VM0, MIN14), spoil=5),
+                                                    e_zc((OFF0, VM0, MAXF), (OFF0, VM0, MIN14)), READ),
+    'limits-priority-tag-set-and-stripped': limits(1, e_post(VM0), e_post(VM1),
+                                                   e_burst(VM0, (VM0 | PRIO, MAXF), (VM1 | PRIO, MAXF), (BCAST | PRIO, ANY, 300)),
+                                                   e_zc((OFF4095, VM1 | PRIO, MAXF)), READ),
+    'limits-burst-while-the-pool-is-lent-out': limits(1, e_zc((OFF4095, VM0, MAXF), (OFF4095, VM1, MAXF), hold=True),
+                                                      e_burst(VM0, *[(VM0, MAXF)] * 8), bytes([E_RELREQ, 0]),
+                                                      e_post(VM0), e_burst(VM0, (VM0, MAXF), (BCAST, MAXF)),
+                                                      e_zc((OFF4095, VM0, MAXF)), READ),
 }
 
 here = os.path.dirname(os.path.abspath(__file__))
