@@ -172,6 +172,72 @@ static void check_untouched(const struct st *s)
 	compare(s, u1, s->gmem);
 }
 
+/* Pages holding a byte of the used ring: [*p0, *p1). */
+static void used_pages(const struct st *s, uint64_t *p0, uint64_t *p1)
+{
+	uint64_t u1 = s->cfg.used_gpa + VD_VRING_USED_BYTES(s->cfg.size);
+
+	*p0 = s->cfg.used_gpa & ~(uint64_t)(PG - 1);
+	*p1 = (u1 + PG - 1) & ~(uint64_t)(PG - 1);
+	if (*p1 > s->gmem)
+		*p1 = s->gmem;
+}
+
+/* Guest RAM outside the window and the used ring's pages: read-only while
+ * the device runs (prot), or writable again. */
+static void protect(const struct st *s, int prot)
+{
+	uint64_t p0, p1, r[2][2];
+	int n;
+
+	used_pages(s, &p0, &p1);
+	n = readable_ranges(s, 0, p0, r);
+	for (int i = 0; i < n; i++)
+		if (r[i][1] > r[i][0] && mprotect(s->ram + r[i][0], r[i][1] - r[i][0], prot))
+			abort();
+	n = readable_ranges(s, p1, s->gmem, r);
+	for (int i = 0; i < n; i++)
+		if (r[i][1] > r[i][0] && mprotect(s->ram + r[i][0], r[i][1] - r[i][0], prot))
+			abort();
+}
+
+/*
+ * Around every call into the device: afterwards, no byte of guest memory
+ * outside the used ring may have changed. Small queues: a snapshot of all
+ * of RAM, compared. Larger ones (RAM of up to 1.4 MiB): the pages without a
+ * byte of the used ring are made read-only during the call (a write there
+ * faults), and only the rest of the used ring's pages is compared.
+ */
+static void device_enter(struct st *s)
+{
+	uint64_t p0, p1;
+
+	if (s->gmem <= GMEM) {
+		snapshot(s);
+		return;
+	}
+	used_pages(s, &p0, &p1);
+	memcpy(s->snap + p0, s->ram + p0, s->cfg.used_gpa - p0);
+	memcpy(s->snap + s->cfg.used_gpa + VD_VRING_USED_BYTES(s->cfg.size),
+	       s->ram + s->cfg.used_gpa + VD_VRING_USED_BYTES(s->cfg.size),
+	       p1 - s->cfg.used_gpa - VD_VRING_USED_BYTES(s->cfg.size));
+	protect(s, PROT_READ);
+}
+
+static void device_exit(struct st *s)
+{
+	uint64_t p0, p1;
+
+	if (s->gmem <= GMEM) {
+		check_untouched(s);
+		return;
+	}
+	protect(s, PROT_READ | PROT_WRITE);
+	used_pages(s, &p0, &p1);
+	compare(s, p0, s->cfg.used_gpa);
+	compare(s, s->cfg.used_gpa + VD_VRING_USED_BYTES(s->cfg.size), p1);
+}
+
 static void check_stats(const struct st *s)
 {
 	const struct vd_vring_stats *t = vd_vring_stats(s->vq);
@@ -291,9 +357,9 @@ static void op_pop(struct st *s, uint8_t a)
 	int rc;
 
 	s->max_segs = pick_max_segs(s, a);
-	snapshot(s);
+	device_enter(s);
 	rc = vd_vring_pop(s->vq, &c, s->segs, s->max_segs);
-	check_untouched(s);
+	device_exit(s);
 	s->skipped_unpublished += vd_vring_stats(s->vq)->skipped - skipped_before;
 	if (!broken_before && vd_vring_broken(s->vq))
 		s->breaks++;
@@ -336,9 +402,9 @@ static void op_push(struct st *s, uint8_t a, uint8_t b, uint8_t c)
 		len = b;
 	}
 	ok = head < s->cfg.size && s->popped[head] && len <= s->chain_len[head];
-	snapshot(s);
+	device_enter(s);
 	rc = vd_vring_push(s->vq, head, len);
-	check_untouched(s);
+	device_exit(s);
 	CHECK(rc == (ok ? 0 : -EINVAL));
 	if (ok) {
 		s->popped[head] = false;
@@ -362,9 +428,9 @@ static void op_publish(struct st *s)
 	uint32_t n;
 	uint16_t idx;
 
-	snapshot(s);
+	device_enter(s);
 	n = vd_vring_publish(s->vq);
-	check_untouched(s);
+	device_exit(s);
 	CHECK(n == s->npushed + s->skipped_unpublished);
 	memcpy(&idx, s->ram + s->cfg.used_gpa + 2, 2);
 	if (n) {
@@ -564,21 +630,21 @@ static void run(struct st *s, const uint8_t *ops, uint32_t nops)
 			op_publish(s);
 			break;
 		case 4: {
-			snapshot(s);
+			device_enter(s);
 			(void)vd_vring_need_notify(s->vq);
-			check_untouched(s);
+			device_exit(s);
 			break;
 		}
 		case 5: {
 			int broken_before = vd_vring_broken(s->vq);
 
-			snapshot(s);
+			device_enter(s);
 			if (o[1] & 1)
 				(void)vd_vring_set_avail_event(s->vq, (uint16_t)(o[2] | o[3] << 8));
 			else
 				(void)vd_vring_enable_kick(s->vq, o[1] & 2);
 			(void)vd_vring_avail_count(s->vq);
-			check_untouched(s);
+			device_exit(s);
 			if (!broken_before && vd_vring_broken(s->vq))
 				s->breaks++;
 			break;
