@@ -17,7 +17,9 @@ other vnet seeds are not written here): 4 header bytes (layout | 0x80:
 0 mergeable, 1 big, 2 small; log2 queue size - 1; features 1 VERSION_1,
 2 EVENT_IDX, 4 INDIRECT_DESC, bits 3-5 big-packet pages (0: 18, 1: 31,
 2: 32, 3: 33, 4: 35), 0x40 max_frame 65540; copy policy), then operations
-of 4 bytes (op % 9, a, b, c), a frame operation one more (the offset).
+of 4 bytes (op % 10, a, b, c), a frame operation one more (the offset);
+operation 9 posts a hostile chain (a odd: indirect; b: 63, 64, 65 or
+queue-size descriptors; c: the head).
 
 usage: fuzz/make_vring_corpus.py   (writes fuzz/corpus/vring/, fuzz/corpus/vnet/limits-*)
 """
@@ -169,7 +171,8 @@ for name, data in seeds.items():
 print('%d inputs in %s' % (len(seeds), out))
 
 # vnet_fuzzer, limits mode.
-V_REFILL, V_RECV, V_KICK, V_FRAME, V_SCRIBBLE, V_OTHER, V_RESET, V_NEEDS = 0, 1, 2, 3, 5, 6, 7, 8
+V_REFILL, V_RECV, V_KICK, V_FRAME, V_SCRIBBLE, V_OTHER, V_RESET, V_NEEDS, V_HOSTILE = 0, 1, 2, 3, 5, 6, 7, 8, 9
+H63, H64, H65, HQ = 0, 1, 2, 3  # V_HOSTILE b: chain of 63, 64, 65, queue-size descriptors
 MRGL, BIGL, SMALLL = 0x80, 0x81, 0x82
 F_V1, F_EVT, F_IND, F_65540 = 1, 2, 4, 0x40
 TO_BCAST, TO_OTHER, TO_Q = 0, 1, 2
@@ -213,6 +216,14 @@ vnet_seeds = {
     'limits-mergeable-ring-32768-longest-frames': v_hdr(MRGL, 15, F_V1 | F_EVT | F_65540) + b''.join(
         v_start + [v_frame(TO_Q), v_frame(TO_Q, zc=True, off=O4095), v_frame(TO_BCAST, L_MAX_M1)] + v_round +
         [v_op(V_OTHER), v_op(V_SCRIBBLE, 1, 0, 9), v_op(V_KICK), v_op(V_NEEDS)]),
+    'limits-hostile-chains-of-63-64-65-descriptors': v_hdr(SMALLL, 8, F_V1 | F_IND) + b''.join(
+        [v_op(V_HOSTILE, 0, H63, 200), v_op(V_KICK), v_frame(TO_Q, L_ANY, b=7),
+         v_op(V_HOSTILE, 0, H64, 10), v_op(V_KICK), bytes([V_FRAME, 219, 242, 0, O0]),
+         v_op(V_HOSTILE, 0, H65, 100), v_op(V_KICK), v_op(V_RECV)]),
+    'limits-hostile-indirect-tables-of-64-65-and-queue-size': v_hdr(BIGL, 7, F_V1 | F_IND) + b''.join(
+        [v_op(V_HOSTILE, 1, H64, 3), v_op(V_KICK), v_frame(TO_Q, L_MAX_M1),
+         v_op(V_HOSTILE, 1, H65, 4), v_op(V_KICK), v_op(V_HOSTILE, 1, HQ, 5), v_op(V_KICK),
+         v_op(V_HOSTILE, 0, HQ, 6), v_op(V_KICK), v_op(V_RECV), v_op(V_NEEDS)]),
     'limits-small-ring-4096-longest-frames': v_hdr(SMALLL, 12, F_V1 | F_65540, policy=1) + b''.join(
         v_start + [v_frame(TO_Q), bytes([V_FRAME, 219, 242, 0, O0]), bytes([V_FRAME, 219, 100, 0, O4095]),
                    v_frame(TO_Q, L_MAX_M1, zc=True, off=O4095)] + v_round),

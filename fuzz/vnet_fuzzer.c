@@ -24,9 +24,11 @@
  * entries (guest RAM grows to hold their rings), big-packet chains of 17
  * (Linux's most), 30, 31, 32 or 34 pages (the engine flips at most 32),
  * max_frame 65536 or 65540, frames of max_frame - 1 and max_frame bytes
- * among others, and zero-copy chains of up to 18 buffers from offset 0,
- * 12, 32 or 4095.
+ * among others, zero-copy chains of up to 18 buffers from offset 0, 12, 32
+ * or 4095, and (operation 9) a guest that posts, behind its driver's back,
+ * chains of 63, 64, 65 or queue-size descriptors, direct or indirect.
  */
+#include <endian.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -215,10 +217,10 @@ static void teardown(struct world *w)
 		struct vdemux_vnet_rxq_stats s;
 
 		vdemux_vnet_rxq_stats(w->q, &s, sizeof(s));
-		fprintf(stderr, "buffers %llu page_buffers %llu frames %llu flipped %llu copied %llu skipped %llu\n",
+		fprintf(stderr, "buffers %llu page_buffers %llu frames %llu flipped %llu copied %llu skipped %llu ring_errors %llu\n",
 			(unsigned long long)s.buffers, (unsigned long long)s.page_buffers,
 			(unsigned long long)s.frames, (unsigned long long)s.flipped,
-			(unsigned long long)s.copied, (unsigned long long)s.skipped);
+			(unsigned long long)s.copied, (unsigned long long)s.skipped, (unsigned long long)s.ring_errors);
 	}
 	vdemux_vnet_rxq_destroy(w->q);
 	check(w);
@@ -294,6 +296,45 @@ static void frames(struct world *w, struct in *in, unsigned a, unsigned b)
 	CHECK(vdemux_rx_submit(w->eng, rb, np) == (int)np);
 }
 
+/* Limits mode: the guest, behind its driver's back, makes available a chain
+ * of 63, 64 (the most a receive queue takes), 65 or queue-size descriptors
+ * of 64 bytes from ring entry c, direct (a even) or through an indirect
+ * table (a odd) written over its own buffers. */
+static void hostile_chain(struct world *w, unsigned a, unsigned b, unsigned c)
+{
+	uint32_t qs = w->vo.qsize, lens[4] = {63, 64, 65, qs}, n = lens[b % 4];
+	uint64_t buf = w->g.buf_gpa, table = buf + 64ull * 128;
+	uint16_t head = (uint16_t)(c % qs);
+
+	if (!w->started || table + 16ull * n > w->ram_size)
+		return;
+	for (uint32_t k = 0; k < n; k++) {
+		uint16_t fl = VD_VRING_DESC_F_WRITE | (k + 1 < n ? VD_VRING_DESC_F_NEXT : 0);
+		uint64_t at = buf + 64ull * (k % 128);
+
+		if (a & 1) {
+			uint8_t d[16];
+			uint64_t le_at = htole64(at);
+			uint32_t le_len = htole32(64);
+			uint16_t le_fl = htole16(fl), le_nx = htole16((uint16_t)(k + 1));
+
+			memcpy(d, &le_at, 8);
+			memcpy(d + 8, &le_len, 4);
+			memcpy(d + 12, &le_fl, 2);
+			memcpy(d + 14, &le_nx, 2);
+			memcpy(w->ram + table + 16ull * k, d, 16);
+		} else {
+			vng_write_desc(&w->g, (uint16_t)((head + k) % qs), at, 64, fl, (uint16_t)((head + k + 1) % qs));
+		}
+	}
+	if (a & 1)
+		vng_write_desc(&w->g, head, table, 16u * n, VD_VRING_DESC_F_INDIRECT, 0);
+	vng_write_avail(&w->g, w->g.avail_idx_shadow, head);
+	w->g.avail_idx_shadow++;
+	vng_write_avail_idx(&w->g, w->g.avail_idx_shadow);
+	w->scribbled = true;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t rx[LONGEST + 64];
@@ -305,7 +346,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	setup(&w, &in);
 	check(&w);
 	while (in.n && steps++ < 300) {
-		unsigned op = next(&in) % 9, a = next(&in), b = next(&in), c = next(&in);
+		unsigned op = next(&in) % (w.limits ? 10 : 9), a = next(&in), b = next(&in), c = next(&in);
 		struct vng_hdr h;
 		int n;
 
@@ -351,6 +392,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				CHECK(vng_init(&w.g, &m, &w.vo) == 0);
 			}
 			start(&w);
+			break;
+		case 9:
+			hostile_chain(&w, a, b, c);
 			break;
 		default:
 			CHECK(vdemux_vnet_rxq_needs_reset(w.q) >= 0);
