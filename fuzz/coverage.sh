@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Line and region coverage of the frame-spreading and chain-walking code
-# (rx.c, plan.c, frame.c, vring.c, vnet_rx.c) reached by the fuzz corpora:
+# (rx.c, plan.c, deliver.c, frame.c, vring.c, vnet_rx.c) reached by the fuzz corpora:
 # the replay programs are built with clang's source-based coverage, each
 # corpus is run through its target, and llvm-cov reports the functions.
 #
@@ -20,7 +20,7 @@ cov=llvm-cov$sfx
 jobs=$(( $(nproc) < 2 ? $(nproc) : 2 ))
 flags="-fprofile-instr-generate -fcoverage-mapping"
 targets="engine vring vnet"
-files="src/core/rx.c src/core/plan.c src/core/frame.c src/virtio/vring.c src/virtio/vnet_rx.c"
+files="src/core/rx.c src/core/plan.c src/core/deliver.c src/core/frame.c src/virtio/vring.c src/virtio/vnet_rx.c"
 funcs='^(vdemux_rx_submit|bufs_validate|vdemux_rx_alloc|vdemux_rx_burst|frames_validate|vd_plan_delivery|delivery_obstacle|classify_pages|vd_deliver_frame|vd_frame_out_len|vd_frame_emit|src_read|walk|vd_vring_pop|vd_vring_create|vd_vnet_rx_classify|big_pages|big_shape)$'
 
 CC=clang cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS="$flags" \
