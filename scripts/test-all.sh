@@ -30,6 +30,12 @@ step "gcc build, unit + kernel-lab tests + valgrind memcheck"
 cmake -S . -B build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVDEMUX_VALGRIND=ON >/dev/null
 cmake --build build-test -j"$jobs"
 run_ctest --test-dir build-test --output-on-failure -j"$jobs"
+# The release build is hardened (VDEMUX_HARDEN): stack canaries, and glibc's
+# checked functions (_FORTIFY_SOURCE) where an object's size is known.
+for sym in __stack_chk_fail __memcpy_chk; do
+  nm -D --undefined-only build-test/libvdemux.so | grep -qw "$sym" ||
+    { echo "build-test/libvdemux.so does not call $sym: not hardened" >&2; exit 1; }
+done
 
 step "ASan + UBSan build, unit tests"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVDEMUX_SANITIZE=ON -DVDEMUX_KERNEL_TESTS=OFF \
