@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Build and run every test: unit tests (gcc), the same under valgrind memcheck,
-# an ASan+UBSan build, a clang build, the kernel-lab tests (real KVM and VFIO
-# under qemu), the fuzz corpus replay and a short fuzzing run, the API docs,
-# and an outside program built against the installed library with pkg-config
-# and with find_package.
+# an ASan+UBSan build, a clang build, the static analyzers, the kernel-lab
+# tests (real KVM and VFIO under qemu), the fuzz corpus replay and a short
+# fuzzing run, the API docs, and an outside program built against the
+# installed library with pkg-config and with find_package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -48,6 +48,9 @@ step "clang build (-Werror), unit tests"
 CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVDEMUX_KERNEL_TESTS=OFF >/dev/null
 cmake --build build-clang -j"$jobs"
 run_ctest --test-dir build-clang --output-on-failure -j"$jobs" -L unit
+
+step "static analysis of src/ (gcc -fanalyzer, clang --analyze): no finding unreviewed"
+scripts/static-analysis.py build-analysis
 
 if [ -x fuzz/run.sh ]; then
   step "fuzzing for ${fuzz_seconds}s"
