@@ -37,10 +37,17 @@ for sym in __stack_chk_fail __memcpy_chk; do
     { echo "build-test/libvdemux.so does not call $sym: not hardened" >&2; exit 1; }
 done
 
-step "ASan + UBSan build, unit tests"
+step "ASan + UBSan build: unit tests, fuzz corpora, pcap replays, examples"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVDEMUX_SANITIZE=ON -DVDEMUX_KERNEL_TESTS=OFF \
   -DVDEMUX_BUILD_BENCH=OFF >/dev/null
 cmake --build build-asan -j"$jobs"
+# The unit label takes in every fuzz target's corpus replay (fuzz/), the
+# vdemux-replay captures (tools/) and the examples (examples/): make sure
+# none of them dropped out of it.
+for l in fuzz tools examples; do
+  ctest --test-dir build-asan -N -L "^$l\$" | grep -q 'Total Tests: [1-9]' ||
+    { echo "build-asan: no test labelled $l" >&2; exit 1; }
+done
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_ctest --test-dir build-asan --output-on-failure -j"$jobs" -L unit
 
