@@ -1,8 +1,11 @@
 /* Signals: what is raised during a call is sent once per VM at its end. */
 #include <unistd.h>
 
+#include <vdemux/signal.h>
+
 #include "core/engine.h"
 #include "core/signal.h"
+#include "core/vm.h"
 
 void vd_signal_raise(struct vdemux_engine *e, struct vm *vm, unsigned reasons)
 {

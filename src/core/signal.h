@@ -1,6 +1,7 @@
 /* Signals to VMs: reasons raised during a call are gathered per VM and sent
  * once, at the end of the call; release requests at the low watermark.
- * Owner of: struct vd_sigs (the engine's list), struct vd_vm_sig. */
+ * Owner of: struct vd_sigs (the engine's list), struct vd_vm_sig (both
+ * laid out in vm.h). */
 #ifndef VDEMUX_CORE_SIGNAL_H
 #define VDEMUX_CORE_SIGNAL_H
 
@@ -8,11 +9,6 @@
 
 struct vdemux_engine;
 struct vm;
-
-struct vd_sigs {
-	struct vm *list;     /* VMs with reasons raised in this call */
-	bool release_armed;  /* the low watermark may fire again */
-};
 
 void vd_signal_raise(struct vdemux_engine *e, struct vm *vm, unsigned reasons);
 /* Send what was raised: every API call that may raise ends with this. */

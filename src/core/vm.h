@@ -1,6 +1,7 @@
-/* VMs: the table of VMs and their ids, each VM's RX window (slots), its
- * queues, its backends and its counters. Owner of: struct vm (except the
- * members marked as another module's), struct vd_vmtab. */
+/* A VM's state: its RX window (slots), its queues, its backends and its
+ * counters, and the operations on its slots. Owner of: struct vm (except
+ * the members marked as another module's). The table of VMs is vmtab.h's;
+ * the public calls that change VMs are vm_api.c's. */
 #ifndef VDEMUX_CORE_VM_H
 #define VDEMUX_CORE_VM_H
 
@@ -51,7 +52,13 @@ struct be_ref {
 	void *ctx;
 };
 
-/* Owned by signal.c. */
+/* Owned by signal.c: the engine's list of VMs to signal. */
+struct vd_sigs {
+	struct vm *list;     /* VMs with reasons raised in this call */
+	bool release_armed;  /* the low watermark may fire again */
+};
+
+/* Owned by signal.c: a VM's signal. */
 struct vd_vm_sig {
 	struct vdemux_signal cfg;
 	unsigned pending;     /* for vdemux_vm_take_signals() */
@@ -85,7 +92,9 @@ struct vm {
 	/* receive layout, set by the owner of a virtio-net queue (src/virtio) */
 	uint32_t rx_offset;     /* where a delivery starts in its first page */
 	bool chains;            /* buffers are posted as chains of pages: a
-				 * delivery takes the head chain whole */
+				 * delivery takes the head chain whole; the
+				 * window is guest RAM: every slot holds a page
+				 * (a hole is an error, vdemux_engine_check()) */
 	struct vd_sink sink;    /* copy target when no chain fits; copy NULL: none */
 	/* translation tables */
 	struct be_ref bes[MAX_BACKENDS];
@@ -98,20 +107,6 @@ struct vm {
 	struct vdemux_vm_stats st;
 };
 
-struct vd_vmtab {
-	struct vm **vms;  /* by index */
-	uint16_t *gen;    /* per index: bumped at removal, part of the id */
-	uint32_t max, n;
-	uint32_t mark;    /* duplicate-detection stamp for slot.mark */
-};
-
-int vd_vmtab_init(struct vd_vmtab *t, uint32_t max, const struct vdemux_alloc_hooks *alloc);
-void vd_vmtab_fini(struct vd_vmtab *t, const struct vdemux_alloc_hooks *alloc);
-
-struct vm *vd_vm_get(const struct vdemux_engine *e, vdemux_vm_id id);
-/* vd_vm_get() that counts an unknown id as bad input. */
-struct vm *vd_vm_find(struct vdemux_engine *e, vdemux_vm_id id);
-
 static inline uint64_t slot_gpa(const struct vm *vm, uint32_t s)
 {
 	return vm->rx_base + (uint64_t)s * PAGE;
@@ -123,10 +118,6 @@ static inline void vd_vm_post_slot(struct vm *vm, uint32_t s)
 	vd_postq_push(&vm->postq, s);
 	vm->slots[s].posted = 1;
 }
-
-/* Post a chain of pages (a chain VM's buffer), all or nothing: the checks
- * of vdemux_vm_post_rx(). Returns 0 or its negative errno. */
-int vd_vm_post_chain(struct vdemux_engine *e, struct vm *vm, const uint64_t *gpas, unsigned n);
 
 /* Take the next posted slot for a delivery. */
 static inline uint32_t vd_vm_take_posted(struct vm *vm)

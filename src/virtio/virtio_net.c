@@ -23,8 +23,13 @@
 
 #include <vdemux/virtio_net.h>
 
+#include "common/util.h"
 #include "core/engine.h"
 #include "core/frame.h"
+#include "core/ring.h"
+#include "core/vm.h"
+#include "core/vm_api.h"
+#include "core/vmtab.h"
 #include "virtio/vnet_rx.h"
 #include "virtio/vring.h"
 
@@ -66,6 +71,9 @@ struct vdemux_vnet_rxq {
 	uint32_t cq_cap, cq_head, cq_n;
 	struct vd_vring_seg *segs; /* ring of the waiting buffers' segments */
 	uint32_t seg_cap, seg_head, seg_n;
+
+	uint64_t ring_skipped; /* the ring's counts already added to st */
+	uint64_t ring_errs;
 
 	struct vd_vring_seg pop_segs[VNET_MAX_SEGS];
 	uint64_t pages[VNET_MAX_SEGS];
@@ -116,10 +124,11 @@ static void interrupt(struct vdemux_vnet_rxq *q)
 	q->st.interrupts++;
 }
 
-/* Make what was pushed visible, and interrupt the guest if it asks. */
+/* Make what was pushed visible, and interrupt the guest if it asks. A
+ * broken ring is written no more. */
 static void publish(struct vdemux_vnet_rxq *q)
 {
-	if (!q->vq || !vd_vring_publish(q->vq))
+	if (!q->vq || vd_vring_broken(q->vq) || !vd_vring_publish(q->vq))
 		return;
 	if (vd_vring_need_notify(q->vq))
 		interrupt(q);
@@ -193,6 +202,37 @@ static void drain(struct vdemux_vnet_rxq *q, struct vm *vm)
 
 static int take_buffers(struct vdemux_vnet_rxq *q, struct vm *vm);
 
+/* Forget every buffer taken from the ring: the chains posted to the engine
+ * are unposted (lazy harvest: their pages are the guest's, still mapped),
+ * the completions not yet taken and the buffers waiting for a copy are
+ * dropped. */
+static void forget_buffers(struct vdemux_vnet_rxq *q, struct vm *vm)
+{
+	struct vdemux_completion c;
+
+	if (vm) {
+		while (vm->postq.count)
+			vd_vm_take_posted(vm);
+		while (vd_cq_pop(&vm->cq, &c))
+			;
+	}
+	q->fq_head = q->fq_n = q->cq_head = q->cq_n = q->seg_head = q->seg_n = 0;
+}
+
+/* Take what the guest made available; if that found the ring broken, the
+ * queue serves it no more: what it had taken is forgotten, as on stop, and
+ * the frames for it are dropped (no buffer). Returns how many were taken,
+ * or -EIO. */
+static int take_or_break(struct vdemux_vnet_rxq *q, struct vm *vm)
+{
+	int taken = take_buffers(q, vm);
+
+	if (!vd_vring_broken(q->vq))
+		return taken;
+	forget_buffers(q, vm);
+	return -EIO;
+}
+
 /* The queue VM's signal: at the end of every engine call that delivered. */
 static void on_signal(vdemux_vm_id id, unsigned reasons, void *payload)
 {
@@ -204,7 +244,7 @@ static void on_signal(vdemux_vm_id id, unsigned reasons, void *payload)
 	drain(q, vm);
 	/* Buffers freed room here; the guest may have added some since. */
 	if (!vd_vring_broken(q->vq))
-		take_buffers(q, vm);
+		take_or_break(q, vm);
 	publish(q);
 }
 
@@ -333,8 +373,28 @@ static void wait_copy(struct vdemux_vnet_rxq *q, const struct vd_vring_chain *c)
 	q->cq_n++;
 }
 
+/* Add to the queue's counters what the ring found since the last call: the
+ * malformed chains it gave back unused (buffers taken, skipped, ring
+ * errors) and the error that broke it (a ring error). Returns how many
+ * chains it skipped. */
+static uint32_t count_ring(struct vdemux_vnet_rxq *q)
+{
+	const struct vd_vring_stats *rs = vd_vring_stats(q->vq);
+	uint64_t errs = 0, skipped = rs->skipped - q->ring_skipped;
+
+	for (unsigned k = 0; k < VD_VRING_ERR_COUNT; k++)
+		errs += rs->err[k];
+	q->st.buffers += skipped;
+	q->st.skipped += skipped;
+	q->st.ring_errors += errs - q->ring_errs;
+	q->ring_skipped = rs->skipped;
+	q->ring_errs = errs;
+	return (uint32_t)skipped;
+}
+
 /* Take what the guest made available, while there is room; then ask to be
- * kicked for more (and take what came in meanwhile). Returns how many. */
+ * kicked for more (and take what came in meanwhile). Returns how many
+ * chains were taken from the available ring, malformed ones included. */
 static int take_buffers(struct vdemux_vnet_rxq *q, struct vm *vm)
 {
 	int taken = 0;
@@ -363,7 +423,7 @@ static int take_buffers(struct vdemux_vnet_rxq *q, struct vm *vm)
 		    vd_vring_broken(q->vq) || !vd_vring_enable_kick(q->vq, true))
 			break;
 	}
-	return taken;
+	return taken + (int)count_ring(q);
 }
 
 int vdemux_vnet_rxq_kick(vdemux_vnet_rxq *q)
@@ -376,9 +436,9 @@ int vdemux_vnet_rxq_kick(vdemux_vnet_rxq *q)
 		return -ENOTCONN;
 	if (vd_vring_broken(q->vq))
 		return -EIO;
-	taken = take_buffers(q, rxq_vm(q));
+	taken = take_or_break(q, rxq_vm(q));
 	publish(q);
-	return vd_vring_broken(q->vq) && !taken ? -EIO : taken;
+	return taken;
 }
 
 /* ---- life cycle ---- */
@@ -484,28 +544,20 @@ int vdemux_vnet_rxq_start(vdemux_vnet_rxq *q, const struct vdemux_vnet_ring *uri
 	q->hdr_len = vd_vnet_hdr_len(r.features);
 	q->mrg = !!(r.features & VD_VIRTIO_NET_F_MRG_RXBUF);
 	q->fq_head = q->fq_n = q->cq_head = q->cq_n = q->seg_head = q->seg_n = 0;
+	q->ring_skipped = q->ring_errs = 0; /* a new ring counts from 0 */
 	return 0;
 }
 
 int vdemux_vnet_rxq_stop(vdemux_vnet_rxq *q)
 {
-	struct vm *vm;
-	struct vdemux_completion c;
-
 	if (!q)
 		return -EINVAL;
-	vm = rxq_vm(q);
-	if (vm) {
-		/* The chains' pages are the guest's (lazy harvest): unpost. */
-		while (vm->postq.count)
-			vd_vm_take_posted(vm);
-		while (vd_cq_pop(&vm->cq, &c))
-			;
-	}
-	if (q->vq)
+	forget_buffers(q, rxq_vm(q));
+	if (q->vq) {
+		count_ring(q);
 		vd_vring_destroy(q->vq);
+	}
 	q->vq = NULL;
-	q->fq_head = q->fq_n = q->cq_head = q->cq_n = q->seg_head = q->seg_n = 0;
 	return 0;
 }
 
@@ -523,8 +575,6 @@ int vdemux_vnet_rxq_stats(const vdemux_vnet_rxq *q, struct vdemux_vnet_rxq_stats
 	if (!q || !out)
 		return -EINVAL;
 	s = q->st;
-	if (q->vq)
-		s.ring_errors = vd_vring_stats(q->vq)->skipped;
 	memcpy(out, &s, size < sizeof(s) ? size : sizeof(s));
 	return 0;
 }
