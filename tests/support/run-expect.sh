@@ -12,13 +12,13 @@ status=0 must='' mustnot=''
 nl='
 '
 while [ $# -gt 0 ]; do
-	case $1 in
-	-s) status=$2; shift 2 ;;
-	-m) must="$must$2$nl"; shift 2 ;;
-	-x) mustnot="$mustnot$2$nl"; shift 2 ;;
-	--) shift; break ;;
-	*) echo "run-expect.sh: unknown option $1" >&2; exit 2 ;;
-	esac
+  case $1 in
+  -s) status=$2; shift 2 ;;
+  -m) must="$must$2$nl"; shift 2 ;;
+  -x) mustnot="$mustnot$2$nl"; shift 2 ;;
+  --) shift; break ;;
+  *) echo "run-expect.sh: unknown option $1" >&2; exit 2 ;;
+  esac
 done
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
@@ -27,14 +27,14 @@ rc=$?
 cat "$out"
 fail=0
 if [ "$rc" -ne "$status" ]; then
-	echo "run-expect.sh: exit status $rc, expected $status" >&2
-	fail=1
+  echo "run-expect.sh: exit status $rc, expected $status" >&2
+  fail=1
 fi
 mustnot="${mustnot}ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer$nl"
 printf '%s' "$must" | while IFS= read -r re; do
-	grep -Eq -- "$re" "$out" || { echo "run-expect.sh: no line matches: $re" >&2; exit 1; }
+  grep -Eq -- "$re" "$out" || { echo "run-expect.sh: no line matches: $re" >&2; exit 1; }
 done || fail=1
 printf '%s' "$mustnot" | while IFS= read -r re; do
-	if grep -Eq -- "$re" "$out"; then echo "run-expect.sh: a line matches: $re" >&2; exit 1; fi
+  if grep -Eq -- "$re" "$out"; then echo "run-expect.sh: a line matches: $re" >&2; exit 1; fi
 done || fail=1
 exit "$fail"
