@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 jobs=$(nproc)
 fuzz_seconds=${VDEMUX_FUZZ_SECONDS:-90}
-scripts/deps.sh
+scripts/deps.sh --full
 
 step() { printf '\n=== %s ===\n' "$*"; }
 
