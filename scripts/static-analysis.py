@@ -58,7 +58,7 @@ def rel(path):
     return os.path.relpath(os.path.realpath(path), ROOT)
 
 
-GCC_FUNC = re.compile(r"^(\S+?): In function [‘'](\S+?)[’']:$")
+GCC_FUNC = re.compile(r"^(\S+?): In function [‘'](\S+?)[’'][:,]$")
 GCC_WARN = re.compile(r"^(\S+?):(\d+):\d+: warning: (.*) \[(-Wanalyzer-[\w-]+)\]$")
 
 
