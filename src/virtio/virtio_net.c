@@ -368,6 +368,13 @@ static void wait_copy(struct vdemux_vnet_rxq *q, const struct vd_vring_chain *c)
 	q->cq_n++;
 }
 
+/* Room to take one more chain: a head slot, and segments for a chain that
+ * waits for a copy. */
+static bool room(const struct vdemux_vnet_rxq *q)
+{
+	return q->cq_n < q->cq_cap && q->seg_cap - q->seg_n >= VNET_MAX_SEGS;
+}
+
 /* Add to the queue's counters what the ring found since the last call: the
  * malformed chains it gave back unused (buffers taken, skipped, ring
  * errors) and the error that broke it (a ring error). Returns how many
@@ -395,7 +402,7 @@ static int take_buffers(struct vdemux_vnet_rxq *q, struct vm *vm)
 	int taken = 0;
 
 	for (;;) {
-		while (q->cq_n < q->cq_cap && q->seg_cap - q->seg_n >= VNET_MAX_SEGS) {
+		while (room(q)) {
 			struct vd_vring_chain c;
 			struct vd_vnet_rx_shape sh;
 			int rc = vd_vring_pop(q->vq, &c, q->pop_segs, VNET_MAX_SEGS);
@@ -413,9 +420,19 @@ static int take_buffers(struct vdemux_vnet_rxq *q, struct vm *vm)
 				continue;
 			wait_copy(q, &c);
 		}
-		/* Out of room: the completions that make room take more. */
-		if (q->cq_n == q->cq_cap || q->seg_cap - q->seg_n < VNET_MAX_SEGS ||
-		    vd_vring_broken(q->vq) || !vd_vring_enable_kick(q->vq, true))
+		if (vd_vring_broken(q->vq))
+			break;
+		if (!room(q)) {
+			/* Every head waits here (or no memory for more): ask
+			 * for kicks if that is everything the guest made
+			 * available; else the completions that make room take
+			 * the rest. */
+			if (!vd_vring_avail_count(q->vq) && !vd_vring_broken(q->vq))
+				vd_vring_enable_kick(q->vq, true);
+			break;
+		}
+		/* Everything taken: kicks re-armed, and what came meanwhile. */
+		if (!vd_vring_enable_kick(q->vq, true))
 			break;
 	}
 	return taken + (int)count_ring(q);

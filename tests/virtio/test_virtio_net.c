@@ -10,6 +10,7 @@
  * VMM's view of guest RAM, which is what the queue reads and writes), so
  * what the guest reads is what a vCPU would.
  */
+#include <endian.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -60,6 +61,8 @@ struct world {
 	vdemux_arena *arena;
 	struct guest g[NVM];
 	uint32_t seq;
+	uint32_t qsize;       /* of the guests set up next; 0: QSIZE */
+	bool setup_empty;     /* guests set up next post nothing yet */
 	/* what was sent, by seq: to whom (bit per VM), length */
 	uint8_t *to;
 	uint32_t *len;
@@ -89,7 +92,8 @@ static void guest_setup_ex(struct world *w, int i, enum vng_mode mode, uint64_t 
 	struct guest *g = &w->g[i];
 	struct vdemux_arena_info ai;
 	struct vng_mem m = {.at = guest_at, .payload = g};
-	struct vng_opts vo = {.mode = mode, .qsize = QSIZE, .features = features, .mem_size = RAM};
+	struct vng_opts vo = {.mode = mode, .qsize = w->qsize ? w->qsize : QSIZE, .features = features,
+			      .mem_size = RAM};
 	struct vd_vring_config rc;
 	struct vdemux_vnet_ring ring;
 	vdemux_l2 *l2 = vdemux_engine_l2(w->eng);
@@ -128,6 +132,8 @@ static void guest_setup_ex(struct world *w, int i, enum vng_mode mode, uint64_t 
 	ring = VDEMUX_OPTS(vdemux_vnet_ring, .desc_gpa = rc.desc_gpa, .avail_gpa = rc.avail_gpa,
 			   .used_gpa = rc.used_gpa, .size = rc.size, .features = features);
 	assert_int_equal(vdemux_vnet_rxq_start(g->q, &ring), 0);
+	if (w->setup_empty)
+		return; /* the test posts */
 	vng_refill(&g->g);
 	assert_true(vdemux_vnet_rxq_kick(g->q) > 0);
 }
@@ -492,7 +498,7 @@ static void test_a_flip_refused_for_lack_of_mappings_is_copied_at_the_layout_off
 static void offer_a_head_twice(struct guest *g)
 {
 	uint16_t idx = g->g.avail_idx_shadow, head;
-	const uint8_t *e = vng_at(&g->g, g->g.avail_gpa + 4 + 2ull * ((uint16_t)(idx - 1) & (QSIZE - 1)), 2);
+	const uint8_t *e = vng_at(&g->g, g->g.avail_gpa + 4 + 2ull * ((uint16_t)(idx - 1) & (g->g.o.qsize - 1)), 2);
 
 	memcpy(&head, e, 2);
 	vng_write_avail(&g->g, idx, head);
@@ -574,7 +580,7 @@ static void test_a_broken_ring_is_served_no_more_and_its_frames_are_dropped(void
 /* Fill every buffer the guest has posted with a byte only it writes. */
 static void mark_posted_buffers(struct guest *g, uint8_t v)
 {
-	for (uint32_t h = 0; h < QSIZE; h++) {
+	for (uint32_t h = 0; h < g->g.o.qsize; h++) {
 		const struct vng_buf *b = &g->g.bufs[h];
 
 		for (uint32_t k = 0; b->posted && k < b->nseg; k++)
@@ -675,7 +681,7 @@ static uint16_t last_head(struct guest *g)
 {
 	uint16_t idx = g->g.avail_idx_shadow, head;
 
-	memcpy(&head, vng_at(&g->g, g->g.avail_gpa + 4 + 2ull * ((uint16_t)(idx - 1) & (QSIZE - 1)), 2), 2);
+	memcpy(&head, vng_at(&g->g, g->g.avail_gpa + 4 + 2ull * ((uint16_t)(idx - 1) & (g->g.o.qsize - 1)), 2), 2);
 	return head;
 }
 
@@ -735,6 +741,37 @@ static void test_the_error_that_breaks_the_ring_counts_as_a_ring_error(void **st
 	world_free(w);
 }
 
+/* avail_event, as the guest reads it (EVENT_IDX). */
+static uint16_t avail_event(struct guest *g)
+{
+	uint16_t v;
+
+	memcpy(&v, vng_at(&g->g, g->g.used_gpa + 4 + 8ull * g->g.o.qsize, 2), 2);
+	return v;
+}
+
+static void test_a_kick_that_takes_everything_rearms_kicks_at_once(void **state)
+{
+	struct world *w = world_new();
+
+	(void)state;
+	/* Small buffers: each waits for a copy; the guest fills the ring. */
+	guest_setup(w, 0, VNG_SMALL, V1 | EVT, VDEMUX_COPY_DEFAULT);
+	assert_int_equal(w->g[0].g.num_free, 0);
+	assert_int_equal(q_stats(w, 0).buffers, QSIZE);
+	/* Everything taken: the next buffer the guest adds must kick. */
+	assert_int_equal(avail_event(&w->g[0]), w->g[0].g.avail_idx_shadow);
+	/* And so after it got some back and refills. */
+	send_to(w, 0, 3, 500);
+	w->g[0].refill = false;
+	guest_receive(w, 0);
+	assert_int_equal(vng_refill(&w->g[0].g), 3);
+	assert_true(vng_kick_prepare(&w->g[0].g));
+	assert_int_equal(vdemux_vnet_rxq_kick(w->g[0].q), 3);
+	assert_int_equal(avail_event(&w->g[0]), w->g[0].g.avail_idx_shadow);
+	world_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -750,6 +787,7 @@ int main(void)
 		cmocka_unit_test(test_the_engine_check_finds_a_hole_in_a_queues_guest_ram),
 		cmocka_unit_test(test_a_malformed_chain_counts_as_a_buffer_taken_and_skipped),
 		cmocka_unit_test(test_the_error_that_breaks_the_ring_counts_as_a_ring_error),
+		cmocka_unit_test(test_a_kick_that_takes_everything_rearms_kicks_at_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
