@@ -122,9 +122,13 @@ VDEMUX_API int vdemux_vnet_rxq_start(vdemux_vnet_rxq *q, const struct vdemux_vne
 VDEMUX_API int vdemux_vnet_rxq_stop(vdemux_vnet_rxq *q);
 
 /**
- * The guest notified the queue: take the buffers it made available. Call it
- * from the VMM's handler of the queue's notification (an ioeventfd, or the
- * trapped write).
+ * The guest notified the queue: take the buffers it made available, every
+ * one (the queue has room for every head of the ring; what it keeps of the
+ * chains that wait for a copy grows as needed, up to 64 segments a head:
+ * 1 KiB of memory a head at most. Only if that memory cannot be allocated
+ * are the rest left in the ring, taken at the end of the next engine call
+ * that completes a frame). Call it from the VMM's handler of the queue's
+ * notification (an ioeventfd, or the trapped write).
  * @return the number of buffers taken (0 if none; malformed chains, given
  *         back unused, included: what @c buffers of the stats counts); -ENOTCONN (not
  *         started); -EIO (the ring is broken, now or before:
