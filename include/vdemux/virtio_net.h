@@ -101,7 +101,7 @@ struct vdemux_vnet_ring {
 	size_t sz;           /**< sizeof(struct vdemux_vnet_ring) */
 	uint64_t desc_gpa;   /**< descriptor table, 16-byte aligned */
 	uint64_t avail_gpa;  /**< available ring, 2-byte aligned */
-	uint64_t used_gpa;   /**< used ring, 4-byte aligned (legacy: the next 4096 boundary after avail) */
+	uint64_t used_gpa;   /**< used ring, 4-byte aligned, wherever the transport puts it (legacy: the VMM computes it from the queue's address: the next 4096 boundary after avail for legacy PCI, the next QueueAlign boundary for legacy MMIO; the queue checks only the alignment of 4) */
 	uint32_t size;       /**< entries: a power of two, 1..32768 */
 	uint64_t features;   /**< the negotiated feature bits (VIRTIO_F_VERSION_1, VIRTIO_NET_F_MRG_RXBUF, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC, ...) */
 };

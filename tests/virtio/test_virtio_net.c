@@ -63,6 +63,7 @@ struct world {
 	uint32_t seq;
 	uint32_t qsize;       /* of the guests set up next; 0: QSIZE */
 	bool setup_empty;     /* guests set up next post nothing yet */
+	uint32_t ring_align;  /* their used ring's alignment; 0: 4096 */
 	/* what was sent, by seq: to whom (bit per VM), length */
 	uint8_t *to;
 	uint32_t *len;
@@ -93,7 +94,7 @@ static void guest_setup_ex(struct world *w, int i, enum vng_mode mode, uint64_t 
 	struct vdemux_arena_info ai;
 	struct vng_mem m = {.at = guest_at, .payload = g};
 	struct vng_opts vo = {.mode = mode, .qsize = w->qsize ? w->qsize : QSIZE, .features = features,
-			      .mem_size = RAM};
+			      .ring_align = w->ring_align, .mem_size = RAM};
 	struct vd_vring_config rc;
 	struct vdemux_vnet_ring ring;
 	vdemux_l2 *l2 = vdemux_engine_l2(w->eng);
@@ -819,6 +820,29 @@ static void test_a_kick_takes_every_buffer_the_guest_made_available(void **state
 	world_free(w);
 }
 
+static void test_a_legacy_used_ring_is_where_the_transport_puts_it(void **state)
+{
+	struct world *w = world_new();
+	struct guest *g = &w->g[0];
+	uint64_t avail_end;
+
+	(void)state;
+	/* Legacy (no VERSION_1), the used ring at the next 64-byte boundary
+	 * after avail (a legacy MMIO transport's QueueAlign): not 4096. */
+	w->ring_align = 64;
+	guest_setup(w, 0, VNG_SMALL, EVT, VDEMUX_COPY_DEFAULT);
+	avail_end = g->g.avail_gpa + VD_VRING_AVAIL_BYTES(QSIZE);
+	assert_int_equal(g->g.used_gpa, (avail_end + 63) & ~63ull);
+	assert_true(g->g.used_gpa % 4096 != 0);
+	w->ring_align = 0;
+	guest_setup(w, 1, VNG_BIG, 0, VDEMUX_COPY_NEVER);
+	guest_setup(w, 2, VNG_MERGEABLE, V1 | EVT | MRG, VDEMUX_COPY_DEFAULT);
+	run_traffic(w, 60, 60, 1514, false);
+	for (int i = 0; i < NVM; i++)
+		expect_all_received(w, i);
+	world_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -836,6 +860,7 @@ int main(void)
 		cmocka_unit_test(test_the_error_that_breaks_the_ring_counts_as_a_ring_error),
 		cmocka_unit_test(test_a_kick_that_takes_everything_rearms_kicks_at_once),
 		cmocka_unit_test(test_a_kick_takes_every_buffer_the_guest_made_available),
+		cmocka_unit_test(test_a_legacy_used_ring_is_where_the_transport_puts_it),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
