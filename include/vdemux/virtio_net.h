@@ -27,6 +27,12 @@
  *   frame spans num_buffers of them. Copied.
  * - small: one buffer per frame. Copied.
  *
+ * A frame longer than the buffer it would go to (a small buffer: the header
+ * and 1518 bytes; a big-packet chain) is dropped, counted in its VM's
+ * drops[VDEMUX_DROP_TOO_BIG]; the buffer stays for the next frame. A frame
+ * longer than all the mergeable buffers waiting together, or with no
+ * buffer at all, is dropped as VDEMUX_DROP_NO_BUFFER (more may come).
+ *
  * Guest memory: the VMM's own mapping of guest RAM (@c ram) is where the
  * rings are read and headers and copies written, so it must show what the
  * guest sees: one of the VM's backends keeps it in step with the flips (the

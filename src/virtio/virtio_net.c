@@ -328,8 +328,10 @@ static int sink_copy(void *ctx, const struct vd_pool *pl, const struct vd_src *s
 	uint32_t nbuf;
 	uint64_t after;
 
-	if (!q->vq || !q->cq_n)
+	if (!q->vq)
 		return VDEMUX_DROP_NO_BUFFER;
+	if (!q->cq_n) /* a chain is posted: the engine came here as it is too short */
+		return q->vm->postq.count ? VDEMUX_DROP_TOO_BIG : VDEMUX_DROP_NO_BUFFER;
 	if (q->mrg) {
 		for (nbuf = 0; nbuf < q->cq_n && cap < need; nbuf++)
 			cap += cbuf_at(q, nbuf)->cap;

@@ -64,6 +64,7 @@ struct world {
 	uint32_t qsize;       /* of the guests set up next; 0: QSIZE */
 	bool setup_empty;     /* guests set up next post nothing yet */
 	uint32_t ring_align;  /* their used ring's alignment; 0: 4096 */
+	uint32_t big_frags;   /* their big-packet chains' whole pages; 0: 17 */
 	/* what was sent, by seq: to whom (bit per VM), length */
 	uint8_t *to;
 	uint32_t *len;
@@ -94,7 +95,7 @@ static void guest_setup_ex(struct world *w, int i, enum vng_mode mode, uint64_t 
 	struct vdemux_arena_info ai;
 	struct vng_mem m = {.at = guest_at, .payload = g};
 	struct vng_opts vo = {.mode = mode, .qsize = w->qsize ? w->qsize : QSIZE, .features = features,
-			      .ring_align = w->ring_align, .mem_size = RAM};
+			      .ring_align = w->ring_align, .big_frags = w->big_frags, .mem_size = RAM};
 	struct vd_vring_config rc;
 	struct vdemux_vnet_ring ring;
 	vdemux_l2 *l2 = vdemux_engine_l2(w->eng);
@@ -843,6 +844,39 @@ static void test_a_legacy_used_ring_is_where_the_transport_puts_it(void **state)
 	world_free(w);
 }
 
+static void test_a_frame_too_big_for_the_guests_buffer_is_dropped_as_too_big(void **state)
+{
+	struct world *w = world_new();
+
+	(void)state;
+	guest_setup(w, 0, VNG_SMALL, V1 | EVT, VDEMUX_COPY_DEFAULT);
+	/* Small buffers take 1518 bytes; big-packet chains of one page after
+	 * the header's, 4064 + 4096. */
+	w->big_frags = 1;
+	guest_setup(w, 1, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER);
+	w->big_frags = 0;
+	for (int i = 0; i < 2; i++) {
+		struct vdemux_vnet_rxq_stats qs = q_stats(w, i);
+		struct vdemux_vm_stats vs = vm_stats(w, i);
+		uint16_t used, now;
+
+		memcpy(&used, vng_at(&w->g[i].g, w->g[i].g.used_gpa + 2, 2), 2);
+
+		send_to(w, i, 1, i ? 9000 : 1519);
+		assert_int_equal(vm_stats(w, i).drops[VDEMUX_DROP_TOO_BIG], vs.drops[VDEMUX_DROP_TOO_BIG] + 1);
+		assert_int_equal(vm_stats(w, i).drops[VDEMUX_DROP_NO_BUFFER], vs.drops[VDEMUX_DROP_NO_BUFFER]);
+		/* No buffer was used: the next frame that fits takes it. */
+		memcpy(&now, vng_at(&w->g[i].g, w->g[i].g.used_gpa + 2, 2), 2);
+		assert_int_equal(now, used);
+		assert_int_equal(q_stats(w, i).skipped, qs.skipped);
+		assert_int_equal(q_stats(w, i).failed, qs.failed);
+		send_to(w, i, 1, i ? 8000 : 1518);
+		guest_receive(w, i);
+		assert_int_equal(w->g[i].received, 1);
+	}
+	world_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -861,6 +895,7 @@ int main(void)
 		cmocka_unit_test(test_a_kick_that_takes_everything_rearms_kicks_at_once),
 		cmocka_unit_test(test_a_kick_takes_every_buffer_the_guest_made_available),
 		cmocka_unit_test(test_a_legacy_used_ring_is_where_the_transport_puts_it),
+		cmocka_unit_test(test_a_frame_too_big_for_the_guests_buffer_is_dropped_as_too_big),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
