@@ -43,6 +43,16 @@
  * sets DEVICE_NEEDS_RESET). Never a write outside guest RAM or over the
  * rings.
  *
+ * A buffer given back unused (used length 0: malformed, or its delivery
+ * failed) holds what the guest left in it: no byte of the frame, nor of any
+ * other, is written there (a failed flip is undone, the old pages mapped
+ * back; a copy is made only where the delivery cannot fail any more). The
+ * one exception follows a rollback that failed (the engine's
+ * rollback_failures; vdemux_engine_check() reports the hole it left in
+ * guest RAM): a frame into a chain over that hole may fail with some of its
+ * bytes copied into the chain's other pages already: bytes of a frame meant
+ * for this guest, never of another VM's, nor of a pool page's earlier use.
+ *
  * Threading: every call on a queue is a call on its engine (serialised with
  * the engine's other calls). The guest's interrupt is sent from inside
  * engine calls: vdemux_rx_burst(), vdemux_rx_submit() and
