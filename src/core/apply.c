@@ -7,8 +7,16 @@
 #include <string.h>
 
 #include "core/apply.h"
+#include "core/cost.h"
+#include "core/diag.h"
 #include "core/engine.h"
 #include "core/harvest.h"
+#include "core/pend.h"
+#include "core/pool.h"
+#include "core/ring.h"
+#include "core/signal.h"
+#include "core/tables.h"
+#include "core/vm.h"
 
 /* Which entries a pass over a VM's list takes. */
 typedef bool (*pick_fn)(const struct pend *pe);
@@ -207,14 +215,14 @@ static void finalize_failed(struct vdemux_engine *e, struct vm *vm, struct pend 
 	 * failed rollback of its restore): then it stays, stale. */
 	old_gone = pe->kind == PEND_REMAP && pe->tstate != TS_UNTOUCHED && pe->stale_page != pe->old_page;
 	if (pe->kind == PEND_REMAP && !old_gone && pe->stale_page == pe->old_page)
-		e->pool.pages[pe->old_page].stale = 1;
+		vd_pool_set_stale(&e->pool, pe->old_page, true);
 	if (old_gone)
 		vd_harvest_slot(e, vm, pe->slot);
 	if (new_live) {
 		/* A failed undo may leave the page reachable by this VM: it
 		 * stays with the VM (held, not posted) until it is released. */
 		vd_pool_assign(&e->pool, pe->new_page, vm->idx, pe->slot);
-		e->pool.pages[pe->new_page].stale = 1;
+		vd_pool_set_stale(&e->pool, pe->new_page, true);
 		sl->page = pe->new_page;
 		vm->held++;
 		return;
@@ -270,7 +278,7 @@ static void complete(struct vdemux_engine *e, struct vm *vm)
 				vd_cq_cancel(&vm->cq, 1);
 			}
 			if (first_of_delivery(e, i)) {
-				vd_drop(e, vm, VDEMUX_DROP_BACKEND);
+				vd_drop(e, &vm->st, VDEMUX_DROP_BACKEND);
 				e->st.delivered--;
 				vm->st.delivered--;
 				vm->st.bytes -= pe->flen;

@@ -4,7 +4,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <vdemux/engine.h>
+#include <vdemux/sys/backend.h>
+
 #include "core/engine.h"
+#include "core/pool.h"
+#include "core/ring.h"
+#include "core/vm.h"
 
 #define FAIL(...)                                          \
 	do {                                               \

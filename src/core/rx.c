@@ -1,14 +1,19 @@
 /* The public receive calls: frames from the caller's memory
  * (vdemux_rx_burst) and the zero-copy pair (vdemux_rx_alloc, then
  * vdemux_rx_submit or vdemux_rx_abort). Each checks its arguments, hands
- * every frame to delivery (plan.c), applies the plan (apply.c) and sends the
+ * every frame to delivery (deliver.c), has the plan applied and sends the
  * signals. */
 #include <errno.h>
 #include <string.h>
 
-#include "core/apply.h"
+#include <vdemux/rx.h>
+
+#include "core/deliver.h"
+#include "core/diag.h"
 #include "core/engine.h"
 #include "core/frame.h"
+#include "core/pool.h"
+#include "core/signal.h"
 
 
 static int frames_validate(struct vdemux_engine *e, const struct vdemux_frame *f, unsigned n)
@@ -36,7 +41,7 @@ static int frames_validate(struct vdemux_engine *e, const struct vdemux_frame *f
 
 static void burst_end(struct vdemux_engine *e)
 {
-	vd_apply_plan(e);
+	vd_deliver_flush(e);
 	vd_call_end(e);
 }
 
@@ -53,8 +58,8 @@ int vdemux_rx_burst(vdemux_engine *e, const struct vdemux_frame *frames, unsigne
 	for (i = 0; i < n; i++) {
 		uint32_t len = frames[i].len, np = npages_for(len);
 
-		if (e->pool.nfree < np && e->plan.n)
-			vd_apply_plan(e);
+		if (e->pool.nfree < np)
+			vd_deliver_flush(e); /* gives back the pages it replaces */
 		if (e->pool.nfree < np) {
 			/* Ask for pages back whatever the watermark says. */
 			vd_signal_release_all(e);
@@ -96,9 +101,7 @@ int vdemux_rx_alloc(vdemux_engine *e, struct vdemux_rx_buf *bufs, unsigned n)
 		if (k % LEND_RUN >= got)
 			break;
 		p = run[k % LEND_RUN];
-		e->pool.pages[p].lent = 1;
-		/* The device may write anywhere in the page. */
-		e->pool.pages[p].dirty = PAGE;
+		vd_pool_lend(&e->pool, p);
 		bufs[k].data = pg_addr(&e->pool, p);
 		bufs[k].arena_off = (uint64_t)abs_page(&e->pool, p) * PAGE;
 		bufs[k].id = p;
@@ -110,8 +113,8 @@ int vdemux_rx_alloc(vdemux_engine *e, struct vdemux_rx_buf *bufs, unsigned n)
 	return (int)k;
 }
 
-/* Every id lent and unique (uses the lent flag as a mark: 1 = lent,
- * 2 = seen in this call). */
+/* Every id lent and unique (each is marked while the list is checked, so
+ * that a second mention is not taken for a lent page). */
 static int bufs_validate(struct vdemux_engine *e, const struct vdemux_rx_buf *b, unsigned n,
 			 bool frames)
 {
@@ -124,13 +127,12 @@ static int bufs_validate(struct vdemux_engine *e, const struct vdemux_rx_buf *b,
 	for (i = 0; i < n && !err; i++) {
 		uint32_t id = b[i].id;
 
-		if (id >= e->pool.npages || e->pool.pages[id].state != PG_FILLING ||
-		    e->pool.pages[id].lent != 1) {
+		if (!vd_pool_lent(&e->pool, id)) {
 			vd_bad(e, VDEMUX_BAD_RX_BUF);
 			err = -EBADF;
 			break;
 		}
-		e->pool.pages[id].lent = 2;
+		vd_pool_lent_mark(&e->pool, id);
 		if (!frames)
 			continue;
 		if (b[i].len == 0 || b[i].off >= PAGE || b[i].len > PAGE - b[i].off ||
@@ -159,8 +161,7 @@ static int bufs_validate(struct vdemux_engine *e, const struct vdemux_rx_buf *b,
 		}
 	}
 	while (i-- > 0)
-		if (b[i].id < e->pool.npages && e->pool.pages[b[i].id].lent == 2)
-			e->pool.pages[b[i].id].lent = 1;
+		vd_pool_lent_unmark(&e->pool, b[i].id);
 	return err;
 }
 
@@ -192,8 +193,7 @@ int vdemux_rx_submit(vdemux_engine *e, const struct vdemux_rx_buf *bufs, unsigne
 				memset(a, 0, bufs[i].off);
 			if (end < PAGE)
 				memset(a + end, 0, PAGE - end);
-			e->pool.pages[p].dirty = end;
-			e->pool.pages[p].lent = 0;
+			vd_pool_unlend(&e->pool, p, end);
 			pages[np++] = p;
 			len += bufs[i].len;
 		} while (bufs[i++].flags & VDEMUX_RXBUF_MORE);

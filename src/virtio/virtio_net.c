@@ -2,8 +2,8 @@
  * virtio-net receive queues on the engine (include/vdemux/virtio_net.h).
  *
  * A queue is an engine VM whose window is all of guest RAM, harvested
- * lazily, with a receive offset and chains (src/core/vm.h). Buffers taken
- * from the ring go one of two ways:
+ * lazily, with a receive offset and chains; the queue reaches it through
+ * src/core/vmq.h only. Buffers taken from the ring go one of two ways:
  * - a big-packet chain that can be flipped is posted to the engine as a
  *   chain of pages; the engine lays each frame out at the chain's data
  *   offset and flips (or copies) it there; its completions come back here
@@ -20,12 +20,13 @@
 #include <endian.h>
 #include <errno.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <vdemux/virtio_net.h>
 
-#include "core/engine.h"
+#include "common/util.h"
 #include "core/frame.h"
+#include "core/signal.h"
+#include "core/vmq.h"
 #include "virtio/vnet_rx.h"
 #include "virtio/vring.h"
 
@@ -88,46 +89,31 @@ struct vdemux_vnet_rxq {
 
 static struct vm *rxq_vm(const struct vdemux_vnet_rxq *q)
 {
-	return vd_vm_get(q->eng, q->id);
+	return vd_vmq_get(q->eng, q->id);
 }
 
-/* Whether every page of guest RAM under [gpa, gpa + len) is backed: the
- * queue writes guest memory through the VMM's mapping, and a page some table
- * failed to restore (a hole: see apply.c) would fault there. */
-static bool backed(const struct vm *vm, uint64_t gpa, uint64_t len)
+/* Segments come from the ring, inside guest RAM, which is the window: when
+ * every page of it is backed, so is each of them. */
+static bool all_backed(const struct vdemux_vnet_rxq *q)
 {
-	for (uint64_t p = gpa / PAGE; len && p <= (gpa + len - 1) / PAGE; p++)
-		if (p >= vm->rx_pages || vm->slots[p].page == VDEMUX_NO_PAGE)
-			return false;
-	return true;
+	return vd_vmq_all_backed(q->eng, q->vm);
 }
 
 static bool chain_backed(const struct vm *vm, const struct vd_vring_seg *sg, uint32_t n)
 {
 	for (uint32_t k = 0; k < n; k++)
-		if (!backed(vm, sg[k].gpa, sg[k].len))
+		if (!vd_vmq_backed(vm, sg[k].gpa, sg[k].len))
 			return false;
 	return true;
 }
 
 /* ---- interrupts ---- */
 
+/* The guest's interrupt goes out the way the engine's signals do. */
 static void interrupt(struct vdemux_vnet_rxq *q)
 {
-	uint64_t one = 1;
-
-	switch (q->irq.kind) {
-	case VDEMUX_SIGNAL_EVENTFD:
-		/* Fails only if the counter would overflow: one is pending. */
-		(void)!write(q->irq.fd, &one, sizeof(one));
-		break;
-	case VDEMUX_SIGNAL_CALLBACK:
-		q->irq.cb(q->id, VDEMUX_SIG_RX, q->irq.payload);
-		break;
-	default:
-		return;
-	}
-	q->st.interrupts++;
+	if (vd_signal_send(&q->irq, q->id, VDEMUX_SIG_RX))
+		q->st.interrupts++;
 }
 
 /* Make what was pushed visible, and interrupt the guest if it asks. A
@@ -162,7 +148,7 @@ static void chain_done(struct vdemux_vnet_rxq *q, const struct vm *vm, struct fc
 {
 	uint8_t h[VNET_HDR_MAX];
 
-	if (fc->failed || !backed(vm, fc->first_gpa, q->hdr_len)) {
+	if (fc->failed || !vd_vmq_backed(vm, fc->first_gpa, q->hdr_len)) {
 		vd_vring_push(q->vq, fc->head, 0);
 		q->st.failed++;
 		return;
@@ -187,7 +173,7 @@ static void flush_copies(struct vdemux_vnet_rxq *q, bool all)
 		const struct dpush *dp = &q->dq[q->dq_head];
 
 		vd_vring_push(q->vq, dp->head, dp->len);
-		q->dq_head = (q->dq_head + 1) % q->cq_cap;
+		q->dq_head = (q->dq_head + 1) & (q->cq_cap - 1);
 		q->dq_n--;
 	}
 }
@@ -198,7 +184,7 @@ static void drain(struct vdemux_vnet_rxq *q, struct vm *vm)
 {
 	struct vdemux_completion c;
 
-	while (vd_cq_pop(&vm->cq, &c)) {
+	while (vd_vmq_complete(vm, &c)) {
 		struct fchain *fc;
 
 		if (!q->fq_n || !q->vq)
@@ -214,7 +200,7 @@ static void drain(struct vdemux_vnet_rxq *q, struct vm *vm)
 		if (c.flags & VDEMUX_CPL_MORE)
 			continue;
 		chain_done(q, vm, fc);
-		q->fq_head = (q->fq_head + 1) % q->fq_cap;
+		q->fq_head = (q->fq_head + 1) & (q->fq_cap - 1);
 		q->fq_n--;
 		q->chains_done++;
 		flush_copies(q, false);
@@ -230,14 +216,8 @@ static int take_buffers(struct vdemux_vnet_rxq *q, struct vm *vm);
  * dropped. */
 static void forget_buffers(struct vdemux_vnet_rxq *q, struct vm *vm)
 {
-	struct vdemux_completion c;
-
-	if (vm) {
-		while (vm->postq.count)
-			vd_vm_take_posted(vm);
-		while (vd_cq_pop(&vm->cq, &c))
-			;
-	}
+	if (vm)
+		vd_vmq_unpost_all(vm);
 	q->fq_head = q->fq_n = q->cq_head = q->cq_n = q->seg_head = q->seg_n = 0;
 	q->dq_head = q->dq_n = 0;
 }
@@ -260,8 +240,9 @@ static int take_or_break(struct vdemux_vnet_rxq *q, struct vm *vm)
 static void on_signal(vdemux_vm_id id, unsigned reasons, void *payload)
 {
 	struct vdemux_vnet_rxq *q = payload;
-	struct vm *vm = vd_vm_get(q->eng, id);
+	struct vm *vm = q->vm; /* the signal's: id is the queue's */
 
+	(void)id;
 	if (!vm || !q->vq || !(reasons & VDEMUX_SIG_RX))
 		return; /* release requests: the guest's pages are exchanged one for one */
 	drain(q, vm);
@@ -286,13 +267,37 @@ static void stream_write(const struct vdemux_vnet_rxq *q, const struct vd_pool *
 		pos += k;
 		n -= k;
 	}
-	if (n)
+	if (!n)
+		return;
+	/* The frame as it came, from the caller's memory: one copy. */
+	if (src->flat && d->action == VDEMUX_VLAN_KEEP)
+		memcpy(dst, src->flat + (pos - q->hdr_len), n);
+	else
 		vd_frame_emit(pl, src, d, (uint32_t)(pos - q->hdr_len), dst, n);
 }
 
 static struct cbuf *cbuf_at(struct vdemux_vnet_rxq *q, uint32_t i)
 {
-	return &q->cq[(q->cq_head + i) % q->cq_cap];
+	return &q->cq[(q->cq_head + i) & (q->cq_cap - 1)];
+}
+
+/* Whether the first nbuf waiting buffers are still backed (checked when
+ * taken; a failed flip since may have left a hole). */
+static bool bufs_backed(struct vdemux_vnet_rxq *q, uint32_t nbuf)
+{
+	if (all_backed(q))
+		return true;
+	for (uint32_t b = 0; b < nbuf; b++) {
+		const struct cbuf *cb = cbuf_at(q, b);
+
+		for (uint32_t k = 0; k < cb->nseg; k++) {
+			const struct vd_vring_seg *sg = &q->segs[(cb->seg0 + k) & (q->seg_cap - 1)];
+
+			if (!vd_vmq_backed(q->vm, sg->gpa, sg->len))
+				return false;
+		}
+	}
+	return true;
 }
 
 /* Page chains the engine took in this call, not completed yet: the leading
@@ -301,7 +306,7 @@ static uint32_t chains_in_flight(const struct vdemux_vnet_rxq *q)
 {
 	uint32_t n = 0;
 
-	while (n < q->fq_n && !q->vm->slots[q->fq[(q->fq_head + n) % q->fq_cap].first_gpa / PAGE].posted)
+	while (n < q->fq_n && !vd_vmq_posted(q->vm, q->fq[(q->fq_head + n) & (q->fq_cap - 1)].first_gpa))
 		n++;
 	return n;
 }
@@ -315,7 +320,7 @@ static void push_copy(struct vdemux_vnet_rxq *q, uint16_t head, uint32_t len, ui
 		vd_vring_push(q->vq, head, len);
 		return;
 	}
-	q->dq[(q->dq_head + q->dq_n) % q->cq_cap] = (struct dpush){.after = after, .len = len, .head = head};
+	q->dq[(q->dq_head + q->dq_n) & (q->cq_cap - 1)] = (struct dpush){.after = after, .len = len, .head = head};
 	q->dq_n++;
 }
 
@@ -331,7 +336,7 @@ static int sink_copy(void *ctx, const struct vd_pool *pl, const struct vd_src *s
 	if (!q->vq)
 		return VDEMUX_DROP_NO_BUFFER;
 	if (!q->cq_n) /* a chain is posted: the engine came here as it is too short */
-		return q->vm->postq.count ? VDEMUX_DROP_TOO_BIG : VDEMUX_DROP_NO_BUFFER;
+		return q->fq_n > chains_in_flight(q) ? VDEMUX_DROP_TOO_BIG : VDEMUX_DROP_NO_BUFFER;
 	if (q->mrg) {
 		for (nbuf = 0; nbuf < q->cq_n && cap < need; nbuf++)
 			cap += cbuf_at(q, nbuf)->cap;
@@ -342,16 +347,8 @@ static int sink_copy(void *ctx, const struct vd_pool *pl, const struct vd_src *s
 		if (cbuf_at(q, 0)->cap < need)
 			return VDEMUX_DROP_TOO_BIG; /* this buffer cannot hold it */
 	}
-	for (uint32_t b = 0; b < nbuf; b++) {
-		const struct cbuf *cb = cbuf_at(q, b);
-
-		for (uint32_t k = 0; k < cb->nseg; k++) {
-			const struct vd_vring_seg *sg = &q->segs[(cb->seg0 + k) % q->seg_cap];
-
-			if (!backed(q->vm, sg->gpa, sg->len))
-				return VDEMUX_DROP_BACKEND; /* a hole the guest cannot have made */
-		}
-	}
+	if (!bufs_backed(q, nbuf))
+		return VDEMUX_DROP_BACKEND; /* a hole the guest cannot have made */
 	make_hdr(q, hdr, (uint16_t)nbuf);
 	after = q->chains_done + chains_in_flight(q);
 	for (uint32_t b = 0; b < nbuf; b++) {
@@ -359,16 +356,16 @@ static int sink_copy(void *ctx, const struct vd_pool *pl, const struct vd_src *s
 		uint64_t start = pos;
 
 		for (uint32_t k = 0; k < cb->nseg && pos < need; k++) {
-			const struct vd_vring_seg *sg = &q->segs[(cb->seg0 + k) % q->seg_cap];
+			const struct vd_vring_seg *sg = &q->segs[(cb->seg0 + k) & (q->seg_cap - 1)];
 			uint32_t n = need - pos < sg->len ? (uint32_t)(need - pos) : sg->len;
 
 			stream_write(q, pl, src, d, hdr, pos, q->gm.base + sg->gpa, n);
 			pos += n;
 		}
 		push_copy(q, cb->head, (uint32_t)(pos - start), after);
-		q->seg_head = (q->seg_head + cb->nseg) % q->seg_cap;
+		q->seg_head = (q->seg_head + cb->nseg) & (q->seg_cap - 1);
 		q->seg_n -= cb->nseg;
-		q->cq_head = (q->cq_head + 1) % q->cq_cap;
+		q->cq_head = (q->cq_head + 1) & (q->cq_cap - 1);
 		q->cq_n--;
 	}
 	q->st.frames++;
@@ -393,13 +390,11 @@ static bool post_pages(struct vdemux_vnet_rxq *q, struct vm *vm, const struct vd
 
 	if (q->fq_n == q->fq_cap)
 		return false;
-	if (vm->postq.count == 0)
-		vm->rx_offset = sh->data_off;
-	else if (sh->data_off != vm->rx_offset)
+	/* Another data offset than the chains waiting, a page posted twice,
+	 * or outside RAM: not flippable. */
+	if (vd_vmq_post_chain(q->eng, vm, q->pages, sh->npages, sh->data_off))
 		return false;
-	if (vd_vm_post_chain(q->eng, vm, q->pages, sh->npages))
-		return false; /* a page posted twice, or outside RAM: not flippable */
-	fc = &q->fq[(q->fq_head + q->fq_n) % q->fq_cap];
+	fc = &q->fq[(q->fq_head + q->fq_n) & (q->fq_cap - 1)];
 	q->fq_n++;
 	*fc = (struct fchain){.first_gpa = q->pages[0], .head = c->head};
 	q->st.page_buffers++;
@@ -408,43 +403,43 @@ static bool post_pages(struct vdemux_vnet_rxq *q, struct vm *vm, const struct vd
 
 static void wait_copy(struct vdemux_vnet_rxq *q, const struct vd_vring_chain *c)
 {
-	struct cbuf *cb = &q->cq[(q->cq_head + q->cq_n) % q->cq_cap];
+	struct cbuf *cb = &q->cq[(q->cq_head + q->cq_n) & (q->cq_cap - 1)];
 
-	if (!chain_backed(q->vm, q->pop_segs, c->nseg)) {
+	if (!all_backed(q) && !chain_backed(q->vm, q->pop_segs, c->nseg)) {
 		skip(q, c->head);
 		return;
 	}
-	cb->seg0 = (q->seg_head + q->seg_n) % q->seg_cap;
+	cb->seg0 = (q->seg_head + q->seg_n) & (q->seg_cap - 1);
 	cb->nseg = c->nseg;
 	cb->cap = c->len;
 	cb->head = c->head;
 	for (uint32_t k = 0; k < c->nseg; k++)
-		q->segs[(cb->seg0 + k) % q->seg_cap] = q->pop_segs[k];
+		q->segs[(cb->seg0 + k) & (q->seg_cap - 1)] = q->pop_segs[k];
 	q->seg_n += c->nseg;
 	q->cq_n++;
 }
 
-/* Make the segment ring twice as large, its segments in order from 0. The
- * bound holds every chain the ring can offer (each head at most
- * VNET_MAX_SEGS segments) with room for one more. */
+/* Make the segment ring twice as large (a power of two still), its
+ * segments in order from 0. The bound holds the chains of every head but
+ * one (each at most VNET_MAX_SEGS segments) with room for one more: all
+ * that room() asks while a head is free. */
 static bool seg_grow(struct vdemux_vnet_rxq *q)
 {
-	const struct vdemux_alloc_hooks *h = &q->eng->alloc;
-	uint32_t cap = 2 * q->seg_cap, max = (q->cq_cap + 1) * VNET_MAX_SEGS;
+	const struct vdemux_alloc_hooks *h = vd_vmq_alloc(q->eng);
+	uint32_t cap = 2 * q->seg_cap;
 	struct vd_vring_seg *segs;
 
-	if (q->seg_cap >= max)
+	if (q->seg_cap >= q->cq_cap * VNET_MAX_SEGS)
 		return false;
-	cap = cap < max ? cap : max;
 	segs = vd_calloc(h, cap, sizeof(*segs));
 	if (!segs)
 		return false;
 	for (uint32_t k = 0; k < q->seg_n; k++)
-		segs[k] = q->segs[(q->seg_head + k) % q->seg_cap];
+		segs[k] = q->segs[(q->seg_head + k) & (q->seg_cap - 1)];
 	for (uint32_t b = 0; b < q->cq_n; b++) {
-		struct cbuf *cb = &q->cq[(q->cq_head + b) % q->cq_cap];
+		struct cbuf *cb = cbuf_at(q, b);
 
-		cb->seg0 = (cb->seg0 + q->seg_cap - q->seg_head) % q->seg_cap;
+		cb->seg0 = (cb->seg0 - q->seg_head) & (q->seg_cap - 1);
 	}
 	vd_free(h, q->segs);
 	q->segs = segs;
@@ -472,6 +467,10 @@ static uint32_t count_ring(struct vdemux_vnet_rxq *q)
 	const struct vd_vring_stats *rs = vd_vring_stats(q->vq);
 	uint64_t errs = 0, skipped = rs->skipped - q->ring_skipped;
 
+	/* The ring counts an error only with a skipped chain or when it
+	 * breaks: nothing new to add up (the common case, per call). */
+	if (!skipped && !vd_vring_broken(q->vq))
+		return 0;
 	for (unsigned k = 0; k < VD_VRING_ERR_COUNT; k++)
 		errs += rs->err[k];
 	q->st.buffers += skipped;
@@ -499,6 +498,15 @@ static int take_buffers(struct vdemux_vnet_rxq *q, struct vm *vm)
 				break;
 			taken++;
 			q->st.buffers++;
+			if (q->mrg) {
+				/* A mergeable buffer is copied into whatever its
+				 * shape (vd_vnet_rx_classify() says no more). */
+				if (c.len < q->hdr_len)
+					skip(q, c.head);
+				else
+					wait_copy(q, &c);
+				continue;
+			}
 			if (vd_vnet_rx_classify(q->vq, q->features, q->pop_segs, c.nseg, &sh, q->pages,
 						VNET_MAX_SEGS)) {
 				skip(q, c.head); /* cannot even hold the header */
@@ -536,7 +544,7 @@ int vdemux_vnet_rxq_kick(vdemux_vnet_rxq *q)
 		return -ENOTCONN;
 	if (vd_vring_broken(q->vq))
 		return -EIO;
-	taken = take_or_break(q, rxq_vm(q));
+	taken = take_or_break(q, q->vm);
 	publish(q);
 	return taken;
 }
@@ -545,7 +553,7 @@ int vdemux_vnet_rxq_kick(vdemux_vnet_rxq *q)
 
 static void rxq_free(vdemux_vnet_rxq *q)
 {
-	const struct vdemux_alloc_hooks *h = &q->eng->alloc;
+	const struct vdemux_alloc_hooks *h = vd_vmq_alloc(q->eng);
 
 	vd_free(h, q->fq);
 	vd_free(h, q->cq);
@@ -566,10 +574,10 @@ int vdemux_vnet_rxq_create(vdemux_vnet_rxq **out, vdemux_engine *eng, const stru
 		return -EINVAL;
 	vd_opts_copy(&o, uopts, sizeof(o));
 	if (!o.ram || ((uintptr_t)o.ram & (PAGE - 1)) || !o.ram_size || (o.ram_size & (PAGE - 1)) ||
-	    o.ram_size / PAGE > VM_MAX_PAGES || (o.irq.kind == VDEMUX_SIGNAL_EVENTFD && o.irq.fd < 0) ||
+	    o.ram_size / PAGE > VD_VMQ_MAX_PAGES || (o.irq.kind == VDEMUX_SIGNAL_EVENTFD && o.irq.fd < 0) ||
 	    (o.irq.kind == VDEMUX_SIGNAL_CALLBACK && !o.irq.cb) || o.irq.kind > VDEMUX_SIGNAL_EVENTFD)
 		return -EINVAL;
-	q = vd_calloc(&eng->alloc, 1, sizeof(*q));
+	q = vd_calloc(vd_vmq_alloc(eng), 1, sizeof(*q));
 	if (!q)
 		return -ENOMEM;
 	q->eng = eng;
@@ -590,8 +598,7 @@ int vdemux_vnet_rxq_create(vdemux_vnet_rxq **out, vdemux_engine *eng, const stru
 	}
 	vm = rxq_vm(q);
 	q->vm = vm;
-	vm->chains = true;
-	vm->sink = (struct vd_sink){.copy = sink_copy, .ctx = q};
+	vd_vmq_set_layout(vm, &(struct vd_sink){.copy = sink_copy, .ctx = q});
 	*out = q;
 	return 0;
 }
@@ -624,10 +631,11 @@ int vdemux_vnet_rxq_start(vdemux_vnet_rxq *q, const struct vdemux_vnet_ring *uri
 	vd_opts_copy(&r, uring, sizeof(r));
 	if (!r.size || r.size > VD_VRING_MAX_SIZE || (r.size & (r.size - 1)))
 		return -EINVAL;
-	h = &q->eng->alloc;
+	h = vd_vmq_alloc(q->eng);
 	cfg = (struct vd_vring_config){.desc_gpa = r.desc_gpa, .avail_gpa = r.avail_gpa,
 				       .used_gpa = r.used_gpa, .size = r.size,
 				       .flags = VD_VRING_F_WRITE_ONLY, .features = r.features};
+	/* Powers of two (r.size is one): the FIFOs wrap with a mask. */
 	q->fq_cap = q->cq_cap = r.size;
 	q->seg_cap = 4 * r.size > 2 * VNET_MAX_SEGS ? 4 * r.size : 2 * VNET_MAX_SEGS;
 	vd_free(h, q->fq);

@@ -1,45 +1,26 @@
-/* VMs: the table of VMs, adding and removing one, and the guest-facing calls
- * (post, release, poll, signals, stats). */
+/* The public VM calls: adding and removing a VM, and the guest-facing calls
+ * (post, release, poll, signals, stats). The table of VMs and its lookups
+ * are vmtab.c's, a VM's state vm.h's. */
 #include <errno.h>
 #include <string.h>
 
+#include <vdemux/l2.h>
+#include <vdemux/sys/backend.h>
+#include <vdemux/sys/classifier.h>
+#include <vdemux/vm.h>
+
+#include "common/util.h"
+#include "core/cost.h"
+#include "core/diag.h"
 #include "core/engine.h"
 #include "core/harvest.h"
+#include "core/pool.h"
+#include "core/ring.h"
+#include "core/signal.h"
 #include "core/tables.h"
-
-int vd_vmtab_init(struct vd_vmtab *t, uint32_t max, const struct vdemux_alloc_hooks *alloc)
-{
-	t->max = max;
-	t->vms = vd_calloc(alloc, max, sizeof(*t->vms));
-	t->gen = vd_calloc(alloc, max, sizeof(*t->gen));
-	return t->vms && t->gen ? 0 : -ENOMEM;
-}
-
-void vd_vmtab_fini(struct vd_vmtab *t, const struct vdemux_alloc_hooks *alloc)
-{
-	vd_free(alloc, t->vms);
-	vd_free(alloc, t->gen);
-}
-
-struct vm *vd_vm_get(const struct vdemux_engine *e, vdemux_vm_id id)
-{
-	uint32_t idx = (id & VM_IDX_MASK) - 1u;
-	struct vm *vm;
-
-	if (id == 0 || idx >= e->vmt.max)
-		return NULL;
-	vm = e->vmt.vms[idx];
-	return vm && vm->id == id ? vm : NULL;
-}
-
-struct vm *vd_vm_find(struct vdemux_engine *e, vdemux_vm_id id)
-{
-	struct vm *vm = vd_vm_get(e, id);
-
-	if (!vm)
-		vd_bad(e, VDEMUX_BAD_VM_ID);
-	return vm;
-}
+#include "core/vm_api.h"
+#include "core/vm.h"
+#include "core/vmtab.h"
 
 /* ---- add / remove ---- */
 
