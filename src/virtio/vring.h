@@ -143,7 +143,7 @@ struct vd_gmem {
 struct vd_vring_config {
 	uint64_t desc_gpa;  /* descriptor table: 16-byte aligned */
 	uint64_t avail_gpa; /* driver area: 2-byte aligned */
-	uint64_t used_gpa;  /* device area: 4-byte aligned (legacy: 4096) */
+	uint64_t used_gpa;  /* device area: 4-byte aligned (legacy: the transport's boundary, unchecked) */
 	uint32_t size;      /* entries: a power of two, 1..32768 */
 	uint32_t flags;     /* VD_VRING_F_* */
 	uint64_t features;  /* negotiated: VD_VIRTIO_F_INDIRECT_DESC, _EVENT_IDX used */
