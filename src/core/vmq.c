@@ -64,3 +64,8 @@ bool vd_vmq_all_backed(const struct vdemux_engine *e, const struct vm *vm)
 {
 	return vm->held == vm->rx_pages && vm->plan.gen != e->plan.gen;
 }
+
+void vd_vmq_set_offloads(struct vm *vm, uint32_t offloads)
+{
+	vm->offloads = offloads;
+}

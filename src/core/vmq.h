@@ -28,6 +28,9 @@ struct vd_sink {
 	 * 0, or the drop reason (nothing taken). */
 	int (*copy)(void *ctx, const struct vd_pool *pl, const struct vd_src *src,
 		    const struct vdemux_dest *d, uint32_t out_len);
+	/* A delivery into the head chain was planned; src->vh is the header
+	 * it carries (NULL: no offload). May be NULL. */
+	void (*planned)(void *ctx, const struct vd_src *src);
 	void *ctx;
 };
 
@@ -45,6 +48,10 @@ const struct vdemux_alloc_hooks *vd_vmq_alloc(const struct vdemux_engine *e);
  * chain whole), and hands the frames no chain can take to @sink. Set once,
  * after the VM is added. */
 void vd_vmq_set_layout(struct vm *vm, const struct vd_sink *sink);
+
+/* The offloads the queue's guest negotiated (offload.h's VDEMUX_OFFLOAD_*
+ * bits): what a frame's metadata may leave undone for it. */
+void vd_vmq_set_offloads(struct vm *vm, uint32_t offloads);
 
 /* Post a chain of pages (the queue's buffer) whose frame starts @off bytes
  * into its first page, all or nothing. Every chain posted at a time has the
