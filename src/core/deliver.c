@@ -12,6 +12,7 @@
 #include "core/diag.h"
 #include "core/engine.h"
 #include "core/frame.h"
+#include "core/offload.h"
 #include "core/plan.h"
 #include "core/pool.h"
 #include "core/vm.h"
@@ -34,6 +35,27 @@ static bool plan_one(struct vdemux_engine *e, struct vm *vm, const struct vd_src
 		vd_plan_delivery(e, vm, src, d, consume, &consumed);
 	}
 	return consumed;
+}
+
+/* One destination: a frame with offload metadata, or a VM that takes a
+ * header, goes through offload.c, which plans with plan_one(). */
+static bool deliver_one(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
+			const struct vdemux_dest *d, bool consume)
+{
+	if (src->ol || vm->vnet_hdr_len)
+		return vd_offload_plan(e, vm, src, d, consume, plan_one);
+	return plan_one(e, vm, src, d, consume);
+}
+
+/* d's VM if it may have the frame's own pages, or NULL. */
+static struct vm *may_consume(const struct vdemux_engine *e, const struct vd_src *src,
+			      const struct vdemux_dest *d)
+{
+	struct vm *vm;
+
+	if (d->action != VDEMUX_VLAN_KEEP || !(vm = vd_vm_get(e, d->vm)))
+		return NULL;
+	return !(src->ol || vm->vnet_hdr_len) || vd_offload_may_consume(src, vm, d) ? vm : NULL;
 }
 
 /* A frame in pages is classified on its first page's bytes; when the frame
@@ -74,8 +96,14 @@ void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 	const uint32_t *pages = src->pages;
 	uint32_t len = src->len, np = pages ? npages_for(src->off + len) : 0;
 	int consumer = -1, r;
+	struct vm *cvm = NULL;
 	bool consumed = false;
 
+	if (src->ol && (r = vd_offload_check(&e->pool, src, src->ol))) {
+		e->st.offload_bad[r - 1]++;
+		free_pages(e, pages, np);
+		return;
+	}
 	if (src->flat)
 		r = e->cls->classify(e->cls, src->flat, len, &v);
 	else
@@ -88,28 +116,33 @@ void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 	if (v.n > v.cap)
 		v.n = v.cap;
 	for (unsigned k = v.n; k-- > 0;) {
-		if (v.dests[k].action == VDEMUX_VLAN_KEEP && vd_vm_get(e, v.dests[k].vm)) {
+		if ((cvm = may_consume(e, src, &v.dests[k]))) {
 			consumer = (int)k;
 			break;
 		}
 	}
 	for (unsigned k = 0; k < v.n; k++) {
-		struct vm *vm = vd_vm_get(e, v.dests[k].vm);
+		struct vm *vm;
 
+		if ((int)k == consumer)
+			continue; /* known, planned last */
+		vm = vd_vm_get(e, v.dests[k].vm);
 		if (!vm) {
 			vd_drop(e, NULL, VDEMUX_DROP_UNKNOWN_VM);
 			continue;
 		}
-		if ((int)k != consumer)
-			plan_one(e, vm, src, &v.dests[k], false);
+		deliver_one(e, vm, src, &v.dests[k], false);
 	}
 	if (consumer >= 0)
-		consumed = plan_one(e, vd_vm_get(e, v.dests[consumer].vm), src, &v.dests[consumer], true);
+		consumed = deliver_one(e, cvm, src, &v.dests[consumer], true);
 	if (!consumed)
 		free_pages(e, pages, np);
 }
 
 void vd_deliver_flush(struct vdemux_engine *e)
 {
-	vd_apply_plan(e);
+	/* Nothing planned (every copy went to a sink): nothing to apply, and
+	 * no VM carries the current generation, which may stay. */
+	if (e->plan.vms)
+		vd_apply_plan(e);
 }

@@ -59,3 +59,13 @@ bool vd_vmq_backed(const struct vm *vm, uint64_t gpa, uint64_t len)
 			return false;
 	return true;
 }
+
+bool vd_vmq_all_backed(const struct vdemux_engine *e, const struct vm *vm)
+{
+	return vm->held == vm->rx_pages && vm->plan.gen != e->plan.gen;
+}
+
+void vd_vmq_set_offloads(struct vm *vm, uint32_t offloads)
+{
+	vm->offloads = offloads;
+}

@@ -28,6 +28,9 @@ struct vd_sink {
 	 * 0, or the drop reason (nothing taken). */
 	int (*copy)(void *ctx, const struct vd_pool *pl, const struct vd_src *src,
 		    const struct vdemux_dest *d, uint32_t out_len);
+	/* A delivery into the head chain was planned; src->vh is the header
+	 * it carries (NULL: no offload). May be NULL. */
+	void (*planned)(void *ctx, const struct vd_src *src);
 	void *ctx;
 };
 
@@ -45,6 +48,10 @@ const struct vdemux_alloc_hooks *vd_vmq_alloc(const struct vdemux_engine *e);
  * chain whole), and hands the frames no chain can take to @sink. Set once,
  * after the VM is added. */
 void vd_vmq_set_layout(struct vm *vm, const struct vd_sink *sink);
+
+/* The offloads the queue's guest negotiated (offload.h's VDEMUX_OFFLOAD_*
+ * bits): what a frame's metadata may leave undone for it. */
+void vd_vmq_set_offloads(struct vm *vm, uint32_t offloads);
 
 /* Post a chain of pages (the queue's buffer) whose frame starts @off bytes
  * into its first page, all or nothing. Every chain posted at a time has the
@@ -67,5 +74,12 @@ void vd_vmq_unpost_all(struct vm *vm);
  * page of the VM (the queue writes guest memory through the VMM's mapping:
  * a page some table failed to restore would fault there). */
 bool vd_vmq_backed(const struct vm *vm, uint64_t gpa, uint64_t len);
+
+/* Whether every page of the VM's window is backed, without looking at them:
+ * the VM holds a page in every slot (its held count says so, except while
+ * the current plan has entries of this VM: a planned map reserves its page
+ * before the slot gets it). True implies vd_vmq_backed() of any range of
+ * the window. */
+bool vd_vmq_all_backed(const struct vdemux_engine *e, const struct vm *vm);
 
 #endif

@@ -24,6 +24,7 @@
 
 #include "common/util.h"
 #include "core/frame.h"
+#include "core/offload.h"
 #include "core/signal.h"
 #include "core/vmq.h"
 #include "virtio/vnet_rx.h"
@@ -35,6 +36,7 @@
 /* A chain posted to the engine as pages, waiting for its frame. */
 struct fchain {
 	uint64_t first_gpa; /* the page holding the header */
+	struct vd_vhdr vh;  /* the offload metadata its header carries */
 	uint32_t len;       /* frame bytes completed so far */
 	uint16_t head;
 	bool failed;
@@ -57,6 +59,7 @@ struct vdemux_vnet_rxq {
 	struct vdemux_signal irq;
 
 	struct vd_vring *vq; /* NULL when stopped */
+	uint32_t fq_taken;   /* chains at the head of fq the engine has filled, not yet completed */
 	uint64_t features;
 	uint32_t hdr_len;
 	bool mrg;
@@ -79,6 +82,13 @@ struct vdemux_vnet_rxq {
 static struct vm *rxq_vm(const struct vdemux_vnet_rxq *q)
 {
 	return vd_vmq_get(q->eng, q->id);
+}
+
+/* Segments come from the ring, inside guest RAM, which is the window: when
+ * every page of it is backed, so is each of them. */
+static bool all_backed(const struct vdemux_vnet_rxq *q)
+{
+	return vd_vmq_all_backed(q->eng, q->vm);
 }
 
 static bool chain_backed(const struct vm *vm, const struct vd_vring_seg *sg, uint32_t n)
@@ -112,16 +122,56 @@ static void publish(struct vdemux_vnet_rxq *q)
 
 /* ---- the header ---- */
 
-/* The virtio-net header: no offload metadata (flags 0, gso_type NONE),
- * num_buffers where the header has it. Little-endian (VERSION_1; a legacy
- * guest is x86 here, little-endian too). */
-static void make_hdr(const struct vdemux_vnet_rxq *q, uint8_t *h, uint16_t num_buffers)
+/* The virtio-net header: the offload metadata the engine chose for this
+ * guest (@vh; NULL: none, flags 0 and gso_type NONE), num_buffers where the
+ * header has it. Little-endian (VERSION_1; a legacy guest is x86 here,
+ * little-endian too). */
+static void make_hdr(const struct vdemux_vnet_rxq *q, uint8_t *h, uint16_t num_buffers,
+		     const struct vd_vhdr *vh)
 {
 	uint16_t nb = htole16(num_buffers);
 
 	memset(h, 0, VNET_HDR_MAX);
+	if (vh)
+		vd_vhdr_write(h, vh);
 	if (q->hdr_len >= 12)
 		memcpy(h + 10, &nb, sizeof(nb));
+}
+
+/* The offloads the guest's receive queue takes, from the negotiated
+ * features (VIRTIO 1.x 5.1.3; Linux 6.1 offers CSUM, TSO4, TSO6, ECN and
+ * UFO, not USO). */
+static uint32_t guest_offloads(uint64_t f)
+{
+	static const struct {
+		unsigned bit;
+		uint32_t offload;
+	} map[] = {
+		{1, VDEMUX_OFFLOAD_CSUM},  {7, VDEMUX_OFFLOAD_TSO4},  {8, VDEMUX_OFFLOAD_TSO6},
+		{9, VDEMUX_OFFLOAD_ECN},   {10, VDEMUX_OFFLOAD_UFO},  {54, VDEMUX_OFFLOAD_USO4},
+		{55, VDEMUX_OFFLOAD_USO6},
+	};
+	uint32_t o = 0;
+
+	for (unsigned i = 0; i < ARRAY_SIZE(map); i++)
+		if (f >> map[i].bit & 1)
+			o |= map[i].offload;
+	return o;
+}
+
+/* The engine filled the next chain: remember the header that goes with it. */
+static void on_planned(void *ctx, const struct vd_src *src)
+{
+	struct vdemux_vnet_rxq *q = ctx;
+	struct fchain *fc;
+
+	if (!q->vq || q->fq_taken >= q->fq_n)
+		return;
+	fc = &q->fq[(q->fq_head + q->fq_taken++) % q->fq_cap];
+	if (src->vh)
+		fc->vh = *src->vh;
+	else
+		memset(&fc->vh, 0, sizeof(fc->vh));
 }
 
 /* ---- completions of page chains ---- */
@@ -137,7 +187,7 @@ static void chain_done(struct vdemux_vnet_rxq *q, const struct vm *vm, struct fc
 	}
 	/* The page at first_gpa is the frame's now (or the guest's own, for
 	 * a copy): bytes [0, hdr_len) are ours to write. */
-	make_hdr(q, h, 1);
+	make_hdr(q, h, 1, &fc->vh);
 	memcpy(q->gm.base + fc->first_gpa, h, q->hdr_len);
 	vd_vring_push(q->vq, fc->head, q->hdr_len + fc->len);
 	q->st.frames++;
@@ -169,8 +219,10 @@ static void drain(struct vdemux_vnet_rxq *q, struct vm *vm)
 		if (c.flags & VDEMUX_CPL_MORE)
 			continue;
 		chain_done(q, vm, fc);
-		q->fq_head = (q->fq_head + 1) % q->fq_cap;
+		q->fq_head = (q->fq_head + 1) & (q->fq_cap - 1);
 		q->fq_n--;
+		if (q->fq_taken)
+			q->fq_taken--;
 	}
 }
 
@@ -184,7 +236,7 @@ static void forget_buffers(struct vdemux_vnet_rxq *q, struct vm *vm)
 {
 	if (vm)
 		vd_vmq_unpost_all(vm);
-	q->fq_head = q->fq_n = q->cq_head = q->cq_n = q->seg_head = q->seg_n = 0;
+	q->fq_head = q->fq_n = q->fq_taken = q->cq_head = q->cq_n = q->seg_head = q->seg_n = 0;
 }
 
 /* Take what the guest made available; if that found the ring broken, the
@@ -205,8 +257,9 @@ static int take_or_break(struct vdemux_vnet_rxq *q, struct vm *vm)
 static void on_signal(vdemux_vm_id id, unsigned reasons, void *payload)
 {
 	struct vdemux_vnet_rxq *q = payload;
-	struct vm *vm = vd_vmq_get(q->eng, id);
+	struct vm *vm = q->vm; /* the signal's: id is the queue's */
 
+	(void)id;
 	if (!vm || !q->vq || !(reasons & VDEMUX_SIG_RX))
 		return; /* release requests: the guest's pages are exchanged one for one */
 	drain(q, vm);
@@ -231,13 +284,37 @@ static void stream_write(const struct vdemux_vnet_rxq *q, const struct vd_pool *
 		pos += k;
 		n -= k;
 	}
-	if (n)
+	if (!n)
+		return;
+	/* The frame as it came, from the caller's memory: one copy. */
+	if (src->flat && d->action == VDEMUX_VLAN_KEEP)
+		memcpy(dst, src->flat + (pos - q->hdr_len), n);
+	else
 		vd_frame_emit(pl, src, d, (uint32_t)(pos - q->hdr_len), dst, n);
 }
 
 static struct cbuf *cbuf_at(struct vdemux_vnet_rxq *q, uint32_t i)
 {
-	return &q->cq[(q->cq_head + i) % q->cq_cap];
+	return &q->cq[(q->cq_head + i) & (q->cq_cap - 1)];
+}
+
+/* Whether the first nbuf waiting buffers are still backed (checked when
+ * taken; a failed flip since may have left a hole). */
+static bool bufs_backed(struct vdemux_vnet_rxq *q, uint32_t nbuf)
+{
+	if (all_backed(q))
+		return true;
+	for (uint32_t b = 0; b < nbuf; b++) {
+		const struct cbuf *cb = cbuf_at(q, b);
+
+		for (uint32_t k = 0; k < cb->nseg; k++) {
+			const struct vd_vring_seg *sg = &q->segs[(cb->seg0 + k) & (q->seg_cap - 1)];
+
+			if (!vd_vmq_backed(q->vm, sg->gpa, sg->len))
+				return false;
+		}
+	}
+	return true;
 }
 
 static int sink_copy(void *ctx, const struct vd_pool *pl, const struct vd_src *src,
@@ -260,32 +337,24 @@ static int sink_copy(void *ctx, const struct vd_pool *pl, const struct vd_src *s
 		if (cbuf_at(q, 0)->cap < need)
 			return VDEMUX_DROP_TOO_BIG; /* this buffer cannot hold it */
 	}
-	for (uint32_t b = 0; b < nbuf; b++) {
-		const struct cbuf *cb = cbuf_at(q, b);
-
-		for (uint32_t k = 0; k < cb->nseg; k++) {
-			const struct vd_vring_seg *sg = &q->segs[(cb->seg0 + k) % q->seg_cap];
-
-			if (!vd_vmq_backed(q->vm, sg->gpa, sg->len))
-				return VDEMUX_DROP_BACKEND; /* a hole the guest cannot have made */
-		}
-	}
-	make_hdr(q, hdr, (uint16_t)nbuf);
+	if (!bufs_backed(q, nbuf))
+		return VDEMUX_DROP_BACKEND; /* a hole the guest cannot have made */
+	make_hdr(q, hdr, (uint16_t)nbuf, src->vh);
 	for (uint32_t b = 0; b < nbuf; b++) {
 		struct cbuf *cb = cbuf_at(q, 0);
 		uint64_t start = pos;
 
 		for (uint32_t k = 0; k < cb->nseg && pos < need; k++) {
-			const struct vd_vring_seg *sg = &q->segs[(cb->seg0 + k) % q->seg_cap];
+			const struct vd_vring_seg *sg = &q->segs[(cb->seg0 + k) & (q->seg_cap - 1)];
 			uint32_t n = need - pos < sg->len ? (uint32_t)(need - pos) : sg->len;
 
 			stream_write(q, pl, src, d, hdr, pos, q->gm.base + sg->gpa, n);
 			pos += n;
 		}
 		vd_vring_push(q->vq, cb->head, (uint32_t)(pos - start));
-		q->seg_head = (q->seg_head + cb->nseg) % q->seg_cap;
+		q->seg_head = (q->seg_head + cb->nseg) & (q->seg_cap - 1);
 		q->seg_n -= cb->nseg;
-		q->cq_head = (q->cq_head + 1) % q->cq_cap;
+		q->cq_head = (q->cq_head + 1) & (q->cq_cap - 1);
 		q->cq_n--;
 	}
 	q->st.frames++;
@@ -314,7 +383,7 @@ static bool post_pages(struct vdemux_vnet_rxq *q, struct vm *vm, const struct vd
 	 * or outside RAM: not flippable. */
 	if (vd_vmq_post_chain(q->eng, vm, q->pages, sh->npages, sh->data_off))
 		return false;
-	fc = &q->fq[(q->fq_head + q->fq_n) % q->fq_cap];
+	fc = &q->fq[(q->fq_head + q->fq_n) & (q->fq_cap - 1)];
 	q->fq_n++;
 	*fc = (struct fchain){.first_gpa = q->pages[0], .head = c->head};
 	q->st.page_buffers++;
@@ -323,18 +392,18 @@ static bool post_pages(struct vdemux_vnet_rxq *q, struct vm *vm, const struct vd
 
 static void wait_copy(struct vdemux_vnet_rxq *q, const struct vd_vring_chain *c)
 {
-	struct cbuf *cb = &q->cq[(q->cq_head + q->cq_n) % q->cq_cap];
+	struct cbuf *cb = &q->cq[(q->cq_head + q->cq_n) & (q->cq_cap - 1)];
 
-	if (!chain_backed(q->vm, q->pop_segs, c->nseg)) {
+	if (!all_backed(q) && !chain_backed(q->vm, q->pop_segs, c->nseg)) {
 		skip(q, c->head);
 		return;
 	}
-	cb->seg0 = (q->seg_head + q->seg_n) % q->seg_cap;
+	cb->seg0 = (q->seg_head + q->seg_n) & (q->seg_cap - 1);
 	cb->nseg = c->nseg;
 	cb->cap = c->len;
 	cb->head = c->head;
 	for (uint32_t k = 0; k < c->nseg; k++)
-		q->segs[(cb->seg0 + k) % q->seg_cap] = q->pop_segs[k];
+		q->segs[(cb->seg0 + k) & (q->seg_cap - 1)] = q->pop_segs[k];
 	q->seg_n += c->nseg;
 	q->cq_n++;
 }
@@ -348,6 +417,10 @@ static uint32_t count_ring(struct vdemux_vnet_rxq *q)
 	const struct vd_vring_stats *rs = vd_vring_stats(q->vq);
 	uint64_t errs = 0, skipped = rs->skipped - q->ring_skipped;
 
+	/* The ring counts an error only with a skipped chain or when it
+	 * breaks: nothing new to add up (the common case, per call). */
+	if (!skipped && !vd_vring_broken(q->vq))
+		return 0;
 	for (unsigned k = 0; k < VD_VRING_ERR_COUNT; k++)
 		errs += rs->err[k];
 	q->st.buffers += skipped;
@@ -375,6 +448,15 @@ static int take_buffers(struct vdemux_vnet_rxq *q, struct vm *vm)
 				break;
 			taken++;
 			q->st.buffers++;
+			if (q->mrg) {
+				/* A mergeable buffer is copied into whatever its
+				 * shape (vd_vnet_rx_classify() says no more). */
+				if (c.len < q->hdr_len)
+					skip(q, c.head);
+				else
+					wait_copy(q, &c);
+				continue;
+			}
 			if (vd_vnet_rx_classify(q->vq, q->features, q->pop_segs, c.nseg, &sh, q->pages,
 						VNET_MAX_SEGS)) {
 				skip(q, c.head); /* cannot even hold the header */
@@ -402,7 +484,7 @@ int vdemux_vnet_rxq_kick(vdemux_vnet_rxq *q)
 		return -ENOTCONN;
 	if (vd_vring_broken(q->vq))
 		return -EIO;
-	taken = take_or_break(q, rxq_vm(q));
+	taken = take_or_break(q, q->vm);
 	publish(q);
 	return taken;
 }
@@ -455,7 +537,7 @@ int vdemux_vnet_rxq_create(vdemux_vnet_rxq **out, vdemux_engine *eng, const stru
 	}
 	vm = rxq_vm(q);
 	q->vm = vm;
-	vd_vmq_set_layout(vm, &(struct vd_sink){.copy = sink_copy, .ctx = q});
+	vd_vmq_set_layout(vm, &(struct vd_sink){.copy = sink_copy, .planned = on_planned, .ctx = q});
 	*out = q;
 	return 0;
 }
@@ -492,6 +574,7 @@ int vdemux_vnet_rxq_start(vdemux_vnet_rxq *q, const struct vdemux_vnet_ring *uri
 	cfg = (struct vd_vring_config){.desc_gpa = r.desc_gpa, .avail_gpa = r.avail_gpa,
 				       .used_gpa = r.used_gpa, .size = r.size,
 				       .flags = VD_VRING_F_WRITE_ONLY, .features = r.features};
+	/* Powers of two (r.size is one): the FIFOs wrap with a mask. */
 	q->fq_cap = q->cq_cap = r.size;
 	q->seg_cap = 4 * r.size > 2 * VNET_MAX_SEGS ? 4 * r.size : 2 * VNET_MAX_SEGS;
 	vd_free(h, q->fq);
@@ -506,9 +589,10 @@ int vdemux_vnet_rxq_start(vdemux_vnet_rxq *q, const struct vdemux_vnet_ring *uri
 	if (err)
 		return err;
 	q->features = r.features;
+	vd_vmq_set_offloads(q->vm, guest_offloads(r.features));
 	q->hdr_len = vd_vnet_hdr_len(r.features);
 	q->mrg = !!(r.features & VD_VIRTIO_NET_F_MRG_RXBUF);
-	q->fq_head = q->fq_n = q->cq_head = q->cq_n = q->seg_head = q->seg_n = 0;
+	q->fq_head = q->fq_n = q->fq_taken = q->cq_head = q->cq_n = q->seg_head = q->seg_n = 0;
 	q->ring_skipped = q->ring_errs = 0; /* a new ring counts from 0 */
 	return 0;
 }
