@@ -13,6 +13,7 @@
 #include <vdemux/arena.h>
 #include <vdemux/common.h>
 #include <vdemux/l2.h>
+#include <vdemux/offload.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -145,6 +146,11 @@ struct vdemux_engine_stats {
 	uint64_t adaptive_probes; /**< deliveries the adaptive policy made the other way to measure it (its trials), and each VM's first zero-copy delivery (flipped to set its tables up) */
 	uint64_t multi_page_flips; /**< deliveries of several pages, every page flipped */
 	uint64_t multi_page_one_run; /**< ... whose pages were consecutive, at consecutive GPAs: one table update each */
+	uint64_t offload_passed;  /**< deliveries whose header carried the frame's offload metadata (NEEDS_CSUM or GSO) to a destination that accepts it */
+	uint64_t offload_csums;   /**< deliveries whose checksum the engine finished (a destination without checksum offload) */
+	uint64_t offload_segmented; /**< (frame, destination) pairs cut into segments */
+	uint64_t offload_segments; /**< the segments cut (each a delivery, copied) */
+	uint64_t offload_bad[8];  /**< frames (or, for UFO, deliveries) refused for their metadata, by enum vdemux_offload_bad */
 };
 
 /**

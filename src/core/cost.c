@@ -199,8 +199,9 @@ static double cost_of(const struct vdemux_engine *e, const struct vd_vm_cost *vc
 	return 0;
 }
 
-/* A phase of a trial: as many deliveries as the VM has buffers posted
- * for this class (they turn over in that many), within bounds. */
+/* A phase's length (PRE, WARM, MEASURE, RECOVER; FIRST_TOUCH lasts two):
+ * as many deliveries as the VM has buffers posted for this class (they
+ * turn over in that many), within bounds. */
 static uint32_t phase_len(const struct vm *vm, uint32_t nch)
 {
 	uint32_t n = vm->postq.count / (nch ? nch : 1);

@@ -12,6 +12,7 @@
 #include "core/diag.h"
 #include "core/engine.h"
 #include "core/frame.h"
+#include "core/offload.h"
 #include "core/plan.h"
 #include "core/pool.h"
 #include "core/vm.h"
@@ -34,6 +35,27 @@ static bool plan_one(struct vdemux_engine *e, struct vm *vm, const struct vd_src
 		vd_plan_delivery(e, vm, src, d, consume, &consumed);
 	}
 	return consumed;
+}
+
+/* One destination: a frame with offload metadata, or a VM that takes a
+ * header, goes through offload.c, which plans with plan_one(). */
+static bool deliver_one(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
+			const struct vdemux_dest *d, bool consume)
+{
+	if (src->ol || vm->vnet_hdr_len)
+		return vd_offload_plan(e, vm, src, d, consume, plan_one);
+	return plan_one(e, vm, src, d, consume);
+}
+
+/* d's VM if it may have the frame's own pages, or NULL. */
+static struct vm *may_consume(const struct vdemux_engine *e, const struct vd_src *src,
+			      const struct vdemux_dest *d)
+{
+	struct vm *vm;
+
+	if (d->action != VDEMUX_VLAN_KEEP || !(vm = vd_vm_get(e, d->vm)))
+		return NULL;
+	return !(src->ol || vm->vnet_hdr_len) || vd_offload_may_consume(src, vm, d) ? vm : NULL;
 }
 
 /* A frame in pages is classified on its first page's bytes; when the frame
@@ -77,6 +99,11 @@ void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 	struct vm *cvm = NULL;
 	bool consumed = false;
 
+	if (src->ol && (r = vd_offload_check(&e->pool, src, src->ol))) {
+		e->st.offload_bad[r - 1]++;
+		free_pages(e, pages, np);
+		return;
+	}
 	if (src->flat)
 		r = e->cls->classify(e->cls, src->flat, len, &v);
 	else
@@ -89,7 +116,7 @@ void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 	if (v.n > v.cap)
 		v.n = v.cap;
 	for (unsigned k = v.n; k-- > 0;) {
-		if (v.dests[k].action == VDEMUX_VLAN_KEEP && (cvm = vd_vm_get(e, v.dests[k].vm))) {
+		if ((cvm = may_consume(e, src, &v.dests[k]))) {
 			consumer = (int)k;
 			break;
 		}
@@ -104,10 +131,10 @@ void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 			vd_drop(e, NULL, VDEMUX_DROP_UNKNOWN_VM);
 			continue;
 		}
-		plan_one(e, vm, src, &v.dests[k], false);
+		deliver_one(e, vm, src, &v.dests[k], false);
 	}
 	if (consumer >= 0)
-		consumed = plan_one(e, cvm, src, &v.dests[consumer], true);
+		consumed = deliver_one(e, cvm, src, &v.dests[consumer], true);
 	if (!consumed)
 		free_pages(e, pages, np);
 }

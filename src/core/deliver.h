@@ -7,8 +7,9 @@
 struct vdemux_engine;
 struct vd_src;
 
-/* Classify a frame and plan (and, when the plan fills, apply) its delivery
- * to every destination. The frame's pages (src->pages) are consumed. */
+/* Check a frame's offload metadata (src->ol; a refusal drops it, counted),
+ * classify it and plan (and, when the plan fills, apply) its delivery to
+ * every destination. The frame's pages (src->pages) are consumed. */
 void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src);
 
 /* Apply what is planned: the tables change, completions are queued and

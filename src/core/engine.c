@@ -39,6 +39,7 @@ static void engine_free(struct vdemux_engine *e)
 	vd_plan_fini(&e->plan, &h);
 	vd_batch_fini(&e->batch, &h);
 	vd_cost_fini(&e->cost, &h);
+	vd_offload_scratch_fini(&e->ofs, &h);
 	vd_free(&h, e->dests);
 	vd_free(&h, e);
 }
@@ -112,7 +113,7 @@ int vdemux_engine_create(vdemux_engine **out, const struct vdemux_engine_opts *u
 	if (err)
 		goto fail;
 	e->dests = vd_calloc(&e->alloc, e->vmt.max, sizeof(*e->dests));
-	if (!e->dests) {
+	if (!e->dests || vd_offload_scratch_init(&e->ofs, e->max_frame, &e->alloc)) {
 		err = -ENOMEM;
 		goto fail;
 	}

@@ -17,6 +17,7 @@
 #include "core/batch.h"
 #include "core/cost.h"
 #include "core/diag.h"
+#include "core/offload.h"
 #include "core/pend.h"
 #include "core/pool.h"
 #include "core/vm.h"
@@ -54,6 +55,7 @@ struct vdemux_engine {
 	struct vd_batch batch; /* tables.c: see its rule */
 	struct vd_sigs sigs;   /* signal.c */
 	struct vd_cost cost;   /* cost.c */
+	struct vd_offload_scratch ofs; /* offload.c: one frame's copy */
 
 	struct vdemux_engine_stats st;
 };

@@ -109,11 +109,14 @@ static enum vd_plan_res sink_delivery(struct vdemux_engine *e, struct vm *vm, co
 }
 
 /* After a chain VM's delivery took nch slots of the head chain: the rest
- * of the chain is the guest's own again (lazy harvest: still mapped). */
-static void chain_rest_unpost(struct vm *vm, uint32_t chain, uint32_t nch)
+ * of the chain is the guest's own again (lazy harvest: still mapped); the
+ * chain's owner learns which header goes with it. */
+static void chain_taken(struct vm *vm, const struct vd_src *src, uint32_t chain, uint32_t nch)
 {
 	for (uint32_t i = nch; i < chain; i++)
 		vd_vm_take_posted(vm);
+	if (vm->sink.planned)
+		vm->sink.planned(vm->sink.ctx, src);
 }
 
 enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
@@ -192,7 +195,7 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 		}
 	}
 	if (chain)
-		chain_rest_unpost(vm, chain, nch);
+		chain_taken(vm, src, chain, nch);
 	vd_cq_reserve(&vm->cq, nch);
 	if (t0)
 		vd_cost_planned(e, vm, nch, t0);

@@ -12,8 +12,20 @@
 #include "core/diag.h"
 #include "core/engine.h"
 #include "core/frame.h"
+#include "core/offload.h"
 #include "core/pool.h"
 #include "core/signal.h"
+
+/* Flags a frame or a frame's first buffer may have besides MORE. */
+#define HDR_FLAGS VDEMUX_FRAME_VNET_HDR(0xff)
+
+/* The header length announced in @flags is usable: none, or 10 .. 255. */
+static bool hdr_len_ok(uint32_t flags)
+{
+	uint32_t n = VDEMUX_FRAME_VNET_HDR_LEN(flags);
+
+	return n == 0 || n >= VD_VHDR_LEN;
+}
 
 
 static int frames_validate(struct vdemux_engine *e, const struct vdemux_frame *f, unsigned n)
@@ -23,15 +35,17 @@ static int frames_validate(struct vdemux_engine *e, const struct vdemux_frame *f
 	if (err)
 		return err;
 	for (unsigned i = 0; i < n; i++) {
+		uint32_t hl = VDEMUX_FRAME_VNET_HDR_LEN(f[i].flags);
+
 		if (!f[i].data) {
 			vd_bad(e, VDEMUX_BAD_NULL);
 			return -EINVAL;
 		}
-		if (f[i].len < ETH_HLEN) {
+		if ((f[i].flags & ~HDR_FLAGS) || !hdr_len_ok(f[i].flags) || f[i].len < hl + ETH_HLEN) {
 			vd_bad(e, VDEMUX_BAD_FRAME_LEN);
 			return -EINVAL;
 		}
-		if (f[i].len > e->max_frame) {
+		if (f[i].len - hl > e->max_frame) {
 			vd_bad(e, VDEMUX_BAD_FRAME_LEN);
 			return -EMSGSIZE;
 		}
@@ -56,7 +70,10 @@ int vdemux_rx_burst(vdemux_engine *e, const struct vdemux_frame *frames, unsigne
 	if (err)
 		return err;
 	for (i = 0; i < n; i++) {
-		uint32_t len = frames[i].len, np = npages_for(len);
+		uint32_t hl = VDEMUX_FRAME_VNET_HDR_LEN(frames[i].flags);
+		uint32_t len = frames[i].len - hl, np = npages_for(len);
+		const uint8_t *data = frames[i].data;
+		struct vd_offload ol;
 
 		if (e->pool.nfree < np)
 			vd_deliver_flush(e); /* gives back the pages it replaces */
@@ -69,7 +86,9 @@ int vdemux_rx_burst(vdemux_engine *e, const struct vdemux_frame *frames, unsigne
 		 * into the pool pages that are flipped to it. */
 		e->st.rx_frames++;
 		e->st.rx_bytes += len;
-		vd_deliver_frame(e, &(struct vd_src){.flat = frames[i].data, .len = len});
+		if (hl)
+			vd_vhdr_read(&ol.h, data);
+		vd_deliver_frame(e, &(struct vd_src){.flat = data + hl, .len = len, .ol = hl ? &ol : NULL});
 	}
 	burst_end(e);
 	return i == 0 ? -ENOBUFS : (int)i;
@@ -120,7 +139,7 @@ static int bufs_validate(struct vdemux_engine *e, const struct vdemux_rx_buf *b,
 {
 	int err = vd_check_burst(e, b, n);
 	unsigned i;
-	uint32_t flen = 0;
+	uint32_t flen = 0, hl;
 
 	if (err)
 		return err;
@@ -135,8 +154,10 @@ static int bufs_validate(struct vdemux_engine *e, const struct vdemux_rx_buf *b,
 		vd_pool_lent_mark(&e->pool, id);
 		if (!frames)
 			continue;
+		hl = VDEMUX_FRAME_VNET_HDR_LEN(b[i].flags);
 		if (b[i].len == 0 || b[i].off >= PAGE || b[i].len > PAGE - b[i].off ||
-		    (b[i].off && flen) || (b[i].flags & ~VDEMUX_RXBUF_MORE) ||
+		    (b[i].off && flen) || (b[i].flags & ~(VDEMUX_RXBUF_MORE | HDR_FLAGS)) ||
+		    (hl && (flen || !hdr_len_ok(b[i].flags) || b[i].len <= hl)) ||
 		    ((b[i].flags & VDEMUX_RXBUF_MORE) && b[i].off + b[i].len != PAGE) ||
 		    (b[i].flags & VDEMUX_RXBUF_MORE && i + 1 == n)) {
 			vd_bad(e, VDEMUX_BAD_FRAME_LEN);
@@ -144,7 +165,7 @@ static int bufs_validate(struct vdemux_engine *e, const struct vdemux_rx_buf *b,
 			i++;
 			break;
 		}
-		flen += b[i].len;
+		flen += b[i].len - hl;
 		if (!(b[i].flags & VDEMUX_RXBUF_MORE)) {
 			if (flen < ETH_HLEN || flen > e->max_frame) {
 				vd_bad(e, VDEMUX_BAD_FRAME_LEN);
@@ -180,26 +201,32 @@ int vdemux_rx_submit(vdemux_engine *e, const struct vdemux_rx_buf *bufs, unsigne
 	if (err)
 		return err;
 	while (i < n) {
-		uint32_t np = 0, len = 0, off = bufs[i].off;
+		uint32_t hl = VDEMUX_FRAME_VNET_HDR_LEN(bufs[i].flags);
+		uint32_t np = 0, len = 0, off = bufs[i].off + hl;
+		struct vd_offload ol;
 
+		/* The header is read once, here, then cleared below. */
+		if (hl)
+			vd_vhdr_read(&ol.h, pg_addr(&e->pool, bufs[i].id) + bufs[i].off);
 		do {
 			uint32_t p = bufs[i].id;
 			uint8_t *a = pg_addr(&e->pool, p);
-			uint32_t end = bufs[i].off + bufs[i].len;
+			uint32_t end = bufs[i].off + bufs[i].len, start = np ? 0 : off;
 
 			/* Clear what the device may have written outside the
-			 * frame. */
-			if (bufs[i].off)
-				memset(a, 0, bufs[i].off);
+			 * frame (and the header). */
+			if (start)
+				memset(a, 0, start);
 			if (end < PAGE)
 				memset(a + end, 0, PAGE - end);
 			vd_pool_unlend(&e->pool, p, end);
 			pages[np++] = p;
-			len += bufs[i].len;
+			len += end - start;
 		} while (bufs[i++].flags & VDEMUX_RXBUF_MORE);
 		e->st.rx_frames++;
 		e->st.rx_bytes += len;
-		vd_deliver_frame(e, &(struct vd_src){.pages = pages, .len = len, .off = off});
+		vd_deliver_frame(e, &(struct vd_src){.pages = pages, .len = len, .off = off,
+						     .ol = hl ? &ol : NULL});
 	}
 	burst_end(e);
 	return (int)n;

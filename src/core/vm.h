@@ -78,6 +78,8 @@ struct vm {
 				 * window is guest RAM: every slot holds a page
 				 * (a hole is an error, vdemux_engine_check()) */
 	struct vd_sink sink;    /* copy target when no chain fits; copy NULL: none */
+	uint32_t offloads;      /* VDEMUX_OFFLOAD_* the VM takes (offload.c) */
+	uint32_t vnet_hdr_len;  /* an engine VM's header in front of each frame, or 0 */
 	/* translation tables */
 	struct be_ref bes[MAX_BACKENDS];
 	unsigned nbe;

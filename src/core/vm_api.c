@@ -81,6 +81,9 @@ static int vm_validate(struct vdemux_engine *e, const struct vdemux_vm_opts *o)
 	}
 	if (o->signal.flags & ~VDEMUX_SIGNAL_F_RELEASE_FD)
 		return -EINVAL;
+	if ((o->offloads & ~VDEMUX_OFFLOAD_ALL) || (o->offloads && !o->vnet_hdr_len) ||
+	    (o->vnet_hdr_len && o->vnet_hdr_len != 10 && o->vnet_hdr_len != 12))
+		return -EINVAL;
 	return 0;
 }
 
@@ -246,6 +249,8 @@ int vdemux_vm_add(vdemux_engine *e, vdemux_vm_id *out_id, const struct vdemux_vm
 	vm->harvest = o.harvest ? o.harvest : e->harvest;
 	vm->copy = o.copy;
 	vm->copy_threshold = o.copy_threshold;
+	vm->offloads = o.offloads;
+	vm->vnet_hdr_len = o.vnet_hdr_len;
 	vm->sig.cfg = o.signal;
 	err = vm_attach_all(e, vm, &o);
 	if (err) {

@@ -28,6 +28,9 @@ struct vd_sink {
 	 * 0, or the drop reason (nothing taken). */
 	int (*copy)(void *ctx, const struct vd_pool *pl, const struct vd_src *src,
 		    const struct vdemux_dest *d, uint32_t out_len);
+	/* A delivery into the head chain was planned; src->vh is the header
+	 * it carries (NULL: no offload). May be NULL. */
+	void (*planned)(void *ctx, const struct vd_src *src);
 	void *ctx;
 };
 
@@ -46,6 +49,10 @@ const struct vdemux_alloc_hooks *vd_vmq_alloc(const struct vdemux_engine *e);
  * after the VM is added. */
 void vd_vmq_set_layout(struct vm *vm, const struct vd_sink *sink);
 
+/* The offloads the queue's guest negotiated (offload.h's VDEMUX_OFFLOAD_*
+ * bits): what a frame's metadata may leave undone for it. */
+void vd_vmq_set_offloads(struct vm *vm, uint32_t offloads);
+
 /* Post a chain of pages (the queue's buffer) whose frame starts @off bytes
  * into its first page, all or nothing. Every chain posted at a time has the
  * same offset: the first one posted to an empty queue sets it. Returns 0;
@@ -62,11 +69,6 @@ bool vd_vmq_complete(struct vm *vm, struct vdemux_completion *out);
 /* Stop: every chain posted is unposted (lazy harvest: its pages are the
  * guest's, still mapped) and every completion not taken is dropped. */
 void vd_vmq_unpost_all(struct vm *vm);
-
-/* Whether the page at gpa is posted: the first page of a chain the engine
- * has not taken yet (it takes a chain's pages when it plans a delivery into
- * it, before the delivery completes). */
-bool vd_vmq_posted(const struct vm *vm, uint64_t gpa);
 
 /* Whether every page of guest RAM under [gpa, gpa + len) is backed by a
  * page of the VM (the queue writes guest memory through the VMM's mapping:

@@ -25,6 +25,7 @@
 
 #include "common/util.h"
 #include "core/frame.h"
+#include "core/offload.h"
 #include "core/signal.h"
 #include "core/vmq.h"
 #include "virtio/vnet_rx.h"
@@ -36,6 +37,7 @@
 /* A chain posted to the engine as pages, waiting for its frame. */
 struct fchain {
 	uint64_t first_gpa; /* the page holding the header */
+	struct vd_vhdr vh;  /* the offload metadata its header carries */
 	uint32_t len;       /* frame bytes completed so far */
 	uint16_t head;
 	bool failed;
@@ -65,6 +67,7 @@ struct vdemux_vnet_rxq {
 	struct vdemux_signal irq;
 
 	struct vd_vring *vq; /* NULL when stopped */
+	uint32_t fq_taken;   /* chains at the head of fq the engine has filled, not yet completed */
 	uint64_t features;
 	uint32_t hdr_len;
 	bool mrg;
@@ -130,16 +133,56 @@ static void publish(struct vdemux_vnet_rxq *q)
 
 /* ---- the header ---- */
 
-/* The virtio-net header: no offload metadata (flags 0, gso_type NONE),
- * num_buffers where the header has it. Little-endian (VERSION_1; a legacy
- * guest is x86 here, little-endian too). */
-static void make_hdr(const struct vdemux_vnet_rxq *q, uint8_t *h, uint16_t num_buffers)
+/* The virtio-net header: the offload metadata the engine chose for this
+ * guest (@vh; NULL: none, flags 0 and gso_type NONE), num_buffers where the
+ * header has it. Little-endian (VERSION_1; a legacy guest is x86 here,
+ * little-endian too). */
+static void make_hdr(const struct vdemux_vnet_rxq *q, uint8_t *h, uint16_t num_buffers,
+		     const struct vd_vhdr *vh)
 {
 	uint16_t nb = htole16(num_buffers);
 
 	memset(h, 0, VNET_HDR_MAX);
+	if (vh)
+		vd_vhdr_write(h, vh);
 	if (q->hdr_len >= 12)
 		memcpy(h + 10, &nb, sizeof(nb));
+}
+
+/* The offloads the guest's receive queue takes, from the negotiated
+ * features (VIRTIO 1.x 5.1.3; Linux 6.1 offers CSUM, TSO4, TSO6, ECN and
+ * UFO, not USO). */
+static uint32_t guest_offloads(uint64_t f)
+{
+	static const struct {
+		unsigned bit;
+		uint32_t offload;
+	} map[] = {
+		{1, VDEMUX_OFFLOAD_CSUM},  {7, VDEMUX_OFFLOAD_TSO4},  {8, VDEMUX_OFFLOAD_TSO6},
+		{9, VDEMUX_OFFLOAD_ECN},   {10, VDEMUX_OFFLOAD_UFO},  {54, VDEMUX_OFFLOAD_USO4},
+		{55, VDEMUX_OFFLOAD_USO6},
+	};
+	uint32_t o = 0;
+
+	for (unsigned i = 0; i < ARRAY_SIZE(map); i++)
+		if (f >> map[i].bit & 1)
+			o |= map[i].offload;
+	return o;
+}
+
+/* The engine filled the next chain: remember the header that goes with it. */
+static void on_planned(void *ctx, const struct vd_src *src)
+{
+	struct vdemux_vnet_rxq *q = ctx;
+	struct fchain *fc;
+
+	if (!q->vq || q->fq_taken >= q->fq_n)
+		return;
+	fc = &q->fq[(q->fq_head + q->fq_taken++) % q->fq_cap];
+	if (src->vh)
+		fc->vh = *src->vh;
+	else
+		memset(&fc->vh, 0, sizeof(fc->vh));
 }
 
 /* ---- completions of page chains ---- */
@@ -155,7 +198,7 @@ static void chain_done(struct vdemux_vnet_rxq *q, const struct vm *vm, struct fc
 	}
 	/* The page at first_gpa is the frame's now (or the guest's own, for
 	 * a copy): bytes [0, hdr_len) are ours to write. */
-	make_hdr(q, h, 1);
+	make_hdr(q, h, 1, &fc->vh);
 	memcpy(q->gm.base + fc->first_gpa, h, q->hdr_len);
 	vd_vring_push(q->vq, fc->head, q->hdr_len + fc->len);
 	q->st.frames++;
@@ -202,6 +245,8 @@ static void drain(struct vdemux_vnet_rxq *q, struct vm *vm)
 		chain_done(q, vm, fc);
 		q->fq_head = (q->fq_head + 1) & (q->fq_cap - 1);
 		q->fq_n--;
+		if (q->fq_taken)
+			q->fq_taken--;
 		q->chains_done++;
 		flush_copies(q, false);
 	}
@@ -218,7 +263,7 @@ static void forget_buffers(struct vdemux_vnet_rxq *q, struct vm *vm)
 {
 	if (vm)
 		vd_vmq_unpost_all(vm);
-	q->fq_head = q->fq_n = q->cq_head = q->cq_n = q->seg_head = q->seg_n = 0;
+	q->fq_head = q->fq_n = q->fq_taken = q->cq_head = q->cq_n = q->seg_head = q->seg_n = 0;
 	q->dq_head = q->dq_n = 0;
 }
 
@@ -300,17 +345,6 @@ static bool bufs_backed(struct vdemux_vnet_rxq *q, uint32_t nbuf)
 	return true;
 }
 
-/* Page chains the engine took in this call, not completed yet: the leading
- * chains of fq whose first page it took from the post queue. */
-static uint32_t chains_in_flight(const struct vdemux_vnet_rxq *q)
-{
-	uint32_t n = 0;
-
-	while (n < q->fq_n && !vd_vmq_posted(q->vm, q->fq[(q->fq_head + n) & (q->fq_cap - 1)].first_gpa))
-		n++;
-	return n;
-}
-
 /* A copy's used entry: now, or after the chains delivered before it (their
  * used entries are pushed at the end of the engine call), so that the
  * guest gets its frames in the order they came. */
@@ -336,7 +370,7 @@ static int sink_copy(void *ctx, const struct vd_pool *pl, const struct vd_src *s
 	if (!q->vq)
 		return VDEMUX_DROP_NO_BUFFER;
 	if (!q->cq_n) /* a chain is posted: the engine came here as it is too short */
-		return q->fq_n > chains_in_flight(q) ? VDEMUX_DROP_TOO_BIG : VDEMUX_DROP_NO_BUFFER;
+		return q->fq_n > q->fq_taken ? VDEMUX_DROP_TOO_BIG : VDEMUX_DROP_NO_BUFFER;
 	if (q->mrg) {
 		for (nbuf = 0; nbuf < q->cq_n && cap < need; nbuf++)
 			cap += cbuf_at(q, nbuf)->cap;
@@ -349,8 +383,8 @@ static int sink_copy(void *ctx, const struct vd_pool *pl, const struct vd_src *s
 	}
 	if (!bufs_backed(q, nbuf))
 		return VDEMUX_DROP_BACKEND; /* a hole the guest cannot have made */
-	make_hdr(q, hdr, (uint16_t)nbuf);
-	after = q->chains_done + chains_in_flight(q);
+	make_hdr(q, hdr, (uint16_t)nbuf, src->vh);
+	after = q->chains_done + q->fq_taken;
 	for (uint32_t b = 0; b < nbuf; b++) {
 		struct cbuf *cb = cbuf_at(q, 0);
 		uint64_t start = pos;
@@ -598,7 +632,7 @@ int vdemux_vnet_rxq_create(vdemux_vnet_rxq **out, vdemux_engine *eng, const stru
 	}
 	vm = rxq_vm(q);
 	q->vm = vm;
-	vd_vmq_set_layout(vm, &(struct vd_sink){.copy = sink_copy, .ctx = q});
+	vd_vmq_set_layout(vm, &(struct vd_sink){.copy = sink_copy, .planned = on_planned, .ctx = q});
 	*out = q;
 	return 0;
 }
@@ -652,9 +686,10 @@ int vdemux_vnet_rxq_start(vdemux_vnet_rxq *q, const struct vdemux_vnet_ring *uri
 	if (err)
 		return err;
 	q->features = r.features;
+	vd_vmq_set_offloads(q->vm, guest_offloads(r.features));
 	q->hdr_len = vd_vnet_hdr_len(r.features);
 	q->mrg = !!(r.features & VD_VIRTIO_NET_F_MRG_RXBUF);
-	q->fq_head = q->fq_n = q->cq_head = q->cq_n = q->seg_head = q->seg_n = 0;
+	q->fq_head = q->fq_n = q->fq_taken = q->cq_head = q->cq_n = q->seg_head = q->seg_n = 0;
 	q->dq_head = q->dq_n = 0;
 	q->ring_skipped = q->ring_errs = 0; /* a new ring counts from 0 */
 	return 0;
