@@ -275,7 +275,10 @@ bool vd_vring_need_notify(struct vd_vring *vq);
  * Ask to be kicked (@on) or not. With EVENT_IDX, writes avail_event (kick
  * me when avail->idx passes what I have consumed; off leaves it behind, which
  * the driver reads as "no kick needed" until idx wraps around to it); without, sets or
- * clears VRING_USED_F_NO_NOTIFY in used->flags.
+ * clears VRING_USED_F_NO_NOTIFY in used->flags. Asking again with nothing
+ * popped since (and no vd_vring_set_avail_event() or off in between) writes
+ * nothing and skips the barrier: the request made then still holds, and
+ * only avail->idx is read again.
  * @return for @on: whether chains are available after the barrier (poll
  *         again instead of waiting: the guest may have added them before it
  *         saw the request); false for off.
