@@ -522,6 +522,12 @@ static int take_buffers(struct vdemux_vnet_rxq *q, struct vm *vm)
 {
 	int taken = 0;
 
+	/* Nothing available and kicks already asked for at this entry (the
+	 * common case after a burst): what the loop below would find, without
+	 * its pop and its kick request. */
+	if (vd_vring_idle(q->vq))
+		return (int)count_ring(q);
+
 	for (;;) {
 		while (room(q)) {
 			struct vd_vring_chain c;
