@@ -9,7 +9,7 @@
  * and each packet from guest-physical memory and reports a checksum through
  * an I/O port, which is compared with what was sent. Then:
  *  - after A re-posts a buffer, A's vCPU reading that GPA makes KVM_RUN fail
- *    with EFAULT (or, on newer kernels with hardware virtualisation, exits
+ *    with EFAULT (or, on a 6.18 host whose /dev/kvm is kvm_pvm, exits
  *    with KVM_EXIT_MMIO at that GPA); vdemux_kvm_backfill() lets it run on,
  *    reading zeroes;
  *  - a page A gave back (after A's guest filled it with its own bytes) goes
@@ -265,7 +265,7 @@ static void on_alarm(int sig)
  * KVM_RUN until an I/O exit, for at most timeout_s seconds (SIGALRM kicks the
  * vCPU out of the kernel). Returns 0 with *io filled, -errno of KVM_RUN
  * (-EFAULT on a hole, on the lab's 6.1), RUN_MMIO for an MMIO exit (a hole,
- * on newer kernels with hardware virtualisation), -ETIMEDOUT, or -EIO for
+ * on a 6.18 host's kvm_pvm), -ETIMEDOUT, or -EIO for
  * another exit.
  */
 static int run_io(struct kg_vm *vm, struct kg_io *io, unsigned timeout_s)
@@ -528,8 +528,8 @@ static int post(struct gvm *g, const uint64_t *gpas, unsigned n)
  * Did the vCPU's access to the page of @gpa fault as a hole? Two answers
  * are right, and only these: KVM_RUN fails with EFAULT (Debian's 6.1 in the
  * lab: the memslot's host page is PROT_NONE), or the vCPU exits with
- * KVM_EXIT_MMIO at that page (seen with hardware virtualisation on a 6.18
- * host: KVM finds no usable page behind the GPA and hands the access to
+ * KVM_EXIT_MMIO at that page (seen on a 6.18 host whose /dev/kvm is the
+ * kvm_pvm module, software virtualisation: KVM finds no usable page behind the GPA and hands the access to
  * the VMM as emulated MMIO). *how says which.
  */
 static bool hole_fault(const struct kg_vm *vm, int r, uint64_t gpa, const char **how)
