@@ -20,7 +20,10 @@
  * The frame's arrival (a TAP read: the kernel's copy) is outside the
  * timing in all three: a memcpy into the plain path's buffer or into the
  * lent pages. The guest's side (reading the frame, refilling) is outside
- * too. Usage: bench_virtio [-n FRAMES per case] [-r ROUNDS]
+ * too. Usage: bench_virtio [-n FRAMES per case] [-r ROUNDS] [-s BYTES] [-m pcf]
+ * -s runs one frame size only; -m the paths named (p plain, c vdemux-copy,
+ * f vdemux-flip; the others print 0): for a profiler, e.g.
+ * valgrind --tool=callgrind --toggle-collect=vdemux_rx_burst ... -s 64 -m c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -90,6 +93,42 @@ __attribute__((noreturn)) static void die(const char *what, int rc)
 
 /* ---- plain: a VMM's own device, no libvdemux ---- */
 
+/* One frame (the timed part; a function of its own so that a profiler can
+ * count it alone). */
+static __attribute__((noinline)) void plain_frame(struct vd_vring *vq, uint8_t *ram, struct vd_vring_seg *segs,
+						  const uint8_t *tap, uint32_t len)
+{
+	struct vd_vring_chain c;
+	uint32_t pos = 0, need = 12 + len, nb = 0;
+	uint8_t hdr[12] = {0}, *first = NULL;
+
+	while (pos < need) {
+		uint32_t start = pos;
+
+		if (vd_vring_pop(vq, &c, segs, 64) != 1)
+			die("plain: no buffer", 0);
+		for (uint32_t s = 0; s < c.nseg && pos < need; s++) {
+			uint8_t *dst = ram + segs[s].gpa;
+			uint32_t n = need - pos < segs[s].len ? need - pos : segs[s].len, d = 0;
+
+			if (pos == 0)
+				first = dst;
+			if (pos < 12) {
+				d = 12 - pos < n ? 12 - pos : n;
+				memcpy(dst, hdr + pos, d);
+			}
+			memcpy(dst + d, tap + pos + d - 12, n - d);
+			pos += n;
+		}
+		vd_vring_push(vq, c.head, pos - start);
+		nb++;
+	}
+	/* num_buffers, in the header at the start of the first buffer */
+	memcpy(first + 10, &(uint16_t){(uint16_t)nb}, 2);
+	vd_vring_publish(vq);
+	(void)vd_vring_need_notify(vq);
+}
+
 static double plain(uint32_t len, uint32_t nframes)
 {
 	struct guest G = {0};
@@ -115,38 +154,11 @@ static double plain(uint32_t len, uint32_t nframes)
 	make_frame(frame, len);
 	vng_refill(&G.g);
 	for (uint32_t k = 0; k < nframes; k++) {
-		struct vd_vring_chain c;
-		uint32_t pos = 0, need = 12 + len, nb = 0;
-		uint8_t hdr[12] = {0}, *first = NULL;
 		double t0;
 
 		memcpy(tap, frame, len); /* the TAP read, untimed */
 		t0 = now();
-		while (pos < need) {
-			uint32_t start = pos;
-
-			if (vd_vring_pop(vq, &c, segs, 64) != 1)
-				die("plain: no buffer", 0);
-			for (uint32_t s = 0; s < c.nseg && pos < need; s++) {
-				uint8_t *dst = G.ram + segs[s].gpa;
-				uint32_t n = need - pos < segs[s].len ? need - pos : segs[s].len, d = 0;
-
-				if (pos == 0)
-					first = dst;
-				if (pos < 12) {
-					d = 12 - pos < n ? 12 - pos : n;
-					memcpy(dst, hdr + pos, d);
-				}
-				memcpy(dst + d, tap + pos + d - 12, n - d);
-				pos += n;
-			}
-			vd_vring_push(vq, c.head, pos - start);
-			nb++;
-		}
-		/* num_buffers, in the header at the start of the first buffer */
-		memcpy(first + 10, &(uint16_t){(uint16_t)nb}, 2);
-		vd_vring_publish(vq);
-		(void)vd_vring_need_notify(vq);
+		plain_frame(vq, G.ram, segs, tap, len);
 		t += now() - t0;
 		guest_consume(&G.g, sink, sizeof(sink));
 		vd_vring_enable_kick(vq, true);
@@ -264,16 +276,21 @@ static int cmp(const void *a, const void *b)
 int main(int argc, char **argv)
 {
 	static const uint32_t sizes[] = {64, 1500, 9000, 65536};
-	uint32_t nframes = 2000, rounds = 3;
+	uint32_t nframes = 2000, rounds = 3, only = 0;
+	const char *modes = "pcf";
 	int opt;
 
-	while ((opt = getopt(argc, argv, "n:r:h")) != -1) {
+	while ((opt = getopt(argc, argv, "n:r:s:m:h")) != -1) {
 		if (opt == 'n')
 			nframes = (uint32_t)atoi(optarg);
 		else if (opt == 'r')
 			rounds = (uint32_t)atoi(optarg);
+		else if (opt == 's')
+			only = (uint32_t)atoi(optarg);
+		else if (opt == 'm')
+			modes = optarg;
 		else {
-			fprintf(stderr, "usage: %s [-n FRAMES] [-r ROUNDS]\n", argv[0]);
+			fprintf(stderr, "usage: %s [-n FRAMES] [-r ROUNDS] [-s BYTES] [-m pcf]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -287,11 +304,14 @@ int main(int argc, char **argv)
 		double p[15], c[15], f[15];
 		uint32_t n = sizes[s] > 9000 ? nframes / 4 : nframes;
 
+		if (only && sizes[s] != only)
+			continue;
+
 		/* Interleaved, so that the three share the machine's noise. */
 		for (uint32_t r = 0; r < rounds; r++) {
-			p[r] = plain(sizes[s], n);
-			c[r] = engine(sizes[s], n, false);
-			f[r] = engine(sizes[s], n, true);
+			p[r] = strchr(modes, 'p') ? plain(sizes[s], n) : 0;
+			c[r] = strchr(modes, 'c') ? engine(sizes[s], n, false) : 0;
+			f[r] = strchr(modes, 'f') ? engine(sizes[s], n, true) : 0;
 		}
 		qsort(p, rounds, sizeof(double), cmp);
 		qsort(c, rounds, sizeof(double), cmp);

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""Write the seed corpora of l2_fuzzer (one input per branch of the rules)
-and of l2_config_fuzzer (call sequences reaching every error and state).
+"""Write the seed corpora of l2_fuzzer (one input per branch of the rules),
+of l2_config_fuzzer (call sequences reaching every error and state), and the
+limits-mode seeds of engine_fuzzer (fuzz/corpus/engine/limits-*: the
+longest frames and chains, whole windows, bursts past the pool; the other
+engine seeds are not written here).
 
 Input format: byte 0 = uplink (bit 0: 0 802.1Q, 1 802.1ad) | capacity << 1
 (7: full), then the frame. The names say what each input exercises against
 the fixed configuration in l2_fuzzer.c.
 
-usage: fuzz/make_corpus.py   (writes fuzz/corpus/l2/ and fuzz/corpus/l2_config/)
+usage: fuzz/make_corpus.py   (writes fuzz/corpus/l2/, fuzz/corpus/l2_config/ and fuzz/corpus/engine/limits-*)
 """
 import os
 import struct
@@ -131,8 +134,96 @@ config_seeds = {
                    *[(REMOVE, 1 + k) for k in range(6)]),
 }
 
+
+# engine_fuzzer in its limits mode (see fuzz/engine_fuzzer.c): the magic,
+# then max_frame (odd: 65540, even: 65536), then operations: op, VM, args.
+E_POST, E_RELEASE, E_BURST, E_ZC, E_READ, E_FAULT, E_READD, E_RELREQ = range(8)
+MAXF, MAXF_M1, MAXF_P1, MIN14, LEN13, ANY = 0, 2, 3, 4, 5, 6
+OFF4095, OFF0, OFF4094, OFF12 = 0, 1, 2, 3
+VM0, VM1, VM2, BCAST, NOBODY = 0, 1, 2, 3, 4
+TAG5, TAG1, PRIO = 0x40, 0x20, 0x80
+
+
+def e_frame(d, sel, r=0):
+    return bytes([d, sel, r & 255, r >> 8])
+
+
+def e_post(vm, n=40, start=0, mis=0, op=E_POST):
+    return bytes([op, vm, n - 1, start, mis])
+
+
+def e_burst(vm, *frames):
+    return bytes([E_BURST, vm, len(frames) - 1]) + b''.join(e_frame(*f) for f in frames)
+
+
+def e_zc(*frames, abort=False, hold=False, spoil=None):
+    # frames: (offset selector, destination, length selector); then submit,
+    # abort, keep lent (hold), or submit spoiled (0 id repeated, 1 id not
+    # lent, 2 open chain, 3 offset in a later buffer, 4 unknown flag, 5 the
+    # first frame continued into the second)
+    b = bytes([E_ZC, 0, len(frames) - 1])
+    for osel, d, sel in frames:
+        b += bytes([osel]) + e_frame(d, sel)
+    how = 7 if abort else 5 if hold else 6 | (spoil << 3) if spoil is not None else 0
+    return b + bytes([how])
+
+
+def limits(mf, *ops):
+    return bytes([0x4c, 0x21, mf]) + b''.join(ops)
+
+
+READ = bytes([E_READ, 0])
+engine_seeds = {
+    'limits-longest-chain-at-4095-of-65540': limits(1, e_post(VM0), e_zc((OFF4095, VM0, MAXF)), READ),
+    'limits-chain-at-4095-of-65536': limits(0, e_post(VM0), e_zc((OFF4095, VM0, MAXF)), READ),
+    'limits-two-longest-chains-in-one-submit': limits(1, e_post(VM0), e_zc((OFF4095, VM0, MAXF),
+                                                                          (OFF4094, VM0, MAXF_M1)), READ),
+    'limits-chain-one-byte-too-long-is-refused': limits(1, e_post(VM0), e_zc((OFF4095, VM0, MAXF_P1)),
+                                                        e_zc((OFF0, VM0, LEN13)), e_zc((OFF12, VM0, MIN14)), READ),
+    'limits-chains-from-every-offset': limits(1, e_post(VM0), e_post(VM1, op=E_POST),
+                                              e_zc((0x84, VM0, MAXF_M1)), e_zc((OFF0, VM1, MAXF)),
+                                              e_zc((0xff, VM0, ANY), (OFF12, BCAST, ANY)), READ),
+    'limits-burst-of-8-longest-runs-the-pool-out': limits(1, e_post(VM0), e_post(VM1),
+                                                          e_burst(VM0, *[(VM0, MAXF)] * 4, *[(VM1, MAXF)] * 4),
+                                                          READ, e_post(VM0), e_post(VM1), bytes([E_RELREQ, 0])),
+    'limits-burst-lengths-around-the-limits': limits(0, e_post(VM0), e_burst(VM0, (VM0, MAXF_M1), (VM0, MIN14)),
+                                                     e_burst(VM0, (VM0, MAXF), (VM0, MAXF_P1)),
+                                                     e_burst(VM0, (VM0, LEN13)), READ),
+    'limits-pushed-tag-on-the-longest-frame': limits(1, e_post(VM1), e_burst(VM1, (VM1, MAXF)), READ,
+                                                     e_post(VM1), e_zc((OFF4095, VM1, MAXF)), READ),
+    'limits-stripped-tag-on-the-longest-frame': limits(1, e_post(VM0), e_post(VM1),
+                                                       e_burst(VM0, (VM0 | TAG1, MAXF), (VM1 | TAG1, MAXF)),
+                                                       e_zc((OFF4095, VM0 | TAG1, MAXF)), READ),
+    'limits-quota-of-one-longest-delivery': limits(1, e_post(VM2), e_burst(VM2, (VM2, MAXF), (VM2, MAXF)),
+                                                   e_zc((OFF4095, VM2 | TAG5, MAXF)), READ),
+    'limits-broadcast-of-the-longest-frame': limits(1, e_post(VM0), e_post(VM1), e_post(VM2),
+                                                    e_zc((OFF4095, BCAST, MAXF)), e_burst(VM0, (BCAST, MAXF)), READ),
+    'limits-whole-window-and-past-it': limits(0, e_post(VM0, n=42), e_post(VM0, n=40, start=1),
+                                              e_post(VM0, n=1, start=0), e_post(VM0, n=40, start=0),
+                                              e_post(VM0, n=40, start=0), e_post(VM0, n=40, mis=0x85),
+                                              e_burst(VM0, (VM0, MAXF)), READ,
+                                              e_post(VM0, n=40, op=E_RELEASE), e_post(VM0, n=40, start=2, op=E_RELEASE)),
+    'limits-backend-fault-in-the-longest-chain': limits(1, e_post(VM1), bytes([E_FAULT, 1, 8, 1]),
+                                                        e_zc((OFF4095, VM1, MAXF)), READ,
+                                                        bytes([E_FAULT, 1, 16, 0]), e_burst(VM1, (VM1, MAXF)), READ,
+                                                        bytes([E_READD, 1]), e_post(VM1), e_zc((OFF4095, VM1, MAXF))),
+    'limits-spoiled-chains-are-refused-whole': limits(1, e_post(VM0), *[
+        e_zc((OFF4095, VM0, MAXF), (OFF0, VM0, MIN14), spoil=k) for k in range(5)],
+        e_zc((OFF4095, VM0, MAXF), spoil=3), e_zc((OFF4095, VM0, MAXF)), READ),
+    'limits-chain-continued-past-max-frame': limits(0, e_post(VM0), e_zc((OFF0, VM0, MAXF), (OFF0, VM0, MIN14), spoil=5),
+                                                    e_zc((OFF0, VM0, MAXF_M1), (OFF4095, VM0, MIN14), spoil=5),
+                                                    e_zc((OFF0, VM0, MAXF), (OFF0, VM0, MIN14)), READ),
+    'limits-priority-tag-set-and-stripped': limits(1, e_post(VM0), e_post(VM1),
+                                                   e_burst(VM0, (VM0 | PRIO, MAXF), (VM1 | PRIO, MAXF), (BCAST | PRIO, ANY, 300)),
+                                                   e_zc((OFF4095, VM1 | PRIO, MAXF)), READ),
+    'limits-burst-while-the-pool-is-lent-out': limits(1, e_zc((OFF4095, VM0, MAXF), (OFF4095, VM1, MAXF), hold=True),
+                                                      e_burst(VM0, *[(VM0, MAXF)] * 8), bytes([E_RELREQ, 0]),
+                                                      e_post(VM0), e_burst(VM0, (VM0, MAXF), (BCAST, MAXF)),
+                                                      e_zc((OFF4095, VM0, MAXF)), READ),
+}
+
 here = os.path.dirname(os.path.abspath(__file__))
-for target, table in (('l2', seeds), ('l2_config', config_seeds)):
+for target, table in (('l2', seeds), ('l2_config', config_seeds), ('engine', engine_seeds)):
     out = os.path.join(here, 'corpus', target)
     os.makedirs(out, exist_ok=True)
     for name, data in table.items():

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build and run every test: unit tests (gcc), the same under valgrind memcheck,
+# Check the layers of src/ (scripts/layers.py), then build and run every
+# test: unit tests (gcc), the same under valgrind memcheck,
 # an ASan+UBSan build, a clang build, the kernel-lab tests (real KVM and VFIO
 # under qemu), the fuzz corpus replay and a short fuzzing run, the API docs,
 # and an outside program built against the installed library with pkg-config
@@ -25,6 +26,9 @@ run_ctest() {
   rm -f "$log"
   return "$rc"
 }
+
+step "layers: no call or include cycle, includes match calls, drawing up to date"
+python3 scripts/layers.py
 
 step "gcc build, unit + kernel-lab tests + valgrind memcheck"
 cmake -S . -B build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVDEMUX_VALGRIND=ON >/dev/null

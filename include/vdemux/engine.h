@@ -13,6 +13,7 @@
 #include <vdemux/arena.h>
 #include <vdemux/common.h>
 #include <vdemux/l2.h>
+#include <vdemux/offload.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -137,7 +138,7 @@ struct vdemux_engine_stats {
 	uint64_t signals;         /**< signals raised */
 	uint64_t release_requests; /**< release requests signalled */
 	uint64_t backend_errors;  /**< failed backend operations */
-	uint64_t rollback_failures; /**< rollbacks that failed (page kept by its VM) */
+	uint64_t rollback_failures; /**< rollbacks that failed (page kept by its VM; or, where an old page could not be mapped back after a failed flip, a hole left in its VM) */
 	uint64_t drops[VDEMUX_DROP__COUNT]; /**< (frame, VM) drops by enum vdemux_drop_reason */
 	uint64_t bad_input[VDEMUX_BAD__COUNT]; /**< rejected calls by enum vdemux_bad_input */
 	uint64_t pages_quarantined; /**< gauge: pages a removed VM's table failed to unmap; never reused */
@@ -145,6 +146,11 @@ struct vdemux_engine_stats {
 	uint64_t adaptive_probes; /**< deliveries the adaptive policy made the other way to measure it (its trials), and each VM's first zero-copy delivery (flipped to set its tables up) */
 	uint64_t multi_page_flips; /**< deliveries of several pages, every page flipped */
 	uint64_t multi_page_one_run; /**< ... whose pages were consecutive, at consecutive GPAs: one table update each */
+	uint64_t offload_passed;  /**< deliveries whose header carried the frame's offload metadata (NEEDS_CSUM or GSO) to a destination that accepts it */
+	uint64_t offload_csums;   /**< deliveries whose checksum the engine finished (a destination without checksum offload) */
+	uint64_t offload_segmented; /**< (frame, destination) pairs cut into segments */
+	uint64_t offload_segments; /**< the segments cut (each a delivery, copied) */
+	uint64_t offload_bad[8];  /**< frames (or, for UFO, deliveries) refused for their metadata, by enum vdemux_offload_bad */
 };
 
 /**
@@ -162,7 +168,10 @@ VDEMUX_API int vdemux_engine_stats(const vdemux_engine *eng, struct vdemux_engin
  * between calls), each ASSIGNED page at exactly one GPA of one VM (and, for
  * backends with a query operation, mapped there and nowhere else in the
  * window), FREE + FILLING + ASSIGNED + quarantined = pages managed, no VM
- * above its quota. Costs O(pages * page size); for tests and debugging.
+ * above its quota, and no hole in a virtio-net queue's guest RAM (every
+ * GPA of a vdemux_vnet_rxq's VM holds a page: a hole there is a page the
+ * guest lost, left by a rollback that failed). Costs O(pages * page size);
+ * for tests and debugging.
  *
  * @param eng       the engine
  * @param[out] msg  if not NULL, a description of the first violation

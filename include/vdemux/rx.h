@@ -15,6 +15,7 @@
 
 #include <vdemux/common.h>
 #include <vdemux/engine.h>
+#include <vdemux/offload.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -23,15 +24,32 @@ extern "C" {
 /** A frame handed to vdemux_rx_burst(). */
 struct vdemux_frame {
 	const void *data; /**< the bytes (read during the call only) */
-	uint32_t len;     /**< 14 .. max_frame */
-	uint32_t pad;     /**< zero */
+	uint32_t len;     /**< 14 .. max_frame, plus the header's length with VDEMUX_FRAME_VNET_HDR() */
+	union {
+		uint32_t flags; /**< VDEMUX_FRAME_VNET_HDR(n), or 0 */
+		uint32_t pad;   /**< the earlier name of @c flags, when zero was its one value (it still means no flag) */
+	};
 };
+
+/**
+ * Flags of a frame (vdemux_frame::flags) or of the first buffer of a frame
+ * (vdemux_rx_buf::flags): its bytes begin with a virtio-net header of @p n
+ * bytes (10 .. 255: struct vdemux_vnet_hdr, then what a longer header has,
+ * which is ignored), and the frame follows it. What a read() from a TAP
+ * device opened with IFF_VNET_HDR gives (@p n: its TUNSETVNETHDRSZ, 10 by
+ * default), or a guest's transmit buffer with its header. The header is
+ * read during the call; its bytes are not part of the frame (the lengths
+ * limits apply to the frame) and no VM sees them.
+ */
+#define VDEMUX_FRAME_VNET_HDR(n) (((uint32_t)(n) & 0xffu) << 8)
+/** The header length a frame's flags announce (0: none). */
+#define VDEMUX_FRAME_VNET_HDR_LEN(flags) (((uint32_t)(flags) >> 8) & 0xffu)
 
 /**
  * Deliver frames from the caller's memory (burst).
  *
- * Lengths are validated first, all-or-nothing; the first bad frame's error
- * is returned. Frames are then taken in order. Each is classified, and
+ * Lengths and flags are validated first, all-or-nothing; the first bad
+ * frame's error is returned. Frames are then taken in order. Each is classified, and
  * copied once per destination: straight into a destination's posted buffer
  * (copy), or into fresh pool pages that are then mapped at its posted GPAs
  * (flip). A frame is taken only while the pool has as many free pages as the
@@ -46,10 +64,19 @@ struct vdemux_frame {
  * the VM would exceed its quota (QUOTA), no free pool page for a copy
  * (NO_POOL); and, when the batch is applied, a backend failure (BACKEND).
  *
+ * A frame with a virtio-net header (VDEMUX_FRAME_VNET_HDR()) is delivered to
+ * each destination as offload.h says: with its metadata, its checksum
+ * finished, or cut into segments (each segment a delivery of its own,
+ * copied). Metadata that does not fit the frame drops the frame for every
+ * destination, counted in vdemux_engine_stats::offload_bad (the frame is
+ * taken: it counts in the return value).
+ *
  * @return the number of frames taken, frames[0, ret): each was delivered or
  *         dropped (counted); frames[ret, n) stay with the caller because the
  *         pool ran out (a release request was signalled).
- *         -EINVAL (NULL, n == 0, a length of 0 or below 14);
+ *         -EINVAL (NULL, n == 0, a length of 0 or below 14, a flag this
+ *         version does not know, a header length below 10: counted as
+ *         VDEMUX_BAD_FRAME_LEN);
  *         -EMSGSIZE (a length above max_frame): nothing changed;
  *         -ENOBUFS (the pool could not take even frames[0]): nothing taken,
  *         and every VM holding pages was signalled VDEMUX_SIG_RELEASE.
@@ -62,12 +89,14 @@ struct vdemux_rx_buf {
 	uint64_t arena_off;   /**< byte offset of the page in the arena (a device's IOVA is its base + this) */
 	uint32_t id;          /**< the engine's handle for the page */
 	uint32_t len;         /**< submit: bytes written in this page */
-	uint32_t flags;       /**< submit: VDEMUX_RXBUF_MORE if the frame continues in the next buffer */
-	uint32_t off;         /**< submit: where the frame starts in the first buffer of a frame (0 in the others); set to 0 by vdemux_rx_alloc() */
+	uint32_t flags;       /**< submit: VDEMUX_RXBUF_MORE if the frame continues in the next buffer; in a frame's first buffer, VDEMUX_RXBUF_VNET_HDR(n) if a header comes first */
+	uint32_t off;         /**< submit: where the frame (or its header) starts in the first buffer of a frame (0 in the others); set to 0 by vdemux_rx_alloc() */
 };
 
 /** The frame continues in the next buffer of the submit array. */
 #define VDEMUX_RXBUF_MORE 0x1u
+/** A frame's first buffer begins (at @c off) with an @p n-byte virtio-net header: see VDEMUX_FRAME_VNET_HDR(). */
+#define VDEMUX_RXBUF_VNET_HDR(n) VDEMUX_FRAME_VNET_HDR(n)
 
 /**
  * Lend up to @p n free pages for a device to write frames into (they become
@@ -95,14 +124,24 @@ VDEMUX_API int vdemux_rx_alloc(vdemux_engine *eng, struct vdemux_rx_buf *bufs, u
  * (a virtio-net queue in big-packet mode, see virtio_net.h) gets the pages
  * themselves; the others get copies.
  *
+ * With VDEMUX_RXBUF_VNET_HDR(n) the first buffer holds a virtio-net header
+ * at [off, off + n) and the frame from off + n on (@c len counts both):
+ * read a TAP device opened with IFF_VNET_HDR at @c data + 32 - n and the
+ * frame lands at offset 32, where a Linux guest's big-packet buffers take
+ * it, so its pages can be flipped with no copy of the header or the frame.
+ * The header is read once, then cleared with the bytes before the frame,
+ * and the frame is delivered as offload.h and vdemux_rx_burst() say.
+ *
  * Validation is all-or-nothing: every id must be lent and not repeated,
  * every buffer 1 .. page size bytes with @c off + @c len within the page
  * (and @c off 0 but in a frame's first buffer), a buffer that is continued
- * must end at the end of its page, every frame 14 .. max_frame bytes, the
- * last buffer must end its frame.
+ * must end at the end of its page, every frame 14 .. max_frame bytes (its
+ * header not counted), the last buffer must end its frame; a header only in
+ * a frame's first buffer, 10 .. 255 bytes, with at least one byte of the
+ * frame after it in that buffer.
  *
  * @return n (every buffer taken back); -EINVAL (NULL, n == 0, bad length,
- *         open chain); -EMSGSIZE (frame above max_frame); -EBADF (an id not
+ *         open chain, unknown flag, bad header length); -EMSGSIZE (frame above max_frame); -EBADF (an id not
  *         lent, or repeated). Buffers are checked in order and the first bad
  *         one's error is returned. Errors change nothing.
  */

@@ -17,6 +17,7 @@
 #include <vdemux/engine.h>
 #include <vdemux/kvm.h>
 #include <vdemux/l2.h>
+#include <vdemux/offload.h>
 #include <vdemux/rx.h>
 #include <vdemux/signal.h>
 #include <vdemux/sim.h>

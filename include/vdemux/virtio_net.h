@@ -144,8 +144,11 @@ VDEMUX_API int vdemux_vnet_rxq_stop(vdemux_vnet_rxq *q);
  * The guest notified the queue: take the buffers it made available. Call it
  * from the VMM's handler of the queue's notification (an ioeventfd, or the
  * trapped write).
- * @return the number of buffers taken (0 if none); -ENOTCONN (not
- *         started); -EIO (the ring is broken: vdemux_vnet_rxq_needs_reset()).
+ * @return the number of buffers taken (0 if none; malformed chains, given
+ *         back unused, included: what @c buffers of the stats counts); -ENOTCONN (not
+ *         started); -EIO (the ring is broken, now or before:
+ *         vdemux_vnet_rxq_needs_reset(); nothing was written to the used
+ *         ring after it was found broken).
  */
 VDEMUX_API int vdemux_vnet_rxq_kick(vdemux_vnet_rxq *q);
 
@@ -153,22 +156,34 @@ VDEMUX_API int vdemux_vnet_rxq_kick(vdemux_vnet_rxq *q);
  * Whether the guest broke the ring (an available index that jumped by more
  * than the ring, a head out of range or given twice): the queue serves it no
  * more, and the VMM should set DEVICE_NEEDS_RESET and notify a
- * configuration change. @return 1 or 0; -EINVAL (NULL).
+ * configuration change. From the moment the queue finds the ring broken
+ * (in a kick, or when it takes buffers at the end of an engine call) until
+ * vdemux_vnet_rxq_stop(): it writes nothing more to the used ring (no entry,
+ * no index, no avail_event) and sends no interrupt; the buffers it had taken
+ * are forgotten (their pages stay the guest's, as on stop; used entries
+ * pushed but not yet published stay unpublished); frames for it are
+ * dropped and counted in its VM's drops[VDEMUX_DROP_NO_BUFFER].
+ * @return 1 or 0; -EINVAL (NULL).
  */
 VDEMUX_API int vdemux_vnet_rxq_needs_reset(const vdemux_vnet_rxq *q);
 
-/** Counters of a queue. */
+/**
+ * Counters of a queue, from its creation (vdemux_vnet_rxq_stop() and a new
+ * start do not reset them). Every chain the queue takes from the available
+ * ring counts once in @c buffers; a malformed one is given back at once
+ * with used length 0 and counts in @c skipped and @c ring_errors too.
+ */
 struct vdemux_vnet_rxq_stats {
-	uint64_t buffers;       /**< buffers (chains) taken from the available ring */
-	uint64_t page_buffers;  /**< of which big-packet chains whose pages the engine may flip */
+	uint64_t buffers;       /**< chains taken from the available ring (each head once, malformed ones included; a head offered twice is not taken again) */
+	uint64_t page_buffers;  /**< of which big-packet chains posted to the engine, whose pages it may flip */
 	uint64_t frames;        /**< frames completed to the guest */
 	uint64_t flipped;       /**< of which at least one page was flipped */
 	uint64_t copied;        /**< of which every byte was copied */
-	uint64_t skipped;       /**< buffers given back unused: malformed, unusable */
-	uint64_t failed;        /**< deliveries that failed after taking a buffer (given back unused) */
+	uint64_t skipped;       /**< of @c buffers, given back unused (used length 0) without a delivery being tried: malformed (the ring's checks, src/virtio/vring.h), unusable (too short for the virtio-net header, or over a page of guest RAM a failed rollback left unmapped) */
+	uint64_t failed;        /**< of @c buffers, given back unused (used length 0) because the delivery into them failed (a backend error) */
 	uint64_t interrupts;    /**< interrupts sent */
 	uint64_t no_interrupt;  /**< publishes the guest asked not to be interrupted for */
-	uint64_t ring_errors;   /**< malformed chains and ring errors seen (each also counted below by the ring) */
+	uint64_t ring_errors;   /**< problems the ring's checks found: each malformed chain (also in @c skipped) and the error that broke the ring (vdemux_vnet_rxq_needs_reset()) */
 };
 
 /**

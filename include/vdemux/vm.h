@@ -45,6 +45,8 @@ struct vdemux_vm_opts {
 	struct vdemux_backend *const *backends; /**< registered backends keeping this VM's tables */
 	unsigned n_backends;       /**< entries in @c backends, 1..8 */
 	struct vdemux_signal signal; /**< how the VM is signalled */
+	uint32_t offloads;         /**< VDEMUX_OFFLOAD_* the VM accepts (offload.h); 0: none, every frame arrives complete (checksums finished, GSO frames segmented); not 0 needs @c vnet_hdr_len */
+	uint32_t vnet_hdr_len;     /**< 0: frames as they are; 10 or 12: each frame is delivered after a virtio-net header of that many bytes (struct vdemux_vnet_hdr, little-endian; 12: then num_buffers, the frame's completions), counted in the completions' lengths */
 };
 
 /**
@@ -62,7 +64,8 @@ struct vdemux_vm_opts {
  * @param opts       the VM's options (required: rx_pages, backends)
  * @return 0; -EINVAL (NULL, bad option, backend not registered, window not
  *         page-aligned, quota below a populated window, trailing option
- *         bytes); -ENOSPC (max_vms reached); -ENOBUFS (the pool has fewer
+ *         bytes, an unknown offload, offloads without a header, a header
+ *         length other than 0, 10, 12); -ENOSPC (max_vms reached); -ENOBUFS (the pool has fewer
  *         free pages than the window needs); -ENOMEM (an allocation
  *         failed); a backend's negative errno from vm_attach or map. When
  *         several apply, the first in this order is returned: -EINVAL,

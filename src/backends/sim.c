@@ -73,7 +73,7 @@ static uint32_t *walk(struct sim *s, struct sim_vm *v, uint64_t gpa, bool create
 				return NULL;
 		}
 		if (level < 3)
-			slot = &((struct node *)*slot)->child[lvl_index(gpa, level + 1)];
+			slot = &((struct node *)*slot)->child[lvl_index(gpa, level)];
 	}
 	return &((struct leaf *)*slot)->page[lvl_index(gpa, 3)];
 }

@@ -1,13 +1,22 @@
 /* Applying a burst's plan, VM by VM: the maps of holes, then the remaps (or,
  * where a VM's tables cannot remap, the unmaps of the old pages and the
  * maps of the new ones), each in batches; then every delivery that did not
- * get all of its chunks applied is undone, and the others are completed. */
+ * get all of its chunks applied is undone (the new pages unmapped, the old
+ * ones mapped back), and the others are completed. */
 #include <errno.h>
 #include <string.h>
 
 #include "core/apply.h"
+#include "core/cost.h"
+#include "core/diag.h"
 #include "core/engine.h"
 #include "core/harvest.h"
+#include "core/pend.h"
+#include "core/pool.h"
+#include "core/ring.h"
+#include "core/signal.h"
+#include "core/tables.h"
+#include "core/vm.h"
 
 /* Which entries a pass over a VM's list takes. */
 typedef bool (*pick_fn)(const struct pend *pe);
@@ -132,6 +141,33 @@ static void apply_tables(struct vdemux_engine *e, struct vm *vm)
 	}
 }
 
+/* A failed delivery changes nothing: where a remap of it left its slot a
+ * hole (old page unmapped, new page not mapped or unmapped again), map the
+ * old page back, entry by entry so that one refusal does not keep the
+ * others from being tried. Not where an undo left the new page in some
+ * table. An entry whose rollback failed keeps its old page stale. */
+static void restore_old_pages(struct vdemux_engine *e, struct vm *vm)
+{
+	struct vd_batch *b = &e->batch;
+
+	for (uint32_t i = vm->plan.head; i != NO_PEND; i = e->plan.pend[i].next) {
+		struct pend *pe = &e->plan.pend[i];
+		int err;
+
+		if (pe->kind != PEND_REMAP || !pe->failed || pe->tstate != TS_HOLE ||
+		    pe->stale_page != VDEMUX_NO_PAGE)
+			continue;
+		b->m[0].gpa = slot_gpa(vm, pe->slot);
+		b->m[0].page = abs_or_none(&e->pool, pe->old_page);
+		b->m[0].pad = 0;
+		b->undo[0] = b->m[0];
+		if (vd_tables_apply(e, vm, VD_OP_MAP, b, 1, &err) == 1)
+			pe->tstate = TS_UNTOUCHED;
+		else if (b->stale[0])
+			pe->stale_page = pe->old_page;
+	}
+}
+
 /* A delivery is all of its chunks or none: mark failed every entry of a
  * delivery that has a chunk not applied. Entries of one delivery are
  * contiguous on the VM's list. */
@@ -166,6 +202,8 @@ static void finalize_failed(struct vdemux_engine *e, struct vm *vm, struct pend 
 	}
 	if (pe->kind == PEND_MAP)
 		vm->held--; /* the reservation made when planned */
+	if (pe->kind == PEND_REMAP && pe->tstate == TS_HOLE && pe->stale_page == VDEMUX_NO_PAGE)
+		e->st.rollback_failures++; /* the old page could not be mapped back */
 	new_live = pe->stale_page == pe->new_page;
 	if (!new_live && pe->tstate == TS_APPLIED) {
 		/* Its undo failed (or was not tried after an earlier failure):
@@ -173,16 +211,18 @@ static void finalize_failed(struct vdemux_engine *e, struct vm *vm, struct pend 
 		new_live = true;
 		e->st.rollback_failures++;
 	}
-	old_gone = pe->kind == PEND_REMAP && pe->tstate != TS_UNTOUCHED;
+	/* The old page left the tables, unless a table may still map it (a
+	 * failed rollback of its restore): then it stays, stale. */
+	old_gone = pe->kind == PEND_REMAP && pe->tstate != TS_UNTOUCHED && pe->stale_page != pe->old_page;
 	if (pe->kind == PEND_REMAP && !old_gone && pe->stale_page == pe->old_page)
-		e->pool.pages[pe->old_page].stale = 1;
+		vd_pool_set_stale(&e->pool, pe->old_page, true);
 	if (old_gone)
 		vd_harvest_slot(e, vm, pe->slot);
 	if (new_live) {
 		/* A failed undo may leave the page reachable by this VM: it
 		 * stays with the VM (held, not posted) until it is released. */
 		vd_pool_assign(&e->pool, pe->new_page, vm->idx, pe->slot);
-		e->pool.pages[pe->new_page].stale = 1;
+		vd_pool_set_stale(&e->pool, pe->new_page, true);
 		sl->page = pe->new_page;
 		vm->held++;
 		return;
@@ -238,7 +278,7 @@ static void complete(struct vdemux_engine *e, struct vm *vm)
 				vd_cq_cancel(&vm->cq, 1);
 			}
 			if (first_of_delivery(e, i)) {
-				vd_drop(e, vm, VDEMUX_DROP_BACKEND);
+				vd_drop(e, &vm->st, VDEMUX_DROP_BACKEND);
 				e->st.delivered--;
 				vm->st.delivered--;
 				vm->st.bytes -= pe->flen;
@@ -300,6 +340,7 @@ static void apply_vm(struct vdemux_engine *e, struct vm *vm)
 	apply_tables(e, vm);
 	mark_failed(e, vm);
 	run(e, vm, VD_OP_UNMAP, pick_undo, true, TS_HOLE, true);
+	restore_old_pages(e, vm);
 	complete(e, vm);
 	if (decided) {
 		if (timed)

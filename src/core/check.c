@@ -4,7 +4,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <vdemux/engine.h>
+#include <vdemux/sys/backend.h>
+
 #include "core/engine.h"
+#include "core/pool.h"
+#include "core/ring.h"
+#include "core/vm.h"
 
 #define FAIL(...)                                          \
 	do {                                               \
@@ -140,6 +146,10 @@ static int check_vm(const struct vdemux_engine *e, const struct vm *vm, char *ms
 			held++;
 		} else if (sl->filled) {
 			FAIL("VM %u slot %u: filled hole", vm->id, s);
+		} else if (vm->chains) {
+			/* A virtio-net queue's window is guest RAM. */
+			FAIL("VM %u GPA 0x%llx: a hole in guest RAM", vm->id,
+			     (unsigned long long)slot_gpa(vm, s));
 		}
 		if ((err = check_tables(e, vm, s, msg, msglen)))
 			return err;

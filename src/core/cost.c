@@ -16,25 +16,18 @@
  * policy runs in a regime, copy or flip, and measures what a delivery costs
  * in it, on the engine's work for that VM: its planning (timed around a
  * sample of deliveries) and its share of the VM's application (timed
- * around a sample of batches: tables, completions, the clearing of the
- * pages replaced). The regime with the lower cost is kept. The other is
- * measured by a trial: a turnover of the VM's posted buffers in the regime
- * in force, measured (what the trial is compared with), one delivery the
- * other way (far dearer: the trial ends there), then the class's
- * deliveries go the other way for as long as the VM takes to turn its
- * posted buffers over (not measured: the state the old regime left is
- * being replaced), then as long again, measured. A trial that changes the
- * regime is checked by another soon after.
- * What the trial cost, and what the deliveries after it cost more while
- * the state it left was replaced, set the gap to the next: its extra cost
- * is kept at 0.4% of what is spent, and a trial that ran its length waits
- * long enough for its deliveries the other way to be 0.4% of the class's
- * (a regime whose estimate turns dearer than the other's is tried against
- * it at once, whatever the gap). Before a class has a measure the
- * backend's threshold decides; before copies have been measured, memcpy
- * and memset timed at engine creation stand for them. Clock reads are few
- * (one delivery in COST_PLAN_EVERY, one batch in APPLY_EVERY, more during a
- * trial): on a nested virtual machine a read costs tens of nanoseconds. */
+ * around a sample of batches). The way not taken is measured by trials.
+ *
+ * Each class goes through the phases of enum vd_cost_phase: UNSEEN, then
+ * FIRST_TOUCH (not measured), then REGIME; a trial is PRE (the regime in
+ * force, measured), PROBE (one delivery the other way: far dearer ends the
+ * trial), WARM (the other way, not measured), MEASURE (the other way,
+ * measured), after which the class is in the cheaper regime: RECOVER if it
+ * stayed (what the trial left behind is charged to it), REGIME if it
+ * changed (with the next trial, soon, a check). There is one function per
+ * phase's end of a batch (*_batch) and one per transition; the table is in
+ * docs/architecture.md. A decision never reads a clock; clock reads are
+ * few: on a nested virtual machine a read costs tens of nanoseconds. */
 #include <errno.h>
 #include <string.h>
 #include <time.h>
@@ -43,51 +36,63 @@
 #include "core/engine.h"
 
 /* Moving averages of a regime's cost: a sample moves the estimate by
- * 1/WEIGHT (the mean is what throughput pays); a sample beyond OUTLIER
- * times the estimate is clipped (a page fault or a preemption says nothing
- * about the way frames are delivered), unless OUTLIER_RUN come in a row. */
+ * 1/WEIGHT, so it follows the mean of the last dozen or so samples (the
+ * mean is what throughput pays) and one noisy sample moves it little. A
+ * sample beyond OUTLIER times the estimate is clipped (a page fault or a
+ * preemption says nothing about the way frames are delivered), unless
+ * OUTLIER_RUN come in a row: then it is a change, and the estimate jumps. */
 #define WEIGHT 8.0
 #define OUTLIER 2.0
 #define OUTLIER_RUN 3u
 /* Sampling: the first COST_SAMPLE_ALL batches of a VM and the deliveries and
  * batches of a trial and of the phase after it are sampled densely (every
- * batch, one delivery in PLAN_EVERY_PHASE); otherwise one delivery in
- * COST_PLAN_EVERY, one batch in APPLY_EVERY. */
+ * batch, one delivery in PLAN_EVERY_PHASE): a phase lasts a few hundred
+ * deliveries and needs several samples; otherwise one delivery in
+ * COST_PLAN_EVERY, one batch in APPLY_EVERY, so that clock reads cost
+ * well under 1% of a delivery. */
 #define PLAN_EVERY_PHASE 8u
 #define APPLY_EVERY 32u
-/* Application samples of the regime in force before it is compared. */
+/* Application samples of the regime in force before it is compared: the
+ * cheapest of the first SETTLE stands for it (what is left of a transient
+ * makes the others dearer). */
 #define SETTLE 2u
 /* The other regime is tried at once when its estimate falls below this
  * fraction of the current one's; a trial's regime is kept when it cost
- * less than this fraction. */
+ * less than this fraction: a margin above the noise of two phases' means,
+ * so that two regimes that cost the same do not take turns. */
 #define SWITCH 0.97
 /* What touching a page for the first time may cost (a page fault of a
  * nested guest, with margin): the first deliveries of a class, or a
  * trial's, may be dearer by this much per page before they say anything. */
 #define FIRST_TOUCH_NS 20000.0
 /* Trial budget: the extra cost of trials, as the engine measures it, over
- * what is spent. A trial also disturbs what is not charged to it (other
- * VMs' deliveries, the pool's runs of free pages): on the simulated MMU a
- * budget of 1% left the policy 6-8% behind flip-only at 4 and 9 KB, one of
- * 0.4% about 4%. Then the bounds of the gap between trials, in deliveries
- * of the class, and of each phase of a trial, in deliveries. */
+ * what the class spends. Trials also disturb what is not charged to them
+ * (other VMs' deliveries, the caches, the pool's runs of free pages), so
+ * the budget is a small fraction: the policy stays within a few per cent
+ * of the better fixed policy (docs/performance.md). */
 #define TRIAL_BUDGET 0.004
 /* Trial share: a trial that ran its length (went past its probe) is
  * followed by a gap of at least its deliveries the other way over this.
- * What a trial disturbs and the engine does not charge to it (the cache,
- * the pool's runs, other VMs) goes with its length more than with the
- * extra cost it measures: where the two regimes cost nearly the same, the
- * budget alone let trials come every few thousand deliveries (at 9000
- * bytes on the simulated MMU, 1.5 to 1.9% of them the other way: a median
- * of 0.94 of flip-only's speed in 6 runs; 0.97 with this share). */
+ * What a trial disturbs without being charged goes with its length more
+ * than with the extra cost it measures, which is near zero where the two
+ * regimes cost nearly the same. */
 #define TRIAL_SHARE 0.004
+/* Bounds of the gap between trials, in deliveries of the class: GAP_MIN is
+ * also how soon a regime change is checked (after its first turnovers of
+ * the buffers, before it has cost much if wrong); GAP_MAX keeps a trial
+ * coming every 16M deliveries, so a change of the tables' cost is seen. */
 #define GAP_MIN 64u
 #define GAP_MAX (1u << 24)
+/* Bounds of a trial's phase, in deliveries: at least enough batches for a
+ * mean without its dearest sample; at most what bounds a trial's cost where
+ * a VM posts thousands of buffers. */
 #define PHASE_MIN 4u
 #define PHASE_MAX 512u
 /* A trial starts with one delivery the other way: if that costs more than
  * PROBE_ABORT times a delivery in the regime in force, the trial stops
- * there (tables that cost tens of times a copy are not tried at length). */
+ * there, so that tables that cost tens of times a copy are not tried at
+ * length; one delivery's noise and the state the old regime left can make
+ * it two or three times dearer than the way is. */
 #define PROBE_ABORT 4.0
 
 static uint64_t now_ns(void)
@@ -194,13 +199,51 @@ static double cost_of(const struct vdemux_engine *e, const struct vd_vm_cost *vc
 	return 0;
 }
 
-/* A phase of a trial: as many deliveries as the VM has buffers posted
- * for this class (they turn over in that many), within bounds. */
+/* A phase's length (PRE, WARM, MEASURE, RECOVER; FIRST_TOUCH lasts two):
+ * as many deliveries as the VM has buffers posted for this class (they
+ * turn over in that many), within bounds. */
 static uint32_t phase_len(const struct vm *vm, uint32_t nch)
 {
 	uint32_t n = vm->postq.count / (nch ? nch : 1);
 
 	return n < PHASE_MIN ? PHASE_MIN : n > PHASE_MAX ? PHASE_MAX : n;
+}
+
+/* ---- deciding and planning ---- */
+
+/* A class's first delivery: the backends' threshold picks the regime; the
+ * first turnovers touch the VM's buffers for the first time. */
+static void class_first(const struct vm *vm, struct vd_class_cost *cc, uint32_t len, uint32_t nch)
+{
+	cc->phase = PH_FIRST_TOUCH;
+	cc->regime = len <= vm->cost.prior ? REG_COPY : REG_FLIP;
+	cc->mean_len = len;
+	cc->nch = nch;
+	cc->left = 2 * phase_len(vm, nch);
+}
+
+/* The way this delivery goes: the regime, but in a trial from PROBE on
+ * (in PROBE, only its batch's first delivery, alone and timed). */
+static unsigned way_of(struct vdemux_engine *e, struct vd_class_cost *cc, uint32_t nch,
+		       uint64_t *t0)
+{
+	switch (cc->phase) {
+	case PH_PROBE:
+		if (cc->b_seen)
+			return cc->regime;
+		cc->probe_timing = true;
+		cc->probe_pages = nch;
+		cc->probe_plan = 0;
+		e->st.adaptive_probes++;
+		*t0 = now_ns();
+		return !cc->regime;
+	case PH_WARM:
+	case PH_MEASURE:
+		e->st.adaptive_probes++;
+		return !cc->regime;
+	default:
+		return cc->regime;
+	}
 }
 
 bool vd_cost_decide(struct vdemux_engine *e, struct vm *vm, uint32_t len, uint32_t nch,
@@ -219,32 +262,10 @@ bool vd_cost_decide(struct vdemux_engine *e, struct vm *vm, uint32_t len, uint32
 		return false;
 	}
 	cc = &vc->cls[vd_cost_class(nch)];
-	if (!cc->seen) {
-		/* its first deliveries touch the VM's buffers for the first
-		 * time: they are not measured */
-		cc->seen = true;
-		cc->regime = len <= vc->prior ? REG_COPY : REG_FLIP;
-		cc->mean_len = len;
-		cc->nch = nch;
-		cc->skip = 2 * phase_len(vm, nch);
-	}
+	if (cc->phase == PH_UNSEEN)
+		class_first(vm, cc, len, nch);
 	cc->nch = nch;
-	r = cc->regime;
-	if (cc->trial == TRIAL_PROBE) {
-		if (!cc->probe_out) {
-			/* the trial's first delivery, alone, and timed */
-			cc->probe_out = true;
-			cc->probe_timing = true;
-			cc->probe_pages = nch;
-			cc->probe_plan = 0;
-			r = !r;
-			e->st.adaptive_probes++;
-			*t0 = now_ns();
-		}
-	} else if (cc->trial > TRIAL_PROBE) {
-		r = !r;
-		e->st.adaptive_probes++;
-	}
+	r = way_of(e, cc, nch, t0);
 	/* counted for the batch now (a delivery refused after this is
 	 * rare, and only blurs a sample) */
 	cc->b_seen++;
@@ -252,18 +273,38 @@ bool vd_cost_decide(struct vdemux_engine *e, struct vm *vm, uint32_t len, uint32
 	cc->b_bytes += len;
 	cc->b_regs |= (uint8_t)(1u << r);
 	vc->b_classes |= (uint8_t)(1u << vd_cost_class(nch));
-	if (!*t0 && ++vc->dtick >= (vc->phase || vc->batches < COST_SAMPLE_ALL ? PLAN_EVERY_PHASE
-									      : COST_PLAN_EVERY)) {
+	if (!*t0 && ++vc->dtick >= (vc->dense || vc->batches < COST_SAMPLE_ALL ? PLAN_EVERY_PHASE
+									       : COST_PLAN_EVERY)) {
 		vc->dtick = 0;
 		*t0 = now_ns();
 	}
 	return r == REG_COPY;
 }
 
+/* A planning sample in PH_REGIME. The first of a regime ran code and
+ * touched data the regime had not yet: left out; of the next ones, the
+ * cheapest; then the moving average. */
+static void plan_sample(struct vd_class_cost *cc, double t)
+{
+	unsigned r = cc->regime;
+
+	if (cc->plan_n[r] > SETTLE)
+		track(&cc->plan[r], &cc->over[r], t);
+	else if (cc->plan_n[r]++ && (cc->plan[r] <= 0 || t < cc->plan[r]))
+		cc->plan[r] = t > 0 ? t : 1;
+}
+
+static void sum_plan(struct vd_phase_sums *ps, double t)
+{
+	ps->plan += t;
+	ps->nplan++;
+	if (t > ps->plan_max)
+		ps->plan_max = t;
+}
+
 void vd_cost_planned(struct vdemux_engine *e, struct vm *vm, uint32_t nch, uint64_t t0)
 {
 	struct vd_class_cost *cc = &vm->cost.cls[vd_cost_class(nch)];
-	unsigned used = cc->trial > TRIAL_PROBE ? !cc->regime : cc->regime;
 	double t = (double)(now_ns() - t0) - (double)e->cost.clock_ns;
 
 	if (t < 0)
@@ -273,26 +314,22 @@ void vd_cost_planned(struct vdemux_engine *e, struct vm *vm, uint32_t nch, uint6
 		cc->probe_plan = t;
 		return;
 	}
-	if (cc->trial == TRIAL_MEASURE || cc->trial == TRIAL_PRE) {
-		struct vd_phase_sums *ps = cc->trial == TRIAL_PRE ? &cc->pre : &cc->ph;
-
-		ps->plan += t;
-		ps->nplan++;
-		if (t > ps->plan_max)
-			ps->plan_max = t;
-	} else if (cc->trial == TRIAL_NONE && !cc->skip) {
-		if (cc->recover) {
-			cc->ph.plan += t;
-			cc->ph.nplan++;
-		} else if (cc->plan_n[used] <= SETTLE) {
-			/* the first sample of a regime's planning ran code
-			 * and touched data the regime had not yet: left out;
-			 * of the next ones, the cheapest */
-			if (cc->plan_n[used]++ && (cc->plan[used] <= 0 || t < cc->plan[used]))
-				cc->plan[used] = t > 0 ? t : 1;
-		} else {
-			track(&cc->plan[used], &cc->over[used], t);
-		}
+	switch (cc->phase) {
+	case PH_PRE:
+		sum_plan(&cc->pre, t);
+		break;
+	case PH_MEASURE:
+		sum_plan(&cc->ph, t);
+		break;
+	case PH_RECOVER:
+		cc->ph.plan += t;
+		cc->ph.nplan++;
+		break;
+	case PH_REGIME:
+		plan_sample(cc, t);
+		break;
+	default:
+		break; /* FIRST_TOUCH, PROBE (but the probe), WARM: not measured */
 	}
 }
 
@@ -306,10 +343,14 @@ uint64_t vd_cost_clock(void)
 	return now_ns();
 }
 
+/* ---- transitions ---- */
+
 /* The gap before the next trial of the way not taken: the extra cost of
  * the last one (its deliveries the dearer way, and what the deliveries
  * after it cost more while the state it left was replaced) over what the
- * class spends in between is TRIAL_BUDGET. */
+ * class spends in between is TRIAL_BUDGET; after a trial that went past its
+ * probe (@full), its deliveries the other way are at most TRIAL_SHARE of
+ * the class's. */
 static uint32_t trial_gap(const struct vdemux_engine *e, const struct vm *vm,
 			  const struct vd_class_cost *cc, bool full)
 {
@@ -330,16 +371,67 @@ static void phase_reset(struct vd_class_cost *cc)
 	memset(&cc->ph, 0, sizeof(cc->ph));
 }
 
-/* A trial starts with a phase in the regime in force, measured as the
- * trial's will be: the two are compared, side by side in time, rather than
- * the trial with a moving average that may be stale or off. */
+/* FIRST_TOUCH -> REGIME, the other way: the first touches cost more than
+ * page faults could make them. This way is tried again soon (GAP_MIN): the
+ * sample may still owe much to first touches, and a trial's probe is one
+ * delivery; if that is as dear, the trial stops there and its cost sets
+ * the next gap. */
+static void first_touch_switch(struct vd_class_cost *cc, double ap, double o)
+{
+	unsigned used = cc->regime;
+
+	cc->apply[used] = ap;
+	cc->samples[used] = 1;
+	cc->trial_cost = ap + cc->plan[used] - o;
+	cc->regime = (uint8_t)!used;
+	cc->until_trial = GAP_MIN;
+	cc->phase = PH_REGIME;
+}
+
+/* REGIME -> PRE: a trial starts with a phase in the regime in force,
+ * measured as the trial's will be: the two are compared, side by side in
+ * time, rather than the trial with a moving average that may be stale or
+ * off. */
 static void trial_start(const struct vm *vm, struct vd_class_cost *cc)
 {
-	cc->trial = TRIAL_PRE;
+	cc->phase = PH_PRE;
 	cc->left = phase_len(vm, cc->nch);
-	cc->probe_out = false;
 	phase_reset(cc);
 	memset(&cc->pre, 0, sizeof(cc->pre));
+}
+
+/* PROBE -> REGIME: the probe, @pc, was far dearer than @cur, a delivery in
+ * the regime in force: it is the other way's measure, its extra cost the
+ * trial's. */
+static void probe_abort(struct vdemux_engine *e, struct vm *vm, struct vd_class_cost *cc,
+			double pc, double cur)
+{
+	unsigned other = !cc->regime;
+
+	cc->plan[other] = cc->probe_plan;
+	cc->apply[other] = pc - cc->probe_plan;
+	if (cc->samples[other] < UINT32_MAX)
+		cc->samples[other]++;
+	cc->phase = PH_REGIME;
+	cc->check = false;
+	cc->trial_cost = pc - cur;
+	cc->until_trial = trial_gap(e, vm, cc, false);
+}
+
+/* The end of PROBE's batch: @pc, what the probe cost (negative: not timed:
+ * probe again). Far dearer than the regime in force: stop; else -> WARM. */
+static void probe_end(struct vdemux_engine *e, struct vm *vm, struct vd_class_cost *cc, double pc)
+{
+	double cur = cost_of(e, &vm->cost, cc, cc->regime);
+
+	if (pc < 0)
+		return;
+	if (cur > 0 && pc > PROBE_ABORT * cur) {
+		probe_abort(e, vm, cc, pc, cur);
+		return;
+	}
+	cc->phase = PH_WARM;
+	cc->left = phase_len(vm, cc->nch);
 }
 
 /* The mean of a phase's samples, without the dearest if there are three
@@ -351,47 +443,12 @@ static double trimmed(double sum, double max, uint32_t n, double dflt)
 	return n >= 3 ? (sum - max) / (n - 1) : sum / n;
 }
 
-/* The end of a batch with the probe of a trial: @pc, what the probe cost
- * (negative: not timed). Far dearer than the regime in force: stop;
- * else the trial goes on with every delivery of the class. */
-static void probe_end(struct vdemux_engine *e, struct vm *vm, struct vd_class_cost *cc, double pc)
+/* A trial's means become the estimates: MEASURE's of the other regime,
+ * PRE's of the regime in force. */
+static void trial_means(struct vd_class_cost *cc)
 {
-	struct vd_vm_cost *vc = &vm->cost;
-	unsigned other = !cc->regime;
-	double cur = cost_of(e, vc, cc, cc->regime);
+	unsigned other = !cc->regime, r = cc->regime;
 
-	cc->probe_out = false;
-	if (pc < 0)
-		return; /* not timed: probe again */
-	if (cur > 0 && pc > PROBE_ABORT * cur) {
-		cc->plan[other] = cc->probe_plan;
-		cc->apply[other] = pc - cc->probe_plan;
-		if (cc->samples[other] < UINT32_MAX)
-			cc->samples[other]++;
-		cc->trial = TRIAL_NONE;
-		cc->confirm = false;
-		cc->trial_cost = pc - cur;
-		cc->until_trial = trial_gap(e, vm, cc, false);
-		return;
-	}
-	cc->trial = TRIAL_WARM;
-	cc->left = phase_len(vm, cc->nch);
-}
-
-/* The trial is over: its means are the other regime's costs now; keep the
- * cheaper regime. Back in the old one, the phase after the trial is
- * measured to charge it what it left behind. */
-static void trial_end(struct vdemux_engine *e, struct vm *vm, struct vd_class_cost *cc)
-{
-	struct vd_vm_cost *vc = &vm->cost;
-	unsigned other = !cc->regime;
-	uint32_t len = phase_len(vm, cc->nch);
-	double cur, tried;
-
-	bool confirming = cc->confirm;
-
-	cc->trial = TRIAL_NONE;
-	cc->confirm = false;
 	if (cc->ph.napply) {
 		cc->apply[other] = trimmed(cc->ph.apply, cc->ph.apply_max, cc->ph.napply, 0);
 		cc->plan[other] = trimmed(cc->ph.plan, cc->ph.plan_max, cc->ph.nplan, cc->plan[other]);
@@ -399,223 +456,217 @@ static void trial_end(struct vdemux_engine *e, struct vm *vm, struct vd_class_co
 			cc->samples[other]++;
 	}
 	if (cc->pre.napply) {
-		/* the regime in force, as measured just before */
-		unsigned r = cc->regime;
-
 		cc->apply[r] = trimmed(cc->pre.apply, cc->pre.apply_max, cc->pre.napply, 0);
 		cc->plan[r] = trimmed(cc->pre.plan, cc->pre.plan_max, cc->pre.nplan, cc->plan[r]);
 	}
 	phase_reset(cc);
+}
+
+/* MEASURE (or WARM, cut short) -> REGIME in the tried way if it cost less
+ * than SWITCH times the regime in force, else -> RECOVER. A change is
+ * checked by a trial after GAP_MIN deliveries (two phases' measures can
+ * mislead, and a wrong regime costs far more than a trial) unless it was
+ * itself a check. */
+static void trial_end(struct vdemux_engine *e, struct vm *vm, struct vd_class_cost *cc)
+{
+	const struct vd_vm_cost *vc = &vm->cost;
+	unsigned other = !cc->regime;
+	uint32_t len = phase_len(vm, cc->nch);
+	double cur, tried;
+
+	trial_means(cc);
 	cur = cost_of(e, vc, cc, cc->regime);
 	tried = cost_of(e, vc, cc, other);
 	if (cc->samples[other] && tried < SWITCH * cur) {
-		/* the trial's measured half was in the new regime's state
-		 * already: its estimate stands. Two phases' measures can
-		 * still mislead, and a wrong regime costs far more than a
-		 * trial: unless this trial was itself a check, the old
-		 * regime is tried again soon */
 		cc->regime = (uint8_t)other;
 		cc->trial_cost = 2.0 * len * (cur - tried);
-		cc->confirm = !confirming;
-		cc->until_trial = confirming ? 0 : GAP_MIN;
+		cc->phase = PH_REGIME;
+		cc->until_trial = cc->check ? 0 : GAP_MIN;
+		cc->check = !cc->check;
 		return;
 	}
+	cc->check = false;
 	cc->trial_cost = tried > cur ? 2.0 * len * (tried - cur) : 0;
-	cc->recover = len;
-	cc->until_trial = trial_gap(e, vm, cc, true);
+	cc->phase = PH_RECOVER;
+	cc->left = len;
 }
 
-/* The phase after a trial is over: what its deliveries cost above the
- * regime's estimate is charged to the trial. */
+/* RECOVER -> REGIME: what its deliveries cost above the regime's estimate
+ * is charged to the trial, and sets the gap to the next. */
 static void recovery_end(struct vdemux_engine *e, struct vm *vm, struct vd_class_cost *cc)
 {
-	struct vd_vm_cost *vc = &vm->cost;
 	unsigned r = cc->regime;
 
-	cc->recover = 0;
 	if (cc->ph.napply) {
 		double m = cc->ph.apply / cc->ph.napply +
 			   (cc->ph.nplan ? cc->ph.plan / cc->ph.nplan : cc->plan[r]);
-		double cur = cost_of(e, vc, cc, r);
+		double cur = cost_of(e, &vm->cost, cc, r);
 
 		if (cur > 0 && m > cur)
 			cc->trial_cost += (m - cur) * phase_len(vm, cc->nch);
 	}
 	phase_reset(cc);
+	cc->phase = PH_REGIME;
 	cc->until_trial = trial_gap(e, vm, cc, true);
 }
 
-/* One class's part of a finished batch: @ap, its application's share per
- * delivery if timed (negative: not). */
-static void class_end(struct vdemux_engine *e, struct vm *vm, struct vd_class_cost *cc, double ap)
-{
-	struct vd_vm_cost *vc = &vm->cost;
-	unsigned used = cc->b_regs & 1u ? REG_COPY : REG_FLIP, other = !cc->regime;
-	bool ok = cc->b_regs != 3u && ap >= 0; /* one regime, timed */
-	uint32_t n = cc->b_seen;
-	double cur = cost_of(e, vc, cc, cc->regime), o;
+/* ---- a class's part of a finished batch, by phase ---- */
 
-	if (cc->trial == TRIAL_PRE) {
-		if (ok && used == cc->regime) {
-			cc->pre.apply += ap;
-			cc->pre.napply++;
-			if (ap > cc->pre.apply_max)
-				cc->pre.apply_max = ap;
-		}
-		if (n < cc->left) {
-			cc->left -= n;
-		} else {
-			cc->trial = TRIAL_PROBE;
-			cc->probe_out = false;
-		}
-		return;
+/* The batch's application share per delivery, @ap, is a sample of regime
+ * @r: timed, and every delivery of the class in the batch went that way. */
+static bool sample_of(const struct vd_class_cost *cc, double ap, unsigned r)
+{
+	return ap >= 0 && cc->b_regs == 1u << r;
+}
+
+static void sum_apply(struct vd_phase_sums *ps, double ap)
+{
+	ps->apply += ap;
+	ps->napply++;
+	if (ap > ps->apply_max)
+		ps->apply_max = ap;
+}
+
+/* Counts the batch's deliveries off the phase: true when it is over. */
+static bool count_down(struct vd_class_cost *cc)
+{
+	if (cc->b_seen < cc->left) {
+		cc->left -= cc->b_seen;
+		return false;
 	}
-	if (cc->trial != TRIAL_NONE) {
-		if (ok && used == other && cur > 0 &&
-		    ap + cc->plan[other] > cur + (double)cc->nch * FIRST_TOUCH_NS) {
-			/* dearer than page faults could make it: no need to
-			 * go on (a trial of very slow tables stays short) */
-			phase_reset(cc);
-			cc->ph.apply = ap;
-			cc->ph.napply = 1;
-			trial_end(e, vm, cc);
-			return;
-		}
-		if (cc->trial == TRIAL_MEASURE && ok && used == other) {
-			cc->ph.apply += ap;
-			cc->ph.napply++;
-			if (ap > cc->ph.apply_max)
-				cc->ph.apply_max = ap;
-		}
-		if (n < cc->left) {
-			cc->left -= n;
-		} else if (cc->trial == TRIAL_WARM) {
-			cc->trial = TRIAL_MEASURE;
-			cc->left = phase_len(vm, cc->nch);
-		} else {
-			trial_end(e, vm, cc);
-		}
-		return;
-	}
-	ok = ok && used == cc->regime;
-	o = cost_of(e, vc, cc, other);
-	if (cc->skip) {
-		/* first touch: not measured, unless dearer than the other way
-		 * by more than page faults could make it: then take the other
-		 * way at once (no trial needed), and try this one again soon */
-		if (ok && o > 0 && ap + cc->plan[used] > o + (double)cc->nch * FIRST_TOUCH_NS) {
-			cc->skip = 0;
-			cc->apply[used] = ap;
-			cc->samples[used] = 1;
-			/* tried again soon: first touches may have made this
-			 * sample dearer than the way is, and a trial's probe
-			 * is one delivery; if that is as dear, the trial stops
-			 * there and its cost sets the next gap (a gap set by
-			 * this sample kept a VM copying for 400,000 deliveries
-			 * where flipping was 20% cheaper) */
-			cc->trial_cost = ap + cc->plan[used] - o;
-			cc->regime = (uint8_t)other;
-			cc->until_trial = GAP_MIN;
-			return;
-		}
-		cc->skip -= n < cc->skip ? n : cc->skip;
-		return;
-	}
-	if (cc->recover) {
-		if (ok) {
-			cc->ph.apply += ap;
-			cc->ph.napply++;
-		}
-		if (n < cc->recover)
-			cc->recover -= n;
-		else
-			recovery_end(e, vm, cc);
-		return;
-	}
-	if (ok) {
-		/* the first samples of a regime: the cheapest (what is left
-		 * of a transient makes the others dearer), then the mean */
-		if (cc->samples[used] < SETTLE && (cc->apply[used] <= 0 || ap < cc->apply[used]))
-			cc->apply[used] = ap > 0 ? ap : 1;
-		else if (cc->samples[used] >= SETTLE)
-			track(&cc->apply[used], &cc->over[2 + used], ap);
-		if (cc->samples[used] < UINT32_MAX)
-			cc->samples[used]++;
-	}
+	return true;
+}
+
+/* Not measured, unless dearer than the other way by more than page
+ * faults could make it. */
+static void first_touch_batch(const struct vdemux_engine *e, const struct vm *vm,
+			      struct vd_class_cost *cc, double ap)
+{
+	unsigned r = cc->regime;
+	double o = cost_of(e, &vm->cost, cc, !r);
+
+	if (sample_of(cc, ap, r) && o > 0 &&
+	    ap + cc->plan[r] > o + (double)cc->nch * FIRST_TOUCH_NS)
+		first_touch_switch(cc, ap, o);
+	else if (count_down(cc))
+		cc->phase = PH_REGIME;
+}
+
+/* An application sample of the regime in force: the cheapest of the first
+ * SETTLE, then the moving average. */
+static void apply_sample(struct vd_class_cost *cc, double ap)
+{
+	unsigned r = cc->regime;
+
+	if (cc->samples[r] < SETTLE && (cc->apply[r] <= 0 || ap < cc->apply[r]))
+		cc->apply[r] = ap > 0 ? ap : 1;
+	else if (cc->samples[r] >= SETTLE)
+		track(&cc->apply[r], &cc->over[2 + r], ap);
+	if (cc->samples[r] < UINT32_MAX)
+		cc->samples[r]++;
+}
+
+/* Measured; a trial starts when the other way was never measured, or its
+ * estimate (or the calibration) says it is cheaper now, or the gap is
+ * over. */
+static void regime_batch(const struct vdemux_engine *e, const struct vm *vm,
+			 struct vd_class_cost *cc, double ap)
+{
+	const struct vd_vm_cost *vc = &vm->cost;
+	double o = cost_of(e, vc, cc, !cc->regime), cur;
+
+	if (sample_of(cc, ap, cc->regime))
+		apply_sample(cc, ap);
 	if (cc->samples[cc->regime] < SETTLE)
 		return;
 	cur = cost_of(e, vc, cc, cc->regime);
 	if (o <= 0 || o < SWITCH * cur) {
-		/* the other way was never measured, or its last measure (or
-		 * the calibration) says it is cheaper now: try it */
 		trial_start(vm, cc);
 		return;
 	}
 	if (cc->until_trial == 0)
 		cc->until_trial = trial_gap(e, vm, cc, true);
-	if (n >= cc->until_trial)
+	if (cc->b_seen >= cc->until_trial)
 		trial_start(vm, cc);
 	else
-		cc->until_trial -= n;
+		cc->until_trial -= cc->b_seen;
 }
 
-static void batch_reset(struct vd_class_cost *cc)
+static void recover_batch(struct vdemux_engine *e, struct vm *vm, struct vd_class_cost *cc,
+			  double ap)
 {
-	cc->b_seen = cc->b_pages = 0;
-	cc->b_bytes = 0;
-	cc->b_regs = 0;
-}
-
-/* Every class of the batch in its regime, in no trial or phase, its next
- * trial not due: nothing to do but count. */
-static bool steady(const struct vd_vm_cost *vc)
-{
-	for (unsigned c = 0; c < COST_CLASSES; c++) {
-		const struct vd_class_cost *cc = &vc->cls[c];
-
-		if (!(vc->b_classes >> c & 1u))
-			continue;
-		if (!cc->seen || cc->trial != TRIAL_NONE || cc->skip || cc->recover ||
-		    cc->samples[cc->regime] < SETTLE || cc->until_trial <= cc->b_seen ||
-		    cc->b_regs != 1u << cc->regime)
-			return false;
+	if (sample_of(cc, ap, cc->regime)) {
+		cc->ph.apply += ap;
+		cc->ph.napply++;
 	}
-	return true;
+	if (count_down(cc))
+		recovery_end(e, vm, cc);
 }
 
-void vd_cost_end(struct vdemux_engine *e, struct vm *vm, uint64_t t0, uint32_t flips,
-		 uint32_t copies)
+static void pre_batch(struct vd_class_cost *cc, double ap)
 {
-	struct vd_vm_cost *vc = &vm->cost;
-	double apply, rest;
-	uint32_t own = 0, own_copy = 0, own_flip = 0;
-	bool timed = t0 != 0, phase = false;
+	if (sample_of(cc, ap, cc->regime))
+		sum_apply(&cc->pre, ap);
+	if (count_down(cc))
+		cc->phase = PH_PROBE;
+}
 
-	vc->decided = false;
-	if (!timed && !vc->phase && vc->batches >= COST_SAMPLE_ALL && steady(vc)) {
-		/* most batches: untimed, no class changing state */
-		for (unsigned c = 0; c < COST_CLASSES; c++) {
-			struct vd_class_cost *cc = &vc->cls[c];
+/* WARM and MEASURE (measured in MEASURE only). Dearer than page faults
+ * could make it: no need to go on (a trial of very slow tables stays
+ * short). */
+static void trial_batch(struct vdemux_engine *e, struct vm *vm, struct vd_class_cost *cc,
+			double ap)
+{
+	unsigned other = !cc->regime;
+	double cur = cost_of(e, &vm->cost, cc, cc->regime);
+	bool sample = sample_of(cc, ap, other);
 
-			if (!(vc->b_classes >> c & 1u))
-				continue;
-			cc->until_trial -= cc->b_seen;
-			batch_reset(cc);
-		}
-		vc->b_classes = 0;
-		vc->timing = ++vc->btick >= APPLY_EVERY;
-		if (vc->timing)
-			vc->btick = 0;
+	if (sample && cur > 0 && ap + cc->plan[other] > cur + (double)cc->nch * FIRST_TOUCH_NS) {
+		phase_reset(cc);
+		cc->ph.apply = ap;
+		cc->ph.napply = 1;
+		trial_end(e, vm, cc);
 		return;
 	}
-	apply = timed ? (double)(now_ns() - t0) : 0;
-	if (timed && flips && vc->setup++ == 0)
-		timed = false; /* the first flips of a VM pay for setting up */
-	if (timed && !flips && copies)
-		track(&vc->entry_ns, &vc->entry_over, apply / copies); /* completing a copied page */
-	/* The application's share of the deliveries decided: what is left
-	 * once the other pages' completions are taken out; a copied page's
-	 * share is its completion, the flipped pages share the rest. */
+	if (cc->phase == PH_MEASURE && sample)
+		sum_apply(&cc->ph, ap);
+	if (!count_down(cc))
+		return;
+	if (cc->phase == PH_WARM) {
+		cc->phase = PH_MEASURE;
+		cc->left = phase_len(vm, cc->nch);
+	} else {
+		trial_end(e, vm, cc);
+	}
+}
+
+/* ---- the end of a VM's batch ---- */
+
+/* What the application of a VM's batch cost and how it splits. */
+struct batch {
+	bool timed;
+	double apply;           /* ns, if timed */
+	double rest;            /* ... less the completions of copied pages */
+	uint32_t flips, copies; /* pages in it */
+	uint32_t own_flip;      /* pages flipped by deliveries decided */
+};
+
+/* A copied page's share of the application is its completion; the flipped
+ * pages share the rest. */
+static void batch_split(struct vd_vm_cost *vc, struct batch *b, uint64_t t0, uint32_t flips,
+			uint32_t copies)
+{
+	uint32_t own = 0, own_copy = 0;
+
+	b->timed = t0 != 0;
+	b->apply = b->timed ? (double)(now_ns() - t0) : 0;
+	b->flips = flips;
+	b->copies = copies;
+	b->own_flip = 0;
+	if (b->timed && flips && vc->setup++ == 0)
+		b->timed = false; /* the first flips of a VM pay for setting up */
+	if (b->timed && !flips && copies)
+		track(&vc->entry_ns, &vc->entry_over, b->apply / copies);
 	for (unsigned c = 0; c < COST_CLASSES; c++) {
 		const struct vd_class_cost *cc = &vc->cls[c];
 
@@ -625,50 +676,137 @@ void vd_cost_end(struct vdemux_engine *e, struct vm *vm, uint64_t t0, uint32_t f
 		if (cc->b_regs == 1u << REG_COPY)
 			own_copy += cc->b_pages;
 		else if (cc->b_regs == 1u << REG_FLIP)
-			own_flip += cc->b_pages;
+			b->own_flip += cc->b_pages;
 	}
-	rest = apply - vc->entry_ns * (double)(flips + copies > own ? flips + copies - own : 0) -
-	       vc->entry_ns * own_copy;
+	b->rest = b->apply -
+		  vc->entry_ns * (double)(flips + copies > own ? flips + copies - own : 0) -
+		  vc->entry_ns * own_copy;
+}
+
+/* A class's share of the application per delivery (negative: none). */
+static double class_share(const struct vd_vm_cost *vc, const struct vd_class_cost *cc,
+			  const struct batch *b)
+{
+	if (!b->timed)
+		return -1;
+	if (cc->b_regs == 1u << REG_COPY)
+		return vc->entry_ns * cc->b_pages / cc->b_seen;
+	if (cc->b_regs == 1u << REG_FLIP && b->own_flip)
+		return (b->rest > 0 ? b->rest : 0) * cc->b_pages / b->own_flip / cc->b_seen;
+	return -1;
+}
+
+/* The probe's cost: its planning and its application, a copied page's
+ * completion or the flipped pages' share of what is left once the copied
+ * pages' completions are taken out (negative: not timed). */
+static double probe_cost(const struct vd_vm_cost *vc, const struct vd_class_cost *cc,
+			 const struct batch *b)
+{
+	double left = b->apply - vc->entry_ns * b->copies;
+
+	if (b->timed && cc->regime == REG_FLIP)
+		return cc->probe_plan + vc->entry_ns * cc->probe_pages;
+	if (b->timed && b->flips)
+		return cc->probe_plan + (left > 0 ? left : 0) * cc->probe_pages / b->flips;
+	return -1;
+}
+
+static void class_end(struct vdemux_engine *e, struct vm *vm, struct vd_class_cost *cc,
+		      const struct batch *b)
+{
+	double ap;
+
+	if (cc->phase == PH_PROBE) {
+		probe_end(e, vm, cc, probe_cost(&vm->cost, cc, b));
+		return;
+	}
+	ap = class_share(&vm->cost, cc, b);
+	switch (cc->phase) {
+	case PH_FIRST_TOUCH:
+		first_touch_batch(e, vm, cc, ap);
+		break;
+	case PH_REGIME:
+		regime_batch(e, vm, cc, ap);
+		break;
+	case PH_RECOVER:
+		recover_batch(e, vm, cc, ap);
+		break;
+	case PH_PRE:
+		pre_batch(cc, ap);
+		break;
+	default:
+		trial_batch(e, vm, cc, ap); /* WARM, MEASURE */
+		break;
+	}
+}
+
+static void batch_reset(struct vd_class_cost *cc)
+{
+	cc->b_seen = cc->b_pages = 0;
+	cc->b_bytes = 0;
+	cc->b_regs = 0;
+}
+
+/* Every class of the batch in PH_REGIME, settled, its next trial not due,
+ * all its deliveries in its regime: nothing to do but count. */
+static bool steady(const struct vd_vm_cost *vc)
+{
+	for (unsigned c = 0; c < COST_CLASSES; c++) {
+		const struct vd_class_cost *cc = &vc->cls[c];
+
+		if (!(vc->b_classes >> c & 1u))
+			continue;
+		if (cc->phase != PH_REGIME || cc->samples[cc->regime] < SETTLE ||
+		    cc->until_trial <= cc->b_seen || cc->b_regs != 1u << cc->regime)
+			return false;
+	}
+	return true;
+}
+
+static void count_steady(struct vd_vm_cost *vc)
+{
 	for (unsigned c = 0; c < COST_CLASSES; c++) {
 		struct vd_class_cost *cc = &vc->cls[c];
-		double ap = -1;
 
-		if (!(vc->b_classes >> c & 1u)) {
-			phase = phase || cc->trial != TRIAL_NONE || cc->recover;
+		if (!(vc->b_classes >> c & 1u))
 			continue;
-		}
-		cc->mean_len += ((double)cc->b_bytes / cc->b_seen - cc->mean_len) / WEIGHT;
-		if (timed && cc->seen) {
-			if (cc->b_regs == 1u << REG_COPY)
-				ap = vc->entry_ns * cc->b_pages / cc->b_seen;
-			else if (cc->b_regs == 1u << REG_FLIP && own_flip)
-				ap = (rest > 0 ? rest : 0) * cc->b_pages / own_flip / cc->b_seen;
-		}
-		if (cc->trial == TRIAL_PROBE && cc->probe_out) {
-			/* the probe's application: a copied page's completion,
-			 * or the flipped pages' share of what is left once the
-			 * copied pages' completions are taken out */
-			double pc = -1;
-
-			if (timed && cc->regime == REG_FLIP)
-				pc = cc->probe_plan + vc->entry_ns * cc->probe_pages;
-			else if (timed && flips)
-				pc = cc->probe_plan +
-				     (apply - vc->entry_ns * copies > 0 ? apply - vc->entry_ns * copies : 0) *
-					     cc->probe_pages / flips;
-			probe_end(e, vm, cc, pc);
-		} else if (cc->seen) {
-			class_end(e, vm, cc, ap);
-		}
-		if (cc->trial != TRIAL_NONE || cc->recover)
-			phase = true;
+		cc->until_trial -= cc->b_seen;
 		batch_reset(cc);
 	}
-	vc->phase = phase;
+	vc->b_classes = 0;
+	vc->timing = ++vc->btick >= APPLY_EVERY;
+	if (vc->timing)
+		vc->btick = 0;
+}
+
+void vd_cost_end(struct vdemux_engine *e, struct vm *vm, uint64_t t0, uint32_t flips,
+		 uint32_t copies)
+{
+	struct vd_vm_cost *vc = &vm->cost;
+	struct batch b;
+	bool dense = false;
+
+	vc->decided = false;
+	if (!t0 && !vc->dense && vc->batches >= COST_SAMPLE_ALL && steady(vc)) {
+		count_steady(vc); /* most batches: untimed, no class changing phase */
+		return;
+	}
+	batch_split(vc, &b, t0, flips, copies);
+	for (unsigned c = 0; c < COST_CLASSES; c++) {
+		struct vd_class_cost *cc = &vc->cls[c];
+
+		if (vc->b_classes >> c & 1u) {
+			cc->mean_len += ((double)cc->b_bytes / cc->b_seen - cc->mean_len) / WEIGHT;
+			class_end(e, vm, cc, &b);
+			batch_reset(cc);
+		}
+		dense = dense || cc->phase >= PH_RECOVER;
+	}
+	vc->dense = dense;
 	vc->b_classes = 0;
 	if (vc->batches < COST_SAMPLE_ALL)
 		vc->batches++;
-	vc->timing = phase || vc->batches < COST_SAMPLE_ALL || ++vc->btick >= APPLY_EVERY;
+	vc->timing = dense || vc->batches < COST_SAMPLE_ALL || ++vc->btick >= APPLY_EVERY;
 	if (vc->timing)
 		vc->btick = 0;
 }

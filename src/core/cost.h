@@ -32,13 +32,24 @@ struct vd_cost {
 #define COST_CLASSES 6
 
 enum { REG_COPY, REG_FLIP };
-/* A trial: PRE (the regime in force, measured: what the trial is compared
- * with), PROBE (one delivery the other way), WARM and MEASURE (the other
- * way). */
-enum { TRIAL_NONE, TRIAL_PRE, TRIAL_PROBE, TRIAL_WARM, TRIAL_MEASURE };
 
-/* Sums of samples over a phase (a trial's measured half, the phase after
- * it): planning per delivery, application per delivery. */
+/* The phases of a class (docs/architecture.md has the table of what each
+ * measures and what ends it). A trial is PRE to MEASURE; from PROBE on, its
+ * deliveries go the other way (in PROBE, only the first of its batch). The
+ * order matters: from RECOVER on, a VM is sampled densely (vd_vm_cost.dense). */
+enum vd_cost_phase {
+	PH_UNSEEN,      /* no delivery of the class decided yet */
+	PH_FIRST_TOUCH, /* its first turnovers of the VM's buffers: not measured */
+	PH_REGIME,      /* in its regime, measured; the next trial counted down */
+	PH_RECOVER,     /* after a trial, back in the regime: measured, charged to it */
+	PH_PRE,         /* a trial's first phase: the regime in force, measured */
+	PH_PROBE,       /* one delivery the other way, timed alone */
+	PH_WARM,        /* the other way, not measured: its state replaces the old */
+	PH_MEASURE,     /* the other way, measured */
+};
+
+/* Sums of samples over a phase (PRE, MEASURE, RECOVER): planning per
+ * delivery, application per delivery. */
 struct vd_phase_sums {
 	double plan, apply, plan_max, apply_max;
 	uint32_t nplan, napply;
@@ -46,20 +57,16 @@ struct vd_phase_sums {
 
 struct vd_class_cost {
 	/* read or written for every delivery: first, in one cache line */
-	bool seen;              /* a delivery of this class was decided */
+	uint8_t phase;          /* PH_* */
 	uint8_t regime;         /* the current choice */
-	uint8_t trial;          /* TRIAL_*: from PROBE on, deliveries go the other way */
 	uint8_t b_regs;         /* the batch being planned: bit per regime used */
+	bool check;             /* the trial under way or next checks a regime change */
 	uint32_t nch;           /* pages of the last delivery decided */
 	uint32_t b_seen, b_pages; /* ... its deliveries of this class and their pages */
 	uint64_t b_bytes;       /* ... and their bytes */
-	uint32_t until_trial;   /* deliveries before the next trial (0: to be set) */
-	uint32_t skip;          /* deliveries not measured (a class's first touch) */
-	uint32_t recover;       /* deliveries measured after a trial, to charge it */
-	uint32_t left;          /* deliveries left in this phase of the trial */
-	bool confirm;           /* the last trial changed the regime: the next, soon, checks it */
-	bool probe_out;         /* TRIAL_PROBE: its delivery is in the batch */
-	bool probe_timing;      /* ... and its planning is being timed */
+	uint32_t until_trial;   /* PH_REGIME: deliveries before the next trial (0: to be set) */
+	uint32_t left;          /* deliveries left in this phase (FIRST_TOUCH, RECOVER, PRE, WARM, MEASURE) */
+	bool probe_timing;      /* the probe's planning is being timed */
 	uint32_t probe_pages;   /* ... its pages */
 	double probe_plan;      /* ... its planning, ns */
 	/* the measures */
@@ -69,8 +76,8 @@ struct vd_class_cost {
 	uint8_t over[4];        /* samples clipped in a row: plan[], apply[] */
 	uint8_t plan_n[2];      /* planning samples taken (saturates past SETTLE) */
 	double trial_cost;      /* the last trial's extra cost (ns, all its deliveries) */
-	struct vd_phase_sums ph; /* the phase being measured */
-	struct vd_phase_sums pre; /* a trial's PRE phase */
+	struct vd_phase_sums ph; /* MEASURE, then RECOVER */
+	struct vd_phase_sums pre; /* PRE */
 	double mean_len;        /* bytes per delivery, a moving average of batches */
 };
 
@@ -80,7 +87,7 @@ struct vd_vm_cost {
 	bool flipped_once;      /* its first zero-copy delivery was flipped */
 	bool timing;            /* the batch being planned is timed (its application) */
 	bool decided;           /* it chose copy or flip since its last apply */
-	bool phase;             /* a class is in a trial or the phase after one */
+	bool dense;             /* a class is in PH_RECOVER or a trial: sampled densely */
 	uint8_t b_classes;      /* bit per class with deliveries in the batch */
 	uint32_t prior;         /* before any measure: copy frames up to this many bytes */
 	double entry_ns;        /* applying one copied page (its completion) */
@@ -134,7 +141,8 @@ static inline bool vd_cost_copy(struct vdemux_engine *e, struct vm *vm, struct v
 		return true;
 	if (vc->holes)
 		return false;
-	if (!vc->flipped_once || !cc->seen || cc->trial != TRIAL_NONE || vc->phase ||
+	/* (no class is in a trial unless vc->dense) */
+	if (!vc->flipped_once || cc->phase == PH_UNSEEN || vc->dense ||
 	    vc->batches < COST_SAMPLE_ALL || vc->dtick + 1 >= COST_PLAN_EVERY)
 		return vd_cost_decide(e, vm, len, nch, t0);
 	vc->decided = true;

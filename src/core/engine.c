@@ -1,45 +1,26 @@
 #include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
+#include <vdemux/engine.h>
+#include <vdemux/sys/backend.h>
+#include <vdemux/sys/classifier.h>
+#include <vdemux/verdict.h>
+#include <vdemux/vm.h>
+
+#include "core/cost.h"
+#include "core/diag.h"
 #include "core/engine.h"
 #include "core/frame.h"
+#include "core/l2_create.h"
+#include "core/plan.h"
+#include "core/pool.h"
+#include "core/tables.h"
+#include "core/vm.h"
+#include "core/vmtab.h"
 
 #define DEFAULT_MAX_FRAME 65536u
 #define DEFAULT_MAX_VMS 64u
 #define PEND_CAP 1024u
-
-void vd_log(const struct vdemux_engine *e, int level, const char *fmt, ...)
-{
-	char buf[256];
-	va_list ap;
-
-	if (!e->log)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	e->log(level, buf, e->log_payload);
-}
-
-void vd_bad(struct vdemux_engine *e, int which)
-{
-	e->st.bad_input[which]++;
-}
-
-int vd_check_burst(struct vdemux_engine *e, const void *array, unsigned n)
-{
-	if (!array) {
-		vd_bad(e, VDEMUX_BAD_NULL);
-		return -EINVAL;
-	}
-	if (n == 0) {
-		vd_bad(e, VDEMUX_BAD_BURST_ZERO);
-		return -EINVAL;
-	}
-	return 0;
-}
 
 static void engine_free(struct vdemux_engine *e)
 {
@@ -58,6 +39,7 @@ static void engine_free(struct vdemux_engine *e)
 	vd_plan_fini(&e->plan, &h);
 	vd_batch_fini(&e->batch, &h);
 	vd_cost_fini(&e->cost, &h);
+	vd_offload_scratch_fini(&e->ofs, &h);
 	vd_free(&h, e->dests);
 	vd_free(&h, e);
 }
@@ -82,8 +64,8 @@ int vdemux_engine_create(vdemux_engine **out, const struct vdemux_engine_opts *u
 	if (!e)
 		return -ENOMEM;
 	e->alloc = o.alloc;
-	e->log = o.log;
-	e->log_payload = o.log_payload;
+	e->diag.log = o.log;
+	e->diag.log_payload = o.log_payload;
 	if (o.arena) {
 		e->arena = o.arena;
 		vdemux_arena_info(o.arena, &e->ai);
@@ -131,7 +113,7 @@ int vdemux_engine_create(vdemux_engine **out, const struct vdemux_engine_opts *u
 	if (err)
 		goto fail;
 	e->dests = vd_calloc(&e->alloc, e->vmt.max, sizeof(*e->dests));
-	if (!e->dests) {
+	if (!e->dests || vd_offload_scratch_init(&e->ofs, e->max_frame, &e->alloc)) {
 		err = -ENOMEM;
 		goto fail;
 	}
@@ -193,8 +175,8 @@ int vdemux_engine_add_backend(vdemux_engine *e, struct vdemux_backend *be)
 		e->bes_cap = cap;
 	}
 	if (!be->log) {
-		be->log = e->log;
-		be->log_payload = e->log_payload;
+		be->log = e->diag.log;
+		be->log_payload = e->diag.log_payload;
 	}
 	e->bes[e->nbe++] = be;
 	vd_log(e, VDEMUX_LOG_INFO, "backend %s registered", be->name ? be->name : "?");
@@ -266,6 +248,8 @@ int vdemux_engine_stats(const vdemux_engine *e, struct vdemux_engine_stats *out,
 	if (!e || !out)
 		return -EINVAL;
 	s = e->st;
+	memcpy(s.drops, e->diag.drops, sizeof(s.drops));
+	memcpy(s.bad_input, e->diag.bad_input, sizeof(s.bad_input));
 	s.pages_total = e->pool.npages;
 	s.pages_free = e->pool.nfree;
 	s.pages_filling = e->pool.nfilling;

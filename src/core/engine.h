@@ -1,26 +1,35 @@
-/* The engine: the object every API call starts from. It owns one of each of
+/* The engine: the object every API call starts from. It holds one of each of
  * the core's modules' state and its configuration; see docs/architecture.md
- * for which module owns which member and who may call whom. */
+ * for which module owns which member and who may call whom. The layout
+ * only: this header includes the headers that define the state it holds,
+ * none that declares only functions; a file includes the header of each
+ * module it calls (scripts/layers.py checks it). */
 #ifndef VDEMUX_CORE_ENGINE_H
 #define VDEMUX_CORE_ENGINE_H
 
-#include <vdemux/vdemux.h>
-#include <vdemux/sys/backend.h>
-#include <vdemux/sys/classifier.h>
+#include <stddef.h>
+
+#include <vdemux/arena.h>
+#include <vdemux/engine.h>
+#include <vdemux/l2.h>
 
 #include "common/util.h"
+#include "core/batch.h"
 #include "core/cost.h"
-#include "core/l2_create.h"
-#include "core/plan.h"
+#include "core/diag.h"
+#include "core/offload.h"
+#include "core/pend.h"
 #include "core/pool.h"
-#include "core/signal.h"
-#include "core/tables.h"
 #include "core/vm.h"
+#include "core/vmtab.h"
+
+struct vdemux_backend;
+struct vdemux_classifier;
+struct vdemux_dest;
 
 struct vdemux_engine {
+	struct vd_diag diag; /* diag.c: first, so that diag.c needs no more of the engine */
 	struct vdemux_alloc_hooks alloc;
-	vdemux_log_fn log;
-	void *log_payload;
 
 	vdemux_arena *arena;
 	bool own_arena;
@@ -46,15 +55,11 @@ struct vdemux_engine {
 	struct vd_batch batch; /* tables.c: see its rule */
 	struct vd_sigs sigs;   /* signal.c */
 	struct vd_cost cost;   /* cost.c */
+	struct vd_offload_scratch ofs; /* offload.c: one frame's copy */
 
 	struct vdemux_engine_stats st;
 };
 
-void vd_log(const struct vdemux_engine *e, int level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-/* Count bad input of kind @which (enum vdemux_bad_input). */
-void vd_bad(struct vdemux_engine *e, int which);
-/* NULL array or n == 0: counted, -EINVAL. */
-int vd_check_burst(struct vdemux_engine *e, const void *array, unsigned n);
+_Static_assert(offsetof(struct vdemux_engine, diag) == 0, "diag.c reaches struct vd_diag at the engine's address");
 
 #endif

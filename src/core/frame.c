@@ -3,9 +3,8 @@
 
 #include "core/frame.h"
 
-/* Copy bytes [off, off + n) of the frame to dst. */
-static void src_read(const struct vd_pool *pl, const struct vd_src *src, uint32_t off, uint8_t *dst,
-		     uint32_t n)
+void vd_frame_read(const struct vd_pool *pl, const struct vd_src *src, uint32_t off, uint8_t *dst,
+		   uint32_t n)
 {
 	const uint32_t *pages = src->pages;
 
@@ -24,7 +23,7 @@ static void src_read(const struct vd_pool *pl, const struct vd_src *src, uint32_
 	}
 }
 
-uint32_t vd_frame_out_len(const struct vd_src *src, const struct vdemux_dest *d, bool *bad_action)
+static uint32_t edited_len(const struct vd_src *src, const struct vdemux_dest *d, bool *bad_action)
 {
 	*bad_action = false;
 	switch (d->action) {
@@ -42,15 +41,22 @@ uint32_t vd_frame_out_len(const struct vd_src *src, const struct vdemux_dest *d,
 	}
 }
 
-void vd_frame_emit(const struct vd_pool *pl, const struct vd_src *src, const struct vdemux_dest *d,
-		   uint32_t off, uint8_t *dst, uint32_t n)
+uint32_t vd_frame_out_len(const struct vd_src *src, const struct vdemux_dest *d, bool *bad_action)
+{
+	uint32_t n = edited_len(src, d, bad_action);
+
+	return n ? src->pre_len + n : 0;
+}
+
+static void emit_frame(const struct vd_pool *pl, const struct vd_src *src, const struct vdemux_dest *d,
+		       uint32_t off, uint8_t *dst, uint32_t n)
 {
 	uint8_t tag[4] = {(uint8_t)(d->tpid >> 8), (uint8_t)d->tpid, (uint8_t)(d->tci >> 8),
 			  (uint8_t)d->tci};
 	uint32_t end = off + n;
 
 	if (d->action == VDEMUX_VLAN_KEEP) {
-		src_read(pl, src, off, dst, n);
+		vd_frame_read(pl, src, off, dst, n);
 		return;
 	}
 	/* Output regions: [0,12) MACs; [12,16) the tag, for PUSH and SET;
@@ -60,7 +66,7 @@ void vd_frame_emit(const struct vd_pool *pl, const struct vd_src *src, const str
 
 		if (off < 12) {
 			k = (end < 12 ? end : 12) - off;
-			src_read(pl, src, off, dst, k);
+			vd_frame_read(pl, src, off, dst, k);
 		} else if (d->action != VDEMUX_VLAN_STRIP && off < 16) {
 			k = (end < 16 ? end : 16) - off;
 			memcpy(dst, tag + (off - 12), k);
@@ -70,9 +76,24 @@ void vd_frame_emit(const struct vd_pool *pl, const struct vd_src *src, const str
 				     : d->action == VDEMUX_VLAN_PUSH ? off - 4 : off;
 
 			k = end - off;
-			src_read(pl, src, s, dst, k);
+			vd_frame_read(pl, src, s, dst, k);
 		}
 		dst += k;
 		off += k;
 	}
+}
+
+void vd_frame_emit(const struct vd_pool *pl, const struct vd_src *src, const struct vdemux_dest *d,
+		   uint32_t off, uint8_t *dst, uint32_t n)
+{
+	if (off < src->pre_len) {
+		uint32_t k = src->pre_len - off < n ? src->pre_len - off : n;
+
+		memcpy(dst, src->pre + off, k);
+		dst += k;
+		off += k;
+		n -= k;
+	}
+	if (n)
+		emit_frame(pl, src, d, off - src->pre_len, dst, n);
 }

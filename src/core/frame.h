@@ -15,11 +15,19 @@
 #define MAX_FRAME_PAGES ((PAGE - 1u + MAX_FRAME_LIMIT + 4u + PAGE - 1u) / PAGE)
 #define ETH_HLEN 14u
 
+struct vd_offload;
+struct vd_vhdr;
+
 struct vd_src {
 	const uint32_t *pages; /* engine pages holding the frame, or NULL */
 	const uint8_t *flat;   /* the frame in the caller's memory, or NULL */
 	uint32_t len;
 	uint32_t off;          /* pages: where the frame starts in pages[0] */
+	struct vd_offload *ol; /* the frame's offload metadata (offload.h), or NULL */
+	/* Set per destination (offload.c): */
+	const struct vd_vhdr *vh; /* the header a virtio-net queue writes, or NULL: no offload */
+	const uint8_t *pre;    /* bytes delivered in front of the frame (an engine VM's header) */
+	uint32_t pre_len;
 };
 
 static inline uint32_t npages_for(uint32_t len)
@@ -27,12 +35,17 @@ static inline uint32_t npages_for(uint32_t len)
 	return (len + PAGE - 1) / PAGE;
 }
 
-/* Length of the frame as destination d receives it, or 0 if d's edit
- * cannot apply to it (malformed); *bad_action is set for an unknown edit. */
+/* Copy bytes [off, off + n) of the frame (as it came) to dst. */
+void vd_frame_read(const struct vd_pool *pl, const struct vd_src *src, uint32_t off, uint8_t *dst,
+		   uint32_t n);
+
+/* Length of the frame as destination d receives it (its prefix included),
+ * or 0 if d's edit cannot apply to it (malformed); *bad_action is set for
+ * an unknown edit. */
 uint32_t vd_frame_out_len(const struct vd_src *src, const struct vdemux_dest *d, bool *bad_action);
 
-/* Bytes [off, off + n) of what destination d receives: the frame with the
- * first tag edited as d says. */
+/* Bytes [off, off + n) of what destination d receives: the prefix, then
+ * the frame with the first tag edited as d says. */
 void vd_frame_emit(const struct vd_pool *pl, const struct vd_src *src, const struct vdemux_dest *d,
 		   uint32_t off, uint8_t *dst, uint32_t n);
 

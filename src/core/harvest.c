@@ -4,6 +4,9 @@
  * frame's page with one remap, then hands the old page here. */
 #include "core/engine.h"
 #include "core/harvest.h"
+#include "core/pool.h"
+#include "core/tables.h"
+#include "core/vm.h"
 
 void vd_harvest_slot(struct vdemux_engine *e, struct vm *vm, uint32_t s)
 {
@@ -51,7 +54,7 @@ int vd_harvest_gpas(struct vdemux_engine *e, struct vm *vm, const uint64_t *gpas
 		cut = done < nm ? b->idx[done] : i;
 		for (unsigned k = done; k < nm; k++)
 			if (b->stale[k])
-				e->pool.pages[slot_of(vm, gpas[b->idx[k]])->page].stale = 1;
+				vd_pool_set_stale(&e->pool, slot_of(vm, gpas[b->idx[k]])->page, true);
 		for (unsigned k = c0; k < cut; k++) {
 			uint32_t s = (uint32_t)((gpas[k] - vm->rx_base) / PAGE);
 			struct slot *sl = &vm->slots[s];
@@ -79,7 +82,7 @@ void vd_harvest_all(struct vdemux_engine *e, struct vm *vm)
 		if (p == VDEMUX_NO_PAGE)
 			continue;
 		vm->slots[s].page = VDEMUX_NO_PAGE;
-		if (e->pool.pages[p].stale) {
+		if (vd_pool_stale(&e->pool, p)) {
 			vd_pool_quarantine(&e->pool, p);
 		} else {
 			vd_pool_reclaim(&e->pool, p);

@@ -1,12 +1,19 @@
-/* Planning the deliveries of a burst: classify a frame, then for each
- * destination decide flip or copy, take the posted slots and write (or pick)
- * the pages; the tables are changed later, in one batch per VM (apply.c). */
+/* Planning one delivery: decide flip or copy, take the posted slots and
+ * write (or pick) the pages; the tables are changed later, in one batch per
+ * VM (apply.c). Planning never applies: with no room it answers
+ * VD_PLAN_FULL having changed nothing (deliver.c applies and plans again). */
 #include <errno.h>
 #include <string.h>
 
-#include "core/apply.h"
+#include "core/cost.h"
+#include "core/diag.h"
 #include "core/engine.h"
+#include "core/frame.h"
 #include "core/plan.h"
+#include "core/pool.h"
+#include "core/ring.h"
+#include "core/signal.h"
+#include "core/vm.h"
 
 int vd_plan_init(struct vd_plan *pl, uint32_t cap, const struct vdemux_alloc_hooks *alloc)
 {
@@ -19,21 +26,6 @@ int vd_plan_init(struct vd_plan *pl, uint32_t cap, const struct vdemux_alloc_hoo
 void vd_plan_fini(struct vd_plan *pl, const struct vdemux_alloc_hooks *alloc)
 {
 	vd_free(alloc, pl->pend);
-}
-
-void vd_drop(struct vdemux_engine *e, struct vm *vm, int reason)
-{
-	if (reason <= 0 || reason >= VDEMUX_DROP__COUNT)
-		reason = VDEMUX_DROP_NO_DEST;
-	e->st.drops[reason]++;
-	if (vm)
-		vm->st.drops[reason]++;
-}
-
-static void free_pages(struct vdemux_engine *e, const uint32_t *pages, uint32_t n)
-{
-	for (uint32_t i = 0; i < n; i++)
-		vd_pool_put(&e->pool, pages[i]);
 }
 
 /* What stops a delivery of nch chunks (0: nothing); *nfresh is the number
@@ -104,7 +96,7 @@ static enum vd_plan_res sink_delivery(struct vdemux_engine *e, struct vm *vm, co
 	int why = vm->sink.copy(vm->sink.ctx, &e->pool, src, d, out_len);
 
 	if (why) {
-		vd_drop(e, vm, why);
+		vd_drop(e, &vm->st, why);
 		return VD_PLAN_DROPPED;
 	}
 	vm->st.delivered++;
@@ -117,11 +109,14 @@ static enum vd_plan_res sink_delivery(struct vdemux_engine *e, struct vm *vm, co
 }
 
 /* After a chain VM's delivery took nch slots of the head chain: the rest
- * of the chain is the guest's own again (lazy harvest: still mapped). */
-static void chain_rest_unpost(struct vm *vm, uint32_t chain, uint32_t nch)
+ * of the chain is the guest's own again (lazy harvest: still mapped); the
+ * chain's owner learns which header goes with it. */
+static void chain_taken(struct vm *vm, const struct vd_src *src, uint32_t chain, uint32_t nch)
 {
 	for (uint32_t i = nch; i < chain; i++)
 		vd_vm_take_posted(vm);
+	if (vm->sink.planned)
+		vm->sink.planned(vm->sink.ctx, src);
 }
 
 enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
@@ -136,7 +131,7 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 	*consumed = false;
 	out_len = vd_frame_out_len(src, d, &bad_action);
 	if (!out_len) {
-		vd_drop(e, vm, bad_action ? VDEMUX_DROP_NO_DEST : VDEMUX_DROP_MALFORMED);
+		vd_drop(e, &vm->st, bad_action ? VDEMUX_DROP_NO_DEST : VDEMUX_DROP_MALFORMED);
 		return VD_PLAN_DROPPED;
 	}
 	/* The frame's own pages fit only a layout with the same offset. */
@@ -152,7 +147,7 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 				 : out_len <= vm->eff_threshold;
 	why = delivery_obstacle(e, vm, nch, copy, consume, &nfresh);
 	if (why) {
-		vd_drop(e, vm, why);
+		vd_drop(e, &vm->st, why);
 		return VD_PLAN_DROPPED;
 	}
 	vd_pool_get_run(&e->pool, fresh, nfresh, NULL);
@@ -190,7 +185,7 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 		} else {
 			pe->new_page = fresh[nfresh++];
 			vd_frame_emit(&e->pool, src, d, fo, pg_addr(&e->pool, pe->new_page) + po, k);
-			e->pool.pages[pe->new_page].dirty = po + k;
+			vd_pool_set_dirty(&e->pool, pe->new_page, po + k);
 		}
 		if (sl->page == VDEMUX_NO_PAGE) {
 			pe->kind = PEND_MAP;
@@ -200,7 +195,7 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 		}
 	}
 	if (chain)
-		chain_rest_unpost(vm, chain, nch);
+		chain_taken(vm, src, chain, nch);
 	vd_cq_reserve(&vm->cq, nch);
 	if (t0)
 		vd_cost_planned(e, vm, nch, t0);
@@ -209,90 +204,4 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 	e->st.delivered++;
 	*consumed = consume;
 	return VD_PLAN_DONE;
-}
-
-static bool plan_one(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
-		     const struct vdemux_dest *d, bool consume)
-{
-	bool consumed;
-
-	if (vd_plan_delivery(e, vm, src, d, consume, &consumed) == VD_PLAN_FULL) {
-		vd_apply_plan(e);
-		/* An empty plan always has room. */
-		vd_plan_delivery(e, vm, src, d, consume, &consumed);
-	}
-	return consumed;
-}
-
-/* A frame in pages is classified on its first page's bytes; when the frame
- * starts so late in that page that fewer than CLASSIFY_HEAD bytes of it are
- * there, on its first CLASSIFY_HEAD bytes gathered from the next pages
- * (every header a classifier reads, and far more than an L2 one needs). */
-#define CLASSIFY_HEAD 256u
-
-static int classify_pages(struct vdemux_engine *e, const struct vd_src *src, struct vdemux_verdict *v)
-{
-	uint32_t first = PAGE - src->off, want = src->len < CLASSIFY_HEAD ? src->len : CLASSIFY_HEAD;
-	uint8_t head[CLASSIFY_HEAD];
-	uint32_t got = 0;
-
-	if (first >= want)
-		return e->cls->classify(e->cls, pg_addr(&e->pool, src->pages[0]) + src->off,
-					src->len < first ? src->len : first, v);
-	for (uint32_t i = 0; got < want; i++) {
-		uint32_t from = i ? 0 : src->off, n = PAGE - from;
-
-		if (n > want - got)
-			n = want - got;
-		memcpy(head + got, pg_addr(&e->pool, src->pages[i]) + from, n);
-		got += n;
-	}
-	return e->cls->classify(e->cls, head, want, v);
-}
-
-/*
- * The frame is classified on its first page (a frame's headers are there).
- * The last destination that takes the frame as it came may have its pages;
- * the others get replicas, planned first: once the consumer has the pages
- * they may be freed (copied) or mapped into its VM.
- */
-void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
-{
-	struct vdemux_verdict v = {.dests = e->dests, .cap = e->vmt.max};
-	const uint32_t *pages = src->pages;
-	uint32_t len = src->len, np = pages ? npages_for(src->off + len) : 0;
-	int consumer = -1, r;
-	bool consumed = false;
-
-	if (src->flat)
-		r = e->cls->classify(e->cls, src->flat, len, &v);
-	else
-		r = classify_pages(e, src, &v);
-	if (r < 0 || v.n == 0) {
-		vd_drop(e, NULL, r < 0 ? VDEMUX_DROP_NO_DEST : v.drop_reason);
-		free_pages(e, pages, np);
-		return;
-	}
-	if (v.n > v.cap)
-		v.n = v.cap;
-	for (unsigned k = v.n; k-- > 0;) {
-		if (v.dests[k].action == VDEMUX_VLAN_KEEP && vd_vm_get(e, v.dests[k].vm)) {
-			consumer = (int)k;
-			break;
-		}
-	}
-	for (unsigned k = 0; k < v.n; k++) {
-		struct vm *vm = vd_vm_get(e, v.dests[k].vm);
-
-		if (!vm) {
-			vd_drop(e, NULL, VDEMUX_DROP_UNKNOWN_VM);
-			continue;
-		}
-		if ((int)k != consumer)
-			plan_one(e, vm, src, &v.dests[k], false);
-	}
-	if (consumer >= 0)
-		consumed = plan_one(e, vd_vm_get(e, v.dests[consumer].vm), src, &v.dests[consumer], true);
-	if (!consumed)
-		free_pages(e, pages, np);
 }

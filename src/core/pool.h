@@ -1,7 +1,8 @@
 /* The pool of engine pages: the state of every page (FREE, FILLING,
  * ASSIGNED, QUARANTINED), the stack of FREE pages and the gauges, and the
- * clearing that makes a page FREE. Every page state change goes through
- * here. Owner of: struct vd_pool. */
+ * clearing that makes a page FREE. Every change of a page's state and flags
+ * goes through here (pool.c, and the inline functions below). Owner of:
+ * struct vd_pool. */
 #ifndef VDEMUX_CORE_POOL_H
 #define VDEMUX_CORE_POOL_H
 
@@ -18,7 +19,8 @@ enum pg_state {
 
 struct pg {
 	uint8_t state;
-	uint8_t lent;      /* FILLING and lent out by vdemux_rx_alloc() */
+	uint8_t lent;      /* FILLING and lent out by vdemux_rx_alloc() (2: and
+			    * named in the call being checked) */
 	uint8_t stale;     /* ASSIGNED but a backend may disagree (failed rollback) */
 	uint8_t pad;
 	uint32_t dirty;    /* bytes from offset 0 that may be non-zero */
@@ -63,6 +65,64 @@ void vd_pool_assign(struct vd_pool *pl, uint32_t p, uint32_t vm_idx, uint32_t sl
 void vd_pool_reclaim(struct vd_pool *pl, uint32_t p);
 /* ASSIGNED -> QUARANTINED: never reused. */
 void vd_pool_quarantine(struct vd_pool *pl, uint32_t p);
+
+/* The flags of a page that are not its state: changed here only, by the
+ * inline functions below, and read by whoever needs them. */
+
+/* FILLING page p goes to a device (vdemux_rx_alloc()): it may write
+ * anywhere in it. */
+static inline void vd_pool_lend(struct vd_pool *pl, uint32_t p)
+{
+	pl->pages[p].lent = 1;
+	pl->pages[p].dirty = PAGE;
+}
+
+/* Whether p names a page lent to a device and not yet named in this call
+ * (see vd_pool_lent_mark()). */
+static inline bool vd_pool_lent(const struct vd_pool *pl, uint32_t p)
+{
+	return p < pl->npages && pl->pages[p].state == PG_FILLING && pl->pages[p].lent == 1;
+}
+
+/* While a call checks a list of lent pages: p is named in it (a second
+ * mention is then not vd_pool_lent()); unmark it once the list is checked. */
+static inline void vd_pool_lent_mark(struct vd_pool *pl, uint32_t p)
+{
+	pl->pages[p].lent = 2;
+}
+
+static inline void vd_pool_lent_unmark(struct vd_pool *pl, uint32_t p)
+{
+	if (p < pl->npages && pl->pages[p].lent == 2)
+		pl->pages[p].lent = 1;
+}
+
+/* Lent page p is back from its device, bytes [dirty, PAGE) already cleared:
+ * it stays FILLING until delivered or put back. */
+static inline void vd_pool_unlend(struct vd_pool *pl, uint32_t p, uint32_t dirty)
+{
+	pl->pages[p].dirty = dirty;
+	pl->pages[p].lent = 0;
+}
+
+/* Bytes [0, n) of FILLING page p may be non-zero: what putting it back
+ * clears. */
+static inline void vd_pool_set_dirty(struct vd_pool *pl, uint32_t p, uint32_t n)
+{
+	pl->pages[p].dirty = n;
+}
+
+/* ASSIGNED page p may be mapped where the engine does not say (a failed
+ * rollback or unmap); cleared when its unmap is tried again. */
+static inline void vd_pool_set_stale(struct vd_pool *pl, uint32_t p, bool stale)
+{
+	pl->pages[p].stale = stale;
+}
+
+static inline bool vd_pool_stale(const struct vd_pool *pl, uint32_t p)
+{
+	return pl->pages[p].stale;
+}
 
 static inline uint8_t *pg_addr(const struct vd_pool *pl, uint32_t p)
 {

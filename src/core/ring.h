@@ -15,23 +15,32 @@ struct vd_postq {
 	uint32_t cap, head, count;
 };
 
+/* head + i modulo cap, for head < cap and i <= cap: without a division
+ * (the caps are a VM's page counts, not powers of two). */
+static inline uint32_t vd_ring_wrap(uint32_t head, uint32_t i, uint32_t cap)
+{
+	uint32_t at = head + i;
+
+	return at >= cap ? at - cap : at;
+}
+
 static inline void vd_postq_push(struct vd_postq *q, uint32_t s)
 {
-	q->q[(q->head + q->count) % q->cap] = s;
+	q->q[vd_ring_wrap(q->head, q->count, q->cap)] = s;
 	q->count++;
 }
 
 /* The i-th entry from the head, without taking it. */
 static inline uint32_t vd_postq_peek(const struct vd_postq *q, uint32_t i)
 {
-	return q->q[(q->head + i) % q->cap];
+	return q->q[vd_ring_wrap(q->head, i, q->cap)];
 }
 
 static inline uint32_t vd_postq_pop(struct vd_postq *q)
 {
 	uint32_t s = q->q[q->head];
 
-	q->head = (q->head + 1) % q->cap;
+	q->head = vd_ring_wrap(q->head, 1, q->cap);
 	q->count--;
 	return s;
 }
@@ -60,7 +69,7 @@ static inline void vd_cq_cancel(struct vd_cq *q, uint32_t n)
 /* Turn one reservation into a completion. */
 static inline void vd_cq_commit(struct vd_cq *q, uint64_t gpa, uint32_t len, uint16_t flags)
 {
-	struct vdemux_completion *c = &q->c[(q->head + q->count) % q->cap];
+	struct vdemux_completion *c = &q->c[vd_ring_wrap(q->head, q->count, q->cap)];
 
 	c->gpa = gpa;
 	c->len = len;
@@ -75,7 +84,7 @@ static inline bool vd_cq_pop(struct vd_cq *q, struct vdemux_completion *out)
 	if (!q->count)
 		return false;
 	*out = q->c[q->head];
-	q->head = (q->head + 1) % q->cap;
+	q->head = vd_ring_wrap(q->head, 1, q->cap);
 	q->count--;
 	return true;
 }

@@ -1,14 +1,31 @@
 /* The public receive calls: frames from the caller's memory
  * (vdemux_rx_burst) and the zero-copy pair (vdemux_rx_alloc, then
  * vdemux_rx_submit or vdemux_rx_abort). Each checks its arguments, hands
- * every frame to delivery (plan.c), applies the plan (apply.c) and sends the
+ * every frame to delivery (deliver.c), has the plan applied and sends the
  * signals. */
 #include <errno.h>
 #include <string.h>
 
-#include "core/apply.h"
+#include <vdemux/rx.h>
+
+#include "core/deliver.h"
+#include "core/diag.h"
 #include "core/engine.h"
 #include "core/frame.h"
+#include "core/offload.h"
+#include "core/pool.h"
+#include "core/signal.h"
+
+/* Flags a frame or a frame's first buffer may have besides MORE. */
+#define HDR_FLAGS VDEMUX_FRAME_VNET_HDR(0xff)
+
+/* The header length announced in @flags is usable: none, or 10 .. 255. */
+static bool hdr_len_ok(uint32_t flags)
+{
+	uint32_t n = VDEMUX_FRAME_VNET_HDR_LEN(flags);
+
+	return n == 0 || n >= VD_VHDR_LEN;
+}
 
 
 static int frames_validate(struct vdemux_engine *e, const struct vdemux_frame *f, unsigned n)
@@ -18,15 +35,17 @@ static int frames_validate(struct vdemux_engine *e, const struct vdemux_frame *f
 	if (err)
 		return err;
 	for (unsigned i = 0; i < n; i++) {
+		uint32_t hl = VDEMUX_FRAME_VNET_HDR_LEN(f[i].flags);
+
 		if (!f[i].data) {
 			vd_bad(e, VDEMUX_BAD_NULL);
 			return -EINVAL;
 		}
-		if (f[i].len < ETH_HLEN) {
+		if ((f[i].flags & ~HDR_FLAGS) || !hdr_len_ok(f[i].flags) || f[i].len < hl + ETH_HLEN) {
 			vd_bad(e, VDEMUX_BAD_FRAME_LEN);
 			return -EINVAL;
 		}
-		if (f[i].len > e->max_frame) {
+		if (f[i].len - hl > e->max_frame) {
 			vd_bad(e, VDEMUX_BAD_FRAME_LEN);
 			return -EMSGSIZE;
 		}
@@ -36,7 +55,7 @@ static int frames_validate(struct vdemux_engine *e, const struct vdemux_frame *f
 
 static void burst_end(struct vdemux_engine *e)
 {
-	vd_apply_plan(e);
+	vd_deliver_flush(e);
 	vd_call_end(e);
 }
 
@@ -51,10 +70,13 @@ int vdemux_rx_burst(vdemux_engine *e, const struct vdemux_frame *frames, unsigne
 	if (err)
 		return err;
 	for (i = 0; i < n; i++) {
-		uint32_t len = frames[i].len, np = npages_for(len);
+		uint32_t hl = VDEMUX_FRAME_VNET_HDR_LEN(frames[i].flags);
+		uint32_t len = frames[i].len - hl, np = npages_for(len);
+		const uint8_t *data = frames[i].data;
+		struct vd_offload ol;
 
-		if (e->pool.nfree < np && e->plan.n)
-			vd_apply_plan(e);
+		if (e->pool.nfree < np)
+			vd_deliver_flush(e); /* gives back the pages it replaces */
 		if (e->pool.nfree < np) {
 			/* Ask for pages back whatever the watermark says. */
 			vd_signal_release_all(e);
@@ -64,7 +86,9 @@ int vdemux_rx_burst(vdemux_engine *e, const struct vdemux_frame *frames, unsigne
 		 * into the pool pages that are flipped to it. */
 		e->st.rx_frames++;
 		e->st.rx_bytes += len;
-		vd_deliver_frame(e, &(struct vd_src){.flat = frames[i].data, .len = len});
+		if (hl)
+			vd_vhdr_read(&ol.h, data);
+		vd_deliver_frame(e, &(struct vd_src){.flat = data + hl, .len = len, .ol = hl ? &ol : NULL});
 	}
 	burst_end(e);
 	return i == 0 ? -ENOBUFS : (int)i;
@@ -96,9 +120,7 @@ int vdemux_rx_alloc(vdemux_engine *e, struct vdemux_rx_buf *bufs, unsigned n)
 		if (k % LEND_RUN >= got)
 			break;
 		p = run[k % LEND_RUN];
-		e->pool.pages[p].lent = 1;
-		/* The device may write anywhere in the page. */
-		e->pool.pages[p].dirty = PAGE;
+		vd_pool_lend(&e->pool, p);
 		bufs[k].data = pg_addr(&e->pool, p);
 		bufs[k].arena_off = (uint64_t)abs_page(&e->pool, p) * PAGE;
 		bufs[k].id = p;
@@ -110,31 +132,32 @@ int vdemux_rx_alloc(vdemux_engine *e, struct vdemux_rx_buf *bufs, unsigned n)
 	return (int)k;
 }
 
-/* Every id lent and unique (uses the lent flag as a mark: 1 = lent,
- * 2 = seen in this call). */
+/* Every id lent and unique (each is marked while the list is checked, so
+ * that a second mention is not taken for a lent page). */
 static int bufs_validate(struct vdemux_engine *e, const struct vdemux_rx_buf *b, unsigned n,
 			 bool frames)
 {
 	int err = vd_check_burst(e, b, n);
 	unsigned i;
-	uint32_t flen = 0;
+	uint32_t flen = 0, hl;
 
 	if (err)
 		return err;
 	for (i = 0; i < n && !err; i++) {
 		uint32_t id = b[i].id;
 
-		if (id >= e->pool.npages || e->pool.pages[id].state != PG_FILLING ||
-		    e->pool.pages[id].lent != 1) {
+		if (!vd_pool_lent(&e->pool, id)) {
 			vd_bad(e, VDEMUX_BAD_RX_BUF);
 			err = -EBADF;
 			break;
 		}
-		e->pool.pages[id].lent = 2;
+		vd_pool_lent_mark(&e->pool, id);
 		if (!frames)
 			continue;
+		hl = VDEMUX_FRAME_VNET_HDR_LEN(b[i].flags);
 		if (b[i].len == 0 || b[i].off >= PAGE || b[i].len > PAGE - b[i].off ||
-		    (b[i].off && flen) || (b[i].flags & ~VDEMUX_RXBUF_MORE) ||
+		    (b[i].off && flen) || (b[i].flags & ~(VDEMUX_RXBUF_MORE | HDR_FLAGS)) ||
+		    (hl && (flen || !hdr_len_ok(b[i].flags) || b[i].len <= hl)) ||
 		    ((b[i].flags & VDEMUX_RXBUF_MORE) && b[i].off + b[i].len != PAGE) ||
 		    (b[i].flags & VDEMUX_RXBUF_MORE && i + 1 == n)) {
 			vd_bad(e, VDEMUX_BAD_FRAME_LEN);
@@ -142,7 +165,7 @@ static int bufs_validate(struct vdemux_engine *e, const struct vdemux_rx_buf *b,
 			i++;
 			break;
 		}
-		flen += b[i].len;
+		flen += b[i].len - hl;
 		if (!(b[i].flags & VDEMUX_RXBUF_MORE)) {
 			if (flen < ETH_HLEN || flen > e->max_frame) {
 				vd_bad(e, VDEMUX_BAD_FRAME_LEN);
@@ -159,8 +182,7 @@ static int bufs_validate(struct vdemux_engine *e, const struct vdemux_rx_buf *b,
 		}
 	}
 	while (i-- > 0)
-		if (b[i].id < e->pool.npages && e->pool.pages[b[i].id].lent == 2)
-			e->pool.pages[b[i].id].lent = 1;
+		vd_pool_lent_unmark(&e->pool, b[i].id);
 	return err;
 }
 
@@ -179,27 +201,32 @@ int vdemux_rx_submit(vdemux_engine *e, const struct vdemux_rx_buf *bufs, unsigne
 	if (err)
 		return err;
 	while (i < n) {
-		uint32_t np = 0, len = 0, off = bufs[i].off;
+		uint32_t hl = VDEMUX_FRAME_VNET_HDR_LEN(bufs[i].flags);
+		uint32_t np = 0, len = 0, off = bufs[i].off + hl;
+		struct vd_offload ol;
 
+		/* The header is read once, here, then cleared below. */
+		if (hl)
+			vd_vhdr_read(&ol.h, pg_addr(&e->pool, bufs[i].id) + bufs[i].off);
 		do {
 			uint32_t p = bufs[i].id;
 			uint8_t *a = pg_addr(&e->pool, p);
-			uint32_t end = bufs[i].off + bufs[i].len;
+			uint32_t end = bufs[i].off + bufs[i].len, start = np ? 0 : off;
 
 			/* Clear what the device may have written outside the
-			 * frame. */
-			if (bufs[i].off)
-				memset(a, 0, bufs[i].off);
+			 * frame (and the header). */
+			if (start)
+				memset(a, 0, start);
 			if (end < PAGE)
 				memset(a + end, 0, PAGE - end);
-			e->pool.pages[p].dirty = end;
-			e->pool.pages[p].lent = 0;
+			vd_pool_unlend(&e->pool, p, end);
 			pages[np++] = p;
-			len += bufs[i].len;
+			len += end - start;
 		} while (bufs[i++].flags & VDEMUX_RXBUF_MORE);
 		e->st.rx_frames++;
 		e->st.rx_bytes += len;
-		vd_deliver_frame(e, &(struct vd_src){.pages = pages, .len = len, .off = off});
+		vd_deliver_frame(e, &(struct vd_src){.pages = pages, .len = len, .off = off,
+						     .ol = hl ? &ol : NULL});
 	}
 	burst_end(e);
 	return (int)n;

@@ -1,8 +1,11 @@
 /* Signals: what is raised during a call is sent once per VM at its end. */
 #include <unistd.h>
 
+#include <vdemux/signal.h>
+
 #include "core/engine.h"
 #include "core/signal.h"
+#include "core/vm.h"
 
 void vd_signal_raise(struct vdemux_engine *e, struct vm *vm, unsigned reasons)
 {
@@ -22,11 +25,30 @@ static void signal_fd(int fd)
 	(void)!write(fd, &one, sizeof(one));
 }
 
+bool vd_signal_send(const struct vdemux_signal *cfg, vdemux_vm_id id, unsigned reasons)
+{
+	switch (cfg->kind) {
+	case VDEMUX_SIGNAL_CALLBACK:
+		cfg->cb(id, reasons, cfg->payload);
+		return true;
+	case VDEMUX_SIGNAL_EVENTFD:
+		if ((reasons & VDEMUX_SIG_RELEASE) && (cfg->flags & VDEMUX_SIGNAL_F_RELEASE_FD)) {
+			signal_fd(cfg->release_fd);
+			if (reasons & VDEMUX_SIG_RX)
+				signal_fd(cfg->fd);
+		} else {
+			signal_fd(cfg->fd);
+		}
+		return true;
+	default:
+		return false;
+	}
+}
+
 void vd_signal_flush(struct vdemux_engine *e)
 {
 	while (e->sigs.list) {
 		struct vm *vm = e->sigs.list;
-		const struct vdemux_signal *cfg = &vm->sig.cfg;
 		unsigned r = vm->sig.burst;
 
 		e->sigs.list = vm->sig.next;
@@ -35,22 +57,7 @@ void vd_signal_flush(struct vdemux_engine *e)
 		vm->sig.pending |= r;
 		if (r & VDEMUX_SIG_RELEASE)
 			e->st.release_requests++;
-		switch (cfg->kind) {
-		case VDEMUX_SIGNAL_CALLBACK:
-			cfg->cb(vm->id, r, cfg->payload);
-			break;
-		case VDEMUX_SIGNAL_EVENTFD:
-			if ((r & VDEMUX_SIG_RELEASE) && (cfg->flags & VDEMUX_SIGNAL_F_RELEASE_FD)) {
-				signal_fd(cfg->release_fd);
-				if (r & VDEMUX_SIG_RX)
-					signal_fd(cfg->fd);
-			} else {
-				signal_fd(cfg->fd);
-			}
-			break;
-		default:
-			break;
-		}
+		vd_signal_send(&vm->sig.cfg, vm->id, r);
 		e->st.signals++;
 		vm->st.signals++;
 	}

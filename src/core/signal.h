@@ -1,18 +1,22 @@
 /* Signals to VMs: reasons raised during a call are gathered per VM and sent
  * once, at the end of the call; release requests at the low watermark.
- * Owner of: struct vd_sigs (the engine's list), struct vd_vm_sig. */
+ * Owner of: struct vd_sigs (the engine's list), struct vd_vm_sig (both
+ * laid out in vm.h). */
 #ifndef VDEMUX_CORE_SIGNAL_H
 #define VDEMUX_CORE_SIGNAL_H
+
+#include <vdemux/signal.h>
 
 #include "common/util.h"
 
 struct vdemux_engine;
 struct vm;
 
-struct vd_sigs {
-	struct vm *list;     /* VMs with reasons raised in this call */
-	bool release_armed;  /* the low watermark may fire again */
-};
+/* Send @reasons to the VMM as @cfg says (a callback, or a write to the
+ * eventfd: the release eventfd for a release request when the VM has one).
+ * Returns whether anything was sent (false for VDEMUX_SIGNAL_NONE). Also
+ * what a device model's own interrupt goes through (virtio_net.c). */
+bool vd_signal_send(const struct vdemux_signal *cfg, vdemux_vm_id id, unsigned reasons);
 
 void vd_signal_raise(struct vdemux_engine *e, struct vm *vm, unsigned reasons);
 /* Send what was raised: every API call that may raise ends with this. */

@@ -8,8 +8,13 @@
  * page assigned to the VM (it is never freed while a VM may reach it). */
 #include <errno.h>
 
+#include <vdemux/sys/backend.h>
+
+#include "core/diag.h"
 #include "core/engine.h"
+#include "core/pool.h"
 #include "core/tables.h"
+#include "core/vm.h"
 
 int vd_batch_init(struct vd_batch *b, uint32_t cap, const struct vdemux_alloc_hooks *alloc)
 {
@@ -129,7 +134,7 @@ void vd_tables_unmap_all(struct vdemux_engine *e, struct vm *vm)
 		for (; s < vm->rx_pages && n < b->cap; s++) {
 			if (vm->slots[s].page == VDEMUX_NO_PAGE)
 				continue;
-			e->pool.pages[vm->slots[s].page].stale = 0; /* tried again now */
+			vd_pool_set_stale(&e->pool, vm->slots[s].page, false); /* tried again now */
 			b->m[n].gpa = slot_gpa(vm, s);
 			b->m[n].page = abs_page(&e->pool, vm->slots[s].page);
 			b->m[n].pad = 0;
@@ -161,7 +166,7 @@ void vd_tables_unmap_all(struct vdemux_engine *e, struct vm *vm)
 					err = -EIO;
 				off += d;
 				e->st.backend_errors++;
-				e->pool.pages[vm->slots[b->idx[off]].page].stale = 1;
+				vd_pool_set_stale(&e->pool, vm->slots[b->idx[off]].page, true);
 				vd_log(e, VDEMUX_LOG_ERROR,
 				       "VM %u: %s failed to unmap GPA 0x%llx (%d): page quarantined",
 				       vm->id, r->be->name ? r->be->name : "?",

@@ -7,23 +7,10 @@
 #include <vdemux/sys/backend.h>
 
 #include "common/util.h"
+#include "core/batch.h"
 
 struct vdemux_engine;
 struct vm;
-
-/*
- * The engine's scratch for one batch of table changes, sized at creation.
- * Rule: a function fills it and applies it before it returns, and calls
- * nothing in between that could fill it again (vd_tables_apply() only reads
- * m and undo and writes stale).
- */
-struct vd_batch {
-	struct vdemux_map *m;    /* the batch */
-	struct vdemux_map *undo; /* REMAP: each entry's inverse (the old page) */
-	uint32_t *idx;           /* the caller's index of each entry */
-	uint8_t *stale;          /* set where a rollback failed */
-	uint32_t cap;
-};
 
 int vd_batch_init(struct vd_batch *b, uint32_t cap, const struct vdemux_alloc_hooks *alloc);
 void vd_batch_fini(struct vd_batch *b, const struct vdemux_alloc_hooks *alloc);

@@ -1,6 +1,7 @@
-/* VMs: the table of VMs and their ids, each VM's RX window (slots), its
- * queues, its backends and its counters. Owner of: struct vm (except the
- * members marked as another module's), struct vd_vmtab. */
+/* A VM's state: its RX window (slots), its queues, its backends and its
+ * counters, and the operations on its slots. Owner of: struct vm (except
+ * the members marked as another module's). The table of VMs is vmtab.h's;
+ * the public calls that change VMs are vm_api.c's. */
 #ifndef VDEMUX_CORE_VM_H
 #define VDEMUX_CORE_VM_H
 
@@ -10,6 +11,7 @@
 #include "common/util.h"
 #include "core/cost.h"
 #include "core/ring.h"
+#include "core/vmq.h"
 
 #define MAX_BACKENDS 8u
 #define VM_IDX_BITS 20u
@@ -27,31 +29,18 @@ struct slot {
 	uint32_t mark;   /* duplicate detection inside one call */
 };
 
-struct vd_pool;
-struct vd_src;
-struct vdemux_dest;
-
-/* The owner of a VM whose buffers are not whole pages (virtio-net's
- * mergeable and small buffers): the engine hands it the frames to copy. */
-struct vd_sink {
-	/* Copy the frame as d receives it (out_len bytes, see
-	 * vd_frame_emit()) into the VM's buffers and complete them. Returns
-	 * 0, or the drop reason (nothing taken). */
-	int (*copy)(void *ctx, const struct vd_pool *pl, const struct vd_src *src,
-		    const struct vdemux_dest *d, uint32_t out_len);
-	void *ctx;
-};
-
-/* Completion flag of chain VMs: the delivery failed after its buffer was
- * taken (the buffer goes back to the guest empty). Never seen by a VMM. */
-#define VD_CPL_DROPPED 0x8000u
-
 struct be_ref {
 	struct vdemux_backend *be;
 	void *ctx;
 };
 
-/* Owned by signal.c. */
+/* Owned by signal.c: the engine's list of VMs to signal. */
+struct vd_sigs {
+	struct vm *list;     /* VMs with reasons raised in this call */
+	bool release_armed;  /* the low watermark may fire again */
+};
+
+/* Owned by signal.c: a VM's signal. */
 struct vd_vm_sig {
 	struct vdemux_signal cfg;
 	unsigned pending;     /* for vdemux_vm_take_signals() */
@@ -85,8 +74,12 @@ struct vm {
 	/* receive layout, set by the owner of a virtio-net queue (src/virtio) */
 	uint32_t rx_offset;     /* where a delivery starts in its first page */
 	bool chains;            /* buffers are posted as chains of pages: a
-				 * delivery takes the head chain whole */
+				 * delivery takes the head chain whole; the
+				 * window is guest RAM: every slot holds a page
+				 * (a hole is an error, vdemux_engine_check()) */
 	struct vd_sink sink;    /* copy target when no chain fits; copy NULL: none */
+	uint32_t offloads;      /* VDEMUX_OFFLOAD_* the VM takes (offload.c) */
+	uint32_t vnet_hdr_len;  /* an engine VM's header in front of each frame, or 0 */
 	/* translation tables */
 	struct be_ref bes[MAX_BACKENDS];
 	unsigned nbe;
@@ -97,20 +90,6 @@ struct vm {
 	struct vd_vm_plan plan;
 	struct vdemux_vm_stats st;
 };
-
-struct vd_vmtab {
-	struct vm **vms;  /* by index */
-	uint16_t *gen;    /* per index: bumped at removal, part of the id */
-	uint32_t max, n;
-	uint32_t mark;    /* duplicate-detection stamp for slot.mark */
-};
-
-int vd_vmtab_init(struct vd_vmtab *t, uint32_t max, const struct vdemux_alloc_hooks *alloc);
-void vd_vmtab_fini(struct vd_vmtab *t, const struct vdemux_alloc_hooks *alloc);
-
-struct vm *vd_vm_get(const struct vdemux_engine *e, vdemux_vm_id id);
-/* vd_vm_get() that counts an unknown id as bad input. */
-struct vm *vd_vm_find(struct vdemux_engine *e, vdemux_vm_id id);
 
 static inline uint64_t slot_gpa(const struct vm *vm, uint32_t s)
 {
@@ -123,10 +102,6 @@ static inline void vd_vm_post_slot(struct vm *vm, uint32_t s)
 	vd_postq_push(&vm->postq, s);
 	vm->slots[s].posted = 1;
 }
-
-/* Post a chain of pages (a chain VM's buffer), all or nothing: the checks
- * of vdemux_vm_post_rx(). Returns 0 or its negative errno. */
-int vd_vm_post_chain(struct vdemux_engine *e, struct vm *vm, const uint64_t *gpas, unsigned n);
 
 /* Take the next posted slot for a delivery. */
 static inline uint32_t vd_vm_take_posted(struct vm *vm)

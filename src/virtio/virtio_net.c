@@ -2,8 +2,8 @@
  * virtio-net receive queues on the engine (include/vdemux/virtio_net.h).
  *
  * A queue is an engine VM whose window is all of guest RAM, harvested
- * lazily, with a receive offset and chains (src/core/vm.h). Buffers taken
- * from the ring go one of two ways:
+ * lazily, with a receive offset and chains; the queue reaches it through
+ * src/core/vmq.h only. Buffers taken from the ring go one of two ways:
  * - a big-packet chain that can be flipped is posted to the engine as a
  *   chain of pages; the engine lays each frame out at the chain's data
  *   offset and flips (or copies) it there; its completions come back here
@@ -19,12 +19,14 @@
 #include <endian.h>
 #include <errno.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <vdemux/virtio_net.h>
 
-#include "core/engine.h"
+#include "common/util.h"
 #include "core/frame.h"
+#include "core/offload.h"
+#include "core/signal.h"
+#include "core/vmq.h"
 #include "virtio/vnet_rx.h"
 #include "virtio/vring.h"
 
@@ -34,6 +36,7 @@
 /* A chain posted to the engine as pages, waiting for its frame. */
 struct fchain {
 	uint64_t first_gpa; /* the page holding the header */
+	struct vd_vhdr vh;  /* the offload metadata its header carries */
 	uint32_t len;       /* frame bytes completed so far */
 	uint16_t head;
 	bool failed;
@@ -56,6 +59,7 @@ struct vdemux_vnet_rxq {
 	struct vdemux_signal irq;
 
 	struct vd_vring *vq; /* NULL when stopped */
+	uint32_t fq_taken;   /* chains at the head of fq the engine has filled, not yet completed */
 	uint64_t features;
 	uint32_t hdr_len;
 	bool mrg;
@@ -67,6 +71,9 @@ struct vdemux_vnet_rxq {
 	struct vd_vring_seg *segs; /* ring of the waiting buffers' segments */
 	uint32_t seg_cap, seg_head, seg_n;
 
+	uint64_t ring_skipped; /* the ring's counts already added to st */
+	uint64_t ring_errs;
+
 	struct vd_vring_seg pop_segs[VNET_MAX_SEGS];
 	uint64_t pages[VNET_MAX_SEGS];
 	struct vdemux_vnet_rxq_stats st;
@@ -74,52 +81,38 @@ struct vdemux_vnet_rxq {
 
 static struct vm *rxq_vm(const struct vdemux_vnet_rxq *q)
 {
-	return vd_vm_get(q->eng, q->id);
+	return vd_vmq_get(q->eng, q->id);
 }
 
-/* Whether every page of guest RAM under [gpa, gpa + len) is backed: the
- * queue writes guest memory through the VMM's mapping, and a page some table
- * failed to restore (a hole: see apply.c) would fault there. */
-static bool backed(const struct vm *vm, uint64_t gpa, uint64_t len)
+/* Segments come from the ring, inside guest RAM, which is the window: when
+ * every page of it is backed, so is each of them. */
+static bool all_backed(const struct vdemux_vnet_rxq *q)
 {
-	for (uint64_t p = gpa / PAGE; len && p <= (gpa + len - 1) / PAGE; p++)
-		if (p >= vm->rx_pages || vm->slots[p].page == VDEMUX_NO_PAGE)
-			return false;
-	return true;
+	return vd_vmq_all_backed(q->eng, q->vm);
 }
 
 static bool chain_backed(const struct vm *vm, const struct vd_vring_seg *sg, uint32_t n)
 {
 	for (uint32_t k = 0; k < n; k++)
-		if (!backed(vm, sg[k].gpa, sg[k].len))
+		if (!vd_vmq_backed(vm, sg[k].gpa, sg[k].len))
 			return false;
 	return true;
 }
 
 /* ---- interrupts ---- */
 
+/* The guest's interrupt goes out the way the engine's signals do. */
 static void interrupt(struct vdemux_vnet_rxq *q)
 {
-	uint64_t one = 1;
-
-	switch (q->irq.kind) {
-	case VDEMUX_SIGNAL_EVENTFD:
-		/* Fails only if the counter would overflow: one is pending. */
-		(void)!write(q->irq.fd, &one, sizeof(one));
-		break;
-	case VDEMUX_SIGNAL_CALLBACK:
-		q->irq.cb(q->id, VDEMUX_SIG_RX, q->irq.payload);
-		break;
-	default:
-		return;
-	}
-	q->st.interrupts++;
+	if (vd_signal_send(&q->irq, q->id, VDEMUX_SIG_RX))
+		q->st.interrupts++;
 }
 
-/* Make what was pushed visible, and interrupt the guest if it asks. */
+/* Make what was pushed visible, and interrupt the guest if it asks. A
+ * broken ring is written no more. */
 static void publish(struct vdemux_vnet_rxq *q)
 {
-	if (!q->vq || !vd_vring_publish(q->vq))
+	if (!q->vq || vd_vring_broken(q->vq) || !vd_vring_publish(q->vq))
 		return;
 	if (vd_vring_need_notify(q->vq))
 		interrupt(q);
@@ -129,16 +122,56 @@ static void publish(struct vdemux_vnet_rxq *q)
 
 /* ---- the header ---- */
 
-/* The virtio-net header: no offload metadata (flags 0, gso_type NONE),
- * num_buffers where the header has it. Little-endian (VERSION_1; a legacy
- * guest is x86 here, little-endian too). */
-static void make_hdr(const struct vdemux_vnet_rxq *q, uint8_t *h, uint16_t num_buffers)
+/* The virtio-net header: the offload metadata the engine chose for this
+ * guest (@vh; NULL: none, flags 0 and gso_type NONE), num_buffers where the
+ * header has it. Little-endian (VERSION_1; a legacy guest is x86 here,
+ * little-endian too). */
+static void make_hdr(const struct vdemux_vnet_rxq *q, uint8_t *h, uint16_t num_buffers,
+		     const struct vd_vhdr *vh)
 {
 	uint16_t nb = htole16(num_buffers);
 
 	memset(h, 0, VNET_HDR_MAX);
+	if (vh)
+		vd_vhdr_write(h, vh);
 	if (q->hdr_len >= 12)
 		memcpy(h + 10, &nb, sizeof(nb));
+}
+
+/* The offloads the guest's receive queue takes, from the negotiated
+ * features (VIRTIO 1.x 5.1.3; Linux 6.1 offers CSUM, TSO4, TSO6, ECN and
+ * UFO, not USO). */
+static uint32_t guest_offloads(uint64_t f)
+{
+	static const struct {
+		unsigned bit;
+		uint32_t offload;
+	} map[] = {
+		{1, VDEMUX_OFFLOAD_CSUM},  {7, VDEMUX_OFFLOAD_TSO4},  {8, VDEMUX_OFFLOAD_TSO6},
+		{9, VDEMUX_OFFLOAD_ECN},   {10, VDEMUX_OFFLOAD_UFO},  {54, VDEMUX_OFFLOAD_USO4},
+		{55, VDEMUX_OFFLOAD_USO6},
+	};
+	uint32_t o = 0;
+
+	for (unsigned i = 0; i < ARRAY_SIZE(map); i++)
+		if (f >> map[i].bit & 1)
+			o |= map[i].offload;
+	return o;
+}
+
+/* The engine filled the next chain: remember the header that goes with it. */
+static void on_planned(void *ctx, const struct vd_src *src)
+{
+	struct vdemux_vnet_rxq *q = ctx;
+	struct fchain *fc;
+
+	if (!q->vq || q->fq_taken >= q->fq_n)
+		return;
+	fc = &q->fq[(q->fq_head + q->fq_taken++) % q->fq_cap];
+	if (src->vh)
+		fc->vh = *src->vh;
+	else
+		memset(&fc->vh, 0, sizeof(fc->vh));
 }
 
 /* ---- completions of page chains ---- */
@@ -147,14 +180,14 @@ static void chain_done(struct vdemux_vnet_rxq *q, const struct vm *vm, struct fc
 {
 	uint8_t h[VNET_HDR_MAX];
 
-	if (fc->failed || !backed(vm, fc->first_gpa, q->hdr_len)) {
+	if (fc->failed || !vd_vmq_backed(vm, fc->first_gpa, q->hdr_len)) {
 		vd_vring_push(q->vq, fc->head, 0);
 		q->st.failed++;
 		return;
 	}
 	/* The page at first_gpa is the frame's now (or the guest's own, for
 	 * a copy): bytes [0, hdr_len) are ours to write. */
-	make_hdr(q, h, 1);
+	make_hdr(q, h, 1, &fc->vh);
 	memcpy(q->gm.base + fc->first_gpa, h, q->hdr_len);
 	vd_vring_push(q->vq, fc->head, q->hdr_len + fc->len);
 	q->st.frames++;
@@ -170,7 +203,7 @@ static void drain(struct vdemux_vnet_rxq *q, struct vm *vm)
 {
 	struct vdemux_completion c;
 
-	while (vd_cq_pop(&vm->cq, &c)) {
+	while (vd_vmq_complete(vm, &c)) {
 		struct fchain *fc;
 
 		if (!q->fq_n || !q->vq)
@@ -186,25 +219,53 @@ static void drain(struct vdemux_vnet_rxq *q, struct vm *vm)
 		if (c.flags & VDEMUX_CPL_MORE)
 			continue;
 		chain_done(q, vm, fc);
-		q->fq_head = (q->fq_head + 1) % q->fq_cap;
+		q->fq_head = (q->fq_head + 1) & (q->fq_cap - 1);
 		q->fq_n--;
+		if (q->fq_taken)
+			q->fq_taken--;
 	}
 }
 
 static int take_buffers(struct vdemux_vnet_rxq *q, struct vm *vm);
 
+/* Forget every buffer taken from the ring: the chains posted to the engine
+ * are unposted (lazy harvest: their pages are the guest's, still mapped),
+ * the completions not yet taken and the buffers waiting for a copy are
+ * dropped. */
+static void forget_buffers(struct vdemux_vnet_rxq *q, struct vm *vm)
+{
+	if (vm)
+		vd_vmq_unpost_all(vm);
+	q->fq_head = q->fq_n = q->fq_taken = q->cq_head = q->cq_n = q->seg_head = q->seg_n = 0;
+}
+
+/* Take what the guest made available; if that found the ring broken, the
+ * queue serves it no more: what it had taken is forgotten, as on stop, and
+ * the frames for it are dropped (no buffer). Returns how many were taken,
+ * or -EIO. */
+static int take_or_break(struct vdemux_vnet_rxq *q, struct vm *vm)
+{
+	int taken = take_buffers(q, vm);
+
+	if (!vd_vring_broken(q->vq))
+		return taken;
+	forget_buffers(q, vm);
+	return -EIO;
+}
+
 /* The queue VM's signal: at the end of every engine call that delivered. */
 static void on_signal(vdemux_vm_id id, unsigned reasons, void *payload)
 {
 	struct vdemux_vnet_rxq *q = payload;
-	struct vm *vm = vd_vm_get(q->eng, id);
+	struct vm *vm = q->vm; /* the signal's: id is the queue's */
 
+	(void)id;
 	if (!vm || !q->vq || !(reasons & VDEMUX_SIG_RX))
 		return; /* release requests: the guest's pages are exchanged one for one */
 	drain(q, vm);
 	/* Buffers freed room here; the guest may have added some since. */
 	if (!vd_vring_broken(q->vq))
-		take_buffers(q, vm);
+		take_or_break(q, vm);
 	publish(q);
 }
 
@@ -223,13 +284,37 @@ static void stream_write(const struct vdemux_vnet_rxq *q, const struct vd_pool *
 		pos += k;
 		n -= k;
 	}
-	if (n)
+	if (!n)
+		return;
+	/* The frame as it came, from the caller's memory: one copy. */
+	if (src->flat && d->action == VDEMUX_VLAN_KEEP)
+		memcpy(dst, src->flat + (pos - q->hdr_len), n);
+	else
 		vd_frame_emit(pl, src, d, (uint32_t)(pos - q->hdr_len), dst, n);
 }
 
 static struct cbuf *cbuf_at(struct vdemux_vnet_rxq *q, uint32_t i)
 {
-	return &q->cq[(q->cq_head + i) % q->cq_cap];
+	return &q->cq[(q->cq_head + i) & (q->cq_cap - 1)];
+}
+
+/* Whether the first nbuf waiting buffers are still backed (checked when
+ * taken; a failed flip since may have left a hole). */
+static bool bufs_backed(struct vdemux_vnet_rxq *q, uint32_t nbuf)
+{
+	if (all_backed(q))
+		return true;
+	for (uint32_t b = 0; b < nbuf; b++) {
+		const struct cbuf *cb = cbuf_at(q, b);
+
+		for (uint32_t k = 0; k < cb->nseg; k++) {
+			const struct vd_vring_seg *sg = &q->segs[(cb->seg0 + k) & (q->seg_cap - 1)];
+
+			if (!vd_vmq_backed(q->vm, sg->gpa, sg->len))
+				return false;
+		}
+	}
+	return true;
 }
 
 static int sink_copy(void *ctx, const struct vd_pool *pl, const struct vd_src *src,
@@ -252,32 +337,24 @@ static int sink_copy(void *ctx, const struct vd_pool *pl, const struct vd_src *s
 		if (cbuf_at(q, 0)->cap < need)
 			return VDEMUX_DROP_TOO_BIG; /* this buffer cannot hold it */
 	}
-	for (uint32_t b = 0; b < nbuf; b++) {
-		const struct cbuf *cb = cbuf_at(q, b);
-
-		for (uint32_t k = 0; k < cb->nseg; k++) {
-			const struct vd_vring_seg *sg = &q->segs[(cb->seg0 + k) % q->seg_cap];
-
-			if (!backed(q->vm, sg->gpa, sg->len))
-				return VDEMUX_DROP_BACKEND; /* a hole the guest cannot have made */
-		}
-	}
-	make_hdr(q, hdr, (uint16_t)nbuf);
+	if (!bufs_backed(q, nbuf))
+		return VDEMUX_DROP_BACKEND; /* a hole the guest cannot have made */
+	make_hdr(q, hdr, (uint16_t)nbuf, src->vh);
 	for (uint32_t b = 0; b < nbuf; b++) {
 		struct cbuf *cb = cbuf_at(q, 0);
 		uint64_t start = pos;
 
 		for (uint32_t k = 0; k < cb->nseg && pos < need; k++) {
-			const struct vd_vring_seg *sg = &q->segs[(cb->seg0 + k) % q->seg_cap];
+			const struct vd_vring_seg *sg = &q->segs[(cb->seg0 + k) & (q->seg_cap - 1)];
 			uint32_t n = need - pos < sg->len ? (uint32_t)(need - pos) : sg->len;
 
 			stream_write(q, pl, src, d, hdr, pos, q->gm.base + sg->gpa, n);
 			pos += n;
 		}
 		vd_vring_push(q->vq, cb->head, (uint32_t)(pos - start));
-		q->seg_head = (q->seg_head + cb->nseg) % q->seg_cap;
+		q->seg_head = (q->seg_head + cb->nseg) & (q->seg_cap - 1);
 		q->seg_n -= cb->nseg;
-		q->cq_head = (q->cq_head + 1) % q->cq_cap;
+		q->cq_head = (q->cq_head + 1) & (q->cq_cap - 1);
 		q->cq_n--;
 	}
 	q->st.frames++;
@@ -302,13 +379,11 @@ static bool post_pages(struct vdemux_vnet_rxq *q, struct vm *vm, const struct vd
 
 	if (q->fq_n == q->fq_cap)
 		return false;
-	if (vm->postq.count == 0)
-		vm->rx_offset = sh->data_off;
-	else if (sh->data_off != vm->rx_offset)
+	/* Another data offset than the chains waiting, a page posted twice,
+	 * or outside RAM: not flippable. */
+	if (vd_vmq_post_chain(q->eng, vm, q->pages, sh->npages, sh->data_off))
 		return false;
-	if (vd_vm_post_chain(q->eng, vm, q->pages, sh->npages))
-		return false; /* a page posted twice, or outside RAM: not flippable */
-	fc = &q->fq[(q->fq_head + q->fq_n) % q->fq_cap];
+	fc = &q->fq[(q->fq_head + q->fq_n) & (q->fq_cap - 1)];
 	q->fq_n++;
 	*fc = (struct fchain){.first_gpa = q->pages[0], .head = c->head};
 	q->st.page_buffers++;
@@ -317,24 +392,48 @@ static bool post_pages(struct vdemux_vnet_rxq *q, struct vm *vm, const struct vd
 
 static void wait_copy(struct vdemux_vnet_rxq *q, const struct vd_vring_chain *c)
 {
-	struct cbuf *cb = &q->cq[(q->cq_head + q->cq_n) % q->cq_cap];
+	struct cbuf *cb = &q->cq[(q->cq_head + q->cq_n) & (q->cq_cap - 1)];
 
-	if (!chain_backed(q->vm, q->pop_segs, c->nseg)) {
+	if (!all_backed(q) && !chain_backed(q->vm, q->pop_segs, c->nseg)) {
 		skip(q, c->head);
 		return;
 	}
-	cb->seg0 = (q->seg_head + q->seg_n) % q->seg_cap;
+	cb->seg0 = (q->seg_head + q->seg_n) & (q->seg_cap - 1);
 	cb->nseg = c->nseg;
 	cb->cap = c->len;
 	cb->head = c->head;
 	for (uint32_t k = 0; k < c->nseg; k++)
-		q->segs[(cb->seg0 + k) % q->seg_cap] = q->pop_segs[k];
+		q->segs[(cb->seg0 + k) & (q->seg_cap - 1)] = q->pop_segs[k];
 	q->seg_n += c->nseg;
 	q->cq_n++;
 }
 
+/* Add to the queue's counters what the ring found since the last call: the
+ * malformed chains it gave back unused (buffers taken, skipped, ring
+ * errors) and the error that broke it (a ring error). Returns how many
+ * chains it skipped. */
+static uint32_t count_ring(struct vdemux_vnet_rxq *q)
+{
+	const struct vd_vring_stats *rs = vd_vring_stats(q->vq);
+	uint64_t errs = 0, skipped = rs->skipped - q->ring_skipped;
+
+	/* The ring counts an error only with a skipped chain or when it
+	 * breaks: nothing new to add up (the common case, per call). */
+	if (!skipped && !vd_vring_broken(q->vq))
+		return 0;
+	for (unsigned k = 0; k < VD_VRING_ERR_COUNT; k++)
+		errs += rs->err[k];
+	q->st.buffers += skipped;
+	q->st.skipped += skipped;
+	q->st.ring_errors += errs - q->ring_errs;
+	q->ring_skipped = rs->skipped;
+	q->ring_errs = errs;
+	return (uint32_t)skipped;
+}
+
 /* Take what the guest made available, while there is room; then ask to be
- * kicked for more (and take what came in meanwhile). Returns how many. */
+ * kicked for more (and take what came in meanwhile). Returns how many
+ * chains were taken from the available ring, malformed ones included. */
 static int take_buffers(struct vdemux_vnet_rxq *q, struct vm *vm)
 {
 	int taken = 0;
@@ -349,6 +448,15 @@ static int take_buffers(struct vdemux_vnet_rxq *q, struct vm *vm)
 				break;
 			taken++;
 			q->st.buffers++;
+			if (q->mrg) {
+				/* A mergeable buffer is copied into whatever its
+				 * shape (vd_vnet_rx_classify() says no more). */
+				if (c.len < q->hdr_len)
+					skip(q, c.head);
+				else
+					wait_copy(q, &c);
+				continue;
+			}
 			if (vd_vnet_rx_classify(q->vq, q->features, q->pop_segs, c.nseg, &sh, q->pages,
 						VNET_MAX_SEGS)) {
 				skip(q, c.head); /* cannot even hold the header */
@@ -363,7 +471,7 @@ static int take_buffers(struct vdemux_vnet_rxq *q, struct vm *vm)
 		    vd_vring_broken(q->vq) || !vd_vring_enable_kick(q->vq, true))
 			break;
 	}
-	return taken;
+	return taken + (int)count_ring(q);
 }
 
 int vdemux_vnet_rxq_kick(vdemux_vnet_rxq *q)
@@ -376,16 +484,16 @@ int vdemux_vnet_rxq_kick(vdemux_vnet_rxq *q)
 		return -ENOTCONN;
 	if (vd_vring_broken(q->vq))
 		return -EIO;
-	taken = take_buffers(q, rxq_vm(q));
+	taken = take_or_break(q, q->vm);
 	publish(q);
-	return vd_vring_broken(q->vq) && !taken ? -EIO : taken;
+	return taken;
 }
 
 /* ---- life cycle ---- */
 
 static void rxq_free(vdemux_vnet_rxq *q)
 {
-	const struct vdemux_alloc_hooks *h = &q->eng->alloc;
+	const struct vdemux_alloc_hooks *h = vd_vmq_alloc(q->eng);
 
 	vd_free(h, q->fq);
 	vd_free(h, q->cq);
@@ -405,10 +513,10 @@ int vdemux_vnet_rxq_create(vdemux_vnet_rxq **out, vdemux_engine *eng, const stru
 		return -EINVAL;
 	vd_opts_copy(&o, uopts, sizeof(o));
 	if (!o.ram || ((uintptr_t)o.ram & (PAGE - 1)) || !o.ram_size || (o.ram_size & (PAGE - 1)) ||
-	    o.ram_size / PAGE > VM_MAX_PAGES || (o.irq.kind == VDEMUX_SIGNAL_EVENTFD && o.irq.fd < 0) ||
+	    o.ram_size / PAGE > VD_VMQ_MAX_PAGES || (o.irq.kind == VDEMUX_SIGNAL_EVENTFD && o.irq.fd < 0) ||
 	    (o.irq.kind == VDEMUX_SIGNAL_CALLBACK && !o.irq.cb) || o.irq.kind > VDEMUX_SIGNAL_EVENTFD)
 		return -EINVAL;
-	q = vd_calloc(&eng->alloc, 1, sizeof(*q));
+	q = vd_calloc(vd_vmq_alloc(eng), 1, sizeof(*q));
 	if (!q)
 		return -ENOMEM;
 	q->eng = eng;
@@ -429,8 +537,7 @@ int vdemux_vnet_rxq_create(vdemux_vnet_rxq **out, vdemux_engine *eng, const stru
 	}
 	vm = rxq_vm(q);
 	q->vm = vm;
-	vm->chains = true;
-	vm->sink = (struct vd_sink){.copy = sink_copy, .ctx = q};
+	vd_vmq_set_layout(vm, &(struct vd_sink){.copy = sink_copy, .planned = on_planned, .ctx = q});
 	*out = q;
 	return 0;
 }
@@ -463,10 +570,11 @@ int vdemux_vnet_rxq_start(vdemux_vnet_rxq *q, const struct vdemux_vnet_ring *uri
 	vd_opts_copy(&r, uring, sizeof(r));
 	if (!r.size || r.size > VD_VRING_MAX_SIZE || (r.size & (r.size - 1)))
 		return -EINVAL;
-	h = &q->eng->alloc;
+	h = vd_vmq_alloc(q->eng);
 	cfg = (struct vd_vring_config){.desc_gpa = r.desc_gpa, .avail_gpa = r.avail_gpa,
 				       .used_gpa = r.used_gpa, .size = r.size,
 				       .flags = VD_VRING_F_WRITE_ONLY, .features = r.features};
+	/* Powers of two (r.size is one): the FIFOs wrap with a mask. */
 	q->fq_cap = q->cq_cap = r.size;
 	q->seg_cap = 4 * r.size > 2 * VNET_MAX_SEGS ? 4 * r.size : 2 * VNET_MAX_SEGS;
 	vd_free(h, q->fq);
@@ -481,31 +589,24 @@ int vdemux_vnet_rxq_start(vdemux_vnet_rxq *q, const struct vdemux_vnet_ring *uri
 	if (err)
 		return err;
 	q->features = r.features;
+	vd_vmq_set_offloads(q->vm, guest_offloads(r.features));
 	q->hdr_len = vd_vnet_hdr_len(r.features);
 	q->mrg = !!(r.features & VD_VIRTIO_NET_F_MRG_RXBUF);
-	q->fq_head = q->fq_n = q->cq_head = q->cq_n = q->seg_head = q->seg_n = 0;
+	q->fq_head = q->fq_n = q->fq_taken = q->cq_head = q->cq_n = q->seg_head = q->seg_n = 0;
+	q->ring_skipped = q->ring_errs = 0; /* a new ring counts from 0 */
 	return 0;
 }
 
 int vdemux_vnet_rxq_stop(vdemux_vnet_rxq *q)
 {
-	struct vm *vm;
-	struct vdemux_completion c;
-
 	if (!q)
 		return -EINVAL;
-	vm = rxq_vm(q);
-	if (vm) {
-		/* The chains' pages are the guest's (lazy harvest): unpost. */
-		while (vm->postq.count)
-			vd_vm_take_posted(vm);
-		while (vd_cq_pop(&vm->cq, &c))
-			;
-	}
-	if (q->vq)
+	forget_buffers(q, rxq_vm(q));
+	if (q->vq) {
+		count_ring(q);
 		vd_vring_destroy(q->vq);
+	}
 	q->vq = NULL;
-	q->fq_head = q->fq_n = q->cq_head = q->cq_n = q->seg_head = q->seg_n = 0;
 	return 0;
 }
 
@@ -523,8 +624,6 @@ int vdemux_vnet_rxq_stats(const vdemux_vnet_rxq *q, struct vdemux_vnet_rxq_stats
 	if (!q || !out)
 		return -EINVAL;
 	s = q->st;
-	if (q->vq)
-		s.ring_errors = vd_vring_stats(q->vq)->skipped;
 	memcpy(out, &s, size < sizeof(s) ? size : sizeof(s));
 	return 0;
 }

@@ -31,6 +31,8 @@ struct vd_vring {
 	uint8_t *desc;  /* host views of the rings (checked at create) */
 	uint8_t *avail;
 	uint8_t *used;
+	uint64_t hull[2][2];  /* [page?]: the least range [lo, hi) holding
+			       * every ring (page: rounded out to pages) */
 	uint32_t size;
 	uint16_t mask;
 	bool event_idx;
@@ -42,6 +44,8 @@ struct vd_vring {
 	uint16_t used_next;   /* next used slot to fill */
 	uint16_t used_pub;    /* used->idx as last stored */
 	uint16_t signalled;   /* used_pub at the last need_notify */
+	uint16_t armed_at;    /* last_avail when kicks were last asked for */
+	bool armed;           /* kicks asked for (and fenced) at armed_at */
 	int broken;           /* 0 or error kind + 1 */
 
 	uint32_t inflight;    /* heads not HEAD_FREE */
@@ -218,6 +222,23 @@ int vd_vring_legacy_layout(struct vd_vring_config *out, uint64_t base_gpa, uint3
 	return 0;
 }
 
+/* The rings' hull, exact and rounded out to pages (saturated at the top of
+ * the address space, as hits() does). */
+static void rings_hull(uint64_t hull[2][2], const struct vd_vring_config *cfg, uint32_t n)
+{
+	uint64_t lo = cfg->desc_gpa, hi = end_of(cfg->desc_gpa, VD_VRING_DESC_BYTES(n));
+	uint64_t a = end_of(cfg->avail_gpa, VD_VRING_AVAIL_BYTES(n)), u = end_of(cfg->used_gpa, VD_VRING_USED_BYTES(n));
+
+	lo = cfg->avail_gpa < lo ? cfg->avail_gpa : lo;
+	lo = cfg->used_gpa < lo ? cfg->used_gpa : lo;
+	hi = a > hi ? a : hi;
+	hi = u > hi ? u : hi;
+	hull[0][0] = lo;
+	hull[0][1] = hi;
+	hull[1][0] = lo & ~(PAGE_SZ - 1);
+	hull[1][1] = hi > UINT64_MAX - (PAGE_SZ - 1) ? UINT64_MAX : (hi + PAGE_SZ - 1) & ~(PAGE_SZ - 1);
+}
+
 int vd_vring_create(struct vd_vring **out, const struct vd_gmem *gm, const struct vd_vring_config *cfg,
 		    const struct vdemux_alloc_hooks *alloc)
 {
@@ -265,6 +286,7 @@ int vd_vring_create(struct vd_vring **out, const struct vd_gmem *gm, const struc
 	vq->desc = gm->base + cfg->desc_gpa;
 	vq->avail = gm->base + cfg->avail_gpa;
 	vq->used = gm->base + cfg->used_gpa;
+	rings_hull(vq->hull, cfg, n);
 	vq->size = n;
 	vq->mask = (uint16_t)(n - 1);
 	vq->event_idx = (cfg->features & VD_VIRTIO_F_EVENT_IDX) != 0;
@@ -295,6 +317,7 @@ void vd_vring_reset(struct vd_vring *vq)
 	vq->used_next = 0;
 	vq->used_pub = 0;
 	vq->signalled = 0;
+	vq->armed = false;
 	vq->broken = 0;
 	vq->inflight = 0;
 	vq->npushed = 0;
@@ -558,20 +581,29 @@ int vd_vring_set_avail_event(struct vd_vring *vq, uint16_t idx)
 	if (!vq->event_idx)
 		return -EOPNOTSUPP;
 	st16(vq->used + USED_RING + 8u * vq->size, idx);
+	vq->armed = false;
 	return 0;
 }
 
 bool vd_vring_enable_kick(struct vd_vring *vq, bool on)
 {
+	/* Asked already, for the same entry, and fenced then: the driver
+	 * kicks for whatever it adds from then on; what it added before is
+	 * seen by the load below. Nothing to store, nothing to order. */
+	if (on && vq->armed && (!vq->event_idx || vq->armed_at == vq->last_avail))
+		goto look;
 	if (vq->event_idx) {
 		if (!on)
 			return false; /* avail_event stays behind: no kick until it wraps */
 		st16(vq->used + USED_RING + 8u * vq->size, vq->last_avail);
 	} else {
 		st16(vq->used + USED_FLAGS, on ? 0 : VD_VRING_USED_F_NO_NOTIFY);
+		vq->armed = false;
 		if (!on)
 			return false;
 	}
+	vq->armed = true;
+	vq->armed_at = vq->last_avail;
 	/*
 	 * Full barrier: the store above must be visible before we look at
 	 * avail->idx again. The driver stores avail->idx, issues a full
@@ -580,6 +612,7 @@ bool vd_vring_enable_kick(struct vd_vring *vq, bool on)
 	 * new entries here (2.7.7.2, 2.7.10).
 	 */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+look:
 	if (vq->broken || avail_refresh(vq) < 0)
 		return true; /* let pop report the broken queue */
 	return vq->avail_seen != vq->last_avail;
@@ -629,8 +662,13 @@ static bool hits(uint64_t gpa, uint64_t len, uint64_t ring, uint64_t rlen, bool 
 
 bool vd_vring_overlaps_rings(const struct vd_vring *vq, uint64_t gpa, uint64_t len, bool page)
 {
+	const uint64_t *h = vq->hull[page];
 	uint32_t n = vq->size;
 
+	/* Most buffers lie away from the rings: outside their hull, none
+	 * can be hit. */
+	if (len == 0 || gpa >= h[1] || end_of(gpa, len) <= h[0])
+		return false;
 	return hits(gpa, len, vq->cfg.desc_gpa, VD_VRING_DESC_BYTES(n), page) ||
 	       hits(gpa, len, vq->cfg.avail_gpa, VD_VRING_AVAIL_BYTES(n), page) ||
 	       hits(gpa, len, vq->cfg.used_gpa, VD_VRING_USED_BYTES(n), page);

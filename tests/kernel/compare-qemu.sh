@@ -1,42 +1,65 @@
 #!/usr/bin/env bash
-# compare-qemu.sh: examples/vmm against qemu's own virtio-net, in one lab run.
+# compare-qemu.sh: examples/vmm against qemu's own virtio-net, userspace and
+# vhost-net, in one lab run: into one guest, and guest to guest.
 #
 # Usage:
-#   compare-qemu.sh --vmm PATH [--mib N] [--timeout SECONDS] [--workdir DIR] [--keep]
+#   compare-qemu.sh --vmm PATH [--mib N] [--reps N] [--rounds N]
+#                   [--cases "CASE ..."] [--timeout SECONDS] [--workdir DIR] [--keep]
 #
 #   --vmm      the VMM, statically linked (the vmm_lab target)
-#   --mib      MiB sent into each guest (default 16)
-#   --timeout  seconds for the lab's whole run (default 600)
+#   --mib      MiB per transfer (default 16)
+#   --reps     transfers per guest boot (default 3)
+#   --rounds   times the whole list of cases is run, one after the other,
+#              in the same lab (default 1)
+#   --cases    which cases, in this order (default: the six below)
+#   --timeout  seconds for the lab's whole run (default 3600)
 #   --workdir  where the run directory goes (default
 #              ${XDG_CACHE_HOME:-$HOME/.cache}/vdemux-vmrun)
 #   --keep     keep the run directory (initramfs, console log)
 #
 # A measurement, not a test: not registered in ctest. One boot of the kernel
 # lab (the Debian kernel under qemu-system-x86_64, TCG, -cpu max, as in
-# e2e.sh) runs three cases one after the other, each with one guest under the
-# lab's KVM, the same Debian kernel and the same guest initramfs, at
-# 10.0.0.2 behind TAP tap0 (the lab is 10.0.0.1):
+# e2e.sh). Every guest is the same Debian kernel with the same initramfs,
+# 256 MiB, one vCPU, under the lab's KVM. Cases:
 #
-#   vmm-flip  examples/vmm, rx=big (big-packet chains, frames flipped)
-#   vmm-copy  examples/vmm, rx=mergeable (mergeable buffers, frames copied)
-#   qemu      qemu-system-x86_64 copied into the lab's initramfs with its
-#             shared libraries, -M microvm -enable-kvm -cpu host -m 256
-#             -smp 1, its own userspace virtio-net (virtio-net-device on
-#             virtio-mmio, declared by microvm's ACPI tables) on the TAP,
-#             -netdev tap,...,script=no (no vhost)
+#   vmm-one    examples/vmm as a user runs it (its defaults: the adaptive
+#              copy policy, the offloads it offers), one guest at 10.0.0.2
+#              behind TAP tap0; the lab (10.0.0.1) sends into it
+#   qemu-one   qemu-system-x86_64 (copied into the lab's initramfs with its
+#              shared libraries), -M microvm -enable-kvm -cpu host, its own
+#              userspace virtio-net (virtio-net-device on virtio-mmio) on
+#              tap0 with its default offloads, vhost=off
+#   vhost-one  the same with vhost=on: the vhost-net kernel thread moves the
+#              frames
+#   vmm-g2g    examples/vmm with two guests: 10.0.0.3 sends to 10.0.0.2
+#              through the engine (tap0 still the uplink; the lab triggers
+#              the sender through it)
+#   qemu-g2g   two qemu guests, each on its own TAP, the TAPs on a Linux
+#              bridge br0 (the lab's 10.0.0.1), 10.0.0.3 sends to 10.0.0.2
+#   vhost-g2g  the same with vhost=on
+# and, when asked for: vmm-flip-one and vmm-copy-one (examples/vmm with
+# rx=big, every frame flipped, and rx=mergeable, copied), qemu-mtu-one (qemu
+# with the guest's receive offloads off: MTU-sized frames).
 #
-# In each case the lab sends N MiB over TCP (busybox nc) into the guest, which
-# writes them to a file and watches its size. Wall time: from the lab's
-# sender start to the guest's "done" line, seen by the lab (0.1 s polls).
-# CPU: the VMM process's utime+stime from /proc/<pid>/stat (all threads,
-# vCPU included) before the send and at the guest's "done"; guest_time (the
-# guest's own execution, counted inside utime) is printed apart, and
-# cpu_us_per_frame excludes it (cpu_us_per_frame_all includes it). Frames:
-# the guest's eth0 rx_packets after minus before. The data's md5 is checked
-# after the measurement.
+# A transfer is N MiB over TCP (busybox nc) into the receiving guest, which
+# writes them to a file and watches its size. Wall time: from the moment the
+# lab starts the sender (its own nc, or a "go" to the sending guest) to the
+# receiver's "done" line, seen by the lab (0.1 s polls). CPU: utime+stime of
+# every process of the case (the VMM, or each qemu; with vhost, each
+# vhost-<pid> kernel thread too), from /proc, less guest_time (the guests'
+# own execution, counted inside utime), before the send and at "done".
+# Frames: the receiver's eth0 rx_packets after minus before. The data's md5
+# is checked after each transfer, outside the measurement.
 #
-# Output, one line per case:
-#   compare: <case> mbit=<n> secs=<s> frames=<n> cpu_us_per_frame=<n> cpu_us_per_frame_all=<n> md5=ok|FAIL
+# The guests load virtio_net with napi_tx=0, as e2e.sh does (a 6.1 guest can
+# hang at power-off with TX NAPI; see e2e.sh), in every case alike.
+#
+# Output: one line per transfer, then one line per case (the medians of its
+# transfers) and the spread:
+#   compare-run: <case> <round>.<rep> mbit=<n> secs=<s> frames=<n> cpu_us_per_mib=<n> md5=ok|FAIL
+#   compare: <case> mbit=<n> secs=<s> frames=<n> cpu_us_per_mib=<n> md5=ok|FAIL
+#   compare-spread: <case> runs=<n> mbit=<min>..<max> cpu_us_per_mib=<min>..<max> cpu_s=<median> guest_s=<median> kthread_s=<median>
+#   compare-ratio: vmm-one/qemu-one mbit=<x> cpu_us_per_mib=<x> (and the others)
 # Everything runs under emulation (TCG, then nested KVM): only ratios between
 # the lines of one run mean anything.
 # Exit status: 0 every case measured with the right md5, 1 otherwise, 77 a
@@ -44,22 +67,34 @@
 
 set -euo pipefail
 
-timeout_s=600
+timeout_s=3600
 workdir="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/vdemux-vmrun"
 keep=0
 vmm=""
 mib=16
+reps=3
+rounds=1
+cases="vmm-one qemu-one vhost-one vmm-g2g qemu-g2g vhost-g2g"
 
 header() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--vmm) vmm="${2?}"; shift 2 ;;
 	--mib) mib="${2?}"; shift 2 ;;
+	--reps) reps="${2?}"; shift 2 ;;
+	--rounds) rounds="${2?}"; shift 2 ;;
+	--cases) cases="${2?}"; shift 2 ;;
 	--timeout) timeout_s="${2?}"; shift 2 ;;
 	--workdir) workdir="${2?}"; shift 2 ;;
 	--keep) keep=1; shift ;;
 	-h|--help) header; exit 0 ;;
 	*) echo "compare: unknown option: $1" >&2; header >&2; exit 2 ;;
+	esac
+done
+for c in $cases; do
+	case "$c" in
+	vmm-one|qemu-one|vhost-one|vmm-g2g|qemu-g2g|vhost-g2g|vmm-flip-one|vmm-copy-one|qemu-mtu-one) ;;
+	*) echo "compare: unknown case: $c" >&2; exit 2 ;;
 	esac
 done
 
@@ -79,8 +114,12 @@ run="$(mktemp -d "$workdir/compare.XXXXXX")"
 cleanup() { if [ "$keep" = 0 ]; then rm -rf "$run"; fi; }
 trap cleanup EXIT
 
-# ---- the guest's initramfs (all three cases) ----
+# ---- the guests' initramfs (every case) ----
 # virtio_mmio is for qemu's microvm; under examples/vmm it finds no device.
+# The kernel command line says the guest's part: vdemux.ip, vdemux.role
+# (recv: receive vdemux.reps transfers of vdemux.bytes, the i-th on port
+# 5000+i; send: make a blob of vdemux.bytes, then at a "go" on port 6000+i
+# send it to vdemux.peer, port 5000+i).
 
 inner="$run/inner"
 stage_busybox "$inner"
@@ -94,26 +133,71 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 exec </dev/null >/dev/console 2>&1
 echo "GUEST-INIT $(uname -r) up $(cut -d' ' -f1 /proc/uptime)s"
-while read -r m; do insmod "/lib/modules/$m" 2>/dev/null || echo "GUEST-MODULE-FAILED $m"; done </etc/modules
-bytes=16777216
+while read -r m; do
+	o=""
+	[ "$m" = virtio_net.ko ] && o="napi_tx=0"
+	insmod "/lib/modules/$m" $o 2>/dev/null || echo "GUEST-MODULE-FAILED $m"
+done </etc/modules
+bytes=16777216 reps=1 role=recv ip=10.0.0.2 peer=""
 for a in $(cat /proc/cmdline); do
-	case "$a" in vdemux.bytes=*) bytes="${a#*=}" ;; esac
+	case "$a" in
+	vdemux.bytes=*) bytes="${a#*=}" ;;
+	vdemux.reps=*) reps="${a#*=}" ;;
+	vdemux.role=*) role="${a#*=}" ;;
+	vdemux.ip=*) ip="${a#*=}" ;;
+	vdemux.peer=*) peer="${a#*=}" ;;
+	esac
 done
 n=0
 while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
 ip link set lo up
 ip link set eth0 up
-ip addr add 10.0.0.2/24 dev eth0
+ip addr add "$ip/24" dev eth0
 s=/sys/class/net/eth0/statistics
-(sleep 3600 | nc -l -p 5000 >/tmp/blob) &
-n=0
-while ! grep -q ':1388 00000000:0000 0A' /proc/net/tcp && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
-echo "GUEST-READY rx_packets=$(cat $s/rx_packets) up $(cut -d' ' -f1 /proc/uptime)s"
-while [ "$(stat -c %s /tmp/blob 2>/dev/null)" != "$bytes" ]; do sleep 0.1; done
-echo "GUEST-DONE rx_packets=$(cat $s/rx_packets) rx_errors=$(cat $s/rx_errors) rx_dropped=$(cat $s/rx_dropped) up $(cut -d' ' -f1 /proc/uptime)s"
-# Out of the measurement: the lab has read the VMM's CPU time by now.
-sleep 3
-echo "GUEST-MD5 $(md5sum </tmp/blob | cut -d' ' -f1)"
+# listen PORT FILE: until PORT listens (busybox nc ends when its stdin does,
+# so a sleep feeds it).
+listen() {
+	(sleep 3600 | nc -l -p "$1" >"$2") &
+	n=0
+	while ! grep -q ":$(printf %04X "$1") 00000000:0000 0A" /proc/net/tcp && [ $n -lt 100 ]; do
+		sleep 0.1; n=$((n + 1))
+	done
+}
+if [ "$role" = send ]; then
+	# 1 MiB of random bytes, repeated: every MiB of the blob differs at
+	# every offset from its neighbours' pages, and it is made in a second
+	# where urandom under nested emulation takes minutes.
+	dd if=/dev/urandom of=/tmp/mib bs=1M count=1 2>/dev/null
+	i=0
+	while [ $i -lt $((bytes / 1048576)) ]; do cat /tmp/mib; i=$((i + 1)); done >/tmp/blob
+	rm -f /tmp/mib
+	echo "GUEST-SRC-MD5 $(md5sum </tmp/blob | cut -d' ' -f1)"
+	i=1
+	while [ $i -le "$reps" ]; do
+		rm -f /tmp/go
+		listen $((6000 + i)) /tmp/go
+		echo "GUEST-SEND-READY $i go"
+		while [ ! -s /tmp/go ]; do sleep 0.05; done
+		nc "$peer" $((5000 + i)) </tmp/blob &
+		echo "GUEST-SENDING $i"
+		i=$((i + 1))
+	done
+	# the lab stops the VMM (or qemu) when the receiver is done
+	sleep 3600
+fi
+i=1
+while [ $i -le "$reps" ]; do
+	rm -f /tmp/blob
+	listen $((5000 + i)) /tmp/blob
+	echo "GUEST-READY $i rx_packets=$(cat $s/rx_packets) up $(cut -d' ' -f1 /proc/uptime)s"
+	while [ "$(stat -c %s /tmp/blob 2>/dev/null)" != "$bytes" ]; do sleep 0.1; done
+	echo "GUEST-DONE $i rx_packets=$(cat $s/rx_packets) rx_errors=$(cat $s/rx_errors) rx_dropped=$(cat $s/rx_dropped)"
+	# Out of the measurement: the lab has read the CPU times by now.
+	sleep 2
+	echo "GUEST-MD5 $i $(md5sum </tmp/blob | cut -d' ' -f1)"
+	i=$((i + 1))
+done
+sleep 1
 poweroff -f
 INIT
 chmod 0755 "$inner/init"
@@ -123,7 +207,7 @@ pack "$inner" "$run/guest-initrd.cpio.gz"
 
 top="$run/top"
 stage_busybox "$top"
-stage_modules "$top" "kvm_amd tun"
+stage_modules "$top" "kvm_amd tun vhost_net bridge"
 mkdir -p "$top/guest" "$top/usr/bin" "$top/usr/share/qemu"
 cp "$vmm" "$top/bin/vmm"
 cp "$kernel" "$top/guest/vmlinuz"
@@ -136,100 +220,11 @@ done
 for f in bios-microvm.bin qboot.rom linuxboot_dma.bin linuxboot.bin pvh.bin kvmvapic.bin; do
 	[ -r "$qemu_data/$f" ] && cp -L "$qemu_data/$f" "$top/usr/share/qemu/$f"
 done
-echo "$((mib * 1048576))" >"$top/guest/bytes"
-cat >"$top/init" <<'INIT'
-#!/bin/sh
-/bin/busybox --install -s /bin
-export PATH=/bin:/usr/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-exec </dev/null >/dev/console 2>&1
-echo "CMP-LAB kernel $(uname -r) up $(cut -d' ' -f1 /proc/uptime)s"
-while read -r m; do insmod "/lib/modules/$m" || echo "CMP-MODULE-FAILED $m"; done </etc/modules
-up() { cut -d' ' -f1 /proc/uptime; }
-bytes=$(cat /guest/bytes)
-K=/guest/vmlinuz R=/guest/initrd.cpio.gz
-ip link set lo up
-dd if=/dev/urandom of=/tmp/blob bs=1M count=$((bytes / 1048576)) 2>/dev/null
-sum="$(md5sum </tmp/blob | cut -d' ' -f1)"
-echo "CMP-BLOB $bytes $sum"
-# wait_log FILE PATTERN SECONDS
-wait_log() {
-	n=0
-	while ! grep -q "$2" "$1" 2>/dev/null; do
-		[ $n -ge $(($3 * 10)) ] && return 1
-		sleep 0.1; n=$((n + 1))
-	done
-}
-# cpu PID: utime stime guest_time, in clock ticks.
-cpu() { awk '{ print $14, $15, $43 }' "/proc/$1/stat"; }
-# measure CASE PID LOG: one transfer into the guest that PID runs.
-measure() {
-	c=$1 pid=$2 log=$3
-	n=0
-	while [ ! -e /sys/class/net/tap0 ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
-	ip addr add 10.0.0.1/24 dev tap0
-	ip link set tap0 up
-	if ! wait_log "$log" GUEST-READY 300; then
-		echo "CMP-FAIL $c the guest did not get ready"; return 1
-	fi
-	ping -c 3 -W 3 10.0.0.2 >/dev/null 2>&1 || echo "CMP-NOTE $c ping failed"
-	rx0=$(grep GUEST-READY "$log" | sed -n 's/.*rx_packets=\([0-9]*\).*/\1/p' | head -n1)
-	c0=$(cpu $pid) t0=$(up)
-	nc 10.0.0.2 5000 </tmp/blob &
-	sender=$!
-	if ! wait_log "$log" GUEST-DONE 600; then
-		kill $sender 2>/dev/null
-		echo "CMP-FAIL $c no GUEST-DONE; $(ls -l /tmp/blob)"; return 1
-	fi
-	c1=$(cpu $pid) t1=$(up)
-	kill $sender 2>/dev/null
-	rx1=$(grep GUEST-DONE "$log" | sed -n 's/.*rx_packets=\([0-9]*\).*/\1/p' | head -n1)
-	wait_log "$log" GUEST-MD5 60
-	got=$(grep GUEST-MD5 "$log" | tr -d '\r' | sed 's/.*GUEST-MD5 //' | head -n1)
-	md5=FAIL; [ "$got" = "$sum" ] && md5=ok
-	echo "CMP-RAW $c t0=$t0 t1=$t1 cpu0=$(echo $c0 | tr ' ' ,) cpu1=$(echo $c1 | tr ' ' ,) rx0=$rx0 rx1=$rx1 bytes=$bytes md5=$md5"
-}
-# stop PID SECONDS: wait for PID to end by itself, then TERM, then KILL.
-stop() {
-	n=0
-	while kill -0 $1 2>/dev/null && [ $n -lt $(($2 * 5)) ]; do sleep 0.2; n=$((n + 1)); done
-	if kill -0 $1 2>/dev/null; then kill -TERM $1; sleep 2; kill -KILL $1 2>/dev/null; fi
-	wait $1 2>/dev/null
-}
-for x in flip:big copy:mergeable; do
-	c=vmm-${x%%:*}
-	echo "CMP-CASE $c start at $(up)s"
-	/bin/vmm --tap tap0 --guest "name=g,kernel=$K,initrd=$R,mem=256M,mac=52:54:00:00:00:0a,rx=${x#*:},cmdline=vdemux.bytes=$bytes" \
-		>/tmp/$c.log 2>&1 &
-	pid=$!
-	measure $c $pid /tmp/$c.log
-	stop $pid 60
-	grep 'vmm: engine: pages\|vmm: vm: delivered\|vmm: rxq: frames\|vmm: receive queue started\|GUEST-DONE\|MODULE-FAILED\|vmm: exit' /tmp/$c.log | sed "s/^/CMP-LOG $c /"
-done
-# qemu: with its default receive offloads (the TAP hands the guest TSO
-# frames of up to 64 KiB), then with them off (MTU-sized frames, as
-# examples/vmm's guests receive them).
-for x in qemu: qemu-mtu:,guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off; do
-	c=${x%%:*}
-	echo "CMP-CASE $c start at $(up)s"
-	/usr/bin/qemu-system-x86_64 -L /usr/share/qemu -M microvm -enable-kvm -cpu host -m 256 -smp 1 \
-		-nographic -no-reboot -kernel $K -initrd $R \
-		-append "console=ttyS0 reboot=t panic=-1 quiet vdemux.bytes=$bytes" \
-		-netdev tap,id=n,ifname=tap0,script=no,downscript=no \
-		-device virtio-net-device,netdev=n,mac=52:54:00:00:00:0c${x#*:} \
-		</dev/null >/tmp/$c.log 2>&1 &
-	pid=$!
-	measure $c $pid /tmp/$c.log
-	stop $pid 15
-	tr -d '\r' </tmp/$c.log | grep -v 'GUEST-READY\|GUEST-MD5' | grep -i 'qemu\|error\|GUEST-\|fail' | head -n 20 | sed "s/^/CMP-LOG $c /"
-	n=0
-	while [ -e /sys/class/net/tap0 ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
-done
-echo "CMP-DONE at $(up)s"
-poweroff -f
-INIT
+printf '%s\n' "$((mib * 1048576))" >"$top/guest/bytes"
+printf '%s\n' "$reps" >"$top/guest/reps"
+printf '%s\n' "$rounds" >"$top/guest/rounds"
+printf '%s\n' "$cases" >"$top/guest/cases"
+cp "$(dirname "$0")/compare-lab.sh" "$top/init"
 chmod 0755 "$top/init"
 pack "$top" "$run/initrd.cpio.gz"
 
@@ -239,7 +234,7 @@ lab_timer="lapic=notscdeadline nohz=off highres=off"
 t0=$(date +%s.%N)
 status=0
 timeout --kill-after=10 "$timeout_s" "$qemu" \
-	-accel tcg -cpu max -m 2048 -smp 1 -nic none -nographic -no-reboot \
+	-accel tcg -cpu max -m 3072 -smp 1 -nic none -nographic -no-reboot \
 	-kernel "$kernel" -initrd "$run/initrd.cpio.gz" \
 	-append "console=ttyS0 panic=-1 quiet loglevel=3 $lab_timer" \
 	</dev/null >"$run/console.log" 2>"$run/qemu.err" || status=$?
@@ -250,24 +245,49 @@ grep -a 'CMP-' "$txt" | grep -av 'CMP-RAW' || true
 
 labsecs="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"
 hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
-nok=0
-while read -r line; do
-	c=$(echo "$line" | awk '{ print $2 }')
-	eval "$(echo "$line" | cut -d' ' -f3- | tr ' ' '\n' | sed -n 's/^\([a-z0-9]*\)=\(.*\)$/\1="\2"/p')"
-	awk -v c="$c" -v t0="$t0" -v t1="$t1" -v a="$cpu0" -v b="$cpu1" -v r0="$rx0" -v r1="$rx1" \
-		-v bytes="$bytes" -v md5="$md5" -v hz="$hz" 'BEGIN {
-		split(a, x, ","); split(b, y, ",")
-		all = (y[1] + y[2] - x[1] - x[2]) / hz; g = (y[3] - x[3]) / hz
-		f = r1 - r0; s = t1 - t0
-		pf = 0; pfa = 0
-		if (f > 0) { pf = (all - g) * 1e6 / f; pfa = all * 1e6 / f }
-		pm = (all - g) * 1e6 / (bytes / 1048576)
-		printf "compare: %s mbit=%.1f secs=%.1f frames=%d cpu_us_per_frame=%.1f cpu_us_per_frame_all=%.1f cpu_us_per_mib=%.0f cpu_s=%.2f guest_s=%.2f md5=%s\n", c, bytes * 8 / s / 1e6, s, f, pf, pfa, pm, all - g, g, md5
-	}'
-	[ "$md5" = ok ] && nok=$((nok + 1))
-done < <(grep -a '^CMP-RAW' "$txt" | sed 's/^CMP-RAW //; s/^/x /')
+# CMP-RAW <case> <round>.<rep> t0= t1= cpu0=u,s,g cpu1=u,s,g k0= k1= rx0= rx1= bytes= md5=
+grep -a '^CMP-RAW' "$txt" | sed 's/^CMP-RAW //' | awk -v hz="$hz" -v want="$cases" '
+function kv(s, k,   i, a) { for (i = 3; i <= NF; i++) { split($i, a, "="); if (a[1] == k) return a[2] } return "" }
+function median(list,   n, v, i, j, t) {
+	n = split(list, v, " ")
+	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] + 0 < v[i] + 0) { t = v[i]; v[i] = v[j]; v[j] = t }
+	return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+}
+function lo(list,   n, v, i, m) { n = split(list, v, " "); m = v[1]; for (i = 2; i <= n; i++) if (v[i] + 0 < m + 0) m = v[i]; return m }
+function hi(list,   n, v, i, m) { n = split(list, v, " "); m = v[1]; for (i = 2; i <= n; i++) if (v[i] + 0 > m + 0) m = v[i]; return m }
+{
+	c = $1
+	split(kv($0, "cpu0"), x, ","); split(kv($0, "cpu1"), y, ",")
+	g = (y[3] - x[3]) / hz; k = (kv($0, "k1") - kv($0, "k0")) / hz
+	cpu = (y[1] + y[2] - x[1] - x[2]) / hz - g + k
+	s = kv($0, "t1") - kv($0, "t0"); bytes = kv($0, "bytes"); f = kv($0, "rx1") - kv($0, "rx0")
+	mbit = s > 0 ? bytes * 8 / s / 1e6 : 0; pm = cpu * 1e6 / (bytes / 1048576)
+	printf "compare-run: %s %s mbit=%.1f secs=%.2f frames=%d cpu_us_per_mib=%.0f md5=%s\n", c, $2, mbit, s, f, pm, kv($0, "md5")
+	M[c] = M[c] " " mbit; S[c] = S[c] " " s; F[c] = F[c] " " f; P[c] = P[c] " " pm
+	C[c] = C[c] " " cpu; G[c] = G[c] " " g; K[c] = K[c] " " k; N[c]++
+	if (kv($0, "md5") != "ok") bad[c] = 1
+}
+END {
+	nc = split(want, order, " ")
+	for (i = 1; i <= nc; i++) {
+		c = order[i]
+		if (!N[c]) { printf "compare: %s mbit=0 secs=0 frames=0 cpu_us_per_mib=0 md5=FAIL\n", c; continue }
+		mm[c] = median(M[c]); pp[c] = median(P[c])
+		printf "compare: %s mbit=%.1f secs=%.2f frames=%d cpu_us_per_mib=%.0f md5=%s\n", c, mm[c], median(S[c]), median(F[c]), pp[c], bad[c] ? "FAIL" : "ok"
+		printf "compare-spread: %s runs=%d mbit=%.1f..%.1f cpu_us_per_mib=%.0f..%.0f cpu_s=%.2f guest_s=%.2f kthread_s=%.2f\n", c, N[c], lo(M[c]), hi(M[c]), lo(P[c]), hi(P[c]), median(C[c]), median(G[c]), median(K[c])
+	}
+	split("vmm-one/qemu-one vmm-one/vhost-one vmm-g2g/qemu-g2g vmm-g2g/vhost-g2g", r, " ")
+	for (i = 1; i <= 4; i++) {
+		split(r[i], ab, "/")
+		if (mm[ab[1]] > 0 && mm[ab[2]] > 0 && pp[ab[2]] > 0)
+			printf "compare-ratio: %s mbit=%.2f cpu_us_per_mib=%.2f\n", r[i], mm[ab[1]] / mm[ab[2]], pp[ab[1]] / pp[ab[2]]
+	}
+}'
+nruns=$(grep -ac '^CMP-RAW' "$txt" || true)
+nok=$(grep -a '^CMP-RAW' "$txt" | grep -c 'md5=ok$' || true)
+ncases=$(echo $cases | wc -w)
 echo "compare: lab kernel $kver, lab run ${labsecs}s, status $status, host load $(cut -d' ' -f1-3 /proc/loadavg); TCG + nested KVM: only ratios mean anything"
-if [ "$nok" = 4 ]; then exit 0; fi
+if [ "$nok" = "$nruns" ] && [ "$nruns" = $((ncases * reps * rounds)) ]; then exit 0; fi
 keep=1
-echo "compare: run files kept in $run" >&2
+echo "compare: $nok of $nruns transfers ok, $((ncases * reps * rounds)) expected; run files kept in $run" >&2
 exit 1

@@ -109,13 +109,16 @@ static const char *es_word_name(int i)
 	};
 	int first_drop = (int)(offsetof(struct vdemux_engine_stats, drops) / sizeof(uint64_t));
 	int first_bad = (int)(offsetof(struct vdemux_engine_stats, bad_input) / sizeof(uint64_t));
+	int first_ofl = (int)(offsetof(struct vdemux_engine_stats, offload_bad) / sizeof(uint64_t));
 
 	if (i < (int)(sizeof(names) / sizeof(names[0])) && i < first_drop)
 		return names[i];
 	if (i >= first_drop && i < first_bad)
 		return vdemux_drop_reason_name(i - first_drop);
-	if (i >= first_bad)
+	if (i >= first_bad && i < first_bad + VDEMUX_BAD__COUNT)
 		return vdemux_bad_input_name(i - first_bad);
+	if (i >= first_ofl)
+		return vdemux_offload_bad_name(i - first_ofl);
 	return "?";
 }
 

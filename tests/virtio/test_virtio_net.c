@@ -44,6 +44,8 @@ struct guest {
 	uint8_t *ram;
 	struct vdemux_backend *kvm;
 	struct vt_fault *fault;  /* wraps kvm when the test injects failures */
+	struct vdemux_backend *sim; /* a second table of the queue's VM, or NULL */
+	struct vt_fault *fault2; /* wraps sim */
 	vdemux_vnet_rxq *q;
 	struct vng g;
 	enum vng_mode mode;
@@ -79,8 +81,10 @@ static void on_irq(vdemux_vm_id vm, unsigned reasons, void *payload)
 	((struct guest *)payload)->irqs++;
 }
 
+/* fault: the KVM backend is wrapped to inject failures; stacked: a second
+ * backend (the simulated MMU, wrapped likewise) keeps a table of the VM. */
 static void guest_setup_ex(struct world *w, int i, enum vng_mode mode, uint64_t features,
-			   enum vdemux_copy_policy copy, bool fault)
+			   enum vdemux_copy_policy copy, bool fault, bool stacked)
 {
 	struct guest *g = &w->g[i];
 	struct vdemux_arena_info ai;
@@ -100,8 +104,17 @@ static void guest_setup_ex(struct world *w, int i, enum vng_mode mode, uint64_t 
 		g->kvm = &g->fault->base;
 	}
 	assert_int_equal(vdemux_engine_add_backend(w->eng, g->kvm), 0);
+	struct vdemux_backend *bes[2] = {g->kvm, NULL};
+	if (stacked) {
+		struct vdemux_sim_opts so = VDEMUX_OPTS(vdemux_sim_opts);
+
+		assert_int_equal(vdemux_sim_create(&g->sim, &so), 0);
+		g->fault2 = vt_fault_wrap(g->sim, false);
+		g->sim = bes[1] = &g->fault2->base;
+		assert_int_equal(vdemux_engine_add_backend(w->eng, g->sim), 0);
+	}
 	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(vdemux_vnet_rxq_opts, .ram = g->ram, .ram_size = RAM,
-						     .backends = &g->kvm, .n_backends = 1, .copy = copy);
+						     .backends = bes, .n_backends = stacked ? 2 : 1, .copy = copy);
 	qo.irq = (struct vdemux_signal){.kind = VDEMUX_SIGNAL_CALLBACK, .cb = on_irq, .payload = g};
 	assert_int_equal(vdemux_vnet_rxq_create(&g->q, w->eng, &qo), 0);
 	memcpy(g->mac, (uint8_t[6]){0x02, 0, 0, 0, 1, (uint8_t)(i + 1)}, 6);
@@ -122,7 +135,7 @@ static void guest_setup_ex(struct world *w, int i, enum vng_mode mode, uint64_t 
 static void guest_setup(struct world *w, int i, enum vng_mode mode, uint64_t features,
 			enum vdemux_copy_policy copy)
 {
-	guest_setup_ex(w, i, mode, features, copy, false);
+	guest_setup_ex(w, i, mode, features, copy, false, false);
 }
 
 static struct world *world_new(void)
@@ -408,7 +421,7 @@ static void test_a_flip_the_backend_refuses_gives_the_buffer_back_empty_and_lose
 	uint32_t r = 777;
 
 	(void)state;
-	guest_setup_ex(w, 0, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER, true);
+	guest_setup_ex(w, 0, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER, true, false);
 	guest_setup(w, 1, VNG_MERGEABLE, V1 | EVT | MRG, VDEMUX_COPY_DEFAULT);
 	guest_setup(w, 2, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER);
 	run_traffic(w, 20, 60, 9000, false);
@@ -447,7 +460,7 @@ static void test_a_flip_refused_for_lack_of_mappings_is_copied_at_the_layout_off
 	uint32_t r = 4242;
 
 	(void)state;
-	guest_setup_ex(w, 0, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER, true);
+	guest_setup_ex(w, 0, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER, true, false);
 	guest_setup(w, 1, VNG_MERGEABLE, V1 | EVT | MRG, VDEMUX_COPY_DEFAULT);
 	guest_setup(w, 2, VNG_BIG, 0, VDEMUX_COPY_NEVER);
 	run_traffic(w, 20, 60, 9000, true);
@@ -474,6 +487,254 @@ static void test_a_flip_refused_for_lack_of_mappings_is_copied_at_the_layout_off
 	world_free(w);
 }
 
+/* The guest offers again a head that is still in flight (the one it made
+ * available last): the ring is broken. */
+static void offer_a_head_twice(struct guest *g)
+{
+	uint16_t idx = g->g.avail_idx_shadow, head;
+	const uint8_t *e = vng_at(&g->g, g->g.avail_gpa + 4 + 2ull * ((uint16_t)(idx - 1) & (QSIZE - 1)), 2);
+
+	memcpy(&head, e, 2);
+	vng_write_avail(&g->g, idx, head);
+	vng_write_avail_idx(&g->g, (uint16_t)(idx + 1));
+}
+
+/* Send n frames to guest i alone through vdemux_rx_burst(). */
+static void send_to(struct world *w, int i, uint32_t n, uint32_t len)
+{
+	static uint8_t frames[8][MAXF];
+	struct vdemux_frame f[8];
+
+	assert_true(n <= 8);
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t seq = w->seq++;
+
+		seqframe_make(frames[k], w->g[i].mac, seq, len);
+		w->to[seq] = (uint8_t)(1u << i);
+		w->len[seq] = len;
+		f[k] = (struct vdemux_frame){.data = frames[k], .len = len};
+	}
+	assert_int_equal(vdemux_rx_burst(w->eng, f, n), (int)n);
+}
+
+static void test_a_broken_ring_is_served_no_more_and_its_frames_are_dropped(void **state)
+{
+	struct world *w = world_new();
+	static uint8_t used_before[2][VD_VRING_USED_BYTES(QSIZE)];
+	uint64_t before;
+
+	(void)state;
+	guest_setup(w, 0, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER);
+	guest_setup(w, 1, VNG_MERGEABLE, V1 | EVT | MRG, VDEMUX_COPY_DEFAULT);
+	guest_setup(w, 2, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER);
+	run_traffic(w, 10, 60, 9000, false);
+	for (int i = 0; i < 2; i++) {
+		struct guest *g = &w->g[i];
+		struct vdemux_vnet_rxq_stats qs;
+		struct vdemux_vm_stats vs;
+		uint64_t irqs;
+
+		/* Two frames the guest does not take yet: the queue has room to
+		 * take a buffer, and finds the head offered twice. */
+		send_to(w, i, 2, 1000);
+		offer_a_head_twice(g);
+		assert_int_equal(vdemux_vnet_rxq_kick(g->q), -EIO);
+		assert_int_equal(vdemux_vnet_rxq_needs_reset(g->q), 1);
+		/* The buffers it had taken are forgotten: none is posted. */
+		assert_int_equal(vm_stats(w, i).posted, 0);
+		memcpy(used_before[i], vng_at(&g->g, g->g.used_gpa, sizeof(used_before[i])),
+		       sizeof(used_before[i]));
+		qs = q_stats(w, i);
+		vs = vm_stats(w, i);
+		irqs = g->irqs;
+		send_to(w, i, 6, 1000);
+		send_to(w, i, 2, 9000);
+		check_engine(w);
+		/* Nothing written to the used ring, no interrupt, no frame
+		 * completed: every frame for it dropped and counted. */
+		assert_memory_equal(used_before[i], vng_at(&g->g, g->g.used_gpa, sizeof(used_before[i])),
+				    sizeof(used_before[i]));
+		assert_int_equal(g->irqs, irqs);
+		assert_int_equal(q_stats(w, i).frames, qs.frames);
+		assert_int_equal(q_stats(w, i).interrupts, qs.interrupts);
+		assert_int_equal(vm_stats(w, i).delivered, vs.delivered);
+		assert_int_equal(vm_stats(w, i).drops[VDEMUX_DROP_NO_BUFFER], vs.drops[VDEMUX_DROP_NO_BUFFER] + 8);
+		/* Its pages stay the guest's: all of guest RAM is still backed. */
+		assert_int_equal(vm_stats(w, i).held, RAM_PAGES);
+		assert_int_equal(vdemux_vnet_rxq_kick(g->q), -EIO);
+	}
+	/* The other guest is not disturbed. */
+	before = w->g[2].received;
+	send_to(w, 2, 4, 3000);
+	guest_receive(w, 2);
+	assert_int_equal(w->g[2].received, before + 4);
+	world_free(w);
+}
+
+/* Fill every buffer the guest has posted with a byte only it writes. */
+static void mark_posted_buffers(struct guest *g, uint8_t v)
+{
+	for (uint32_t h = 0; h < QSIZE; h++) {
+		const struct vng_buf *b = &g->g.bufs[h];
+
+		for (uint32_t k = 0; b->posted && k < b->nseg; k++)
+			memset(vng_at(&g->g, b->gpa[k], b->len[k]), v, b->len[k]);
+	}
+}
+
+/* Whether every byte of the buffer at head is v. */
+static bool buffer_is(struct guest *g, uint16_t head, uint8_t v)
+{
+	const struct vng_buf *b = &g->g.bufs[head];
+
+	for (uint32_t k = 0; k < b->nseg; k++) {
+		const uint8_t *p = vng_at(&g->g, b->gpa[k], b->len[k]);
+
+		for (uint32_t j = 0; j < b->len[k]; j++)
+			if (p[j] != v)
+				return false;
+	}
+	return true;
+}
+
+static void test_a_flip_one_of_two_tables_refuses_leaves_the_guest_its_pages(void **state)
+{
+	struct world *w = world_new();
+	struct vdemux_engine_stats es;
+	struct guest *g = &w->g[0];
+	uint16_t head;
+	uint32_t len;
+
+	(void)state;
+	guest_setup_ex(w, 0, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER, false, true);
+	guest_setup(w, 1, VNG_MERGEABLE, V1 | EVT | MRG, VDEMUX_COPY_DEFAULT);
+	guest_setup(w, 2, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER);
+	run_traffic(w, 10, 60, 9000, false);
+	assert_true(q_stats(w, 0).flipped > 0);
+	mark_posted_buffers(g, 0x5a);
+	/* The simulated MMU cleanly refuses the next map (nothing applied):
+	 * the frame's new pages are not mapped, so its delivery fails. */
+	vt_fault_arm(g->fault2, VT_OP_MAP, VT_FAULT_CALL, 1, -EIO, false);
+	send_to(w, 0, 1, 5000);
+	assert_int_equal(g->fault2->fired, 1);
+	vt_fault_disarm(g->fault2);
+	/* Guest RAM neither shrank nor grew: no hole in any table. */
+	assert_int_equal(vm_stats(w, 0).held, RAM_PAGES);
+	check_engine(w);
+	assert_int_equal(vdemux_engine_stats(w->eng, &es, sizeof(es)), 0);
+	assert_int_equal(es.rollback_failures, 0);
+	/* The buffer came back empty, its pages the guest's, as they were. */
+	assert_int_equal(vng_get_used(&g->g, &head, &len), 1);
+	assert_int_equal(len, 0);
+	assert_true(buffer_is(g, head, 0x5a));
+	vng_release(&g->g, head);
+	assert_int_equal(q_stats(w, 0).failed, 1);
+	/* It receives again, every frame in order (guest_receive checks). */
+	run_traffic(w, 30, 60, 9000, false);
+	run_traffic(w, 30, 60, 9000, true);
+	expect_all_received(w, 1);
+	expect_all_received(w, 2);
+	assert_true(w->g[0].received > 0);
+	assert_int_equal(w->g[0].received, vm_stats(w, 0).delivered);
+	world_free(w);
+}
+
+static void test_the_engine_check_finds_a_hole_in_a_queues_guest_ram(void **state)
+{
+	struct world *w = world_new();
+	struct vdemux_engine_stats es;
+	char msg[200];
+
+	(void)state;
+	guest_setup_ex(w, 0, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER, false, true);
+	for (int b = 0; b < 5; b++) {
+		send_to(w, 0, 4, 3000);
+		guest_receive(w, 0);
+	}
+	/* Every map of the simulated MMU fails from now on: the old pages
+	 * cannot be mapped back either, and the guest's RAM has holes. */
+	vt_fault_arm(w->g[0].fault2, VT_OP_MAP, VT_FAULT_CALL, 1, -EIO, true);
+	send_to(w, 0, 1, 5000);
+	vt_fault_disarm(w->g[0].fault2);
+	assert_int_equal(vdemux_engine_stats(w->eng, &es, sizeof(es)), 0);
+	assert_true(es.rollback_failures > 0);
+	assert_true(vm_stats(w, 0).held < RAM_PAGES);
+	assert_int_equal(vdemux_engine_check(w->eng, msg, sizeof(msg)), -EUCLEAN);
+	assert_non_null(strstr(msg, "hole"));
+	/* Nothing was written where the hole is: the queue gave the buffer
+	 * back empty and goes on. */
+	assert_int_equal(q_stats(w, 0).failed, 1);
+	vdemux_vnet_rxq_destroy(w->g[0].q);
+	w->g[0].q = NULL;
+	vng_fini(&w->g[0].g);
+	world_free(w);
+}
+
+/* The head the guest made available last. */
+static uint16_t last_head(struct guest *g)
+{
+	uint16_t idx = g->g.avail_idx_shadow, head;
+
+	memcpy(&head, vng_at(&g->g, g->g.avail_gpa + 4 + 2ull * ((uint16_t)(idx - 1) & (QSIZE - 1)), 2), 2);
+	return head;
+}
+
+static void test_a_malformed_chain_counts_as_a_buffer_taken_and_skipped(void **state)
+{
+	struct world *w = world_new();
+	struct guest *g = &w->g[0];
+	struct vdemux_vnet_rxq_stats before, after;
+	uint16_t head;
+
+	(void)state;
+	guest_setup(w, 0, VNG_SMALL, V1 | EVT, VDEMUX_COPY_DEFAULT);
+	g->refill = false;
+	send_to(w, 0, 1, 500);
+	guest_receive(w, 0);
+	assert_int_equal(g->received, 1);
+	before = q_stats(w, 0);
+	/* One buffer, its only descriptor of length 0: malformed. */
+	assert_int_equal(vng_add_one(&g->g), 0);
+	head = last_head(g);
+	vng_write_desc(&g->g, head, g->g.bufs[head].gpa[0], 0, VD_VRING_DESC_F_WRITE, 0);
+	assert_int_equal(vdemux_vnet_rxq_kick(g->q), 1);
+	after = q_stats(w, 0);
+	assert_int_equal(after.buffers, before.buffers + 1);
+	assert_int_equal(after.skipped, before.skipped + 1);
+	assert_int_equal(after.ring_errors, before.ring_errors + 1);
+	assert_int_equal(after.failed, before.failed);
+	assert_int_equal(after.frames, before.frames);
+	/* Given back with length 0: the guest counts a length error. */
+	assert_int_equal(vng_recv(&g->g, &(struct vng_hdr){0}, w->rxbuf, sizeof(w->rxbuf)), -EBADMSG);
+	/* The counters are the queue's: a device reset does not undo them. */
+	assert_int_equal(vdemux_vnet_rxq_stop(g->q), 0);
+	before = q_stats(w, 0);
+	assert_int_equal(before.buffers, after.buffers);
+	assert_int_equal(before.skipped, after.skipped);
+	assert_int_equal(before.ring_errors, after.ring_errors);
+	world_free(w);
+}
+
+static void test_the_error_that_breaks_the_ring_counts_as_a_ring_error(void **state)
+{
+	struct world *w = world_new();
+	struct guest *g = &w->g[0];
+	struct vdemux_vnet_rxq_stats before, after;
+
+	(void)state;
+	guest_setup(w, 0, VNG_SMALL, V1 | EVT, VDEMUX_COPY_DEFAULT);
+	send_to(w, 0, 1, 500);
+	before = q_stats(w, 0);
+	offer_a_head_twice(g);
+	assert_int_equal(vdemux_vnet_rxq_kick(g->q), -EIO);
+	after = q_stats(w, 0);
+	assert_int_equal(after.ring_errors, before.ring_errors + 1);
+	/* The head offered twice was not taken again. */
+	assert_int_equal(after.buffers, before.buffers);
+	assert_int_equal(after.skipped, before.skipped);
+	world_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -484,6 +745,11 @@ int main(void)
 		cmocka_unit_test(test_a_guest_that_stops_refilling_does_not_stall_the_others),
 		cmocka_unit_test(test_a_flip_the_backend_refuses_gives_the_buffer_back_empty_and_loses_no_page),
 		cmocka_unit_test(test_a_flip_refused_for_lack_of_mappings_is_copied_at_the_layout_offset),
+		cmocka_unit_test(test_a_broken_ring_is_served_no_more_and_its_frames_are_dropped),
+		cmocka_unit_test(test_a_flip_one_of_two_tables_refuses_leaves_the_guest_its_pages),
+		cmocka_unit_test(test_the_engine_check_finds_a_hole_in_a_queues_guest_ram),
+		cmocka_unit_test(test_a_malformed_chain_counts_as_a_buffer_taken_and_skipped),
+		cmocka_unit_test(test_the_error_that_breaks_the_ring_counts_as_a_ring_error),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

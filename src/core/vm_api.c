@@ -1,45 +1,26 @@
-/* VMs: the table of VMs, adding and removing one, and the guest-facing calls
- * (post, release, poll, signals, stats). */
+/* The public VM calls: adding and removing a VM, and the guest-facing calls
+ * (post, release, poll, signals, stats). The table of VMs and its lookups
+ * are vmtab.c's, a VM's state vm.h's. */
 #include <errno.h>
 #include <string.h>
 
+#include <vdemux/l2.h>
+#include <vdemux/sys/backend.h>
+#include <vdemux/sys/classifier.h>
+#include <vdemux/vm.h>
+
+#include "common/util.h"
+#include "core/cost.h"
+#include "core/diag.h"
 #include "core/engine.h"
 #include "core/harvest.h"
+#include "core/pool.h"
+#include "core/ring.h"
+#include "core/signal.h"
 #include "core/tables.h"
-
-int vd_vmtab_init(struct vd_vmtab *t, uint32_t max, const struct vdemux_alloc_hooks *alloc)
-{
-	t->max = max;
-	t->vms = vd_calloc(alloc, max, sizeof(*t->vms));
-	t->gen = vd_calloc(alloc, max, sizeof(*t->gen));
-	return t->vms && t->gen ? 0 : -ENOMEM;
-}
-
-void vd_vmtab_fini(struct vd_vmtab *t, const struct vdemux_alloc_hooks *alloc)
-{
-	vd_free(alloc, t->vms);
-	vd_free(alloc, t->gen);
-}
-
-struct vm *vd_vm_get(const struct vdemux_engine *e, vdemux_vm_id id)
-{
-	uint32_t idx = (id & VM_IDX_MASK) - 1u;
-	struct vm *vm;
-
-	if (id == 0 || idx >= e->vmt.max)
-		return NULL;
-	vm = e->vmt.vms[idx];
-	return vm && vm->id == id ? vm : NULL;
-}
-
-struct vm *vd_vm_find(struct vdemux_engine *e, vdemux_vm_id id)
-{
-	struct vm *vm = vd_vm_get(e, id);
-
-	if (!vm)
-		vd_bad(e, VDEMUX_BAD_VM_ID);
-	return vm;
-}
+#include "core/vm_api.h"
+#include "core/vm.h"
+#include "core/vmtab.h"
 
 /* ---- add / remove ---- */
 
@@ -99,6 +80,9 @@ static int vm_validate(struct vdemux_engine *e, const struct vdemux_vm_opts *o)
 		return -EINVAL;
 	}
 	if (o->signal.flags & ~VDEMUX_SIGNAL_F_RELEASE_FD)
+		return -EINVAL;
+	if ((o->offloads & ~VDEMUX_OFFLOAD_ALL) || (o->offloads && !o->vnet_hdr_len) ||
+	    (o->vnet_hdr_len && o->vnet_hdr_len != 10 && o->vnet_hdr_len != 12))
 		return -EINVAL;
 	return 0;
 }
@@ -265,6 +249,8 @@ int vdemux_vm_add(vdemux_engine *e, vdemux_vm_id *out_id, const struct vdemux_vm
 	vm->harvest = o.harvest ? o.harvest : e->harvest;
 	vm->copy = o.copy;
 	vm->copy_threshold = o.copy_threshold;
+	vm->offloads = o.offloads;
+	vm->vnet_hdr_len = o.vnet_hdr_len;
 	vm->sig.cfg = o.signal;
 	err = vm_attach_all(e, vm, &o);
 	if (err) {

@@ -1,0 +1,148 @@
+/* Delivering a frame: classify it, then plan its delivery to each
+ * destination, applying the plan whenever it has no room and planning
+ * again. The one module that calls both planning (plan.c) and applying
+ * (apply.c); the receive calls (rx.c) go through it. */
+#include <string.h>
+
+#include <vdemux/sys/classifier.h>
+#include <vdemux/verdict.h>
+
+#include "core/apply.h"
+#include "core/deliver.h"
+#include "core/diag.h"
+#include "core/engine.h"
+#include "core/frame.h"
+#include "core/offload.h"
+#include "core/plan.h"
+#include "core/pool.h"
+#include "core/vm.h"
+#include "core/vmtab.h"
+
+static void free_pages(struct vdemux_engine *e, const uint32_t *pages, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		vd_pool_put(&e->pool, pages[i]);
+}
+
+static bool plan_one(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
+		     const struct vdemux_dest *d, bool consume)
+{
+	bool consumed;
+
+	if (vd_plan_delivery(e, vm, src, d, consume, &consumed) == VD_PLAN_FULL) {
+		vd_apply_plan(e);
+		/* An empty plan always has room. */
+		vd_plan_delivery(e, vm, src, d, consume, &consumed);
+	}
+	return consumed;
+}
+
+/* One destination: a frame with offload metadata, or a VM that takes a
+ * header, goes through offload.c, which plans with plan_one(). */
+static bool deliver_one(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
+			const struct vdemux_dest *d, bool consume)
+{
+	if (src->ol || vm->vnet_hdr_len)
+		return vd_offload_plan(e, vm, src, d, consume, plan_one);
+	return plan_one(e, vm, src, d, consume);
+}
+
+/* d's VM if it may have the frame's own pages, or NULL. */
+static struct vm *may_consume(const struct vdemux_engine *e, const struct vd_src *src,
+			      const struct vdemux_dest *d)
+{
+	struct vm *vm;
+
+	if (d->action != VDEMUX_VLAN_KEEP || !(vm = vd_vm_get(e, d->vm)))
+		return NULL;
+	return !(src->ol || vm->vnet_hdr_len) || vd_offload_may_consume(src, vm, d) ? vm : NULL;
+}
+
+/* A frame in pages is classified on its first page's bytes; when the frame
+ * starts so late in that page that fewer than CLASSIFY_HEAD bytes of it are
+ * there, on its first CLASSIFY_HEAD bytes gathered from the next pages
+ * (every header a classifier reads, and far more than an L2 one needs). */
+#define CLASSIFY_HEAD 256u
+
+static int classify_pages(struct vdemux_engine *e, const struct vd_src *src, struct vdemux_verdict *v)
+{
+	uint32_t first = PAGE - src->off, want = src->len < CLASSIFY_HEAD ? src->len : CLASSIFY_HEAD;
+	uint8_t head[CLASSIFY_HEAD];
+	uint32_t got = 0;
+
+	if (first >= want)
+		return e->cls->classify(e->cls, pg_addr(&e->pool, src->pages[0]) + src->off,
+					src->len < first ? src->len : first, v);
+	for (uint32_t i = 0; got < want; i++) {
+		uint32_t from = i ? 0 : src->off, n = PAGE - from;
+
+		if (n > want - got)
+			n = want - got;
+		memcpy(head + got, pg_addr(&e->pool, src->pages[i]) + from, n);
+		got += n;
+	}
+	return e->cls->classify(e->cls, head, want, v);
+}
+
+/*
+ * The frame is classified on its first page (a frame's headers are there).
+ * The last destination that takes the frame as it came may have its pages;
+ * the others get replicas, planned first: once the consumer has the pages
+ * they may be freed (copied) or mapped into its VM.
+ */
+void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
+{
+	struct vdemux_verdict v = {.dests = e->dests, .cap = e->vmt.max};
+	const uint32_t *pages = src->pages;
+	uint32_t len = src->len, np = pages ? npages_for(src->off + len) : 0;
+	int consumer = -1, r;
+	struct vm *cvm = NULL;
+	bool consumed = false;
+
+	if (src->ol && (r = vd_offload_check(&e->pool, src, src->ol))) {
+		e->st.offload_bad[r - 1]++;
+		free_pages(e, pages, np);
+		return;
+	}
+	if (src->flat)
+		r = e->cls->classify(e->cls, src->flat, len, &v);
+	else
+		r = classify_pages(e, src, &v);
+	if (r < 0 || v.n == 0) {
+		vd_drop(e, NULL, r < 0 ? VDEMUX_DROP_NO_DEST : v.drop_reason);
+		free_pages(e, pages, np);
+		return;
+	}
+	if (v.n > v.cap)
+		v.n = v.cap;
+	for (unsigned k = v.n; k-- > 0;) {
+		if ((cvm = may_consume(e, src, &v.dests[k]))) {
+			consumer = (int)k;
+			break;
+		}
+	}
+	for (unsigned k = 0; k < v.n; k++) {
+		struct vm *vm;
+
+		if ((int)k == consumer)
+			continue; /* known, planned last */
+		vm = vd_vm_get(e, v.dests[k].vm);
+		if (!vm) {
+			vd_drop(e, NULL, VDEMUX_DROP_UNKNOWN_VM);
+			continue;
+		}
+		deliver_one(e, vm, src, &v.dests[k], false);
+	}
+	if (consumer >= 0)
+		consumed = deliver_one(e, cvm, src, &v.dests[consumer], true);
+	if (!consumed)
+		free_pages(e, pages, np);
+}
+
+void vd_deliver_flush(struct vdemux_engine *e)
+{
+	/* Nothing planned (every copy went to a sink): nothing to apply, and
+	 * no VM carries the current generation, which may stay. */
+	if (e->plan.vms)
+		vd_apply_plan(e);
+}
