@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Check the layers of src/ (scripts/layers.py), then build and run every
-# test: unit tests (gcc), the same under valgrind memcheck,
-# an ASan+UBSan build, a clang build, the kernel-lab tests (real KVM and VFIO
-# under qemu), the fuzz corpus replay and a short fuzzing run, the API docs,
-# and an outside program built against the installed library with pkg-config
-# and with find_package.
+# test: unit tests (gcc), the same under valgrind memcheck, an ASan+UBSan
+# build, a clang build, the static analyzers, the kernel-lab tests (real KVM
+# and VFIO under qemu), the fuzz corpus replay and a short fuzzing run, the
+# API docs, and an outside program built against the installed library with
+# pkg-config and with find_package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 jobs=$(nproc)
 fuzz_seconds=${VDEMUX_FUZZ_SECONDS:-90}
-scripts/deps.sh
+scripts/deps.sh --full
 
 step() { printf '\n=== %s ===\n' "$*"; }
 
@@ -34,11 +34,24 @@ step "gcc build, unit + kernel-lab tests + valgrind memcheck"
 cmake -S . -B build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVDEMUX_VALGRIND=ON >/dev/null
 cmake --build build-test -j"$jobs"
 run_ctest --test-dir build-test --output-on-failure -j"$jobs"
+# The release build is hardened (VDEMUX_HARDEN): stack canaries, and glibc's
+# checked functions (_FORTIFY_SOURCE) where an object's size is known.
+for sym in __stack_chk_fail __memcpy_chk; do
+  nm -D --undefined-only build-test/libvdemux.so | grep -qw "$sym" ||
+    { echo "build-test/libvdemux.so does not call $sym: not hardened" >&2; exit 1; }
+done
 
-step "ASan + UBSan build, unit tests"
+step "ASan + UBSan build: unit tests, fuzz corpora, pcap replays, examples"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVDEMUX_SANITIZE=ON -DVDEMUX_KERNEL_TESTS=OFF \
   -DVDEMUX_BUILD_BENCH=OFF >/dev/null
 cmake --build build-asan -j"$jobs"
+# The unit label takes in every fuzz target's corpus replay (fuzz/), the
+# vdemux-replay captures (tools/) and the examples (examples/): make sure
+# none of them dropped out of it.
+for l in fuzz tools examples; do
+  ctest --test-dir build-asan -N -L "^$l\$" | grep -q 'Total Tests: [1-9]' ||
+    { echo "build-asan: no test labelled $l" >&2; exit 1; }
+done
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_ctest --test-dir build-asan --output-on-failure -j"$jobs" -L unit
 
@@ -46,6 +59,9 @@ step "clang build (-Werror), unit tests"
 CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVDEMUX_KERNEL_TESTS=OFF >/dev/null
 cmake --build build-clang -j"$jobs"
 run_ctest --test-dir build-clang --output-on-failure -j"$jobs" -L unit
+
+step "static analysis of src/ (gcc -fanalyzer, clang --analyze): no finding unreviewed"
+scripts/static-analysis.py build-analysis
 
 if [ -x fuzz/run.sh ]; then
   step "fuzzing for ${fuzz_seconds}s"

@@ -11,6 +11,13 @@ libdir=$(dirname "$(find "$prefix" -name vdemux.pc | head -n1)")/..
 libdir=$(cd "$libdir" && pwd)
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
 
+# The library's hardening flags (VDEMUX_HARDEN) are its own: the package
+# files give a program only the include path and the libraries.
+if grep -rlE 'FORTIFY|stack-protector' "$libdir/pkgconfig/vdemux.pc" "$libdir/cmake/vdemux"; then
+  echo "the package files pass the library's compile flags on" >&2
+  exit 1
+fi
+
 cc $(pkg-config --cflags vdemux) -Wall -Wextra -Werror -o "$work/outside" "$here/outside.c" \
   $(pkg-config --libs vdemux)
 LD_LIBRARY_PATH="$libdir" "$work/outside"
