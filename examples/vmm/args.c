@@ -2,7 +2,7 @@
  * The command line:
  *
  *   vmm --tap NAME [--verbose]
- *       --guest name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable[,cmdline=...] ...
+ *       --guest name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable[,mtu=N][,cmdline=...] ...
  */
 #include <errno.h>
 #include <stdio.h>
@@ -54,6 +54,13 @@ static int parse_guest_key(struct guest_config *c, const char *key, char *val, b
 	} else if (!strcmp(key, "mac")) {
 		*have_mac = true;
 		return parse_mac(val, c->mac);
+	} else if (!strcmp(key, "mtu")) {
+		char *end;
+		unsigned long m = strtoul(val, &end, 10);
+		/* 68 (IPv4's least) .. what a frame of VMM_FRAME_MAX carries. */
+		if (*end || m < 68 || m > VMM_FRAME_MAX - 4 - 14)
+			return -EINVAL;
+		c->mtu = (uint16_t)m;
 	} else if (!strcmp(key, "rx")) {
 		if (!strcmp(val, "big"))
 			c->layout = RX_BIG;
@@ -67,12 +74,13 @@ static int parse_guest_key(struct guest_config *c, const char *key, char *val, b
 	return 0;
 }
 
-/* name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable[,cmdline=REST] */
+/* name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable[,mtu=N][,cmdline=REST] */
 static int parse_guest(struct guest_config *c, char *spec)
 {
 	bool have_mac = false;
 	c->mem = 256ull << 20;
 	c->layout = RX_MERGEABLE;
+	c->mtu = 1500;
 	snprintf(c->cmdline, sizeof c->cmdline, "%s", DEFAULT_CMDLINE);
 	while (spec && *spec) {
 		char *val = strchr(spec, '=');
@@ -101,10 +109,11 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: vmm --tap NAME [--verbose]\n"
-		"           --guest name=N,kernel=BZIMAGE,initrd=CPIO,mem=SIZE,mac=MAC,rx=big|mergeable[,cmdline=ARGS]\n"
+		"           --guest name=N,kernel=BZIMAGE,initrd=CPIO,mem=SIZE,mac=MAC,rx=big|mergeable[,mtu=N][,cmdline=ARGS]\n"
 		"           [--guest ...]\n"
 		"  mem: 64M..2G in 2 MiB steps (default 256M); rx: the receive buffers the guest\n"
-		"  is led to post (default mergeable); cmdline: appended to the kernel command line\n"
+		"  is led to post (default mergeable); mtu: the device's MTU, 68..65522 (default 1500);\n"
+		"  cmdline: appended to the kernel command line\n"
 		"  (takes the rest of the spec)\n");
 }
 

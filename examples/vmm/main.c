@@ -70,7 +70,8 @@ static int engine_setup(struct vmm *v)
 		return r;
 	}
 	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .arena = v->arena, .first_page = 0,
-						   .npages = pool, .log = engine_log, .log_payload = v);
+						   .npages = pool, .max_frame = VMM_FRAME_MAX,
+						   .log = engine_log, .log_payload = v);
 	if ((r = vdemux_engine_create(&v->eng, &eo)) < 0) {
 		fprintf(stderr, "vmm: engine: %s\n", strerror(-r));
 		return r;

@@ -17,6 +17,13 @@
  * too: it is served through the library's split virtqueue (vdemux/virtq.h),
  * the same checked walker as the receive queue's.
  *
+ * Offloads: the device offers checksum offload and TSO (IPv4, IPv6, ECN) in
+ * both directions, and VIRTIO_NET_F_MTU (the guest's mtu= option). What the
+ * driver accepts goes to the library's receive queue with the ring
+ * (guest.c), which writes the metadata into the guest's headers or finishes
+ * checksums and segments for a guest that declined; and to the TAP's
+ * TUNSETOFFLOAD (tap.c). A transmitted frame keeps its header (switch.c).
+ *
  * Interrupts: both queues' go through vnet_interrupt(), which sets the
  * ISR's queue bit and then pulses the irqfd, so the guest's handler
  * (Linux's vp_interrupt reads the ISR and looks at its queues only if the
@@ -39,7 +46,6 @@
 #include "vmm.h"
 
 #define VNET_TX_BURST 32u
-#define VNET_MAX_FRAME 65536u
 #define ISR_QUEUE 0x1u  /* a queue was used */
 
 static void vnet_wake(struct guest *g, unsigned ev)
@@ -112,14 +118,17 @@ int vnet_init(struct guest *g, enum rx_layout layout)
 	if (err)
 		return -err;
 	memcpy(d->mac, g->cfg.mac, 6);
-	d->host_features = 1u << VIRTIO_NET_F_MAC | 1u << VIRTIO_RING_F_INDIRECT_DESC | 1u << VIRTIO_RING_F_EVENT_IDX;
+	d->host_features = 1u << VIRTIO_NET_F_MAC | 1u << VIRTIO_RING_F_INDIRECT_DESC | 1u << VIRTIO_RING_F_EVENT_IDX |
+			   1u << VIRTIO_NET_F_MTU;
+	/* Receive offloads; without MRG_RXBUF they are also what makes Linux
+	 * post big (page-sized) receive buffers. */
+	d->host_features |= 1u << VIRTIO_NET_F_GUEST_CSUM | 1u << VIRTIO_NET_F_GUEST_TSO4 |
+			    1u << VIRTIO_NET_F_GUEST_TSO6 | 1u << VIRTIO_NET_F_GUEST_ECN;
+	/* Transmit offloads: the guest's GSO frames go on as they are. */
+	d->host_features |= 1u << VIRTIO_NET_F_CSUM | 1u << VIRTIO_NET_F_HOST_TSO4 | 1u << VIRTIO_NET_F_HOST_TSO6 |
+			    1u << VIRTIO_NET_F_HOST_ECN;
 	if (layout == RX_MERGEABLE)
 		d->host_features |= 1u << VIRTIO_NET_F_MRG_RXBUF;
-	else
-		/* Offering receive offloads is what makes Linux post big
-		 * (page-sized) receive buffers; frames come with no offload set. */
-		d->host_features |= 1u << VIRTIO_NET_F_GUEST_CSUM | 1u << VIRTIO_NET_F_GUEST_TSO4 |
-				    1u << VIRTIO_NET_F_GUEST_TSO6;
 	d->bar0 = VNET_IO_BASE | 1;
 	return 0;
 }
@@ -235,12 +244,17 @@ static uint32_t vnet_reg_read(struct guest *g, unsigned off, unsigned size)
 	default:
 		break;
 	}
-	/* Device configuration: mac[6], then nothing we offer. */
+	/* Device configuration (struct virtio_net_config): mac[6], status
+	 * and max_virtqueue_pairs (not offered: 0), mtu at 10. */
 	unsigned c = off - VIRTIO_PCI_CONFIG_OFF(0);
+	uint8_t cfg[12] = {0};
+	memcpy(cfg, d->mac, 6);
+	cfg[10] = (uint8_t)g->cfg.mtu;
+	cfg[11] = (uint8_t)(g->cfg.mtu >> 8);
 	if (off >= VIRTIO_PCI_CONFIG_OFF(0))
 		for (unsigned i = 0; i < size; i++)
-			if (c + i < 6)
-				v |= (uint32_t)d->mac[c + i] << (8 * i);
+			if (c + i < sizeof cfg)
+				v |= (uint32_t)cfg[c + i] << (8 * i);
 	return v;
 }
 
@@ -279,27 +293,32 @@ int vnet_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned si
 	return 1;
 }
 
-static uint8_t tx_buf[VNET_TX_BURST][VNET_MAX_FRAME + 64];
+static uint8_t tx_buf[VNET_TX_BURST][VNET_HDR_LEN + VMM_FRAME_MAX];
 
-/* Copy one transmit chain (header, then the frame) into @buf; the frame's
- * length, or 0 for a chain to drop. */
+/* Copy one transmit chain (the guest's header of @hdr_len bytes, 10 or 12,
+ * then the frame) into @buf as VNET_HDR_LEN bytes of header then the frame
+ * (a 10-byte header gets num_buffers 0); the length of both, or 0 for a
+ * chain to drop. */
 static uint32_t tx_gather(const struct vdemux_virtq_chain *c, const struct iovec *iov, unsigned hdr_len,
 			  uint8_t *buf)
 {
-	size_t total = 0;
+	unsigned pad = VNET_HDR_LEN - hdr_len;
+	size_t total = 0, room = hdr_len + VMM_FRAME_MAX;
 	if (c->n_write)
 		return 0; /* the driver gives the device nothing to write on TX */
 	for (unsigned i = 0; i < c->n_read; i++) {
-		if (iov[i].iov_len > VNET_MAX_FRAME + hdr_len - total)
+		if (iov[i].iov_len > room - total)
 			return 0;
-		memcpy(buf + total, iov[i].iov_base, iov[i].iov_len);
+		memcpy(buf + pad + total, iov[i].iov_base, iov[i].iov_len);
 		total += iov[i].iov_len;
 	}
 	if (total < hdr_len + 14)
 		return 0;
-	size_t len = total - hdr_len;
-	memmove(buf, buf + hdr_len, len);
-	return (uint32_t)len;
+	if (pad) {
+		memmove(buf, buf + pad, hdr_len);
+		memset(buf + hdr_len, 0, pad);
+	}
+	return (uint32_t)(total + pad);
 }
 
 /* Up to VNET_TX_BURST chains into tx_buf, to the switch; how many chains
@@ -325,7 +344,8 @@ static int tx_burst(struct guest *g, unsigned hdr_len)
 		frames[n] = tx_buf[n];
 		lens[n] = len;
 		d->tx_frames++;
-		d->tx_bytes += len;
+		d->tx_bytes += len - VNET_HDR_LEN;
+		d->tx_gso += (tx_buf[n][1] & 0x7f) != VIRTIO_NET_HDR_GSO_NONE;
 		n++;
 	}
 	if (n)
