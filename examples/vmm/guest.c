@@ -49,9 +49,10 @@ static int guest_ram_create(struct vmm *v, struct guest *g)
 	return vdemux_engine_add_backend(v->eng, g->be);
 }
 
-/* The virtio-net device, and the library's queue behind its receive ring.
- * Big-packet chains are flipped, every frame (COPY_NEVER); mergeable
- * buffers are copied into whatever the policy. */
+/* The virtio-net device, and the library's queue behind its receive ring,
+ * with the copy policy the rx= option chose: big-packet chains flipped,
+ * every frame (COPY_NEVER), or each frame by the adaptive policy's measures
+ * (auto); mergeable buffers are copied into whatever the policy. */
 static int guest_net_create(struct vmm *v, struct guest *g)
 {
 	int r;
@@ -63,10 +64,9 @@ static int guest_net_create(struct vmm *v, struct guest *g)
 	if (g->net.kick_fd < 0)
 		return -errno;
 
-	bool big = g->cfg.layout == RX_BIG;
 	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(vdemux_vnet_rxq_opts, .ram = g->ram, .ram_size = g->cfg.mem,
 						     .backends = &g->be, .n_backends = 1,
-						     .copy = big ? VDEMUX_COPY_NEVER : VDEMUX_COPY_ALWAYS);
+						     .copy = g->cfg.copy);
 	/* The library decides when the guest wants an interrupt for its
 	 * receive ring; the device raises it, with its ISR bit set first. */
 	qo.irq = (struct vdemux_signal){.kind = VDEMUX_SIGNAL_CALLBACK, .cb = vnet_rx_interrupt, .payload = g};

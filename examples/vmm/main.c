@@ -106,7 +106,9 @@ static int guests_create(struct vmm *v)
 		}
 		vmm_log(g, "vmm: %llu MiB, mac %02x:%02x:%02x:%02x:%02x:%02x, rx %s, vm %u",
 			(unsigned long long)(c->mem >> 20), c->mac[0], c->mac[1], c->mac[2], c->mac[3], c->mac[4],
-			c->mac[5], c->layout == RX_BIG ? "big (flipped into the guest's buffers)" : "mergeable (copied)",
+			c->mac[5], c->layout == RX_MERGEABLE  ? "mergeable (copied)"
+			: c->copy == VDEMUX_COPY_NEVER ? "big (flipped into the guest's buffers)"
+						       : "auto (big buffers, copied or flipped by the adaptive policy)",
 			g->vm);
 	}
 	return 0;

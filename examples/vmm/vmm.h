@@ -132,6 +132,7 @@ struct guest_config {
 	uint64_t mem;        /* bytes of RAM the guest sees (e820), all of it engine pages */
 	uint8_t mac[6];
 	enum rx_layout layout;
+	enum vdemux_copy_policy copy; /* the receive queue's: big NEVER, mergeable ALWAYS, auto ADAPTIVE */
 	uint16_t mtu;        /* the device's config mtu (VIRTIO_NET_F_MTU) */
 };
 
