@@ -20,7 +20,8 @@
  * every broadcast frame too and must read back exactly what was sent (no
  * byte of another VM's frame, no page lost); the guest may read garbage
  * from a ring it wrecked, but a frame it reads whole must be one that was
- * sent, byte for byte.
+ * sent, byte for byte; once the queue says the ring is broken, it writes
+ * nothing more to the used ring and sends no interrupt until a stop.
  *
  * A layout byte with bit 7 set runs at the limits: queues of 2 to 32768
  * entries (guest RAM grows to hold their rings), big-packet chains of 17
@@ -82,6 +83,9 @@ struct world {
 	bool started;
 	bool scribbled; /* the guest wrote into its buffers' memory */
 	uint32_t seq;
+	bool broken;    /* the queue said the ring is broken, as of used_snap */
+	uint64_t irq_snap;
+	uint8_t used_snap[VD_VRING_USED_BYTES(64)];
 };
 
 static const uint8_t mac_q[6] = {0x02, 0, 0, 0, 1, 1};
@@ -119,6 +123,30 @@ static void check(struct world *w)
 		fprintf(stderr, "vnet_fuzzer: engine check: %s\n", msg);
 		abort();
 	}
+}
+
+/* A broken ring is served no more: from the step that found it until a
+ * stop, the queue writes nothing to the used ring and sends no interrupt.
+ * (The guest may scribble there itself: what it wrote is the new state.) */
+static void check_broken(struct world *w, bool scribbled_now)
+{
+	struct vdemux_vnet_rxq_stats s;
+	size_t n = VD_VRING_USED_BYTES(w->vo.qsize);
+	const uint8_t *used = w->ram + w->g.used_gpa;
+
+	if (vdemux_vnet_rxq_needs_reset(w->q) != 1) {
+		w->broken = false;
+		return;
+	}
+	CHECK(vdemux_vnet_rxq_stats(w->q, &s, sizeof(s)) == 0);
+	CHECK(n <= sizeof(w->used_snap));
+	if (w->broken && !scribbled_now) {
+		CHECK(!memcmp(w->used_snap, used, n));
+		CHECK(s.interrupts == w->irq_snap);
+	}
+	w->broken = true;
+	memcpy(w->used_snap, used, n);
+	w->irq_snap = s.interrupts;
 }
 
 static void start(struct world *w)
@@ -430,6 +458,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		check(&w);
+		check_broken(&w, op == 5);
 	}
 	other_reads(&w);
 	teardown(&w);

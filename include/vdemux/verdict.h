@@ -53,7 +53,7 @@ enum vdemux_drop_reason {
 	VDEMUX_DROP_QUOTA,           /**< the destination holds its quota of pages */
 	VDEMUX_DROP_NO_POOL,         /**< no free page to copy a replica into */
 	VDEMUX_DROP_BACKEND,         /**< a backend failed to map the page */
-	VDEMUX_DROP_TOO_BIG,         /**< longer than max_frame: for programs feeding the engine (it refuses such frames with -EMSGSIZE) */
+	VDEMUX_DROP_TOO_BIG,         /**< longer than the destination's next buffer can hold (a virtio-net small buffer, or big-packet chain; the buffer stays for the next frame); or longer than max_frame, for programs feeding the engine (it refuses such frames with -EMSGSIZE) */
 	VDEMUX_DROP_CQ_FULL,         /**< the destination's completion queue is full */
 	VDEMUX_DROP__COUNT
 };

@@ -27,6 +27,12 @@
  *   frame spans num_buffers of them. Copied.
  * - small: one buffer per frame. Copied.
  *
+ * A frame longer than the buffer it would go to (a small buffer: the header
+ * and 1518 bytes; a big-packet chain) is dropped, counted in its VM's
+ * drops[VDEMUX_DROP_TOO_BIG]; the buffer stays for the next frame. A frame
+ * longer than all the mergeable buffers waiting together, or with no
+ * buffer at all, is dropped as VDEMUX_DROP_NO_BUFFER (more may come).
+ *
  * Guest memory: the VMM's own mapping of guest RAM (@c ram) is where the
  * rings are read and headers and copies written, so it must show what the
  * guest sees: one of the VM's backends keeps it in step with the flips (the
@@ -36,6 +42,16 @@
  * trusted any more stops the queue (vdemux_vnet_rxq_needs_reset(): the VMM
  * sets DEVICE_NEEDS_RESET). Never a write outside guest RAM or over the
  * rings.
+ *
+ * A buffer given back unused (used length 0: malformed, or its delivery
+ * failed) holds what the guest left in it: no byte of the frame, nor of any
+ * other, is written there (a failed flip is undone, the old pages mapped
+ * back; a copy is made only where the delivery cannot fail any more). The
+ * one exception follows a rollback that failed (the engine's
+ * rollback_failures; vdemux_engine_check() reports the hole it left in
+ * guest RAM): a frame into a chain over that hole may fail with some of its
+ * bytes copied into the chain's other pages already: bytes of a frame meant
+ * for this guest, never of another VM's, nor of a pool page's earlier use.
  *
  * Threading: every call on a queue is a call on its engine (serialised with
  * the engine's other calls). The guest's interrupt is sent from inside
@@ -120,7 +136,7 @@ struct vdemux_vnet_ring {
 	size_t sz;           /**< sizeof(struct vdemux_vnet_ring) */
 	uint64_t desc_gpa;   /**< descriptor table, 16-byte aligned */
 	uint64_t avail_gpa;  /**< available ring, 2-byte aligned */
-	uint64_t used_gpa;   /**< used ring, 4-byte aligned (legacy: the next 4096 boundary after avail) */
+	uint64_t used_gpa;   /**< used ring, 4-byte aligned, wherever the transport puts it (legacy: the VMM computes it from the queue's address: the next 4096 boundary after avail for legacy PCI, the next QueueAlign boundary for legacy MMIO; the queue checks only the alignment of 4) */
 	uint32_t size;       /**< entries: a power of two, 1..32768 */
 	uint64_t features;   /**< the negotiated feature bits (VIRTIO_F_VERSION_1, VIRTIO_NET_F_MRG_RXBUF, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC, ...) */
 };
@@ -141,9 +157,13 @@ VDEMUX_API int vdemux_vnet_rxq_start(vdemux_vnet_rxq *q, const struct vdemux_vne
 VDEMUX_API int vdemux_vnet_rxq_stop(vdemux_vnet_rxq *q);
 
 /**
- * The guest notified the queue: take the buffers it made available. Call it
- * from the VMM's handler of the queue's notification (an ioeventfd, or the
- * trapped write).
+ * The guest notified the queue: take the buffers it made available, every
+ * one (the queue has room for every head of the ring; what it keeps of the
+ * chains that wait for a copy grows as needed, up to 64 segments a head:
+ * 1 KiB of memory a head at most. Only if that memory cannot be allocated
+ * are the rest left in the ring, taken at the end of the next engine call
+ * that completes a frame). Call it from the VMM's handler of the queue's
+ * notification (an ioeventfd, or the trapped write).
  * @return the number of buffers taken (0 if none; malformed chains, given
  *         back unused, included: what @c buffers of the stats counts); -ENOTCONN (not
  *         started); -EIO (the ring is broken, now or before:

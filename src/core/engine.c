@@ -44,6 +44,34 @@ static void engine_free(struct vdemux_engine *e)
 	vd_free(&h, e);
 }
 
+/* The engine's pages: part of the VMM's arena, or an arena of its own. */
+static int engine_arena(struct vdemux_engine *e, const struct vdemux_engine_opts *o)
+{
+	struct vdemux_arena_opts ao = VDEMUX_OPTS(vdemux_arena_opts, .npages = o->npages,
+						  .alloc = o->alloc);
+	int err;
+
+	if (o->arena) {
+		e->arena = o->arena;
+		vdemux_arena_info(o->arena, &e->ai);
+		if (o->first_page >= e->ai.npages ||
+		    (o->npages && o->npages > e->ai.npages - o->first_page))
+			return -EINVAL;
+		e->pool.first_page = o->first_page;
+		e->pool.npages = o->npages ? o->npages : e->ai.npages - o->first_page;
+		return 0;
+	}
+	if (o->first_page)
+		return -EINVAL;
+	err = vdemux_arena_create(&e->arena, &ao);
+	if (err)
+		return err;
+	e->own_arena = true;
+	vdemux_arena_info(e->arena, &e->ai);
+	e->pool.npages = o->npages;
+	return 0;
+}
+
 int vdemux_engine_create(vdemux_engine **out, const struct vdemux_engine_opts *uopts)
 {
 	struct vdemux_engine_opts o;
@@ -66,32 +94,10 @@ int vdemux_engine_create(vdemux_engine **out, const struct vdemux_engine_opts *u
 	e->alloc = o.alloc;
 	e->diag.log = o.log;
 	e->diag.log_payload = o.log_payload;
-	if (o.arena) {
-		e->arena = o.arena;
-		vdemux_arena_info(o.arena, &e->ai);
-		if (o.first_page >= e->ai.npages ||
-		    (o.npages && o.npages > e->ai.npages - o.first_page)) {
-			vd_free(&o.alloc, e);
-			return -EINVAL;
-		}
-		e->pool.first_page = o.first_page;
-		e->pool.npages = o.npages ? o.npages : e->ai.npages - o.first_page;
-	} else {
-		struct vdemux_arena_opts ao = VDEMUX_OPTS(vdemux_arena_opts, .npages = o.npages,
-							  .alloc = o.alloc);
-
-		if (o.first_page) {
-			vd_free(&o.alloc, e);
-			return -EINVAL;
-		}
-		err = vdemux_arena_create(&e->arena, &ao);
-		if (err) {
-			vd_free(&o.alloc, e);
-			return err;
-		}
-		e->own_arena = true;
-		vdemux_arena_info(e->arena, &e->ai);
-		e->pool.npages = o.npages;
+	err = engine_arena(e, &o);
+	if (err) {
+		vd_free(&o.alloc, e);
+		return err;
 	}
 	e->pool.base = e->ai.base + (size_t)e->pool.first_page * PAGE;
 	e->max_frame = o.max_frame ? o.max_frame : DEFAULT_MAX_FRAME;

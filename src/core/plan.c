@@ -119,44 +119,21 @@ static void chain_taken(struct vm *vm, const struct vd_src *src, uint32_t chain,
 		vm->sink.planned(vm->sink.ctx, src);
 }
 
-enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
-				  const struct vdemux_dest *d, bool consume, bool *consumed)
+/* A delivery as vd_plan_delivery() decided it. */
+struct dlv {
+	const struct vd_src *src;
+	const struct vdemux_dest *d;
+	uint32_t out_len, nch, off;
+	bool copy, consume;
+};
+
+/* Take the posted slots and write (or pick) the page of each chunk. */
+static void plan_chunks(struct vdemux_engine *e, struct vm *vm, const struct dlv *dl, const uint32_t *fresh)
 {
-	const uint32_t *pages = src->pages;
-	uint32_t out_len, nch, nfresh, fresh[MAX_FRAME_PAGES], seq, off = vm->rx_offset, chain = 0;
-	bool copy, bad_action;
-	uint64_t t0 = 0;
-	int why;
+	const uint32_t *pages = dl->src->pages;
+	uint32_t seq = ++e->plan.frame_seq, nfresh = 0, off = dl->off, out_len = dl->out_len;
 
-	*consumed = false;
-	out_len = vd_frame_out_len(src, d, &bad_action);
-	if (!out_len) {
-		vd_drop(e, &vm->st, bad_action ? VDEMUX_DROP_NO_DEST : VDEMUX_DROP_MALFORMED);
-		return VD_PLAN_DROPPED;
-	}
-	/* The frame's own pages fit only a layout with the same offset. */
-	consume = consume && d->action == VDEMUX_VLAN_KEEP && pages && src->off == off;
-	nch = npages_for(off + out_len);
-	if (use_sink(vm, nch))
-		return sink_delivery(e, vm, src, d, out_len);
-	/* Applying the plan changes queues and the pool: do it before
-	 * deciding anything. */
-	if (e->plan.n + nch > e->plan.cap || (e->plan.n && e->pool.nfree < nch))
-		return VD_PLAN_FULL;
-	copy = vm->cost.adaptive ? vd_cost_copy(e, vm, &vm->cost, out_len, nch, consume, &t0)
-				 : out_len <= vm->eff_threshold;
-	why = delivery_obstacle(e, vm, nch, copy, consume, &nfresh);
-	if (why) {
-		vd_drop(e, &vm->st, why);
-		return VD_PLAN_DROPPED;
-	}
-	vd_pool_get_run(&e->pool, fresh, nfresh, NULL);
-	if (vm->chains)
-		chain = vm->slots[vd_postq_peek(&vm->postq, 0)].chain;
-
-	seq = ++e->plan.frame_seq;
-	nfresh = 0;
-	for (uint32_t i = 0; i < nch; i++) {
+	for (uint32_t i = 0; i < dl->nch; i++) {
 		uint32_t s = vd_vm_take_posted(vm);
 		struct slot *sl = &vm->slots[s];
 		struct pend *pe = plan_append(e, vm);
@@ -167,24 +144,24 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 		pe->slot = s;
 		pe->len = k;
 		pe->off = po;
-		pe->flags = i + 1 < nch ? VDEMUX_CPL_MORE : 0;
+		pe->flags = i + 1 < dl->nch ? VDEMUX_CPL_MORE : 0;
 		pe->frame = seq;
 		pe->flen = out_len;
 		pe->old_page = sl->page;
-		if (copy && sl->page != VDEMUX_NO_PAGE) {
+		if (dl->copy && sl->page != VDEMUX_NO_PAGE) {
 			pe->kind = PEND_COPY;
 			pe->new_page = VDEMUX_NO_PAGE;
 			pe->flags |= VDEMUX_CPL_COPIED;
-			vd_frame_emit(&e->pool, src, d, fo, pg_addr(&e->pool, sl->page) + po, k);
-			if (consume)
+			vd_frame_emit(&e->pool, dl->src, dl->d, fo, pg_addr(&e->pool, sl->page) + po, k);
+			if (dl->consume)
 				vd_pool_put(&e->pool, pages[i]);
 			continue;
 		}
-		if (consume) {
+		if (dl->consume) {
 			pe->new_page = pages[i];
 		} else {
 			pe->new_page = fresh[nfresh++];
-			vd_frame_emit(&e->pool, src, d, fo, pg_addr(&e->pool, pe->new_page) + po, k);
+			vd_frame_emit(&e->pool, dl->src, dl->d, fo, pg_addr(&e->pool, pe->new_page) + po, k);
 			vd_pool_set_dirty(&e->pool, pe->new_page, po + k);
 		}
 		if (sl->page == VDEMUX_NO_PAGE) {
@@ -194,14 +171,59 @@ enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const 
 			pe->kind = PEND_REMAP;
 		}
 	}
+}
+
+/* A delivery into the VM's posted pages (no sink): planned, dropped, or
+ * the plan is full. */
+static enum vd_plan_res plan_pages(struct vdemux_engine *e, struct vm *vm, struct dlv *dl, bool *consumed)
+{
+	uint32_t nfresh, fresh[MAX_FRAME_PAGES], chain = 0, nch = dl->nch;
+	uint64_t t0 = 0;
+	int why;
+
+	/* Applying the plan changes queues and the pool: do it before
+	 * deciding anything. */
+	if (e->plan.n + nch > e->plan.cap || (e->plan.n && e->pool.nfree < nch))
+		return VD_PLAN_FULL;
+	dl->copy = vm->cost.adaptive ? vd_cost_copy(e, vm, &vm->cost, dl->out_len, nch, dl->consume, &t0)
+				     : dl->out_len <= vm->eff_threshold;
+	why = delivery_obstacle(e, vm, nch, dl->copy, dl->consume, &nfresh);
+	if (why) {
+		vd_drop(e, &vm->st, why);
+		return VD_PLAN_DROPPED;
+	}
+	vd_pool_get_run(&e->pool, fresh, nfresh, NULL);
+	if (vm->chains)
+		chain = vm->slots[vd_postq_peek(&vm->postq, 0)].chain;
+	plan_chunks(e, vm, dl, fresh);
 	if (chain)
-		chain_taken(vm, src, chain, nch);
+		chain_taken(vm, dl->src, chain, nch);
 	vd_cq_reserve(&vm->cq, nch);
 	if (t0)
 		vd_cost_planned(e, vm, nch, t0);
 	vm->st.delivered++;
-	vm->st.bytes += out_len;
+	vm->st.bytes += dl->out_len;
 	e->st.delivered++;
-	*consumed = consume;
+	*consumed = dl->consume;
 	return VD_PLAN_DONE;
+}
+
+enum vd_plan_res vd_plan_delivery(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
+				  const struct vdemux_dest *d, bool consume, bool *consumed)
+{
+	struct dlv dl = {.src = src, .d = d, .off = vm->rx_offset};
+	bool bad_action;
+
+	*consumed = false;
+	dl.out_len = vd_frame_out_len(src, d, &bad_action);
+	if (!dl.out_len) {
+		vd_drop(e, &vm->st, bad_action ? VDEMUX_DROP_NO_DEST : VDEMUX_DROP_MALFORMED);
+		return VD_PLAN_DROPPED;
+	}
+	/* The frame's own pages fit only a layout with the same offset. */
+	dl.consume = consume && d->action == VDEMUX_VLAN_KEEP && src->pages && src->off == dl.off;
+	dl.nch = npages_for(dl.off + dl.out_len);
+	if (use_sink(vm, dl.nch))
+		return sink_delivery(e, vm, src, d, dl.out_len);
+	return plan_pages(e, vm, &dl, consumed);
 }

@@ -1,4 +1,5 @@
-/* The public VM calls, as the rest of the library (virtio) uses them. */
+/* The VM calls the rest of the core builds on: vmq.c posts a queue's
+ * chains through them. */
 #ifndef VDEMUX_CORE_VM_API_H
 #define VDEMUX_CORE_VM_API_H
 

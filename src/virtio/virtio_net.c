@@ -12,7 +12,8 @@
  * - any other buffer (mergeable, small, a big chain that cannot be
  *   flipped) waits here; the engine hands the frames that no chain can
  *   take to sink_copy(), which copies them in (header, then frame, across
- *   as many mergeable buffers as it needs) and pushes the used entries.
+ *   as many mergeable buffers as it needs) and pushes the used entries
+ *   (after those of the chains delivered before, still in flight: dq).
  * The used ring is published, and the guest interrupted if it asks for it,
  * once per engine call.
  */
@@ -51,6 +52,13 @@ struct cbuf {
 	uint16_t head;
 };
 
+/* A used entry of a copy that waits for the chains delivered before it. */
+struct dpush {
+	uint64_t after; /* pushed once this many chains have completed */
+	uint32_t len;
+	uint16_t head;
+};
+
 struct vdemux_vnet_rxq {
 	vdemux_engine *eng;
 	vdemux_vm_id id;
@@ -70,6 +78,9 @@ struct vdemux_vnet_rxq {
 	uint32_t cq_cap, cq_head, cq_n;
 	struct vd_vring_seg *segs; /* ring of the waiting buffers' segments */
 	uint32_t seg_cap, seg_head, seg_n;
+	struct dpush *dq;    /* FIFO: copies done while chains were in flight */
+	uint32_t dq_head, dq_n;
+	uint64_t chains_done; /* page chains completed (to order dq) */
 
 	uint64_t ring_skipped; /* the ring's counts already added to st */
 	uint64_t ring_errs;
@@ -197,6 +208,19 @@ static void chain_done(struct vdemux_vnet_rxq *q, const struct vm *vm, struct fc
 		q->st.copied++;
 }
 
+/* Push the used entries of copies whose turn came (all: every one; the
+ * engine call is over, no chain delivered before them is pending). */
+static void flush_copies(struct vdemux_vnet_rxq *q, bool all)
+{
+	while (q->dq_n && (all || q->dq[q->dq_head].after <= q->chains_done)) {
+		const struct dpush *dp = &q->dq[q->dq_head];
+
+		vd_vring_push(q->vq, dp->head, dp->len);
+		q->dq_head = (q->dq_head + 1) & (q->cq_cap - 1);
+		q->dq_n--;
+	}
+}
+
 /* Take the engine's completions: each delivery fills the chain at the head
  * of fq, in order. */
 static void drain(struct vdemux_vnet_rxq *q, struct vm *vm)
@@ -223,7 +247,10 @@ static void drain(struct vdemux_vnet_rxq *q, struct vm *vm)
 		q->fq_n--;
 		if (q->fq_taken)
 			q->fq_taken--;
+		q->chains_done++;
+		flush_copies(q, false);
 	}
+	flush_copies(q, true);
 }
 
 static int take_buffers(struct vdemux_vnet_rxq *q, struct vm *vm);
@@ -237,6 +264,7 @@ static void forget_buffers(struct vdemux_vnet_rxq *q, struct vm *vm)
 	if (vm)
 		vd_vmq_unpost_all(vm);
 	q->fq_head = q->fq_n = q->fq_taken = q->cq_head = q->cq_n = q->seg_head = q->seg_n = 0;
+	q->dq_head = q->dq_n = 0;
 }
 
 /* Take what the guest made available; if that found the ring broken, the
@@ -317,6 +345,30 @@ static bool bufs_backed(struct vdemux_vnet_rxq *q, uint32_t nbuf)
 	return true;
 }
 
+/* Page chains the engine took in this call, not completed yet: the leading
+ * chains of fq whose first page it took from the post queue. */
+static uint32_t chains_in_flight(const struct vdemux_vnet_rxq *q)
+{
+	uint32_t n = 0;
+
+	while (n < q->fq_n && !vd_vmq_posted(q->vm, q->fq[(q->fq_head + n) & (q->fq_cap - 1)].first_gpa))
+		n++;
+	return n;
+}
+
+/* A copy's used entry: now, or after the chains delivered before it (their
+ * used entries are pushed at the end of the engine call), so that the
+ * guest gets its frames in the order they came. */
+static void push_copy(struct vdemux_vnet_rxq *q, uint16_t head, uint32_t len, uint64_t after)
+{
+	if (after <= q->chains_done && !q->dq_n) {
+		vd_vring_push(q->vq, head, len);
+		return;
+	}
+	q->dq[(q->dq_head + q->dq_n) & (q->cq_cap - 1)] = (struct dpush){.after = after, .len = len, .head = head};
+	q->dq_n++;
+}
+
 static int sink_copy(void *ctx, const struct vd_pool *pl, const struct vd_src *src,
 		     const struct vdemux_dest *d, uint32_t len)
 {
@@ -324,9 +376,12 @@ static int sink_copy(void *ctx, const struct vd_pool *pl, const struct vd_src *s
 	uint64_t need = (uint64_t)q->hdr_len + len, cap = 0, pos = 0;
 	uint8_t hdr[VNET_HDR_MAX];
 	uint32_t nbuf;
+	uint64_t after;
 
-	if (!q->vq || !q->cq_n)
+	if (!q->vq)
 		return VDEMUX_DROP_NO_BUFFER;
+	if (!q->cq_n) /* a chain is posted: the engine came here as it is too short */
+		return q->fq_n > chains_in_flight(q) ? VDEMUX_DROP_TOO_BIG : VDEMUX_DROP_NO_BUFFER;
 	if (q->mrg) {
 		for (nbuf = 0; nbuf < q->cq_n && cap < need; nbuf++)
 			cap += cbuf_at(q, nbuf)->cap;
@@ -340,6 +395,7 @@ static int sink_copy(void *ctx, const struct vd_pool *pl, const struct vd_src *s
 	if (!bufs_backed(q, nbuf))
 		return VDEMUX_DROP_BACKEND; /* a hole the guest cannot have made */
 	make_hdr(q, hdr, (uint16_t)nbuf, src->vh);
+	after = q->chains_done + chains_in_flight(q);
 	for (uint32_t b = 0; b < nbuf; b++) {
 		struct cbuf *cb = cbuf_at(q, 0);
 		uint64_t start = pos;
@@ -351,7 +407,7 @@ static int sink_copy(void *ctx, const struct vd_pool *pl, const struct vd_src *s
 			stream_write(q, pl, src, d, hdr, pos, q->gm.base + sg->gpa, n);
 			pos += n;
 		}
-		vd_vring_push(q->vq, cb->head, (uint32_t)(pos - start));
+		push_copy(q, cb->head, (uint32_t)(pos - start), after);
 		q->seg_head = (q->seg_head + cb->nseg) & (q->seg_cap - 1);
 		q->seg_n -= cb->nseg;
 		q->cq_head = (q->cq_head + 1) & (q->cq_cap - 1);
@@ -408,6 +464,45 @@ static void wait_copy(struct vdemux_vnet_rxq *q, const struct vd_vring_chain *c)
 	q->cq_n++;
 }
 
+/* Make the segment ring twice as large (a power of two still), its
+ * segments in order from 0. The bound holds the chains of every head but
+ * one (each at most VNET_MAX_SEGS segments) with room for one more: all
+ * that room() asks while a head is free. */
+static bool seg_grow(struct vdemux_vnet_rxq *q)
+{
+	const struct vdemux_alloc_hooks *h = vd_vmq_alloc(q->eng);
+	uint32_t cap = 2 * q->seg_cap;
+	struct vd_vring_seg *segs;
+
+	if (q->seg_cap >= q->cq_cap * VNET_MAX_SEGS)
+		return false;
+	segs = vd_calloc(h, cap, sizeof(*segs));
+	if (!segs)
+		return false;
+	for (uint32_t k = 0; k < q->seg_n; k++)
+		segs[k] = q->segs[(q->seg_head + k) & (q->seg_cap - 1)];
+	for (uint32_t b = 0; b < q->cq_n; b++) {
+		struct cbuf *cb = cbuf_at(q, b);
+
+		cb->seg0 = (cb->seg0 - q->seg_head) & (q->seg_cap - 1);
+	}
+	vd_free(h, q->segs);
+	q->segs = segs;
+	q->seg_cap = cap;
+	q->seg_head = 0;
+	return true;
+}
+
+/* Room to take one more chain: a head slot, and segments for a chain that
+ * waits for a copy (the segment ring grows as needed: a kick takes every
+ * buffer the guest made available, memory permitting). */
+static bool room(struct vdemux_vnet_rxq *q)
+{
+	if (q->cq_n == q->cq_cap)
+		return false;
+	return q->seg_cap - q->seg_n >= VNET_MAX_SEGS || seg_grow(q);
+}
+
 /* Add to the queue's counters what the ring found since the last call: the
  * malformed chains it gave back unused (buffers taken, skipped, ring
  * errors) and the error that broke it (a ring error). Returns how many
@@ -439,7 +534,7 @@ static int take_buffers(struct vdemux_vnet_rxq *q, struct vm *vm)
 	int taken = 0;
 
 	for (;;) {
-		while (q->cq_n < q->cq_cap && q->seg_cap - q->seg_n >= VNET_MAX_SEGS) {
+		while (room(q)) {
 			struct vd_vring_chain c;
 			struct vd_vnet_rx_shape sh;
 			int rc = vd_vring_pop(q->vq, &c, q->pop_segs, VNET_MAX_SEGS);
@@ -466,9 +561,19 @@ static int take_buffers(struct vdemux_vnet_rxq *q, struct vm *vm)
 				continue;
 			wait_copy(q, &c);
 		}
-		/* Out of room: the completions that make room take more. */
-		if (q->cq_n == q->cq_cap || q->seg_cap - q->seg_n < VNET_MAX_SEGS ||
-		    vd_vring_broken(q->vq) || !vd_vring_enable_kick(q->vq, true))
+		if (vd_vring_broken(q->vq))
+			break;
+		if (!room(q)) {
+			/* Every head waits here (or no memory for more): ask
+			 * for kicks if that is everything the guest made
+			 * available; else the completions that make room take
+			 * the rest. */
+			if (!vd_vring_avail_count(q->vq) && !vd_vring_broken(q->vq))
+				vd_vring_enable_kick(q->vq, true);
+			break;
+		}
+		/* Everything taken: kicks re-armed, and what came meanwhile. */
+		if (!vd_vring_enable_kick(q->vq, true))
 			break;
 	}
 	return taken + (int)count_ring(q);
@@ -498,6 +603,7 @@ static void rxq_free(vdemux_vnet_rxq *q)
 	vd_free(h, q->fq);
 	vd_free(h, q->cq);
 	vd_free(h, q->segs);
+	vd_free(h, q->dq);
 	vd_free(h, q);
 }
 
@@ -580,10 +686,12 @@ int vdemux_vnet_rxq_start(vdemux_vnet_rxq *q, const struct vdemux_vnet_ring *uri
 	vd_free(h, q->fq);
 	vd_free(h, q->cq);
 	vd_free(h, q->segs);
+	vd_free(h, q->dq);
 	q->fq = vd_calloc(h, q->fq_cap, sizeof(*q->fq));
 	q->cq = vd_calloc(h, q->cq_cap, sizeof(*q->cq));
 	q->segs = vd_calloc(h, q->seg_cap, sizeof(*q->segs));
-	if (!q->fq || !q->cq || !q->segs)
+	q->dq = vd_calloc(h, q->cq_cap, sizeof(*q->dq));
+	if (!q->fq || !q->cq || !q->segs || !q->dq)
 		return -ENOMEM;
 	err = vd_vring_create(&q->vq, &q->gm, &cfg, h->calloc ? h : NULL);
 	if (err)
@@ -593,6 +701,7 @@ int vdemux_vnet_rxq_start(vdemux_vnet_rxq *q, const struct vdemux_vnet_ring *uri
 	q->hdr_len = vd_vnet_hdr_len(r.features);
 	q->mrg = !!(r.features & VD_VIRTIO_NET_F_MRG_RXBUF);
 	q->fq_head = q->fq_n = q->fq_taken = q->cq_head = q->cq_n = q->seg_head = q->seg_n = 0;
+	q->dq_head = q->dq_n = 0;
 	q->ring_skipped = q->ring_errs = 0; /* a new ring counts from 0 */
 	return 0;
 }

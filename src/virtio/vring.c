@@ -593,8 +593,10 @@ bool vd_vring_enable_kick(struct vd_vring *vq, bool on)
 	if (on && vq->armed && (!vq->event_idx || vq->armed_at == vq->last_avail))
 		goto look;
 	if (vq->event_idx) {
-		if (!on)
+		if (!on) {
+			vq->armed = false;
 			return false; /* avail_event stays behind: no kick until it wraps */
+		}
 		st16(vq->used + USED_RING + 8u * vq->size, vq->last_avail);
 	} else {
 		st16(vq->used + USED_FLAGS, on ? 0 : VD_VRING_USED_F_NO_NOTIFY);

@@ -143,7 +143,7 @@ struct vd_gmem {
 struct vd_vring_config {
 	uint64_t desc_gpa;  /* descriptor table: 16-byte aligned */
 	uint64_t avail_gpa; /* driver area: 2-byte aligned */
-	uint64_t used_gpa;  /* device area: 4-byte aligned (legacy: 4096) */
+	uint64_t used_gpa;  /* device area: 4-byte aligned (legacy: the transport's boundary, unchecked) */
 	uint32_t size;      /* entries: a power of two, 1..32768 */
 	uint32_t flags;     /* VD_VRING_F_* */
 	uint64_t features;  /* negotiated: VD_VIRTIO_F_INDIRECT_DESC, _EVENT_IDX used */
@@ -275,7 +275,10 @@ bool vd_vring_need_notify(struct vd_vring *vq);
  * Ask to be kicked (@on) or not. With EVENT_IDX, writes avail_event (kick
  * me when avail->idx passes what I have consumed; off leaves it behind, which
  * the driver reads as "no kick needed" until idx wraps around to it); without, sets or
- * clears VRING_USED_F_NO_NOTIFY in used->flags.
+ * clears VRING_USED_F_NO_NOTIFY in used->flags. Asking again with nothing
+ * popped since (and no vd_vring_set_avail_event() or off in between) writes
+ * nothing and skips the barrier: the request made then still holds, and
+ * only avail->idx is read again.
  * @return for @on: whether chains are available after the barrier (poll
  *         again instead of waiting: the guest may have added them before it
  *         saw the request); false for off.

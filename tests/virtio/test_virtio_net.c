@@ -10,6 +10,7 @@
  * VMM's view of guest RAM, which is what the queue reads and writes), so
  * what the guest reads is what a vCPU would.
  */
+#include <endian.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -60,6 +61,10 @@ struct world {
 	vdemux_arena *arena;
 	struct guest g[NVM];
 	uint32_t seq;
+	uint32_t qsize;       /* of the guests set up next; 0: QSIZE */
+	bool setup_empty;     /* guests set up next post nothing yet */
+	uint32_t ring_align;  /* their used ring's alignment; 0: 4096 */
+	uint32_t big_frags;   /* their big-packet chains' whole pages; 0: 17 */
 	/* what was sent, by seq: to whom (bit per VM), length */
 	uint8_t *to;
 	uint32_t *len;
@@ -89,7 +94,8 @@ static void guest_setup_ex(struct world *w, int i, enum vng_mode mode, uint64_t 
 	struct guest *g = &w->g[i];
 	struct vdemux_arena_info ai;
 	struct vng_mem m = {.at = guest_at, .payload = g};
-	struct vng_opts vo = {.mode = mode, .qsize = QSIZE, .features = features, .mem_size = RAM};
+	struct vng_opts vo = {.mode = mode, .qsize = w->qsize ? w->qsize : QSIZE, .features = features,
+			      .ring_align = w->ring_align, .big_frags = w->big_frags, .mem_size = RAM};
 	struct vd_vring_config rc;
 	struct vdemux_vnet_ring ring;
 	vdemux_l2 *l2 = vdemux_engine_l2(w->eng);
@@ -128,6 +134,8 @@ static void guest_setup_ex(struct world *w, int i, enum vng_mode mode, uint64_t 
 	ring = VDEMUX_OPTS(vdemux_vnet_ring, .desc_gpa = rc.desc_gpa, .avail_gpa = rc.avail_gpa,
 			   .used_gpa = rc.used_gpa, .size = rc.size, .features = features);
 	assert_int_equal(vdemux_vnet_rxq_start(g->q, &ring), 0);
+	if (w->setup_empty)
+		return; /* the test posts */
 	vng_refill(&g->g);
 	assert_true(vdemux_vnet_rxq_kick(g->q) > 0);
 }
@@ -492,7 +500,7 @@ static void test_a_flip_refused_for_lack_of_mappings_is_copied_at_the_layout_off
 static void offer_a_head_twice(struct guest *g)
 {
 	uint16_t idx = g->g.avail_idx_shadow, head;
-	const uint8_t *e = vng_at(&g->g, g->g.avail_gpa + 4 + 2ull * ((uint16_t)(idx - 1) & (QSIZE - 1)), 2);
+	const uint8_t *e = vng_at(&g->g, g->g.avail_gpa + 4 + 2ull * ((uint16_t)(idx - 1) & (g->g.o.qsize - 1)), 2);
 
 	memcpy(&head, e, 2);
 	vng_write_avail(&g->g, idx, head);
@@ -574,7 +582,7 @@ static void test_a_broken_ring_is_served_no_more_and_its_frames_are_dropped(void
 /* Fill every buffer the guest has posted with a byte only it writes. */
 static void mark_posted_buffers(struct guest *g, uint8_t v)
 {
-	for (uint32_t h = 0; h < QSIZE; h++) {
+	for (uint32_t h = 0; h < g->g.o.qsize; h++) {
 		const struct vng_buf *b = &g->g.bufs[h];
 
 		for (uint32_t k = 0; b->posted && k < b->nseg; k++)
@@ -675,7 +683,7 @@ static uint16_t last_head(struct guest *g)
 {
 	uint16_t idx = g->g.avail_idx_shadow, head;
 
-	memcpy(&head, vng_at(&g->g, g->g.avail_gpa + 4 + 2ull * ((uint16_t)(idx - 1) & (QSIZE - 1)), 2), 2);
+	memcpy(&head, vng_at(&g->g, g->g.avail_gpa + 4 + 2ull * ((uint16_t)(idx - 1) & (g->g.o.qsize - 1)), 2), 2);
 	return head;
 }
 
@@ -735,6 +743,197 @@ static void test_the_error_that_breaks_the_ring_counts_as_a_ring_error(void **st
 	world_free(w);
 }
 
+/* avail_event, as the guest reads it (EVENT_IDX). */
+static uint16_t avail_event(struct guest *g)
+{
+	uint16_t v;
+
+	memcpy(&v, vng_at(&g->g, g->g.used_gpa + 4 + 8ull * g->g.o.qsize, 2), 2);
+	return v;
+}
+
+static void test_a_kick_that_takes_everything_rearms_kicks_at_once(void **state)
+{
+	struct world *w = world_new();
+
+	(void)state;
+	/* Small buffers: each waits for a copy; the guest fills the ring. */
+	guest_setup(w, 0, VNG_SMALL, V1 | EVT, VDEMUX_COPY_DEFAULT);
+	assert_int_equal(w->g[0].g.num_free, 0);
+	assert_int_equal(q_stats(w, 0).buffers, QSIZE);
+	/* Everything taken: the next buffer the guest adds must kick. */
+	assert_int_equal(avail_event(&w->g[0]), w->g[0].g.avail_idx_shadow);
+	/* And so after it got some back and refills. */
+	send_to(w, 0, 3, 500);
+	w->g[0].refill = false;
+	guest_receive(w, 0);
+	assert_int_equal(vng_refill(&w->g[0].g), 3);
+	assert_true(vng_kick_prepare(&w->g[0].g));
+	assert_int_equal(vdemux_vnet_rxq_kick(w->g[0].q), 3);
+	assert_int_equal(avail_event(&w->g[0]), w->g[0].g.avail_idx_shadow);
+	world_free(w);
+}
+
+/* Move the data of the big-packet chain at head to offset off of its first
+ * page (its indirect table's second descriptor). */
+static void big_chain_data_at(struct guest *g, uint16_t head, uint32_t off)
+{
+	uint8_t *d = vng_at(&g->g, g->g.indirect_gpa + 512ull * head + 16, 16);
+	uint64_t addr = htole64(g->g.bufs[head].gpa[0] + off);
+	uint32_t len = htole32(VDEMUX_PAGE_SIZE - off);
+
+	memcpy(d, &addr, 8);
+	memcpy(d + 8, &len, 4);
+	g->g.bufs[head].gpa[1] = g->g.bufs[head].gpa[0] + off;
+	g->g.bufs[head].len[1] = VDEMUX_PAGE_SIZE - off;
+}
+
+static void test_a_kick_takes_every_buffer_the_guest_made_available(void **state)
+{
+	struct world *w = world_new();
+	struct guest *g = &w->g[0];
+
+	(void)state;
+	w->qsize = 32;
+	w->setup_empty = true;
+	guest_setup(w, 0, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER);
+	/* The first chain has its data at 64 (it sets the queue's offset),
+	 * the next 19 at 32: those are filled by copy. */
+	for (int k = 0; k < 20; k++) {
+		assert_int_equal(vng_add_one(&g->g), 0);
+		if (k == 0)
+			big_chain_data_at(g, last_head(g), 64);
+	}
+	assert_true(vng_kick_prepare(&g->g));
+	assert_int_equal(vdemux_vnet_rxq_kick(g->q), 20);
+	assert_int_equal(q_stats(w, 0).buffers, 20);
+	assert_int_equal(q_stats(w, 0).page_buffers, 1);
+	assert_int_equal(avail_event(g), g->g.avail_idx_shadow);
+	/* Every one of them receives a frame, in the order sent: the first
+	 * flipped, the others copied. */
+	g->refill = false;
+	for (int b = 0; b < 4; b++)
+		send_to(w, 0, 5, 2000 + 1000 * b);
+	guest_receive(w, 0);
+	assert_int_equal(g->received, 20);
+	assert_int_equal(q_stats(w, 0).flipped, 1);
+	assert_int_equal(q_stats(w, 0).copied, 19);
+	world_free(w);
+}
+
+static void test_a_legacy_used_ring_is_where_the_transport_puts_it(void **state)
+{
+	struct world *w = world_new();
+	struct guest *g = &w->g[0];
+	uint64_t avail_end;
+
+	(void)state;
+	/* Legacy (no VERSION_1), the used ring at the next 64-byte boundary
+	 * after avail (a legacy MMIO transport's QueueAlign): not 4096. */
+	w->ring_align = 64;
+	guest_setup(w, 0, VNG_SMALL, EVT, VDEMUX_COPY_DEFAULT);
+	avail_end = g->g.avail_gpa + VD_VRING_AVAIL_BYTES(QSIZE);
+	assert_int_equal(g->g.used_gpa, (avail_end + 63) & ~63ull);
+	assert_true(g->g.used_gpa % 4096 != 0);
+	w->ring_align = 0;
+	guest_setup(w, 1, VNG_BIG, 0, VDEMUX_COPY_NEVER);
+	guest_setup(w, 2, VNG_MERGEABLE, V1 | EVT | MRG, VDEMUX_COPY_DEFAULT);
+	run_traffic(w, 60, 60, 1514, false);
+	for (int i = 0; i < NVM; i++)
+		expect_all_received(w, i);
+	world_free(w);
+}
+
+static void test_a_frame_too_big_for_the_guests_buffer_is_dropped_as_too_big(void **state)
+{
+	struct world *w = world_new();
+
+	(void)state;
+	guest_setup(w, 0, VNG_SMALL, V1 | EVT, VDEMUX_COPY_DEFAULT);
+	/* Small buffers take 1518 bytes; big-packet chains of one page after
+	 * the header's, 4064 + 4096. */
+	w->big_frags = 1;
+	guest_setup(w, 1, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER);
+	w->big_frags = 0;
+	for (int i = 0; i < 2; i++) {
+		struct vdemux_vnet_rxq_stats qs = q_stats(w, i);
+		struct vdemux_vm_stats vs = vm_stats(w, i);
+		uint16_t used, now;
+
+		memcpy(&used, vng_at(&w->g[i].g, w->g[i].g.used_gpa + 2, 2), 2);
+
+		send_to(w, i, 1, i ? 9000 : 1519);
+		assert_int_equal(vm_stats(w, i).drops[VDEMUX_DROP_TOO_BIG], vs.drops[VDEMUX_DROP_TOO_BIG] + 1);
+		assert_int_equal(vm_stats(w, i).drops[VDEMUX_DROP_NO_BUFFER], vs.drops[VDEMUX_DROP_NO_BUFFER]);
+		/* No buffer was used: the next frame that fits takes it. */
+		memcpy(&now, vng_at(&w->g[i].g, w->g[i].g.used_gpa + 2, 2), 2);
+		assert_int_equal(now, used);
+		assert_int_equal(q_stats(w, i).skipped, qs.skipped);
+		assert_int_equal(q_stats(w, i).failed, qs.failed);
+		send_to(w, i, 1, i ? 8000 : 1518);
+		guest_receive(w, i);
+		assert_int_equal(w->g[i].received, 1);
+	}
+	world_free(w);
+}
+
+/* Guest 0 takes every used entry: a buffer given back unused must hold
+ * what the guest left in it (mark), byte for byte. Then it refills and
+ * marks what it posted. Returns how many came back unused. */
+static uint32_t take_checking_unused(struct world *w, uint8_t mark)
+{
+	struct guest *g = &w->g[0];
+	uint32_t unused = 0, len;
+	uint16_t head;
+
+	while (vng_get_used(&g->g, &head, &len) == 1) {
+		if (len == 0) {
+			assert_true(buffer_is(g, head, mark));
+			unused++;
+		}
+		vng_release(&g->g, head);
+	}
+	vng_refill(&g->g);
+	mark_posted_buffers(g, mark);
+	if (vng_kick_prepare(&g->g))
+		assert_true(vdemux_vnet_rxq_kick(g->q) >= 0);
+	return unused;
+}
+
+static void unused_buffers_scenario(bool stacked)
+{
+	struct world *w = world_new();
+	struct guest *g = &w->g[0];
+	uint32_t r = 99, unused = 0;
+
+	guest_setup_ex(w, 0, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER, !stacked, stacked);
+	guest_setup(w, 1, VNG_MERGEABLE, V1 | EVT | MRG, VDEMUX_COPY_DEFAULT);
+	guest_setup(w, 2, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER);
+	mark_posted_buffers(g, 0x3c);
+	for (int b = 0; b < 40; b++) {
+		/* One table refuses one batch of each burst, cleanly. */
+		if (stacked)
+			vt_fault_arm(g->fault2, VT_OP_MAP, VT_FAULT_CALL, 1, -EIO, false);
+		else
+			vt_fault_arm(g->fault, VT_OP_REMAP, VT_FAULT_CALL, 1, -EIO, false);
+		burst(w, &r, 6, 60, 20000, b & 1);
+		check_engine(w);
+		unused += take_checking_unused(w, 0x3c);
+		for (int i = 1; i < NVM; i++)
+			guest_receive(w, i);
+	}
+	assert_true(unused > 0);
+	assert_int_equal(unused, q_stats(w, 0).failed);
+	world_free(w);
+}
+
+static void test_a_buffer_given_back_unused_holds_what_the_guest_left_in_it(void **state)
+{
+	(void)state;
+	unused_buffers_scenario(false); /* one table, remap refused */
+	unused_buffers_scenario(true);  /* two tables, map refused */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -750,6 +949,11 @@ int main(void)
 		cmocka_unit_test(test_the_engine_check_finds_a_hole_in_a_queues_guest_ram),
 		cmocka_unit_test(test_a_malformed_chain_counts_as_a_buffer_taken_and_skipped),
 		cmocka_unit_test(test_the_error_that_breaks_the_ring_counts_as_a_ring_error),
+		cmocka_unit_test(test_a_kick_that_takes_everything_rearms_kicks_at_once),
+		cmocka_unit_test(test_a_kick_takes_every_buffer_the_guest_made_available),
+		cmocka_unit_test(test_a_legacy_used_ring_is_where_the_transport_puts_it),
+		cmocka_unit_test(test_a_frame_too_big_for_the_guests_buffer_is_dropped_as_too_big),
+		cmocka_unit_test(test_a_buffer_given_back_unused_holds_what_the_guest_left_in_it),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -527,6 +527,65 @@ static void test_enable_kick_sets_avail_event_and_reports_pending_chains(void **
 	fx_fini(&x);
 }
 
+static uint16_t used_le16(const struct fx *x, uint64_t off)
+{
+	uint16_t v;
+
+	memcpy(&v, x->f.base + x->g.used_gpa + off, 2);
+	return le16toh(v);
+}
+
+static void set_used_le16(struct fx *x, uint64_t off, uint16_t v)
+{
+	v = htole16(v);
+	memcpy(x->f.base + x->g.used_gpa + off, &v, 2);
+}
+
+/* A request repeated at the same entry writes nothing (the one made then
+ * holds) yet still sees chains added since; a pop, set_avail_event or off
+ * makes the next request write again. The used ring is overwritten here
+ * only to see whether the device writes it. */
+static void test_repeated_kick_request_writes_nothing_until_something_changes(void **state)
+{
+	const uint64_t ae = 4 + 8 * 16; /* avail_event in a ring of 16 */
+	struct fx x;
+	struct vd_vring_chain c;
+
+	(void)state;
+	fx_init(&x, VNG_SMALL, 16, V1 | EVT);
+	assert_false(vd_vring_enable_kick(x.vq, true));
+	assert_int_equal(used_le16(&x, ae), 0);
+	set_used_le16(&x, ae, 7);
+	assert_false(vd_vring_enable_kick(x.vq, true));
+	assert_int_equal(used_le16(&x, ae), 7); /* not written again */
+	vng_add_one(&x.g);
+	assert_true(vd_vring_enable_kick(x.vq, true)); /* the new chain is seen */
+	assert_int_equal(used_le16(&x, ae), 7);
+	assert_int_equal(vd_vring_pop(x.vq, &c, x.segs, 16), 1);
+	assert_false(vd_vring_enable_kick(x.vq, true));
+	assert_int_equal(used_le16(&x, ae), 1); /* popped: asked again */
+	assert_int_equal(vd_vring_set_avail_event(x.vq, 9), 0);
+	assert_false(vd_vring_enable_kick(x.vq, true));
+	assert_int_equal(used_le16(&x, ae), 1); /* set_avail_event forgot it */
+	set_used_le16(&x, ae, 7);
+	assert_false(vd_vring_enable_kick(x.vq, false));
+	assert_false(vd_vring_enable_kick(x.vq, true));
+	assert_int_equal(used_le16(&x, ae), 1); /* off forgot it */
+	fx_fini(&x);
+
+	fx_init(&x, VNG_SMALL, 16, V1);
+	assert_false(vd_vring_enable_kick(x.vq, true));
+	assert_int_equal(used_le16(&x, 0), 0);
+	set_used_le16(&x, 0, VD_VRING_USED_F_NO_NOTIFY);
+	assert_false(vd_vring_enable_kick(x.vq, true));
+	assert_int_equal(used_le16(&x, 0), VD_VRING_USED_F_NO_NOTIFY); /* not written again */
+	assert_false(vd_vring_enable_kick(x.vq, false));
+	set_used_le16(&x, 0, VD_VRING_USED_F_NO_NOTIFY);
+	assert_false(vd_vring_enable_kick(x.vq, true));
+	assert_int_equal(used_le16(&x, 0), 0); /* off forgot it */
+	fx_fini(&x);
+}
+
 static void test_no_notify_flag_without_event_idx(void **state)
 {
 	struct fx x;
@@ -1432,6 +1491,7 @@ int main(void)
 		cmocka_unit_test(test_event_idx_ignores_the_no_interrupt_flag),
 		cmocka_unit_test(test_no_interrupt_flag_suppresses_notify_without_event_idx),
 		cmocka_unit_test(test_enable_kick_sets_avail_event_and_reports_pending_chains),
+		cmocka_unit_test(test_repeated_kick_request_writes_nothing_until_something_changes),
 		cmocka_unit_test(test_no_notify_flag_without_event_idx),
 		cmocka_unit_test(test_indirect_big_chain_pops_as_its_19_segments),
 		cmocka_unit_test(test_direct_big_chain_takes_19_ring_descriptors),
