@@ -82,8 +82,8 @@ static void print_tap(struct vmm *v)
 		      " oversize dropped), tx %" PRIu64 " frames (%" PRIu64 " errors); guest to guest %" PRIu64,
 		t->rx_frames, t->rx_bytes, t->rx_short, t->rx_oversize, t->tx_frames, t->tx_errors, v->guest_to_guest);
 	vmm_log(NULL, "vmm: tap: rx gso %" PRIu64 ", rx csum %" PRIu64 ", rx bursts %" PRIu64 "; offloads 0x%x (set %" PRIu64
-		      " times)",
-		t->rx_gso, t->rx_csum, t->rx_bursts, t->offloads, t->offload_sets);
+		      " times, taken 0x%x)",
+		t->rx_gso, t->rx_csum, t->rx_bursts, t->offloads, t->offload_sets, t->offloads_taken);
 }
 
 static void print_guest(struct guest *g)

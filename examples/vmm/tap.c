@@ -198,6 +198,7 @@ int tap_set_offloads(struct vmm *v, unsigned want)
 	if (ioctl(v->tap.fd, TUNSETOFFLOAD, (unsigned long)want) < 0)
 		return -errno;
 	v->tap.offloads = want;
+	v->tap.offloads_taken |= want;
 	v->tap.offload_sets++;
 	return 1;
 }

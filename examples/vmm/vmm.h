@@ -199,6 +199,7 @@ struct uplink {
 	struct vdemux_rx_buf stash[TAP_BURST * TAP_IOV]; /* pool pages lent for the next reads */
 	unsigned nstash;
 	unsigned offloads;    /* TUN_F_* last set with TUNSETOFFLOAD */
+	unsigned offloads_taken; /* every TUN_F_* it was ever set to */
 	uint64_t rx_frames, rx_bytes, tx_frames, tx_errors;
 	uint64_t rx_gso;      /* frames read with a GSO type (TUN_F_TSO*) */
 	uint64_t rx_csum;     /* of the others, frames with NEEDS_CSUM */

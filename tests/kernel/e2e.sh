@@ -45,7 +45,7 @@
 #   e2e: guests=<n> pings=<answered>/<sent> tcp_bytes=<verified> flips=<n> copies=<n> check=ok|FAIL
 # (flips and copies: the engine's counters, printed by the VMM at exit),
 # after a line on offloads:
-#   e2e: offloads: a_flipped=<n> a_copied=<n> tap_gso=<n> tap_offloads=0x.. gso_tx_a=<n> gso_tx_b=<n> passed=<n> segmented=<n> segments=<n>
+#   e2e: offloads: a_flipped=<n> a_copied=<n> tap_gso=<n> tap_offloads=<TUN_F_* the TAP was set to, all runs> gso_tx_a=<n> gso_tx_b=<n> passed=<n> segmented=<n> segments=<n>
 # Exit status: 0 all passed, 1 a check failed, 77 a host tool or the kernel
 # is missing ("SKIP: <reason>").
 
@@ -459,7 +459,7 @@ elif ! grep -aq '^E2E-DONE' "$txt"; then
 elif grep -aq 'Kernel panic' "$txt"; then
 	problem="kernel panic"
 fi
-expected=19
+expected=21
 # Pings answered/sent: the lab's to each guest, and a's to b.
 sent=0 answered=0
 while read -r t r; do
@@ -478,7 +478,7 @@ tapo="$(grep -a 'vmm: tap: rx gso' "$txt" | tail -n1)"
 engo="$(grep -a 'vmm: engine: offloads passed' "$txt" | tail -n1)"
 gso_tx_a="$(num "$(grep -a '^\[a\] vmm: tx: ' "$txt" | tail -n1)" '(gso ')"
 gso_tx_b="$(num "$(grep -a '^\[b\] vmm: tx: ' "$txt" | tail -n1)" '(gso ')"
-echo "e2e: offloads: a_flipped=${rq_flipped_a:-?} a_copied=${rq_copied_a:-?} tap_gso=$(num "$tapo" 'rx gso ') tap_offloads=$(echo "$tapo" | sed -n 's/.*offloads \(0x[0-9a-f]*\).*/\1/p') gso_tx_a=${gso_tx_a:-?} gso_tx_b=${gso_tx_b:-?} passed=$(num "$engo" 'passed ') segmented=$(num "$engo" 'segmented ') segments=$(num "$engo" 'into ')"
+echo "e2e: offloads: a_flipped=${rq_flipped_a:-?} a_copied=${rq_copied_a:-?} tap_gso=$(num "$tapo" 'rx gso ') tap_offloads=$(echo "$tapo" | sed -n 's/.*taken \(0x[0-9a-f]*\).*/\1/p') gso_tx_a=${gso_tx_a:-?} gso_tx_b=${gso_tx_b:-?} passed=$(num "$engo" 'passed ') segmented=$(num "$engo" 'segmented ') segments=$(num "$engo" 'into ')"
 echo "e2e: guests=$guests pings=$answered/$sent tcp_bytes=$tcp flips=${flips:-?} copies=${copies:-?} check=$verdict"
 if [ "$verdict" = ok ]; then
 	exit 0
