@@ -63,6 +63,9 @@ static int guest_net_create(struct vmm *v, struct guest *g)
 	g->net.kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (g->net.kick_fd < 0)
 		return -errno;
+	for (unsigned q = 0; q < 2; q++)
+		if ((g->net.ioev_fd[q] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+			return -errno;
 
 	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(vdemux_vnet_rxq_opts, .ram = g->ram, .ram_size = g->cfg.mem,
 						     .backends = &g->be, .n_backends = 1,

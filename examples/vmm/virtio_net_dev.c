@@ -37,10 +37,12 @@
  */
 #include <linux/virtio_ring.h>
 #include <errno.h>
+#include <linux/kvm.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_net.h>
 #include <linux/virtio_pci.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "vmm.h"
@@ -55,6 +57,46 @@ static void vnet_wake(struct guest *g, unsigned ev)
 	if (write(g->net.kick_fd, &one, sizeof one) < 0) {
 		/* The counter cannot overflow in practice; a failure changes nothing. */
 	}
+}
+
+/* Queue notifications through KVM ioeventfds: the guest's write of a queue's
+ * index to QUEUE_NOTIFY signals that queue's eventfd inside KVM, with no
+ * return to the vCPU thread (a nested exit to userspace costs most). Set at
+ * DRIVER_OK at the BAR as it is, removed at a reset or when the BAR moves;
+ * a notification while they are not set comes as a trapped write
+ * (vnet_reg_write). Device lock held. */
+static int ioev_assign(struct guest *g, uint32_t port, unsigned q, bool on)
+{
+	struct kvm_ioeventfd io = {.datamatch = q, .addr = port, .len = 2, .fd = g->net.ioev_fd[q],
+				   .flags = KVM_IOEVENTFD_FLAG_PIO | KVM_IOEVENTFD_FLAG_DATAMATCH |
+					    (on ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN)};
+	return ioctl(g->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}
+
+static void ioev_set(struct guest *g, bool on)
+{
+	struct vnet_dev *d = &g->net;
+	uint32_t port = on ? (d->bar0 & 0xfffcu) + VIRTIO_PCI_QUEUE_NOTIFY : d->ioev_port;
+	if (on == (d->ioev_port != 0) || !port || d->ioev_fd[0] < 0)
+		return;
+	int r = ioev_assign(g, port, 0, on);
+	if (r == 0 && (r = ioev_assign(g, port, 1, on)) < 0 && on)
+		ioev_assign(g, port, 0, false);
+	if (r < 0 && on) {
+		vmm_log(g, "vmm: queue notifications trapped (KVM_IOEVENTFD: %s)", strerror(-r));
+		return;
+	}
+	d->ioev_port = on ? port : 0;
+}
+
+void vnet_ioev_kick(struct guest *g, unsigned q)
+{
+	uint64_t cnt;
+	if (read(g->net.ioev_fd[q], &cnt, sizeof cnt) <= 0)
+		return;
+	pthread_mutex_lock(&g->net.lock);
+	g->net.events |= q == 0 ? VNET_EV_RX : VNET_EV_TX;
+	pthread_mutex_unlock(&g->net.lock);
 }
 
 /* The legacy layout: the descriptor table at PFN * 4096, the available ring
@@ -102,6 +144,7 @@ static void vnet_reset(struct guest *g)
 {
 	struct vnet_dev *d = &g->net;
 	tx_ring_stop(d);
+	ioev_set(g, false);
 	d->guest_features = 0;
 	d->queue_sel = 0;
 	memset(d->vq, 0, sizeof d->vq);
@@ -153,8 +196,10 @@ void vnet_cfg_write(struct guest *g, unsigned reg, uint32_t val, unsigned size)
 	pthread_mutex_lock(&d->lock);
 	if (reg == 0x04 && size >= 2)
 		d->command = val & 0x0107; /* I/O, memory, bus master, SERR */
-	else if (reg == 0x10 && size == 4)
+	else if (reg == 0x10 && size == 4) {
+		ioev_set(g, false); /* the registers move */
 		d->bar0 = (val & ~(VNET_IO_SIZE - 1)) | 1; /* all ones reads back the size */
+	}
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -217,6 +262,7 @@ static void vnet_reg_write(struct guest *g, unsigned off, uint32_t v)
 			d->status = (uint8_t)v;
 			if (ok) {
 				tx_ring_start(g);
+				ioev_set(g, true);
 				d->generation++;
 				vnet_wake(g, VNET_EV_CONFIG | VNET_EV_RX | VNET_EV_TX);
 			}

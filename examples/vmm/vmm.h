@@ -96,6 +96,8 @@ struct vnet_dev {
 	unsigned generation; /* bumped at each reset and DRIVER_OK */
 	int irqfd;           /* KVM irqfd injecting GSI_VIRTIO */
 	int kick_fd;         /* eventfd: wakes the main thread */
+	int ioev_fd[2];      /* KVM ioeventfds of QUEUE_NOTIFY 0 and 1, from DRIVER_OK to a reset */
+	uint32_t ioev_port;  /* the port they are registered at; 0: not registered */
 	unsigned events;     /* VNET_EV_*, taken by the main thread */
 	uint64_t tx_frames, tx_bytes, tx_to_tap, tx_bad;
 	uint64_t tx_gso;     /* transmitted frames with a GSO type (HOST_TSO*) */
@@ -113,6 +115,8 @@ int vnet_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned si
 uint32_t vnet_cfg_read(struct guest *g, unsigned reg);
 void vnet_cfg_write(struct guest *g, unsigned reg, uint32_t val, unsigned size);
 void vnet_interrupt(struct guest *g); /* set the ISR's queue bit, then pulse the irqfd */
+/* Main thread, engine lock held: queue @q's ioeventfd fired. */
+void vnet_ioev_kick(struct guest *g, unsigned q);
 /* The receive queue's signal callback (payload: the guest). */
 void vnet_rx_interrupt(vdemux_vm_id vm, unsigned reasons, void *payload);
 /* Main thread, engine lock held: take the guest's transmit chains. */
