@@ -93,7 +93,7 @@ start() {
 	case "$1" in
 	vmm-*)
 		x=""
-		case "$1" in vmm-flip-one) x=",rx=big" ;; vmm-copy-one) x=",rx=mergeable" ;; esac
+		case "$1" in vmm-flip-one) x=",rx=big" ;; vmm-copy-one) x=",rx=mergeable" ;; vmm-auto-one) x=",rx=auto" ;; esac
 		set -- "--guest" "name=r,kernel=$K,initrd=$R,mem=256M,mac=52:54:00:00:00:0a$x,cmdline=$(gcmd recv 10.0.0.2)"
 		if [ "$c" = vmm-g2g ]; then
 			set -- "$@" --guest "name=s,kernel=$K,initrd=$R,mem=256M,mac=52:54:00:00:00:0b,cmdline=$(gcmd send 10.0.0.3 10.0.0.2)"
