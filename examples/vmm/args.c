@@ -2,7 +2,7 @@
  * The command line:
  *
  *   vmm --tap NAME [--verbose]
- *       --guest name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable[,cmdline=...] ...
+ *       --guest name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable|auto[,mtu=N][,cmdline=...] ...
  */
 #include <errno.h>
 #include <stdio.h>
@@ -54,11 +54,20 @@ static int parse_guest_key(struct guest_config *c, const char *key, char *val, b
 	} else if (!strcmp(key, "mac")) {
 		*have_mac = true;
 		return parse_mac(val, c->mac);
+	} else if (!strcmp(key, "mtu")) {
+		char *end;
+		unsigned long m = strtoul(val, &end, 10);
+		/* 68 (IPv4's least) .. what a frame of VMM_FRAME_MAX carries. */
+		if (*end || m < 68 || m > VMM_FRAME_MAX - 4 - 14)
+			return -EINVAL;
+		c->mtu = (uint16_t)m;
 	} else if (!strcmp(key, "rx")) {
 		if (!strcmp(val, "big"))
-			c->layout = RX_BIG;
+			c->layout = RX_BIG, c->copy = VDEMUX_COPY_NEVER;
 		else if (!strcmp(val, "mergeable"))
-			c->layout = RX_MERGEABLE;
+			c->layout = RX_MERGEABLE, c->copy = VDEMUX_COPY_ALWAYS;
+		else if (!strcmp(val, "auto"))
+			c->layout = RX_BIG, c->copy = VDEMUX_COPY_ADAPTIVE;
 		else
 			return -EINVAL;
 	} else {
@@ -67,12 +76,18 @@ static int parse_guest_key(struct guest_config *c, const char *key, char *val, b
 	return 0;
 }
 
-/* name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable[,cmdline=REST] */
+/* name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable|auto[,mtu=N][,cmdline=REST] */
 static int parse_guest(struct guest_config *c, char *spec)
 {
 	bool have_mac = false;
 	c->mem = 256ull << 20;
+	/* Measured in the kernel lab (docs/performance.md, "End to end with
+	 * offloads"): with TSO frames the adaptive policy copies into
+	 * big-packet chains anyway, and a guest's mergeable buffers cost it
+	 * less than big-packet refills. */
 	c->layout = RX_MERGEABLE;
+	c->copy = VDEMUX_COPY_ALWAYS;
+	c->mtu = 1500;
 	snprintf(c->cmdline, sizeof c->cmdline, "%s", DEFAULT_CMDLINE);
 	while (spec && *spec) {
 		char *val = strchr(spec, '=');
@@ -101,11 +116,13 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: vmm --tap NAME [--verbose]\n"
-		"           --guest name=N,kernel=BZIMAGE,initrd=CPIO,mem=SIZE,mac=MAC,rx=big|mergeable[,cmdline=ARGS]\n"
+		"           --guest name=N,kernel=BZIMAGE,initrd=CPIO,mem=SIZE,mac=MAC,rx=big|mergeable|auto[,mtu=N][,cmdline=ARGS]\n"
 		"           [--guest ...]\n"
 		"  mem: 64M..2G in 2 MiB steps (default 256M); rx: the receive buffers the guest\n"
-		"  is led to post (default mergeable); cmdline: appended to the kernel command line\n"
-		"  (takes the rest of the spec)\n");
+		"  is led to post and how frames reach them: big flipped, mergeable (default)\n"
+		"  copied, auto big, each frame copied or flipped by the engine's adaptive policy;\n"
+		"  mtu: the device's MTU, 68..65522 (default 1500); cmdline: appended to the\n"
+		"  kernel command line (takes the rest of the spec)\n");
 }
 
 static int add_guest(struct vmm *v, char *spec)

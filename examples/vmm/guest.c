@@ -6,7 +6,9 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <linux/if_tun.h>
 #include <linux/kvm.h>
+#include <linux/virtio_net.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -47,9 +49,10 @@ static int guest_ram_create(struct vmm *v, struct guest *g)
 	return vdemux_engine_add_backend(v->eng, g->be);
 }
 
-/* The virtio-net device, and the library's queue behind its receive ring.
- * Big-packet chains are flipped, every frame (COPY_NEVER); mergeable
- * buffers are copied into whatever the policy. */
+/* The virtio-net device, and the library's queue behind its receive ring,
+ * with the copy policy the rx= option chose: big-packet chains flipped,
+ * every frame (COPY_NEVER), or each frame by the adaptive policy's measures
+ * (auto); mergeable buffers are copied into whatever the policy. */
 static int guest_net_create(struct vmm *v, struct guest *g)
 {
 	int r;
@@ -60,11 +63,13 @@ static int guest_net_create(struct vmm *v, struct guest *g)
 	g->net.kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (g->net.kick_fd < 0)
 		return -errno;
+	for (unsigned q = 0; q < 2; q++)
+		if ((g->net.ioev_fd[q] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+			return -errno;
 
-	bool big = g->cfg.layout == RX_BIG;
 	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(vdemux_vnet_rxq_opts, .ram = g->ram, .ram_size = g->cfg.mem,
 						     .backends = &g->be, .n_backends = 1,
-						     .copy = big ? VDEMUX_COPY_NEVER : VDEMUX_COPY_ALWAYS);
+						     .copy = g->cfg.copy);
 	/* The library decides when the guest wants an interrupt for its
 	 * receive ring; the device raises it, with its ISR bit set first. */
 	qo.irq = (struct vdemux_signal){.kind = VDEMUX_SIGNAL_CALLBACK, .cb = vnet_rx_interrupt, .payload = g};
@@ -106,6 +111,40 @@ void guest_serve_tx(struct guest *g)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* The TAP offloads a driver's features take (TUN_F_*): checksum offload,
+ * and TSO only with it, as virtio-net requires. */
+static unsigned tun_offloads(uint32_t f)
+{
+	unsigned t = 0;
+	if (!(f & 1u << VIRTIO_NET_F_GUEST_CSUM))
+		return 0;
+	t = TUN_F_CSUM;
+	if (f & 1u << VIRTIO_NET_F_GUEST_TSO4)
+		t |= TUN_F_TSO4;
+	if (f & 1u << VIRTIO_NET_F_GUEST_TSO6)
+		t |= TUN_F_TSO6;
+	if ((t & (TUN_F_TSO4 | TUN_F_TSO6)) && (f & 1u << VIRTIO_NET_F_GUEST_ECN))
+		t |= TUN_F_TSO_ECN;
+	return t;
+}
+
+/* The union of what the guests took: the engine finishes checksums and
+ * segments TSO frames for a guest that declined them (UFO is not offered). */
+void tap_update_offloads(struct vmm *v)
+{
+	unsigned want = 0;
+	for (unsigned i = 0; i < v->nguests; i++)
+		if (!v->guests[i].removed)
+			want |= v->guests[i].rx.tun_offloads;
+	int r = tap_set_offloads(v, want);
+	if (r < 0)
+		vmm_log(NULL, "vmm: tap: TUNSETOFFLOAD 0x%x: %s", want, strerror(-r));
+	else if (r > 0)
+		vmm_log(NULL, "vmm: tap: offloads 0x%x (csum %s, tso4 %s, tso6 %s, ecn %s)", want,
+			want & TUN_F_CSUM ? "yes" : "no", want & TUN_F_TSO4 ? "yes" : "no",
+			want & TUN_F_TSO6 ? "yes" : "no", want & TUN_F_TSO_ECN ? "yes" : "no");
+}
+
 /* The device was reset or set up: stop the queue, and start it again on the
  * rings the driver configured if it is DRIVER_OK. Device lock held. */
 static void rx_restart(struct guest *g)
@@ -117,6 +156,7 @@ static void rx_restart(struct guest *g)
 		g->rx.started = false;
 	}
 	g->rx.broken = false;
+	g->rx.tun_offloads = 0;
 	const struct vnet_queue *q = &d->vq[0];
 	if (!(d->status & 0x4) || !q->pfn) /* DRIVER_OK */
 		return;
@@ -131,6 +171,7 @@ static void rx_restart(struct guest *g)
 	}
 	g->rx.started = true;
 	uint32_t f = d->guest_features;
+	g->rx.tun_offloads = tun_offloads(f);
 	vmm_log(g, "vmm: receive queue started: %u entries, features 0x%08x (indirect %s, event_idx %s, mergeable %s)",
 		q->size, f, f & (1u << 28) ? "yes" : "no", f & (1u << 29) ? "yes" : "no", f & (1u << 15) ? "yes" : "no");
 }
@@ -148,6 +189,7 @@ void guest_serve_rx(struct guest *g)
 	d->events &= ~(VNET_EV_RX | VNET_EV_CONFIG);
 	if (d->generation != g->rx.generation) {
 		rx_restart(g);
+		tap_update_offloads(g->vmm);
 		kicked |= g->rx.started; /* take what the driver posted before DRIVER_OK */
 	}
 	if (kicked && g->rx.started && !g->rx.broken) {
@@ -201,6 +243,7 @@ bool guest_remove(struct vmm *v, struct guest *g)
 	if (r < 0)
 		vmm_log(g, "vmm: vdemux_engine_remove_backend: %s", strerror(-r));
 	g->removed = true;
+	tap_update_offloads(v);
 	char when[64];
 	snprintf(when, sizeof when, "%s removed", g->cfg.name);
 	return stats_check_engine(v, when);

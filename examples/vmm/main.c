@@ -70,7 +70,8 @@ static int engine_setup(struct vmm *v)
 		return r;
 	}
 	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .arena = v->arena, .first_page = 0,
-						   .npages = pool, .log = engine_log, .log_payload = v);
+						   .npages = pool, .max_frame = VMM_FRAME_MAX,
+						   .log = engine_log, .log_payload = v);
 	if ((r = vdemux_engine_create(&v->eng, &eo)) < 0) {
 		fprintf(stderr, "vmm: engine: %s\n", strerror(-r));
 		return r;
@@ -105,7 +106,9 @@ static int guests_create(struct vmm *v)
 		}
 		vmm_log(g, "vmm: %llu MiB, mac %02x:%02x:%02x:%02x:%02x:%02x, rx %s, vm %u",
 			(unsigned long long)(c->mem >> 20), c->mac[0], c->mac[1], c->mac[2], c->mac[3], c->mac[4],
-			c->mac[5], c->layout == RX_BIG ? "big (flipped into the guest's buffers)" : "mergeable (copied)",
+			c->mac[5], c->layout == RX_MERGEABLE  ? "mergeable (copied)"
+			: c->copy == VDEMUX_COPY_NEVER ? "big (flipped into the guest's buffers)"
+						       : "auto (big buffers, copied or flipped by the adaptive policy)",
 			g->vm);
 	}
 	return 0;

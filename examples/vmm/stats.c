@@ -60,6 +60,13 @@ static void print_engine(struct vmm *v)
 		      ", copies %" PRIu64 ", harvests %" PRIu64 ", completions %" PRIu64 ", backend errors %" PRIu64,
 		es.pages_total, es.pages_free, es.pages_filling, es.pages_assigned, es.rx_frames, es.rx_bytes,
 		es.delivered, es.flips, es.copies, es.harvests, es.completions, es.backend_errors);
+	vmm_log(NULL, "vmm: engine: offloads passed %" PRIu64 ", checksums finished %" PRIu64 ", frames segmented %" PRIu64
+		      " into %" PRIu64 " segments",
+		es.offload_passed, es.offload_csums, es.offload_segmented, es.offload_segments);
+	for (int i = 0; i < VDEMUX_OFFLOAD_BAD__COUNT; i++)
+		if (es.offload_bad[i])
+			vmm_log(NULL, "vmm: engine: offload refused %" PRIu64 " (%s)", es.offload_bad[i],
+				vdemux_offload_bad_name(i));
 	for (int i = 1; i < VDEMUX_DROP__COUNT; i++)
 		if (es.drops[i])
 			vmm_log(NULL, "vmm: engine: dropped %" PRIu64 " (%s)", es.drops[i], vdemux_drop_reason_name(i));
@@ -74,6 +81,9 @@ static void print_tap(struct vmm *v)
 	vmm_log(NULL, "vmm: tap: rx %" PRIu64 " frames %" PRIu64 " bytes (%" PRIu64 " short, %" PRIu64
 		      " oversize dropped), tx %" PRIu64 " frames (%" PRIu64 " errors); guest to guest %" PRIu64,
 		t->rx_frames, t->rx_bytes, t->rx_short, t->rx_oversize, t->tx_frames, t->tx_errors, v->guest_to_guest);
+	vmm_log(NULL, "vmm: tap: rx gso %" PRIu64 ", rx csum %" PRIu64 ", rx bursts %" PRIu64 "; offloads 0x%x (set %" PRIu64
+		      " times, taken 0x%x)",
+		t->rx_gso, t->rx_csum, t->rx_bursts, t->offloads, t->offload_sets, t->offloads_taken);
 }
 
 static void print_guest(struct guest *g)
@@ -95,9 +105,10 @@ static void print_guest(struct guest *g)
 	struct vdemux_virtq_stats ts = {0};
 	if (g->net.txq)
 		vdemux_virtq_stats(g->net.txq, &ts, sizeof ts);
-	vmm_log(g, "vmm: tx: %" PRIu64 " frames %" PRIu64 " bytes, %" PRIu64 " bad, %" PRIu64
+	vmm_log(g, "vmm: tx: %" PRIu64 " frames %" PRIu64 " bytes (gso %" PRIu64 "), %" PRIu64 " bad, %" PRIu64
 		   " malformed chains skipped; interrupts %" PRIu64,
-		g->net.tx_frames, g->net.tx_bytes, g->net.tx_bad, g->net.tx_skipped + ts.skipped, g->net.irqs);
+		g->net.tx_frames, g->net.tx_bytes, g->net.tx_gso, g->net.tx_bad, g->net.tx_skipped + ts.skipped,
+		g->net.irqs);
 	/* Every receive interrupt the queue decided on, the device raised. */
 	vmm_log(g, "vmm: irq: receive queue decided %" PRIu64 ", device raised %" PRIu64, rs->interrupts,
 		g->net.rx_irqs);

@@ -4,6 +4,11 @@
  * a guest's frame never comes back to it. Frames from the TAP go to the
  * engine only (tap.c); a guest's frames go to the engine if some guest may
  * want them, and to the TAP unless they are for a guest.
+ *
+ * A guest's frame keeps the virtio-net header it was sent with (a GSO frame,
+ * a checksum left to finish): the engine passes the metadata to a guest that
+ * negotiated it and segments or checksums for one that did not; the TAP
+ * takes it as it is (the kernel segments for whatever lies behind it).
  */
 #include <errno.h>
 #include <string.h>
@@ -54,14 +59,6 @@ void switch_init(struct vmm *v)
 	vdemux_engine_set_classifier(v->eng, &split_horizon.base);
 }
 
-static void tap_tx(struct vmm *v, const uint8_t *frame, uint32_t len)
-{
-	if (write(v->tap.fd, frame, len) == (ssize_t)len)
-		v->tap.tx_frames++;
-	else
-		v->tap.tx_errors++;
-}
-
 void vmm_switch(struct vmm *v, struct guest *src, const uint8_t *const *frames, const uint32_t *lens, unsigned n)
 {
 	struct vdemux_frame f[SWITCH_BURST];
@@ -69,14 +66,15 @@ void vmm_switch(struct vmm *v, struct guest *src, const uint8_t *const *frames, 
 	vdemux_l2 *l2 = vdemux_engine_l2(v->eng);
 
 	for (unsigned i = 0; i < n; i++) {
-		const uint8_t *dst = frames[i];
+		const uint8_t *dst = frames[i] + VNET_HDR_LEN;
 		bool group = dst[0] & 1;
 		bool local = !group && vdemux_l2_lookup(l2, dst, 1) != 0;
 		/* Unicast to a guest: the engine only. Group: the engine (other
 		 * guests) and the TAP. Anything else: the TAP only. */
 		if (group || local) {
 			if (nf < SWITCH_BURST)
-				f[nf++] = (struct vdemux_frame){.data = frames[i], .len = lens[i]};
+				f[nf++] = (struct vdemux_frame){.data = frames[i], .len = lens[i],
+							       .flags = VDEMUX_FRAME_VNET_HDR(VNET_HDR_LEN)};
 			if (local)
 				v->guest_to_guest++;
 		}

@@ -1,20 +1,33 @@
 /*
- * The uplink: a TAP device. Frames read from it land straight in pool pages
- * lent by the engine (vdemux_rx_alloc), at offset TAP_DATA_OFF of the first
- * page, and are handed back with vdemux_rx_submit. That offset is where
- * Linux 6.1's big-packet receive chain wants a frame's first byte (the
- * header at 0, the data from 32 on), so a frame for a big-packet guest is
- * flipped as it is: the kernel's copy into the page is its only copy. Other
- * destinations (mergeable guests, a second destination) get copies.
+ * The uplink: a TAP device opened with IFF_VNET_HDR, so that every frame
+ * comes and goes with a VNET_HDR_LEN-byte virtio-net header (TUNSETVNETHDRSZ):
+ * a TSO frame of up to 64 KiB, or a checksum left to finish, instead of
+ * MTU-sized frames each checksummed by the kernel.
  *
- * One read fills at most TAP_IOV pages: TAP_FRAME_MAX bytes (65,504, a TAP
- * MTU of 65,490). A longer frame (a TAP with a larger MTU) is dropped and
- * counted (rx_oversize), never handed on cut short.
+ * Receive: frames are read straight into pool pages lent by the engine
+ * (vdemux_rx_alloc), the header at TAP_DATA_OFF - VNET_HDR_LEN of the first
+ * page and the frame at TAP_DATA_OFF. That offset is where Linux 6.1's
+ * big-packet receive chain wants a frame's first byte (its header at 0, the
+ * data from 32 on), so a frame for a big-packet guest is flipped as it is:
+ * the kernel's copy into the page is its only copy; the library reads the
+ * header and clears it. Every frame waiting (up to TAP_BURST, until EAGAIN)
+ * is read, then the burst goes to the engine in one vdemux_rx_submit.
+ *
+ * One read fills at most TAP_IOV pages; a frame over VMM_FRAME_MAX (a TAP
+ * with a larger MTU) is dropped and counted (rx_oversize), never handed on
+ * cut short.
+ *
+ * Offloads: the TAP may give only what TUNSETOFFLOAD allows. It is set to
+ * what the guests' drivers accepted (tap_update_offloads()): the union, as
+ * the engine finishes checksums and segments TSO frames for a guest that
+ * declined (docs/virtio-net.md, "Offload metadata"). UFO is never offered
+ * to the guests, so never taken from the TAP (the engine does not fragment).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/virtio_net.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -24,6 +37,7 @@
 #include "vmm.h"
 
 #define TAP_BUDGET 64 /* frames per call, so that the guests get their turn */
+#define TAP_HDR_OFF (TAP_DATA_OFF - VNET_HDR_LEN) /* the header's place in the first page */
 
 int tap_open(const char *name, int *out_fd)
 {
@@ -32,13 +46,15 @@ int tap_open(const char *name, int *out_fd)
 	if (fd < 0)
 		return -errno;
 	memset(&ifr, 0, sizeof ifr);
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
 	if (strlen(name) >= IFNAMSIZ) {
 		close(fd);
 		return -ENAMETOOLONG;
 	}
 	strcpy(ifr.ifr_name, name);
-	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+	int hdr = VNET_HDR_LEN;
+	/* No offload until a guest's driver accepts one. */
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0 || ioctl(fd, TUNSETOFFLOAD, 0ul) < 0) {
 		int e = -errno;
 		close(fd);
 		return e;
@@ -56,12 +72,13 @@ int tap_open(const char *name, int *out_fd)
 	return 0;
 }
 
-/* Pages lent by the engine and not yet used are kept across calls. */
-static int stash_fill(struct vmm *v)
+/* Pages lent by the engine and not yet used are kept across calls: make it
+ * @want of them. */
+static int stash_fill(struct vmm *v, unsigned want)
 {
 	struct vdemux_rx_buf *stash = v->tap.stash;
-	while (v->tap.nstash < TAP_IOV) {
-		int n = vdemux_rx_alloc(v->eng, stash + v->tap.nstash, TAP_IOV - v->tap.nstash);
+	while (v->tap.nstash < want) {
+		int n = vdemux_rx_alloc(v->eng, stash + v->tap.nstash, want - v->tap.nstash);
 		if (n <= 0)
 			return n < 0 ? n : -ENOBUFS;
 		v->tap.nstash += (unsigned)n;
@@ -69,61 +86,129 @@ static int stash_fill(struct vmm *v)
 	return 0;
 }
 
+/* Lay out @n bytes read (header and frame) over the pages from @b on; the
+ * number of pages. */
+static unsigned tap_layout(struct uplink *t, struct vdemux_rx_buf *b, uint64_t n)
+{
+	unsigned k = (unsigned)((n + TAP_HDR_OFF + VMM_PAGE - 1) / VMM_PAGE);
+	uint64_t left = n;
+	for (unsigned i = 0; i < k; i++) {
+		uint32_t room = i == 0 ? VMM_PAGE - TAP_HDR_OFF : VMM_PAGE;
+		b[i].off = i == 0 ? TAP_HDR_OFF : 0;
+		b[i].len = left < room ? (uint32_t)left : room;
+		b[i].flags = i + 1 < k ? VDEMUX_RXBUF_MORE : 0;
+		left -= b[i].len;
+	}
+	const struct virtio_net_hdr *h = (const void *)(b[0].data + TAP_HDR_OFF);
+	b[0].flags |= VDEMUX_RXBUF_VNET_HDR(VNET_HDR_LEN);
+	if ((h->gso_type & ~VIRTIO_NET_HDR_GSO_ECN) != VIRTIO_NET_HDR_GSO_NONE)
+		t->rx_gso++;
+	else if (h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)
+		t->rx_csum++;
+	t->rx_frames++;
+	t->rx_bytes += n - VNET_HDR_LEN;
+	return k;
+}
+
+/* One frame into the stash's pages from @at on: the pages it took (0: the
+ * read was dropped, its pages stay lent; -EAGAIN: nothing waits; -errno). */
+static int tap_read(struct vmm *v, unsigned at)
+{
+	struct vdemux_rx_buf *b = v->tap.stash + at;
+	/* The pages, then a few bytes more: a read that reaches into them
+	 * is a frame the pages cannot hold. */
+	uint8_t spill[64];
+	struct iovec iov[TAP_IOV + 1];
+	iov[0] = (struct iovec){.iov_base = b[0].data + TAP_HDR_OFF, .iov_len = VMM_PAGE - TAP_HDR_OFF};
+	for (unsigned i = 1; i < TAP_IOV; i++)
+		iov[i] = (struct iovec){.iov_base = b[i].data, .iov_len = VMM_PAGE};
+	iov[TAP_IOV] = (struct iovec){.iov_base = spill, .iov_len = sizeof spill};
+	ssize_t n;
+	do
+		n = readv(v->tap.fd, iov, TAP_IOV + 1);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if (n < VNET_HDR_LEN + 14) {
+		v->tap.rx_short++;
+		return 0;
+	}
+	if ((uint64_t)n > VNET_HDR_LEN + VMM_FRAME_MAX) {
+		/* Cut short by the read, or longer than the engine takes:
+		 * either way not the frame that was sent. */
+		v->tap.rx_oversize++;
+		return 0;
+	}
+	return (int)tap_layout(&v->tap, b, (uint64_t)n);
+}
+
+/* Read up to TAP_BURST frames into the stash: the pages they took (*@nframes
+ * frames); *@more false when the TAP ran dry (or failed: *@err) or the pool did. */
+static unsigned tap_read_burst(struct vmm *v, unsigned *nframes, bool *more, int *err)
+{
+	unsigned used = 0;
+	*nframes = 0;
+	while (*nframes < TAP_BURST) {
+		if (stash_fill(v, used + TAP_IOV) < 0) {
+			*more = false; /* the pool is dry; frames wait in the TAP */
+			break;
+		}
+		int k = tap_read(v, used);
+		if (k < 0) {
+			*more = false;
+			*err = k == -EAGAIN ? 0 : k;
+			break;
+		}
+		if (k > 0) {
+			used += (unsigned)k;
+			(*nframes)++;
+		}
+	}
+	return used;
+}
+
 int tap_rx(struct vmm *v)
 {
-	struct vdemux_rx_buf *stash = v->tap.stash;
-	int frames = 0;
-	while (frames < TAP_BUDGET) {
-		if (stash_fill(v) < 0)
-			return frames; /* the pool is dry; frames wait in the TAP */
-		/* The stash's pages, then a few bytes more: a read that reaches
-		 * into them is a frame the pages cannot hold. */
-		uint8_t spill[64];
-		struct iovec iov[TAP_IOV + 1];
-		iov[0] = (struct iovec){.iov_base = stash[0].data + TAP_DATA_OFF, .iov_len = VMM_PAGE - TAP_DATA_OFF};
-		for (unsigned i = 1; i < TAP_IOV; i++)
-			iov[i] = (struct iovec){.iov_base = stash[i].data, .iov_len = VMM_PAGE};
-		iov[TAP_IOV] = (struct iovec){.iov_base = spill, .iov_len = sizeof spill};
-		ssize_t n = readv(v->tap.fd, iov, TAP_IOV + 1);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno == EAGAIN ? frames : -errno;
-		}
-		if (n < 14) {
-			v->tap.rx_short++;
-			continue; /* the pages stay lent, to be written again */
-		}
-		if ((uint64_t)n > TAP_FRAME_MAX) {
-			/* Cut short by the read, or longer than the read says it
-			 * wrote: either way not the frame that was sent. Dropped;
-			 * the pages stay lent. */
-			v->tap.rx_oversize++;
-			continue;
-		}
-		/* Page i holds frame bytes [start_i, start_i + len_i): the first
-		 * page from TAP_DATA_OFF, the others whole. */
-		unsigned k = (unsigned)((n + TAP_DATA_OFF + VMM_PAGE - 1) / VMM_PAGE);
-		uint64_t left = (uint64_t)n;
-		for (unsigned i = 0; i < k; i++) {
-			uint32_t room = i == 0 ? VMM_PAGE - TAP_DATA_OFF : VMM_PAGE;
-			stash[i].off = i == 0 ? TAP_DATA_OFF : 0;
-			stash[i].len = left < room ? (uint32_t)left : room;
-			stash[i].flags = i + 1 < k ? VDEMUX_RXBUF_MORE : 0;
-			left -= stash[i].len;
-		}
-		int r = vdemux_rx_submit(v->eng, stash, k);
+	struct uplink *t = &v->tap;
+	int frames = 0, err = 0;
+	bool more = true;
+	while (more && frames < TAP_BUDGET) {
+		unsigned n, used = tap_read_burst(v, &n, &more, &err);
+		if (!used)
+			break;
+		int r = vdemux_rx_submit(v->eng, t->stash, used);
+		t->rx_bursts++;
 		if (r < 0) {
-			v->tap.rx_short++;
-			continue;
+			/* Refused whole (nothing changed): the pages stay lent, to
+			 * be written again. */
+			t->rx_short += n;
+			break;
 		}
-		memmove(stash, stash + k, (v->tap.nstash - k) * sizeof stash[0]);
-		v->tap.nstash -= k;
-		v->tap.rx_frames++;
-		v->tap.rx_bytes += (uint64_t)n;
-		frames++;
+		memmove(t->stash, t->stash + used, (t->nstash - used) * sizeof t->stash[0]);
+		t->nstash -= used;
+		frames += (int)n;
 	}
-	return frames;
+	return err < 0 ? err : frames;
+}
+
+int tap_set_offloads(struct vmm *v, unsigned want)
+{
+	if (want == v->tap.offloads)
+		return 0;
+	if (ioctl(v->tap.fd, TUNSETOFFLOAD, (unsigned long)want) < 0)
+		return -errno;
+	v->tap.offloads = want;
+	v->tap.offloads_taken |= want;
+	v->tap.offload_sets++;
+	return 1;
+}
+
+void tap_tx(struct vmm *v, const uint8_t *hdr_and_frame, uint32_t len)
+{
+	if (write(v->tap.fd, hdr_and_frame, len) == (ssize_t)len)
+		v->tap.tx_frames++;
+	else
+		v->tap.tx_errors++;
 }
 
 void tap_rx_stop(struct vmm *v)

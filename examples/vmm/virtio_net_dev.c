@@ -17,6 +17,13 @@
  * too: it is served through the library's split virtqueue (vdemux/virtq.h),
  * the same checked walker as the receive queue's.
  *
+ * Offloads: the device offers checksum offload and TSO (IPv4, IPv6, ECN) in
+ * both directions, and VIRTIO_NET_F_MTU (the guest's mtu= option). What the
+ * driver accepts goes to the library's receive queue with the ring
+ * (guest.c), which writes the metadata into the guest's headers or finishes
+ * checksums and segments for a guest that declined; and to the TAP's
+ * TUNSETOFFLOAD (tap.c). A transmitted frame keeps its header (switch.c).
+ *
  * Interrupts: both queues' go through vnet_interrupt(), which sets the
  * ISR's queue bit and then pulses the irqfd, so the guest's handler
  * (Linux's vp_interrupt reads the ISR and looks at its queues only if the
@@ -30,16 +37,17 @@
  */
 #include <linux/virtio_ring.h>
 #include <errno.h>
+#include <linux/kvm.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_net.h>
 #include <linux/virtio_pci.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "vmm.h"
 
 #define VNET_TX_BURST 32u
-#define VNET_MAX_FRAME 65536u
 #define ISR_QUEUE 0x1u  /* a queue was used */
 
 static void vnet_wake(struct guest *g, unsigned ev)
@@ -49,6 +57,46 @@ static void vnet_wake(struct guest *g, unsigned ev)
 	if (write(g->net.kick_fd, &one, sizeof one) < 0) {
 		/* The counter cannot overflow in practice; a failure changes nothing. */
 	}
+}
+
+/* Queue notifications through KVM ioeventfds: the guest's write of a queue's
+ * index to QUEUE_NOTIFY signals that queue's eventfd inside KVM, with no
+ * return to the vCPU thread (a nested exit to userspace costs most). Set at
+ * DRIVER_OK at the BAR as it is, removed at a reset or when the BAR moves;
+ * a notification while they are not set comes as a trapped write
+ * (vnet_reg_write). Device lock held. */
+static int ioev_assign(struct guest *g, uint32_t port, unsigned q, bool on)
+{
+	struct kvm_ioeventfd io = {.datamatch = q, .addr = port, .len = 2, .fd = g->net.ioev_fd[q],
+				   .flags = KVM_IOEVENTFD_FLAG_PIO | KVM_IOEVENTFD_FLAG_DATAMATCH |
+					    (on ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN)};
+	return ioctl(g->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}
+
+static void ioev_set(struct guest *g, bool on)
+{
+	struct vnet_dev *d = &g->net;
+	uint32_t port = on ? (d->bar0 & 0xfffcu) + VIRTIO_PCI_QUEUE_NOTIFY : d->ioev_port;
+	if (on == (d->ioev_port != 0) || !port || d->ioev_fd[0] < 0)
+		return;
+	int r = ioev_assign(g, port, 0, on);
+	if (r == 0 && (r = ioev_assign(g, port, 1, on)) < 0 && on)
+		ioev_assign(g, port, 0, false);
+	if (r < 0 && on) {
+		vmm_log(g, "vmm: queue notifications trapped (KVM_IOEVENTFD: %s)", strerror(-r));
+		return;
+	}
+	d->ioev_port = on ? port : 0;
+}
+
+void vnet_ioev_kick(struct guest *g, unsigned q)
+{
+	uint64_t cnt;
+	if (read(g->net.ioev_fd[q], &cnt, sizeof cnt) <= 0)
+		return;
+	pthread_mutex_lock(&g->net.lock);
+	g->net.events |= q == 0 ? VNET_EV_RX : VNET_EV_TX;
+	pthread_mutex_unlock(&g->net.lock);
 }
 
 /* The legacy layout: the descriptor table at PFN * 4096, the available ring
@@ -96,6 +144,7 @@ static void vnet_reset(struct guest *g)
 {
 	struct vnet_dev *d = &g->net;
 	tx_ring_stop(d);
+	ioev_set(g, false);
 	d->guest_features = 0;
 	d->queue_sel = 0;
 	memset(d->vq, 0, sizeof d->vq);
@@ -112,14 +161,17 @@ int vnet_init(struct guest *g, enum rx_layout layout)
 	if (err)
 		return -err;
 	memcpy(d->mac, g->cfg.mac, 6);
-	d->host_features = 1u << VIRTIO_NET_F_MAC | 1u << VIRTIO_RING_F_INDIRECT_DESC | 1u << VIRTIO_RING_F_EVENT_IDX;
+	d->host_features = 1u << VIRTIO_NET_F_MAC | 1u << VIRTIO_RING_F_INDIRECT_DESC | 1u << VIRTIO_RING_F_EVENT_IDX |
+			   1u << VIRTIO_NET_F_MTU;
+	/* Receive offloads; without MRG_RXBUF they are also what makes Linux
+	 * post big (page-sized) receive buffers. */
+	d->host_features |= 1u << VIRTIO_NET_F_GUEST_CSUM | 1u << VIRTIO_NET_F_GUEST_TSO4 |
+			    1u << VIRTIO_NET_F_GUEST_TSO6 | 1u << VIRTIO_NET_F_GUEST_ECN;
+	/* Transmit offloads: the guest's GSO frames go on as they are. */
+	d->host_features |= 1u << VIRTIO_NET_F_CSUM | 1u << VIRTIO_NET_F_HOST_TSO4 | 1u << VIRTIO_NET_F_HOST_TSO6 |
+			    1u << VIRTIO_NET_F_HOST_ECN;
 	if (layout == RX_MERGEABLE)
 		d->host_features |= 1u << VIRTIO_NET_F_MRG_RXBUF;
-	else
-		/* Offering receive offloads is what makes Linux post big
-		 * (page-sized) receive buffers; frames come with no offload set. */
-		d->host_features |= 1u << VIRTIO_NET_F_GUEST_CSUM | 1u << VIRTIO_NET_F_GUEST_TSO4 |
-				    1u << VIRTIO_NET_F_GUEST_TSO6;
 	d->bar0 = VNET_IO_BASE | 1;
 	return 0;
 }
@@ -144,8 +196,10 @@ void vnet_cfg_write(struct guest *g, unsigned reg, uint32_t val, unsigned size)
 	pthread_mutex_lock(&d->lock);
 	if (reg == 0x04 && size >= 2)
 		d->command = val & 0x0107; /* I/O, memory, bus master, SERR */
-	else if (reg == 0x10 && size == 4)
+	else if (reg == 0x10 && size == 4) {
+		ioev_set(g, false); /* the registers move */
 		d->bar0 = (val & ~(VNET_IO_SIZE - 1)) | 1; /* all ones reads back the size */
+	}
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -208,6 +262,7 @@ static void vnet_reg_write(struct guest *g, unsigned off, uint32_t v)
 			d->status = (uint8_t)v;
 			if (ok) {
 				tx_ring_start(g);
+				ioev_set(g, true);
 				d->generation++;
 				vnet_wake(g, VNET_EV_CONFIG | VNET_EV_RX | VNET_EV_TX);
 			}
@@ -235,12 +290,17 @@ static uint32_t vnet_reg_read(struct guest *g, unsigned off, unsigned size)
 	default:
 		break;
 	}
-	/* Device configuration: mac[6], then nothing we offer. */
+	/* Device configuration (struct virtio_net_config): mac[6], status
+	 * and max_virtqueue_pairs (not offered: 0), mtu at 10. */
 	unsigned c = off - VIRTIO_PCI_CONFIG_OFF(0);
+	uint8_t cfg[12] = {0};
+	memcpy(cfg, d->mac, 6);
+	cfg[10] = (uint8_t)g->cfg.mtu;
+	cfg[11] = (uint8_t)(g->cfg.mtu >> 8);
 	if (off >= VIRTIO_PCI_CONFIG_OFF(0))
 		for (unsigned i = 0; i < size; i++)
-			if (c + i < 6)
-				v |= (uint32_t)d->mac[c + i] << (8 * i);
+			if (c + i < sizeof cfg)
+				v |= (uint32_t)cfg[c + i] << (8 * i);
 	return v;
 }
 
@@ -279,27 +339,32 @@ int vnet_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned si
 	return 1;
 }
 
-static uint8_t tx_buf[VNET_TX_BURST][VNET_MAX_FRAME + 64];
+static uint8_t tx_buf[VNET_TX_BURST][VNET_HDR_LEN + VMM_FRAME_MAX];
 
-/* Copy one transmit chain (header, then the frame) into @buf; the frame's
- * length, or 0 for a chain to drop. */
+/* Copy one transmit chain (the guest's header of @hdr_len bytes, 10 or 12,
+ * then the frame) into @buf as VNET_HDR_LEN bytes of header then the frame
+ * (a 10-byte header gets num_buffers 0); the length of both, or 0 for a
+ * chain to drop. */
 static uint32_t tx_gather(const struct vdemux_virtq_chain *c, const struct iovec *iov, unsigned hdr_len,
 			  uint8_t *buf)
 {
-	size_t total = 0;
+	unsigned pad = VNET_HDR_LEN - hdr_len;
+	size_t total = 0, room = hdr_len + VMM_FRAME_MAX;
 	if (c->n_write)
 		return 0; /* the driver gives the device nothing to write on TX */
 	for (unsigned i = 0; i < c->n_read; i++) {
-		if (iov[i].iov_len > VNET_MAX_FRAME + hdr_len - total)
+		if (iov[i].iov_len > room - total)
 			return 0;
-		memcpy(buf + total, iov[i].iov_base, iov[i].iov_len);
+		memcpy(buf + pad + total, iov[i].iov_base, iov[i].iov_len);
 		total += iov[i].iov_len;
 	}
 	if (total < hdr_len + 14)
 		return 0;
-	size_t len = total - hdr_len;
-	memmove(buf, buf + hdr_len, len);
-	return (uint32_t)len;
+	if (pad) {
+		memmove(buf, buf + pad, hdr_len);
+		memset(buf + hdr_len, 0, pad);
+	}
+	return (uint32_t)(total + pad);
 }
 
 /* Up to VNET_TX_BURST chains into tx_buf, to the switch; how many chains
@@ -325,7 +390,8 @@ static int tx_burst(struct guest *g, unsigned hdr_len)
 		frames[n] = tx_buf[n];
 		lens[n] = len;
 		d->tx_frames++;
-		d->tx_bytes += len;
+		d->tx_bytes += len - VNET_HDR_LEN;
+		d->tx_gso += (tx_buf[n][1] & 0x7f) != VIRTIO_NET_HDR_GSO_NONE;
 		n++;
 	}
 	if (n)

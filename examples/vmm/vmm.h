@@ -44,10 +44,16 @@
 #define VNET_IO_SIZE 0x40u
 
 #define VQ_MAX_SIZE 256u
-#define TAP_IOV 16u /* pages one TAP read may fill: 64 KiB */
+#define TAP_IOV 17u /* pages one TAP read may fill: a 64 KiB GSO frame and its header */
 #define TAP_DATA_OFF 32u /* a frame's first byte in its first page */
-/* The longest frame the TAP's pages take (65,504 bytes: a TAP MTU of 65,490). */
-#define TAP_FRAME_MAX (TAP_IOV * VMM_PAGE - TAP_DATA_OFF)
+/* The virtio-net header before each frame on the TAP (TUNSETVNETHDRSZ): the
+ * 12-byte form (num_buffers last), which a mergeable guest's transmit
+ * buffers have as they are; a big-packet guest's 10 bytes are widened. */
+#define VNET_HDR_LEN 12u
+#define TAP_BURST 32u /* frames read from the TAP before one submit */
+/* The longest frame the engine takes (vdemux_engine_opts.max_frame, at most
+ * 65536 + 4): what a TAP read or a guest's transmit chain may carry. */
+#define VMM_FRAME_MAX 65540u
 #define VQ_MAX_SEG 64u /* descriptors of a transmit chain */
 
 enum rx_layout { RX_BIG, RX_MERGEABLE };
@@ -90,8 +96,11 @@ struct vnet_dev {
 	unsigned generation; /* bumped at each reset and DRIVER_OK */
 	int irqfd;           /* KVM irqfd injecting GSI_VIRTIO */
 	int kick_fd;         /* eventfd: wakes the main thread */
+	int ioev_fd[2];      /* KVM ioeventfds of QUEUE_NOTIFY 0 and 1, from DRIVER_OK to a reset */
+	uint32_t ioev_port;  /* the port they are registered at; 0: not registered */
 	unsigned events;     /* VNET_EV_*, taken by the main thread */
 	uint64_t tx_frames, tx_bytes, tx_to_tap, tx_bad;
+	uint64_t tx_gso;     /* transmitted frames with a GSO type (HOST_TSO*) */
 	uint64_t irqs;       /* transmit queue interrupts */
 	uint64_t rx_irqs;    /* receive queue interrupts (the library's callback) */
 	uint64_t tx_skipped; /* malformed chains of transmit rings gone (a reset) */
@@ -106,6 +115,8 @@ int vnet_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned si
 uint32_t vnet_cfg_read(struct guest *g, unsigned reg);
 void vnet_cfg_write(struct guest *g, unsigned reg, uint32_t val, unsigned size);
 void vnet_interrupt(struct guest *g); /* set the ISR's queue bit, then pulse the irqfd */
+/* Main thread, engine lock held: queue @q's ioeventfd fired. */
+void vnet_ioev_kick(struct guest *g, unsigned q);
 /* The receive queue's signal callback (payload: the guest). */
 void vnet_rx_interrupt(vdemux_vm_id vm, unsigned reasons, void *payload);
 /* Main thread, engine lock held: take the guest's transmit chains. */
@@ -125,6 +136,8 @@ struct guest_config {
 	uint64_t mem;        /* bytes of RAM the guest sees (e820), all of it engine pages */
 	uint8_t mac[6];
 	enum rx_layout layout;
+	enum vdemux_copy_policy copy; /* the receive queue's: big NEVER, mergeable ALWAYS, auto ADAPTIVE */
+	uint16_t mtu;        /* the device's config mtu (VIRTIO_NET_F_MTU) */
 };
 
 /* The vCPU and its thread (vcpu.c). */
@@ -157,6 +170,7 @@ struct guest_rx {
 	unsigned generation; /* the device's generation it was last set up for */
 	bool started;
 	bool broken;         /* the guest broke its receive ring: stopped until reset */
+	unsigned tun_offloads; /* TUN_F_* its driver accepted (0 until DRIVER_OK) */
 };
 
 struct guest {
@@ -186,9 +200,15 @@ struct guest {
 struct uplink {
 	const char *name;
 	int fd;
-	struct vdemux_rx_buf stash[TAP_IOV]; /* pool pages lent for the next reads */
+	struct vdemux_rx_buf stash[TAP_BURST * TAP_IOV]; /* pool pages lent for the next reads */
 	unsigned nstash;
+	unsigned offloads;    /* TUN_F_* last set with TUNSETOFFLOAD */
+	unsigned offloads_taken; /* every TUN_F_* it was ever set to */
 	uint64_t rx_frames, rx_bytes, tx_frames, tx_errors;
+	uint64_t rx_gso;      /* frames read with a GSO type (TUN_F_TSO*) */
+	uint64_t rx_csum;     /* of the others, frames with NEEDS_CSUM */
+	uint64_t rx_bursts;   /* vdemux_rx_submit calls */
+	uint64_t offload_sets; /* TUNSETOFFLOAD calls */
 	uint64_t rx_short;    /* reads under 14 bytes, or refused by the engine */
 	uint64_t rx_oversize; /* frames over TAP_FRAME_MAX: dropped */
 };
@@ -225,12 +245,21 @@ void guest_power_off(struct guest *g, int status, const char *why);
 int tap_open(const char *name, int *out_fd);
 /* Main thread, engine lock held: read frames into pool pages and submit them. */
 int tap_rx(struct vmm *v);
+/* TUNSETOFFLOAD to @want (TUN_F_*) if it is not that already: 1 set, 0
+ * unchanged, -errno. */
+int tap_set_offloads(struct vmm *v, unsigned want);
+/* guest.c, main thread: the TAP's offloads to what the guests' drivers
+ * accepted. Called when a guest's driver sets DRIVER_OK or resets. */
+void tap_update_offloads(struct vmm *v);
+/* A frame with its VNET_HDR_LEN-byte header, to the TAP. */
+void tap_tx(struct vmm *v, const uint8_t *hdr_and_frame, uint32_t len);
 void tap_rx_stop(struct vmm *v);
 
 /* switch.c: the engine's classifier (the L2 bridge, minus the sender). */
 void switch_init(struct vmm *v);
-/* A guest's frame: to the engine (other guests) and, unless it is for a
- * guest, to the TAP. Main thread, engine lock held. */
+/* A guest's frames, each VNET_HDR_LEN bytes of virtio-net header then the
+ * frame (@lens count both): to the engine (other guests) and, unless it is
+ * for a guest, to the TAP, headers as they are. Main thread, engine lock held. */
 void vmm_switch(struct vmm *v, struct guest *src, const uint8_t *const *frames, const uint32_t *lens, unsigned n);
 
 /* guest.c: a guest's life cycle. */

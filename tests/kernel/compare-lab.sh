@@ -54,7 +54,15 @@ stop() {
 		sleep 0.2; n=$((n + 1))
 	done
 	for p in "$@"; do kill -TERM $p 2>/dev/null; done
-	sleep 2
+	# The VMM takes its guests out of the engine and prints its counters
+	# on SIGTERM: up to 20 s, then KILL.
+	n=0
+	while [ $n -lt 100 ]; do
+		alive=0
+		for p in "$@"; do kill -0 $p 2>/dev/null && alive=1; done
+		[ $alive = 0 ] && break
+		sleep 0.2; n=$((n + 1))
+	done
 	for p in "$@"; do kill -KILL $p 2>/dev/null; wait $p 2>/dev/null; done
 }
 wait_gone() {
@@ -85,7 +93,7 @@ start() {
 	case "$1" in
 	vmm-*)
 		x=""
-		case "$1" in vmm-flip-one) x=",rx=big" ;; vmm-copy-one) x=",rx=mergeable" ;; esac
+		case "$1" in vmm-flip-one) x=",rx=big" ;; vmm-copy-one) x=",rx=mergeable" ;; vmm-auto-one) x=",rx=auto" ;; esac
 		set -- "--guest" "name=r,kernel=$K,initrd=$R,mem=256M,mac=52:54:00:00:00:0a$x,cmdline=$(gcmd recv 10.0.0.2)"
 		if [ "$c" = vmm-g2g ]; then
 			set -- "$@" --guest "name=s,kernel=$K,initrd=$R,mem=256M,mac=52:54:00:00:00:0b,cmdline=$(gcmd send 10.0.0.3 10.0.0.2)"
@@ -145,8 +153,8 @@ transfer() {
 }
 logs() {
 	for f in /tmp/*.log; do
-		tr -d '\r' <$f | grep -a 'vmm: engine: pages\|vmm: vm: delivered\|vmm: rxq: \|vmm: receive queue started\|vmm: exit\|MODULE-FAILED\|qemu-system\|rror' |
-			head -n 30 | sed "s|^|CMP-LOG $1 $(basename $f .log) |"
+		tr -d '\r' <$f | grep -a 'vmm: engine: pages\|vmm: engine: offloads\|vmm: engine: dropped\|vmm: tap: \|vmm: tx: \|vmm: vm: \|vmm: rxq: \|vmm: receive queue started\|vmm: exit\|MODULE-FAILED\|qemu-system\|rror' |
+			head -n 40 | sed "s|^|CMP-LOG $1 $(basename $f .log) |"
 	done
 }
 round=1

@@ -22,8 +22,8 @@
 # e2e.sh). Every guest is the same Debian kernel with the same initramfs,
 # 256 MiB, one vCPU, under the lab's KVM. Cases:
 #
-#   vmm-one    examples/vmm as a user runs it (its defaults: the adaptive
-#              copy policy, the offloads it offers), one guest at 10.0.0.2
+#   vmm-one    examples/vmm as a user runs it (its defaults: mergeable
+#              buffers, copied; the offloads it offers), one guest at 10.0.0.2
 #              behind TAP tap0; the lab (10.0.0.1) sends into it
 #   qemu-one   qemu-system-x86_64 (copied into the lab's initramfs with its
 #              shared libraries), -M microvm -enable-kvm -cpu host, its own
@@ -37,8 +37,9 @@
 #   qemu-g2g   two qemu guests, each on its own TAP, the TAPs on a Linux
 #              bridge br0 (the lab's 10.0.0.1), 10.0.0.3 sends to 10.0.0.2
 #   vhost-g2g  the same with vhost=on
-# and, when asked for: vmm-flip-one and vmm-copy-one (examples/vmm with
-# rx=big, every frame flipped, and rx=mergeable, copied), qemu-mtu-one (qemu
+# and, when asked for: vmm-flip-one, vmm-copy-one and vmm-auto-one
+# (examples/vmm with rx=big, every frame flipped; rx=mergeable, copied; and
+# rx=auto, big-packet buffers and the adaptive policy), qemu-mtu-one (qemu
 # with the guest's receive offloads off: MTU-sized frames).
 #
 # A transfer is N MiB over TCP (busybox nc) into the receiving guest, which
@@ -93,7 +94,7 @@ while [ $# -gt 0 ]; do
 done
 for c in $cases; do
 	case "$c" in
-	vmm-one|qemu-one|vhost-one|vmm-g2g|qemu-g2g|vhost-g2g|vmm-flip-one|vmm-copy-one|qemu-mtu-one) ;;
+	vmm-one|qemu-one|vhost-one|vmm-g2g|qemu-g2g|vhost-g2g|vmm-flip-one|vmm-copy-one|vmm-auto-one|qemu-mtu-one) ;;
 	*) echo "compare: unknown case: $c" >&2; exit 2 ;;
 	esac
 done

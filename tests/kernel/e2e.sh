@@ -43,7 +43,9 @@
 # "E2E-CHECK <name> ok|FAIL <detail>" line per check, "E2E-RESULT ..." (checks
 # passed, the lab's time), and one summary line last:
 #   e2e: guests=<n> pings=<answered>/<sent> tcp_bytes=<verified> flips=<n> copies=<n> check=ok|FAIL
-# (flips and copies: the engine's counters, printed by the VMM at exit).
+# (flips and copies: the engine's counters, printed by the VMM at exit),
+# after a line on offloads:
+#   e2e: offloads: a_flipped=<n> a_copied=<n> tap_gso=<n> tap_offloads=<TUN_F_* the TAP was set to, all runs> gso_tx_a=<n> gso_tx_b=<n> passed=<n> segmented=<n> segments=<n>
 # Exit status: 0 all passed, 1 a check failed, 77 a host tool or the kernel
 # is missing ("SKIP: <reason>").
 
@@ -457,7 +459,7 @@ elif ! grep -aq '^E2E-DONE' "$txt"; then
 elif grep -aq 'Kernel panic' "$txt"; then
 	problem="kernel panic"
 fi
-expected=19
+expected=21
 # Pings answered/sent: the lab's to each guest, and a's to b.
 sent=0 answered=0
 while read -r t r; do
@@ -469,6 +471,14 @@ guests=$(grep -ac '^\[[a-z]\] GUEST-READY' "$txt" || true)
 echo "E2E-RESULT $npass of $expected checks passed, $nfail failed; lab run ${secs}s (kernel $kver)${problem:+; $problem}"
 verdict=FAIL
 if [ -z "$problem" ] && [ "$nfail" = 0 ] && [ "$npass" = "$expected" ]; then verdict=ok; fi
+# Offloads: a's frames flipped and copied by its queue, GSO frames read
+# from the TAP and sent by each guest, and what the engine segmented (for a
+# destination that did not negotiate the frame's offload).
+tapo="$(grep -a 'vmm: tap: rx gso' "$txt" | tail -n1)"
+engo="$(grep -a 'vmm: engine: offloads passed' "$txt" | tail -n1)"
+gso_tx_a="$(num "$(grep -a '^\[a\] vmm: tx: ' "$txt" | tail -n1)" '(gso ')"
+gso_tx_b="$(num "$(grep -a '^\[b\] vmm: tx: ' "$txt" | tail -n1)" '(gso ')"
+echo "e2e: offloads: a_flipped=${rq_flipped_a:-?} a_copied=${rq_copied_a:-?} tap_gso=$(num "$tapo" 'rx gso ') tap_offloads=$(echo "$tapo" | sed -n 's/.*taken \(0x[0-9a-f]*\).*/\1/p') gso_tx_a=${gso_tx_a:-?} gso_tx_b=${gso_tx_b:-?} passed=$(num "$engo" 'passed ') segmented=$(num "$engo" 'segmented ') segments=$(num "$engo" 'into ')"
 echo "e2e: guests=$guests pings=$answered/$sent tcp_bytes=$tcp flips=${flips:-?} copies=${copies:-?} check=$verdict"
 if [ "$verdict" = ok ]; then
 	exit 0
