@@ -697,27 +697,32 @@ static int use_container(struct vfio_be *v, int fd)
 	return 0;
 }
 
+/* The options' own consistency: one source of the container, known flags,
+ * a complete system-call table and allocation hooks. */
+static bool vfio_opts_valid(const struct vdemux_vfio_opts *o)
+{
+	const uint32_t known = VDEMUX_VFIO_F_CONTAINER_FD | VDEMUX_VFIO_F_GROUP_ID;
+	int sources = !!(o->flags & VDEMUX_VFIO_F_CONTAINER_FD) + !!(o->flags & VDEMUX_VFIO_F_GROUP_ID) +
+		      !!o->group_path;
+
+	if ((o->flags & ~known) || sources != 1)
+		return false;
+	if ((o->flags & VDEMUX_VFIO_F_CONTAINER_FD) && o->container_fd < 0)
+		return false;
+	if ((o->flags & VDEMUX_VFIO_F_GROUP_ID) && o->group_id < 0)
+		return false;
+	if (o->sys && (!o->sys->open || !o->sys->close || !o->sys->ioctl))
+		return false;
+	return vd_hooks_valid(&o->alloc);
+}
+
 int vdemux_vfio_create(struct vdemux_backend **out, const struct vdemux_vfio_opts *opts)
 {
 	if (!out || !opts || vd_opts_check(opts, sizeof(struct vdemux_vfio_opts)))
 		return -EINVAL;
 	struct vdemux_vfio_opts o;
 	vd_opts_copy(&o, opts, sizeof(o));
-
-	const uint32_t known = VDEMUX_VFIO_F_CONTAINER_FD | VDEMUX_VFIO_F_GROUP_ID;
-	if (o.flags & ~known)
-		return -EINVAL;
-	int sources = !!(o.flags & VDEMUX_VFIO_F_CONTAINER_FD) + !!(o.flags & VDEMUX_VFIO_F_GROUP_ID) +
-		      !!o.group_path;
-	if (sources != 1)
-		return -EINVAL;
-	if ((o.flags & VDEMUX_VFIO_F_CONTAINER_FD) && o.container_fd < 0)
-		return -EINVAL;
-	if ((o.flags & VDEMUX_VFIO_F_GROUP_ID) && o.group_id < 0)
-		return -EINVAL;
-	if (o.sys && (!o.sys->open || !o.sys->close || !o.sys->ioctl))
-		return -EINVAL;
-	if (!vd_hooks_valid(&o.alloc))
+	if (!vfio_opts_valid(&o))
 		return -EINVAL;
 
 	struct vfio_be *v = be_calloc(&o.alloc, 1, sizeof(*v));
