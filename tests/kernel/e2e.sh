@@ -457,7 +457,7 @@ elif ! grep -aq '^E2E-DONE' "$txt"; then
 elif grep -aq 'Kernel panic' "$txt"; then
 	problem="kernel panic"
 fi
-expected=19
+expected=21
 # Pings answered/sent: the lab's to each guest, and a's to b.
 sent=0 answered=0
 while read -r t r; do
