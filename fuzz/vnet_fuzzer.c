@@ -85,7 +85,6 @@ struct world {
 	uint32_t seq;
 	bool broken;    /* the queue said the ring is broken, as of used_snap */
 	uint64_t irq_snap;
-	uint8_t used_snap[VD_VRING_USED_BYTES(64)];
 };
 
 static const uint8_t mac_q[6] = {0x02, 0, 0, 0, 1, 1};
@@ -130,6 +129,7 @@ static void check(struct world *w)
  * (The guest may scribble there itself: what it wrote is the new state.) */
 static void check_broken(struct world *w, bool scribbled_now)
 {
+	static uint8_t used_snap[VD_VRING_USED_BYTES(VD_VRING_MAX_SIZE)];
 	struct vdemux_vnet_rxq_stats s;
 	size_t n = VD_VRING_USED_BYTES(w->vo.qsize);
 	const uint8_t *used = w->ram + w->g.used_gpa;
@@ -139,13 +139,13 @@ static void check_broken(struct world *w, bool scribbled_now)
 		return;
 	}
 	CHECK(vdemux_vnet_rxq_stats(w->q, &s, sizeof(s)) == 0);
-	CHECK(n <= sizeof(w->used_snap));
+	CHECK(n <= sizeof(used_snap));
 	if (w->broken && !scribbled_now) {
-		CHECK(!memcmp(w->used_snap, used, n));
+		CHECK(!memcmp(used_snap, used, n));
 		CHECK(s.interrupts == w->irq_snap);
 	}
 	w->broken = true;
-	memcpy(w->used_snap, used, n);
+	memcpy(used_snap, used, n);
 	w->irq_snap = s.interrupts;
 }
 

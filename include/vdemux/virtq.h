@@ -183,8 +183,8 @@ VDEMUX_API int vdemux_virtq_publish(vdemux_virtq *q, uint32_t *published);
  * ring's flags without.
  * @return for @p on: 1 if chains are available after the request (take
  *         them: the driver may have added them before it saw the request,
- *         and will not notify for them), 0 if none; 0 for off; -EINVAL
- *         (NULL).
+ *         and will not notify for them) or the ring is broken (pop says
+ *         -EIO), 0 if none; 0 for off; -EINVAL (NULL).
  */
 VDEMUX_API int vdemux_virtq_enable_kick(vdemux_virtq *q, bool on);
 

@@ -24,16 +24,50 @@ static void free_pages(struct vdemux_engine *e, const uint32_t *pages, uint32_t 
 		vd_pool_put(&e->pool, pages[i]);
 }
 
+/* Classify with the classifier's read section when it has one: opened at
+ * the call's first classification, closed by vd_deliver_leave(). */
+static inline __attribute__((always_inline)) int classify(struct vdemux_engine *e, const uint8_t *frame, uint32_t len,
+		    struct vdemux_verdict *v)
+{
+	if (!e->cls_read || !e->cls_many)
+		return e->cls->classify(e->cls, frame, len, v);
+	if (!e->cls_open) {
+		e->cls_token = e->cls->read_begin(e->cls);
+		e->cls_open = true;
+	}
+	return e->cls_read(e->cls, frame, len, v);
+}
+
+void vd_deliver_leave(struct vdemux_engine *e)
+{
+	if (e->cls_open) {
+		e->cls_open = false;
+		e->cls->read_end(e->cls, e->cls_token);
+	}
+}
+
+/* The plan had no room: apply it (after closing the classifier's read
+ * section: applying calls the backends), then plan again. */
+static __attribute__((noinline)) bool plan_again(struct vdemux_engine *e, struct vm *vm,
+						  const struct vd_src *src,
+						  const struct vdemux_dest *d, bool consume)
+{
+	bool consumed;
+
+	vd_deliver_leave(e);
+	vd_apply_plan(e);
+	/* An empty plan always has room. */
+	vd_plan_delivery(e, vm, src, d, consume, &consumed);
+	return consumed;
+}
+
 static bool plan_one(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
 		     const struct vdemux_dest *d, bool consume)
 {
 	bool consumed;
 
-	if (vd_plan_delivery(e, vm, src, d, consume, &consumed) == VD_PLAN_FULL) {
-		vd_apply_plan(e);
-		/* An empty plan always has room. */
-		vd_plan_delivery(e, vm, src, d, consume, &consumed);
-	}
+	if (vd_plan_delivery(e, vm, src, d, consume, &consumed) == VD_PLAN_FULL)
+		return plan_again(e, vm, src, d, consume);
 	return consumed;
 }
 
@@ -71,8 +105,8 @@ static int classify_pages(struct vdemux_engine *e, const struct vd_src *src, str
 	uint32_t got = 0;
 
 	if (first >= want)
-		return e->cls->classify(e->cls, pg_addr(&e->pool, src->pages[0]) + src->off,
-					src->len < first ? src->len : first, v);
+		return classify(e, pg_addr(&e->pool, src->pages[0]) + src->off,
+				src->len < first ? src->len : first, v);
 	for (uint32_t i = 0; got < want; i++) {
 		uint32_t from = i ? 0 : src->off, n = PAGE - from;
 
@@ -81,7 +115,7 @@ static int classify_pages(struct vdemux_engine *e, const struct vd_src *src, str
 		memcpy(head + got, pg_addr(&e->pool, src->pages[i]) + from, n);
 		got += n;
 	}
-	return e->cls->classify(e->cls, head, want, v);
+	return classify(e, head, want, v);
 }
 
 /*
@@ -105,7 +139,7 @@ void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 		return;
 	}
 	if (src->flat)
-		r = e->cls->classify(e->cls, src->flat, len, &v);
+		r = classify(e, src->flat, len, &v);
 	else
 		r = classify_pages(e, src, &v);
 	if (r < 0 || v.n == 0) {
@@ -141,6 +175,7 @@ void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 
 void vd_deliver_flush(struct vdemux_engine *e)
 {
+	vd_deliver_leave(e);
 	/* Nothing planned (every copy went to a sink): nothing to apply, and
 	 * no VM carries the current generation, which may stay. */
 	if (e->plan.vms)

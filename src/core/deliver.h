@@ -12,8 +12,13 @@ struct vd_src;
  * every destination. The frame's pages (src->pages) are consumed. */
 void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src);
 
-/* Apply what is planned: the tables change, completions are queued and
- * signals raised (sent by vd_call_end()). */
+/* Close the classifier's read section if one is open (before anything
+ * outside the core runs: vd_deliver_flush() does it first). */
+void vd_deliver_leave(struct vdemux_engine *e);
+
+/* Close the classifier's read section, then apply what is planned: the
+ * tables change, completions are queued and signals raised (sent by
+ * vd_call_end()). */
 void vd_deliver_flush(struct vdemux_engine *e);
 
 #endif

@@ -72,6 +72,8 @@ static int engine_arena(struct vdemux_engine *e, const struct vdemux_engine_opts
 	return 0;
 }
 
+static void use_classifier(vdemux_engine *e, struct vdemux_classifier *cls);
+
 int vdemux_engine_create(vdemux_engine **out, const struct vdemux_engine_opts *uopts)
 {
 	struct vdemux_engine_opts o;
@@ -126,7 +128,7 @@ int vdemux_engine_create(vdemux_engine **out, const struct vdemux_engine_opts *u
 	err = vd_l2_create(&e->l2, NULL, &e->alloc);
 	if (err)
 		goto fail;
-	e->cls = vdemux_l2_classifier(e->l2);
+	use_classifier(e, vdemux_l2_classifier(e->l2));
 	e->st.pages_total = e->pool.npages;
 	*out = e;
 	return 0;
@@ -189,15 +191,24 @@ int vdemux_engine_add_backend(vdemux_engine *e, struct vdemux_backend *be)
 	return 0;
 }
 
+/* Use @p cls; its read section only when it has all of it (version 2). */
+static void use_classifier(vdemux_engine *e, struct vdemux_classifier *cls)
+{
+	e->cls = cls;
+	e->cls_read = NULL;
+	if (cls->version >= 2 && cls->read_begin && cls->classify_read && cls->read_end)
+		e->cls_read = cls->classify_read;
+}
+
 int vdemux_engine_set_classifier(vdemux_engine *e, struct vdemux_classifier *cls)
 {
 	if (!e)
 		return -EINVAL;
 	if (!cls) {
-		e->cls = vdemux_l2_classifier(e->l2);
+		use_classifier(e, vdemux_l2_classifier(e->l2));
 		return 0;
 	}
-	if (cls->version != VDEMUX_CLASSIFIER_VERSION) {
+	if (cls->version != VDEMUX_CLASSIFIER_VERSION && cls->version != VDEMUX_CLASSIFIER_VERSION_1) {
 		vd_bad(e, VDEMUX_BAD_BACKEND);
 		return -EPROTO;
 	}
@@ -205,7 +216,7 @@ int vdemux_engine_set_classifier(vdemux_engine *e, struct vdemux_classifier *cls
 		vd_bad(e, VDEMUX_BAD_BACKEND);
 		return -EINVAL;
 	}
-	e->cls = cls;
+	use_classifier(e, cls);
 	return 0;
 }
 

@@ -25,6 +25,7 @@
 
 struct vdemux_backend;
 struct vdemux_classifier;
+struct vdemux_verdict;
 struct vdemux_dest;
 
 struct vdemux_engine {
@@ -47,6 +48,14 @@ struct vdemux_engine {
 
 	vdemux_l2 *l2;
 	struct vdemux_classifier *cls;
+	/* cls's read section (version 2, all three set) or NULL; used in
+	 * calls that may classify more than one frame (a section costs more
+	 * than one classification's own registration); while cls_open, a
+	 * section is open with cls_token (deliver.c). */
+	int (*cls_read)(struct vdemux_classifier *, const uint8_t *, uint32_t, struct vdemux_verdict *);
+	uintptr_t cls_token;
+	bool cls_open;
+	bool cls_many; /* this call may classify more than one frame */
 	struct vdemux_dest *dests; /* the classifier's answer, max_vms entries */
 
 	struct vd_pool pool;   /* pool.c */

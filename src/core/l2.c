@@ -480,6 +480,11 @@ static struct l2_tab *wtab(vdemux_l2 *l2)
 /* ------------------------------------------------------------------------ */
 /* Creation                                                                 */
 
+static uintptr_t l2_read_begin(struct vdemux_classifier *cls);
+static int l2_classify_read(struct vdemux_classifier *cls, const uint8_t *frame, uint32_t len,
+			    struct vdemux_verdict *v);
+static void l2_read_end(struct vdemux_classifier *cls, uintptr_t token);
+
 static int l2_cls_classify(struct vdemux_classifier *cls, const uint8_t *frame, uint32_t len,
 			   struct vdemux_verdict *v)
 {
@@ -548,6 +553,9 @@ int vd_l2_create(vdemux_l2 **out, const struct vdemux_l2_opts *opts,
 	l2->cls.name = "l2";
 	l2->cls.classify = l2_cls_classify;
 	l2->cls.vm_removed = l2_cls_vm_removed;
+	l2->cls.read_begin = l2_read_begin;
+	l2->cls.classify_read = l2_classify_read;
+	l2->cls.read_end = l2_read_end;
 	*out = l2;
 	return 0;
 }
@@ -1079,7 +1087,7 @@ static void put_array(struct vdemux_verdict *v, struct l2_frame *f, vdemux_l2 *l
 }
 
 /* One pass over a consistent configuration (the caller retries otherwise). */
-static void classify_once(vdemux_l2 *l2, struct l2_frame *f, struct vdemux_verdict *v)
+static inline __attribute__((always_inline)) void classify_once(vdemux_l2 *l2, struct l2_frame *f, struct vdemux_verdict *v)
 {
 	f->wanted = 0;
 	v->n = 0;
@@ -1140,8 +1148,10 @@ static inline uint16_t be16(const uint8_t *p)
 	return (uint16_t)((p[0] << 8) | p[1]);
 }
 
-VDEMUX_API int vdemux_l2_classify(vdemux_l2 *l2, const uint8_t *frame, uint32_t len,
-				  struct vdemux_verdict *v)
+/* The whole classification; @p reg: register as a reader for it (false: the
+ * caller is inside a read section, l2_read_begin()). */
+static inline __attribute__((always_inline)) int classify_frame(vdemux_l2 *l2, const uint8_t *frame, uint32_t len,
+				 struct vdemux_verdict *v, bool reg)
 {
 	if (!l2 || !v || (!frame && len) || (!v->dests && v->cap))
 		return -EINVAL;
@@ -1171,14 +1181,39 @@ VDEMUX_API int vdemux_l2_classify(vdemux_l2 *l2, const uint8_t *frame, uint32_t 
 		v->drop_reason = VDEMUX_DROP_LINK_LOCAL;
 		return 0;
 	}
-	unsigned r = rd_enter(l2);
+	unsigned r = reg ? rd_enter(l2) : 0;
 	uint32_t s;
 	do {
 		s = rd_begin(l2);
 		classify_once(l2, &f, v);
 	} while (rd_retry(l2, s));
-	rd_exit(l2, r);
+	if (reg)
+		rd_exit(l2, r);
 	if (v->n == 0 && v->drop_reason == VDEMUX_DROP_NONE)
 		v->drop_reason = VDEMUX_DROP_NO_DEST;
 	return 0;
+}
+
+VDEMUX_API int vdemux_l2_classify(vdemux_l2 *l2, const uint8_t *frame, uint32_t len,
+				  struct vdemux_verdict *v)
+{
+	return classify_frame(l2, frame, len, v, true);
+}
+
+/* The classifier interface's read section: one registration for every
+ * classification made in it (the engine's: one per engine call). */
+static uintptr_t l2_read_begin(struct vdemux_classifier *cls)
+{
+	return rd_enter((vdemux_l2 *)cls);
+}
+
+static int l2_classify_read(struct vdemux_classifier *cls, const uint8_t *frame, uint32_t len,
+			    struct vdemux_verdict *v)
+{
+	return classify_frame((vdemux_l2 *)cls, frame, len, v, false);
+}
+
+static void l2_read_end(struct vdemux_classifier *cls, uintptr_t token)
+{
+	rd_exit((vdemux_l2 *)cls, (unsigned)token);
 }

@@ -69,6 +69,7 @@ int vdemux_rx_burst(vdemux_engine *e, const struct vdemux_frame *frames, unsigne
 	err = frames_validate(e, frames, n);
 	if (err)
 		return err;
+	e->cls_many = n > 1;
 	for (i = 0; i < n; i++) {
 		uint32_t hl = VDEMUX_FRAME_VNET_HDR_LEN(frames[i].flags);
 		uint32_t len = frames[i].len - hl, np = npages_for(len);
@@ -200,6 +201,7 @@ int vdemux_rx_submit(vdemux_engine *e, const struct vdemux_rx_buf *bufs, unsigne
 	err = bufs_validate(e, bufs, n, true);
 	if (err)
 		return err;
+	e->cls_many = n > 1;
 	while (i < n) {
 		uint32_t hl = VDEMUX_FRAME_VNET_HDR_LEN(bufs[i].flags);
 		uint32_t np = 0, len = 0, off = bufs[i].off + hl;

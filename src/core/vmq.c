@@ -52,13 +52,6 @@ void vd_vmq_unpost_all(struct vm *vm)
 		;
 }
 
-bool vd_vmq_posted(const struct vm *vm, uint64_t gpa)
-{
-	uint64_t s = (gpa - vm->rx_base) / PAGE;
-
-	return gpa >= vm->rx_base && s < vm->rx_pages && vm->slots[s].posted;
-}
-
 bool vd_vmq_backed(const struct vm *vm, uint64_t gpa, uint64_t len)
 {
 	for (uint64_t p = gpa / PAGE; len && p <= (gpa + len - 1) / PAGE; p++)

@@ -70,11 +70,6 @@ bool vd_vmq_complete(struct vm *vm, struct vdemux_completion *out);
  * guest's, still mapped) and every completion not taken is dropped. */
 void vd_vmq_unpost_all(struct vm *vm);
 
-/* Whether the page at gpa is posted: the first page of a chain the engine
- * has not taken yet (it takes a chain's pages when it plans a delivery into
- * it, before the delivery completes). */
-bool vd_vmq_posted(const struct vm *vm, uint64_t gpa);
-
 /* Whether every page of guest RAM under [gpa, gpa + len) is backed by a
  * page of the VM (the queue writes guest memory through the VMM's mapping:
  * a page some table failed to restore would fault there). */

@@ -345,17 +345,6 @@ static bool bufs_backed(struct vdemux_vnet_rxq *q, uint32_t nbuf)
 	return true;
 }
 
-/* Page chains the engine took in this call, not completed yet: the leading
- * chains of fq whose first page it took from the post queue. */
-static uint32_t chains_in_flight(const struct vdemux_vnet_rxq *q)
-{
-	uint32_t n = 0;
-
-	while (n < q->fq_n && !vd_vmq_posted(q->vm, q->fq[(q->fq_head + n) & (q->fq_cap - 1)].first_gpa))
-		n++;
-	return n;
-}
-
 /* A copy's used entry: now, or after the chains delivered before it (their
  * used entries are pushed at the end of the engine call), so that the
  * guest gets its frames in the order they came. */
@@ -381,7 +370,7 @@ static int sink_copy(void *ctx, const struct vd_pool *pl, const struct vd_src *s
 	if (!q->vq)
 		return VDEMUX_DROP_NO_BUFFER;
 	if (!q->cq_n) /* a chain is posted: the engine came here as it is too short */
-		return q->fq_n > chains_in_flight(q) ? VDEMUX_DROP_TOO_BIG : VDEMUX_DROP_NO_BUFFER;
+		return q->fq_n > q->fq_taken ? VDEMUX_DROP_TOO_BIG : VDEMUX_DROP_NO_BUFFER;
 	if (q->mrg) {
 		for (nbuf = 0; nbuf < q->cq_n && cap < need; nbuf++)
 			cap += cbuf_at(q, nbuf)->cap;
@@ -395,7 +384,7 @@ static int sink_copy(void *ctx, const struct vd_pool *pl, const struct vd_src *s
 	if (!bufs_backed(q, nbuf))
 		return VDEMUX_DROP_BACKEND; /* a hole the guest cannot have made */
 	make_hdr(q, hdr, (uint16_t)nbuf, src->vh);
-	after = q->chains_done + chains_in_flight(q);
+	after = q->chains_done + q->fq_taken;
 	for (uint32_t b = 0; b < nbuf; b++) {
 		struct cbuf *cb = cbuf_at(q, 0);
 		uint64_t start = pos;
@@ -532,6 +521,14 @@ static uint32_t count_ring(struct vdemux_vnet_rxq *q)
 static int take_buffers(struct vdemux_vnet_rxq *q, struct vm *vm)
 {
 	int taken = 0;
+
+	/* Nothing available and kicks already asked for at this entry (the
+	 * common case after a burst): what the loop below would find, without
+	 * its pop and its kick request. Nothing for count_ring() either: the
+	 * ring is not broken, and only pop skips chains, here, each take
+	 * ending with count_ring(). */
+	if (vd_vring_idle(q->vq))
+		return 0;
 
 	for (;;) {
 		while (room(q)) {

@@ -622,6 +622,13 @@ look:
 
 /* ---- queries ------------------------------------------------------- */
 
+bool vd_vring_idle(struct vd_vring *vq)
+{
+	if (vq->broken || !vq->armed || (vq->event_idx && vq->armed_at != vq->last_avail))
+		return false;
+	return avail_refresh(vq) == 0 && vq->avail_seen == vq->last_avail;
+}
+
 int vd_vring_broken(const struct vd_vring *vq)
 {
 	return vq->broken;

@@ -295,6 +295,12 @@ int vd_vring_set_avail_event(struct vd_vring *vq, uint16_t idx);
  * broken; an avail->idx jump breaks the queue here too). */
 uint32_t vd_vring_avail_count(struct vd_vring *vq);
 
+/* Nothing to do on the available side: not broken, kicks asked for at the
+ * current entry (vd_vring_enable_kick(vq, true) with nothing popped since,
+ * so it would write nothing), and nothing available (avail->idx read
+ * again; a jump breaks the queue here too, and gives false). */
+bool vd_vring_idle(struct vd_vring *vq);
+
 /* 0, or the error kind + 1 that broke the queue. The VMM sets
  * DEVICE_NEEDS_RESET when it is non-zero. */
 int vd_vring_broken(const struct vd_vring *vq);

@@ -592,6 +592,111 @@ static void test_installed_classifier_is_consulted_and_null_restores_l2(void **s
 	vt_burst_free(&b);
 }
 
+/* A version 2 classifier with a read section, counting each call. */
+struct section_cls {
+	struct vdemux_classifier base;
+	vdemux_vm_id to;
+	unsigned begins, ends, reads, plain;
+	bool open, bad; /* bad: a call out of turn */
+};
+
+static uintptr_t section_begin(struct vdemux_classifier *c)
+{
+	struct section_cls *k = (struct section_cls *)c;
+
+	k->bad |= k->open;
+	k->open = true;
+	k->begins++;
+	return 0x5a00u + k->begins;
+}
+
+static int section_classify(struct vdemux_classifier *c, const uint8_t *frame, uint32_t len,
+			    struct vdemux_verdict *v, bool in)
+{
+	struct section_cls *k = (struct section_cls *)c;
+
+	(void)frame;
+	(void)len;
+	k->bad |= k->open != in;
+	if (in)
+		k->reads++;
+	else
+		k->plain++;
+	memset(&v->dests[0], 0, sizeof(v->dests[0]));
+	v->dests[0].vm = k->to;
+	v->n = 1;
+	return 0;
+}
+
+static int section_read(struct vdemux_classifier *c, const uint8_t *f, uint32_t len, struct vdemux_verdict *v)
+{
+	return section_classify(c, f, len, v, true);
+}
+
+static int section_plain(struct vdemux_classifier *c, const uint8_t *f, uint32_t len, struct vdemux_verdict *v)
+{
+	return section_classify(c, f, len, v, false);
+}
+
+static void section_end(struct vdemux_classifier *c, uintptr_t token)
+{
+	struct section_cls *k = (struct section_cls *)c;
+
+	k->bad |= !k->open || token != 0x5a00u + k->begins;
+	k->open = false;
+	k->ends++;
+}
+
+static void test_read_section_opens_once_per_multi_frame_burst_and_closes_before_return(void **state)
+{
+	struct vt_fx *fx = vt_fx_state(state, &(struct vt_fx_opts){0});
+	struct vdemux_vm_opts o = vt_vm_opts(fx, 16);
+	struct vt_vm *a = vt_vm_add(fx, &o);
+	static struct section_cls k = {.base = VDEMUX_CLASSIFIER_INIT};
+	struct vt_burst b = {0};
+
+	k = (struct section_cls){.base = VDEMUX_CLASSIFIER_INIT, .to = a->id};
+	k.base.classify = section_plain;
+	k.base.read_begin = section_begin;
+	k.base.classify_read = section_read;
+	k.base.read_end = section_end;
+	assert_int_equal(vdemux_engine_set_classifier(fx->eng, &k.base), 0);
+	vt_post_range(fx, a, 0, 16);
+	for (int i = 0; i < 3; i++)
+		vt_burst_add(fx, &b, a->id, 100);
+	assert_int_equal(vdemux_rx_burst(fx->eng, b.f, 3), 3);
+	assert_int_equal(k.begins, 1);
+	assert_int_equal(k.reads, 3);
+	assert_int_equal(k.plain, 0);
+	assert_int_equal(k.ends, 1);
+	assert_false(k.open);
+	assert_false(k.bad);
+	assert_int_equal(vt_guest_take(fx, a, NULL, 3), 3);
+	/* one frame: classify, which registers for itself */
+	assert_int_equal(vdemux_rx_burst(fx->eng, b.f, 1), 1);
+	assert_int_equal(k.begins, 1);
+	assert_int_equal(k.plain, 1);
+	assert_int_equal(k.ends, 1);
+	assert_false(k.bad);
+	assert_int_equal(vt_guest_take(fx, a, NULL, 1), 1);
+	assert_int_equal(vdemux_rx_burst(fx->eng, b.f, 3), 3);
+	assert_int_equal(k.begins, 2);
+	assert_int_equal(k.reads, 6);
+	assert_int_equal(k.ends, 2);
+	assert_int_equal(vt_guest_take(fx, a, NULL, 3), 3);
+
+	/* version 1: the section's fields are not read, classify is called */
+	k.base.version = VDEMUX_CLASSIFIER_VERSION_1;
+	assert_int_equal(vdemux_engine_set_classifier(fx->eng, &k.base), 0);
+	assert_int_equal(vdemux_rx_burst(fx->eng, b.f, 2), 2);
+	assert_int_equal(k.begins, 2);
+	assert_int_equal(k.plain, 3);
+	assert_false(k.bad);
+	assert_int_equal(vt_guest_take(fx, a, NULL, 2), 2);
+	vt_check(fx);
+	vt_burst_free(&b);
+}
+
 /* ---- counters, check, names ---- */
 
 static void test_stats_fills_only_the_size_asked(void **state)
@@ -760,6 +865,7 @@ int main(void)
 		cmocka_unit_test(test_add_backend_has_no_engine_wide_limit_and_destroy_frees_each_once),
 		cmocka_unit_test(test_remove_backend_frees_an_unused_backend_once),
 		cmocka_unit_test(test_set_classifier_checks_version_and_classify),
+		cmocka_unit_test_setup_teardown(test_read_section_opens_once_per_multi_frame_burst_and_closes_before_return, vt_setup, vt_teardown),
 		cmocka_unit_test_setup_teardown(test_installed_classifier_is_consulted_and_null_restores_l2, vt_setup,
 						vt_teardown),
 		cmocka_unit_test(test_stats_fills_only_the_size_asked),

@@ -8,7 +8,7 @@ target_link_libraries(kvm_flip PRIVATE vdemux_guest Threads::Threads)
 vdemux_add_kernel_test(NAME kernel_kvm_flip PROGRAMS kvm_flip MODULES kvm_amd)
 
 # The same program straight on this machine's /dev/kvm, where there is one
-# (hardware virtualisation, the host's kernel); skipped (77) where there is
+# (the host's kernel: hardware virtualisation, or kvm_pvm); skipped (77) where there is
 # none.
 add_test(NAME host_kvm_flip COMMAND kvm_flip)
 set_tests_properties(host_kvm_flip PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120 LABELS "kernel;host")

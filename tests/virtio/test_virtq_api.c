@@ -511,6 +511,8 @@ static void test_avail_index_jump_breaks_the_queue_until_reset(void **state)
 	put16(d.ram + AVAIL_GPA + 2, QS + 1);
 	assert_int_equal(vdemux_virtq_pop(d.q, &c, iov, 4), -EIO);
 	assert_int_equal(vdemux_virtq_needs_reset(d.q), 1);
+	/* A kick request on a broken ring says "look": pop reports it. */
+	assert_int_equal(vdemux_virtq_enable_kick(d.q, true), 1);
 	assert_int_equal(stats(&d).err[VDEMUX_VIRTQ_ERR_AVAIL_IDX], 1);
 	/* Sticky, whatever the driver writes now. */
 	put16(d.ram + AVAIL_GPA + 2, 0);

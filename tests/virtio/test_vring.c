@@ -527,6 +527,29 @@ static void test_enable_kick_sets_avail_event_and_reports_pending_chains(void **
 	fx_fini(&x);
 }
 
+/* Idle: kicks asked for at the current entry and nothing available; a
+ * chain added, a pop since the request, or kicks turned off make it busy. */
+static void test_idle_only_when_kicks_are_asked_at_this_entry_and_nothing_is_available(void **state)
+{
+	struct fx x;
+	struct vd_vring_chain c;
+
+	(void)state;
+	fx_init(&x, VNG_SMALL, 16, V1 | EVT);
+	assert_false(vd_vring_idle(x.vq)); /* kicks never asked for */
+	assert_false(vd_vring_enable_kick(x.vq, true));
+	assert_true(vd_vring_idle(x.vq));
+	vng_add_one(&x.g);
+	assert_false(vd_vring_idle(x.vq)); /* one available */
+	assert_int_equal(vd_vring_pop(x.vq, &c, x.segs, 16), 1);
+	assert_false(vd_vring_idle(x.vq)); /* asked at the entry before the pop */
+	assert_false(vd_vring_enable_kick(x.vq, true));
+	assert_true(vd_vring_idle(x.vq));
+	assert_false(vd_vring_enable_kick(x.vq, false));
+	assert_false(vd_vring_idle(x.vq));
+	fx_fini(&x);
+}
+
 static uint16_t used_le16(const struct fx *x, uint64_t off)
 {
 	uint16_t v;
@@ -1491,6 +1514,7 @@ int main(void)
 		cmocka_unit_test(test_event_idx_ignores_the_no_interrupt_flag),
 		cmocka_unit_test(test_no_interrupt_flag_suppresses_notify_without_event_idx),
 		cmocka_unit_test(test_enable_kick_sets_avail_event_and_reports_pending_chains),
+		cmocka_unit_test(test_idle_only_when_kicks_are_asked_at_this_entry_and_nothing_is_available),
 		cmocka_unit_test(test_repeated_kick_request_writes_nothing_until_something_changes),
 		cmocka_unit_test(test_no_notify_flag_without_event_idx),
 		cmocka_unit_test(test_indirect_big_chain_pops_as_its_19_segments),

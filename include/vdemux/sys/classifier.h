@@ -22,12 +22,32 @@
 extern "C" {
 #endif
 
-/** Version of struct vdemux_classifier described by this header. */
-#define VDEMUX_CLASSIFIER_VERSION 1u
+/**
+ * Version of struct vdemux_classifier described by this header. Version 2
+ * added the read section (read_begin, classify_read, read_end); the engine
+ * still takes a version 1 classifier, and reads none of those fields from it.
+ */
+#define VDEMUX_CLASSIFIER_VERSION 2u
+/** The first version, without the read section. */
+#define VDEMUX_CLASSIFIER_VERSION_1 1u
 
 /**
  * A classifier. Embed it as the first member of your own struct.
- * Mandatory: classify. Optional: vm_removed.
+ * Mandatory: classify. Optional: vm_removed; the read section (version 2:
+ * read_begin, classify_read and read_end, all three or none).
+ *
+ * Read section: a classifier whose readers must announce themselves to its
+ * writers (so that a writer on another thread frees nothing a reader holds)
+ * can pay for that once per engine call instead of once per frame. When all
+ * three are set, the engine classifies the frames of one engine call given
+ * more than one frame or buffer (vdemux_rx_burst(), vdemux_rx_submit()) with
+ * classify_read, between one read_begin and the read_end given its result
+ * (a call given one uses classify: one registration either way); it calls read_end before it
+ * runs anything else it calls out to (a backend's table update, a signal)
+ * and before it returns, so a section lasts at most one call's
+ * classifications, and code the engine calls never runs inside one. Calls
+ * on one engine are made on one thread at a time, so an engine's sections
+ * never overlap; sections of different engines sharing a classifier may.
  */
 struct vdemux_classifier {
 	/** VDEMUX_CLASSIFIER_VERSION. */
@@ -43,6 +63,19 @@ struct vdemux_classifier {
 			struct vdemux_verdict *v);
 	/** The engine removed VM @p vm: forget it. */
 	void (*vm_removed)(struct vdemux_classifier *cls, vdemux_vm_id vm);
+	/**
+	 * Version 2, optional. Open a read section on the calling thread.
+	 * @return a value given back to read_end (the classifier's own).
+	 */
+	uintptr_t (*read_begin)(struct vdemux_classifier *cls);
+	/**
+	 * Version 2, optional. As classify, called only inside a read section
+	 * opened by read_begin on the same thread and not yet closed.
+	 */
+	int (*classify_read)(struct vdemux_classifier *cls, const uint8_t *frame, uint32_t len,
+			     struct vdemux_verdict *v);
+	/** Version 2, optional. Close the section read_begin returned @p token for. */
+	void (*read_end)(struct vdemux_classifier *cls, uintptr_t token);
 };
 
 /** Initialiser for struct vdemux_classifier. */
