@@ -103,13 +103,16 @@ static void undo(struct vdemux_engine *e, const struct be_ref *r, enum vd_tbl_op
 unsigned vd_tables_apply(struct vdemux_engine *e, struct vm *vm, enum vd_tbl_op op,
 			 struct vd_batch *b, unsigned n, int *err)
 {
+	/* The VM's backends are fixed while it exists; a local count also tells
+	 * the static analyzers that a backend's call cannot change it. */
+	const unsigned nbe = vm->nbe;
 	unsigned applied[MAX_BACKENDS];
 	unsigned lim = n;
 
 	*err = 0;
 	for (unsigned i = 0; i < n; i++)
 		b->stale[i] = 0;
-	for (unsigned k = 0; k < vm->nbe; k++) {
+	for (unsigned k = 0; k < nbe; k++) {
 		int r = call(e, &vm->bes[k], op, b->m, lim, &applied[k]);
 
 		if (r && !*err)
@@ -117,7 +120,7 @@ unsigned vd_tables_apply(struct vdemux_engine *e, struct vm *vm, enum vd_tbl_op 
 		if (applied[k] < lim)
 			lim = applied[k];
 	}
-	for (unsigned k = 0; k < vm->nbe; k++)
+	for (unsigned k = 0; k < nbe; k++)
 		if (applied[k] > lim)
 			undo(e, &vm->bes[k], op, b, lim, applied[k]);
 	return lim;
