@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
@@ -158,6 +159,11 @@ int main(int argc, char **argv)
 	}
 	if (engine_setup(v) < 0)
 		return 1;
+	v->tx_buf = malloc((size_t)VNET_TX_BURST * VNET_TX_ROOM);
+	if (!v->tx_buf) {
+		fprintf(stderr, "vmm: %s\n", strerror(ENOMEM));
+		return 1;
+	}
 	if ((r = tap_open(v->tap.name, &v->tap.fd)) < 0) {
 		fprintf(stderr, "vmm: tap %s: %s\n", v->tap.name, strerror(-r));
 		return 1;
@@ -168,6 +174,7 @@ int main(int argc, char **argv)
 
 	bool ok = vmm_loop(v, sfd);
 	ok &= vmm_end(v);
+	free(v->tx_buf);
 	vmm_log(NULL, "vmm: exit %d", ok ? 0 : 1);
 	return ok ? 0 : 1;
 }

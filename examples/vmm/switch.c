@@ -20,16 +20,9 @@
 
 #define SWITCH_BURST 64u
 
-struct split_horizon {
-	struct vdemux_classifier base;
-	vdemux_l2 *l2;
-	vdemux_vm_id src; /* the guest whose frames are being classified, or 0 */
-};
-
-static int sh_classify(struct vdemux_classifier *cls, const uint8_t *frame, uint32_t len, struct vdemux_verdict *v)
+/* The sender's own VM out of the L2 bridge's verdict. */
+static int sh_filter(const struct split_horizon *s, int r, struct vdemux_verdict *v)
 {
-	struct split_horizon *s = (struct split_horizon *)cls;
-	int r = vdemux_l2_classify(s->l2, frame, len, v);
 	if (r < 0)
 		return r;
 	unsigned j = 0;
@@ -42,21 +35,49 @@ static int sh_classify(struct vdemux_classifier *cls, const uint8_t *frame, uint
 	return 0;
 }
 
+static int sh_classify(struct vdemux_classifier *cls, const uint8_t *frame, uint32_t len, struct vdemux_verdict *v)
+{
+	struct split_horizon *s = (struct split_horizon *)cls;
+	return sh_filter(s, vdemux_l2_classify(s->l2, frame, len, v), v);
+}
+
+/* The bridge's read section, passed through: one reader registration per
+ * engine call instead of one per frame (sys/classifier.h). */
+static uintptr_t sh_read_begin(struct vdemux_classifier *cls)
+{
+	struct vdemux_classifier *l2 = vdemux_l2_classifier(((struct split_horizon *)cls)->l2);
+	return l2->read_begin(l2);
+}
+
+static int sh_classify_read(struct vdemux_classifier *cls, const uint8_t *frame, uint32_t len,
+			    struct vdemux_verdict *v)
+{
+	struct split_horizon *s = (struct split_horizon *)cls;
+	struct vdemux_classifier *l2 = vdemux_l2_classifier(s->l2);
+	return sh_filter(s, l2->classify_read(l2, frame, len, v), v);
+}
+
+static void sh_read_end(struct vdemux_classifier *cls, uintptr_t token)
+{
+	struct vdemux_classifier *l2 = vdemux_l2_classifier(((struct split_horizon *)cls)->l2);
+	l2->read_end(l2, token);
+}
+
 static void sh_vm_removed(struct vdemux_classifier *cls, vdemux_vm_id vm)
 {
 	vdemux_l2_remove_vm(((struct split_horizon *)cls)->l2, vm);
 }
 
-static struct split_horizon split_horizon = {
-	.base = {.version = VDEMUX_CLASSIFIER_VERSION, .name = "l2-split-horizon",
-		 .classify = sh_classify, .vm_removed = sh_vm_removed},
-};
-
 void switch_init(struct vmm *v)
 {
-	split_horizon.l2 = vdemux_engine_l2(v->eng);
-	v->cls = &split_horizon;
-	vdemux_engine_set_classifier(v->eng, &split_horizon.base);
+	v->sh = (struct split_horizon){
+		.base = {.version = VDEMUX_CLASSIFIER_VERSION, .name = "l2-split-horizon",
+			 .classify = sh_classify, .vm_removed = sh_vm_removed,
+			 .read_begin = sh_read_begin, .classify_read = sh_classify_read,
+			 .read_end = sh_read_end},
+		.l2 = vdemux_engine_l2(v->eng),
+	};
+	vdemux_engine_set_classifier(v->eng, &v->sh.base);
 }
 
 void vmm_switch(struct vmm *v, struct guest *src, const uint8_t *const *frames, const uint32_t *lens, unsigned n)
@@ -83,9 +104,9 @@ void vmm_switch(struct vmm *v, struct guest *src, const uint8_t *const *frames, 
 	}
 	if (!nf)
 		return;
-	v->cls->src = src->vm;
+	v->sh.src = src->vm;
 	int r = vdemux_rx_burst(v->eng, f, nf);
-	v->cls->src = 0;
+	v->sh.src = 0;
 	if (r < 0 && r != -ENOBUFS)
 		vmm_log(src, "vmm: vdemux_rx_burst: %s", strerror(-r));
 }

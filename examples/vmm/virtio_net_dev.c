@@ -47,7 +47,6 @@
 
 #include "vmm.h"
 
-#define VNET_TX_BURST 32u
 #define ISR_QUEUE 0x1u  /* a queue was used */
 
 static void vnet_wake(struct guest *g, unsigned ev)
@@ -339,8 +338,6 @@ int vnet_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned si
 	return 1;
 }
 
-static uint8_t tx_buf[VNET_TX_BURST][VNET_HDR_LEN + VMM_FRAME_MAX];
-
 /* Copy one transmit chain (the guest's header of @hdr_len bytes, 10 or 12,
  * then the frame) into @buf as VNET_HDR_LEN bytes of header then the frame
  * (a 10-byte header gets num_buffers 0); the length of both, or 0 for a
@@ -367,7 +364,7 @@ static uint32_t tx_gather(const struct vdemux_virtq_chain *c, const struct iovec
 	return (uint32_t)(total + pad);
 }
 
-/* Up to VNET_TX_BURST chains into tx_buf, to the switch; how many chains
+/* Up to VNET_TX_BURST chains into the VMM's tx_buf, to the switch; how many chains
  * were taken (-EIO: the ring is broken). */
 static int tx_burst(struct guest *g, unsigned hdr_len)
 {
@@ -380,18 +377,19 @@ static int tx_burst(struct guest *g, unsigned hdr_len)
 	struct iovec iov[VQ_MAX_SEG];
 
 	while (popped < (int)VNET_TX_BURST && (r = vdemux_virtq_pop(d->txq, &c, iov, VQ_MAX_SEG)) == 1) {
-		uint32_t len = tx_gather(&c, iov, hdr_len, tx_buf[n]);
+		uint8_t *buf = g->vmm->tx_buf + (size_t)n * VNET_TX_ROOM;
+		uint32_t len = tx_gather(&c, iov, hdr_len, buf);
 		vdemux_virtq_push(d->txq, c.head, 0);
 		popped++;
 		if (!len) {
 			d->tx_bad++;
 			continue;
 		}
-		frames[n] = tx_buf[n];
+		frames[n] = buf;
 		lens[n] = len;
 		d->tx_frames++;
 		d->tx_bytes += len - VNET_HDR_LEN;
-		d->tx_gso += (tx_buf[n][1] & 0x7f) != VIRTIO_NET_HDR_GSO_NONE;
+		d->tx_gso += (buf[1] & 0x7f) != VIRTIO_NET_HDR_GSO_NONE;
 		n++;
 	}
 	if (n)

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <vdemux/sys/classifier.h>
 #include <vdemux/vdemux.h>
 
 #define VMM_MAX_GUESTS 8
@@ -50,6 +51,9 @@
  * 12-byte form (num_buffers last), which a mergeable guest's transmit
  * buffers have as they are; a big-packet guest's 10 bytes are widened. */
 #define VNET_HDR_LEN 12u
+/* Transmit chains switched at a time, and the room each takes in tx_buf. */
+#define VNET_TX_BURST 32u
+#define VNET_TX_ROOM (VNET_HDR_LEN + VMM_FRAME_MAX)
 #define TAP_BURST 32u /* frames read from the TAP before one submit */
 /* The longest frame the engine takes (vdemux_engine_opts.max_frame, at most
  * 65536 + 4): what a TAP read or a guest's transmit chain may carry. */
@@ -213,11 +217,20 @@ struct uplink {
 	uint64_t rx_oversize; /* frames over TAP_FRAME_MAX: dropped */
 };
 
+/* The engine's classifier: the built-in L2 bridge without the sending
+ * guest (switch.c). */
+struct split_horizon {
+	struct vdemux_classifier base;
+	vdemux_l2 *l2;
+	vdemux_vm_id src; /* the guest whose frames are being classified, or 0 */
+};
+
 struct vmm {
 	vdemux_arena *arena;
 	vdemux_engine *eng;
 	pthread_mutex_t engine_lock;
-	struct split_horizon *cls;
+	struct split_horizon sh; /* the engine's classifier (switch.c) */
+	uint8_t *tx_buf;         /* VNET_TX_BURST frames of VNET_TX_ROOM: a transmit burst (main thread) */
 	int kvm_fd;
 	struct uplink tap;
 	uint64_t guest_to_guest;
