@@ -85,14 +85,19 @@ void vd_vhdr_read(struct vd_vhdr *h, const uint8_t *p)
 	h->csum_offset = le16(p + 8);
 }
 
-void vd_vhdr_write(uint8_t *p, const struct vd_vhdr *h)
+void vd_vhdr_put(uint8_t *p, const struct vd_vhdr *vh, uint32_t hdr_len, uint16_t num_buffers)
 {
-	p[0] = h->flags;
-	p[1] = h->gso_type;
-	put_le16(p + 2, h->hdr_len);
-	put_le16(p + 4, h->gso_size);
-	put_le16(p + 6, h->csum_start);
-	put_le16(p + 8, h->csum_offset);
+	memset(p, 0, hdr_len);
+	if (vh) {
+		p[0] = vh->flags;
+		p[1] = vh->gso_type;
+		put_le16(p + 2, vh->hdr_len);
+		put_le16(p + 4, vh->gso_size);
+		put_le16(p + 6, vh->csum_start);
+		put_le16(p + 8, vh->csum_offset);
+	}
+	if (hdr_len >= VD_VHDR_LEN + 2)
+		put_le16(p + VD_VHDR_LEN, num_buffers);
 }
 
 /* ---- the Internet checksum (RFC 1071) ---- */
@@ -333,9 +338,7 @@ static bool plan_with(struct vdemux_engine *e, struct vm *vm, struct vd_src *s, 
 	if (vm->vnet_hdr_len) {
 		uint32_t out = vd_frame_out_len(s, d, &bad) + vm->vnet_hdr_len;
 
-		vd_vhdr_write(pre, vh);
-		if (vm->vnet_hdr_len > VD_VHDR_LEN)
-			put_le16(pre + VD_VHDR_LEN, (uint16_t)npages_for(out)); /* num_buffers */
+		vd_vhdr_put(pre, vh, vm->vnet_hdr_len, (uint16_t)npages_for(out));
 		s->pre = pre;
 		s->pre_len = vm->vnet_hdr_len;
 		consume = false;

@@ -52,8 +52,10 @@ void vd_offload_scratch_fini(struct vd_offload_scratch *s, const struct vdemux_a
 
 /* Decode a little-endian header (at least VD_VHDR_LEN bytes). */
 void vd_vhdr_read(struct vd_vhdr *h, const uint8_t *p);
-/* Encode @h little-endian into p[0, VD_VHDR_LEN). */
-void vd_vhdr_write(uint8_t *p, const struct vd_vhdr *h);
+/* Write a virtio-net header of hdr_len bytes at p, little-endian: the
+ * metadata @vh (NULL: none, every field 0), then, in a header of 12 bytes
+ * or more, num_buffers; the bytes after those are 0. */
+void vd_vhdr_put(uint8_t *p, const struct vd_vhdr *vh, uint32_t hdr_len, uint16_t num_buffers);
 
 /* Check src's header (src->ol->h) against its bytes and fill the rest of
  * *src->ol. Returns 0, or 1 + the enum vdemux_offload_bad reason (counted

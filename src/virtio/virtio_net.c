@@ -17,7 +17,6 @@
  * The used ring is published, and the guest interrupted if it asks for it,
  * once per engine call.
  */
-#include <endian.h>
 #include <errno.h>
 #include <string.h>
 
@@ -125,22 +124,6 @@ static void publish(struct vdemux_vnet_rxq *q)
 
 /* ---- the header ---- */
 
-/* The virtio-net header: the offload metadata the engine chose for this
- * guest (@vh; NULL: none, flags 0 and gso_type NONE), num_buffers where the
- * header has it. Little-endian (VERSION_1; a legacy guest is x86 here,
- * little-endian too). */
-static void make_hdr(const struct vdemux_vnet_rxq *q, uint8_t *h, uint16_t num_buffers,
-		     const struct vd_vhdr *vh)
-{
-	uint16_t nb = htole16(num_buffers);
-
-	memset(h, 0, VNET_HDR_MAX);
-	if (vh)
-		vd_vhdr_write(h, vh);
-	if (q->hdr_len >= 12)
-		memcpy(h + 10, &nb, sizeof(nb));
-}
-
 /* The offloads the guest's receive queue takes, from the negotiated
  * features (VIRTIO 1.x 5.1.3; Linux 6.1 offers CSUM, TSO4, TSO6, ECN and
  * UFO, not USO). */
@@ -181,8 +164,6 @@ static void on_planned(void *ctx, const struct vd_src *src)
 
 static void chain_done(struct vdemux_vnet_rxq *q, const struct vm *vm, struct fchain *fc)
 {
-	uint8_t h[VNET_HDR_MAX];
-
 	if (fc->failed || !vd_vmq_backed(vm, fc->first_gpa, q->hdr_len)) {
 		vd_vring_push(q->vq, fc->head, 0);
 		q->st.failed++;
@@ -190,8 +171,7 @@ static void chain_done(struct vdemux_vnet_rxq *q, const struct vm *vm, struct fc
 	}
 	/* The page at first_gpa is the frame's now (or the guest's own, for
 	 * a copy): bytes [0, hdr_len) are ours to write. */
-	make_hdr(q, h, 1, &fc->vh);
-	memcpy(q->gm.base + fc->first_gpa, h, q->hdr_len);
+	vd_vhdr_put(q->gm.base + fc->first_gpa, &fc->vh, q->hdr_len, 1);
 	vd_vring_push(q->vq, fc->head, q->hdr_len + fc->len);
 	q->st.frames++;
 	if (fc->flipped)
@@ -417,7 +397,7 @@ static int sink_copy(void *ctx, const struct vd_pool *pl, const struct vd_src *s
 		if (!nbuf)
 			return why;
 	} while (give_back_unbacked(q, nbuf));
-	make_hdr(q, hdr, (uint16_t)nbuf, src->vh);
+	vd_vhdr_put(hdr, src->vh, q->hdr_len, (uint16_t)nbuf);
 	after = q->chains_done + q->fq_taken;
 	for (uint32_t b = 0; b < nbuf; b++) {
 		struct cbuf *cb = cbuf_at(q, 0);
