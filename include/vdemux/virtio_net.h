@@ -199,7 +199,7 @@ struct vdemux_vnet_rxq_stats {
 	uint64_t frames;        /**< frames completed to the guest */
 	uint64_t flipped;       /**< of which at least one page was flipped */
 	uint64_t copied;        /**< of which every byte was copied */
-	uint64_t skipped;       /**< of @c buffers, given back unused (used length 0) without a delivery being tried: malformed (the ring's checks, src/virtio/vring.h), unusable (too short for the virtio-net header, or over a page of guest RAM a failed rollback left unmapped) */
+	uint64_t skipped;       /**< of @c buffers, given back unused (used length 0) without a delivery being tried: malformed (the ring's checks, src/virtio/vring.h), unusable (too short for the virtio-net header, or over a page of guest RAM a failed rollback left unmapped, when taken or when a copy would fill it, then with the waiting buffers before it that copy would have taken) */
 	uint64_t failed;        /**< of @c buffers, given back unused (used length 0) because the delivery into them failed (a backend error) */
 	uint64_t interrupts;    /**< interrupts sent */
 	uint64_t no_interrupt;  /**< publishes the guest asked not to be interrupted for */

@@ -56,7 +56,7 @@ void vd_opts_copy(void *dst, const void *opts, size_t known)
 	memcpy(dst, opts, sz < known ? sz : known);
 }
 
-static void vlog_to(vdemux_log_fn fn, void *payload, int level, const char *fmt, va_list ap)
+void vd_vlog_to(vdemux_log_fn fn, void *payload, int level, const char *fmt, va_list ap)
 {
 	char buf[256];
 
@@ -71,7 +71,7 @@ void vd_log_to(vdemux_log_fn fn, void *payload, int level, const char *fmt, ...)
 	if (!fn)
 		return;
 	va_start(ap, fmt);
-	vlog_to(fn, payload, level, fmt, ap);
+	vd_vlog_to(fn, payload, level, fmt, ap);
 	va_end(ap);
 }
 
@@ -82,7 +82,7 @@ void vd_backend_log(const struct vdemux_backend *be, int level, const char *fmt,
 	if (!be->log)
 		return;
 	va_start(ap, fmt);
-	vlog_to(be->log, be->log_payload, level, fmt, ap);
+	vd_vlog_to(be->log, be->log_payload, level, fmt, ap);
 	va_end(ap);
 }
 

@@ -5,6 +5,7 @@
 #ifndef VDEMUX_COMMON_UTIL_H
 #define VDEMUX_COMMON_UTIL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,6 +33,9 @@ void vd_opts_copy(void *dst, const void *opts, size_t known);
 /* Format a message and hand it to @fn (nothing when fn is NULL). */
 void vd_log_to(vdemux_log_fn fn, void *payload, int level, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* Format a message from @ap and hand it to @fn (not NULL). */
+void vd_vlog_to(vdemux_log_fn fn, void *payload, int level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
 /* Log through the hook the engine gave the backend at registration. */
 void vd_backend_log(const struct vdemux_backend *be, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -89,7 +89,8 @@ static struct vm *may_consume(const struct vdemux_engine *e, const struct vd_src
 
 	if (d->action != VDEMUX_VLAN_KEEP || !(vm = vd_vm_get(e, d->vm)))
 		return NULL;
-	return !(src->ol || vm->vnet_hdr_len) || vd_offload_may_consume(src, vm, d) ? vm : NULL;
+	/* Without metadata or a header, vd_offload_may_consume() is true. */
+	return vd_offload_may_consume(src, vm, d) ? vm : NULL;
 }
 
 /* A frame in pages is classified on its first page's bytes; when the frame

@@ -2,8 +2,8 @@
  * and drops. Reaches only struct vd_diag, the engine's first member. */
 #include <errno.h>
 #include <stdarg.h>
-#include <stdio.h>
 
+#include "common/util.h"
 #include "core/diag.h"
 
 /* The engine begins with its struct vd_diag (engine.h asserts it). */
@@ -15,15 +15,13 @@ static struct vd_diag *diag(struct vdemux_engine *e)
 void vd_log(const struct vdemux_engine *e, int level, const char *fmt, ...)
 {
 	const struct vd_diag *d = (const struct vd_diag *)(const void *)e;
-	char buf[256];
 	va_list ap;
 
 	if (!d->log)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	vd_vlog_to(d->log, d->log_payload, level, fmt, ap);
 	va_end(ap);
-	d->log(level, buf, d->log_payload);
 }
 
 void vd_bad(struct vdemux_engine *e, int which)

@@ -64,7 +64,6 @@ static void put_le16(uint8_t *p, uint16_t v)
 int vd_offload_scratch_init(struct vd_offload_scratch *s, uint32_t max_frame,
 			    const struct vdemux_alloc_hooks *alloc)
 {
-	s->cap = max_frame;
 	s->buf = vd_calloc(alloc, 1, max_frame);
 	return s->buf ? 0 : -ENOMEM;
 }
@@ -85,22 +84,28 @@ void vd_vhdr_read(struct vd_vhdr *h, const uint8_t *p)
 	h->csum_offset = le16(p + 8);
 }
 
-void vd_vhdr_write(uint8_t *p, const struct vd_vhdr *h)
+void vd_vhdr_put(uint8_t *p, const struct vd_vhdr *vh, uint32_t hdr_len, uint16_t num_buffers)
 {
-	p[0] = h->flags;
-	p[1] = h->gso_type;
-	put_le16(p + 2, h->hdr_len);
-	put_le16(p + 4, h->gso_size);
-	put_le16(p + 6, h->csum_start);
-	put_le16(p + 8, h->csum_offset);
+	memset(p, 0, hdr_len);
+	if (vh) {
+		p[0] = vh->flags;
+		p[1] = vh->gso_type;
+		put_le16(p + 2, vh->hdr_len);
+		put_le16(p + 4, vh->gso_size);
+		put_le16(p + 6, vh->csum_start);
+		put_le16(p + 8, vh->csum_offset);
+	}
+	if (hdr_len >= VD_VHDR_LEN + 2)
+		put_le16(p + VD_VHDR_LEN, num_buffers);
 }
 
 /* ---- the Internet checksum (RFC 1071) ---- */
 
-/* Summed in native order, 32 bits at a time into 64 (the ones' complement
- * sum does not depend on the byte order: RFC 1071, 2.(B)), swapped to
- * network order at the end on a little-endian host. */
-uint32_t vd_csum_add(uint32_t sum, const uint8_t *p, uint32_t n)
+/* The ones' complement sum of p[0, n), folded to 16 bits, not complemented,
+ * starting from @sum. Summed in native order, 32 bits at a time into 64
+ * (the ones' complement sum does not depend on the byte order: RFC 1071,
+ * 2.(B)), swapped to network order at the end on a little-endian host. */
+static uint32_t vd_csum_add(uint32_t sum, const uint8_t *p, uint32_t n)
 {
 	uint64_t s = 0;
 	uint32_t i = 0, w;
@@ -125,7 +130,7 @@ uint32_t vd_csum_add(uint32_t sum, const uint8_t *p, uint32_t n)
 	return (uint32_t)s + (sum & 0xffffu) + (sum >> 16);
 }
 
-uint16_t vd_csum_fold(uint32_t sum)
+static uint16_t vd_csum_fold(uint32_t sum)
 {
 	while (sum >> 16)
 		sum = (sum & 0xffffu) + (sum >> 16);
@@ -275,7 +280,10 @@ static int edit_delta(const struct vdemux_dest *d)
 	return d->action == VDEMUX_VLAN_STRIP ? -4 : d->action == VDEMUX_VLAN_PUSH ? 4 : 0;
 }
 
-bool vd_offload_direct(const struct vd_src *src, const struct vm *vm, const struct vdemux_dest *d)
+/* Whether the frame goes to vm (destination d) as it is (true), its header
+ * from vd_offload_dest_hdr(); else as copies (a finished checksum, the
+ * segments). */
+static bool vd_offload_direct(const struct vd_src *src, const struct vm *vm, const struct vdemux_dest *d)
 {
 	const struct vd_offload *ol = src->ol;
 	uint32_t acc = accepted(vm);
@@ -292,7 +300,8 @@ bool vd_offload_direct(const struct vd_src *src, const struct vm *vm, const stru
 	return gso_accepted(ol, acc);
 }
 
-void vd_offload_dest_hdr(const struct vd_src *src, const struct vm *vm, const struct vdemux_dest *d,
+/* The header vm's copy of the frame carries (as d edits the frame). */
+static void vd_offload_dest_hdr(const struct vd_src *src, const struct vm *vm, const struct vdemux_dest *d,
 			 struct vd_vhdr *out)
 {
 	const struct vd_offload *ol = src->ol;
@@ -333,9 +342,7 @@ static bool plan_with(struct vdemux_engine *e, struct vm *vm, struct vd_src *s, 
 	if (vm->vnet_hdr_len) {
 		uint32_t out = vd_frame_out_len(s, d, &bad) + vm->vnet_hdr_len;
 
-		vd_vhdr_write(pre, vh);
-		if (vm->vnet_hdr_len > VD_VHDR_LEN)
-			put_le16(pre + VD_VHDR_LEN, (uint16_t)npages_for(out)); /* num_buffers */
+		vd_vhdr_put(pre, vh, vm->vnet_hdr_len, (uint16_t)npages_for(out));
 		s->pre = pre;
 		s->pre_len = vm->vnet_hdr_len;
 		consume = false;

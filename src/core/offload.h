@@ -28,7 +28,6 @@ struct vd_vhdr {
 };
 
 #define VD_VHDR_LEN 10u     /* struct virtio_net_hdr */
-#define VD_VHDR_MAX 255u    /* longest header announced in flags */
 
 /* A frame's metadata, checked against its bytes. */
 struct vd_offload {
@@ -42,8 +41,7 @@ struct vd_offload {
 };
 
 struct vd_offload_scratch {
-	uint8_t *buf;
-	uint32_t cap;
+	uint8_t *buf; /* max_frame bytes */
 };
 
 int vd_offload_scratch_init(struct vd_offload_scratch *s, uint32_t max_frame,
@@ -52,21 +50,19 @@ void vd_offload_scratch_fini(struct vd_offload_scratch *s, const struct vdemux_a
 
 /* Decode a little-endian header (at least VD_VHDR_LEN bytes). */
 void vd_vhdr_read(struct vd_vhdr *h, const uint8_t *p);
-/* Encode @h little-endian into p[0, VD_VHDR_LEN). */
-void vd_vhdr_write(uint8_t *p, const struct vd_vhdr *h);
+/* Write a virtio-net header of hdr_len bytes at p, little-endian: the
+ * metadata @vh (NULL: none, every field 0), then, in a header of 12 bytes
+ * or more, num_buffers; the bytes after those are 0. */
+void vd_vhdr_put(uint8_t *p, const struct vd_vhdr *vh, uint32_t hdr_len, uint16_t num_buffers);
 
 /* Check src's header (src->ol->h) against its bytes and fill the rest of
  * *src->ol. Returns 0, or 1 + the enum vdemux_offload_bad reason (counted
  * by the caller). */
 int vd_offload_check(const struct vd_pool *pl, const struct vd_src *src, struct vd_offload *ol);
 
-/* Whether the frame goes to vm (destination d) as it is (true), its header
- * from vd_offload_dest_hdr(); else as copies (a finished checksum, the
- * segments). */
-bool vd_offload_direct(const struct vd_src *src, const struct vm *vm, const struct vdemux_dest *d);
-
 /* Whether vm may take the frame's own pages (no header of the engine's in
- * front, nothing to change in the frame). */
+ * front, nothing to change in the frame): always for a frame without
+ * metadata to a VM without a header. */
 bool vd_offload_may_consume(const struct vd_src *src, const struct vm *vm, const struct vdemux_dest *d);
 
 /* Plan one delivery (delivery's planner: returns whether the frame's pages
@@ -81,15 +77,5 @@ typedef bool (*vd_plan_fn)(struct vdemux_engine *e, struct vm *vm, const struct 
  * consumed (only with @consume). */
 bool vd_offload_plan(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
 		     const struct vdemux_dest *d, bool consume, vd_plan_fn plan);
-
-/* The header vm's copy of the frame carries (as d edits the frame). */
-void vd_offload_dest_hdr(const struct vd_src *src, const struct vm *vm, const struct vdemux_dest *d,
-			 struct vd_vhdr *out);
-
-
-/* The ones' complement sum of p[0, n), folded to 16 bits, not complemented,
- * starting from @sum. */
-uint32_t vd_csum_add(uint32_t sum, const uint8_t *p, uint32_t n);
-uint16_t vd_csum_fold(uint32_t sum);
 
 #endif

@@ -17,7 +17,6 @@
  * The used ring is published, and the guest interrupted if it asks for it,
  * once per engine call.
  */
-#include <endian.h>
 #include <errno.h>
 #include <string.h>
 
@@ -102,14 +101,6 @@ static bool all_backed(const struct vdemux_vnet_rxq *q)
 	return vd_vmq_all_backed(q->eng, q->vm);
 }
 
-static bool chain_backed(const struct vm *vm, const struct vd_vring_seg *sg, uint32_t n)
-{
-	for (uint32_t k = 0; k < n; k++)
-		if (!vd_vmq_backed(vm, sg[k].gpa, sg[k].len))
-			return false;
-	return true;
-}
-
 /* ---- interrupts ---- */
 
 /* The guest's interrupt goes out the way the engine's signals do. */
@@ -132,22 +123,6 @@ static void publish(struct vdemux_vnet_rxq *q)
 }
 
 /* ---- the header ---- */
-
-/* The virtio-net header: the offload metadata the engine chose for this
- * guest (@vh; NULL: none, flags 0 and gso_type NONE), num_buffers where the
- * header has it. Little-endian (VERSION_1; a legacy guest is x86 here,
- * little-endian too). */
-static void make_hdr(const struct vdemux_vnet_rxq *q, uint8_t *h, uint16_t num_buffers,
-		     const struct vd_vhdr *vh)
-{
-	uint16_t nb = htole16(num_buffers);
-
-	memset(h, 0, VNET_HDR_MAX);
-	if (vh)
-		vd_vhdr_write(h, vh);
-	if (q->hdr_len >= 12)
-		memcpy(h + 10, &nb, sizeof(nb));
-}
 
 /* The offloads the guest's receive queue takes, from the negotiated
  * features (VIRTIO 1.x 5.1.3; Linux 6.1 offers CSUM, TSO4, TSO6, ECN and
@@ -189,8 +164,6 @@ static void on_planned(void *ctx, const struct vd_src *src)
 
 static void chain_done(struct vdemux_vnet_rxq *q, const struct vm *vm, struct fchain *fc)
 {
-	uint8_t h[VNET_HDR_MAX];
-
 	if (fc->failed || !vd_vmq_backed(vm, fc->first_gpa, q->hdr_len)) {
 		vd_vring_push(q->vq, fc->head, 0);
 		q->st.failed++;
@@ -198,8 +171,7 @@ static void chain_done(struct vdemux_vnet_rxq *q, const struct vm *vm, struct fc
 	}
 	/* The page at first_gpa is the frame's now (or the guest's own, for
 	 * a copy): bytes [0, hdr_len) are ours to write. */
-	make_hdr(q, h, 1, &fc->vh);
-	memcpy(q->gm.base + fc->first_gpa, h, q->hdr_len);
+	vd_vhdr_put(q->gm.base + fc->first_gpa, &fc->vh, q->hdr_len, 1);
 	vd_vring_push(q->vq, fc->head, q->hdr_len + fc->len);
 	q->st.frames++;
 	if (fc->flipped)
@@ -326,23 +298,26 @@ static struct cbuf *cbuf_at(struct vdemux_vnet_rxq *q, uint32_t i)
 	return &q->cq[(q->cq_head + i) & (q->cq_cap - 1)];
 }
 
-/* Whether the first nbuf waiting buffers are still backed (checked when
- * taken; a failed flip since may have left a hole). */
-static bool bufs_backed(struct vdemux_vnet_rxq *q, uint32_t nbuf)
+/* Whether the n segments of the segment ring from first on lie over
+ * backed guest RAM (a failed rollback may have left a hole). */
+static bool segs_backed(const struct vdemux_vnet_rxq *q, uint32_t first, uint32_t n)
 {
-	if (all_backed(q))
-		return true;
-	for (uint32_t b = 0; b < nbuf; b++) {
-		const struct cbuf *cb = cbuf_at(q, b);
+	for (uint32_t k = 0; k < n; k++) {
+		const struct vd_vring_seg *sg = &q->segs[(first + k) & (q->seg_cap - 1)];
 
-		for (uint32_t k = 0; k < cb->nseg; k++) {
-			const struct vd_vring_seg *sg = &q->segs[(cb->seg0 + k) & (q->seg_cap - 1)];
-
-			if (!vd_vmq_backed(q->vm, sg->gpa, sg->len))
-				return false;
-		}
+		if (!vd_vmq_backed(q->vm, sg->gpa, sg->len))
+			return false;
 	}
 	return true;
+}
+
+/* The first waiting buffer leaves the queue. */
+static void pop_cbuf(struct vdemux_vnet_rxq *q)
+{
+	q->seg_head = (q->seg_head + cbuf_at(q, 0)->nseg) & (q->seg_cap - 1);
+	q->seg_n -= cbuf_at(q, 0)->nseg;
+	q->cq_head = (q->cq_head + 1) & (q->cq_cap - 1);
+	q->cq_n--;
 }
 
 /* A copy's used entry: now, or after the chains delivered before it (their
@@ -358,32 +333,71 @@ static void push_copy(struct vdemux_vnet_rxq *q, uint16_t head, uint32_t len, ui
 	q->dq_n++;
 }
 
+/* Of the first nbuf waiting buffers (checked when taken), give back empty
+ * the first one over a hole (a failed rollback's: the guest cannot have
+ * made it) and those before it, so that the next frame goes into the
+ * buffers after it. Returns whether any was given back. */
+static bool give_back_unbacked(struct vdemux_vnet_rxq *q, uint32_t nbuf)
+{
+	uint32_t bad = nbuf;
+
+	if (all_backed(q))
+		return false;
+	for (uint32_t b = 0; b < nbuf && bad == nbuf; b++)
+		if (!segs_backed(q, cbuf_at(q, b)->seg0, cbuf_at(q, b)->nseg))
+			bad = b;
+	if (bad == nbuf)
+		return false;
+	for (uint32_t b = 0; b <= bad; b++) {
+		push_copy(q, cbuf_at(q, 0)->head, 0, q->chains_done + q->fq_taken);
+		q->st.skipped++;
+		pop_cbuf(q);
+	}
+	return true;
+}
+
+/* How many waiting buffers a frame of need bytes (header included) takes:
+ * 0 and *why when they cannot hold it. */
+static uint32_t pick_bufs(struct vdemux_vnet_rxq *q, uint64_t need, int *why)
+{
+	uint64_t cap = 0;
+	uint32_t nbuf;
+
+	*why = VDEMUX_DROP_NO_BUFFER;
+	if (!q->cq_n) { /* a chain is posted: the engine came here as it is too short */
+		if (q->fq_n > q->fq_taken)
+			*why = VDEMUX_DROP_TOO_BIG;
+		return 0;
+	}
+	if (!q->mrg) {
+		if (cbuf_at(q, 0)->cap >= need)
+			return 1;
+		*why = VDEMUX_DROP_TOO_BIG; /* this buffer cannot hold it */
+		return 0;
+	}
+	for (nbuf = 0; nbuf < q->cq_n && cap < need; nbuf++)
+		cap += cbuf_at(q, nbuf)->cap;
+	return cap < need ? 0 : nbuf;
+}
+
 static int sink_copy(void *ctx, const struct vd_pool *pl, const struct vd_src *src,
 		     const struct vdemux_dest *d, uint32_t len)
 {
 	struct vdemux_vnet_rxq *q = ctx;
-	uint64_t need = (uint64_t)q->hdr_len + len, cap = 0, pos = 0;
+	uint64_t need = (uint64_t)q->hdr_len + len, pos = 0;
 	uint8_t hdr[VNET_HDR_MAX];
 	uint32_t nbuf;
 	uint64_t after;
+	int why;
 
 	if (!q->vq)
 		return VDEMUX_DROP_NO_BUFFER;
-	if (!q->cq_n) /* a chain is posted: the engine came here as it is too short */
-		return q->fq_n > q->fq_taken ? VDEMUX_DROP_TOO_BIG : VDEMUX_DROP_NO_BUFFER;
-	if (q->mrg) {
-		for (nbuf = 0; nbuf < q->cq_n && cap < need; nbuf++)
-			cap += cbuf_at(q, nbuf)->cap;
-		if (cap < need)
-			return VDEMUX_DROP_NO_BUFFER;
-	} else {
-		nbuf = 1;
-		if (cbuf_at(q, 0)->cap < need)
-			return VDEMUX_DROP_TOO_BIG; /* this buffer cannot hold it */
-	}
-	if (!bufs_backed(q, nbuf))
-		return VDEMUX_DROP_BACKEND; /* a hole the guest cannot have made */
-	make_hdr(q, hdr, (uint16_t)nbuf, src->vh);
+	do {
+		nbuf = pick_bufs(q, need, &why);
+		if (!nbuf)
+			return why;
+	} while (give_back_unbacked(q, nbuf));
+	vd_vhdr_put(hdr, src->vh, q->hdr_len, (uint16_t)nbuf);
 	after = q->chains_done + q->fq_taken;
 	for (uint32_t b = 0; b < nbuf; b++) {
 		struct cbuf *cb = cbuf_at(q, 0);
@@ -397,10 +411,7 @@ static int sink_copy(void *ctx, const struct vd_pool *pl, const struct vd_src *s
 			pos += n;
 		}
 		push_copy(q, cb->head, (uint32_t)(pos - start), after);
-		q->seg_head = (q->seg_head + cb->nseg) & (q->seg_cap - 1);
-		q->seg_n -= cb->nseg;
-		q->cq_head = (q->cq_head + 1) & (q->cq_cap - 1);
-		q->cq_n--;
+		pop_cbuf(q);
 	}
 	q->st.frames++;
 	q->st.copied++;
@@ -439,16 +450,16 @@ static void wait_copy(struct vdemux_vnet_rxq *q, const struct vd_vring_chain *c)
 {
 	struct cbuf *cb = &q->cq[(q->cq_head + q->cq_n) & (q->cq_cap - 1)];
 
-	if (!all_backed(q) && !chain_backed(q->vm, q->pop_segs, c->nseg)) {
-		skip(q, c->head);
-		return;
-	}
 	cb->seg0 = (q->seg_head + q->seg_n) & (q->seg_cap - 1);
 	cb->nseg = c->nseg;
 	cb->cap = c->len;
 	cb->head = c->head;
 	for (uint32_t k = 0; k < c->nseg; k++)
 		q->segs[(cb->seg0 + k) & (q->seg_cap - 1)] = q->pop_segs[k];
+	if (!all_backed(q) && !segs_backed(q, cb->seg0, c->nseg)) {
+		skip(q, c->head); /* its segments stay outside the ring's count */
+		return;
+	}
 	q->seg_n += c->nseg;
 	q->cq_n++;
 }

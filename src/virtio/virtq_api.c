@@ -6,7 +6,6 @@
  * may report (the chain's writable bytes, not its whole length).
  */
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <vdemux/virtq.h>
@@ -34,59 +33,42 @@ struct vdemux_virtq {
 	uint32_t size;
 };
 
-static void *std_calloc(size_t n, size_t size, void *payload)
-{
-	(void)payload;
-	return calloc(n, size);
-}
-
-static void std_free(void *p, void *payload)
-{
-	(void)payload;
-	free(p);
-}
-
+/* With the options' hooks, or calloc/free when they are not set. */
 static void q_free(vdemux_virtq *q)
 {
-	const struct vdemux_alloc_hooks *h = &q->alloc;
-	if (q->segs)
-		h->free(q->segs, h->payload);
-	if (q->write_len)
-		h->free(q->write_len, h->payload);
-	h->free(q, h->payload);
+	vd_free(&q->alloc, q->segs);
+	vd_free(&q->alloc, q->write_len);
+	vd_free(&q->alloc, q);
 }
 
 int vdemux_virtq_create(vdemux_virtq **out, const struct vdemux_virtq_opts *uopts)
 {
 	struct vdemux_virtq_opts o;
-	struct vdemux_alloc_hooks h = {.calloc = std_calloc, .free = std_free};
 
 	if (!out || !uopts || vd_opts_check(uopts, sizeof(o)))
 		return -EINVAL;
 	vd_opts_copy(&o, uopts, sizeof(o));
 	if (!vd_hooks_valid(&o.alloc))
 		return -EINVAL;
-	if (o.alloc.calloc)
-		h = o.alloc;
 	struct vd_gmem gm = {.base = o.ram, .size = o.ram_size};
 	struct vd_vring_config cfg = {.desc_gpa = o.desc_gpa, .avail_gpa = o.avail_gpa, .used_gpa = o.used_gpa,
 				      .size = o.size, .flags = o.flags, .features = o.features};
 	/* The walker checks the rest (alignment, sizes, ranges, overlaps). */
 	if (!o.ram || o.size == 0 || o.size > VDEMUX_VIRTQ_MAX_SIZE)
 		return -EINVAL;
-	vdemux_virtq *q = h.calloc(1, sizeof(*q), h.payload);
+	vdemux_virtq *q = vd_calloc(&o.alloc, 1, sizeof(*q));
 	if (!q)
 		return -ENOMEM;
-	q->alloc = h;
+	q->alloc = o.alloc;
 	q->ram = o.ram;
 	q->size = o.size;
-	int r = vd_vring_create(&q->vr, &gm, &cfg, &h);
+	int r = vd_vring_create(&q->vr, &gm, &cfg, o.alloc.calloc ? &q->alloc : NULL);
 	if (r < 0) {
 		q_free(q);
 		return r;
 	}
-	q->segs = h.calloc(o.size, sizeof(*q->segs), h.payload);
-	q->write_len = h.calloc(o.size, sizeof(*q->write_len), h.payload);
+	q->segs = vd_calloc(&q->alloc, o.size, sizeof(*q->segs));
+	q->write_len = vd_calloc(&q->alloc, o.size, sizeof(*q->write_len));
 	if (!q->segs || !q->write_len) {
 		vd_vring_destroy(q->vr);
 		q_free(q);

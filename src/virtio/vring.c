@@ -585,12 +585,20 @@ int vd_vring_set_avail_event(struct vd_vring *vq, uint16_t idx)
 	return 0;
 }
 
+/* Kicks were asked for at this entry (with EVENT_IDX the event index
+ * names the entry the ring is at): the driver kicks for whatever it adds
+ * from then on. */
+static bool kick_armed(const struct vd_vring *vq)
+{
+	return vq->armed && (!vq->event_idx || vq->armed_at == vq->last_avail);
+}
+
 bool vd_vring_enable_kick(struct vd_vring *vq, bool on)
 {
 	/* Asked already, for the same entry, and fenced then: the driver
 	 * kicks for whatever it adds from then on; what it added before is
 	 * seen by the load below. Nothing to store, nothing to order. */
-	if (on && vq->armed && (!vq->event_idx || vq->armed_at == vq->last_avail))
+	if (on && kick_armed(vq))
 		goto look;
 	if (vq->event_idx) {
 		if (!on) {
@@ -624,7 +632,7 @@ look:
 
 bool vd_vring_idle(struct vd_vring *vq)
 {
-	if (vq->broken || !vq->armed || (vq->event_idx && vq->armed_at != vq->last_avail))
+	if (vq->broken || !kick_armed(vq))
 		return false;
 	return avail_refresh(vq) == 0 && vq->avail_seen == vq->last_avail;
 }

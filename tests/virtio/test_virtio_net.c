@@ -687,6 +687,67 @@ static uint16_t last_head(struct guest *g)
 	return head;
 }
 
+/* Make the guest's next buffer one descriptor of len bytes over the
+ * third segment's page of the big chain vng made for it (a small-layout
+ * buffer, waiting for a copy); returns where it is. */
+static uint64_t add_small(struct guest *g, uint32_t len)
+{
+	uint16_t head;
+	uint64_t gpa;
+
+	assert_int_equal(vng_add_one(&g->g), 0);
+	head = last_head(g);
+	gpa = g->g.bufs[head].gpa[2];
+	vng_write_desc(&g->g, head, gpa, len, VD_VRING_DESC_F_WRITE, 0);
+	return gpa;
+}
+
+static void test_a_waiting_buffer_over_a_hole_is_given_back_and_later_frames_still_arrive(void **state)
+{
+	struct world *w = world_new();
+	struct guest *g = &w->g[0];
+	struct vdemux_vnet_rxq_stats before, after;
+	struct vdemux_vm_stats vs;
+	uint64_t over, clean;
+	uint32_t seq;
+
+	(void)state;
+	w->setup_empty = true;
+	guest_setup_ex(w, 0, VNG_BIG, V1 | EVT, VDEMUX_COPY_NEVER, false, true);
+	g->refill = false;
+	/* A big chain (flipped next), a buffer over its second page and one
+	 * over a page of its own (both wait for copies). */
+	assert_int_equal(vng_add_one(&g->g), 0);
+	over = g->g.bufs[last_head(g)].gpa[2];
+	assert_int_equal(vng_add_one(&g->g), 0);
+	vng_write_desc(&g->g, last_head(g), over, 2000, VD_VRING_DESC_F_WRITE, 0);
+	clean = add_small(g, 2000);
+	assert_int_equal(vdemux_vnet_rxq_kick(g->q), 3);
+	/* The flip into the chain's two pages fails and so does putting the
+	 * old pages back: the buffer waiting over the second page now lies
+	 * over a hole. */
+	vt_fault_arm(g->fault2, VT_OP_MAP, VT_FAULT_CALL, 1, -EIO, true);
+	send_to(w, 0, 1, 5000);
+	vt_fault_disarm(g->fault2);
+	assert_true(vm_stats(w, 0).held < RAM_PAGES);
+	before = q_stats(w, 0);
+	vs = vm_stats(w, 0);
+	/* The next frame is copied: the buffer over the hole is given back
+	 * empty, the frame goes into the next one. */
+	seq = w->seq;
+	send_to(w, 0, 1, 1000);
+	after = q_stats(w, 0);
+	assert_int_equal(after.skipped, before.skipped + 1);
+	assert_int_equal(after.frames, before.frames + 1);
+	assert_int_equal(after.copied, before.copied + 1);
+	assert_int_equal(vm_stats(w, 0).delivered, vs.delivered + 1);
+	assert_int_equal(seqframe_first_bad(g->ram + clean + 12, seq, 1000), 1000);
+	vdemux_vnet_rxq_destroy(g->q);
+	g->q = NULL;
+	vng_fini(&g->g);
+	world_free(w);
+}
+
 static void test_a_malformed_chain_counts_as_a_buffer_taken_and_skipped(void **state)
 {
 	struct world *w = world_new();
@@ -947,6 +1008,7 @@ int main(void)
 		cmocka_unit_test(test_a_broken_ring_is_served_no_more_and_its_frames_are_dropped),
 		cmocka_unit_test(test_a_flip_one_of_two_tables_refuses_leaves_the_guest_its_pages),
 		cmocka_unit_test(test_the_engine_check_finds_a_hole_in_a_queues_guest_ram),
+		cmocka_unit_test(test_a_waiting_buffer_over_a_hole_is_given_back_and_later_frames_still_arrive),
 		cmocka_unit_test(test_a_malformed_chain_counts_as_a_buffer_taken_and_skipped),
 		cmocka_unit_test(test_the_error_that_breaks_the_ring_counts_as_a_ring_error),
 		cmocka_unit_test(test_a_kick_that_takes_everything_rearms_kicks_at_once),
