@@ -293,7 +293,8 @@ static void bench_classify(uint32_t nvms, uint32_t nframes, double *uni_ns, doub
 	}
 	*uni_ns = median(t, REPS);
 
-	uint8_t bc[64] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0xaa, 0, 0, 0, 1, 0x81, 0, 0, 10, 0x08, 0};
+	uint8_t bc[64] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0xaa, 0,
+			  0,	0,    1,    0x81, 0,	0,    10,   0x08, 0};
 	uint32_t nbc = nframes / nvms + 16;
 	for (int r = 0; r < REPS; r++) {
 		double t0 = now();
@@ -315,8 +316,8 @@ static void bench_classify(uint32_t nvms, uint32_t nframes, double *uni_ns, doub
 int main(int argc, char **argv)
 {
 	int quick = argc > 1 && !strcmp(argv[1], "--quick");
-	char *eal_argv[] = {argv[0], "--no-huge", "--no-pci", "--no-shconf", "--no-telemetry",
-			    "-m", "512", "-l", "0", "--log-level", "lib.*:error", NULL};
+	char *eal_argv[] = {argv[0], "--no-huge", "--no-pci", "--no-shconf", "--no-telemetry", "-m",
+			    "512",   "-l",	  "0",	      "--log-level", "lib.*:error",    NULL};
 	int eal_argc = (int)(sizeof(eal_argv) / sizeof(eal_argv[0])) - 1;
 	if (rte_eal_init(eal_argc, eal_argv) < 0)
 		die("rte_eal_init", rte_errno);
@@ -330,9 +331,9 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		struct lookup_figures f;
 		bench_lookups(sizes[i], nlookups, &f);
-		printf("| %u | %.1f | %.1f | %.2fx | %.1f | %.1f | %.2fx |\n", sizes[i], f.ours_bulk / 1e6,
-		       f.rte_bulk / 1e6, f.ours_bulk / f.rte_bulk, f.ours_single / 1e6, f.rte_single / 1e6,
-		       f.ours_single / f.rte_single);
+		printf("| %u | %.1f | %.1f | %.2fx | %.1f | %.1f | %.2fx |\n", sizes[i],
+		       f.ours_bulk / 1e6, f.rte_bulk / 1e6, f.ours_bulk / f.rte_bulk,
+		       f.ours_single / 1e6, f.rte_single / 1e6, f.ours_single / f.rte_single);
 		fflush(stdout);
 	}
 

@@ -91,9 +91,9 @@ struct run {
 	struct vdemux_frame fr[MAX_BURST];
 	uint8_t *frames;
 	struct vdemux_rx_buf *bufs;
-	uint64_t n;   /* frames sent (measured) */
-	uint64_t n0;  /* frames sent while warming up */
-	double secs;  /* time spent (measured) */
+	uint64_t n;  /* frames sent (measured) */
+	uint64_t n0; /* frames sent while warming up */
+	double secs; /* time spent (measured) */
 };
 
 static int run_setup(struct run *r, const struct policy *pol, const uint8_t *tmpl, uint32_t len,
@@ -254,29 +254,19 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "v:b:t:r:s:p:P:h")) != -1) {
 		switch (opt) {
-		case 'v':
-			nvms = (unsigned)atoi(optarg);
-			break;
-		case 'b':
-			burst = (unsigned)atoi(optarg);
-			break;
-		case 't':
-			secs = atof(optarg);
-			break;
-		case 'r':
-			rounds = (unsigned)atoi(optarg);
-			break;
-		case 's':
-			only_size = (unsigned)atoi(optarg);
-			break;
-		case 'p':
-			only_path = strcmp(optarg, "zc") == 0;
-			break;
+		case 'v': nvms = (unsigned)atoi(optarg); break;
+		case 'b': burst = (unsigned)atoi(optarg); break;
+		case 't': secs = atof(optarg); break;
+		case 'r': rounds = (unsigned)atoi(optarg); break;
+		case 's': only_size = (unsigned)atoi(optarg); break;
+		case 'p': only_path = strcmp(optarg, "zc") == 0; break;
 		case 'P':
 			only_pol = optarg; /* for profiling one policy */
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-v VMS] [-b BURST] [-t SECONDS] [-r ROUNDS] [-s BYTES] [-p copy|zc] [-P POLICY]\n", argv[0]);
+			fprintf(stderr,
+				"usage: %s [-v VMS] [-b BURST] [-t SECONDS] [-r ROUNDS] [-s BYTES] [-p copy|zc] [-P POLICY]\n",
+				argv[0]);
 			return 2;
 		}
 	}
@@ -356,7 +346,8 @@ int main(int argc, char **argv)
 						continue;
 					n_p[p] += r[p].n;
 					secs_p[p] += r[p].secs;
-					if (run_finish(&r[p], why, sizeof(why), &multi, &one, &probes, &copied)) {
+					if (run_finish(&r[p], why, sizeof(why), &multi, &one, &probes,
+						       &copied)) {
 						printf("%u %s: %s\n", len, policies[p].name, why);
 						return 1;
 					}
@@ -374,11 +365,12 @@ int main(int argc, char **argv)
 				printf("%-4s %-6u %-14s %10.3f %10.1f %10.1f %8.2f", zc ? "zc" : "copy",
 				       len, policies[p].name, 1e3 / ns[p], ns[p], fl, ns[p] / fl);
 				if (multi)
-					printf("   %.0f%% of %llu multi-page flips in one run", 100.0 * (double)one / (double)multi,
+					printf("   %.0f%% of %llu multi-page flips in one run",
+					       100.0 * (double)one / (double)multi,
 					       (unsigned long long)multi);
 				if (probes > 0)
-					printf("   %.2f%% probes, %.1f%% of pages copied", 100.0 * probes,
-					       100.0 * copied_p[p]);
+					printf("   %.2f%% probes, %.1f%% of pages copied",
+					       100.0 * probes, 100.0 * copied_p[p]);
 				printf("\n");
 			}
 			for (int h = 0; h < 2; h++) {
@@ -387,7 +379,8 @@ int main(int argc, char **argv)
 
 				best = ns[c] < ns[f] ? ns[c] : ns[f];
 				q = best / ns[a];
-				printf("%-4s %-6u %s/best %.3f\n", zc ? "zc" : "copy", len, policies[a].name, q);
+				printf("%-4s %-6u %s/best %.3f\n", zc ? "zc" : "copy", len,
+				       policies[a].name, q);
 				if (q < worst[s])
 					worst[s] = q;
 			}
@@ -397,7 +390,8 @@ int main(int argc, char **argv)
 	       "copy path: vdemux_rx_burst, zc path: vdemux_rx_alloc + vdemux_rx_submit\n");
 	printf("adaptive frames per second over the better of copy-only and flip-only under the same "
 	       "harvest policy, the lowest of the two paths and the two harvest policies; "
-	       "load average %.2f\n", loadavg());
+	       "load average %.2f\n",
+	       loadavg());
 	for (unsigned s = 0; s < NS; s++)
 		if (worst[s] < 1e9)
 			printf("adaptive sim %u %.3f\n", sizes[s], worst[s]);

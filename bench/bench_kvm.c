@@ -97,13 +97,14 @@ static void machine(void)
 		fclose(f);
 	}
 	uname(&u);
-	printf("machine: %s, %ld CPUs online, Linux %s\n", model, sysconf(_SC_NPROCESSORS_ONLN), u.release);
+	printf("machine: %s, %ld CPUs online, Linux %s\n", model, sysconf(_SC_NPROCESSORS_ONLN),
+	       u.release);
 }
 
 /* ---- part 1: the backend alone ------------------------------------------------ */
 
-#define W1 512u       /* window pages */
-#define POOL1 1024u   /* pool pages, after the window's RAM in the arena */
+#define W1 512u	    /* window pages */
+#define POOL1 1024u /* pool pages, after the window's RAM in the arena */
 #define PAGES_PER_RUN 4096u
 
 struct p1 {
@@ -131,12 +132,16 @@ static void p1_setup(struct p1 *s)
 	if ((r = vdemux_kvm_ram_map(s->arena, W1 + POOL1, 2, &p)) < 0)
 		die("ram map", r);
 	s->spare = p;
-	struct vdemux_kvm_opts ko = VDEMUX_OPTS(vdemux_kvm_opts, .ram_gpa = 0, .ram_size = (uint64_t)W1 * PAGE,
-						.ram_hva = s->ram);
+	struct vdemux_kvm_opts ko = VDEMUX_OPTS(vdemux_kvm_opts, .ram_gpa = 0,
+						.ram_size = (uint64_t)W1 * PAGE, .ram_hva = s->ram);
 	if ((r = vdemux_kvm_create(&s->be, &ko)) < 0)
 		die("kvm backend", r);
-	struct vdemux_backend_vm vm = {.vm_id = 1, .rx_base = 0, .rx_pages = W1, .arena = s->ai,
-				       .engine_first_page = W1, .engine_npages = POOL1};
+	struct vdemux_backend_vm vm = {.vm_id = 1,
+				       .rx_base = 0,
+				       .rx_pages = W1,
+				       .arena = s->ai,
+				       .engine_first_page = W1,
+				       .engine_npages = POOL1};
 	if ((r = s->be->vm_attach(s->be, &vm, &s->ctx)) < 0)
 		die("attach", r);
 }
@@ -162,7 +167,8 @@ static void batch(struct p1 *s, vdemux_backend_batch_fn fn, const struct vdemux_
 static void entries(struct vdemux_map *m, unsigned n, uint32_t gbase, uint32_t first, unsigned stride)
 {
 	for (unsigned i = 0; i < n; i++)
-		m[i] = (struct vdemux_map){.gpa = (uint64_t)(gbase + i) * PAGE, .page = first + i * stride};
+		m[i] = (struct vdemux_map){.gpa = (uint64_t)(gbase + i) * PAGE,
+					   .page = first + i * stride};
 }
 
 struct p1_result {
@@ -229,8 +235,11 @@ static struct p1_result p1_run(struct p1 *s, unsigned n, bool contiguous)
 		vunmap[rep] = (double)tu / np;
 		vremap[rep] = (double)tr / np;
 	}
-	struct p1_result res = {median(vmap, reps), median(vtouch, reps), median(vunmap, reps),
-				median(vremap, reps), {0, 0, 0}};
+	struct p1_result res = {median(vmap, reps),
+				median(vtouch, reps),
+				median(vunmap, reps),
+				median(vremap, reps),
+				{0, 0, 0}};
 	for (int k = 0; k < 3; k++)
 		res.calls[k] = (double)calls[k] / (double)nb;
 	return res;
@@ -249,18 +258,20 @@ static void p1_baselines(struct p1 *s, double *bare, double *bare_hole, double *
 		for (unsigned it = 0; it < iters; it++) {
 			off_t off = (off_t)(W1 + POOL1 + (it % 2)) * PAGE;
 			uint64_t t0 = now_ns();
-			void *p = mmap(s->spare, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, s->ai.fd, off);
+			void *p = mmap(s->spare, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+				       s->ai.fd, off);
 			t += now_ns() - t0;
 			if (p == MAP_FAILED)
 				die("mmap", errno);
 			touch(s->spare);
 			t0 = now_ns();
-			p = mmap(s->spare + PAGE, PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
-				 -1, 0);
+			p = mmap(s->spare + PAGE, PAGE, PROT_NONE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
 			th += now_ns() - t0;
 			if (p == MAP_FAILED)
 				die("mmap", errno);
-			p = mmap(s->spare + PAGE, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, s->ai.fd, off);
+			p = mmap(s->spare + PAGE, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+				 s->ai.fd, off);
 			if (p == MAP_FAILED)
 				die("mmap", errno);
 			touch(s->spare + PAGE);
@@ -301,18 +312,23 @@ static void part1(void)
 
 	p1_setup(&s);
 	p1_baselines(&s, &bare, &bare_hole, &clear, &copy, &sys);
-	printf("\nPart 1: the backend alone, ns per page (median of %d runs of %u pages)\n", reps, PAGES_PER_RUN);
-	printf("baseline: one mmap(MAP_FIXED|MAP_SHARED) of a memfd page over a touched page: %.0f ns\n", bare);
-	printf("          one mmap(PROT_NONE anonymous) hole over a touched page:             %.0f ns\n", bare_hole);
-	printf("          clear a page (memset 4 KiB): %.0f ns; copy a page (memcpy 4 KiB): %.0f ns\n", clear, copy);
+	printf("\nPart 1: the backend alone, ns per page (median of %d runs of %u pages)\n", reps,
+	       PAGES_PER_RUN);
+	printf("baseline: one mmap(MAP_FIXED|MAP_SHARED) of a memfd page over a touched page: %.0f ns\n",
+	       bare);
+	printf("          one mmap(PROT_NONE anonymous) hole over a touched page:             %.0f ns\n",
+	       bare_hole);
+	printf("          clear a page (memset 4 KiB): %.0f ns; copy a page (memcpy 4 KiB): %.0f ns\n",
+	       clear, copy);
 	printf("          an empty system call (getppid): %.0f ns\n", sys);
-	printf("%-6s %-10s %9s %9s %9s %9s %18s %14s\n", "batch", "pages", "map", "touch", "unmap", "remap",
-	       "mmap calls m/u/r", "map+unmap/bare");
+	printf("%-6s %-10s %9s %9s %9s %9s %18s %14s\n", "batch", "pages", "map", "touch", "unmap",
+	       "remap", "mmap calls m/u/r", "map+unmap/bare");
 	for (int c = 1; c >= 0; c--) {
 		for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 			struct p1_result r = p1_run(&s, sizes[i], c);
 			char calls[32];
-			snprintf(calls, sizeof(calls), "%.0f/%.0f/%.0f", r.calls[0], r.calls[1], r.calls[2]);
+			snprintf(calls, sizeof(calls), "%.0f/%.0f/%.0f", r.calls[0], r.calls[1],
+				 r.calls[2]);
 			printf("%-6u %-10s %9.0f %9.0f %9.0f %9.0f %18s %14.2f\n", sizes[i],
 			       c ? "contiguous" : "scattered", r.map, r.touch, r.unmap, r.remap, calls,
 			       (r.map + r.unmap) / bare);
@@ -366,7 +382,8 @@ static double p2_run(uint32_t size, enum p2_policy pol, bool zero_copy)
 	void *ram;
 	int r;
 
-	struct vdemux_arena_opts ao = VDEMUX_OPTS(vdemux_arena_opts, .npages = W2 + POOL2, .kind = VDEMUX_ARENA_MEMFD);
+	struct vdemux_arena_opts ao = VDEMUX_OPTS(vdemux_arena_opts, .npages = W2 + POOL2,
+						  .kind = VDEMUX_ARENA_MEMFD);
 	if ((r = vdemux_arena_create(&arena, &ao)) < 0)
 		die("arena", r);
 	vdemux_arena_info(arena, &ai);
@@ -381,12 +398,12 @@ static double p2_run(uint32_t size, enum p2_policy pol, bool zero_copy)
 	cls.base.name = "one";
 	cls.base.classify = by_one_classify;
 	vdemux_engine_set_classifier(eng, &cls.base);
-	struct vdemux_kvm_opts ko = VDEMUX_OPTS(vdemux_kvm_opts, .ram_gpa = 0, .ram_size = (uint64_t)W2 * PAGE,
-						.ram_hva = ram);
+	struct vdemux_kvm_opts ko = VDEMUX_OPTS(vdemux_kvm_opts, .ram_gpa = 0,
+						.ram_size = (uint64_t)W2 * PAGE, .ram_hva = ram);
 	if ((r = vdemux_kvm_create(&be, &ko)) < 0 || (r = vdemux_engine_add_backend(eng, be)) < 0)
 		die("backend", r);
-	struct vdemux_vm_opts vo = VDEMUX_OPTS(vdemux_vm_opts, .rx_base = 0, .rx_pages = W2, .backends = &be,
-					       .n_backends = 1);
+	struct vdemux_vm_opts vo = VDEMUX_OPTS(vdemux_vm_opts, .rx_base = 0, .rx_pages = W2,
+					       .backends = &be, .n_backends = 1);
 	if ((r = vdemux_vm_add(eng, &id, &vo)) < 0)
 		die("vm", r);
 	cls.vm = id;
@@ -476,7 +493,8 @@ static void part2(void)
 	       "guest touches each page); lazy harvest; copy = every frame copied into the still-mapped\n"
 	       "buffer, flip = every page remapped, adapt = the adaptive policy (a new engine each run,\n"
 	       "its first measures in the untimed warm-up); median of %d runs of %u frames (flip: %u),\n"
-	       "the three policies interleaved; load average %.2f\n", reps, FRAMES_COPY, FRAMES_FLIP, loadavg());
+	       "the three policies interleaved; load average %.2f\n",
+	       reps, FRAMES_COPY, FRAMES_FLIP, loadavg());
 	printf("(bursts of 32 frames, fewer for frames over 8 pages: at most 256 pages a burst)\n");
 	printf("%-7s %10s %10s %10s %7s   %10s %10s %10s %7s %9s\n", "bytes", "burst:copy", "burst:flip",
 	       "burst:adapt", "a/best", "zc:copy", "zc:flip", "zc:adapt", "a/best", "flips/run");
@@ -494,14 +512,14 @@ static void part2(void)
 		for (int zc = 0; zc < 2; zc++) {
 			for (int p = 0; p < P2_NPOL; p++)
 				med[zc][p] = median(v[zc][p], reps);
-			double best = med[zc][P2_COPY] < med[zc][P2_FLIP] ? med[zc][P2_COPY] : med[zc][P2_FLIP];
+			double best = med[zc][P2_COPY] < med[zc][P2_FLIP] ? med[zc][P2_COPY]
+									  : med[zc][P2_FLIP];
 			ratio[zc] = best / med[zc][P2_ADAPTIVE];
 		}
 		worst[i] = ratio[0] < ratio[1] ? ratio[0] : ratio[1];
 		printf("%-7u %10.0f %10.0f %10.0f %7.2f   %10.0f %10.0f %10.0f %7.2f %9.1f\n", sizes[i],
 		       med[0][P2_COPY], med[0][P2_FLIP], med[0][P2_ADAPTIVE], ratio[0], med[1][P2_COPY],
-		       med[1][P2_FLIP], med[1][P2_ADAPTIVE], ratio[1],
-		       (double)aflips / reps);
+		       med[1][P2_FLIP], med[1][P2_ADAPTIVE], ratio[1], (double)aflips / reps);
 		for (int path = 0; path < 2; path++) {
 			bool flip_wins = med[path][P2_FLIP] < med[path][P2_COPY];
 			if (flip_wins && !cross[path])
@@ -512,16 +530,20 @@ static void part2(void)
 	}
 	printf("a/best = ns of the better of copy and flip / ns of adaptive (frames per second of adaptive\n"
 	       "over the better); flips/run = pages the adaptive policy flipped in a run on the zero-copy\n"
-	       "path (%u frames and the warm-up's)\n", FRAMES_COPY);
+	       "path (%u frames and the warm-up's)\n",
+	       FRAMES_COPY);
 	for (int path = 0; path < 2; path++) {
 		const char *name = path ? "zero-copy path (rx_submit)" : "copy-in path (rx_burst)";
 		if (cross[path])
-			printf("%s: flipping is cheaper from %u bytes on (of the sizes measured)\n", name, cross[path]);
+			printf("%s: flipping is cheaper from %u bytes on (of the sizes measured)\n",
+			       name, cross[path]);
 		else
-			printf("%s: copying is cheaper at every size measured, up to %u bytes\n", name, sizes[NS - 1]);
+			printf("%s: copying is cheaper at every size measured, up to %u bytes\n", name,
+			       sizes[NS - 1]);
 	}
 	printf("adaptive frames per second over the better of copy-only and flip-only, the lower of the two "
-	       "paths; load average %.2f\n", loadavg());
+	       "paths; load average %.2f\n",
+	       loadavg());
 	for (size_t i = 0; i < NS; i++)
 		printf("adaptive kvm %u %.3f\n", sizes[i], worst[i]);
 }

@@ -28,10 +28,10 @@ static uint8_t frame[FRAME_MAX + 16];
 
 struct bcase {
 	const char *name;
-	uint32_t len;       /* frame bytes */
-	bool hdr;           /* a header in front */
-	uint8_t gso;        /* GSO TCPV4 with gso_size 1448, or none */
-	uint32_t offloads;  /* what the VM takes */
+	uint32_t len;	   /* frame bytes */
+	bool hdr;	   /* a header in front */
+	uint8_t gso;	   /* GSO TCPV4 with gso_size 1448, or none */
+	uint32_t offloads; /* what the VM takes */
 };
 
 static double now(void)
@@ -102,7 +102,8 @@ static double run(const struct bcase *c, double secs)
 	uint64_t gpas[WIN];
 	struct vdemux_completion cpl[WIN];
 	vdemux_vm_id id;
-	struct vdemux_frame f = {.data = c->hdr ? frame : frame + 10, .len = c->len + (c->hdr ? 10 : 0),
+	struct vdemux_frame f = {.data = c->hdr ? frame : frame + 10,
+				 .len = c->len + (c->hdr ? 10 : 0),
 				 .flags = c->hdr ? VDEMUX_FRAME_VNET_HDR(10) : 0};
 	vdemux_engine *eng;
 	uint64_t frames = 0;
@@ -165,7 +166,8 @@ int main(int argc, char **argv)
 	if (rounds < 1 || rounds > 32 || secs <= 0)
 		return 2;
 	printf("offload on the copy-in path, simulated backend, copy policy ALWAYS; median of %d rounds "
-	       "of %.2f s; load average %.2f\n", rounds, secs, loadavg());
+	       "of %.2f s; load average %.2f\n",
+	       rounds, secs, loadavg());
 	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
 		for (int i = 0; i < rounds; i++)
 			r[i] = run(&cases[k], secs);

@@ -123,7 +123,8 @@ static int round_raw(struct ctx *c, double *map_ns, double *unmap_ns)
 	}
 	double t1 = now_ns();
 	for (unsigned i = 0; i < NPAGES; i++) {
-		struct vfio_iommu_type1_dma_unmap u = {.argsz = sizeof(u), .iova = c->m[i].gpa, .size = PG};
+		struct vfio_iommu_type1_dma_unmap u = {
+			.argsz = sizeof(u), .iova = c->m[i].gpa, .size = PG};
 		if (ioctl(c->container, VFIO_IOMMU_UNMAP_DMA, &u))
 			return -1;
 	}
@@ -187,8 +188,12 @@ int main(int argc, char **argv)
 	c.base = ai.base;
 	c.container = vdemux_vfio_container_fd(c.be);
 	struct vdemux_backend_vm vm = {
-		.vm_id = 1, .rx_base = RX_BASE, .rx_pages = NPAGES, .arena = ai,
-		.engine_first_page = 0, .engine_npages = NPAGES,
+		.vm_id = 1,
+		.rx_base = RX_BASE,
+		.rx_pages = NPAGES,
+		.arena = ai,
+		.engine_first_page = 0,
+		.engine_npages = NPAGES,
 	};
 	r = c.be->vm_attach(c.be, &vm, &c.vm);
 	if (r < 0) {
@@ -198,7 +203,8 @@ int main(int argc, char **argv)
 	/* Contiguous GPAs (so unmaps merge), pages in a scrambled order as
 	 * the pool hands them out after a while. */
 	for (unsigned i = 0; i < NPAGES; i++)
-		c.m[i] = (struct vdemux_map){.gpa = RX_BASE + (uint64_t)i * PG, .page = (i * 97u) % NPAGES};
+		c.m[i] = (struct vdemux_map){.gpa = RX_BASE + (uint64_t)i * PG,
+					     .page = (i * 97u) % NPAGES};
 	/* Fault the arena in, so that the first round does not pay for it. */
 	memset(ai.base, 0, (size_t)ai.npages * PG);
 

@@ -95,8 +95,9 @@ __attribute__((noreturn)) static void die(const char *what, int rc)
 
 /* One frame (the timed part; a function of its own so that a profiler can
  * count it alone). */
-static __attribute__((noinline)) void plain_frame(struct vd_vring *vq, uint8_t *ram, struct vd_vring_seg *segs,
-						  const uint8_t *tap, uint32_t len)
+static __attribute__((noinline)) void plain_frame(struct vd_vring *vq, uint8_t *ram,
+						  struct vd_vring_seg *segs, const uint8_t *tap,
+						  uint32_t len)
 {
 	struct vd_vring_chain c;
 	uint32_t pos = 0, need = 12 + len, nb = 0;
@@ -133,8 +134,10 @@ static double plain(uint32_t len, uint32_t nframes)
 {
 	struct guest G = {0};
 	struct vng_mem m = {.at = guest_at, .payload = &G};
-	struct vng_opts vo = {.mode = VNG_MERGEABLE, .qsize = QSIZE,
-			      .features = VD_VIRTIO_F_VERSION_1 | VD_VIRTIO_F_EVENT_IDX | VD_VIRTIO_NET_F_MRG_RXBUF,
+	struct vng_opts vo = {.mode = VNG_MERGEABLE,
+			      .qsize = QSIZE,
+			      .features = VD_VIRTIO_F_VERSION_1 | VD_VIRTIO_F_EVENT_IDX |
+					  VD_VIRTIO_NET_F_MRG_RXBUF,
 			      .mem_size = RAM};
 	struct vd_vring *vq;
 	struct vd_vring_config rc;
@@ -177,7 +180,9 @@ static double engine(uint32_t len, uint32_t nframes, bool flip)
 	struct vng_mem m = {.at = guest_at, .payload = &G};
 	uint64_t feat = VD_VIRTIO_F_VERSION_1 | VD_VIRTIO_F_EVENT_IDX |
 			(flip ? VD_VIRTIO_F_INDIRECT_DESC : VD_VIRTIO_NET_F_MRG_RXBUF);
-	struct vng_opts vo = {.mode = flip ? VNG_BIG : VNG_MERGEABLE, .qsize = QSIZE, .features = feat,
+	struct vng_opts vo = {.mode = flip ? VNG_BIG : VNG_MERGEABLE,
+			      .qsize = QSIZE,
+			      .features = feat,
 			      .mem_size = RAM};
 	struct vdemux_arena_opts ao = VDEMUX_OPTS(vdemux_arena_opts, .npages = RAM_PAGES + 1024,
 						  .kind = VDEMUX_ARENA_MEMFD);
@@ -198,9 +203,9 @@ static double engine(uint32_t len, uint32_t nframes, bool flip)
 	if ((err = vdemux_engine_create(&eng, &eo)) || (err = vdemux_kvm_create(&kvm, &ko)) ||
 	    (err = vdemux_engine_add_backend(eng, kvm)))
 		die("engine", err);
-	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(vdemux_vnet_rxq_opts, .ram = G.ram, .ram_size = RAM,
-						     .backends = &kvm, .n_backends = 1,
-						     .copy = flip ? VDEMUX_COPY_NEVER : VDEMUX_COPY_ALWAYS);
+	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(
+		vdemux_vnet_rxq_opts, .ram = G.ram, .ram_size = RAM, .backends = &kvm, .n_backends = 1,
+		.copy = flip ? VDEMUX_COPY_NEVER : VDEMUX_COPY_ALWAYS);
 	if ((err = vdemux_vnet_rxq_create(&q, eng, &qo)))
 		die("rxq", err);
 	vdemux_l2_vlan_join(vdemux_engine_l2(eng), vdemux_vnet_rxq_vm(q), 1, 0);
@@ -235,8 +240,9 @@ static double engine(uint32_t len, uint32_t nframes, bool flip)
 				die("alloc", 0);
 			t += now() - t0;
 			for (uint32_t p = 0; p < np; p++) { /* the TAP read, untimed */
-				uint32_t o = p ? 0 : OFF, n = len - done < VDEMUX_PAGE_SIZE - o ? len - done
-												: VDEMUX_PAGE_SIZE - o;
+				uint32_t o = p ? 0 : OFF, n = len - done < VDEMUX_PAGE_SIZE - o
+								      ? len - done
+								      : VDEMUX_PAGE_SIZE - o;
 
 				memcpy(b[p].data + o, frame + done, n);
 				b[p].off = o;
@@ -290,7 +296,8 @@ int main(int argc, char **argv)
 		else if (opt == 'm')
 			modes = optarg;
 		else {
-			fprintf(stderr, "usage: %s [-n FRAMES] [-r ROUNDS] [-s BYTES] [-m pcf]\n", argv[0]);
+			fprintf(stderr, "usage: %s [-n FRAMES] [-r ROUNDS] [-s BYTES] [-m pcf]\n",
+				argv[0]);
 			return 2;
 		}
 	}
@@ -316,8 +323,9 @@ int main(int argc, char **argv)
 		qsort(p, rounds, sizeof(double), cmp);
 		qsort(c, rounds, sizeof(double), cmp);
 		qsort(f, rounds, sizeof(double), cmp);
-		printf("%-6u %12.0f %12.0f %12.0f %10.2f %10.2f\n", sizes[s], p[rounds / 2], c[rounds / 2],
-		       f[rounds / 2], c[rounds / 2] / p[rounds / 2], f[rounds / 2] / p[rounds / 2]);
+		printf("%-6u %12.0f %12.0f %12.0f %10.2f %10.2f\n", sizes[s], p[rounds / 2],
+		       c[rounds / 2], f[rounds / 2], c[rounds / 2] / p[rounds / 2],
+		       f[rounds / 2] / p[rounds / 2]);
 	}
 	return 0;
 }

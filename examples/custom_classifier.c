@@ -48,7 +48,8 @@ static int ip_classify(struct vdemux_classifier *cls, const uint8_t *f, uint32_t
 		return 0;
 	for (unsigned i = 0; i < c->nroutes; i++) {
 		if (!memcmp(c->routes[i].ip, target, 4) && v->cap > 0) {
-			v->dests[0] = (struct vdemux_dest){.vm = c->routes[i].vm, .action = VDEMUX_VLAN_KEEP};
+			v->dests[0] = (struct vdemux_dest){.vm = c->routes[i].vm,
+							   .action = VDEMUX_VLAN_KEEP};
 			v->n = 1;
 			return 0;
 		}
@@ -77,7 +78,8 @@ static void check(int rc, const char *what)
 /* An IPv4/UDP packet (checksums left zero: nobody checks them here). */
 static uint32_t ipv4_frame(uint8_t *f, const uint8_t dst_ip[4], const char *text)
 {
-	static const uint8_t dst_mac[6] = {0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0x01}; /* the VMM's router MAC */
+	static const uint8_t dst_mac[6] = {0x02, 0xaa, 0xbb,
+					   0xcc, 0xdd, 0x01}; /* the VMM's router MAC */
 	static const uint8_t src_mac[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0xfe};
 	size_t tl = strlen(text);
 	memset(f, 0, 64 + tl);
@@ -117,9 +119,9 @@ int main(void)
 	check(vdemux_engine_set_classifier(eng, &cls.base), "set classifier");
 
 	for (int i = 0; i < NVMS; i++) {
-		struct vdemux_vm_opts vo = VDEMUX_OPTS(vdemux_vm_opts, .rx_base = 0x200000, .rx_pages = WINDOW,
-						       .flags = VDEMUX_VM_F_UNPOPULATED, .backends = &sim,
-						       .n_backends = 1);
+		struct vdemux_vm_opts vo = VDEMUX_OPTS(
+			vdemux_vm_opts, .rx_base = 0x200000, .rx_pages = WINDOW,
+			.flags = VDEMUX_VM_F_UNPOPULATED, .backends = &sim, .n_backends = 1);
 		uint64_t gpas[WINDOW];
 		check(vdemux_vm_add(eng, &vms[i], &vo), "add VM");
 		for (int k = 0; k < WINDOW; k++)
@@ -127,8 +129,8 @@ int main(void)
 		check(vdemux_vm_post_rx(eng, vms[i], gpas, WINDOW), "post");
 		memcpy(cls.routes[cls.nroutes].ip, ips[i], 4);
 		cls.routes[cls.nroutes++].vm = vms[i];
-		printf("%s: id %u, IPv4 %u.%u.%u.%u\n", names[i], vms[i], ips[i][0], ips[i][1], ips[i][2],
-		       ips[i][3]);
+		printf("%s: id %u, IPv4 %u.%u.%u.%u\n", names[i], vms[i], ips[i][0], ips[i][1],
+		       ips[i][2], ips[i][3]);
 	}
 
 	static uint8_t f[4][128];
@@ -149,7 +151,8 @@ int main(void)
 		check(n, "poll");
 		for (int k = 0; k < n; k++) {
 			check(vdemux_sim_read(sim, vms[i], c[k].gpa, buf, c[k].len), "guest read");
-			printf("  %s read %u bytes: \"%s\"\n", names[i], c[k].len, (const char *)buf + 14 + 28);
+			printf("  %s read %u bytes: \"%s\"\n", names[i], c[k].len,
+			       (const char *)buf + 14 + 28);
 			check(vdemux_vm_post_rx(eng, vms[i], &c[k].gpa, 1), "re-post");
 		}
 	}

@@ -24,8 +24,7 @@ static int check(int rc, const char *what)
 	return rc;
 }
 
-static size_t make_frame(uint8_t *f, const uint8_t dst[6], uint8_t src_id, size_t len,
-			 const char *text)
+static size_t make_frame(uint8_t *f, const uint8_t dst[6], uint8_t src_id, size_t len, const char *text)
 {
 	memcpy(f, dst, 6);
 	memcpy(f + 6, (uint8_t[6]){0x02, 0, 0, 0, 0xee, src_id}, 6);
@@ -75,11 +74,9 @@ static const char *names[NVMS] = {"vm-a", "vm-b", "vm-c"};
 static void add_vms(vdemux_engine *eng, vdemux_l2 *l2, vdemux_vm_id vms[NVMS], uint8_t macs[NVMS][6])
 {
 	for (int i = 0; i < NVMS; i++) {
-		struct vdemux_vm_opts vo = VDEMUX_OPTS(vdemux_vm_opts, .rx_base = 0x100000,
-						       .rx_pages = WINDOW, .backends = &sim,
-						       .n_backends = 1,
-						       .signal = {.kind = VDEMUX_SIGNAL_CALLBACK,
-								  .cb = on_signal});
+		struct vdemux_vm_opts vo = VDEMUX_OPTS(
+			vdemux_vm_opts, .rx_base = 0x100000, .rx_pages = WINDOW, .backends = &sim,
+			.n_backends = 1, .signal = {.kind = VDEMUX_SIGNAL_CALLBACK, .cb = on_signal});
 		uint64_t gpas[8];
 
 		/* vm-c harvests lazily: its buffers stay mapped until a frame
@@ -121,8 +118,8 @@ int main(void)
 {
 	static uint8_t frame[9000];
 	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .npages = 64,
-						   .copy = VDEMUX_COPY_THRESHOLD,
-						   .copy_threshold = 128, .low_watermark = 8);
+						   .copy = VDEMUX_COPY_THRESHOLD, .copy_threshold = 128,
+						   .low_watermark = 8);
 	vdemux_vm_id vms[NVMS];
 	uint8_t macs[NVMS][6];
 	vdemux_engine *eng;
@@ -143,7 +140,8 @@ int main(void)
 		struct vdemux_frame fr[5] = {
 			{.data = f[0], .len = (uint32_t)make_frame(f[0], macs[0], 1, 1500, "hello vm-a")},
 			{.data = f[1], .len = (uint32_t)make_frame(f[1], macs[1], 1, 64, "hello vm-b")},
-			{.data = f[2], .len = (uint32_t)make_frame(f[2], macs[2], 1, 64, "small, copied")},
+			{.data = f[2],
+			 .len = (uint32_t)make_frame(f[2], macs[2], 1, 64, "small, copied")},
 			{.data = f[3], .len = (uint32_t)make_frame(f[3], bcast, 1, 60, "broadcast")},
 			{.data = f[4], .len = (uint32_t)make_frame(f[4], nobody, 1, 60, "lost")},
 		};
@@ -154,7 +152,8 @@ int main(void)
 
 	printf("burst 2: a 9000-byte jumbo frame to vm-b, spanning 3 buffers\n");
 	{
-		struct vdemux_frame fr = {.data = frame, .len = (uint32_t)make_frame(frame, macs[1], 1, 9000, "jumbo")};
+		struct vdemux_frame fr = {.data = frame,
+					  .len = (uint32_t)make_frame(frame, macs[1], 1, 9000, "jumbo")};
 		check(vdemux_rx_burst(eng, &fr, 1), "rx burst");
 	}
 	guest_receive(eng, names[1], vms[1]);

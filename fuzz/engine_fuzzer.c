@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 struct world {
 	bool limits;
-	uint32_t win;       /* pages of each VM's window */
+	uint32_t win; /* pages of each VM's window */
 	uint32_t max_frame;
 	vdemux_engine *eng;
 	struct vdemux_backend *sim, *sim2;
@@ -135,18 +135,12 @@ static uint32_t limit_len(struct world *w, struct in *in)
 
 	switch (sel % 8) {
 	case 0:
-	case 1:
-		return w->max_frame;
-	case 2:
-		return w->max_frame - 1;
-	case 3:
-		return w->max_frame + 1; /* refused */
-	case 4:
-		return 14;
-	case 5:
-		return 13; /* refused */
-	default:
-		return 14 + (r * 7u) % (w->max_frame - 13);
+	case 1: return w->max_frame;
+	case 2: return w->max_frame - 1;
+	case 3: return w->max_frame + 1; /* refused */
+	case 4: return 14;
+	case 5: return 13; /* refused */
+	default: return 14 + (r * 7u) % (w->max_frame - 13);
 	}
 }
 
@@ -173,7 +167,9 @@ static uint32_t make_frame(struct world *w, struct in *in, uint8_t *f)
 
 	memset(f, 0x5a, len);
 	switch (d % 5) {
-	case 0: case 1: case 2:
+	case 0:
+	case 1:
+	case 2:
 		memcpy(f, w->mac[d % 5], 6);
 		mark = (uint8_t)(d % 5);
 		break;
@@ -235,7 +231,8 @@ static void guests_read(struct world *w)
 			if (c[k].flags & VDEMUX_CPL_MORE)
 				continue;
 			if (page[c[k].len - 1] != i && page[c[k].len - 1] != BCAST_MARK) {
-				fprintf(stderr, "VM %d (id %u) GPA 0x%llx len %u flags %u: last byte 0x%02x\n",
+				fprintf(stderr,
+					"VM %d (id %u) GPA 0x%llx len %u flags %u: last byte 0x%02x\n",
 					i, w->id[i], (unsigned long long)c[k].gpa, c[k].len, c[k].flags,
 					page[c[k].len - 1]);
 				die("guest read", "a frame meant for another VM");
@@ -254,27 +251,17 @@ static void guests_read(struct world *w)
 static void tamper(struct vdemux_rx_buf *b, unsigned nb, unsigned nb0, unsigned kind, uint32_t npages)
 {
 	switch (kind % 6) {
-	case 5:
-		b[nb0 - 1].flags |= VDEMUX_RXBUF_MORE;
-		break;
-	case 0:
-		b[nb - 1].id = b[0].id;
-		break;
-	case 1:
-		b[nb / 2].id = npages + 5;
-		break;
-	case 2:
-		b[nb - 1].flags |= VDEMUX_RXBUF_MORE;
-		break;
+	case 5: b[nb0 - 1].flags |= VDEMUX_RXBUF_MORE; break;
+	case 0: b[nb - 1].id = b[0].id; break;
+	case 1: b[nb / 2].id = npages + 5; break;
+	case 2: b[nb - 1].flags |= VDEMUX_RXBUF_MORE; break;
 	case 3:
 		if (nb > 1)
 			b[1].off = 1;
 		else
 			b[0].off = PG;
 		break;
-	default:
-		b[0].flags |= 0x2;
-		break;
+	default: b[0].flags |= 0x2; break;
 	}
 }
 
@@ -439,9 +426,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			else if (got > 0)
 				vdemux_rx_abort(w.eng, b, (unsigned)got);
 			break;
-		case 4:
-			guests_read(&w);
-			break;
+		case 4: guests_read(&w); break;
 		case 5:
 			/* Fail the entry after the next 0 to 11 applied. */
 			nth = next(&in) % 12 + 1;

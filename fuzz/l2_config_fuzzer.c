@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const uint16_t vids[NVID] = {1, 2, 300, 4094};
 
 struct model {
-	int member[NVM + 1][NVID];  /* 0: no, 1: untagged, 2: tagged */
+	int member[NVM + 1][NVID]; /* 0: no, 1: untagged, 2: tagged */
 	int allmulti[NVM + 1][NVID];
 	vdemux_vm_id mac_owner[NMAC][NVID];
 	int sub[NGRP][NVID][NVM + 1];
@@ -90,9 +90,7 @@ static void forget(struct model *m, int vm, int v)
 static int model_call(struct model *m, unsigned op, int vm, int v, unsigned obj, int flag)
 {
 	switch (op) {
-	case 0: /* join */
-		m->member[vm][v] = flag ? 2 : 1;
-		return 0;
+	case 0: /* join */ m->member[vm][v] = flag ? 2 : 1; return 0;
 	case 1: /* leave */
 		if (!m->member[vm][v])
 			return -ENOENT;
@@ -161,29 +159,15 @@ static int lib_call(vdemux_l2 *l2, unsigned op, int vm, int v, unsigned obj, int
 	uint8_t mac[6];
 	uint16_t vid = vids[v];
 	switch (op) {
-	case 0:
-		return vdemux_l2_vlan_join(l2, (vdemux_vm_id)vm, vid, flag ? VDEMUX_L2_TAGGED : 0);
-	case 1:
-		return vdemux_l2_vlan_leave(l2, (vdemux_vm_id)vm, vid);
-	case 2:
-		mac_of(mac, obj % NMAC);
-		return vdemux_l2_add_mac(l2, (vdemux_vm_id)vm, mac, vid);
-	case 3:
-		mac_of(mac, obj % NMAC);
-		return vdemux_l2_del_mac(l2, mac, vid);
-	case 4:
-		grp_of(mac, obj % NGRP);
-		return vdemux_l2_add_mcast(l2, (vdemux_vm_id)vm, mac, vid);
-	case 5:
-		grp_of(mac, obj % NGRP);
-		return vdemux_l2_del_mcast(l2, (vdemux_vm_id)vm, mac, vid);
-	case 6:
-		return vdemux_l2_set_allmulti(l2, (vdemux_vm_id)vm, vid, flag);
-	case 7:
-		return vdemux_l2_set_default(l2, vid, flag ? 0 : (vdemux_vm_id)vm);
-	default:
-		vdemux_l2_remove_vm(l2, (vdemux_vm_id)vm);
-		return 0;
+	case 0: return vdemux_l2_vlan_join(l2, (vdemux_vm_id)vm, vid, flag ? VDEMUX_L2_TAGGED : 0);
+	case 1: return vdemux_l2_vlan_leave(l2, (vdemux_vm_id)vm, vid);
+	case 2: mac_of(mac, obj % NMAC); return vdemux_l2_add_mac(l2, (vdemux_vm_id)vm, mac, vid);
+	case 3: mac_of(mac, obj % NMAC); return vdemux_l2_del_mac(l2, mac, vid);
+	case 4: grp_of(mac, obj % NGRP); return vdemux_l2_add_mcast(l2, (vdemux_vm_id)vm, mac, vid);
+	case 5: grp_of(mac, obj % NGRP); return vdemux_l2_del_mcast(l2, (vdemux_vm_id)vm, mac, vid);
+	case 6: return vdemux_l2_set_allmulti(l2, (vdemux_vm_id)vm, vid, flag);
+	case 7: return vdemux_l2_set_default(l2, vid, flag ? 0 : (vdemux_vm_id)vm);
+	default: vdemux_l2_remove_vm(l2, (vdemux_vm_id)vm); return 0;
 	}
 }
 

@@ -37,8 +37,8 @@ struct m_default {
 };
 
 static const struct m_member members[] = {
-	{1, 1, 0, 0}, {2, 10, 1, 1}, {2, 1, 1, 0}, {3, 10, 0, 0}, {4, 20, 1, 0},
-	{5, 4094, 0, 1}, {6, 1, 0, 1}, {7, 20, 0, 0},
+	{1, 1, 0, 0},  {2, 10, 1, 1},	{2, 1, 1, 0}, {3, 10, 0, 0},
+	{4, 20, 1, 0}, {5, 4094, 0, 1}, {6, 1, 0, 1}, {7, 20, 0, 0},
 };
 
 static const struct m_addr unicast[] = {
@@ -79,8 +79,8 @@ static void die(const char *what)
 static void setup(void)
 {
 	for (int i = 0; i < 2; i++) {
-		struct vdemux_l2_opts o = VDEMUX_OPTS(vdemux_l2_opts,
-			.vlan_proto = i ? VDEMUX_TPID_8021AD : VDEMUX_TPID_8021Q);
+		struct vdemux_l2_opts o = VDEMUX_OPTS(
+			vdemux_l2_opts, .vlan_proto = i ? VDEMUX_TPID_8021AD : VDEMUX_TPID_8021Q);
 		if (vdemux_l2_create(&l2s[i], &o))
 			die("create");
 		vdemux_l2 *l2 = l2s[i];
@@ -170,7 +170,8 @@ static void model(uint16_t proto, const uint8_t *f, size_t len, struct m_verdict
 	}
 	if ((dst[0] & 1) && !memcmp(dst, "\x01\x80\xc2\x00\x00", 5)) {
 		uint8_t low = dst[5];
-		int ll = proto == VDEMUX_TPID_8021Q ? low <= 0x0f : ((low >= 1 && low <= 0x0a) || low == 0x0e);
+		int ll = proto == VDEMUX_TPID_8021Q ? low <= 0x0f
+						    : ((low >= 1 && low <= 0x0a) || low == 0x0e);
 		if (ll) {
 			r->drop = VDEMUX_DROP_LINK_LOCAL;
 			return;
@@ -200,7 +201,8 @@ static void model(uint16_t proto, const uint8_t *f, size_t len, struct m_verdict
 		if (!r->n)
 			for (size_t k = 0; k < N(defaults); k++)
 				if (defaults[k].vid == vid)
-					model_add(r, member_of(defaults[k].vm, vid), proto, tagged, tci, vid);
+					model_add(r, member_of(defaults[k].vm, vid), proto, tagged, tci,
+						  vid);
 		if (!r->n)
 			r->drop = any ? VDEMUX_DROP_UNKNOWN_UNICAST : VDEMUX_DROP_NO_VLAN_MEMBER;
 		return;

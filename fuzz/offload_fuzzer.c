@@ -39,12 +39,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAXF 65536u
 #define PG VDEMUX_PAGE_SIZE
 
-#define CHECK(c)                                                                             \
-	do {                                                                                 \
-		if (!(c)) {                                                                  \
+#define CHECK(c)                                                                                \
+	do {                                                                                    \
+		if (!(c)) {                                                                     \
 			fprintf(stderr, "offload_fuzzer: %s:%d: %s\n", __FILE__, __LINE__, #c); \
-			abort();                                                             \
-		}                                                                            \
+			abort();                                                                \
+		}                                                                               \
 	} while (0)
 
 struct world {
@@ -170,16 +170,11 @@ static unsigned next16(struct in *in)
 static uint8_t gso_for(unsigned kind, int ipv)
 {
 	switch (kind % 6) {
-	case 1:
-		return ipv == 4 ? VDEMUX_VNET_GSO_TCPV4 : VDEMUX_VNET_GSO_TCPV6;
-	case 2:
-		return VDEMUX_VNET_GSO_UDP_L4;
-	case 3:
-		return VDEMUX_VNET_GSO_UDP;
-	case 4:
-		return (ipv == 4 ? VDEMUX_VNET_GSO_TCPV4 : VDEMUX_VNET_GSO_TCPV6) | VDEMUX_VNET_GSO_ECN;
-	default:
-		return VDEMUX_VNET_GSO_NONE;
+	case 1: return ipv == 4 ? VDEMUX_VNET_GSO_TCPV4 : VDEMUX_VNET_GSO_TCPV6;
+	case 2: return VDEMUX_VNET_GSO_UDP_L4;
+	case 3: return VDEMUX_VNET_GSO_UDP;
+	case 4: return (ipv == 4 ? VDEMUX_VNET_GSO_TCPV4 : VDEMUX_VNET_GSO_TCPV6) | VDEMUX_VNET_GSO_ECN;
+	default: return VDEMUX_VNET_GSO_NONE;
 	}
 }
 
@@ -190,9 +185,15 @@ static uint32_t build(struct world *w, struct in *in)
 	static const uint8_t bc[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 	unsigned a = next(in), kind = next(in), acts = next(in), patches = next(in) % 4;
 	uint32_t payload = next16(in) % (MAXF - 100), mss = next16(in);
-	struct of_spec s = {.dst = bc, .ipv = a & 1 ? 6 : 4, .udp = a & 2, .vlan = a & 4,
-			    .payload = payload, .seed = a, .tcp_flags = (uint8_t)next(in),
-			    .seq = 0x12345678u * a, .ip_id = (uint16_t)(a * 77)};
+	struct of_spec s = {.dst = bc,
+			    .ipv = a & 1 ? 6 : 4,
+			    .udp = a & 2,
+			    .vlan = a & 4,
+			    .payload = payload,
+			    .seed = a,
+			    .tcp_flags = (uint8_t)next(in),
+			    .seq = 0x12345678u * a,
+			    .ip_id = (uint16_t)(a * 77)};
 	uint8_t gso = gso_for(kind, s.ipv), flags = kind & 0x40 ? 0 : VDEMUX_VNET_HDR_F_NEEDS_CSUM;
 	struct of_layout lay;
 

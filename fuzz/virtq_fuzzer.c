@@ -44,12 +44,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define AVAIL 0x400u
 #define USED 0x1000u
 
-#define CHECK(c)                                                                          \
-	do {                                                                              \
-		if (!(c)) {                                                               \
+#define CHECK(c)                                                                              \
+	do {                                                                                  \
+		if (!(c)) {                                                                   \
 			fprintf(stderr, "virtq_fuzzer: %s:%d: %s\n", __FILE__, __LINE__, #c); \
-			abort();                                                          \
-		}                                                                         \
+			abort();                                                              \
+		}                                                                             \
 	} while (0)
 
 struct pend {
@@ -237,9 +237,9 @@ static int setup(struct st *s, const uint8_t *h, const uint8_t *img, size_t img_
 	CHECK(mprotect(s->ram, GMEM, PROT_READ | PROT_WRITE) == 0);
 	memcpy(s->ram, img, img_len < GMEM ? img_len : GMEM);
 	s->avail_idx = get16(s->ram + AVAIL + 2);
-	struct vdemux_virtq_opts o = VDEMUX_OPTS(vdemux_virtq_opts, .ram = s->ram, .ram_size = GMEM, .desc_gpa = DESC,
-						 .avail_gpa = AVAIL, .used_gpa = USED, .size = s->qs,
-						 .flags = s->write_only ? VDEMUX_VIRTQ_WRITE_ONLY : 0);
+	struct vdemux_virtq_opts o = VDEMUX_OPTS(
+		vdemux_virtq_opts, .ram = s->ram, .ram_size = GMEM, .desc_gpa = DESC, .avail_gpa = AVAIL,
+		.used_gpa = USED, .size = s->qs, .flags = s->write_only ? VDEMUX_VIRTQ_WRITE_ONLY : 0);
 	if (h[1] & 1)
 		o.features |= VDEMUX_VIRTQ_F_EVENT_IDX;
 	if (h[1] & 2)

@@ -58,18 +58,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* Limits mode: guest RAM past the rings and the driver's indirect slots. */
 #define BUF_PAGES_L 320u
 
-#define CHECK(c)                                                                          \
-	do {                                                                              \
-		if (!(c)) {                                                               \
+#define CHECK(c)                                                                             \
+	do {                                                                                 \
+		if (!(c)) {                                                                  \
 			fprintf(stderr, "vnet_fuzzer: %s:%d: %s\n", __FILE__, __LINE__, #c); \
-			abort();                                                          \
-		}                                                                         \
+			abort();                                                             \
+		}                                                                            \
 	} while (0)
 
 struct world {
 	vdemux_arena *arena;
 	vdemux_engine *eng;
-	uint8_t *map;  /* guard page, RAM, guard page */
+	uint8_t *map; /* guard page, RAM, guard page */
 	uint8_t *ram;
 	uint64_t ram_size;
 	bool limits;
@@ -83,7 +83,7 @@ struct world {
 	bool started;
 	bool scribbled; /* the guest wrote into its buffers' memory */
 	uint32_t seq;
-	bool broken;    /* the queue said the ring is broken, as of used_snap */
+	bool broken; /* the queue said the ring is broken, as of used_snap */
 	uint64_t irq_snap;
 };
 
@@ -176,7 +176,7 @@ static void setup(struct world *w, struct in *in)
 {
 	unsigned lb = next(in), layout, qs = next(in), fb = next(in), pol = next(in) % 3;
 	static const enum vdemux_copy_policy pols[3] = {VDEMUX_COPY_NEVER, VDEMUX_COPY_ALWAYS,
-							 VDEMUX_COPY_THRESHOLD};
+							VDEMUX_COPY_THRESHOLD};
 	static const uint32_t frags[5] = {17, 30, 31, 32, 34};
 	uint32_t qsize, big_frags = 4;
 
@@ -205,12 +205,13 @@ static void setup(struct world *w, struct in *in)
 	w->map = mmap(NULL, w->ram_size + 2 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	CHECK(w->map != MAP_FAILED);
 	w->ram = w->map + PG;
-	struct vdemux_kvm_opts ko = VDEMUX_OPTS(vdemux_kvm_opts, .ram_size = w->ram_size, .ram_hva = w->ram);
+	struct vdemux_kvm_opts ko = VDEMUX_OPTS(vdemux_kvm_opts, .ram_size = w->ram_size,
+						.ram_hva = w->ram);
 	CHECK(vdemux_kvm_create(&w->kvm, &ko) == 0);
 	CHECK(vdemux_engine_add_backend(w->eng, w->kvm) == 0);
-	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(vdemux_vnet_rxq_opts, .ram = w->ram, .ram_size = w->ram_size,
-						     .backends = &w->kvm, .n_backends = 1,
-						     .copy = pols[pol], .copy_threshold = 512);
+	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(
+		vdemux_vnet_rxq_opts, .ram = w->ram, .ram_size = w->ram_size, .backends = &w->kvm,
+		.n_backends = 1, .copy = pols[pol], .copy_threshold = 512);
 	CHECK(vdemux_vnet_rxq_create(&w->q, w->eng, &qo) == 0);
 	/* A second VM on the simulated MMU: broadcast frames go to both. */
 	CHECK(vdemux_sim_create(&w->sim, NULL) == 0);
@@ -233,8 +234,12 @@ static void setup(struct world *w, struct in *in)
 		      VD_VIRTIO_F_INDIRECT_DESC * !!(fb & 4) | F_GUEST_CSUM * !!(fb & 8);
 	if (layout == 0)
 		w->features |= VD_VIRTIO_NET_F_MRG_RXBUF;
-	w->vo = (struct vng_opts){.mode = layout == 0 ? VNG_MERGEABLE : layout == 1 ? VNG_BIG : VNG_SMALL,
-				  .qsize = qsize, .features = w->features, .mem_size = w->ram_size,
+	w->vo = (struct vng_opts){.mode = layout == 0	? VNG_MERGEABLE
+					  : layout == 1 ? VNG_BIG
+							: VNG_SMALL,
+				  .qsize = qsize,
+				  .features = w->features,
+				  .mem_size = w->ram_size,
 				  .big_frags = big_frags};
 	struct vng_mem m = {.at = guest_at, .payload = w};
 	CHECK(vng_init(&w->g, &m, &w->vo) == 0);
@@ -248,10 +253,12 @@ static void teardown(struct world *w)
 		struct vdemux_vnet_rxq_stats s;
 
 		vdemux_vnet_rxq_stats(w->q, &s, sizeof(s));
-		fprintf(stderr, "buffers %llu page_buffers %llu frames %llu flipped %llu copied %llu skipped %llu ring_errors %llu\n",
+		fprintf(stderr,
+			"buffers %llu page_buffers %llu frames %llu flipped %llu copied %llu skipped %llu ring_errors %llu\n",
 			(unsigned long long)s.buffers, (unsigned long long)s.page_buffers,
 			(unsigned long long)s.frames, (unsigned long long)s.flipped,
-			(unsigned long long)s.copied, (unsigned long long)s.skipped, (unsigned long long)s.ring_errors);
+			(unsigned long long)s.copied, (unsigned long long)s.skipped,
+			(unsigned long long)s.ring_errors);
 	}
 	vdemux_vnet_rxq_destroy(w->q);
 	check(w);
@@ -318,7 +325,8 @@ static void frames(struct world *w, struct in *in, unsigned a, unsigned b)
 	memset(hbuf, 0, 10);
 	hbuf[0] = 2; /* DATA_VALID */
 	if (!(a & 4)) {
-		struct vdemux_frame f = {.data = hdr ? hbuf : buf, .len = len + (hdr ? 10 : 0),
+		struct vdemux_frame f = {.data = hdr ? hbuf : buf,
+					 .len = len + (hdr ? 10 : 0),
 					 .flags = hdr ? VDEMUX_FRAME_VNET_HDR(10) : 0};
 
 		(void)vdemux_rx_burst(w->eng, &f, 1); /* -ENOBUFS: pool low */
@@ -379,7 +387,8 @@ static void hostile_chain(struct world *w, unsigned a, unsigned b, unsigned c)
 			memcpy(d + 14, &le_nx, 2);
 			memcpy(w->ram + table + 16ull * k, d, 16);
 		} else {
-			vng_write_desc(&w->g, (uint16_t)((head + k) % qs), at, 64, fl, (uint16_t)((head + k + 1) % qs));
+			vng_write_desc(&w->g, (uint16_t)((head + k) % qs), at, 64, fl,
+				       (uint16_t)((head + k + 1) % qs));
 		}
 	}
 	if (a & 1)
@@ -401,14 +410,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	setup(&w, &in);
 	check(&w);
 	while (in.n && steps++ < 300) {
-		unsigned op = next(&in) % (w.limits ? 10 : 9), a = next(&in), b = next(&in), c = next(&in);
+		unsigned op = next(&in) % (w.limits ? 10 : 9), a = next(&in), b = next(&in),
+			 c = next(&in);
 		struct vng_hdr h;
 		int n;
 
 		switch (op) {
-		case 0:
-			vng_refill(&w.g);
-			break;
+		case 0: vng_refill(&w.g); break;
 		case 1:
 			while ((n = vng_recv(&w.g, &h, rx, sizeof(rx))) != -EAGAIN && n != -EIO)
 				if (n > 0) {
@@ -421,9 +429,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(n >= 0 || n == -EIO || n == -ENOTCONN);
 			break;
 		case 3:
-		case 4:
-			frames(&w, &in, a, b);
-			break;
+		case 4: frames(&w, &in, a, b); break;
 		case 5: {
 			/* The guest rewrites a byte: most often in its rings. */
 			uint64_t span = (a & 1) ? w.g.buf_gpa : w.ram_size;
@@ -436,9 +442,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					(unsigned long long)at, (unsigned long long)w.g.buf_gpa);
 			break;
 		}
-		case 6:
-			other_reads(&w);
-			break;
+		case 6: other_reads(&w); break;
 		case 7:
 			/* Device reset, then the driver starts over. */
 			CHECK(vdemux_vnet_rxq_stop(w.q) == 0);
@@ -450,12 +454,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			start(&w);
 			break;
-		case 9:
-			hostile_chain(&w, a, b, c);
-			break;
-		default:
-			CHECK(vdemux_vnet_rxq_needs_reset(w.q) >= 0);
-			break;
+		case 9: hostile_chain(&w, a, b, c); break;
+		default: CHECK(vdemux_vnet_rxq_needs_reset(w.q) >= 0); break;
 		}
 		check(&w);
 		check_broken(&w, op == 5);

@@ -58,17 +58,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #endif
 
 #define PG 4096u
-#define GMEM (8u * PG)           /* guest RAM of queues of at most SMALLQ entries */
+#define GMEM (8u * PG) /* guest RAM of queues of at most SMALLQ entries */
 #define SMALLQ 64u
 #define MAXQ VD_VRING_MAX_SIZE
-#define LBUFS (64u * 1024u)      /* buffers past the rings of larger queues */
+#define LBUFS (64u * 1024u) /* buffers past the rings of larger queues */
 
-#define CHECK(c)                                                                          \
-	do {                                                                              \
-		if (!(c)) {                                                               \
+#define CHECK(c)                                                                              \
+	do {                                                                                  \
+		if (!(c)) {                                                                   \
 			fprintf(stderr, "vring_fuzzer: %s:%d: %s\n", __FILE__, __LINE__, #c); \
-			abort();                                                          \
-		}                                                                         \
+			abort();                                                              \
+		}                                                                             \
 	} while (0)
 
 struct pend {
@@ -80,12 +80,12 @@ struct st {
 	struct vd_vring *vq;
 	struct vd_gmem gm;
 	struct vd_vring_config cfg;
-	uint8_t *map;   /* guard page, RAM, guard page */
+	uint8_t *map; /* guard page, RAM, guard page */
 	uint8_t *ram;
-	uint64_t gmem;  /* bytes of guest RAM */
+	uint64_t gmem;	/* bytes of guest RAM */
 	uint64_t data0; /* where buffers start (0 for small queues) */
 	uint64_t table; /* where the indirect tables of the limit ops go */
-	uint64_t lbuf;  /* where the limit ops' buffers go */
+	uint64_t lbuf;	/* where the limit ops' buffers go */
 	uint8_t *snap;
 	uint32_t max_segs;
 	struct vd_vring_seg segs[MAXQ + 1];
@@ -98,10 +98,10 @@ struct st {
 	uint32_t npushed;
 	uint64_t skipped_unpublished;
 	uint64_t breaks;
-	uint16_t used_idx;        /* what used->idx must be */
+	uint16_t used_idx;	  /* what used->idx must be */
 	uint16_t guest_avail_idx; /* the posting guest's own count */
-	bool used_dirty;          /* the guest wrote its used ring since the last publish */
-	uint16_t chain_head;      /* first descriptor of the chain being posted */
+	bool used_dirty;	  /* the guest wrote its used ring since the last publish */
+	uint16_t chain_head;	  /* first descriptor of the chain being posted */
 	bool chain_open;
 };
 
@@ -129,7 +129,8 @@ HARNESS static int readable_ranges(const struct st *s, uint64_t lo, uint64_t hi,
 
 /* Guest memory the harness may touch (the window's pages are PROT_NONE):
  * bytes [gpa, gpa + n) of RAM outside the window; with @src NULL, @fill. */
-HARNESS static void guest_write_fill(struct st *s, uint64_t gpa, const uint8_t *src, uint8_t fill, size_t n)
+HARNESS static void guest_write_fill(struct st *s, uint64_t gpa, const uint8_t *src, uint8_t fill,
+				     size_t n)
 {
 	uint64_t u0 = s->cfg.used_gpa, u1 = u0 + VD_VRING_USED_BYTES(s->cfg.size), r[2][2];
 	uint64_t end = gpa + n < s->gmem ? gpa + n : s->gmem;
@@ -171,7 +172,8 @@ HARNESS static void compare(const struct st *s, uint64_t lo, uint64_t hi)
 
 	for (int i = 0; i < n; i++) {
 		if (memcmp(s->snap + r[i][0], s->ram + r[i][0], r[i][1] - r[i][0]) != 0) {
-			fprintf(stderr, "vring_fuzzer: device wrote in [%#lx, %#lx) outside the used ring\n",
+			fprintf(stderr,
+				"vring_fuzzer: device wrote in [%#lx, %#lx) outside the used ring\n",
 				(unsigned long)r[i][0], (unsigned long)r[i][1]);
 			abort();
 		}
@@ -318,9 +320,11 @@ HARNESS static void check_chain(struct st *s, const struct vd_vring_chain *c)
 	}
 	CHECK(sum == c->len);
 
-	if (vd_vnet_rx_classify(s->vq, s->cfg.features, s->segs, c->nseg, &sh, pages, VD_VNET_MAX_FLIP_PAGES) == 0 &&
+	if (vd_vnet_rx_classify(s->vq, s->cfg.features, s->segs, c->nseg, &sh, pages,
+				VD_VNET_MAX_FLIP_PAGES) == 0 &&
 	    sh.flippable) {
-		CHECK(sh.layout == VD_VNET_RX_BIG && sh.npages >= 1 && sh.npages <= VD_VNET_MAX_FLIP_PAGES);
+		CHECK(sh.layout == VD_VNET_RX_BIG && sh.npages >= 1 &&
+		      sh.npages <= VD_VNET_MAX_FLIP_PAGES);
 		for (uint32_t i = 0; i < sh.npages; i++) {
 			CHECK(pages[i] % PG == 0);
 			CHECK(!ring_hit(s, pages[i], PG, true));
@@ -352,14 +356,10 @@ static uint32_t pick_max_segs(const struct st *s, uint8_t a)
 	if (n <= SMALLQ)
 		return 1u + a % SMALLQ;
 	switch (a % 4) {
-	case 0:
-		return n;
-	case 1:
-		return n - 1;
-	case 2:
-		return n + 1;
-	default:
-		return 1u + (a >> 2) % SMALLQ;
+	case 0: return n;
+	case 1: return n - 1;
+	case 2: return n + 1;
+	default: return 1u + (a >> 2) % SMALLQ;
 	}
 }
 
@@ -469,7 +469,8 @@ static void op_publish(struct st *s)
 	s->used_dirty = false;
 }
 
-HARNESS static void put_desc(struct st *s, uint64_t gpa, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
+HARNESS static void put_desc(struct st *s, uint64_t gpa, uint64_t addr, uint32_t len, uint16_t flags,
+			     uint16_t next)
 {
 	uint8_t d[16];
 
@@ -541,25 +542,18 @@ static void op_long_chain(struct st *s, uint8_t a, uint8_t b, uint8_t c)
 	uint32_t n = s->cfg.size, first = (uint32_t)(a | b << 8) % n, k;
 
 	switch (c % 4) {
-	case 0:
-		k = n;
-		break;
-	case 1:
-		k = n > 1 ? n - 1 : 1;
-		break;
-	case 2:
-		k = (uint32_t)(a << 8 | b) % n + 1;
-		break;
-	default:
-		k = n + 1;
-		break;
+	case 0: k = n; break;
+	case 1: k = n > 1 ? n - 1 : 1; break;
+	case 2: k = (uint32_t)(a << 8 | b) % n + 1; break;
+	default: k = n + 1; break;
 	}
 	for (uint32_t j = 0; j < k && j < n; j++) {
 		uint32_t i = (first + j) % n;
 		bool more = j + 1 < k;
 
 		put_desc(s, s->cfg.desc_gpa + 16u * i, s->lbuf + (uint64_t)((b + j) % 32) * 128u,
-			 1u + ((c >> 2) + j) % 64, VD_VRING_DESC_F_WRITE | (more ? VD_VRING_DESC_F_NEXT : 0),
+			 1u + ((c >> 2) + j) % 64,
+			 VD_VRING_DESC_F_WRITE | (more ? VD_VRING_DESC_F_NEXT : 0),
 			 (uint16_t)((i + 1) % n));
 	}
 	s->chain_open = false;
@@ -579,18 +573,10 @@ static void op_indirect_table(struct st *s, uint8_t a, uint8_t b, uint8_t c)
 	uint64_t buf = ((c & 4) ? s->table : s->lbuf) + (uint64_t)(b % 32) * 128u;
 
 	switch (c % 4) {
-	case 0:
-		k = n;
-		break;
-	case 1:
-		k = n + 1;
-		break;
-	case 2:
-		k = n > 1 ? n - 1 : 1;
-		break;
-	default:
-		k = (uint32_t)(a << 8 | b) % (n + 1) + 1;
-		break;
+	case 0: k = n; break;
+	case 1: k = n + 1; break;
+	case 2: k = n > 1 ? n - 1 : 1; break;
+	default: k = (uint32_t)(a << 8 | b) % (n + 1) + 1; break;
 	}
 	for (uint32_t j = 0; j < k; j++) {
 		bool more = j + 1 < k || (c & 8);
@@ -611,18 +597,10 @@ static void op_rewrite(struct st *s, uint8_t a, uint8_t b, uint8_t c)
 	uint8_t v[2] = {c, (uint8_t)(c ^ b)};
 
 	switch (a & 3) {
-	case 0:
-		gpa = s->cfg.desc_gpa + (uint32_t)(b * 7u) % VD_VRING_DESC_BYTES(s->cfg.size);
-		break;
-	case 1:
-		gpa = s->cfg.avail_gpa + b % VD_VRING_AVAIL_BYTES(s->cfg.size);
-		break;
-	case 2:
-		gpa = s->cfg.used_gpa + b % VD_VRING_USED_BYTES(s->cfg.size);
-		break;
-	default:
-		gpa = ((uint64_t)b << 7 | (a >> 2)) % s->gmem;
-		break;
+	case 0: gpa = s->cfg.desc_gpa + (uint32_t)(b * 7u) % VD_VRING_DESC_BYTES(s->cfg.size); break;
+	case 1: gpa = s->cfg.avail_gpa + b % VD_VRING_AVAIL_BYTES(s->cfg.size); break;
+	case 2: gpa = s->cfg.used_gpa + b % VD_VRING_USED_BYTES(s->cfg.size); break;
+	default: gpa = ((uint64_t)b << 7 | (a >> 2)) % s->gmem; break;
 	}
 	guest_write(s, gpa, v, 2);
 }
@@ -634,15 +612,9 @@ static void run(struct st *s, const uint8_t *ops, uint32_t nops)
 
 		switch (o[0] % 12) {
 		case 0:
-		case 1:
-			op_pop(s, o[1]);
-			break;
-		case 2:
-			op_push(s, o[1], o[2], o[3]);
-			break;
-		case 3:
-			op_publish(s);
-			break;
+		case 1: op_pop(s, o[1]); break;
+		case 2: op_push(s, o[1], o[2], o[3]); break;
+		case 3: op_publish(s); break;
 		case 4: {
 			device_enter(s);
 			(void)vd_vring_need_notify(s->vq);
@@ -664,12 +636,8 @@ static void run(struct st *s, const uint8_t *ops, uint32_t nops)
 			break;
 		}
 		case 6:
-		case 7:
-			op_post(s, o[1], o[2], o[3]);
-			break;
-		case 8:
-			op_rewrite(s, o[1], o[2], o[3]);
-			break;
+		case 7: op_post(s, o[1], o[2], o[3]); break;
+		case 8: op_rewrite(s, o[1], o[2], o[3]); break;
 		case 9:
 			if (o[1] == 0x5a) {
 				vd_vring_reset(s->vq);
@@ -680,12 +648,8 @@ static void run(struct st *s, const uint8_t *ops, uint32_t nops)
 				s->used_idx = 0;
 			}
 			break;
-		case 10:
-			op_long_chain(s, o[1], o[2], o[3]);
-			break;
-		case 11:
-			op_indirect_table(s, o[1], o[2], o[3]);
-			break;
+		case 10: op_long_chain(s, o[1], o[2], o[3]); break;
+		case 11: op_indirect_table(s, o[1], o[2], o[3]); break;
 		}
 		check_stats(s);
 	}
@@ -711,8 +675,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	n = 1u << (h[0] % 16); /* 1..32768 */
 	s->cfg.size = n;
-	s->cfg.features = ((h[1] & 1) ? VD_VIRTIO_F_EVENT_IDX : 0) | ((h[1] & 2) ? VD_VIRTIO_F_INDIRECT_DESC : 0) |
-			  ((h[1] & 4) ? VD_VIRTIO_F_VERSION_1 : 0) | ((h[1] & 8) ? VD_VIRTIO_NET_F_MRG_RXBUF : 0);
+	s->cfg.features = ((h[1] & 1) ? VD_VIRTIO_F_EVENT_IDX : 0) |
+			  ((h[1] & 2) ? VD_VIRTIO_F_INDIRECT_DESC : 0) |
+			  ((h[1] & 4) ? VD_VIRTIO_F_VERSION_1 : 0) |
+			  ((h[1] & 8) ? VD_VIRTIO_NET_F_MRG_RXBUF : 0);
 	s->cfg.flags = (h[1] & 0x10) ? 0 : VD_VRING_F_WRITE_ONLY;
 	if (n <= SMALLQ) {
 		s->gmem = GMEM;

@@ -19,48 +19,48 @@
 #define MAX_VMS 1024
 #define NAME_MAX_LEN 64
 #define RX_BASE 0x10000000ull
-#define RX_PAGES 40u   /* window per VM */
-#define RX_POSTED 20u  /* buffers kept posted: a 64 KiB frame + tags needs 17 */
+#define RX_PAGES 40u  /* window per VM */
+#define RX_POSTED 20u /* buffers kept posted: a 64 KiB frame + tags needs 17 */
 #define MAX_FRAME (65536u + 4u)
 
-static const char usage_text[] =
-	"usage: vdemux-replay [--dump DIR] [--check-every N] CONFIG CAPTURE.pcap\n"
-	"\n"
-	"Reads the Ethernet frames of CAPTURE.pcap (libpcap format), builds an engine\n"
-	"on the simulated backend with the VMs of CONFIG, and delivers the frames one\n"
-	"by one. Each VM acts as a guest: it keeps buffers posted, takes its\n"
-	"completions, reads each frame back through its own translation table and\n"
-	"re-posts the buffers.\n"
-	"\n"
-	"Output, one line per frame in capture order:\n"
-	"  <n> <verdict>\n"
-	"where <n> counts frames from 1 and <verdict> is the comma-separated names of\n"
-	"the VMs that received the frame, in config-file order, or drop:<reason>\n"
-	"(malformed, invalid-src, link-local, no-vlan-member, unknown-unicast,\n"
-	"no-subscriber, ...). A summary of the counters follows, after a blank line.\n"
-	"\n"
-	"Options:\n"
-	"  --dump DIR       also write DIR/<vm>.pcap: exactly the bytes each VM read\n"
-	"                   back from its own guest memory, one record per frame\n"
-	"  --check-every N  check the engine's invariants every N frames (default 1;\n"
-	"                   0: only at the end). A violation aborts with a message.\n"
-	"  -h, --help       this text\n"
-	"\n"
-	"CONFIG: one directive per line; '#' starts a comment; VMs are created in the\n"
-	"order they first appear:\n"
-	"  vlan-protocol 802.1Q|802.1ad          uplink tag protocol (default 802.1Q)\n"
-	"  native-vlan <vid>                     VLAN of untagged frames (default 1)\n"
-	"  vm <name> vlan <vid> untagged|tagged  VLAN membership\n"
-	"  vm <name> mac <aa:bb:cc:dd:ee:ff> vlan <vid>   unicast address\n"
-	"  vm <name> mcast <group-mac> vlan <vid>         multicast subscription\n"
-	"  vm <name> allmulti vlan <vid>         all multicast of the VLAN\n"
-	"  default <name> vlan <vid>             unknown unicast of the VLAN\n"
-	"An address, subscription, all-multicast or default needs the VM to be a\n"
-	"member of that VLAN first. vlan-protocol and native-vlan may appear anywhere.\n"
-	"\n"
-	"Exit status: 0 when every frame was replayed; 1 on a bad config line\n"
-	"(FILE:LINE: message), a damaged capture (FILE: frame N: message) or another\n"
-	"error; 2 on a usage error; an invariant violation aborts (SIGABRT).\n";
+static const char
+	usage_text[] = "usage: vdemux-replay [--dump DIR] [--check-every N] CONFIG CAPTURE.pcap\n"
+		       "\n"
+		       "Reads the Ethernet frames of CAPTURE.pcap (libpcap format), builds an engine\n"
+		       "on the simulated backend with the VMs of CONFIG, and delivers the frames one\n"
+		       "by one. Each VM acts as a guest: it keeps buffers posted, takes its\n"
+		       "completions, reads each frame back through its own translation table and\n"
+		       "re-posts the buffers.\n"
+		       "\n"
+		       "Output, one line per frame in capture order:\n"
+		       "  <n> <verdict>\n"
+		       "where <n> counts frames from 1 and <verdict> is the comma-separated names of\n"
+		       "the VMs that received the frame, in config-file order, or drop:<reason>\n"
+		       "(malformed, invalid-src, link-local, no-vlan-member, unknown-unicast,\n"
+		       "no-subscriber, ...). A summary of the counters follows, after a blank line.\n"
+		       "\n"
+		       "Options:\n"
+		       "  --dump DIR       also write DIR/<vm>.pcap: exactly the bytes each VM read\n"
+		       "                   back from its own guest memory, one record per frame\n"
+		       "  --check-every N  check the engine's invariants every N frames (default 1;\n"
+		       "                   0: only at the end). A violation aborts with a message.\n"
+		       "  -h, --help       this text\n"
+		       "\n"
+		       "CONFIG: one directive per line; '#' starts a comment; VMs are created in the\n"
+		       "order they first appear:\n"
+		       "  vlan-protocol 802.1Q|802.1ad          uplink tag protocol (default 802.1Q)\n"
+		       "  native-vlan <vid>                     VLAN of untagged frames (default 1)\n"
+		       "  vm <name> vlan <vid> untagged|tagged  VLAN membership\n"
+		       "  vm <name> mac <aa:bb:cc:dd:ee:ff> vlan <vid>   unicast address\n"
+		       "  vm <name> mcast <group-mac> vlan <vid>         multicast subscription\n"
+		       "  vm <name> allmulti vlan <vid>         all multicast of the VLAN\n"
+		       "  default <name> vlan <vid>             unknown unicast of the VLAN\n"
+		       "An address, subscription, all-multicast or default needs the VM to be a\n"
+		       "member of that VLAN first. vlan-protocol and native-vlan may appear anywhere.\n"
+		       "\n"
+		       "Exit status: 0 when every frame was replayed; 1 on a bad config line\n"
+		       "(FILE:LINE: message), a damaged capture (FILE: frame N: message) or another\n"
+		       "error; 2 on a usage error; an invariant violation aborts (SIGABRT).\n";
 
 struct vm {
 	char name[NAME_MAX_LEN];
@@ -211,14 +211,16 @@ static void parse_config(const char *path)
 			if (!strcmp(what, "vlan")) {
 				if (n != 5 || parse_vid(w[3], &d.vid) ||
 				    (strcmp(w[4], "tagged") && strcmp(w[4], "untagged")))
-					cfg_fail(line, "expected: vm <name> vlan <vid 1..4094> untagged|tagged");
+					cfg_fail(line,
+						 "expected: vm <name> vlan <vid 1..4094> untagged|tagged");
 				d.kind = D_VLAN;
 				d.tagged = !strcmp(w[4], "tagged");
 			} else if (!strcmp(what, "mac") || !strcmp(what, "mcast")) {
 				int mc = !strcmp(what, "mcast");
 				if (n != 6 || strcmp(w[4], "vlan") || parse_mac(w[3], d.mac) ||
 				    parse_vid(w[5], &d.vid))
-					cfg_fail(line, "expected: vm <name> %s <aa:bb:cc:dd:ee:ff> vlan <vid 1..4094>",
+					cfg_fail(line,
+						 "expected: vm <name> %s <aa:bb:cc:dd:ee:ff> vlan <vid 1..4094>",
 						 what);
 				d.kind = mc ? D_MCAST : D_MAC;
 			} else if (!strcmp(what, "allmulti")) {
@@ -226,7 +228,8 @@ static void parse_config(const char *path)
 					cfg_fail(line, "expected: vm <name> allmulti vlan <vid 1..4094>");
 				d.kind = D_ALLMULTI;
 			} else {
-				cfg_fail(line, "unknown VM directive '%s' (vlan, mac, mcast, allmulti)", what);
+				cfg_fail(line, "unknown VM directive '%s' (vlan, mac, mcast, allmulti)",
+					 what);
 			}
 			d.vm = vm_index(w[1], line);
 			add_dir(&d);
@@ -244,7 +247,8 @@ static void parse_config(const char *path)
 static const char *why(int rc)
 {
 	switch (rc) {
-	case -ENOENT: return "the VM is not a member of that VLAN (add 'vm <name> vlan <vid> ...' first)";
+	case -ENOENT:
+		return "the VM is not a member of that VLAN (add 'vm <name> vlan <vid> ...' first)";
 	case -EEXIST: return "another VM already has that address on that VLAN";
 	case -EINVAL: return "invalid address for this directive";
 	case -ENOSPC: return "too many addresses";
@@ -262,18 +266,10 @@ static void apply_config(vdemux_l2 *l2)
 		case D_VLAN:
 			rc = vdemux_l2_vlan_join(l2, id, d->vid, d->tagged ? VDEMUX_L2_TAGGED : 0);
 			break;
-		case D_MAC:
-			rc = vdemux_l2_add_mac(l2, id, d->mac, d->vid);
-			break;
-		case D_MCAST:
-			rc = vdemux_l2_add_mcast(l2, id, d->mac, d->vid);
-			break;
-		case D_ALLMULTI:
-			rc = vdemux_l2_set_allmulti(l2, id, d->vid, 1);
-			break;
-		case D_DEFAULT:
-			rc = vdemux_l2_set_default(l2, d->vid, id);
-			break;
+		case D_MAC: rc = vdemux_l2_add_mac(l2, id, d->mac, d->vid); break;
+		case D_MCAST: rc = vdemux_l2_add_mcast(l2, id, d->mac, d->vid); break;
+		case D_ALLMULTI: rc = vdemux_l2_set_allmulti(l2, id, d->vid, 1); break;
+		case D_DEFAULT: rc = vdemux_l2_set_default(l2, d->vid, id); break;
 		}
 		if (rc)
 			cfg_fail(d->line, "%s", why(rc));
@@ -310,7 +306,9 @@ static unsigned guest_receive(unsigned i, const struct pcap_pkthdr *h)
 			fail("%s: completion chain longer than any frame", vms[i].name);
 		int rc = vdemux_sim_read(sim, vms[i].id, c[k].gpa, readback + flen, c[k].len);
 		if (rc) {
-			fprintf(stderr, "vdemux-replay: %s cannot read its completed buffer at 0x%" PRIx64 ": %s\n",
+			fprintf(stderr,
+				"vdemux-replay: %s cannot read its completed buffer at 0x%" PRIx64
+				": %s\n",
 				vms[i].name, c[k].gpa, strerror(-rc));
 			abort();
 		}
@@ -319,7 +317,8 @@ static unsigned guest_receive(unsigned i, const struct pcap_pkthdr *h)
 		if (c[k].flags & VDEMUX_CPL_MORE)
 			continue;
 		if (vms[i].dump) {
-			struct pcap_pkthdr ph = {.ts = h->ts, .caplen = (bpf_u_int32)flen, .len = (bpf_u_int32)flen};
+			struct pcap_pkthdr ph = {
+				.ts = h->ts, .caplen = (bpf_u_int32)flen, .len = (bpf_u_int32)flen};
 			pcap_dump((u_char *)vms[i].dump, &ph, readback);
 		}
 		vms[i].frames++;
@@ -328,7 +327,8 @@ static unsigned guest_receive(unsigned i, const struct pcap_pkthdr *h)
 		flen = 0;
 	}
 	if (flen) {
-		fprintf(stderr, "vdemux-replay: %s: a frame's completion chain did not end\n", vms[i].name);
+		fprintf(stderr, "vdemux-replay: %s: a frame's completion chain did not end\n",
+			vms[i].name);
 		abort();
 	}
 	if (n > 0) {
@@ -352,25 +352,20 @@ int main(int argc, char **argv)
 	int opt;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 'd':
-			dump_dir = optarg;
-			break;
+		case 'd': dump_dir = optarg; break;
 		case 'c': {
 			char *end;
 			errno = 0;
 			check_every = strtoul(optarg, &end, 10);
 			if (errno || *end || end == optarg) {
-				fprintf(stderr, "vdemux-replay: --check-every: not a number: %s\n", optarg);
+				fprintf(stderr, "vdemux-replay: --check-every: not a number: %s\n",
+					optarg);
 				return 2;
 			}
 			break;
 		}
-		case 'h':
-			fputs(usage_text, stdout);
-			return 0;
-		default:
-			fputs(usage_text, stderr);
-			return 2;
+		case 'h': fputs(usage_text, stdout); return 0;
+		default: fputs(usage_text, stderr); return 2;
 		}
 	}
 	if (argc - optind != 2) {
@@ -386,10 +381,13 @@ int main(int argc, char **argv)
 		fail("%s: %s", cap_path, errbuf);
 	if (pcap_datalink(pc) != DLT_EN10MB)
 		fail("%s: link type %s, not Ethernet", cap_path,
-		     pcap_datalink_val_to_name(pcap_datalink(pc)) ? pcap_datalink_val_to_name(pcap_datalink(pc)) : "?");
+		     pcap_datalink_val_to_name(pcap_datalink(pc))
+			     ? pcap_datalink_val_to_name(pcap_datalink(pc))
+			     : "?");
 
 	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts,
-		.npages = nvms * (RX_POSTED + 4) + 64, .max_vms = nvms, .max_frame = MAX_FRAME);
+						   .npages = nvms * (RX_POSTED + 4) + 64,
+						   .max_vms = nvms, .max_frame = MAX_FRAME);
 	int rc = vdemux_engine_create(&eng, &eo);
 	if (rc)
 		fail("engine: %s", strerror(-rc));
@@ -405,9 +403,9 @@ int main(int argc, char **argv)
 		fail("classifier: %s", strerror(-rc));
 
 	for (unsigned i = 0; i < nvms; i++) {
-		struct vdemux_vm_opts vo = VDEMUX_OPTS(vdemux_vm_opts, .rx_base = RX_BASE, .rx_pages = RX_PAGES,
-						       .flags = VDEMUX_VM_F_UNPOPULATED, .backends = &sim,
-						       .n_backends = 1);
+		struct vdemux_vm_opts vo = VDEMUX_OPTS(
+			vdemux_vm_opts, .rx_base = RX_BASE, .rx_pages = RX_PAGES,
+			.flags = VDEMUX_VM_F_UNPOPULATED, .backends = &sim, .n_backends = 1);
 		if ((rc = vdemux_vm_add(eng, &vms[i].id, &vo)))
 			fail("VM %s: %s", vms[i].name, strerror(-rc));
 		uint64_t gpas[RX_POSTED];
@@ -445,17 +443,20 @@ int main(int argc, char **argv)
 	while ((got = pcap_next_ex(pc, &h, &data)) == 1) {
 		nframes++;
 		if (h->caplen < h->len)
-			fprintf(stderr, "%s: frame %" PRIu64 ": captured %u of %u bytes; replaying those\n",
+			fprintf(stderr,
+				"%s: frame %" PRIu64 ": captured %u of %u bytes; replaying those\n",
 				cap_path, nframes, h->caplen, h->len);
 		if (h->caplen < 14) {
 			/* The engine refuses such a frame outright; the
 			 * classifier's rule for it is "malformed". */
-			printf("%" PRIu64 " drop:%s\n", nframes, vdemux_drop_reason_name(VDEMUX_DROP_MALFORMED));
+			printf("%" PRIu64 " drop:%s\n", nframes,
+			       vdemux_drop_reason_name(VDEMUX_DROP_MALFORMED));
 			short_frames++;
 			continue;
 		}
 		if (h->caplen > MAX_FRAME) {
-			printf("%" PRIu64 " drop:%s\n", nframes, vdemux_drop_reason_name(VDEMUX_DROP_TOO_BIG));
+			printf("%" PRIu64 " drop:%s\n", nframes,
+			       vdemux_drop_reason_name(VDEMUX_DROP_TOO_BIG));
 			long_frames++;
 			continue;
 		}
@@ -514,7 +515,8 @@ int main(int argc, char **argv)
 			printf("drop %s %" PRIu64 "\n", vdemux_drop_reason_name(r), n);
 	}
 	for (unsigned i = 0; i < nvms; i++)
-		printf("vm %s frames %" PRIu64 " bytes %" PRIu64 "\n", vms[i].name, vms[i].frames, vms[i].bytes);
+		printf("vm %s frames %" PRIu64 " bytes %" PRIu64 "\n", vms[i].name, vms[i].frames,
+		       vms[i].bytes);
 
 	for (unsigned i = 0; i < nvms; i++)
 		if (vms[i].dump)

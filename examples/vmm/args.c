@@ -11,7 +11,8 @@
 
 #include "vmm.h"
 
-#define DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1 8250.nr_uarts=1 i8042.nokbd i8042.noaux i8042.nopnp pci=conf1,lastbus=0 no_timer_check quiet"
+#define DEFAULT_CMDLINE \
+	"console=ttyS0 reboot=k panic=-1 8250.nr_uarts=1 i8042.nokbd i8042.noaux i8042.nopnp pci=conf1,lastbus=0 no_timer_check quiet"
 
 static int parse_mac(const char *s, uint8_t mac[6])
 {

@@ -68,13 +68,24 @@ static uint8_t *put(uint8_t *p, const void *src, size_t n)
 	return p + n;
 }
 
-static uint8_t *put_u8(uint8_t *p, uint8_t v) { *p = v; return p + 1; }
-static uint8_t *put_u16(uint8_t *p, uint16_t v) { return put(p, &v, 2); }
-static uint8_t *put_u32(uint8_t *p, uint32_t v) { return put(p, &v, 4); }
+static uint8_t *put_u8(uint8_t *p, uint8_t v)
+{
+	*p = v;
+	return p + 1;
+}
+static uint8_t *put_u16(uint8_t *p, uint16_t v)
+{
+	return put(p, &v, 2);
+}
+static uint8_t *put_u32(uint8_t *p, uint32_t v)
+{
+	return put(p, &v, 4);
+}
 
 enum { MP_BUS_PCI = 0, MP_BUS_ISA = 1, MP_IOAPIC_ID = 1 };
 
-static uint8_t *mp_irq(uint8_t *p, uint8_t type, uint16_t flags, uint8_t bus, uint8_t bus_irq, uint8_t pin)
+static uint8_t *mp_irq(uint8_t *p, uint8_t type, uint16_t flags, uint8_t bus, uint8_t bus_irq,
+		       uint8_t pin)
 {
 	p = put_u8(p, 3); /* I/O interrupt assignment */
 	p = put_u8(p, type);
@@ -182,8 +193,16 @@ static int vcpu_setup(struct guest *g, uint64_t entry)
 	struct kvm_sregs sregs;
 	if (ioctl(g->cpu.fd, KVM_GET_SREGS, &sregs) < 0)
 		return -errno;
-	struct kvm_segment code = {.base = 0, .limit = 0xffffffff, .selector = 0x10, .type = 0xb,
-				   .present = 1, .dpl = 0, .db = 0, .s = 1, .l = 1, .g = 1};
+	struct kvm_segment code = {.base = 0,
+				   .limit = 0xffffffff,
+				   .selector = 0x10,
+				   .type = 0xb,
+				   .present = 1,
+				   .dpl = 0,
+				   .db = 0,
+				   .s = 1,
+				   .l = 1,
+				   .g = 1};
 	struct kvm_segment data = code;
 	data.selector = 0x18;
 	data.type = 0x3;
@@ -195,8 +214,8 @@ static int vcpu_setup(struct guest *g, uint64_t entry)
 	sregs.gdt.limit = 4 * 8 - 1;
 	sregs.cr0 = 0x80000011ull; /* PG, ET, PE */
 	sregs.cr3 = GPA_PML4;
-	sregs.cr4 = 0x20;           /* PAE */
-	sregs.efer = 0x500;         /* LMA, LME */
+	sregs.cr4 = 0x20;   /* PAE */
+	sregs.efer = 0x500; /* LMA, LME */
 	if (ioctl(g->cpu.fd, KVM_SET_SREGS, &sregs) < 0)
 		return -errno;
 
@@ -250,13 +269,16 @@ static int load_kernel(struct guest *g, struct boot_params *bp, const uint8_t *i
 	struct setup_header *h = &bp->hdr;
 	if (h->boot_flag != 0xaa55 || h->header != 0x53726448 /* "HdrS" */ || h->version < 0x20c ||
 	    !(h->xloadflags & XLF_KERNEL_64) || !(h->loadflags & LOADED_HIGH)) {
-		vmm_log(g, "vmm: %s: not a bzImage with a 64-bit entry (boot protocol 2.12+)", g->cfg.kernel);
+		vmm_log(g, "vmm: %s: not a bzImage with a 64-bit entry (boot protocol 2.12+)",
+			g->cfg.kernel);
 		return -EINVAL;
 	}
 	size_t setup_len = ((size_t)(h->setup_sects ? h->setup_sects : 4) + 1) * 512;
 	size_t pm_len = img_len - setup_len;
-	if (setup_len >= img_len || GPA_KERNEL + h->init_size > g->cfg.mem || GPA_KERNEL + pm_len > g->cfg.mem) {
-		vmm_log(g, "vmm: %s does not fit in %llu MiB", g->cfg.kernel, (unsigned long long)(g->cfg.mem >> 20));
+	if (setup_len >= img_len || GPA_KERNEL + h->init_size > g->cfg.mem ||
+	    GPA_KERNEL + pm_len > g->cfg.mem) {
+		vmm_log(g, "vmm: %s does not fit in %llu MiB", g->cfg.kernel,
+			(unsigned long long)(g->cfg.mem >> 20));
 		return -EINVAL;
 	}
 	memcpy(g->ram + GPA_KERNEL, img + setup_len, pm_len);
@@ -289,7 +311,8 @@ static int load_initrd(struct guest *g, struct boot_params *bp)
 		vmm_log(g, "vmm: cannot read initramfs %s: %s", g->cfg.initrd, strerror(-r));
 		return r;
 	}
-	uint64_t top = g->cfg.mem < (uint64_t)h->initrd_addr_max + 1 ? g->cfg.mem : (uint64_t)h->initrd_addr_max + 1;
+	uint64_t top = g->cfg.mem < (uint64_t)h->initrd_addr_max + 1 ? g->cfg.mem
+								     : (uint64_t)h->initrd_addr_max + 1;
 	uint64_t at = (top - rd_len) & ~(VMM_PAGE - 1);
 	if (rd_len > top || at < GPA_KERNEL + h->init_size) {
 		vmm_log(g, "vmm: initramfs does not fit above the kernel");

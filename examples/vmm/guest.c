@@ -23,7 +23,8 @@ static int guest_vm_create(struct vmm *v, struct guest *g)
 	g->vm_fd = ioctl(v->kvm_fd, KVM_CREATE_VM, 0);
 	if (g->vm_fd < 0)
 		return -errno;
-	if (ioctl(g->vm_fd, KVM_SET_TSS_ADDR, 0xfffbd000ul) < 0 || ioctl(g->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+	if (ioctl(g->vm_fd, KVM_SET_TSS_ADDR, 0xfffbd000ul) < 0 ||
+	    ioctl(g->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
 		return -errno;
 	struct kvm_pit_config pit = {.flags = 0};
 	if (ioctl(g->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
@@ -42,8 +43,9 @@ static int guest_ram_create(struct vmm *v, struct guest *g)
 	if (ram == MAP_FAILED)
 		return -errno;
 	g->ram = ram;
-	struct vdemux_kvm_opts ko = VDEMUX_OPTS(vdemux_kvm_opts, .ram_gpa = 0, .ram_size = g->cfg.mem, .ram_hva = ram,
-						.flags = VDEMUX_KVM_F_SET_MEMSLOT, .vm_fd = g->vm_fd, .slot = 0);
+	struct vdemux_kvm_opts ko = VDEMUX_OPTS(vdemux_kvm_opts, .ram_gpa = 0, .ram_size = g->cfg.mem,
+						.ram_hva = ram, .flags = VDEMUX_KVM_F_SET_MEMSLOT,
+						.vm_fd = g->vm_fd, .slot = 0);
 	if ((r = vdemux_kvm_create(&g->be, &ko)) < 0)
 		return r;
 	return vdemux_engine_add_backend(v->eng, g->be);
@@ -67,17 +69,19 @@ static int guest_net_create(struct vmm *v, struct guest *g)
 		if ((g->net.ioev_fd[q] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
 			return -errno;
 
-	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(vdemux_vnet_rxq_opts, .ram = g->ram, .ram_size = g->cfg.mem,
-						     .backends = &g->be, .n_backends = 1,
-						     .copy = g->cfg.copy);
+	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(vdemux_vnet_rxq_opts, .ram = g->ram,
+						     .ram_size = g->cfg.mem, .backends = &g->be,
+						     .n_backends = 1, .copy = g->cfg.copy);
 	/* The library decides when the guest wants an interrupt for its
 	 * receive ring; the device raises it, with its ISR bit set first. */
-	qo.irq = (struct vdemux_signal){.kind = VDEMUX_SIGNAL_CALLBACK, .cb = vnet_rx_interrupt, .payload = g};
+	qo.irq = (struct vdemux_signal){
+		.kind = VDEMUX_SIGNAL_CALLBACK, .cb = vnet_rx_interrupt, .payload = g};
 	if ((r = vdemux_vnet_rxq_create(&g->rx.q, v->eng, &qo)) < 0)
 		return r;
 	g->vm = vdemux_vnet_rxq_vm(g->rx.q);
 	vdemux_l2 *l2 = vdemux_engine_l2(v->eng);
-	if ((r = vdemux_l2_vlan_join(l2, g->vm, 1, 0)) < 0 || (r = vdemux_l2_add_mac(l2, g->vm, g->cfg.mac, 1)) < 0 ||
+	if ((r = vdemux_l2_vlan_join(l2, g->vm, 1, 0)) < 0 ||
+	    (r = vdemux_l2_add_mac(l2, g->vm, g->cfg.mac, 1)) < 0 ||
 	    (r = vdemux_l2_set_allmulti(l2, g->vm, 1, 1)) < 0)
 		return r;
 	return 0;
@@ -92,8 +96,8 @@ int guest_create(struct vmm *v, struct guest *g)
 	g->cpu.off_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (g->cpu.off_fd < 0)
 		return -errno;
-	if ((r = guest_vm_create(v, g)) < 0 || (r = guest_ram_create(v, g)) < 0 || (r = guest_net_create(v, g)) < 0 ||
-	    (r = vcpu_create(g)) < 0)
+	if ((r = guest_vm_create(v, g)) < 0 || (r = guest_ram_create(v, g)) < 0 ||
+	    (r = guest_net_create(v, g)) < 0 || (r = vcpu_create(g)) < 0)
 		return r;
 	/* RAM is populated now: load the kernel and the initramfs into it. */
 	return boot_setup(g);
@@ -162,8 +166,9 @@ static void rx_restart(struct guest *g)
 		return;
 	/* Legacy layout: desc at PFN * 4096, avail after it, used at the next
 	 * 4096 boundary (vnet_queue_setup()). */
-	struct vdemux_vnet_ring ring = VDEMUX_OPTS(vdemux_vnet_ring, .desc_gpa = q->desc, .avail_gpa = q->avail,
-						   .used_gpa = q->used, .size = q->size, .features = d->guest_features);
+	struct vdemux_vnet_ring ring = VDEMUX_OPTS(vdemux_vnet_ring, .desc_gpa = q->desc,
+						   .avail_gpa = q->avail, .used_gpa = q->used,
+						   .size = q->size, .features = d->guest_features);
 	int r = vdemux_vnet_rxq_start(g->rx.q, &ring);
 	if (r < 0) {
 		vmm_log(g, "vmm: receive queue not started: %s", strerror(-r));
@@ -172,8 +177,10 @@ static void rx_restart(struct guest *g)
 	g->rx.started = true;
 	uint32_t f = d->guest_features;
 	g->rx.tun_offloads = tun_offloads(f);
-	vmm_log(g, "vmm: receive queue started: %u entries, features 0x%08x (indirect %s, event_idx %s, mergeable %s)",
-		q->size, f, f & (1u << 28) ? "yes" : "no", f & (1u << 29) ? "yes" : "no", f & (1u << 15) ? "yes" : "no");
+	vmm_log(g,
+		"vmm: receive queue started: %u entries, features 0x%08x (indirect %s, event_idx %s, mergeable %s)",
+		q->size, f, f & (1u << 28) ? "yes" : "no", f & (1u << 29) ? "yes" : "no",
+		f & (1u << 15) ? "yes" : "no");
 }
 
 /* Main thread, engine lock held: the receive queue's life cycle and kicks.
@@ -212,8 +219,9 @@ static void log_where(struct guest *g)
 {
 	struct kvm_regs regs;
 	if (ioctl(g->cpu.fd, KVM_GET_REGS, &regs) == 0)
-		vmm_log(g, "vmm: vCPU stopped running at rip 0x%llx (flags 0x%llx); exits: %" PRIu64 " I/O, %" PRIu64
-			   " MMIO, %" PRIu64 " other",
+		vmm_log(g,
+			"vmm: vCPU stopped running at rip 0x%llx (flags 0x%llx); exits: %" PRIu64
+			" I/O, %" PRIu64 " MMIO, %" PRIu64 " other",
 			(unsigned long long)regs.rip, (unsigned long long)regs.rflags, g->stats.exits_io,
 			g->stats.exits_mmio, g->stats.exits_other);
 }

@@ -64,7 +64,8 @@ static int engine_setup(struct vmm *v)
 	for (unsigned i = 0; i < v->nguests; i++)
 		pool += (uint32_t)(v->guests[i].cfg.mem / VMM_PAGE);
 	struct vdemux_arena_opts ao = VDEMUX_OPTS(vdemux_arena_opts, .npages = pool,
-						  .kind = VDEMUX_ARENA_MEMFD, .flags = VDEMUX_ARENA_F_ALIGN_2M);
+						  .kind = VDEMUX_ARENA_MEMFD,
+						  .flags = VDEMUX_ARENA_F_ALIGN_2M);
 	int r = vdemux_arena_create(&v->arena, &ao);
 	if (r < 0) {
 		fprintf(stderr, "vmm: arena: %s\n", strerror(-r));
@@ -106,10 +107,12 @@ static int guests_create(struct vmm *v)
 			return r;
 		}
 		vmm_log(g, "vmm: %llu MiB, mac %02x:%02x:%02x:%02x:%02x:%02x, rx %s, vm %u",
-			(unsigned long long)(c->mem >> 20), c->mac[0], c->mac[1], c->mac[2], c->mac[3], c->mac[4],
-			c->mac[5], c->layout == RX_MERGEABLE  ? "mergeable (copied)"
-			: c->copy == VDEMUX_COPY_NEVER ? "big (flipped into the guest's buffers)"
-						       : "auto (big buffers, copied or flipped by the adaptive policy)",
+			(unsigned long long)(c->mem >> 20), c->mac[0], c->mac[1], c->mac[2], c->mac[3],
+			c->mac[4], c->mac[5],
+			c->layout == RX_MERGEABLE ? "mergeable (copied)"
+			: c->copy == VDEMUX_COPY_NEVER
+				? "big (flipped into the guest's buffers)"
+				: "auto (big buffers, copied or flipped by the adaptive policy)",
 			g->vm);
 	}
 	return 0;
@@ -154,7 +157,8 @@ int main(int argc, char **argv)
 		return r;
 	v->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (v->kvm_fd < 0 || ioctl(v->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
-		fprintf(stderr, "vmm: /dev/kvm: %s\n", v->kvm_fd < 0 ? strerror(errno) : "wrong API version");
+		fprintf(stderr, "vmm: /dev/kvm: %s\n",
+			v->kvm_fd < 0 ? strerror(errno) : "wrong API version");
 		return 1;
 	}
 	if (engine_setup(v) < 0)

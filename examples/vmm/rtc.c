@@ -29,9 +29,9 @@ static uint8_t rtc_reg(unsigned reg)
 	case 0x08: return bcd(tm.tm_mon + 1);
 	case 0x09: return bcd(tm.tm_year % 100);
 	case 0x32: return bcd(19 + tm.tm_year / 100); /* century */
-	case 0x0a: return 0x26; /* 32.768 kHz, 1024 Hz, no update in progress */
-	case 0x0b: return 0x02; /* 24-hour, BCD, no interrupts */
-	case 0x0d: return 0x80; /* battery good */
+	case 0x0a: return 0x26;			      /* 32.768 kHz, 1024 Hz, no update in progress */
+	case 0x0b: return 0x02;			      /* 24-hour, BCD, no interrupts */
+	case 0x0d: return 0x80;			      /* battery good */
 	default: return 0;
 	}
 }

@@ -123,7 +123,8 @@ int serial_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned 
 		case 6:
 			/* Loopback: the modem outputs come back as inputs. */
 			if (s->mcr & MCR_LOOP)
-				v = (uint8_t)(((s->mcr & 0x0c) << 4) | ((s->mcr & 0x01) << 5) | ((s->mcr & 0x02) << 3));
+				v = (uint8_t)(((s->mcr & 0x0c) << 4) | ((s->mcr & 0x01) << 5) |
+					      ((s->mcr & 0x02) << 3));
 			else
 				v = 0xb0; /* DCD, DSR, CTS */
 			break;

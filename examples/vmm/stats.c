@@ -17,13 +17,15 @@ bool stats_check_engine(struct vmm *v, const char *when)
 	if (r == 0)
 		vmm_log(NULL, "vmm: engine check passed (%s)", when);
 	else
-		vmm_log(NULL, "vmm: engine check FAILED (%s): %s", when, r == -EUCLEAN ? msg : strerror(-r));
+		vmm_log(NULL, "vmm: engine check FAILED (%s): %s", when,
+			r == -EUCLEAN ? msg : strerror(-r));
 	/* Every pool page is in exactly one state. */
 	struct vdemux_engine_stats es;
 	vdemux_engine_stats(v->eng, &es, sizeof es);
 	uint64_t sum = es.pages_free + es.pages_filling + es.pages_assigned;
-	vmm_log(NULL, "vmm: pages (%s): free %" PRIu64 " + filling %" PRIu64 " + assigned %" PRIu64 " = %" PRIu64
-		      " of %" PRIu64 ": %s",
+	vmm_log(NULL,
+		"vmm: pages (%s): free %" PRIu64 " + filling %" PRIu64 " + assigned %" PRIu64
+		" = %" PRIu64 " of %" PRIu64 ": %s",
 		when, es.pages_free, es.pages_filling, es.pages_assigned, sum, es.pages_total,
 		sum == es.pages_total ? "balanced" : "UNBALANCED");
 	return r == 0 && sum == es.pages_total;
@@ -55,13 +57,17 @@ static void print_engine(struct vmm *v)
 {
 	struct vdemux_engine_stats es;
 	vdemux_engine_stats(v->eng, &es, sizeof es);
-	vmm_log(NULL, "vmm: engine: pages %" PRIu64 " (free %" PRIu64 ", filling %" PRIu64 ", assigned %" PRIu64
-		      "), rx %" PRIu64 " frames %" PRIu64 " bytes, delivered %" PRIu64 ", flips %" PRIu64
-		      ", copies %" PRIu64 ", harvests %" PRIu64 ", completions %" PRIu64 ", backend errors %" PRIu64,
-		es.pages_total, es.pages_free, es.pages_filling, es.pages_assigned, es.rx_frames, es.rx_bytes,
-		es.delivered, es.flips, es.copies, es.harvests, es.completions, es.backend_errors);
-	vmm_log(NULL, "vmm: engine: offloads passed %" PRIu64 ", checksums finished %" PRIu64 ", frames segmented %" PRIu64
-		      " into %" PRIu64 " segments",
+	vmm_log(NULL,
+		"vmm: engine: pages %" PRIu64 " (free %" PRIu64 ", filling %" PRIu64
+		", assigned %" PRIu64 "), rx %" PRIu64 " frames %" PRIu64 " bytes, delivered %" PRIu64
+		", flips %" PRIu64 ", copies %" PRIu64 ", harvests %" PRIu64 ", completions %" PRIu64
+		", backend errors %" PRIu64,
+		es.pages_total, es.pages_free, es.pages_filling, es.pages_assigned, es.rx_frames,
+		es.rx_bytes, es.delivered, es.flips, es.copies, es.harvests, es.completions,
+		es.backend_errors);
+	vmm_log(NULL,
+		"vmm: engine: offloads passed %" PRIu64 ", checksums finished %" PRIu64
+		", frames segmented %" PRIu64 " into %" PRIu64 " segments",
 		es.offload_passed, es.offload_csums, es.offload_segmented, es.offload_segments);
 	for (int i = 0; i < VDEMUX_OFFLOAD_BAD__COUNT; i++)
 		if (es.offload_bad[i])
@@ -69,20 +75,25 @@ static void print_engine(struct vmm *v)
 				vdemux_offload_bad_name(i));
 	for (int i = 1; i < VDEMUX_DROP__COUNT; i++)
 		if (es.drops[i])
-			vmm_log(NULL, "vmm: engine: dropped %" PRIu64 " (%s)", es.drops[i], vdemux_drop_reason_name(i));
+			vmm_log(NULL, "vmm: engine: dropped %" PRIu64 " (%s)", es.drops[i],
+				vdemux_drop_reason_name(i));
 	for (int i = 0; i < VDEMUX_BAD__COUNT; i++)
 		if (es.bad_input[i])
-			vmm_log(NULL, "vmm: engine: bad input %" PRIu64 " (%s)", es.bad_input[i], vdemux_bad_input_name(i));
+			vmm_log(NULL, "vmm: engine: bad input %" PRIu64 " (%s)", es.bad_input[i],
+				vdemux_bad_input_name(i));
 }
 
 static void print_tap(struct vmm *v)
 {
 	struct uplink *t = &v->tap;
-	vmm_log(NULL, "vmm: tap: rx %" PRIu64 " frames %" PRIu64 " bytes (%" PRIu64 " short, %" PRIu64
-		      " oversize dropped), tx %" PRIu64 " frames (%" PRIu64 " errors); guest to guest %" PRIu64,
-		t->rx_frames, t->rx_bytes, t->rx_short, t->rx_oversize, t->tx_frames, t->tx_errors, v->guest_to_guest);
-	vmm_log(NULL, "vmm: tap: rx gso %" PRIu64 ", rx csum %" PRIu64 ", rx bursts %" PRIu64 "; offloads 0x%x (set %" PRIu64
-		      " times, taken 0x%x)",
+	vmm_log(NULL,
+		"vmm: tap: rx %" PRIu64 " frames %" PRIu64 " bytes (%" PRIu64 " short, %" PRIu64
+		" oversize dropped), tx %" PRIu64 " frames (%" PRIu64 " errors); guest to guest %" PRIu64,
+		t->rx_frames, t->rx_bytes, t->rx_short, t->rx_oversize, t->tx_frames, t->tx_errors,
+		v->guest_to_guest);
+	vmm_log(NULL,
+		"vmm: tap: rx gso %" PRIu64 ", rx csum %" PRIu64 ", rx bursts %" PRIu64
+		"; offloads 0x%x (set %" PRIu64 " times, taken 0x%x)",
 		t->rx_gso, t->rx_csum, t->rx_bursts, t->offloads, t->offload_sets, t->offloads_taken);
 }
 
@@ -91,29 +102,35 @@ static void print_guest(struct guest *g)
 	struct guest_stats *st = &g->stats;
 	struct vdemux_vm_stats *s = &st->vm;
 	struct vdemux_vnet_rxq_stats *rs = &st->rxq;
-	vmm_log(g, "vmm: vm: delivered %" PRIu64 " frames %" PRIu64 " bytes, flips %" PRIu64 ", copies %" PRIu64
-		   ", harvests %" PRIu64 ", signals %" PRIu64,
+	vmm_log(g,
+		"vmm: vm: delivered %" PRIu64 " frames %" PRIu64 " bytes, flips %" PRIu64
+		", copies %" PRIu64 ", harvests %" PRIu64 ", signals %" PRIu64,
 		s->delivered, s->bytes, s->flips, s->copies, s->harvests, s->signals);
 	for (int d = 1; d < VDEMUX_DROP__COUNT; d++)
 		if (s->drops[d])
-			vmm_log(g, "vmm: vm: dropped %" PRIu64 " (%s)", s->drops[d], vdemux_drop_reason_name(d));
-	vmm_log(g, "vmm: rxq: frames %" PRIu64 " (flipped %" PRIu64 ", copied %" PRIu64 "), buffers %" PRIu64
-		   " (page chains %" PRIu64 "), skipped %" PRIu64 ", failed %" PRIu64 ", interrupts %" PRIu64
-		   " (%" PRIu64 " not wanted), ring errors %" PRIu64,
-		rs->frames, rs->flipped, rs->copied, rs->buffers, rs->page_buffers, rs->skipped, rs->failed,
-		rs->interrupts, rs->no_interrupt, rs->ring_errors);
+			vmm_log(g, "vmm: vm: dropped %" PRIu64 " (%s)", s->drops[d],
+				vdemux_drop_reason_name(d));
+	vmm_log(g,
+		"vmm: rxq: frames %" PRIu64 " (flipped %" PRIu64 ", copied %" PRIu64
+		"), buffers %" PRIu64 " (page chains %" PRIu64 "), skipped %" PRIu64 ", failed %" PRIu64
+		", interrupts %" PRIu64 " (%" PRIu64 " not wanted), ring errors %" PRIu64,
+		rs->frames, rs->flipped, rs->copied, rs->buffers, rs->page_buffers, rs->skipped,
+		rs->failed, rs->interrupts, rs->no_interrupt, rs->ring_errors);
 	struct vdemux_virtq_stats ts = {0};
 	if (g->net.txq)
 		vdemux_virtq_stats(g->net.txq, &ts, sizeof ts);
-	vmm_log(g, "vmm: tx: %" PRIu64 " frames %" PRIu64 " bytes (gso %" PRIu64 "), %" PRIu64 " bad, %" PRIu64
-		   " malformed chains skipped; interrupts %" PRIu64,
-		g->net.tx_frames, g->net.tx_bytes, g->net.tx_gso, g->net.tx_bad, g->net.tx_skipped + ts.skipped,
-		g->net.irqs);
+	vmm_log(g,
+		"vmm: tx: %" PRIu64 " frames %" PRIu64 " bytes (gso %" PRIu64 "), %" PRIu64
+		" bad, %" PRIu64 " malformed chains skipped; interrupts %" PRIu64,
+		g->net.tx_frames, g->net.tx_bytes, g->net.tx_gso, g->net.tx_bad,
+		g->net.tx_skipped + ts.skipped, g->net.irqs);
 	/* Every receive interrupt the queue decided on, the device raised. */
 	vmm_log(g, "vmm: irq: receive queue decided %" PRIu64 ", device raised %" PRIu64, rs->interrupts,
 		g->net.rx_irqs);
-	vmm_log(g, "vmm: kvm: mmap calls %" PRIu64 ", mapped %" PRIu64 ", unmapped %" PRIu64 ", remapped %" PRIu64
-		   ", holes hit: %" PRIu64 " EFAULT, %" PRIu64 " MMIO; pages backfilled %" PRIu64,
+	vmm_log(g,
+		"vmm: kvm: mmap calls %" PRIu64 ", mapped %" PRIu64 ", unmapped %" PRIu64
+		", remapped %" PRIu64 ", holes hit: %" PRIu64 " EFAULT, %" PRIu64
+		" MMIO; pages backfilled %" PRIu64,
 		st->kvm.mmap_calls, st->kvm.pages_mapped, st->kvm.pages_unmapped, st->kvm.pages_remapped,
 		st->holes_efault, st->holes_mmio, st->backfilled);
 }
@@ -135,11 +152,12 @@ static void status_guest(struct vmm *v, struct guest *g)
 	uint64_t drops = 0;
 	for (int d = 0; d < VDEMUX_DROP__COUNT; d++)
 		drops += vs.drops[d];
-	vmm_log(g, "vmm: exits: %" PRIu64 " I/O, %" PRIu64 " MMIO, %" PRIu64 " other, %" PRIu64 " EFAULT; tx %" PRIu64
-		   "; rx %" PRIu64 " (flipped %" PRIu64 ", engine drops %" PRIu64 "); interrupts: rx %" PRIu64
-		   ", tx %" PRIu64,
-		g->stats.exits_io, g->stats.exits_mmio, g->stats.exits_other, g->stats.holes_efault, g->net.tx_frames,
-		rs.frames, rs.flipped, drops, g->net.rx_irqs, g->net.irqs);
+	vmm_log(g,
+		"vmm: exits: %" PRIu64 " I/O, %" PRIu64 " MMIO, %" PRIu64 " other, %" PRIu64
+		" EFAULT; tx %" PRIu64 "; rx %" PRIu64 " (flipped %" PRIu64 ", engine drops %" PRIu64
+		"); interrupts: rx %" PRIu64 ", tx %" PRIu64,
+		g->stats.exits_io, g->stats.exits_mmio, g->stats.exits_other, g->stats.holes_efault,
+		g->net.tx_frames, rs.frames, rs.flipped, drops, g->net.rx_irqs, g->net.irqs);
 	unsigned top = 0;
 	for (unsigned p = 1; p < 65536; p++)
 		if (g->stats.port_exits[p] > g->stats.port_exits[top])

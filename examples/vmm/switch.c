@@ -35,7 +35,8 @@ static int sh_filter(const struct split_horizon *s, int r, struct vdemux_verdict
 	return 0;
 }
 
-static int sh_classify(struct vdemux_classifier *cls, const uint8_t *frame, uint32_t len, struct vdemux_verdict *v)
+static int sh_classify(struct vdemux_classifier *cls, const uint8_t *frame, uint32_t len,
+		       struct vdemux_verdict *v)
 {
 	struct split_horizon *s = (struct split_horizon *)cls;
 	return sh_filter(s, vdemux_l2_classify(s->l2, frame, len, v), v);
@@ -71,16 +72,20 @@ static void sh_vm_removed(struct vdemux_classifier *cls, vdemux_vm_id vm)
 void switch_init(struct vmm *v)
 {
 	v->sh = (struct split_horizon){
-		.base = {.version = VDEMUX_CLASSIFIER_VERSION, .name = "l2-split-horizon",
-			 .classify = sh_classify, .vm_removed = sh_vm_removed,
-			 .read_begin = sh_read_begin, .classify_read = sh_classify_read,
+		.base = {.version = VDEMUX_CLASSIFIER_VERSION,
+			 .name = "l2-split-horizon",
+			 .classify = sh_classify,
+			 .vm_removed = sh_vm_removed,
+			 .read_begin = sh_read_begin,
+			 .classify_read = sh_classify_read,
 			 .read_end = sh_read_end},
 		.l2 = vdemux_engine_l2(v->eng),
 	};
 	vdemux_engine_set_classifier(v->eng, &v->sh.base);
 }
 
-void vmm_switch(struct vmm *v, struct guest *src, const uint8_t *const *frames, const uint32_t *lens, unsigned n)
+void vmm_switch(struct vmm *v, struct guest *src, const uint8_t *const *frames, const uint32_t *lens,
+		unsigned n)
 {
 	struct vdemux_frame f[SWITCH_BURST];
 	unsigned nf = 0;
@@ -94,8 +99,10 @@ void vmm_switch(struct vmm *v, struct guest *src, const uint8_t *const *frames, 
 		 * guests) and the TAP. Anything else: the TAP only. */
 		if (group || local) {
 			if (nf < SWITCH_BURST)
-				f[nf++] = (struct vdemux_frame){.data = frames[i], .len = lens[i],
-							       .flags = VDEMUX_FRAME_VNET_HDR(VNET_HDR_LEN)};
+				f[nf++] = (struct vdemux_frame){
+					.data = frames[i],
+					.len = lens[i],
+					.flags = VDEMUX_FRAME_VNET_HDR(VNET_HDR_LEN)};
 			if (local)
 				v->guest_to_guest++;
 		}

@@ -54,7 +54,8 @@ int tap_open(const char *name, int *out_fd)
 	strcpy(ifr.ifr_name, name);
 	int hdr = VNET_HDR_LEN;
 	/* No offload until a guest's driver accepts one. */
-	if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0 || ioctl(fd, TUNSETOFFLOAD, 0ul) < 0) {
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0 ||
+	    ioctl(fd, TUNSETOFFLOAD, 0ul) < 0) {
 		int e = -errno;
 		close(fd);
 		return e;

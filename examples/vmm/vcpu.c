@@ -61,7 +61,8 @@ static void handle_io(struct guest *g)
 		g->stats.port_exits[run->io.port]++;
 	for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
 		uint16_t port = run->io.port;
-		if (serial_io(g, port, out, data, run->io.size) || pci_io(g, port, out, data, run->io.size) ||
+		if (serial_io(g, port, out, data, run->io.size) ||
+		    pci_io(g, port, out, data, run->io.size) ||
 		    vnet_io(g, port, out, data, run->io.size) || rtc_io(g, port, out, data, run->io.size))
 			continue;
 		if (out && port == 0x64 && run->io.size == 1 && *data == 0xfe) {
@@ -107,18 +108,10 @@ static void handle_exit(struct guest *g)
 		g->stats.exits_mmio++;
 		handle_mmio(g);
 		break;
-	case KVM_EXIT_HLT:
-		guest_power_off(g, 0, "halted");
-		break;
-	case KVM_EXIT_SHUTDOWN:
-		guest_power_off(g, 1, "triple fault");
-		break;
-	case KVM_EXIT_SYSTEM_EVENT:
-		guest_power_off(g, 0, "system event");
-		break;
-	case KVM_EXIT_INTR:
-		g->stats.exits_other++;
-		break;
+	case KVM_EXIT_HLT: guest_power_off(g, 0, "halted"); break;
+	case KVM_EXIT_SHUTDOWN: guest_power_off(g, 1, "triple fault"); break;
+	case KVM_EXIT_SYSTEM_EVENT: guest_power_off(g, 0, "system event"); break;
+	case KVM_EXIT_INTR: g->stats.exits_other++; break;
 	default:
 		vmm_log(g, "vmm: unexpected exit %u", g->cpu.run->exit_reason);
 		guest_power_off(g, 1, "unexpected exit");

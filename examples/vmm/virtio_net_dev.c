@@ -47,7 +47,7 @@
 
 #include "vmm.h"
 
-#define ISR_QUEUE 0x1u  /* a queue was used */
+#define ISR_QUEUE 0x1u /* a queue was used */
 
 static void vnet_wake(struct guest *g, unsigned ev)
 {
@@ -66,7 +66,10 @@ static void vnet_wake(struct guest *g, unsigned ev)
  * (vnet_reg_write). Device lock held. */
 static int ioev_assign(struct guest *g, uint32_t port, unsigned q, bool on)
 {
-	struct kvm_ioeventfd io = {.datamatch = q, .addr = port, .len = 2, .fd = g->net.ioev_fd[q],
+	struct kvm_ioeventfd io = {.datamatch = q,
+				   .addr = port,
+				   .len = 2,
+				   .fd = g->net.ioev_fd[q],
 				   .flags = KVM_IOEVENTFD_FLAG_PIO | KVM_IOEVENTFD_FLAG_DATAMATCH |
 					    (on ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN)};
 	return ioctl(g->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
@@ -131,8 +134,9 @@ static void tx_ring_start(struct guest *g)
 	tx_ring_stop(d);
 	if (!q->pfn)
 		return;
-	struct vdemux_virtq_opts o = VDEMUX_OPTS(vdemux_virtq_opts, .ram = g->ram, .ram_size = g->cfg.mem,
-						 .desc_gpa = q->desc, .avail_gpa = q->avail, .used_gpa = q->used,
+	struct vdemux_virtq_opts o = VDEMUX_OPTS(vdemux_virtq_opts, .ram = g->ram,
+						 .ram_size = g->cfg.mem, .desc_gpa = q->desc,
+						 .avail_gpa = q->avail, .used_gpa = q->used,
 						 .size = q->size, .features = d->guest_features);
 	int r = vdemux_virtq_create(&d->txq, &o);
 	if (r < 0)
@@ -160,15 +164,15 @@ int vnet_init(struct guest *g, enum rx_layout layout)
 	if (err)
 		return -err;
 	memcpy(d->mac, g->cfg.mac, 6);
-	d->host_features = 1u << VIRTIO_NET_F_MAC | 1u << VIRTIO_RING_F_INDIRECT_DESC | 1u << VIRTIO_RING_F_EVENT_IDX |
-			   1u << VIRTIO_NET_F_MTU;
+	d->host_features = 1u << VIRTIO_NET_F_MAC | 1u << VIRTIO_RING_F_INDIRECT_DESC |
+			   1u << VIRTIO_RING_F_EVENT_IDX | 1u << VIRTIO_NET_F_MTU;
 	/* Receive offloads; without MRG_RXBUF they are also what makes Linux
 	 * post big (page-sized) receive buffers. */
 	d->host_features |= 1u << VIRTIO_NET_F_GUEST_CSUM | 1u << VIRTIO_NET_F_GUEST_TSO4 |
 			    1u << VIRTIO_NET_F_GUEST_TSO6 | 1u << VIRTIO_NET_F_GUEST_ECN;
 	/* Transmit offloads: the guest's GSO frames go on as they are. */
-	d->host_features |= 1u << VIRTIO_NET_F_CSUM | 1u << VIRTIO_NET_F_HOST_TSO4 | 1u << VIRTIO_NET_F_HOST_TSO6 |
-			    1u << VIRTIO_NET_F_HOST_ECN;
+	d->host_features |= 1u << VIRTIO_NET_F_CSUM | 1u << VIRTIO_NET_F_HOST_TSO4 |
+			    1u << VIRTIO_NET_F_HOST_TSO6 | 1u << VIRTIO_NET_F_HOST_ECN;
 	if (layout == RX_MERGEABLE)
 		d->host_features |= 1u << VIRTIO_NET_F_MRG_RXBUF;
 	d->bar0 = VNET_IO_BASE | 1;
@@ -181,10 +185,10 @@ uint32_t vnet_cfg_read(struct guest *g, unsigned reg)
 	switch (reg) {
 	case 0x00: return 0x1000u << 16 | 0x1af4u; /* transitional virtio-net */
 	case 0x04: return d->command;
-	case 0x08: return 0x02000000u;             /* Ethernet controller, revision 0 */
+	case 0x08: return 0x02000000u; /* Ethernet controller, revision 0 */
 	case 0x10: return d->bar0;
-	case 0x2c: return 1u << 16 | 0x1af4u;      /* subsystem: virtio device type 1 */
-	case 0x3c: return 1u << 8 | GSI_VIRTIO;    /* INTA#, line */
+	case 0x2c: return 1u << 16 | 0x1af4u;	/* subsystem: virtio device type 1 */
+	case 0x3c: return 1u << 8 | GSI_VIRTIO; /* INTA#, line */
 	default: return 0;
 	}
 }
@@ -196,7 +200,7 @@ void vnet_cfg_write(struct guest *g, unsigned reg, uint32_t val, unsigned size)
 	if (reg == 0x04 && size >= 2)
 		d->command = val & 0x0107; /* I/O, memory, bus master, SERR */
 	else if (reg == 0x10 && size == 4) {
-		ioev_set(g, false); /* the registers move */
+		ioev_set(g, false);			   /* the registers move */
 		d->bar0 = (val & ~(VNET_IO_SIZE - 1)) | 1; /* all ones reads back the size */
 	}
 	pthread_mutex_unlock(&d->lock);
@@ -230,9 +234,7 @@ static void vnet_reg_write(struct guest *g, unsigned off, uint32_t v)
 {
 	struct vnet_dev *d = &g->net;
 	switch (off) {
-	case VIRTIO_PCI_GUEST_FEATURES:
-		d->guest_features = v & d->host_features;
-		break;
+	case VIRTIO_PCI_GUEST_FEATURES: d->guest_features = v & d->host_features; break;
 	case VIRTIO_PCI_QUEUE_PFN:
 		if (d->queue_sel < 2) {
 			if (v == 0) {
@@ -244,9 +246,7 @@ static void vnet_reg_write(struct guest *g, unsigned off, uint32_t v)
 			}
 		}
 		break;
-	case VIRTIO_PCI_QUEUE_SEL:
-		d->queue_sel = (uint16_t)v;
-		break;
+	case VIRTIO_PCI_QUEUE_SEL: d->queue_sel = (uint16_t)v; break;
 	case VIRTIO_PCI_QUEUE_NOTIFY:
 		if (v == 0)
 			vnet_wake(g, VNET_EV_RX);
@@ -257,7 +257,8 @@ static void vnet_reg_write(struct guest *g, unsigned off, uint32_t v)
 		if ((v & 0xff) == 0) {
 			vnet_reset(g);
 		} else {
-			bool ok = !(d->status & VIRTIO_CONFIG_S_DRIVER_OK) && (v & VIRTIO_CONFIG_S_DRIVER_OK);
+			bool ok = !(d->status & VIRTIO_CONFIG_S_DRIVER_OK) &&
+				  (v & VIRTIO_CONFIG_S_DRIVER_OK);
 			d->status = (uint8_t)v;
 			if (ok) {
 				tx_ring_start(g);
@@ -267,8 +268,7 @@ static void vnet_reg_write(struct guest *g, unsigned off, uint32_t v)
 			}
 		}
 		break;
-	default:
-		break;
+	default: break;
 	}
 }
 
@@ -286,8 +286,7 @@ static uint32_t vnet_reg_read(struct guest *g, unsigned off, unsigned size)
 	case VIRTIO_PCI_ISR:
 		/* Reading acknowledges: the bits are returned and cleared. */
 		return __atomic_exchange_n(&d->isr, 0, __ATOMIC_SEQ_CST);
-	default:
-		break;
+	default: break;
 	}
 	/* Device configuration (struct virtio_net_config): mac[6], status
 	 * and max_virtqueue_pairs (not offered: 0), mtu at 10. */
@@ -400,8 +399,9 @@ static int tx_burst(struct guest *g, unsigned hdr_len)
 int vnet_tx(struct guest *g)
 {
 	struct vnet_dev *d = &g->net;
-	unsigned hdr_len = (d->guest_features & (1u << VIRTIO_NET_F_MRG_RXBUF)) ?
-				   sizeof(struct virtio_net_hdr_mrg_rxbuf) : sizeof(struct virtio_net_hdr);
+	unsigned hdr_len = (d->guest_features & (1u << VIRTIO_NET_F_MRG_RXBUF))
+				   ? sizeof(struct virtio_net_hdr_mrg_rxbuf)
+				   : sizeof(struct virtio_net_hdr);
 	int total = 0;
 
 	if (!d->txq || !(d->status & VIRTIO_CONFIG_S_DRIVER_OK))

@@ -45,7 +45,7 @@
 #define VNET_IO_SIZE 0x40u
 
 #define VQ_MAX_SIZE 256u
-#define TAP_IOV 17u /* pages one TAP read may fill: a 64 KiB GSO frame and its header */
+#define TAP_IOV 17u	 /* pages one TAP read may fill: a 64 KiB GSO frame and its header */
 #define TAP_DATA_OFF 32u /* a frame's first byte in its first page */
 /* The virtio-net header before each frame on the TAP (TUNSETVNETHDRSZ): the
  * 12-byte form (num_buffers last), which a mergeable guest's transmit
@@ -67,8 +67,8 @@ struct guest;
 /* A virtqueue's place as the driver configured it (legacy: one PFN, the
  * rings laid out from PFN * 4096; vnet_queue_setup()). */
 struct vnet_queue {
-	uint16_t size;       /* entries (power of two) */
-	uint32_t pfn;        /* legacy QUEUE_PFN; 0: not set up */
+	uint16_t size;		    /* entries (power of two) */
+	uint32_t pfn;		    /* legacy QUEUE_PFN; 0: not set up */
 	uint64_t desc, avail, used; /* GPAs */
 };
 
@@ -76,7 +76,7 @@ struct vnet_queue {
 struct serial {
 	uint8_t ier, lcr, mcr, scr, dll, dlm;
 	bool thr_pending; /* THR-empty interrupt pending (until IIR read or THR write) */
-	bool line;        /* the level we last gave GSI 4 */
+	bool line;	  /* the level we last gave GSI 4 */
 	char buf[512];
 	size_t len;
 };
@@ -91,21 +91,21 @@ struct vnet_dev {
 	uint32_t guest_features;
 	uint16_t queue_sel;
 	struct vnet_queue vq[2]; /* 0: receive, 1: transmit */
-	vdemux_virtq *txq;   /* the transmit ring, from DRIVER_OK to a reset */
+	vdemux_virtq *txq;	 /* the transmit ring, from DRIVER_OK to a reset */
 	uint8_t status;
-	uint8_t isr;         /* ISR status: atomic (set by the main thread, read and cleared by the vCPU's) */
+	uint8_t isr; /* ISR status: atomic (set by the main thread, read and cleared by the vCPU's) */
 	uint8_t mac[6];
-	uint32_t bar0;       /* I/O BAR as the guest programmed it */
+	uint32_t bar0; /* I/O BAR as the guest programmed it */
 	uint16_t command;
 	unsigned generation; /* bumped at each reset and DRIVER_OK */
-	int irqfd;           /* KVM irqfd injecting GSI_VIRTIO */
-	int kick_fd;         /* eventfd: wakes the main thread */
-	int ioev_fd[2];      /* KVM ioeventfds of QUEUE_NOTIFY 0 and 1, from DRIVER_OK to a reset */
+	int irqfd;	     /* KVM irqfd injecting GSI_VIRTIO */
+	int kick_fd;	     /* eventfd: wakes the main thread */
+	int ioev_fd[2];	     /* KVM ioeventfds of QUEUE_NOTIFY 0 and 1, from DRIVER_OK to a reset */
 	uint32_t ioev_port;  /* the port they are registered at; 0: not registered */
 	unsigned events;     /* VNET_EV_*, taken by the main thread */
 	uint64_t tx_frames, tx_bytes, tx_to_tap, tx_bad;
 	uint64_t tx_gso;     /* transmitted frames with a GSO type (HOST_TSO*) */
-	uint64_t irqs;       /* transmit queue interrupts */
+	uint64_t irqs;	     /* transmit queue interrupts */
 	uint64_t rx_irqs;    /* receive queue interrupts (the library's callback) */
 	uint64_t tx_skipped; /* malformed chains of transmit rings gone (a reset) */
 };
@@ -137,11 +137,11 @@ struct guest_config {
 	char name[16];
 	const char *kernel, *initrd;
 	char cmdline[1024];
-	uint64_t mem;        /* bytes of RAM the guest sees (e820), all of it engine pages */
+	uint64_t mem; /* bytes of RAM the guest sees (e820), all of it engine pages */
 	uint8_t mac[6];
 	enum rx_layout layout;
 	enum vdemux_copy_policy copy; /* the receive queue's: big NEVER, mergeable ALWAYS, auto ADAPTIVE */
-	uint16_t mtu;        /* the device's config mtu (VIRTIO_NET_F_MTU) */
+	uint16_t mtu;		      /* the device's config mtu (VIRTIO_NET_F_MTU) */
 };
 
 /* The vCPU and its thread (vcpu.c). */
@@ -151,17 +151,17 @@ struct guest_vcpu {
 	size_t run_size;
 	pthread_t thread;
 	bool thread_started;
-	volatile int stop;   /* main -> vCPU: leave the run loop */
-	volatile int off;    /* vCPU -> main: the guest powered off (or failed) */
-	int off_fd;          /* eventfd written when @off is set */
-	int exit_status;     /* 0 clean power-off, 1 failure */
+	volatile int stop; /* main -> vCPU: leave the run loop */
+	volatile int off;  /* vCPU -> main: the guest powered off (or failed) */
+	int off_fd;	   /* eventfd written when @off is set */
+	int exit_status;   /* 0 clean power-off, 1 failure */
 };
 
 /* A guest's counters (stats.c prints them). */
 struct guest_stats {
 	uint64_t holes_efault, holes_mmio, backfilled;
 	uint64_t exits_io, exits_mmio, exits_other; /* for --verbose */
-	uint32_t *port_exits; /* --verbose: I/O exits per port */
+	uint32_t *port_exits;			    /* --verbose: I/O exits per port */
 	/* The library's counters, taken when the guest is removed. */
 	struct vdemux_vm_stats vm;
 	struct vdemux_kvm_stats kvm;
@@ -173,7 +173,7 @@ struct guest_rx {
 	vdemux_vnet_rxq *q;  /* its VM covers all of guest RAM */
 	unsigned generation; /* the device's generation it was last set up for */
 	bool started;
-	bool broken;         /* the guest broke its receive ring: stopped until reset */
+	bool broken;	       /* the guest broke its receive ring: stopped until reset */
 	unsigned tun_offloads; /* TUN_F_* its driver accepted (0 until DRIVER_OK) */
 };
 
@@ -183,7 +183,7 @@ struct guest {
 	struct guest_config cfg;
 
 	/* The VM and its memory. */
-	uint8_t *ram;        /* HVA of GPA 0: the reserved range the KVM backend maps pool pages into */
+	uint8_t *ram; /* HVA of GPA 0: the reserved range the KVM backend maps pool pages into */
 	int vm_fd;
 	struct vdemux_backend *be;
 	vdemux_vm_id vm;
@@ -194,8 +194,8 @@ struct guest {
 
 	/* Devices. */
 	struct serial serial;
-	uint32_t pci_addr;   /* 0xcf8 */
-	uint8_t rtc_index;   /* 0x70 */
+	uint32_t pci_addr; /* 0xcf8 */
+	uint8_t rtc_index; /* 0x70 */
 	struct vnet_dev net;
 	struct guest_rx rx;
 };
@@ -206,15 +206,15 @@ struct uplink {
 	int fd;
 	struct vdemux_rx_buf stash[TAP_BURST * TAP_IOV]; /* pool pages lent for the next reads */
 	unsigned nstash;
-	unsigned offloads;    /* TUN_F_* last set with TUNSETOFFLOAD */
+	unsigned offloads;	 /* TUN_F_* last set with TUNSETOFFLOAD */
 	unsigned offloads_taken; /* every TUN_F_* it was ever set to */
 	uint64_t rx_frames, rx_bytes, tx_frames, tx_errors;
-	uint64_t rx_gso;      /* frames read with a GSO type (TUN_F_TSO*) */
-	uint64_t rx_csum;     /* of the others, frames with NEEDS_CSUM */
-	uint64_t rx_bursts;   /* vdemux_rx_submit calls */
+	uint64_t rx_gso;       /* frames read with a GSO type (TUN_F_TSO*) */
+	uint64_t rx_csum;      /* of the others, frames with NEEDS_CSUM */
+	uint64_t rx_bursts;    /* vdemux_rx_submit calls */
 	uint64_t offload_sets; /* TUNSETOFFLOAD calls */
-	uint64_t rx_short;    /* reads under 14 bytes, or refused by the engine */
-	uint64_t rx_oversize; /* frames over TAP_FRAME_MAX: dropped */
+	uint64_t rx_short;     /* reads under 14 bytes, or refused by the engine */
+	uint64_t rx_oversize;  /* frames over TAP_FRAME_MAX: dropped */
 };
 
 /* The engine's classifier: the built-in L2 bridge without the sending
@@ -230,7 +230,7 @@ struct vmm {
 	vdemux_engine *eng;
 	pthread_mutex_t engine_lock;
 	struct split_horizon sh; /* the engine's classifier (switch.c) */
-	uint8_t *tx_buf;         /* VNET_TX_BURST frames of VNET_TX_ROOM: a transmit burst (main thread) */
+	uint8_t *tx_buf; /* VNET_TX_BURST frames of VNET_TX_ROOM: a transmit burst (main thread) */
 	int kvm_fd;
 	struct uplink tap;
 	uint64_t guest_to_guest;
@@ -273,7 +273,8 @@ void switch_init(struct vmm *v);
 /* A guest's frames, each VNET_HDR_LEN bytes of virtio-net header then the
  * frame (@lens count both): to the engine (other guests) and, unless it is
  * for a guest, to the TAP, headers as they are. Main thread, engine lock held. */
-void vmm_switch(struct vmm *v, struct guest *src, const uint8_t *const *frames, const uint32_t *lens, unsigned n);
+void vmm_switch(struct vmm *v, struct guest *src, const uint8_t *const *frames, const uint32_t *lens,
+		unsigned n);
 
 /* guest.c: a guest's life cycle. */
 int guest_create(struct vmm *v, struct guest *g);

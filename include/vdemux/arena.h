@@ -28,16 +28,16 @@ typedef struct vdemux_arena vdemux_arena;
 
 /** Kinds of arena. */
 enum vdemux_arena_kind {
-	VDEMUX_ARENA_HEAP = 0,  /**< anonymous private memory (simulated backend) */
+	VDEMUX_ARENA_HEAP = 0,	/**< anonymous private memory (simulated backend) */
 	VDEMUX_ARENA_MEMFD = 1, /**< one memfd, mapped MAP_SHARED (real backends) */
 };
 
 /** Options for vdemux_arena_create(). */
 struct vdemux_arena_opts {
-	size_t sz;                     /**< sizeof(struct vdemux_arena_opts) */
-	uint32_t npages;               /**< number of 4 KiB pages; required, > 0 */
-	enum vdemux_arena_kind kind;   /**< heap (default) or memfd */
-	uint32_t flags;                /**< VDEMUX_ARENA_F_* */
+	size_t sz;			 /**< sizeof(struct vdemux_arena_opts) */
+	uint32_t npages;		 /**< number of 4 KiB pages; required, > 0 */
+	enum vdemux_arena_kind kind;	 /**< heap (default) or memfd */
+	uint32_t flags;			 /**< VDEMUX_ARENA_F_* */
 	struct vdemux_alloc_hooks alloc; /**< control-path allocation hooks */
 };
 
@@ -46,9 +46,9 @@ struct vdemux_arena_opts {
 
 /** What a backend needs to know of an arena. */
 struct vdemux_arena_info {
-	uint8_t *base;     /**< host virtual address of page 0 */
-	uint32_t npages;   /**< pages in the arena */
-	int fd;            /**< the memfd, or -1 for a heap arena */
+	uint8_t *base;		     /**< host virtual address of page 0 */
+	uint32_t npages;	     /**< pages in the arena */
+	int fd;			     /**< the memfd, or -1 for a heap arena */
 	enum vdemux_arena_kind kind; /**< which kind */
 };
 

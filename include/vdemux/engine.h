@@ -28,33 +28,33 @@ typedef struct vdemux_engine vdemux_engine;
 /** When a posted buffer's page is taken from the VM (harvested). */
 enum vdemux_harvest {
 	VDEMUX_HARVEST_DEFAULT = 0, /**< VM: the engine's policy; engine: EAGER */
-	VDEMUX_HARVEST_EAGER = 1,   /**< at post time, in batches: the GPA is a hole until a frame fills it */
-	VDEMUX_HARVEST_LAZY = 2,    /**< when a frame arrives: one remap swaps the old page for the frame's */
+	VDEMUX_HARVEST_EAGER = 1, /**< at post time, in batches: the GPA is a hole until a frame fills it */
+	VDEMUX_HARVEST_LAZY = 2, /**< when a frame arrives: one remap swaps the old page for the frame's */
 };
 
 /** Copy-versus-flip policy. */
 enum vdemux_copy_policy {
-	VDEMUX_COPY_DEFAULT = 0,   /**< VM: the engine's; engine: ADAPTIVE, or THRESHOLD when copy_threshold is not 0 */
-	VDEMUX_COPY_NEVER = 1,     /**< always flip */
-	VDEMUX_COPY_ALWAYS = 2,    /**< copy whenever the posted buffer is still mapped */
+	VDEMUX_COPY_DEFAULT = 0, /**< VM: the engine's; engine: ADAPTIVE, or THRESHOLD when copy_threshold is not 0 */
+	VDEMUX_COPY_NEVER = 1,	   /**< always flip */
+	VDEMUX_COPY_ALWAYS = 2,	   /**< copy whenever the posted buffer is still mapped */
 	VDEMUX_COPY_THRESHOLD = 3, /**< copy frames of at most copy_threshold bytes */
-	VDEMUX_COPY_ADAPTIVE = 4,  /**< copy or flip each delivery by the costs the engine measures per VM (docs/architecture.md); frames from the caller's memory are copied whenever the buffer is still mapped */
+	VDEMUX_COPY_ADAPTIVE = 4, /**< copy or flip each delivery by the costs the engine measures per VM (docs/architecture.md); frames from the caller's memory are copied whenever the buffer is still mapped */
 };
 
 /** Options for vdemux_engine_create(). */
 struct vdemux_engine_opts {
-	size_t sz;                /**< sizeof(struct vdemux_engine_opts) */
-	vdemux_arena *arena;      /**< arena (borrowed); NULL: a heap arena of @c npages is made */
-	uint32_t first_page;      /**< first arena page the engine manages */
-	uint32_t npages;          /**< pages managed; 0: the arena's pages from first_page on (required without arena) */
-	uint32_t max_frame;       /**< longest frame accepted, bytes; default 65536; at most 65536 + 4 */
-	uint32_t max_vms;         /**< VMs at once; default 64; at most 1048575 */
-	enum vdemux_harvest harvest;     /**< default harvest policy (DEFAULT = EAGER) */
-	enum vdemux_copy_policy copy;    /**< default copy policy */
-	uint32_t copy_threshold;  /**< bytes, for VDEMUX_COPY_THRESHOLD; with DEFAULT: not 0 means THRESHOLD with it, 0 means ADAPTIVE */
-	uint32_t low_watermark;   /**< free pages below which VMs are asked to release (once per crossing: every VM holding pages gets VDEMUX_SIG_RELEASE at the end of the call that took the pool under it; re-armed when the pool is back at twice the mark or full); 0: never */
-	vdemux_log_fn log;        /**< logging hook; NULL: silent */
-	void *log_payload;        /**< passed to @c log */
+	size_t sz;	     /**< sizeof(struct vdemux_engine_opts) */
+	vdemux_arena *arena; /**< arena (borrowed); NULL: a heap arena of @c npages is made */
+	uint32_t first_page; /**< first arena page the engine manages */
+	uint32_t npages; /**< pages managed; 0: the arena's pages from first_page on (required without arena) */
+	uint32_t max_frame; /**< longest frame accepted, bytes; default 65536; at most 65536 + 4 */
+	uint32_t max_vms;   /**< VMs at once; default 64; at most 1048575 */
+	enum vdemux_harvest harvest;  /**< default harvest policy (DEFAULT = EAGER) */
+	enum vdemux_copy_policy copy; /**< default copy policy */
+	uint32_t copy_threshold; /**< bytes, for VDEMUX_COPY_THRESHOLD; with DEFAULT: not 0 means THRESHOLD with it, 0 means ADAPTIVE */
+	uint32_t low_watermark; /**< free pages below which VMs are asked to release (once per crossing: every VM holding pages gets VDEMUX_SIG_RELEASE at the end of the call that took the pool under it; re-armed when the pool is back at twice the mark or full); 0: never */
+	vdemux_log_fn log;	/**< logging hook; NULL: silent */
+	void *log_payload;	/**< passed to @c log */
 	struct vdemux_alloc_hooks alloc; /**< control-path allocation hooks */
 };
 
@@ -108,49 +108,49 @@ VDEMUX_API vdemux_l2 *vdemux_engine_l2(vdemux_engine *eng);
 
 /** Counters for bad input (vdemux_engine_stats::bad_input). */
 enum vdemux_bad_input {
-	VDEMUX_BAD_NULL = 0,      /**< NULL where a pointer is required */
-	VDEMUX_BAD_VM_ID,         /**< unknown VM id */
-	VDEMUX_BAD_GPA_RANGE,     /**< GPA outside the VM's RX window */
-	VDEMUX_BAD_GPA_ALIGN,     /**< GPA not page-aligned */
-	VDEMUX_BAD_POST_TWICE,    /**< GPA already posted */
-	VDEMUX_BAD_NOT_HELD,      /**< release of a page the VM does not hold */
-	VDEMUX_BAD_FRAME_LEN,     /**< frame of 0 bytes, shorter than 14 or longer than max_frame */
-	VDEMUX_BAD_BURST_ZERO,    /**< burst of 0 elements */
-	VDEMUX_BAD_BACKEND,       /**< backend or classifier refused: unknown version, missing operation, registered twice, unknown or in use at removal */
-	VDEMUX_BAD_OPTS,          /**< bad options struct */
-	VDEMUX_BAD_RX_BUF,        /**< zero-copy buffer the engine did not hand out */
+	VDEMUX_BAD_NULL = 0,   /**< NULL where a pointer is required */
+	VDEMUX_BAD_VM_ID,      /**< unknown VM id */
+	VDEMUX_BAD_GPA_RANGE,  /**< GPA outside the VM's RX window */
+	VDEMUX_BAD_GPA_ALIGN,  /**< GPA not page-aligned */
+	VDEMUX_BAD_POST_TWICE, /**< GPA already posted */
+	VDEMUX_BAD_NOT_HELD,   /**< release of a page the VM does not hold */
+	VDEMUX_BAD_FRAME_LEN,  /**< frame of 0 bytes, shorter than 14 or longer than max_frame */
+	VDEMUX_BAD_BURST_ZERO, /**< burst of 0 elements */
+	VDEMUX_BAD_BACKEND, /**< backend or classifier refused: unknown version, missing operation, registered twice, unknown or in use at removal */
+	VDEMUX_BAD_OPTS,    /**< bad options struct */
+	VDEMUX_BAD_RX_BUF,  /**< zero-copy buffer the engine did not hand out */
 	VDEMUX_BAD__COUNT
 };
 
 /** Engine counters; all monotonic except the page gauges. */
 struct vdemux_engine_stats {
-	uint64_t pages_total;     /**< pages the engine manages */
-	uint64_t pages_free;      /**< gauge: FREE */
-	uint64_t pages_filling;   /**< gauge: FILLING */
-	uint64_t pages_assigned;  /**< gauge: ASSIGNED */
-	uint64_t rx_frames;       /**< frames taken by rx calls */
-	uint64_t rx_bytes;        /**< their bytes */
-	uint64_t delivered;       /**< (frame, VM) deliveries */
-	uint64_t flips;           /**< pages mapped into a VM carrying a frame */
-	uint64_t copies;          /**< frame pages copied into a mapped buffer */
-	uint64_t harvests;        /**< pages taken from VMs into the pool */
-	uint64_t completions;     /**< completions queued */
-	uint64_t signals;         /**< signals raised */
-	uint64_t release_requests; /**< release requests signalled */
-	uint64_t backend_errors;  /**< failed backend operations */
+	uint64_t pages_total;	    /**< pages the engine manages */
+	uint64_t pages_free;	    /**< gauge: FREE */
+	uint64_t pages_filling;	    /**< gauge: FILLING */
+	uint64_t pages_assigned;    /**< gauge: ASSIGNED */
+	uint64_t rx_frames;	    /**< frames taken by rx calls */
+	uint64_t rx_bytes;	    /**< their bytes */
+	uint64_t delivered;	    /**< (frame, VM) deliveries */
+	uint64_t flips;		    /**< pages mapped into a VM carrying a frame */
+	uint64_t copies;	    /**< frame pages copied into a mapped buffer */
+	uint64_t harvests;	    /**< pages taken from VMs into the pool */
+	uint64_t completions;	    /**< completions queued */
+	uint64_t signals;	    /**< signals raised */
+	uint64_t release_requests;  /**< release requests signalled */
+	uint64_t backend_errors;    /**< failed backend operations */
 	uint64_t rollback_failures; /**< rollbacks that failed (page kept by its VM; or, where an old page could not be mapped back after a failed flip, a hole left in its VM) */
-	uint64_t drops[VDEMUX_DROP__COUNT]; /**< (frame, VM) drops by enum vdemux_drop_reason */
+	uint64_t drops[VDEMUX_DROP__COUNT];    /**< (frame, VM) drops by enum vdemux_drop_reason */
 	uint64_t bad_input[VDEMUX_BAD__COUNT]; /**< rejected calls by enum vdemux_bad_input */
 	uint64_t pages_quarantined; /**< gauge: pages a removed VM's table failed to unmap; never reused */
 	uint64_t fallback_copies; /**< frame pages copied into a still-mapped buffer because a backend refused the flip for lack of resources (-ENOMEM, -ENOSPC); also counted in @c copies */
 	uint64_t adaptive_probes; /**< deliveries the adaptive policy made the other way to measure it (its trials), and each VM's first zero-copy delivery (flipped to set its tables up) */
 	uint64_t multi_page_flips; /**< deliveries of several pages, every page flipped */
 	uint64_t multi_page_one_run; /**< ... whose pages were consecutive, at consecutive GPAs: one table update each */
-	uint64_t offload_passed;  /**< deliveries whose header carried the frame's offload metadata (NEEDS_CSUM or GSO) to a destination that accepts it */
-	uint64_t offload_csums;   /**< deliveries whose checksum the engine finished (a destination without checksum offload) */
+	uint64_t offload_passed; /**< deliveries whose header carried the frame's offload metadata (NEEDS_CSUM or GSO) to a destination that accepts it */
+	uint64_t offload_csums; /**< deliveries whose checksum the engine finished (a destination without checksum offload) */
 	uint64_t offload_segmented; /**< (frame, destination) pairs cut into segments */
-	uint64_t offload_segments; /**< the segments cut (each a delivery, copied) */
-	uint64_t offload_bad[8];  /**< frames (or, for UFO, deliveries) refused for their metadata, by enum vdemux_offload_bad */
+	uint64_t offload_segments;  /**< the segments cut (each a delivery, copied) */
+	uint64_t offload_bad[8]; /**< frames (or, for UFO, deliveries) refused for their metadata, by enum vdemux_offload_bad */
 };
 
 /**
@@ -160,7 +160,8 @@ struct vdemux_engine_stats {
  * @param size      sizeof(*out) as compiled by the caller
  * @return 0; -EINVAL (NULL).
  */
-VDEMUX_API int vdemux_engine_stats(const vdemux_engine *eng, struct vdemux_engine_stats *out, size_t size);
+VDEMUX_API int vdemux_engine_stats(const vdemux_engine *eng, struct vdemux_engine_stats *out,
+				   size_t size);
 
 /**
  * Walk every page and VM and check the invariants: each page in exactly one

@@ -56,15 +56,15 @@ struct vdemux_backend;
 
 /** Options for vdemux_kvm_create(). */
 struct vdemux_kvm_opts {
-	size_t sz;             /**< sizeof(struct vdemux_kvm_opts) */
-	uint64_t ram_gpa;      /**< GPA of the guest RAM region holding the RX window; page-aligned */
-	uint64_t ram_size;     /**< bytes of that region; a non-zero multiple of the page size */
-	void *ram_hva;         /**< host virtual address of @c ram_gpa in the VMM; page-aligned */
-	uint32_t flags;        /**< VDEMUX_KVM_F_* */
-	int vm_fd;             /**< VDEMUX_KVM_F_SET_MEMSLOT: the KVM VM file descriptor */
-	uint32_t slot;         /**< VDEMUX_KVM_F_SET_MEMSLOT: memslot id (address space in bits 16..31) */
-	int home_fd;           /**< VDEMUX_KVM_F_HOME_FD: file that backs the region outside flips */
-	uint64_t home_offset;  /**< VDEMUX_KVM_F_HOME_FD: offset in @c home_fd of @c ram_gpa */
+	size_t sz;	      /**< sizeof(struct vdemux_kvm_opts) */
+	uint64_t ram_gpa;     /**< GPA of the guest RAM region holding the RX window; page-aligned */
+	uint64_t ram_size;    /**< bytes of that region; a non-zero multiple of the page size */
+	void *ram_hva;	      /**< host virtual address of @c ram_gpa in the VMM; page-aligned */
+	uint32_t flags;	      /**< VDEMUX_KVM_F_* */
+	int vm_fd;	      /**< VDEMUX_KVM_F_SET_MEMSLOT: the KVM VM file descriptor */
+	uint32_t slot;	      /**< VDEMUX_KVM_F_SET_MEMSLOT: memslot id (address space in bits 16..31) */
+	int home_fd;	      /**< VDEMUX_KVM_F_HOME_FD: file that backs the region outside flips */
+	uint64_t home_offset; /**< VDEMUX_KVM_F_HOME_FD: offset in @c home_fd of @c ram_gpa */
 	uint32_t copy_threshold; /**< frames up to this many bytes are copied, not flipped; 0: the measured default */
 	struct vdemux_alloc_hooks alloc; /**< allocation hooks */
 };
@@ -120,15 +120,15 @@ VDEMUX_API int vdemux_kvm_create(struct vdemux_backend **out, const struct vdemu
 
 /** Counters of a KVM backend (monotonic). */
 struct vdemux_kvm_stats {
-	uint64_t batches;         /**< map, unmap and remap calls */
-	uint64_t mmap_calls;      /**< mmap(2) calls made by them (one per run of contiguous pages) */
-	uint64_t pages_mapped;    /**< pages mapped into holes */
-	uint64_t pages_unmapped;  /**< GPAs turned into holes */
-	uint64_t pages_remapped;  /**< pages replaced in place */
-	uint64_t failures;        /**< mmap(2) calls that failed */
-	uint64_t repairs;         /**< failures after which the kernel had already dropped the old mapping, re-established */
+	uint64_t batches;	 /**< map, unmap and remap calls */
+	uint64_t mmap_calls;	 /**< mmap(2) calls made by them (one per run of contiguous pages) */
+	uint64_t pages_mapped;	 /**< pages mapped into holes */
+	uint64_t pages_unmapped; /**< GPAs turned into holes */
+	uint64_t pages_remapped; /**< pages replaced in place */
+	uint64_t failures;	 /**< mmap(2) calls that failed */
+	uint64_t repairs; /**< failures after which the kernel had already dropped the old mapping, re-established */
 	uint64_t repair_failures; /**< ... that could not be re-established: the GPAs were left as holes */
-	uint64_t backfills;       /**< holes given a private zero page by vdemux_kvm_backfill() */
+	uint64_t backfills;	  /**< holes given a private zero page by vdemux_kvm_backfill() */
 };
 
 /**
@@ -191,7 +191,8 @@ VDEMUX_API int vdemux_kvm_backfill(struct vdemux_backend *be, uint64_t gpa);
  * @return 0; -EINVAL (NULL, @p npages 0, pages outside the arena, heap
  *         arena); a negative errno of mmap(2). Nothing is mapped on failure.
  */
-VDEMUX_API int vdemux_kvm_ram_map(const vdemux_arena *arena, uint32_t first_page, uint32_t npages, void **out);
+VDEMUX_API int vdemux_kvm_ram_map(const vdemux_arena *arena, uint32_t first_page, uint32_t npages,
+				  void **out);
 
 /**
  * Unmap guest RAM made by vdemux_kvm_ram_map(). The VM must no longer use it

@@ -49,7 +49,7 @@ typedef struct vdemux_l2 vdemux_l2;
 
 /** Options for vdemux_l2_create(). */
 struct vdemux_l2_opts {
-	size_t sz;            /**< sizeof(struct vdemux_l2_opts) */
+	size_t sz;	      /**< sizeof(struct vdemux_l2_opts) */
 	uint16_t vlan_proto;  /**< uplink TPID: 0x8100 (default) or 0x88a8 */
 	uint16_t native_vlan; /**< VLAN of untagged frames, 1..4094; default 1 */
 	uint32_t max_entries; /**< unicast addresses + multicast (group, VLAN) pairs; default 65536, at most 2^26 (the table grows with its entries, to 64 bytes per entry at most: kept at most a quarter full for fast lookups) */

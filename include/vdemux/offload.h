@@ -42,11 +42,11 @@ extern "C" {
  * device writes it on a little-endian host (or with TUNSETVNETLE).
  */
 struct vdemux_vnet_hdr {
-	uint8_t flags;        /**< VDEMUX_VNET_HDR_F_* */
-	uint8_t gso_type;     /**< VDEMUX_VNET_GSO_*, possibly | VDEMUX_VNET_GSO_ECN */
-	uint16_t hdr_len;     /**< a hint: bytes of headers (Linux writes its linear part); at most the frame */
-	uint16_t gso_size;    /**< GSO: payload bytes per segment */
-	uint16_t csum_start;  /**< NEEDS_CSUM: where the checksummed bytes start, from the frame's first byte */
+	uint8_t flags;	  /**< VDEMUX_VNET_HDR_F_* */
+	uint8_t gso_type; /**< VDEMUX_VNET_GSO_*, possibly | VDEMUX_VNET_GSO_ECN */
+	uint16_t hdr_len; /**< a hint: bytes of headers (Linux writes its linear part); at most the frame */
+	uint16_t gso_size; /**< GSO: payload bytes per segment */
+	uint16_t csum_start; /**< NEEDS_CSUM: where the checksummed bytes start, from the frame's first byte */
 	uint16_t csum_offset; /**< NEEDS_CSUM: where the checksum goes, from csum_start */
 };
 
@@ -55,12 +55,12 @@ struct vdemux_vnet_hdr {
 /** The frame's checksums were checked (given to a destination that accepts checksum offload only). */
 #define VDEMUX_VNET_HDR_F_DATA_VALID 0x2u
 
-#define VDEMUX_VNET_GSO_NONE 0u    /**< not a GSO frame */
-#define VDEMUX_VNET_GSO_TCPV4 1u   /**< TCP over IPv4 (TSO) */
-#define VDEMUX_VNET_GSO_UDP 3u     /**< legacy UDP fragmentation offload (UFO) */
-#define VDEMUX_VNET_GSO_TCPV6 4u   /**< TCP over IPv6 */
-#define VDEMUX_VNET_GSO_UDP_L4 5u  /**< UDP segmentation (USO), IPv4 or IPv6 */
-#define VDEMUX_VNET_GSO_ECN 0x80u  /**< with TCP: the frame has CWR set (ECN) */
+#define VDEMUX_VNET_GSO_NONE 0u	  /**< not a GSO frame */
+#define VDEMUX_VNET_GSO_TCPV4 1u  /**< TCP over IPv4 (TSO) */
+#define VDEMUX_VNET_GSO_UDP 3u	  /**< legacy UDP fragmentation offload (UFO) */
+#define VDEMUX_VNET_GSO_TCPV6 4u  /**< TCP over IPv6 */
+#define VDEMUX_VNET_GSO_UDP_L4 5u /**< UDP segmentation (USO), IPv4 or IPv6 */
+#define VDEMUX_VNET_GSO_ECN 0x80u /**< with TCP: the frame has CWR set (ECN) */
 
 /** Most segments the engine cuts a GSO frame into; a frame that would take more is refused. */
 #define VDEMUX_GSO_MAX_SEGS 256u
@@ -82,12 +82,12 @@ struct vdemux_vnet_hdr {
 /** Why a frame's metadata was refused (vdemux_engine_stats::offload_bad). */
 enum vdemux_offload_bad {
 	VDEMUX_OFFLOAD_BAD_FLAGS = 0, /**< unknown header flag or gso_type */
-	VDEMUX_OFFLOAD_BAD_CSUM,      /**< csum_start + csum_offset + 2 past the frame's end; GSO without NEEDS_CSUM, or its checksum not the TCP/UDP one */
-	VDEMUX_OFFLOAD_BAD_HDR_LEN,   /**< hdr_len past the frame's end */
-	VDEMUX_OFFLOAD_BAD_GSO_SIZE,  /**< GSO with gso_size 0 */
-	VDEMUX_OFFLOAD_BAD_HEADERS,   /**< the frame has not the headers its gso_type says (Ethernet, up to two VLAN tags, IPv4 without fragmentation or IPv6 without extension headers, then TCP or UDP at csum_start), or its IP lengths disagree with the frame */
-	VDEMUX_OFFLOAD_BAD_SEGS,      /**< it would take more than VDEMUX_GSO_MAX_SEGS segments */
-	VDEMUX_OFFLOAD_BAD_UFO,       /**< (frame, destination): legacy UFO for a destination without it; not fragmented, dropped */
+	VDEMUX_OFFLOAD_BAD_CSUM, /**< csum_start + csum_offset + 2 past the frame's end; GSO without NEEDS_CSUM, or its checksum not the TCP/UDP one */
+	VDEMUX_OFFLOAD_BAD_HDR_LEN,  /**< hdr_len past the frame's end */
+	VDEMUX_OFFLOAD_BAD_GSO_SIZE, /**< GSO with gso_size 0 */
+	VDEMUX_OFFLOAD_BAD_HEADERS, /**< the frame has not the headers its gso_type says (Ethernet, up to two VLAN tags, IPv4 without fragmentation or IPv6 without extension headers, then TCP or UDP at csum_start), or its IP lengths disagree with the frame */
+	VDEMUX_OFFLOAD_BAD_SEGS,    /**< it would take more than VDEMUX_GSO_MAX_SEGS segments */
+	VDEMUX_OFFLOAD_BAD_UFO, /**< (frame, destination): legacy UFO for a destination without it; not fragmented, dropped */
 	VDEMUX_OFFLOAD_BAD__COUNT
 };
 

@@ -24,10 +24,10 @@ extern "C" {
 /** A frame handed to vdemux_rx_burst(). */
 struct vdemux_frame {
 	const void *data; /**< the bytes (read during the call only) */
-	uint32_t len;     /**< 14 .. max_frame, plus the header's length with VDEMUX_FRAME_VNET_HDR() */
+	uint32_t len;	  /**< 14 .. max_frame, plus the header's length with VDEMUX_FRAME_VNET_HDR() */
 	union {
 		uint32_t flags; /**< VDEMUX_FRAME_VNET_HDR(n), or 0 */
-		uint32_t pad;   /**< the earlier name of @c flags, when zero was its one value (it still means no flag) */
+		uint32_t pad; /**< the earlier name of @c flags, when zero was its one value (it still means no flag) */
 	};
 };
 
@@ -41,7 +41,7 @@ struct vdemux_frame {
  * read during the call; its bytes are not part of the frame (the lengths
  * limits apply to the frame) and no VM sees them.
  */
-#define VDEMUX_FRAME_VNET_HDR(n) (((uint32_t)(n) & 0xffu) << 8)
+#define VDEMUX_FRAME_VNET_HDR(n) (((uint32_t)(n)&0xffu) << 8)
 /** The header length a frame's flags announce (0: none). */
 #define VDEMUX_FRAME_VNET_HDR_LEN(flags) (((uint32_t)(flags) >> 8) & 0xffu)
 
@@ -85,12 +85,12 @@ VDEMUX_API int vdemux_rx_burst(vdemux_engine *eng, const struct vdemux_frame *fr
 
 /** A pool page lent for zero-copy receive. */
 struct vdemux_rx_buf {
-	uint8_t *data;        /**< host address of the page (VDEMUX_PAGE_SIZE bytes) */
-	uint64_t arena_off;   /**< byte offset of the page in the arena (a device's IOVA is its base + this) */
-	uint32_t id;          /**< the engine's handle for the page */
-	uint32_t len;         /**< submit: bytes written in this page */
-	uint32_t flags;       /**< submit: VDEMUX_RXBUF_MORE if the frame continues in the next buffer; in a frame's first buffer, VDEMUX_RXBUF_VNET_HDR(n) if a header comes first */
-	uint32_t off;         /**< submit: where the frame (or its header) starts in the first buffer of a frame (0 in the others); set to 0 by vdemux_rx_alloc() */
+	uint8_t *data;	    /**< host address of the page (VDEMUX_PAGE_SIZE bytes) */
+	uint64_t arena_off; /**< byte offset of the page in the arena (a device's IOVA is its base + this) */
+	uint32_t id;	    /**< the engine's handle for the page */
+	uint32_t len;	    /**< submit: bytes written in this page */
+	uint32_t flags; /**< submit: VDEMUX_RXBUF_MORE if the frame continues in the next buffer; in a frame's first buffer, VDEMUX_RXBUF_VNET_HDR(n) if a header comes first */
+	uint32_t off; /**< submit: where the frame (or its header) starts in the first buffer of a frame (0 in the others); set to 0 by vdemux_rx_alloc() */
 };
 
 /** The frame continues in the next buffer of the submit array. */

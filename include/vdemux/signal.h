@@ -20,13 +20,13 @@ extern "C" {
 
 /** Reasons for a signal (a bit mask). */
 enum vdemux_signal_reason {
-	VDEMUX_SIG_RX = 0x1u,      /**< new completions are ready */
+	VDEMUX_SIG_RX = 0x1u,	   /**< new completions are ready */
 	VDEMUX_SIG_RELEASE = 0x2u, /**< the pool is low: please re-post (release) pages */
 };
 
 /** Kinds of signal. */
 enum vdemux_signal_kind {
-	VDEMUX_SIGNAL_NONE = 0,     /**< no signal; the VMM polls */
+	VDEMUX_SIGNAL_NONE = 0,	    /**< no signal; the VMM polls */
 	VDEMUX_SIGNAL_CALLBACK = 1, /**< call @c cb */
 	VDEMUX_SIGNAL_EVENTFD = 2,  /**< write 1 to @c fd (an eventfd or a KVM irqfd) */
 };
@@ -42,11 +42,11 @@ typedef void (*vdemux_signal_fn)(vdemux_vm_id vm, unsigned reasons, void *payloa
 /** A VM's signal configuration. */
 struct vdemux_signal {
 	enum vdemux_signal_kind kind; /**< which kind */
-	int fd;                       /**< EVENTFD: the fd for VDEMUX_SIG_RX (and RELEASE unless release_fd is set) */
-	int release_fd;               /**< EVENTFD: fd for VDEMUX_SIG_RELEASE if flags has VDEMUX_SIGNAL_F_RELEASE_FD */
-	uint32_t flags;               /**< VDEMUX_SIGNAL_F_* */
-	vdemux_signal_fn cb;          /**< CALLBACK: the function */
-	void *payload;                /**< CALLBACK: its last argument */
+	int fd;		/**< EVENTFD: the fd for VDEMUX_SIG_RX (and RELEASE unless release_fd is set) */
+	int release_fd; /**< EVENTFD: fd for VDEMUX_SIG_RELEASE if flags has VDEMUX_SIGNAL_F_RELEASE_FD */
+	uint32_t flags;	     /**< VDEMUX_SIGNAL_F_* */
+	vdemux_signal_fn cb; /**< CALLBACK: the function */
+	void *payload;	     /**< CALLBACK: its last argument */
 };
 
 /** Use @c release_fd for release requests. */

@@ -26,26 +26,26 @@ struct vdemux_backend;
 
 /** Options for vdemux_sim_create(). */
 struct vdemux_sim_opts {
-	size_t sz;                /**< sizeof(struct vdemux_sim_opts) */
-	uint32_t iotlb_entries;   /**< simulated IOTLB entries (power of 2); default 64 */
-	uint32_t cost_map_ns;     /**< model: cost per page mapped */
-	uint32_t cost_unmap_ns;   /**< model: cost per page unmapped */
-	uint32_t cost_inval_ns;   /**< model: cost per invalidation */
-	uint32_t copy_threshold;  /**< reported as the backend's copy threshold; default 256 */
+	size_t sz;			 /**< sizeof(struct vdemux_sim_opts) */
+	uint32_t iotlb_entries;		 /**< simulated IOTLB entries (power of 2); default 64 */
+	uint32_t cost_map_ns;		 /**< model: cost per page mapped */
+	uint32_t cost_unmap_ns;		 /**< model: cost per page unmapped */
+	uint32_t cost_inval_ns;		 /**< model: cost per invalidation */
+	uint32_t copy_threshold;	 /**< reported as the backend's copy threshold; default 256 */
 	struct vdemux_alloc_hooks alloc; /**< allocation hooks */
 };
 
 /** Simulated MMU counters. */
 struct vdemux_sim_stats {
-	uint64_t maps;          /**< pages mapped */
-	uint64_t unmaps;        /**< pages unmapped */
-	uint64_t remaps;        /**< pages remapped */
-	uint64_t batches;       /**< map/unmap/remap calls */
+	uint64_t maps;		/**< pages mapped */
+	uint64_t unmaps;	/**< pages unmapped */
+	uint64_t remaps;	/**< pages remapped */
+	uint64_t batches;	/**< map/unmap/remap calls */
 	uint64_t invalidations; /**< IOTLB invalidations (one per batch) */
-	uint64_t iotlb_hits;    /**< translations served by the IOTLB */
-	uint64_t iotlb_misses;  /**< translations that walked the table */
-	uint64_t faults;        /**< accesses that hit a hole */
-	uint64_t cost_ns;       /**< total modelled cost */
+	uint64_t iotlb_hits;	/**< translations served by the IOTLB */
+	uint64_t iotlb_misses;	/**< translations that walked the table */
+	uint64_t faults;	/**< accesses that hit a hole */
+	uint64_t cost_ns;	/**< total modelled cost */
 };
 
 /**
@@ -61,13 +61,15 @@ VDEMUX_API int vdemux_sim_create(struct vdemux_backend **out, const struct vdemu
  * @return 0; -EFAULT (a page of the range is a hole; nothing copied);
  *         -ENOENT (the VM is not attached to this backend); -EINVAL.
  */
-VDEMUX_API int vdemux_sim_read(struct vdemux_backend *sim, vdemux_vm_id vm, uint64_t gpa, void *buf, size_t len);
+VDEMUX_API int vdemux_sim_read(struct vdemux_backend *sim, vdemux_vm_id vm, uint64_t gpa, void *buf,
+			       size_t len);
 
 /**
  * Guest write, as vdemux_sim_read().
  * @return 0; -EFAULT; -ENOENT; -EINVAL.
  */
-VDEMUX_API int vdemux_sim_write(struct vdemux_backend *sim, vdemux_vm_id vm, uint64_t gpa, const void *buf, size_t len);
+VDEMUX_API int vdemux_sim_write(struct vdemux_backend *sim, vdemux_vm_id vm, uint64_t gpa,
+				const void *buf, size_t len);
 
 /**
  * Translate one GPA of a VM (as the simulated device would: through the IOTLB).
@@ -77,7 +79,8 @@ VDEMUX_API int vdemux_sim_write(struct vdemux_backend *sim, vdemux_vm_id vm, uin
  * @param[out] page arena page index (VDEMUX_NO_PAGE for a hole)
  * @return 0; -ENOENT (VM not attached); -EINVAL.
  */
-VDEMUX_API int vdemux_sim_translate(struct vdemux_backend *sim, vdemux_vm_id vm, uint64_t gpa, uint32_t *page);
+VDEMUX_API int vdemux_sim_translate(struct vdemux_backend *sim, vdemux_vm_id vm, uint64_t gpa,
+				    uint32_t *page);
 
 /** Read the counters. @return 0; -EINVAL. */
 VDEMUX_API int vdemux_sim_stats(struct vdemux_backend *sim, struct vdemux_sim_stats *out, size_t size);

@@ -85,17 +85,17 @@ struct vdemux_vfio_sys {
 
 /** Options for vdemux_vfio_create(). Exactly one source is required. */
 struct vdemux_vfio_opts {
-	size_t sz;                  /**< sizeof(struct vdemux_vfio_opts) */
-	uint32_t flags;             /**< VDEMUX_VFIO_F_*: which source */
-	int container_fd;           /**< with VDEMUX_VFIO_F_CONTAINER_FD: an open container, group attached, VFIO_TYPE1v2_IOMMU set (borrowed, never closed) */
-	int group_id;               /**< with VDEMUX_VFIO_F_GROUP_ID: the IOMMU group number (/dev/vfio/N for N = group_id) */
-	const char *group_path;     /**< without either flag: the group's device file, e.g. "/dev/vfio/12" */
+	size_t sz;	  /**< sizeof(struct vdemux_vfio_opts) */
+	uint32_t flags;	  /**< VDEMUX_VFIO_F_*: which source */
+	int container_fd; /**< with VDEMUX_VFIO_F_CONTAINER_FD: an open container, group attached, VFIO_TYPE1v2_IOMMU set (borrowed, never closed) */
+	int group_id; /**< with VDEMUX_VFIO_F_GROUP_ID: the IOMMU group number (/dev/vfio/N for N = group_id) */
+	const char *group_path; /**< without either flag: the group's device file, e.g. "/dev/vfio/12" */
 	const char *container_path; /**< the container device; NULL: "/dev/vfio/vfio" */
-	uint32_t copy_threshold;    /**< reported as the backend's copy threshold, bytes; 0: VDEMUX_VFIO_COPY_THRESHOLD */
+	uint32_t copy_threshold; /**< reported as the backend's copy threshold, bytes; 0: VDEMUX_VFIO_COPY_THRESHOLD */
 	const struct vdemux_vfio_sys *sys; /**< system calls (copied); NULL: the real ones */
-	vdemux_log_fn log;          /**< logging hook; NULL: silent */
-	void *log_payload;          /**< passed to @c log */
-	struct vdemux_alloc_hooks alloc; /**< control-path allocation hooks */
+	vdemux_log_fn log;		   /**< logging hook; NULL: silent */
+	void *log_payload;		   /**< passed to @c log */
+	struct vdemux_alloc_hooks alloc;   /**< control-path allocation hooks */
 };
 
 /** Use @c container_fd as it is. */
@@ -179,18 +179,19 @@ VDEMUX_API int vdemux_vfio_dma_avail(struct vdemux_backend *be, uint32_t *avail)
  *         outside its RX window); -EINVAL (NULL, unaligned GPA, or not a
  *         VFIO backend).
  */
-VDEMUX_API int vdemux_vfio_translate(struct vdemux_backend *be, vdemux_vm_id vm, uint64_t gpa, uint32_t *page);
+VDEMUX_API int vdemux_vfio_translate(struct vdemux_backend *be, vdemux_vm_id vm, uint64_t gpa,
+				     uint32_t *page);
 
 /** VFIO backend counters (monotonic, except @c mapped). */
 struct vdemux_vfio_stats {
-	uint64_t map_calls;        /**< VFIO_IOMMU_MAP_DMA calls made */
-	uint64_t unmap_calls;      /**< VFIO_IOMMU_UNMAP_DMA calls made */
-	uint64_t pages_mapped;     /**< pages mapped */
+	uint64_t map_calls;	   /**< VFIO_IOMMU_MAP_DMA calls made */
+	uint64_t unmap_calls;	   /**< VFIO_IOMMU_UNMAP_DMA calls made */
+	uint64_t pages_mapped;	   /**< pages mapped */
 	uint64_t pages_unmapped;   /**< pages unmapped */
-	uint64_t mapped;           /**< gauge: pages mapped now */
-	uint64_t errors;           /**< map/unmap/remap batches that failed */
+	uint64_t mapped;	   /**< gauge: pages mapped now */
+	uint64_t errors;	   /**< map/unmap/remap batches that failed */
 	uint64_t unmap_fallbacks;  /**< failed merged unmaps retried page by page */
-	uint64_t unmap_short;      /**< merged unmaps that reported fewer bytes than expected */
+	uint64_t unmap_short;	   /**< merged unmaps that reported fewer bytes than expected */
 	uint64_t restore_failures; /**< pages that could not be put back after a failure (left a hole) */
 };
 

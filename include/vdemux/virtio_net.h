@@ -97,14 +97,15 @@ typedef struct vdemux_vnet_rxq vdemux_vnet_rxq;
 
 /** Options for vdemux_vnet_rxq_create(). */
 struct vdemux_vnet_rxq_opts {
-	size_t sz;                  /**< sizeof(struct vdemux_vnet_rxq_opts) */
-	void *ram;                  /**< the VMM's mapping of guest RAM, GPA 0 on; page-aligned */
-	uint64_t ram_size;          /**< bytes of guest RAM: a non-zero multiple of the page size */
+	size_t sz;	   /**< sizeof(struct vdemux_vnet_rxq_opts) */
+	void *ram;	   /**< the VMM's mapping of guest RAM, GPA 0 on; page-aligned */
+	uint64_t ram_size; /**< bytes of guest RAM: a non-zero multiple of the page size */
 	struct vdemux_backend *const *backends; /**< registered backends keeping the VM's tables */
-	unsigned n_backends;        /**< entries in @c backends, 1..8 */
-	struct vdemux_signal irq;   /**< how the guest is interrupted: EVENTFD (a KVM irqfd) or CALLBACK (the VMM's device raises it; see the top of this file); NONE: never */
+	unsigned n_backends;			/**< entries in @c backends, 1..8 */
+	struct vdemux_signal
+		irq; /**< how the guest is interrupted: EVENTFD (a KVM irqfd) or CALLBACK (the VMM's device raises it; see the top of this file); NONE: never */
 	enum vdemux_copy_policy copy; /**< copy or flip into big-packet buffers; DEFAULT: the engine's */
-	uint32_t copy_threshold;    /**< bytes, with VDEMUX_COPY_THRESHOLD */
+	uint32_t copy_threshold;      /**< bytes, with VDEMUX_COPY_THRESHOLD */
 };
 
 /**
@@ -133,12 +134,12 @@ VDEMUX_API vdemux_vm_id vdemux_vnet_rxq_vm(const vdemux_vnet_rxq *q);
 
 /** Where the guest put the ring, and what was negotiated. */
 struct vdemux_vnet_ring {
-	size_t sz;           /**< sizeof(struct vdemux_vnet_ring) */
-	uint64_t desc_gpa;   /**< descriptor table, 16-byte aligned */
-	uint64_t avail_gpa;  /**< available ring, 2-byte aligned */
-	uint64_t used_gpa;   /**< used ring, 4-byte aligned, wherever the transport puts it (legacy: the VMM computes it from the queue's address: the next 4096 boundary after avail for legacy PCI, the next QueueAlign boundary for legacy MMIO; the queue checks only the alignment of 4) */
-	uint32_t size;       /**< entries: a power of two, 1..32768 */
-	uint64_t features;   /**< the negotiated feature bits (VIRTIO_F_VERSION_1, VIRTIO_NET_F_MRG_RXBUF, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC, ...) */
+	size_t sz;	    /**< sizeof(struct vdemux_vnet_ring) */
+	uint64_t desc_gpa;  /**< descriptor table, 16-byte aligned */
+	uint64_t avail_gpa; /**< available ring, 2-byte aligned */
+	uint64_t used_gpa; /**< used ring, 4-byte aligned, wherever the transport puts it (legacy: the VMM computes it from the queue's address: the next 4096 boundary after avail for legacy PCI, the next QueueAlign boundary for legacy MMIO; the queue checks only the alignment of 4) */
+	uint32_t size;	   /**< entries: a power of two, 1..32768 */
+	uint64_t features; /**< the negotiated feature bits (VIRTIO_F_VERSION_1, VIRTIO_NET_F_MRG_RXBUF, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC, ...) */
 };
 
 /**
@@ -194,16 +195,16 @@ VDEMUX_API int vdemux_vnet_rxq_needs_reset(const vdemux_vnet_rxq *q);
  * with used length 0 and counts in @c skipped and @c ring_errors too.
  */
 struct vdemux_vnet_rxq_stats {
-	uint64_t buffers;       /**< chains taken from the available ring (each head once, malformed ones included; a head offered twice is not taken again) */
-	uint64_t page_buffers;  /**< of which big-packet chains posted to the engine, whose pages it may flip */
-	uint64_t frames;        /**< frames completed to the guest */
-	uint64_t flipped;       /**< of which at least one page was flipped */
-	uint64_t copied;        /**< of which every byte was copied */
-	uint64_t skipped;       /**< of @c buffers, given back unused (used length 0) without a delivery being tried: malformed (the ring's checks, src/virtio/vring.h), unusable (too short for the virtio-net header, or over a page of guest RAM a failed rollback left unmapped, when taken or when a copy would fill it, then with the waiting buffers before it that copy would have taken) */
-	uint64_t failed;        /**< of @c buffers, given back unused (used length 0) because the delivery into them failed (a backend error) */
-	uint64_t interrupts;    /**< interrupts sent */
-	uint64_t no_interrupt;  /**< publishes the guest asked not to be interrupted for */
-	uint64_t ring_errors;   /**< problems the ring's checks found: each malformed chain (also in @c skipped) and the error that broke the ring (vdemux_vnet_rxq_needs_reset()) */
+	uint64_t buffers; /**< chains taken from the available ring (each head once, malformed ones included; a head offered twice is not taken again) */
+	uint64_t page_buffers; /**< of which big-packet chains posted to the engine, whose pages it may flip */
+	uint64_t frames;       /**< frames completed to the guest */
+	uint64_t flipped; /**< of which at least one page was flipped */
+	uint64_t copied;  /**< of which every byte was copied */
+	uint64_t skipped; /**< of @c buffers, given back unused (used length 0) without a delivery being tried: malformed (the ring's checks, src/virtio/vring.h), unusable (too short for the virtio-net header, or over a page of guest RAM a failed rollback left unmapped, when taken or when a copy would fill it, then with the waiting buffers before it that copy would have taken) */
+	uint64_t failed; /**< of @c buffers, given back unused (used length 0) because the delivery into them failed (a backend error) */
+	uint64_t interrupts;   /**< interrupts sent */
+	uint64_t no_interrupt; /**< publishes the guest asked not to be interrupted for */
+	uint64_t ring_errors; /**< problems the ring's checks found: each malformed chain (also in @c skipped) and the error that broke the ring (vdemux_vnet_rxq_needs_reset()) */
 };
 
 /**
@@ -213,7 +214,8 @@ struct vdemux_vnet_rxq_stats {
  * @param size      sizeof(*out) as compiled by the caller
  * @return 0; -EINVAL (NULL).
  */
-VDEMUX_API int vdemux_vnet_rxq_stats(const vdemux_vnet_rxq *q, struct vdemux_vnet_rxq_stats *out, size_t size);
+VDEMUX_API int vdemux_vnet_rxq_stats(const vdemux_vnet_rxq *q, struct vdemux_vnet_rxq_stats *out,
+				     size_t size);
 
 #ifdef __cplusplus
 }

@@ -87,15 +87,15 @@ typedef struct vdemux_virtq vdemux_virtq;
 
 /** Options for vdemux_virtq_create(): where guest RAM and the rings are. */
 struct vdemux_virtq_opts {
-	size_t sz;            /**< sizeof(struct vdemux_virtq_opts) */
-	void *ram;            /**< the VMM's mapping of guest RAM, GPA 0 on; 16-byte aligned */
-	uint64_t ram_size;    /**< bytes of guest RAM from GPA 0; not 0 */
-	uint64_t desc_gpa;    /**< descriptor table, 16-byte aligned */
-	uint64_t avail_gpa;   /**< available ring (driver area), 2-byte aligned */
-	uint64_t used_gpa;    /**< used ring (device area), 4-byte aligned (legacy: 4096) */
-	uint32_t size;        /**< entries: a power of two, 1..32768 */
-	uint32_t flags;       /**< VDEMUX_VIRTQ_WRITE_ONLY or 0 */
-	uint64_t features;    /**< the negotiated feature bits; VDEMUX_VIRTQ_F_INDIRECT_DESC and _EVENT_IDX are used, others ignored */
+	size_t sz;	    /**< sizeof(struct vdemux_virtq_opts) */
+	void *ram;	    /**< the VMM's mapping of guest RAM, GPA 0 on; 16-byte aligned */
+	uint64_t ram_size;  /**< bytes of guest RAM from GPA 0; not 0 */
+	uint64_t desc_gpa;  /**< descriptor table, 16-byte aligned */
+	uint64_t avail_gpa; /**< available ring (driver area), 2-byte aligned */
+	uint64_t used_gpa;  /**< used ring (device area), 4-byte aligned (legacy: 4096) */
+	uint32_t size;	    /**< entries: a power of two, 1..32768 */
+	uint32_t flags;	    /**< VDEMUX_VIRTQ_WRITE_ONLY or 0 */
+	uint64_t features; /**< the negotiated feature bits; VDEMUX_VIRTQ_F_INDIRECT_DESC and _EVENT_IDX are used, others ignored */
 	struct vdemux_alloc_hooks alloc; /**< for the queue's memory; both NULL: calloc/free */
 };
 
@@ -125,11 +125,11 @@ VDEMUX_API int vdemux_virtq_reset(vdemux_virtq *q);
 
 /** A chain taken by vdemux_virtq_pop(). */
 struct vdemux_virtq_chain {
-	uint16_t head;     /**< the id to give back to vdemux_virtq_push() */
-	uint32_t n_read;   /**< iovecs [0, n_read): device-readable (the driver's bytes) */
-	uint32_t n_write;  /**< iovecs [n_read, n_read + n_write): device-writable */
-	uint32_t read_len; /**< bytes in the readable iovecs */
-	uint32_t write_len;/**< bytes in the writable iovecs: the most push may report */
+	uint16_t head;	    /**< the id to give back to vdemux_virtq_push() */
+	uint32_t n_read;    /**< iovecs [0, n_read): device-readable (the driver's bytes) */
+	uint32_t n_write;   /**< iovecs [n_read, n_read + n_write): device-writable */
+	uint32_t read_len;  /**< bytes in the readable iovecs */
+	uint32_t write_len; /**< bytes in the writable iovecs: the most push may report */
 };
 
 /**
@@ -197,22 +197,22 @@ VDEMUX_API int vdemux_virtq_needs_reset(const vdemux_virtq *q);
 
 /** What the guest got wrong, by kind (the first problem of a chain counts). */
 enum vdemux_virtq_err {
-	VDEMUX_VIRTQ_ERR_AVAIL_IDX = 0,     /**< available index moved by more than the size: breaks */
-	VDEMUX_VIRTQ_ERR_HEAD_RANGE,        /**< head index >= size: breaks */
-	VDEMUX_VIRTQ_ERR_HEAD_INFLIGHT,     /**< head offered while in flight: breaks */
-	VDEMUX_VIRTQ_ERR_NEXT_RANGE,        /**< next index outside its table: skipped */
-	VDEMUX_VIRTQ_ERR_LOOP,              /**< chain longer than its table (a loop): skipped */
-	VDEMUX_VIRTQ_ERR_TOO_LONG,          /**< more descriptors than the size or the caller's room: skipped */
-	VDEMUX_VIRTQ_ERR_INDIRECT_FEATURE,  /**< indirect descriptor, feature not negotiated: skipped */
-	VDEMUX_VIRTQ_ERR_INDIRECT_NESTED,   /**< indirect inside an indirect table: skipped */
-	VDEMUX_VIRTQ_ERR_INDIRECT_NEXT,     /**< indirect together with NEXT: skipped */
-	VDEMUX_VIRTQ_ERR_INDIRECT_LEN,      /**< indirect table of 0 bytes or not a multiple of 16: skipped */
-	VDEMUX_VIRTQ_ERR_INDIRECT_RANGE,    /**< indirect table outside guest RAM: skipped */
-	VDEMUX_VIRTQ_ERR_READ_ONLY,         /**< readable after writable, or on a write-only queue: skipped */
-	VDEMUX_VIRTQ_ERR_ADDR_RANGE,        /**< buffer outside guest RAM: skipped */
-	VDEMUX_VIRTQ_ERR_RING_OVERLAP,      /**< buffer over the descriptor table or a ring: skipped */
-	VDEMUX_VIRTQ_ERR_ZERO_LEN,          /**< zero-length descriptor: skipped */
-	VDEMUX_VIRTQ_ERR_LEN_OVERFLOW,      /**< chain of more than 4 GiB - 1: skipped */
+	VDEMUX_VIRTQ_ERR_AVAIL_IDX = 0, /**< available index moved by more than the size: breaks */
+	VDEMUX_VIRTQ_ERR_HEAD_RANGE,	/**< head index >= size: breaks */
+	VDEMUX_VIRTQ_ERR_HEAD_INFLIGHT, /**< head offered while in flight: breaks */
+	VDEMUX_VIRTQ_ERR_NEXT_RANGE,	/**< next index outside its table: skipped */
+	VDEMUX_VIRTQ_ERR_LOOP,		/**< chain longer than its table (a loop): skipped */
+	VDEMUX_VIRTQ_ERR_TOO_LONG, /**< more descriptors than the size or the caller's room: skipped */
+	VDEMUX_VIRTQ_ERR_INDIRECT_FEATURE, /**< indirect descriptor, feature not negotiated: skipped */
+	VDEMUX_VIRTQ_ERR_INDIRECT_NESTED,  /**< indirect inside an indirect table: skipped */
+	VDEMUX_VIRTQ_ERR_INDIRECT_NEXT,	   /**< indirect together with NEXT: skipped */
+	VDEMUX_VIRTQ_ERR_INDIRECT_LEN, /**< indirect table of 0 bytes or not a multiple of 16: skipped */
+	VDEMUX_VIRTQ_ERR_INDIRECT_RANGE, /**< indirect table outside guest RAM: skipped */
+	VDEMUX_VIRTQ_ERR_READ_ONLY,    /**< readable after writable, or on a write-only queue: skipped */
+	VDEMUX_VIRTQ_ERR_ADDR_RANGE,   /**< buffer outside guest RAM: skipped */
+	VDEMUX_VIRTQ_ERR_RING_OVERLAP, /**< buffer over the descriptor table or a ring: skipped */
+	VDEMUX_VIRTQ_ERR_ZERO_LEN,     /**< zero-length descriptor: skipped */
+	VDEMUX_VIRTQ_ERR_LEN_OVERFLOW, /**< chain of more than 4 GiB - 1: skipped */
 	VDEMUX_VIRTQ_ERR__COUNT
 };
 

@@ -34,19 +34,19 @@ struct vdemux_backend;
 
 /** Options for vdemux_vm_add(). */
 struct vdemux_vm_opts {
-	size_t sz;                 /**< sizeof(struct vdemux_vm_opts) */
-	uint64_t rx_base;          /**< page-aligned GPA of the RX window */
-	uint32_t rx_pages;         /**< pages in the RX window, 1 .. 2^28 */
-	uint32_t quota;            /**< most pages the VM may hold; 0: rx_pages */
-	uint32_t flags;            /**< VDEMUX_VM_F_* */
-	enum vdemux_harvest harvest;  /**< DEFAULT: the engine's */
-	enum vdemux_copy_policy copy; /**< DEFAULT: the engine's */
-	uint32_t copy_threshold;   /**< bytes, with VDEMUX_COPY_THRESHOLD */
+	size_t sz;				/**< sizeof(struct vdemux_vm_opts) */
+	uint64_t rx_base;			/**< page-aligned GPA of the RX window */
+	uint32_t rx_pages;			/**< pages in the RX window, 1 .. 2^28 */
+	uint32_t quota;				/**< most pages the VM may hold; 0: rx_pages */
+	uint32_t flags;				/**< VDEMUX_VM_F_* */
+	enum vdemux_harvest harvest;		/**< DEFAULT: the engine's */
+	enum vdemux_copy_policy copy;		/**< DEFAULT: the engine's */
+	uint32_t copy_threshold;		/**< bytes, with VDEMUX_COPY_THRESHOLD */
 	struct vdemux_backend *const *backends; /**< registered backends keeping this VM's tables */
-	unsigned n_backends;       /**< entries in @c backends, 1..8 */
-	struct vdemux_signal signal; /**< how the VM is signalled */
-	uint32_t offloads;         /**< VDEMUX_OFFLOAD_* the VM accepts (offload.h); 0: none, every frame arrives complete (checksums finished, GSO frames segmented); not 0 needs @c vnet_hdr_len */
-	uint32_t vnet_hdr_len;     /**< 0: frames as they are; 10 or 12: each frame is delivered after a virtio-net header of that many bytes (struct vdemux_vnet_hdr, little-endian; 12: then num_buffers, the frame's completions), counted in the completions' lengths */
+	unsigned n_backends;			/**< entries in @c backends, 1..8 */
+	struct vdemux_signal signal;		/**< how the VM is signalled */
+	uint32_t offloads; /**< VDEMUX_OFFLOAD_* the VM accepts (offload.h); 0: none, every frame arrives complete (checksums finished, GSO frames segmented); not 0 needs @c vnet_hdr_len */
+	uint32_t vnet_hdr_len; /**< 0: frames as they are; 10 or 12: each frame is delivered after a virtio-net header of that many bytes (struct vdemux_vnet_hdr, little-endian; 12: then num_buffers, the frame's completions), counted in the completions' lengths */
 };
 
 /**
@@ -134,10 +134,10 @@ VDEMUX_API int vdemux_vm_release(vdemux_engine *eng, vdemux_vm_id vm, const uint
 
 /** A completion: a frame (or one page of it) delivered at a GPA. */
 struct vdemux_completion {
-	uint64_t gpa;   /**< the posted buffer */
-	uint32_t len;   /**< bytes of the frame in this buffer, from offset 0 */
+	uint64_t gpa;	/**< the posted buffer */
+	uint32_t len;	/**< bytes of the frame in this buffer, from offset 0 */
 	uint16_t flags; /**< VDEMUX_CPL_* */
-	uint16_t pad;   /**< zero */
+	uint16_t pad;	/**< zero */
 };
 
 /**
@@ -148,7 +148,8 @@ struct vdemux_completion {
  *         -EINVAL (NULL engine or @p out); -ENOENT (unknown VM). Errors take
  *         nothing from the queue.
  */
-VDEMUX_API int vdemux_vm_poll(vdemux_engine *eng, vdemux_vm_id vm, struct vdemux_completion *out, unsigned n);
+VDEMUX_API int vdemux_vm_poll(vdemux_engine *eng, vdemux_vm_id vm, struct vdemux_completion *out,
+			      unsigned n);
 
 /**
  * Read and clear the VM's pending signal reasons (VDEMUX_SIG_*), accumulated
@@ -166,16 +167,16 @@ VDEMUX_API int vdemux_vm_request_release(vdemux_engine *eng, vdemux_vm_id vm);
 
 /** Per-VM counters and gauges. */
 struct vdemux_vm_stats {
-	uint64_t held;        /**< gauge: pages the VM holds (mapped in its window) */
-	uint64_t posted;      /**< gauge: posted slots */
-	uint64_t pending;     /**< gauge: completions not yet polled */
-	uint64_t delivered;   /**< frames delivered */
-	uint64_t bytes;       /**< their bytes */
-	uint64_t flips;       /**< pages flipped in */
-	uint64_t copies;      /**< pages copied in */
-	uint64_t harvests;    /**< pages taken back */
+	uint64_t held;			    /**< gauge: pages the VM holds (mapped in its window) */
+	uint64_t posted;		    /**< gauge: posted slots */
+	uint64_t pending;		    /**< gauge: completions not yet polled */
+	uint64_t delivered;		    /**< frames delivered */
+	uint64_t bytes;			    /**< their bytes */
+	uint64_t flips;			    /**< pages flipped in */
+	uint64_t copies;		    /**< pages copied in */
+	uint64_t harvests;		    /**< pages taken back */
 	uint64_t drops[VDEMUX_DROP__COUNT]; /**< frames for this VM dropped, by reason */
-	uint64_t signals;     /**< signals raised */
+	uint64_t signals;		    /**< signals raised */
 	uint64_t fallback_copies; /**< pages copied because a backend refused the flip for lack of resources; also in @c copies */
 };
 
@@ -187,7 +188,8 @@ struct vdemux_vm_stats {
  * @param size sizeof(*out) as compiled by the caller
  * @return 0; -EINVAL; -ENOENT.
  */
-VDEMUX_API int vdemux_vm_stats(const vdemux_engine *eng, vdemux_vm_id vm, struct vdemux_vm_stats *out, size_t size);
+VDEMUX_API int vdemux_vm_stats(const vdemux_engine *eng, vdemux_vm_id vm, struct vdemux_vm_stats *out,
+			       size_t size);
 
 #ifdef __cplusplus
 }

@@ -220,8 +220,8 @@ static void repair(struct kvm_be *k, uint32_t s, uint32_t n)
 		k->cur[i] = VDEMUX_NO_PAGE;
 }
 
-static int run_batch(struct vdemux_backend *be, void *vmctx, const struct vdemux_map *m,
-		     unsigned n, unsigned *done, enum vd_tbl_op o)
+static int run_batch(struct vdemux_backend *be, void *vmctx, const struct vdemux_map *m, unsigned n,
+		     unsigned *done, enum vd_tbl_op o)
 {
 	struct kvm_be *k = vmctx;
 	unsigned i = 0;
@@ -257,7 +257,8 @@ static int run_batch(struct vdemux_backend *be, void *vmctx, const struct vdemux
 
 		uint32_t s = slot_of(k, m[i].gpa), len = j - i;
 		k->st.mmap_calls++;
-		ret = o == VD_OP_UNMAP ? put_hole(k, m[i].gpa, len) : put_pages(k, m[i].gpa, len, m[i].page);
+		ret = o == VD_OP_UNMAP ? put_hole(k, m[i].gpa, len)
+				       : put_pages(k, m[i].gpa, len, m[i].page);
 		if (ret < 0) {
 			k->st.failures++;
 			repair(k, s, len);
@@ -535,7 +536,8 @@ VDEMUX_API int vdemux_kvm_backfill(struct vdemux_backend *be, uint64_t gpa)
 	return count;
 }
 
-VDEMUX_API int vdemux_kvm_ram_map(const vdemux_arena *arena, uint32_t first_page, uint32_t npages, void **out)
+VDEMUX_API int vdemux_kvm_ram_map(const vdemux_arena *arena, uint32_t first_page, uint32_t npages,
+				  void **out)
 {
 	struct vdemux_arena_info ai;
 	const uint64_t huge = 2u << 20;
@@ -558,7 +560,8 @@ VDEMUX_API int vdemux_kvm_ram_map(const vdemux_arena *arena, uint32_t first_page
 		return 0;
 	}
 	/* Reserve a 2 MiB-larger range, map at its first 2 MiB boundary, trim. */
-	uint8_t *res = mmap(NULL, len + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uint8_t *res = mmap(NULL, len + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+			    0);
 	if (res == MAP_FAILED)
 		return -errno;
 	uint8_t *at = (uint8_t *)(((uintptr_t)res + huge - 1) & ~(uintptr_t)(huge - 1));

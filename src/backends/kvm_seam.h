@@ -14,8 +14,8 @@
 #include <vdemux/sys/backend.h>
 
 /** Same contract as mmap(2), plus the payload given with the hook. */
-typedef void *(*vdemux_kvm_mmap_fn)(void *addr, size_t len, int prot, int flags, int fd,
-				    off_t off, void *payload);
+typedef void *(*vdemux_kvm_mmap_fn)(void *addr, size_t len, int prot, int flags, int fd, off_t off,
+				    void *payload);
 
 /**
  * Route the backend's mmap(2) calls through @p fn (NULL: back to mmap(2)).

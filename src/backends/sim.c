@@ -359,7 +359,7 @@ int vdemux_sim_stats(struct vdemux_backend *be, struct vdemux_sim_stats *out, si
 {
 	if (!is_sim(be) || !out)
 		return -EINVAL;
-	memcpy(out, &((struct sim *)be)->st, size < sizeof(struct vdemux_sim_stats) ? size
-										 : sizeof(struct vdemux_sim_stats));
+	memcpy(out, &((struct sim *)be)->st,
+	       size < sizeof(struct vdemux_sim_stats) ? size : sizeof(struct vdemux_sim_stats));
 	return 0;
 }

@@ -46,10 +46,10 @@ struct vfio_vm {
 	uint64_t rx_base;
 	uint32_t rx_pages;
 	uint8_t *arena_base;
-	uint32_t first_page;  /* engine's pages: [first_page, end_page) */
+	uint32_t first_page; /* engine's pages: [first_page, end_page) */
 	uint32_t end_page;
-	uint32_t *slot_page;  /* rx_pages entries: page mapped there, or NO_PAGE */
-	uint32_t *scratch;    /* rx_pages entries: remap's old pages */
+	uint32_t *slot_page; /* rx_pages entries: page mapped there, or NO_PAGE */
+	uint32_t *scratch;   /* rx_pages entries: remap's old pages */
 };
 
 struct vfio_be {
@@ -57,7 +57,7 @@ struct vfio_be {
 	struct vdemux_vfio_sys sys;
 	struct vdemux_alloc_hooks alloc;
 	int container;
-	int group;           /* -1 when the container was given */
+	int group; /* -1 when the container was given */
 	bool own_container;
 	uint64_t iova_pgsizes;
 	struct vfio_iova_range *ranges; /* NULL: the kernel did not say (any IOVA) */
@@ -178,11 +178,14 @@ static int get_info(struct vfio_be *v, bool want_ranges, struct info_caps *out)
 			       buf + off + offsetof(struct vfio_iommu_type1_info_dma_avail, avail),
 			       sizeof(uint32_t));
 			out->have_avail = true;
-		} else if (h.id == VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE && want_ranges &&
-			   !out->ranges && room >= 2 * sizeof(uint32_t)) {
-			const size_t first = offsetof(struct vfio_iommu_type1_info_cap_iova_range, iova_ranges);
+		} else if (h.id == VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE && want_ranges && !out->ranges &&
+			   room >= 2 * sizeof(uint32_t)) {
+			const size_t first = offsetof(struct vfio_iommu_type1_info_cap_iova_range,
+						      iova_ranges);
 			uint32_t nr;
-			memcpy(&nr, buf + off + offsetof(struct vfio_iommu_type1_info_cap_iova_range, nr_iovas),
+			memcpy(&nr,
+			       buf + off +
+				       offsetof(struct vfio_iommu_type1_info_cap_iova_range, nr_iovas),
 			       sizeof(nr));
 			size_t fit = (sz - off - first) / sizeof(struct vfio_iova_range);
 			if (sz - off < first)
@@ -483,8 +486,8 @@ static void vfio_vm_detach(struct vdemux_backend *be, void *vmctx)
 	memset(&v->vm, 0, sizeof(v->vm));
 }
 
-static int check_ctx(struct vdemux_backend *be, void *vmctx, const struct vdemux_map *m,
-		     unsigned *done, struct vfio_be **out)
+static int check_ctx(struct vdemux_backend *be, void *vmctx, const struct vdemux_map *m, unsigned *done,
+		     struct vfio_be **out)
 {
 	struct vfio_be *v = to_vfio(be);
 	if (done)
@@ -577,7 +580,8 @@ static int vfio_remap(struct vdemux_backend *be, void *vmctx, const struct vdemu
 				continue;
 			}
 			for (unsigned l = k; l < u; l++)
-				restore_slot(v, (uint32_t)((c[l].gpa - vm->rx_base) / PGSZ), vm->scratch[l]);
+				restore_slot(v, (uint32_t)((c[l].gpa - vm->rx_base) / PGSZ),
+					     vm->scratch[l]);
 			*done = base + k;
 			v->st.errors++;
 			return r;
@@ -779,8 +783,7 @@ int vdemux_vfio_create(struct vdemux_backend **out, const struct vdemux_vfio_opt
 	v->ranges = caps.ranges;
 	v->nranges = caps.nranges;
 	logf_(v, VDEMUX_LOG_INFO, "vfio: container ready, IOVA page sizes 0x%llx, %s%u mappings left",
-	      (unsigned long long)caps.pgsizes, caps.have_avail ? "" : "(not reported) ",
-	      caps.avail);
+	      (unsigned long long)caps.pgsizes, caps.have_avail ? "" : "(not reported) ", caps.avail);
 	*out = &v->base;
 	return 0;
 }

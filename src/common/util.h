@@ -45,21 +45,21 @@ void vd_backend_log(const struct vdemux_backend *be, int level, const char *fmt,
  * operations with VD_BACKEND_BATCH_OPS. */
 enum vd_tbl_op { VD_OP_MAP = 0, VD_OP_UNMAP = 1, VD_OP_REMAP = 2 };
 
-#define VD_BACKEND_BATCH_OPS(prefix, batch)                                                    \
-	static int prefix##_map(struct vdemux_backend *be, void *ctx,                          \
-				const struct vdemux_map *m, unsigned n, unsigned *done)        \
-	{                                                                                      \
-		return batch(be, ctx, m, n, done, VD_OP_MAP);                                   \
-	}                                                                                      \
-	static int prefix##_unmap(struct vdemux_backend *be, void *ctx,                        \
-				  const struct vdemux_map *m, unsigned n, unsigned *done)      \
-	{                                                                                      \
-		return batch(be, ctx, m, n, done, VD_OP_UNMAP);                                 \
-	}                                                                                      \
-	static int prefix##_remap(struct vdemux_backend *be, void *ctx,                        \
-				  const struct vdemux_map *m, unsigned n, unsigned *done)      \
-	{                                                                                      \
-		return batch(be, ctx, m, n, done, VD_OP_REMAP);                                 \
+#define VD_BACKEND_BATCH_OPS(prefix, batch)                                                         \
+	static int prefix##_map(struct vdemux_backend *be, void *ctx, const struct vdemux_map *m,   \
+				unsigned n, unsigned *done)                                         \
+	{                                                                                           \
+		return batch(be, ctx, m, n, done, VD_OP_MAP);                                       \
+	}                                                                                           \
+	static int prefix##_unmap(struct vdemux_backend *be, void *ctx, const struct vdemux_map *m, \
+				  unsigned n, unsigned *done)                                       \
+	{                                                                                           \
+		return batch(be, ctx, m, n, done, VD_OP_UNMAP);                                     \
+	}                                                                                           \
+	static int prefix##_remap(struct vdemux_backend *be, void *ctx, const struct vdemux_map *m, \
+				  unsigned n, unsigned *done)                                       \
+	{                                                                                           \
+		return batch(be, ctx, m, n, done, VD_OP_REMAP);                                     \
 	}
 
 #endif

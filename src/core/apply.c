@@ -91,8 +91,8 @@ static void remap_to_copy(struct vdemux_engine *e, struct vm *vm, struct pend *p
  * tstate to on_ok when applied, and recording stale pages. A remap refused
  * for lack of resources becomes a copy: the refused entry and the rest of
  * its batch (not tried), unless a rollback left an entry's state unknown. */
-static void run(struct vdemux_engine *e, struct vm *vm, enum vd_tbl_op op, pick_fn pick,
-		bool new_page, uint8_t on_ok, bool stale_is_new)
+static void run(struct vdemux_engine *e, struct vm *vm, enum vd_tbl_op op, pick_fn pick, bool new_page,
+		uint8_t on_ok, bool stale_is_new)
 {
 	uint32_t from = vm->plan.head;
 

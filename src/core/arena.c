@@ -11,7 +11,7 @@
 struct vdemux_arena {
 	struct vdemux_alloc_hooks alloc;
 	struct vdemux_arena_info info;
-	void *map;       /* what mmap returned (may start before info.base) */
+	void *map; /* what mmap returned (may start before info.base) */
 	size_t map_len;
 };
 
@@ -67,8 +67,8 @@ int vdemux_arena_create(vdemux_arena **out, const struct vdemux_arena_opts *uopt
 			goto fail;
 		}
 	} else {
-		m = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-			 -1, 0);
+		m = mmap(NULL, map_len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (m == MAP_FAILED) {
 			err = -errno;
 			goto fail;

@@ -14,10 +14,10 @@
  * m and undo and writes stale).
  */
 struct vd_batch {
-	struct vdemux_map *m;    /* the batch */
+	struct vdemux_map *m;	 /* the batch */
 	struct vdemux_map *undo; /* REMAP: each entry's inverse (the old page) */
-	uint32_t *idx;           /* the caller's index of each entry */
-	uint8_t *stale;          /* set where a rollback failed */
+	uint32_t *idx;		 /* the caller's index of each entry */
+	uint8_t *stale;		 /* set where a rollback failed */
 	uint32_t cap;
 };
 

@@ -12,11 +12,11 @@
 #include "core/ring.h"
 #include "core/vm.h"
 
-#define FAIL(...)                                          \
-	do {                                               \
-		if (msg && msglen)                         \
+#define FAIL(...)                                           \
+	do {                                                \
+		if (msg && msglen)                          \
 			snprintf(msg, msglen, __VA_ARGS__); \
-		return -EUCLEAN;                           \
+		return -EUCLEAN;                            \
 	} while (0)
 
 static bool page_is_zero(const uint8_t *p)
@@ -30,8 +30,7 @@ static bool page_is_zero(const uint8_t *p)
 }
 
 /* One page's state, counted by state in n[]. */
-static int check_page(const struct vdemux_engine *e, uint32_t p, uint32_t n[4], char *msg,
-		      size_t msglen)
+static int check_page(const struct vdemux_engine *e, uint32_t p, uint32_t n[4], char *msg, size_t msglen)
 {
 	const struct pg *pg = &e->pool.pages[p];
 	const struct vm *vm;
@@ -48,8 +47,7 @@ static int check_page(const struct vdemux_engine *e, uint32_t p, uint32_t n[4], 
 		if (!pg->lent)
 			FAIL("page %u: FILLING but not lent", p);
 		break;
-	case PG_QUARANTINED:
-		break;
+	case PG_QUARANTINED: break;
 	case PG_ASSIGNED:
 		vm = pg->vm_idx < e->vmt.max ? e->vmt.vms[pg->vm_idx] : NULL;
 		if (!vm)
@@ -58,8 +56,7 @@ static int check_page(const struct vdemux_engine *e, uint32_t p, uint32_t n[4], 
 			FAIL("page %u: ASSIGNED to VM %u slot %u, which does not hold it", p, vm->id,
 			     pg->slot);
 		break;
-	default:
-		FAIL("page %u: bad state %u", p, pg->state);
+	default: FAIL("page %u: bad state %u", p, pg->state);
 	}
 	n[pg->state]++;
 	return 0;
@@ -78,11 +75,11 @@ static int check_pool(const struct vdemux_engine *e, char *msg, size_t msglen)
 	if (n[PG_FREE] != pl->nfree || n[PG_FILLING] != pl->nfilling ||
 	    n[PG_ASSIGNED] != pl->nassigned || n[PG_QUARANTINED] != pl->nquarantined)
 		FAIL("gauges disagree: free %u/%u filling %u/%u assigned %u/%u quarantined %u/%u",
-		     n[PG_FREE], pl->nfree, n[PG_FILLING], pl->nfilling, n[PG_ASSIGNED],
-		     pl->nassigned, n[PG_QUARANTINED], pl->nquarantined);
+		     n[PG_FREE], pl->nfree, n[PG_FILLING], pl->nfilling, n[PG_ASSIGNED], pl->nassigned,
+		     n[PG_QUARANTINED], pl->nquarantined);
 	if (n[PG_FREE] + n[PG_FILLING] + n[PG_ASSIGNED] + n[PG_QUARANTINED] != pl->npages)
-		FAIL("conservation: %u + %u + %u + %u != %u", n[PG_FREE], n[PG_FILLING],
-		     n[PG_ASSIGNED], n[PG_QUARANTINED], pl->npages);
+		FAIL("conservation: %u + %u + %u + %u != %u", n[PG_FREE], n[PG_FILLING], n[PG_ASSIGNED],
+		     n[PG_QUARANTINED], pl->npages);
 	for (uint32_t i = 0; i < pl->nfree; i++) {
 		uint32_t p = pl->free_stack[i];
 

@@ -224,8 +224,7 @@ static void class_first(const struct vm *vm, struct vd_class_cost *cc, uint32_t 
 
 /* The way this delivery goes: the regime, but in a trial from PROBE on
  * (in PROBE, only its batch's first delivery, alone and timed). */
-static unsigned way_of(struct vdemux_engine *e, struct vd_class_cost *cc, uint32_t nch,
-		       uint64_t *t0)
+static unsigned way_of(struct vdemux_engine *e, struct vd_class_cost *cc, uint32_t nch, uint64_t *t0)
 {
 	switch (cc->phase) {
 	case PH_PROBE:
@@ -238,16 +237,12 @@ static unsigned way_of(struct vdemux_engine *e, struct vd_class_cost *cc, uint32
 		*t0 = now_ns();
 		return !cc->regime;
 	case PH_WARM:
-	case PH_MEASURE:
-		e->st.adaptive_probes++;
-		return !cc->regime;
-	default:
-		return cc->regime;
+	case PH_MEASURE: e->st.adaptive_probes++; return !cc->regime;
+	default: return cc->regime;
 	}
 }
 
-bool vd_cost_decide(struct vdemux_engine *e, struct vm *vm, uint32_t len, uint32_t nch,
-		    uint64_t *t0)
+bool vd_cost_decide(struct vdemux_engine *e, struct vm *vm, uint32_t len, uint32_t nch, uint64_t *t0)
 {
 	struct vd_vm_cost *vc = &vm->cost;
 	struct vd_class_cost *cc;
@@ -315,21 +310,14 @@ void vd_cost_planned(struct vdemux_engine *e, struct vm *vm, uint32_t nch, uint6
 		return;
 	}
 	switch (cc->phase) {
-	case PH_PRE:
-		sum_plan(&cc->pre, t);
-		break;
-	case PH_MEASURE:
-		sum_plan(&cc->ph, t);
-		break;
+	case PH_PRE: sum_plan(&cc->pre, t); break;
+	case PH_MEASURE: sum_plan(&cc->ph, t); break;
 	case PH_RECOVER:
 		cc->ph.plan += t;
 		cc->ph.nplan++;
 		break;
-	case PH_REGIME:
-		plan_sample(cc, t);
-		break;
-	default:
-		break; /* FIRST_TOUCH, PROBE (but the probe), WARM: not measured */
+	case PH_REGIME: plan_sample(cc, t); break;
+	default: break; /* FIRST_TOUCH, PROBE (but the probe), WARM: not measured */
 	}
 }
 
@@ -403,8 +391,8 @@ static void trial_start(const struct vm *vm, struct vd_class_cost *cc)
 /* PROBE -> REGIME: the probe, @pc, was far dearer than @cur, a delivery in
  * the regime in force: it is the other way's measure, its extra cost the
  * trial's. */
-static void probe_abort(struct vdemux_engine *e, struct vm *vm, struct vd_class_cost *cc,
-			double pc, double cur)
+static void probe_abort(struct vdemux_engine *e, struct vm *vm, struct vd_class_cost *cc, double pc,
+			double cur)
 {
 	unsigned other = !cc->regime;
 
@@ -545,8 +533,7 @@ static void first_touch_batch(const struct vdemux_engine *e, const struct vm *vm
 	unsigned r = cc->regime;
 	double o = cost_of(e, &vm->cost, cc, !r);
 
-	if (sample_of(cc, ap, r) && o > 0 &&
-	    ap + cc->plan[r] > o + (double)cc->nch * FIRST_TOUCH_NS)
+	if (sample_of(cc, ap, r) && o > 0 && ap + cc->plan[r] > o + (double)cc->nch * FIRST_TOUCH_NS)
 		first_touch_switch(cc, ap, o);
 	else if (count_down(cc))
 		cc->phase = PH_REGIME;
@@ -569,8 +556,8 @@ static void apply_sample(struct vd_class_cost *cc, double ap)
 /* Measured; a trial starts when the other way was never measured, or its
  * estimate (or the calibration) says it is cheaper now, or the gap is
  * over. */
-static void regime_batch(const struct vdemux_engine *e, const struct vm *vm,
-			 struct vd_class_cost *cc, double ap)
+static void regime_batch(const struct vdemux_engine *e, const struct vm *vm, struct vd_class_cost *cc,
+			 double ap)
 {
 	const struct vd_vm_cost *vc = &vm->cost;
 	double o = cost_of(e, vc, cc, !cc->regime), cur;
@@ -592,8 +579,7 @@ static void regime_batch(const struct vdemux_engine *e, const struct vm *vm,
 		cc->until_trial -= cc->b_seen;
 }
 
-static void recover_batch(struct vdemux_engine *e, struct vm *vm, struct vd_class_cost *cc,
-			  double ap)
+static void recover_batch(struct vdemux_engine *e, struct vm *vm, struct vd_class_cost *cc, double ap)
 {
 	if (sample_of(cc, ap, cc->regime)) {
 		cc->ph.apply += ap;
@@ -614,8 +600,7 @@ static void pre_batch(struct vd_class_cost *cc, double ap)
 /* WARM and MEASURE (measured in MEASURE only). Dearer than page faults
  * could make it: no need to go on (a trial of very slow tables stays
  * short). */
-static void trial_batch(struct vdemux_engine *e, struct vm *vm, struct vd_class_cost *cc,
-			double ap)
+static void trial_batch(struct vdemux_engine *e, struct vm *vm, struct vd_class_cost *cc, double ap)
 {
 	unsigned other = !cc->regime;
 	double cur = cost_of(e, &vm->cost, cc, cc->regime);
@@ -645,10 +630,10 @@ static void trial_batch(struct vdemux_engine *e, struct vm *vm, struct vd_class_
 /* What the application of a VM's batch cost and how it splits. */
 struct batch {
 	bool timed;
-	double apply;           /* ns, if timed */
-	double rest;            /* ... less the completions of copied pages */
+	double apply;		/* ns, if timed */
+	double rest;		/* ... less the completions of copied pages */
 	uint32_t flips, copies; /* pages in it */
-	uint32_t own_flip;      /* pages flipped by deliveries decided */
+	uint32_t own_flip;	/* pages flipped by deliveries decided */
 };
 
 /* A copied page's share of the application is its completion; the flipped
@@ -678,8 +663,7 @@ static void batch_split(struct vd_vm_cost *vc, struct batch *b, uint64_t t0, uin
 		else if (cc->b_regs == 1u << REG_FLIP)
 			b->own_flip += cc->b_pages;
 	}
-	b->rest = b->apply -
-		  vc->entry_ns * (double)(flips + copies > own ? flips + copies - own : 0) -
+	b->rest = b->apply - vc->entry_ns * (double)(flips + copies > own ? flips + copies - own : 0) -
 		  vc->entry_ns * own_copy;
 }
 
@@ -722,18 +706,10 @@ static void class_end(struct vdemux_engine *e, struct vm *vm, struct vd_class_co
 	}
 	ap = class_share(&vm->cost, cc, b);
 	switch (cc->phase) {
-	case PH_FIRST_TOUCH:
-		first_touch_batch(e, vm, cc, ap);
-		break;
-	case PH_REGIME:
-		regime_batch(e, vm, cc, ap);
-		break;
-	case PH_RECOVER:
-		recover_batch(e, vm, cc, ap);
-		break;
-	case PH_PRE:
-		pre_batch(cc, ap);
-		break;
+	case PH_FIRST_TOUCH: first_touch_batch(e, vm, cc, ap); break;
+	case PH_REGIME: regime_batch(e, vm, cc, ap); break;
+	case PH_RECOVER: recover_batch(e, vm, cc, ap); break;
+	case PH_PRE: pre_batch(cc, ap); break;
 	default:
 		trial_batch(e, vm, cc, ap); /* WARM, MEASURE */
 		break;
@@ -779,8 +755,7 @@ static void count_steady(struct vd_vm_cost *vc)
 		vc->btick = 0;
 }
 
-void vd_cost_end(struct vdemux_engine *e, struct vm *vm, uint64_t t0, uint32_t flips,
-		 uint32_t copies)
+void vd_cost_end(struct vdemux_engine *e, struct vm *vm, uint64_t t0, uint32_t flips, uint32_t copies)
 {
 	struct vd_vm_cost *vc = &vm->cost;
 	struct batch b;

@@ -22,10 +22,10 @@ struct vm;
 #define COST_SCRATCH (64u * 1024u)
 
 struct vd_cost {
-	uint8_t *scratch;       /* 2 * COST_SCRATCH bytes: source and destination */
-	double copy_ns_byte;    /* memcpy, ns per byte, timed at creation */
-	double clear_ns_byte;   /* memset 0, ns per byte, timed at creation */
-	uint64_t clock_ns;      /* a pair of clock reads */
+	uint8_t *scratch;     /* 2 * COST_SCRATCH bytes: source and destination */
+	double copy_ns_byte;  /* memcpy, ns per byte, timed at creation */
+	double clear_ns_byte; /* memset 0, ns per byte, timed at creation */
+	uint64_t clock_ns;    /* a pair of clock reads */
 };
 
 /* Classes of delivery size: 1, 2, 3, 4, 5-8 and 9 or more pages. */
@@ -38,14 +38,14 @@ enum { REG_COPY, REG_FLIP };
  * deliveries go the other way (in PROBE, only the first of its batch). The
  * order matters: from RECOVER on, a VM is sampled densely (vd_vm_cost.dense). */
 enum vd_cost_phase {
-	PH_UNSEEN,      /* no delivery of the class decided yet */
+	PH_UNSEEN,	/* no delivery of the class decided yet */
 	PH_FIRST_TOUCH, /* its first turnovers of the VM's buffers: not measured */
-	PH_REGIME,      /* in its regime, measured; the next trial counted down */
-	PH_RECOVER,     /* after a trial, back in the regime: measured, charged to it */
-	PH_PRE,         /* a trial's first phase: the regime in force, measured */
-	PH_PROBE,       /* one delivery the other way, timed alone */
-	PH_WARM,        /* the other way, not measured: its state replaces the old */
-	PH_MEASURE,     /* the other way, measured */
+	PH_REGIME,	/* in its regime, measured; the next trial counted down */
+	PH_RECOVER,	/* after a trial, back in the regime: measured, charged to it */
+	PH_PRE,		/* a trial's first phase: the regime in force, measured */
+	PH_PROBE,	/* one delivery the other way, timed alone */
+	PH_WARM,	/* the other way, not measured: its state replaces the old */
+	PH_MEASURE,	/* the other way, measured */
 };
 
 /* Sums of samples over a phase (PRE, MEASURE, RECOVER): planning per
@@ -57,44 +57,44 @@ struct vd_phase_sums {
 
 struct vd_class_cost {
 	/* read or written for every delivery: first, in one cache line */
-	uint8_t phase;          /* PH_* */
-	uint8_t regime;         /* the current choice */
-	uint8_t b_regs;         /* the batch being planned: bit per regime used */
-	bool check;             /* the trial under way or next checks a regime change */
-	uint32_t nch;           /* pages of the last delivery decided */
+	uint8_t phase;		  /* PH_* */
+	uint8_t regime;		  /* the current choice */
+	uint8_t b_regs;		  /* the batch being planned: bit per regime used */
+	bool check;		  /* the trial under way or next checks a regime change */
+	uint32_t nch;		  /* pages of the last delivery decided */
 	uint32_t b_seen, b_pages; /* ... its deliveries of this class and their pages */
-	uint64_t b_bytes;       /* ... and their bytes */
-	uint32_t until_trial;   /* PH_REGIME: deliveries before the next trial (0: to be set) */
-	uint32_t left;          /* deliveries left in this phase (FIRST_TOUCH, RECOVER, PRE, WARM, MEASURE) */
-	bool probe_timing;      /* the probe's planning is being timed */
-	uint32_t probe_pages;   /* ... its pages */
-	double probe_plan;      /* ... its planning, ns */
+	uint64_t b_bytes;	  /* ... and their bytes */
+	uint32_t until_trial;	  /* PH_REGIME: deliveries before the next trial (0: to be set) */
+	uint32_t left;	   /* deliveries left in this phase (FIRST_TOUCH, RECOVER, PRE, WARM, MEASURE) */
+	bool probe_timing; /* the probe's planning is being timed */
+	uint32_t probe_pages; /* ... its pages */
+	double probe_plan;    /* ... its planning, ns */
 	/* the measures */
-	uint32_t samples[2];    /* application samples in each regime (saturates) */
-	double plan[2];         /* ns per delivery, by regime (REG_*): planning */
-	double apply[2];        /* ... its share of the application */
-	uint8_t over[4];        /* samples clipped in a row: plan[], apply[] */
-	uint8_t plan_n[2];      /* planning samples taken (saturates past SETTLE) */
-	double trial_cost;      /* the last trial's extra cost (ns, all its deliveries) */
-	struct vd_phase_sums ph; /* MEASURE, then RECOVER */
+	uint32_t samples[2];	  /* application samples in each regime (saturates) */
+	double plan[2];		  /* ns per delivery, by regime (REG_*): planning */
+	double apply[2];	  /* ... its share of the application */
+	uint8_t over[4];	  /* samples clipped in a row: plan[], apply[] */
+	uint8_t plan_n[2];	  /* planning samples taken (saturates past SETTLE) */
+	double trial_cost;	  /* the last trial's extra cost (ns, all its deliveries) */
+	struct vd_phase_sums ph;  /* MEASURE, then RECOVER */
 	struct vd_phase_sums pre; /* PRE */
-	double mean_len;        /* bytes per delivery, a moving average of batches */
+	double mean_len;	  /* bytes per delivery, a moving average of batches */
 };
 
 struct vd_vm_cost {
-	bool adaptive;          /* the VM's policy is VDEMUX_COPY_ADAPTIVE */
-	bool holes;             /* eager harvest: posted buffers are holes */
-	bool flipped_once;      /* its first zero-copy delivery was flipped */
-	bool timing;            /* the batch being planned is timed (its application) */
-	bool decided;           /* it chose copy or flip since its last apply */
-	bool dense;             /* a class is in PH_RECOVER or a trial: sampled densely */
-	uint8_t b_classes;      /* bit per class with deliveries in the batch */
-	uint32_t prior;         /* before any measure: copy frames up to this many bytes */
-	double entry_ns;        /* applying one copied page (its completion) */
-	uint8_t entry_over;     /* samples clipped in a row */
-	uint32_t batches;       /* batches applied (saturates at SAMPLE_ALL) */
-	uint32_t btick, dtick;  /* batches, deliveries since the last timed one */
-	uint32_t setup;         /* timed batches with flips (the first is set-up) */
+	bool adaptive;	       /* the VM's policy is VDEMUX_COPY_ADAPTIVE */
+	bool holes;	       /* eager harvest: posted buffers are holes */
+	bool flipped_once;     /* its first zero-copy delivery was flipped */
+	bool timing;	       /* the batch being planned is timed (its application) */
+	bool decided;	       /* it chose copy or flip since its last apply */
+	bool dense;	       /* a class is in PH_RECOVER or a trial: sampled densely */
+	uint8_t b_classes;     /* bit per class with deliveries in the batch */
+	uint32_t prior;	       /* before any measure: copy frames up to this many bytes */
+	double entry_ns;       /* applying one copied page (its completion) */
+	uint8_t entry_over;    /* samples clipped in a row */
+	uint32_t batches;      /* batches applied (saturates at SAMPLE_ALL) */
+	uint32_t btick, dtick; /* batches, deliveries since the last timed one */
+	uint32_t setup;	       /* timed batches with flips (the first is set-up) */
 	struct vd_class_cost cls[COST_CLASSES];
 };
 
@@ -117,8 +117,7 @@ static inline unsigned vd_cost_class(uint32_t nch)
 }
 
 /* vd_cost_copy() for every case but the most common one. */
-bool vd_cost_decide(struct vdemux_engine *e, struct vm *vm, uint32_t len, uint32_t nch,
-		    uint64_t *t0);
+bool vd_cost_decide(struct vdemux_engine *e, struct vm *vm, uint32_t len, uint32_t nch, uint64_t *t0);
 
 /*
  * Copy (true) or flip this delivery of @len bytes in @nch pages to @vm
@@ -142,8 +141,8 @@ static inline bool vd_cost_copy(struct vdemux_engine *e, struct vm *vm, struct v
 	if (vc->holes)
 		return false;
 	/* (no class is in a trial unless vc->dense) */
-	if (!vc->flipped_once || cc->phase == PH_UNSEEN || vc->dense ||
-	    vc->batches < COST_SAMPLE_ALL || vc->dtick + 1 >= COST_PLAN_EVERY)
+	if (!vc->flipped_once || cc->phase == PH_UNSEEN || vc->dense || vc->batches < COST_SAMPLE_ALL ||
+	    vc->dtick + 1 >= COST_PLAN_EVERY)
 		return vd_cost_decide(e, vm, len, nch, t0);
 	vc->decided = true;
 	vc->dtick++;
@@ -163,7 +162,6 @@ void vd_cost_planned(struct vdemux_engine *e, struct vm *vm, uint32_t nch, uint6
  * when timed, for every VM that had a choice (vm->cost.decided). */
 bool vd_cost_due(struct vm *vm);
 uint64_t vd_cost_clock(void);
-void vd_cost_end(struct vdemux_engine *e, struct vm *vm, uint64_t t0, uint32_t flips,
-		 uint32_t copies);
+void vd_cost_end(struct vdemux_engine *e, struct vm *vm, uint64_t t0, uint32_t flips, uint32_t copies);
 
 #endif

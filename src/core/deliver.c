@@ -26,8 +26,8 @@ static void free_pages(struct vdemux_engine *e, const uint32_t *pages, uint32_t 
 
 /* Classify with the classifier's read section when it has one: opened at
  * the call's first classification, closed by vd_deliver_leave(). */
-static inline __attribute__((always_inline)) int classify(struct vdemux_engine *e, const uint8_t *frame, uint32_t len,
-		    struct vdemux_verdict *v)
+static inline __attribute__((always_inline)) int classify(struct vdemux_engine *e, const uint8_t *frame,
+							  uint32_t len, struct vdemux_verdict *v)
 {
 	if (!e->cls_read || !e->cls_many)
 		return e->cls->classify(e->cls, frame, len, v);
@@ -49,8 +49,8 @@ void vd_deliver_leave(struct vdemux_engine *e)
 /* The plan had no room: apply it (after closing the classifier's read
  * section: applying calls the backends), then plan again. */
 static __attribute__((noinline)) bool plan_again(struct vdemux_engine *e, struct vm *vm,
-						  const struct vd_src *src,
-						  const struct vdemux_dest *d, bool consume)
+						 const struct vd_src *src, const struct vdemux_dest *d,
+						 bool consume)
 {
 	bool consumed;
 

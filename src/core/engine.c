@@ -321,4 +321,3 @@ const char *vdemux_bad_input_name(int which)
 		return "unknown";
 	return bad_names[which];
 }
-

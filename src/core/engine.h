@@ -55,20 +55,21 @@ struct vdemux_engine {
 	int (*cls_read)(struct vdemux_classifier *, const uint8_t *, uint32_t, struct vdemux_verdict *);
 	uintptr_t cls_token;
 	bool cls_open;
-	bool cls_many; /* this call may classify more than one frame */
+	bool cls_many;		   /* this call may classify more than one frame */
 	struct vdemux_dest *dests; /* the classifier's answer, max_vms entries */
 
-	struct vd_pool pool;   /* pool.c */
-	struct vd_vmtab vmt;   /* vm.c */
-	struct vd_plan plan;   /* plan.c, apply.c */
-	struct vd_batch batch; /* tables.c: see its rule */
-	struct vd_sigs sigs;   /* signal.c */
-	struct vd_cost cost;   /* cost.c */
+	struct vd_pool pool;	       /* pool.c */
+	struct vd_vmtab vmt;	       /* vm.c */
+	struct vd_plan plan;	       /* plan.c, apply.c */
+	struct vd_batch batch;	       /* tables.c: see its rule */
+	struct vd_sigs sigs;	       /* signal.c */
+	struct vd_cost cost;	       /* cost.c */
 	struct vd_offload_scratch ofs; /* offload.c: one frame's copy */
 
 	struct vdemux_engine_stats st;
 };
 
-_Static_assert(offsetof(struct vdemux_engine, diag) == 0, "diag.c reaches struct vd_diag at the engine's address");
+_Static_assert(offsetof(struct vdemux_engine, diag) == 0,
+	       "diag.c reaches struct vd_diag at the engine's address");
 
 #endif

@@ -27,17 +27,12 @@ static uint32_t edited_len(const struct vd_src *src, const struct vdemux_dest *d
 {
 	*bad_action = false;
 	switch (d->action) {
-	case VDEMUX_VLAN_KEEP:
-		return src->len;
-	case VDEMUX_VLAN_STRIP:
-		return src->len < ETH_HLEN + 4 ? 0 : src->len - 4;
-	case VDEMUX_VLAN_SET:
-		return src->len < ETH_HLEN + 4 ? 0 : src->len;
+	case VDEMUX_VLAN_KEEP: return src->len;
+	case VDEMUX_VLAN_STRIP: return src->len < ETH_HLEN + 4 ? 0 : src->len - 4;
+	case VDEMUX_VLAN_SET: return src->len < ETH_HLEN + 4 ? 0 : src->len;
 	case VDEMUX_VLAN_PUSH:
 		return src->len + 4; /* at most max_frame + 4: MAX_FRAME_PAGES allows it */
-	default:
-		*bad_action = true;
-		return 0;
+	default: *bad_action = true; return 0;
 	}
 }
 
@@ -72,8 +67,9 @@ static void emit_frame(const struct vd_pool *pl, const struct vd_src *src, const
 			memcpy(dst, tag + (off - 12), k);
 		} else {
 			/* STRIP: out j = src j + 4; PUSH: src j - 4; SET: src j. */
-			uint32_t s = d->action == VDEMUX_VLAN_STRIP ? off + 4
-				     : d->action == VDEMUX_VLAN_PUSH ? off - 4 : off;
+			uint32_t s = d->action == VDEMUX_VLAN_STRIP  ? off + 4
+				     : d->action == VDEMUX_VLAN_PUSH ? off - 4
+								     : off;
 
 			k = end - off;
 			vd_frame_read(pl, src, s, dst, k);

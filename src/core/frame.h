@@ -22,11 +22,11 @@ struct vd_src {
 	const uint32_t *pages; /* engine pages holding the frame, or NULL */
 	const uint8_t *flat;   /* the frame in the caller's memory, or NULL */
 	uint32_t len;
-	uint32_t off;          /* pages: where the frame starts in pages[0] */
+	uint32_t off;	       /* pages: where the frame starts in pages[0] */
 	struct vd_offload *ol; /* the frame's offload metadata (offload.h), or NULL */
 	/* Set per destination (offload.c): */
 	const struct vd_vhdr *vh; /* the header a virtio-net queue writes, or NULL: no offload */
-	const uint8_t *pre;    /* bytes delivered in front of the frame (an engine VM's header) */
+	const uint8_t *pre;	  /* bytes delivered in front of the frame (an engine VM's header) */
 	uint32_t pre_len;
 };
 

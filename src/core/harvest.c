@@ -24,8 +24,8 @@ static struct slot *slot_of(struct vm *vm, uint64_t gpa)
 	return &vm->slots[(gpa - vm->rx_base) / PAGE];
 }
 
-int vd_harvest_gpas(struct vdemux_engine *e, struct vm *vm, const uint64_t *gpas, unsigned n,
-		    bool unmap, bool post)
+int vd_harvest_gpas(struct vdemux_engine *e, struct vm *vm, const uint64_t *gpas, unsigned n, bool unmap,
+		    bool post)
 {
 	struct vd_batch *b = &e->batch;
 	unsigned i = 0;

@@ -20,8 +20,8 @@ void vd_harvest_slot(struct vdemux_engine *e, struct vm *vm, uint32_t s);
  * a release). Returns how many GPAs were handled, gpas[0, ret), or the
  * backend's error when none was.
  */
-int vd_harvest_gpas(struct vdemux_engine *e, struct vm *vm, const uint64_t *gpas, unsigned n,
-		    bool unmap, bool post);
+int vd_harvest_gpas(struct vdemux_engine *e, struct vm *vm, const uint64_t *gpas, unsigned n, bool unmap,
+		    bool post);
 
 /* Removal: every page of the window back to the pool (its tables are gone),
  * except those a table failed to unmap, which are quarantined. */

@@ -78,16 +78,16 @@ struct l2_slot {
 
 struct l2_tab {
 	struct l2_obj obj;
-	uint64_t mask;   /* slots - 1 */
-	uint32_t used;   /* live keys (writer only) */
-	uint32_t tombs;  /* tombstones (writer only) */
+	uint64_t mask;	/* slots - 1 */
+	uint32_t used;	/* live keys (writer only) */
+	uint32_t tombs; /* tombstones (writer only) */
 	struct l2_slot s[];
 };
 
 struct l2_vlan {
 	_Atomic(struct l2_arr *) members;  /* sorted by VM */
 	_Atomic(struct l2_arr *) allmulti; /* sorted by VM */
-	_Atomic uint64_t dflt;             /* vm | flags << 32; 0: none */
+	_Atomic uint64_t dflt;		   /* vm | flags << 32; 0: none */
 };
 
 struct vdemux_l2 {
@@ -1027,10 +1027,10 @@ VDEMUX_API int vdemux_l2_lookup_bulk(vdemux_l2 *l2, const uint8_t *const *macs, 
 /* Classification                                                           */
 
 struct l2_frame {
-	uint64_t dst;    /* destination MAC bits */
-	uint16_t vid;    /* the frame's VLAN */
-	uint16_t tci;    /* the uplink tag's TCI, if has_tag */
-	bool has_tag;    /* the first tag is of the uplink's protocol */
+	uint64_t dst;	 /* destination MAC bits */
+	uint16_t vid;	 /* the frame's VLAN */
+	uint16_t tci;	 /* the uplink tag's TCI, if has_tag */
+	bool has_tag;	 /* the first tag is of the uplink's protocol */
 	unsigned wanted; /* destinations found (classify_once) */
 };
 
@@ -1045,8 +1045,8 @@ static inline bool link_local(uint64_t dst, uint16_t proto)
 }
 
 /* Add a destination; f->wanted counts them even past the verdict's capacity. */
-static inline void put_dest(struct vdemux_verdict *v, struct l2_frame *f, vdemux_l2 *l2,
-			    vdemux_vm_id vm, uint32_t flags)
+static inline void put_dest(struct vdemux_verdict *v, struct l2_frame *f, vdemux_l2 *l2, vdemux_vm_id vm,
+			    uint32_t flags)
 {
 	f->wanted++;
 	if (v->n >= v->cap)
@@ -1076,8 +1076,7 @@ static inline void put_dest(struct vdemux_verdict *v, struct l2_frame *f, vdemux
 	}
 }
 
-static void put_array(struct vdemux_verdict *v, struct l2_frame *f, vdemux_l2 *l2,
-		      const struct l2_arr *a)
+static void put_array(struct vdemux_verdict *v, struct l2_frame *f, vdemux_l2 *l2, const struct l2_arr *a)
 {
 	uint32_t n = arr_n(a);
 	for (uint32_t i = 0; i < n; i++) {
@@ -1087,7 +1086,8 @@ static void put_array(struct vdemux_verdict *v, struct l2_frame *f, vdemux_l2 *l
 }
 
 /* One pass over a consistent configuration (the caller retries otherwise). */
-static inline __attribute__((always_inline)) void classify_once(vdemux_l2 *l2, struct l2_frame *f, struct vdemux_verdict *v)
+static inline __attribute__((always_inline)) void classify_once(vdemux_l2 *l2, struct l2_frame *f,
+								struct vdemux_verdict *v)
 {
 	f->wanted = 0;
 	v->n = 0;
@@ -1126,8 +1126,8 @@ static inline __attribute__((always_inline)) void classify_once(vdemux_l2 *l2, s
 	const struct l2_tab *t = atomic_load_explicit(&l2->tab, memory_order_acquire);
 	int64_t s = tab_find(t, mk_key(f->dst, f->vid));
 	if (s >= 0) {
-		const struct l2_arr *g = (const struct l2_arr *)(uintptr_t)
-			atomic_load_explicit(&((struct l2_tab *)t)->s[s].val, memory_order_acquire);
+		const struct l2_arr *g = (const struct l2_arr *)(uintptr_t)atomic_load_explicit(
+			&((struct l2_tab *)t)->s[s].val, memory_order_acquire);
 		uint32_t n = arr_n(g);
 		for (uint32_t i = 0; i < n; i++) {
 			vdemux_vm_id vm = ent_vm(arr_get(g, i));
@@ -1150,8 +1150,8 @@ static inline uint16_t be16(const uint8_t *p)
 
 /* The whole classification; @p reg: register as a reader for it (false: the
  * caller is inside a read section, l2_read_begin()). */
-static inline __attribute__((always_inline)) int classify_frame(vdemux_l2 *l2, const uint8_t *frame, uint32_t len,
-				 struct vdemux_verdict *v, bool reg)
+static inline __attribute__((always_inline)) int
+classify_frame(vdemux_l2 *l2, const uint8_t *frame, uint32_t len, struct vdemux_verdict *v, bool reg)
 {
 	if (!l2 || !v || (!frame && len) || (!v->dests && v->cap))
 		return -EINVAL;

@@ -265,12 +265,10 @@ static bool gso_accepted(const struct vd_offload *ol, uint32_t acc)
 		return (acc & VDEMUX_OFFLOAD_TSO4) && (!ecn || (acc & VDEMUX_OFFLOAD_ECN));
 	case VDEMUX_VNET_GSO_TCPV6:
 		return (acc & VDEMUX_OFFLOAD_TSO6) && (!ecn || (acc & VDEMUX_OFFLOAD_ECN));
-	case VDEMUX_VNET_GSO_UDP:
-		return acc & VDEMUX_OFFLOAD_UFO;
+	case VDEMUX_VNET_GSO_UDP: return acc & VDEMUX_OFFLOAD_UFO;
 	case VDEMUX_VNET_GSO_UDP_L4:
 		return acc & (ol->ipv == 4 ? VDEMUX_OFFLOAD_USO4 : VDEMUX_OFFLOAD_USO6);
-	default:
-		return true;
+	default: return true;
 	}
 }
 
@@ -301,8 +299,8 @@ static bool vd_offload_direct(const struct vd_src *src, const struct vm *vm, con
 }
 
 /* The header vm's copy of the frame carries (as d edits the frame). */
-static void vd_offload_dest_hdr(const struct vd_src *src, const struct vm *vm, const struct vdemux_dest *d,
-			 struct vd_vhdr *out)
+static void vd_offload_dest_hdr(const struct vd_src *src, const struct vm *vm,
+				const struct vdemux_dest *d, struct vd_vhdr *out)
 {
 	const struct vd_offload *ol = src->ol;
 	int delta = edit_delta(d);
@@ -330,8 +328,9 @@ static void vd_offload_dest_hdr(const struct vd_src *src, const struct vm *vm, c
 /* Plan one delivery of *s to vm with header vh: an engine VM gets it in
  * front of the frame (its prefix), a virtio-net queue writes it itself
  * (vm->sink, from s->vh). */
-static bool plan_with(struct vdemux_engine *e, struct vm *vm, struct vd_src *s, const struct vdemux_dest *d,
-		      const struct vd_vhdr *vh, bool consume, vd_plan_fn plan)
+static bool plan_with(struct vdemux_engine *e, struct vm *vm, struct vd_src *s,
+		      const struct vdemux_dest *d, const struct vd_vhdr *vh, bool consume,
+		      vd_plan_fn plan)
 {
 	uint8_t pre[VD_VHDR_LEN + 2];
 	bool bad;
@@ -395,7 +394,7 @@ static void fix_segment(const struct vd_offload *ol, uint8_t *b, uint32_t n, uin
 
 		wr32(b + l4 + 4, rd32(b + l4 + 4) + off);
 		if (i + 1 < ol->nsegs)
-			fl &= (uint8_t)~(TCP_FIN | TCP_PSH);
+			fl &= (uint8_t) ~(TCP_FIN | TCP_PSH);
 		if (i)
 			fl &= (uint8_t)~TCP_CWR;
 		b[l4 + 13] = fl;
@@ -474,12 +473,9 @@ bool vd_offload_plan(struct vdemux_engine *e, struct vm *vm, const struct vd_src
 }
 
 static const char *const bad_names[VDEMUX_OFFLOAD_BAD__COUNT] = {
-	[VDEMUX_OFFLOAD_BAD_FLAGS] = "flags",
-	[VDEMUX_OFFLOAD_BAD_CSUM] = "csum",
-	[VDEMUX_OFFLOAD_BAD_HDR_LEN] = "hdr-len",
-	[VDEMUX_OFFLOAD_BAD_GSO_SIZE] = "gso-size",
-	[VDEMUX_OFFLOAD_BAD_HEADERS] = "headers",
-	[VDEMUX_OFFLOAD_BAD_SEGS] = "segments",
+	[VDEMUX_OFFLOAD_BAD_FLAGS] = "flags",	  [VDEMUX_OFFLOAD_BAD_CSUM] = "csum",
+	[VDEMUX_OFFLOAD_BAD_HDR_LEN] = "hdr-len", [VDEMUX_OFFLOAD_BAD_GSO_SIZE] = "gso-size",
+	[VDEMUX_OFFLOAD_BAD_HEADERS] = "headers", [VDEMUX_OFFLOAD_BAD_SEGS] = "segments",
 	[VDEMUX_OFFLOAD_BAD_UFO] = "ufo",
 };
 

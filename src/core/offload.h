@@ -27,17 +27,17 @@ struct vd_vhdr {
 	uint16_t hdr_len, gso_size, csum_start, csum_offset;
 };
 
-#define VD_VHDR_LEN 10u     /* struct virtio_net_hdr */
+#define VD_VHDR_LEN 10u /* struct virtio_net_hdr */
 
 /* A frame's metadata, checked against its bytes. */
 struct vd_offload {
 	struct vd_vhdr h;
-	uint8_t gso;       /* h.gso_type without ECN */
-	uint8_t ipv;       /* GSO: 4 or 6 */
-	uint16_t l3;       /* GSO: offset of the IP header */
-	uint16_t l4;       /* GSO: offset of the TCP/UDP header (= csum_start) */
-	uint16_t hlen;     /* GSO: bytes of headers, l4 + TCP/UDP header */
-	uint16_t nsegs;    /* GSO: segments, 1 .. VDEMUX_GSO_MAX_SEGS */
+	uint8_t gso;	/* h.gso_type without ECN */
+	uint8_t ipv;	/* GSO: 4 or 6 */
+	uint16_t l3;	/* GSO: offset of the IP header */
+	uint16_t l4;	/* GSO: offset of the TCP/UDP header (= csum_start) */
+	uint16_t hlen;	/* GSO: bytes of headers, l4 + TCP/UDP header */
+	uint16_t nsegs; /* GSO: segments, 1 .. VDEMUX_GSO_MAX_SEGS */
 };
 
 struct vd_offload_scratch {

@@ -30,8 +30,8 @@ void vd_plan_fini(struct vd_plan *pl, const struct vdemux_alloc_hooks *alloc)
 
 /* What stops a delivery of nch chunks (0: nothing); *nfresh is the number
  * of pool pages it needs. */
-static int delivery_obstacle(const struct vdemux_engine *e, const struct vm *vm, uint32_t nch,
-			     bool copy, bool consume, uint32_t *nfresh)
+static int delivery_obstacle(const struct vdemux_engine *e, const struct vm *vm, uint32_t nch, bool copy,
+			     bool consume, uint32_t *nfresh)
 {
 	uint32_t nholes = 0;
 
@@ -86,8 +86,7 @@ static struct pend *plan_append(struct vdemux_engine *e, struct vm *vm)
  * sink into its buffers. */
 static bool use_sink(const struct vm *vm, uint32_t nch)
 {
-	return vm->sink.copy &&
-	       (!vm->postq.count || vm->slots[vd_postq_peek(&vm->postq, 0)].chain < nch);
+	return vm->sink.copy && (!vm->postq.count || vm->slots[vd_postq_peek(&vm->postq, 0)].chain < nch);
 }
 
 static enum vd_plan_res sink_delivery(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
@@ -128,7 +127,8 @@ struct dlv {
 };
 
 /* Take the posted slots and write (or pick) the page of each chunk. */
-static void plan_chunks(struct vdemux_engine *e, struct vm *vm, const struct dlv *dl, const uint32_t *fresh)
+static void plan_chunks(struct vdemux_engine *e, struct vm *vm, const struct dlv *dl,
+			const uint32_t *fresh)
 {
 	const uint32_t *pages = dl->src->pages;
 	uint32_t seq = ++e->plan.frame_seq, nfresh = 0, off = dl->off, out_len = dl->out_len;
@@ -161,7 +161,8 @@ static void plan_chunks(struct vdemux_engine *e, struct vm *vm, const struct dlv
 			pe->new_page = pages[i];
 		} else {
 			pe->new_page = fresh[nfresh++];
-			vd_frame_emit(&e->pool, dl->src, dl->d, fo, pg_addr(&e->pool, pe->new_page) + po, k);
+			vd_frame_emit(&e->pool, dl->src, dl->d, fo, pg_addr(&e->pool, pe->new_page) + po,
+				      k);
 			vd_pool_set_dirty(&e->pool, pe->new_page, po + k);
 		}
 		if (sl->page == VDEMUX_NO_PAGE) {

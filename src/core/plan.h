@@ -18,9 +18,9 @@ int vd_plan_init(struct vd_plan *pl, uint32_t cap, const struct vdemux_alloc_hoo
 void vd_plan_fini(struct vd_plan *pl, const struct vdemux_alloc_hooks *alloc);
 
 enum vd_plan_res {
-	VD_PLAN_DONE,    /* planned */
+	VD_PLAN_DONE,	 /* planned */
 	VD_PLAN_DROPPED, /* dropped and counted */
-	VD_PLAN_FULL,    /* nothing done: apply the plan, then plan again */
+	VD_PLAN_FULL,	 /* nothing done: apply the plan, then plan again */
 };
 
 /*

@@ -19,17 +19,17 @@ enum pg_state {
 
 struct pg {
 	uint8_t state;
-	uint8_t lent;      /* FILLING and lent out by vdemux_rx_alloc() (2: and
+	uint8_t lent;  /* FILLING and lent out by vdemux_rx_alloc() (2: and
 			    * named in the call being checked) */
-	uint8_t stale;     /* ASSIGNED but a backend may disagree (failed rollback) */
+	uint8_t stale; /* ASSIGNED but a backend may disagree (failed rollback) */
 	uint8_t pad;
-	uint32_t dirty;    /* bytes from offset 0 that may be non-zero */
-	uint32_t vm_idx;   /* ASSIGNED: owner VM index */
-	uint32_t slot;     /* ASSIGNED: slot in the owner's window */
+	uint32_t dirty;	 /* bytes from offset 0 that may be non-zero */
+	uint32_t vm_idx; /* ASSIGNED: owner VM index */
+	uint32_t slot;	 /* ASSIGNED: slot in the owner's window */
 };
 
 struct vd_pool {
-	uint8_t *base;       /* host address of engine page 0 */
+	uint8_t *base;	     /* host address of engine page 0 */
 	uint32_t first_page; /* arena index of engine page 0 */
 	uint32_t npages;
 	struct pg *pages;

@@ -89,7 +89,8 @@ int vdemux_rx_burst(vdemux_engine *e, const struct vdemux_frame *frames, unsigne
 		e->st.rx_bytes += len;
 		if (hl)
 			vd_vhdr_read(&ol.h, data);
-		vd_deliver_frame(e, &(struct vd_src){.flat = data + hl, .len = len, .ol = hl ? &ol : NULL});
+		vd_deliver_frame(e,
+				 &(struct vd_src){.flat = data + hl, .len = len, .ol = hl ? &ol : NULL});
 	}
 	burst_end(e);
 	return i == 0 ? -ENOBUFS : (int)i;
@@ -135,8 +136,7 @@ int vdemux_rx_alloc(vdemux_engine *e, struct vdemux_rx_buf *bufs, unsigned n)
 
 /* Every id lent and unique (each is marked while the list is checked, so
  * that a second mention is not taken for a lent page). */
-static int bufs_validate(struct vdemux_engine *e, const struct vdemux_rx_buf *b, unsigned n,
-			 bool frames)
+static int bufs_validate(struct vdemux_engine *e, const struct vdemux_rx_buf *b, unsigned n, bool frames)
 {
 	int err = vd_check_burst(e, b, n);
 	unsigned i;
@@ -227,8 +227,9 @@ int vdemux_rx_submit(vdemux_engine *e, const struct vdemux_rx_buf *bufs, unsigne
 		} while (bufs[i++].flags & VDEMUX_RXBUF_MORE);
 		e->st.rx_frames++;
 		e->st.rx_bytes += len;
-		vd_deliver_frame(e, &(struct vd_src){.pages = pages, .len = len, .off = off,
-						     .ol = hl ? &ol : NULL});
+		vd_deliver_frame(
+			e,
+			&(struct vd_src){.pages = pages, .len = len, .off = off, .ol = hl ? &ol : NULL});
 	}
 	burst_end(e);
 	return (int)n;

@@ -28,9 +28,7 @@ static void signal_fd(int fd)
 bool vd_signal_send(const struct vdemux_signal *cfg, vdemux_vm_id id, unsigned reasons)
 {
 	switch (cfg->kind) {
-	case VDEMUX_SIGNAL_CALLBACK:
-		cfg->cb(id, reasons, cfg->payload);
-		return true;
+	case VDEMUX_SIGNAL_CALLBACK: cfg->cb(id, reasons, cfg->payload); return true;
 	case VDEMUX_SIGNAL_EVENTFD:
 		if ((reasons & VDEMUX_SIG_RELEASE) && (cfg->flags & VDEMUX_SIGNAL_F_RELEASE_FD)) {
 			signal_fd(cfg->release_fd);
@@ -40,8 +38,7 @@ bool vd_signal_send(const struct vdemux_signal *cfg, vdemux_vm_id id, unsigned r
 			signal_fd(cfg->fd);
 		}
 		return true;
-	default:
-		return false;
+	default: return false;
 	}
 }
 

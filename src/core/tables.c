@@ -42,12 +42,9 @@ static const char *op_name(enum vd_tbl_op op)
 static vdemux_backend_batch_fn op_fn(const struct vdemux_backend *be, enum vd_tbl_op op)
 {
 	switch (op) {
-	case VD_OP_MAP:
-		return be->map;
-	case VD_OP_UNMAP:
-		return be->unmap;
-	case VD_OP_REMAP:
-		return be->remap;
+	case VD_OP_MAP: return be->map;
+	case VD_OP_UNMAP: return be->unmap;
+	case VD_OP_REMAP: return be->remap;
 	}
 	return NULL;
 }
@@ -100,8 +97,8 @@ static void undo(struct vdemux_engine *e, const struct be_ref *r, enum vd_tbl_op
 	}
 }
 
-unsigned vd_tables_apply(struct vdemux_engine *e, struct vm *vm, enum vd_tbl_op op,
-			 struct vd_batch *b, unsigned n, int *err)
+unsigned vd_tables_apply(struct vdemux_engine *e, struct vm *vm, enum vd_tbl_op op, struct vd_batch *b,
+			 unsigned n, int *err)
 {
 	/* The VM's backends are fixed while it exists; a local count also tells
 	 * the static analyzers that a backend's call cannot change it. */

@@ -23,8 +23,8 @@ void vd_batch_fini(struct vd_batch *b, const struct vdemux_alloc_hooks *alloc);
  * unknown). *err is the first error (always negative: a backend that
  * reports a failure with a non-negative value is taken as -EIO).
  */
-unsigned vd_tables_apply(struct vdemux_engine *e, struct vm *vm, enum vd_tbl_op op,
-			 struct vd_batch *b, unsigned n, int *err);
+unsigned vd_tables_apply(struct vdemux_engine *e, struct vm *vm, enum vd_tbl_op op, struct vd_batch *b,
+			 unsigned n, int *err);
 
 /* Unmap every page of a VM that is being removed from each of its tables,
  * going on past failures; flag the pages a table failed to unmap stale. */

@@ -22,11 +22,11 @@ struct vdemux_engine;
 
 /* A slot of a VM's RX window. */
 struct slot {
-	uint32_t page;   /* engine page index, or VDEMUX_NO_PAGE */
+	uint32_t page; /* engine page index, or VDEMUX_NO_PAGE */
 	uint8_t posted;
 	uint8_t filled;
-	uint16_t chain;  /* chain VMs: slots in the chain this slot starts, else 0 */
-	uint32_t mark;   /* duplicate detection inside one call */
+	uint16_t chain; /* chain VMs: slots in the chain this slot starts, else 0 */
+	uint32_t mark;	/* duplicate detection inside one call */
 };
 
 struct be_ref {
@@ -36,16 +36,16 @@ struct be_ref {
 
 /* Owned by signal.c: the engine's list of VMs to signal. */
 struct vd_sigs {
-	struct vm *list;     /* VMs with reasons raised in this call */
-	bool release_armed;  /* the low watermark may fire again */
+	struct vm *list;    /* VMs with reasons raised in this call */
+	bool release_armed; /* the low watermark may fire again */
 };
 
 /* Owned by signal.c: a VM's signal. */
 struct vd_vm_sig {
 	struct vdemux_signal cfg;
-	unsigned pending;     /* for vdemux_vm_take_signals() */
-	unsigned burst;       /* raised during the current call */
-	struct vm *next;      /* on the engine's list of VMs to signal */
+	unsigned pending; /* for vdemux_vm_take_signals() */
+	unsigned burst;	  /* raised during the current call */
+	struct vm *next;  /* on the engine's list of VMs to signal */
 };
 
 /* Owned by plan.c: this VM's entries in the engine's plan (valid while gen
@@ -72,14 +72,14 @@ struct vm {
 	uint32_t eff_threshold; /* frames up to this many bytes are copied */
 	struct vd_vm_cost cost; /* owned by cost.c: the adaptive policy's model */
 	/* receive layout, set by the owner of a virtio-net queue (src/virtio) */
-	uint32_t rx_offset;     /* where a delivery starts in its first page */
-	bool chains;            /* buffers are posted as chains of pages: a
+	uint32_t rx_offset;    /* where a delivery starts in its first page */
+	bool chains;	       /* buffers are posted as chains of pages: a
 				 * delivery takes the head chain whole; the
 				 * window is guest RAM: every slot holds a page
 				 * (a hole is an error, vdemux_engine_check()) */
-	struct vd_sink sink;    /* copy target when no chain fits; copy NULL: none */
-	uint32_t offloads;      /* VDEMUX_OFFLOAD_* the VM takes (offload.c) */
-	uint32_t vnet_hdr_len;  /* an engine VM's header in front of each frame, or 0 */
+	struct vd_sink sink;   /* copy target when no chain fits; copy NULL: none */
+	uint32_t offloads;     /* VDEMUX_OFFLOAD_* the VM takes (offload.c) */
+	uint32_t vnet_hdr_len; /* an engine VM's header in front of each frame, or 0 */
 	/* translation tables */
 	struct be_ref bes[MAX_BACKENDS];
 	unsigned nbe;

@@ -49,9 +49,9 @@ static bool backend_registered(const struct vdemux_engine *e, const struct vdemu
 static int vm_validate(struct vdemux_engine *e, const struct vdemux_vm_opts *o)
 {
 	if (o->rx_pages == 0 || o->rx_pages > VM_MAX_PAGES || (o->rx_base & (PAGE - 1)) ||
-	    o->rx_base + (uint64_t)o->rx_pages * PAGE < o->rx_base ||
-	    o->quota > o->rx_pages || (o->flags & ~VDEMUX_VM_F_UNPOPULATED) ||
-	    o->harvest > VDEMUX_HARVEST_LAZY || o->copy > VDEMUX_COPY_ADAPTIVE)
+	    o->rx_base + (uint64_t)o->rx_pages * PAGE < o->rx_base || o->quota > o->rx_pages ||
+	    (o->flags & ~VDEMUX_VM_F_UNPOPULATED) || o->harvest > VDEMUX_HARVEST_LAZY ||
+	    o->copy > VDEMUX_COPY_ADAPTIVE)
 		return -EINVAL;
 	if (!(o->flags & VDEMUX_VM_F_UNPOPULATED) && o->quota && o->quota != o->rx_pages)
 		return -EINVAL;
@@ -65,8 +65,7 @@ static int vm_validate(struct vdemux_engine *e, const struct vdemux_vm_opts *o)
 				return -EINVAL;
 	}
 	switch (o->signal.kind) {
-	case VDEMUX_SIGNAL_NONE:
-		break;
+	case VDEMUX_SIGNAL_NONE: break;
 	case VDEMUX_SIGNAL_CALLBACK:
 		if (!o->signal.cb)
 			return -EINVAL;
@@ -76,8 +75,7 @@ static int vm_validate(struct vdemux_engine *e, const struct vdemux_vm_opts *o)
 		    ((o->signal.flags & VDEMUX_SIGNAL_F_RELEASE_FD) && o->signal.release_fd < 0))
 			return -EINVAL;
 		break;
-	default:
-		return -EINVAL;
+	default: return -EINVAL;
 	}
 	if (o->signal.flags & ~VDEMUX_SIGNAL_F_RELEASE_FD)
 		return -EINVAL;
@@ -106,12 +104,9 @@ static uint32_t effective_threshold(const struct vdemux_engine *e, const struct 
 	uint32_t t = vm->copy ? vm->copy_threshold : e->copy_threshold;
 
 	switch (p) {
-	case VDEMUX_COPY_NEVER:
-		return 0;
-	case VDEMUX_COPY_ALWAYS:
-		return UINT32_MAX;
-	case VDEMUX_COPY_THRESHOLD:
-		return t;
+	case VDEMUX_COPY_NEVER: return 0;
+	case VDEMUX_COPY_ALWAYS: return UINT32_MAX;
+	case VDEMUX_COPY_THRESHOLD: return t;
 	case VDEMUX_COPY_DEFAULT:
 	case VDEMUX_COPY_ADAPTIVE:
 	default:

@@ -12,10 +12,10 @@ struct vdemux_engine;
 struct vm;
 
 struct vd_vmtab {
-	struct vm **vms;  /* by index */
-	uint16_t *gen;    /* per index: bumped at removal, part of the id */
+	struct vm **vms; /* by index */
+	uint16_t *gen;	 /* per index: bumped at removal, part of the id */
 	uint32_t max, n;
-	uint32_t mark;    /* duplicate-detection stamp for slot.mark */
+	uint32_t mark; /* duplicate-detection stamp for slot.mark */
 };
 
 int vd_vmtab_init(struct vd_vmtab *t, uint32_t max, const struct vdemux_alloc_hooks *alloc);

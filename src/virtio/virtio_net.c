@@ -30,14 +30,14 @@
 #include "virtio/vnet_rx.h"
 #include "virtio/vring.h"
 
-#define VNET_MAX_SEGS 64u  /* longest chain taken; Linux posts at most 19 */
-#define VNET_HDR_MAX 20u   /* with VIRTIO_NET_F_HASH_REPORT */
+#define VNET_MAX_SEGS 64u /* longest chain taken; Linux posts at most 19 */
+#define VNET_HDR_MAX 20u  /* with VIRTIO_NET_F_HASH_REPORT */
 
 /* A chain posted to the engine as pages, waiting for its frame. */
 struct fchain {
 	uint64_t first_gpa; /* the page holding the header */
 	struct vd_vhdr vh;  /* the offload metadata its header carries */
-	uint32_t len;       /* frame bytes completed so far */
+	uint32_t len;	    /* frame bytes completed so far */
 	uint16_t head;
 	bool failed;
 	bool flipped;
@@ -45,9 +45,9 @@ struct fchain {
 
 /* A buffer waiting to be copied into. */
 struct cbuf {
-	uint32_t seg0;  /* first segment in the segment ring */
+	uint32_t seg0; /* first segment in the segment ring */
 	uint32_t nseg;
-	uint32_t cap;   /* bytes it takes */
+	uint32_t cap; /* bytes it takes */
 	uint16_t head;
 };
 
@@ -61,7 +61,7 @@ struct dpush {
 struct vdemux_vnet_rxq {
 	vdemux_engine *eng;
 	vdemux_vm_id id;
-	struct vm *vm;       /* the queue's VM: lives as long as the queue */
+	struct vm *vm; /* the queue's VM: lives as long as the queue */
 	struct vd_gmem gm;
 	struct vdemux_signal irq;
 
@@ -71,13 +71,13 @@ struct vdemux_vnet_rxq {
 	uint32_t hdr_len;
 	bool mrg;
 
-	struct fchain *fq;   /* FIFO, in the order posted to the engine */
+	struct fchain *fq; /* FIFO, in the order posted to the engine */
 	uint32_t fq_cap, fq_head, fq_n;
-	struct cbuf *cq;     /* FIFO */
+	struct cbuf *cq; /* FIFO */
 	uint32_t cq_cap, cq_head, cq_n;
 	struct vd_vring_seg *segs; /* ring of the waiting buffers' segments */
 	uint32_t seg_cap, seg_head, seg_n;
-	struct dpush *dq;    /* FIFO: copies done while chains were in flight */
+	struct dpush *dq; /* FIFO: copies done while chains were in flight */
 	uint32_t dq_head, dq_n;
 	uint64_t chains_done; /* page chains completed (to order dq) */
 
@@ -133,8 +133,8 @@ static uint32_t guest_offloads(uint64_t f)
 		unsigned bit;
 		uint32_t offload;
 	} map[] = {
-		{1, VDEMUX_OFFLOAD_CSUM},  {7, VDEMUX_OFFLOAD_TSO4},  {8, VDEMUX_OFFLOAD_TSO6},
-		{9, VDEMUX_OFFLOAD_ECN},   {10, VDEMUX_OFFLOAD_UFO},  {54, VDEMUX_OFFLOAD_USO4},
+		{1, VDEMUX_OFFLOAD_CSUM},  {7, VDEMUX_OFFLOAD_TSO4}, {8, VDEMUX_OFFLOAD_TSO6},
+		{9, VDEMUX_OFFLOAD_ECN},   {10, VDEMUX_OFFLOAD_UFO}, {54, VDEMUX_OFFLOAD_USO4},
 		{55, VDEMUX_OFFLOAD_USO6},
 	};
 	uint32_t o = 0;
@@ -272,9 +272,9 @@ static void on_signal(vdemux_vm_id id, unsigned reasons, void *payload)
 /* ---- copies into waiting buffers ---- */
 
 /* Write stream bytes [pos, pos + n) (the header, then the frame) at dst. */
-static void stream_write(const struct vdemux_vnet_rxq *q, const struct vd_pool *pl, const struct vd_src *src,
-			 const struct vdemux_dest *d, const uint8_t *hdr, uint64_t pos, uint8_t *dst,
-			 uint32_t n)
+static void stream_write(const struct vdemux_vnet_rxq *q, const struct vd_pool *pl,
+			 const struct vd_src *src, const struct vdemux_dest *d, const uint8_t *hdr,
+			 uint64_t pos, uint8_t *dst, uint32_t n)
 {
 	if (pos < q->hdr_len) {
 		uint32_t k = q->hdr_len - (uint32_t)pos < n ? q->hdr_len - (uint32_t)pos : n;
@@ -329,7 +329,8 @@ static void push_copy(struct vdemux_vnet_rxq *q, uint16_t head, uint32_t len, ui
 		vd_vring_push(q->vq, head, len);
 		return;
 	}
-	q->dq[(q->dq_head + q->dq_n) & (q->cq_cap - 1)] = (struct dpush){.after = after, .len = len, .head = head};
+	q->dq[(q->dq_head + q->dq_n) & (q->cq_cap - 1)] = (struct dpush){
+		.after = after, .len = len, .head = head};
 	q->dq_n++;
 }
 
@@ -615,7 +616,8 @@ static void rxq_free(vdemux_vnet_rxq *q)
 	vd_free(h, q);
 }
 
-int vdemux_vnet_rxq_create(vdemux_vnet_rxq **out, vdemux_engine *eng, const struct vdemux_vnet_rxq_opts *uopts)
+int vdemux_vnet_rxq_create(vdemux_vnet_rxq **out, vdemux_engine *eng,
+			   const struct vdemux_vnet_rxq_opts *uopts)
 {
 	struct vdemux_vnet_rxq_opts o;
 	struct vdemux_vm_opts vo = VDEMUX_OPTS(vdemux_vm_opts);
@@ -627,7 +629,8 @@ int vdemux_vnet_rxq_create(vdemux_vnet_rxq **out, vdemux_engine *eng, const stru
 		return -EINVAL;
 	vd_opts_copy(&o, uopts, sizeof(o));
 	if (!o.ram || ((uintptr_t)o.ram & (PAGE - 1)) || !o.ram_size || (o.ram_size & (PAGE - 1)) ||
-	    o.ram_size / PAGE > VD_VMQ_MAX_PAGES || (o.irq.kind == VDEMUX_SIGNAL_EVENTFD && o.irq.fd < 0) ||
+	    o.ram_size / PAGE > VD_VMQ_MAX_PAGES ||
+	    (o.irq.kind == VDEMUX_SIGNAL_EVENTFD && o.irq.fd < 0) ||
 	    (o.irq.kind == VDEMUX_SIGNAL_CALLBACK && !o.irq.cb) || o.irq.kind > VDEMUX_SIGNAL_EVENTFD)
 		return -EINVAL;
 	q = vd_calloc(vd_vmq_alloc(eng), 1, sizeof(*q));
@@ -685,9 +688,12 @@ int vdemux_vnet_rxq_start(vdemux_vnet_rxq *q, const struct vdemux_vnet_ring *uri
 	if (!r.size || r.size > VD_VRING_MAX_SIZE || (r.size & (r.size - 1)))
 		return -EINVAL;
 	h = vd_vmq_alloc(q->eng);
-	cfg = (struct vd_vring_config){.desc_gpa = r.desc_gpa, .avail_gpa = r.avail_gpa,
-				       .used_gpa = r.used_gpa, .size = r.size,
-				       .flags = VD_VRING_F_WRITE_ONLY, .features = r.features};
+	cfg = (struct vd_vring_config){.desc_gpa = r.desc_gpa,
+				       .avail_gpa = r.avail_gpa,
+				       .used_gpa = r.used_gpa,
+				       .size = r.size,
+				       .flags = VD_VRING_F_WRITE_ONLY,
+				       .features = r.features};
 	/* Powers of two (r.size is one): the FIFOs wrap with a mask. */
 	q->fq_cap = q->cq_cap = r.size;
 	q->seg_cap = 4 * r.size > 2 * VNET_MAX_SEGS ? 4 * r.size : 2 * VNET_MAX_SEGS;

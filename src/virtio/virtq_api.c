@@ -19,7 +19,8 @@ _Static_assert(VDEMUX_VIRTQ_F_EVENT_IDX == VD_VIRTIO_F_EVENT_IDX, "event_idx fea
 _Static_assert(VDEMUX_VIRTQ_WRITE_ONLY == VD_VRING_F_WRITE_ONLY, "write-only flag");
 _Static_assert(VDEMUX_VIRTQ_MAX_SIZE == VD_VRING_MAX_SIZE, "largest size");
 _Static_assert((int)VDEMUX_VIRTQ_ERR__COUNT == (int)VD_VRING_ERR_COUNT, "error kinds");
-_Static_assert((int)VDEMUX_VIRTQ_ERR_LEN_OVERFLOW == (int)VD_VRING_ERR_LEN_OVERFLOW, "error kinds in order");
+_Static_assert((int)VDEMUX_VIRTQ_ERR_LEN_OVERFLOW == (int)VD_VRING_ERR_LEN_OVERFLOW,
+	       "error kinds in order");
 _Static_assert((int)VDEMUX_VIRTQ_ERR_READ_ONLY == (int)VD_VRING_ERR_READ_ONLY, "error kinds in order");
 
 /* The walker writes a chain's segments as GPAs into @segs; pop turns them
@@ -29,7 +30,7 @@ struct vdemux_virtq {
 	struct vdemux_alloc_hooks alloc;
 	uint8_t *ram;
 	struct vd_vring_seg *segs; /* size entries: room for any chain */
-	uint32_t *write_len;       /* writable bytes of a popped chain, by head */
+	uint32_t *write_len;	   /* writable bytes of a popped chain, by head */
 	uint32_t size;
 };
 
@@ -51,8 +52,12 @@ int vdemux_virtq_create(vdemux_virtq **out, const struct vdemux_virtq_opts *uopt
 	if (!vd_hooks_valid(&o.alloc))
 		return -EINVAL;
 	struct vd_gmem gm = {.base = o.ram, .size = o.ram_size};
-	struct vd_vring_config cfg = {.desc_gpa = o.desc_gpa, .avail_gpa = o.avail_gpa, .used_gpa = o.used_gpa,
-				      .size = o.size, .flags = o.flags, .features = o.features};
+	struct vd_vring_config cfg = {.desc_gpa = o.desc_gpa,
+				      .avail_gpa = o.avail_gpa,
+				      .used_gpa = o.used_gpa,
+				      .size = o.size,
+				      .flags = o.flags,
+				      .features = o.features};
 	/* The walker checks the rest (alignment, sizes, ranges, overlaps). */
 	if (!o.ram || o.size == 0 || o.size > VDEMUX_VIRTQ_MAX_SIZE)
 		return -EINVAL;
@@ -94,7 +99,8 @@ int vdemux_virtq_reset(vdemux_virtq *q)
 	return 0;
 }
 
-int vdemux_virtq_pop(vdemux_virtq *q, struct vdemux_virtq_chain *chain, struct iovec *iov, unsigned max_iov)
+int vdemux_virtq_pop(vdemux_virtq *q, struct vdemux_virtq_chain *chain, struct iovec *iov,
+		     unsigned max_iov)
 {
 	struct vd_vring_chain c;
 
@@ -118,8 +124,8 @@ int vdemux_virtq_pop(vdemux_virtq *q, struct vdemux_virtq_chain *chain, struct i
 		}
 	}
 	q->write_len[c.head] = wlen;
-	*chain = (struct vdemux_virtq_chain){.head = c.head, .n_read = nr, .n_write = c.nseg - nr,
-					     .read_len = rlen, .write_len = wlen};
+	*chain = (struct vdemux_virtq_chain){
+		.head = c.head, .n_read = nr, .n_write = c.nseg - nr, .read_len = rlen, .write_len = wlen};
 	return 1;
 }
 

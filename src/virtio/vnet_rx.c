@@ -37,8 +37,8 @@ static bool seen(const uint64_t *pages, uint32_t n, uint64_t page)
 }
 
 /* Fill @pages; false when the chain is not flippable. */
-static bool big_pages(const struct vd_vring *vq, const struct vd_vring_seg *s, uint32_t nseg, uint64_t *pages,
-		      uint32_t max_pages, uint32_t *npages)
+static bool big_pages(const struct vd_vring *vq, const struct vd_vring_seg *s, uint32_t nseg,
+		      uint64_t *pages, uint32_t max_pages, uint32_t *npages)
 {
 	uint32_t limit = max_pages < VD_VNET_MAX_FLIP_PAGES ? max_pages : VD_VNET_MAX_FLIP_PAGES;
 	uint32_t n = 0;

@@ -67,17 +67,17 @@
 
 enum vd_vnet_rx_layout {
 	VD_VNET_RX_SMALL = 1, /* one buffer (or header + data) per frame */
-	VD_VNET_RX_BIG,       /* header + rest of its page, then pages */
+	VD_VNET_RX_BIG,	      /* header + rest of its page, then pages */
 	VD_VNET_RX_MERGEABLE, /* one buffer of a frame of num_buffers */
 };
 
 struct vd_vnet_rx_shape {
 	enum vd_vnet_rx_layout layout;
-	uint32_t hdr_len;    /* header bytes the device writes first */
-	uint32_t capacity;   /* frame bytes the chain takes after the header */
-	bool flippable;      /* big, and every page can be flipped */
-	uint32_t data_off;   /* big: offset of the data in the first page */
-	uint32_t npages;     /* flippable: pages written to the caller's array */
+	uint32_t hdr_len;  /* header bytes the device writes first */
+	uint32_t capacity; /* frame bytes the chain takes after the header */
+	bool flippable;	   /* big, and every page can be flipped */
+	uint32_t data_off; /* big: offset of the data in the first page */
+	uint32_t npages;   /* flippable: pages written to the caller's array */
 };
 
 /* Header length the guest expects for these negotiated features. */

@@ -28,10 +28,10 @@ struct vd_vring {
 	struct vd_gmem gm;
 	struct vd_vring_config cfg;
 	struct vdemux_alloc_hooks alloc;
-	uint8_t *desc;  /* host views of the rings (checked at create) */
+	uint8_t *desc; /* host views of the rings (checked at create) */
 	uint8_t *avail;
 	uint8_t *used;
-	uint64_t hull[2][2];  /* [page?]: the least range [lo, hi) holding
+	uint64_t hull[2][2]; /* [page?]: the least range [lo, hi) holding
 			       * every ring (page: rounded out to pages) */
 	uint32_t size;
 	uint16_t mask;
@@ -39,22 +39,22 @@ struct vd_vring {
 	bool indirect;
 	bool write_only;
 
-	uint16_t last_avail;  /* next avail entry to take */
-	uint16_t avail_seen;  /* avail->idx as last loaded */
-	uint16_t used_next;   /* next used slot to fill */
-	uint16_t used_pub;    /* used->idx as last stored */
-	uint16_t signalled;   /* used_pub at the last need_notify */
-	uint16_t armed_at;    /* last_avail when kicks were last asked for */
-	bool armed;           /* kicks asked for (and fenced) at armed_at */
-	int broken;           /* 0 or error kind + 1 */
+	uint16_t last_avail; /* next avail entry to take */
+	uint16_t avail_seen; /* avail->idx as last loaded */
+	uint16_t used_next;  /* next used slot to fill */
+	uint16_t used_pub;   /* used->idx as last stored */
+	uint16_t signalled;  /* used_pub at the last need_notify */
+	uint16_t armed_at;   /* last_avail when kicks were last asked for */
+	bool armed;	     /* kicks asked for (and fenced) at armed_at */
+	int broken;	     /* 0 or error kind + 1 */
 
-	uint32_t inflight;    /* heads not HEAD_FREE */
+	uint32_t inflight; /* heads not HEAD_FREE */
 	uint32_t npushed;
 	uint32_t nskip;
-	uint8_t *state;       /* enum head_state, by head */
-	uint32_t *chain_len;  /* total length of a popped chain, by head */
-	uint16_t *pushed;     /* heads pushed since the last publish */
-	uint16_t *skip;       /* skipped heads, in the order found */
+	uint8_t *state;	     /* enum head_state, by head */
+	uint32_t *chain_len; /* total length of a popped chain, by head */
+	uint16_t *pushed;    /* heads pushed since the last publish */
+	uint16_t *skip;	     /* skipped heads, in the order found */
 
 	struct vd_vring_stats st;
 };
@@ -227,7 +227,8 @@ int vd_vring_legacy_layout(struct vd_vring_config *out, uint64_t base_gpa, uint3
 static void rings_hull(uint64_t hull[2][2], const struct vd_vring_config *cfg, uint32_t n)
 {
 	uint64_t lo = cfg->desc_gpa, hi = end_of(cfg->desc_gpa, VD_VRING_DESC_BYTES(n));
-	uint64_t a = end_of(cfg->avail_gpa, VD_VRING_AVAIL_BYTES(n)), u = end_of(cfg->used_gpa, VD_VRING_USED_BYTES(n));
+	uint64_t a = end_of(cfg->avail_gpa, VD_VRING_AVAIL_BYTES(n)),
+		 u = end_of(cfg->used_gpa, VD_VRING_USED_BYTES(n));
 
 	lo = cfg->avail_gpa < lo ? cfg->avail_gpa : lo;
 	lo = cfg->used_gpa < lo ? cfg->used_gpa : lo;
@@ -253,7 +254,8 @@ int vd_vring_create(struct vd_vring **out, const struct vd_gmem *gm, const struc
 	if (!alloc)
 		alloc = &std;
 	n = cfg->size;
-	if (n == 0 || n > VD_VRING_MAX_SIZE || (n & (n - 1)) != 0 || (cfg->flags & ~VD_VRING_F_WRITE_ONLY) != 0)
+	if (n == 0 || n > VD_VRING_MAX_SIZE || (n & (n - 1)) != 0 ||
+	    (cfg->flags & ~VD_VRING_F_WRITE_ONLY) != 0)
 		return -EINVAL;
 	if (gm->rxwin_len > UINT64_MAX - gm->rxwin_gpa)
 		return -EINVAL;
@@ -358,8 +360,8 @@ static int avail_refresh(struct vd_vring *vq)
  * Terminates: each table of n descriptors is walked at most n + 1 steps,
  * the indirect one at most cap + 1 (each step appends a segment or fails).
  */
-static enum vd_vring_err walk(const struct vd_vring *vq, uint16_t head, struct vd_vring_seg *segs, uint32_t cap,
-			      uint32_t *nseg_out, uint32_t *len_out)
+static enum vd_vring_err walk(const struct vd_vring *vq, uint16_t head, struct vd_vring_seg *segs,
+			      uint32_t cap, uint32_t *nseg_out, uint32_t *len_out)
 {
 	const uint8_t *table = vq->desc;
 	uint64_t tn = vq->size, steps = 0, total = 0;
@@ -424,7 +426,8 @@ static enum vd_vring_err walk(const struct vd_vring *vq, uint16_t head, struct v
 	return VD_VRING_ERR_COUNT;
 }
 
-int vd_vring_pop(struct vd_vring *vq, struct vd_vring_chain *chain, struct vd_vring_seg *segs, uint32_t max_segs)
+int vd_vring_pop(struct vd_vring *vq, struct vd_vring_chain *chain, struct vd_vring_seg *segs,
+		 uint32_t max_segs)
 {
 	uint32_t cap;
 
@@ -671,7 +674,8 @@ static bool hits(uint64_t gpa, uint64_t len, uint64_t ring, uint64_t rlen, bool 
 		/* Rings are in guest RAM, so rounding the end up cannot wrap
 		 * unless RAM ends in the last page of the address space;
 		 * saturate then. */
-		end = end > UINT64_MAX - (PAGE_SZ - 1) ? UINT64_MAX : (end + PAGE_SZ - 1) & ~(PAGE_SZ - 1);
+		end = end > UINT64_MAX - (PAGE_SZ - 1) ? UINT64_MAX
+						       : (end + PAGE_SZ - 1) & ~(PAGE_SZ - 1);
 		return overlap(gpa, len, first, end - first);
 	}
 	return overlap(gpa, len, ring, rlen);

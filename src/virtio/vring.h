@@ -130,8 +130,8 @@
  * the mapping. rxwin_len 0: no window.
  */
 struct vd_gmem {
-	uint8_t *base;      /* host address of GPA 0 */
-	uint64_t size;      /* bytes of guest RAM from GPA 0 */
+	uint8_t *base;	    /* host address of GPA 0 */
+	uint64_t size;	    /* bytes of guest RAM from GPA 0 */
 	uint64_t rxwin_gpa; /* first GPA that may be a hole */
 	uint64_t rxwin_len; /* bytes of it; 0 for none */
 };
@@ -143,24 +143,24 @@ struct vd_gmem {
 struct vd_vring_config {
 	uint64_t desc_gpa;  /* descriptor table: 16-byte aligned */
 	uint64_t avail_gpa; /* driver area: 2-byte aligned */
-	uint64_t used_gpa;  /* device area: 4-byte aligned (legacy: the transport's boundary, unchecked) */
-	uint32_t size;      /* entries: a power of two, 1..32768 */
-	uint32_t flags;     /* VD_VRING_F_* */
-	uint64_t features;  /* negotiated: VD_VIRTIO_F_INDIRECT_DESC, _EVENT_IDX used */
+	uint64_t used_gpa; /* device area: 4-byte aligned (legacy: the transport's boundary, unchecked) */
+	uint32_t size;	   /* entries: a power of two, 1..32768 */
+	uint32_t flags;	   /* VD_VRING_F_* */
+	uint64_t features; /* negotiated: VD_VIRTIO_F_INDIRECT_DESC, _EVENT_IDX used */
 };
 
 /* A device-accessible piece of a chain, in chain order. */
 struct vd_vring_seg {
 	uint64_t gpa;
-	uint32_t len;     /* > 0 */
+	uint32_t len;	  /* > 0 */
 	uint8_t writable; /* device may write it (always 1 on a write-only queue) */
 };
 
 /* What pop returns besides the segments. */
 struct vd_vring_chain {
-	uint16_t head;  /* id to give back to vd_vring_push() */
-	uint32_t nseg;  /* segments written to the caller's array */
-	uint32_t len;   /* sum of their lengths (fits: checked) */
+	uint16_t head; /* id to give back to vd_vring_push() */
+	uint32_t nseg; /* segments written to the caller's array */
+	uint32_t len;  /* sum of their lengths (fits: checked) */
 };
 
 enum vd_vring_err {
@@ -184,16 +184,17 @@ enum vd_vring_err {
 };
 
 /* The kinds that break the queue (the others skip the chain). */
-#define VD_VRING_ERR_BREAKS(e) \
-	((e) == VD_VRING_ERR_AVAIL_IDX || (e) == VD_VRING_ERR_HEAD_RANGE || (e) == VD_VRING_ERR_HEAD_INFLIGHT)
+#define VD_VRING_ERR_BREAKS(e)                                              \
+	((e) == VD_VRING_ERR_AVAIL_IDX || (e) == VD_VRING_ERR_HEAD_RANGE || \
+	 (e) == VD_VRING_ERR_HEAD_INFLIGHT)
 
 struct vd_vring_stats {
-	uint64_t popped;      /* chains returned by pop */
-	uint64_t skipped;     /* chains answered with a len-0 used entry */
-	uint64_t pushed;      /* used entries from vd_vring_push() */
-	uint64_t publishes;   /* used->idx stores */
-	uint64_t notify;      /* need_notify() said yes */
-	uint64_t no_notify;   /* need_notify() said no */
+	uint64_t popped;		  /* chains returned by pop */
+	uint64_t skipped;		  /* chains answered with a len-0 used entry */
+	uint64_t pushed;		  /* used entries from vd_vring_push() */
+	uint64_t publishes;		  /* used->idx stores */
+	uint64_t notify;		  /* need_notify() said yes */
+	uint64_t no_notify;		  /* need_notify() said no */
 	uint64_t err[VD_VRING_ERR_COUNT]; /* problems found, by kind */
 };
 
@@ -241,7 +242,8 @@ void vd_vring_reset(struct vd_vring *vq);
  *         -EINVAL (NULL argument, max_segs 0). Skipped chains are consumed
  *         in every case.
  */
-int vd_vring_pop(struct vd_vring *vq, struct vd_vring_chain *chain, struct vd_vring_seg *segs, uint32_t max_segs);
+int vd_vring_pop(struct vd_vring *vq, struct vd_vring_chain *chain, struct vd_vring_seg *segs,
+		 uint32_t max_segs);
 
 /*
  * Queue a used entry (@head, @len bytes written) for the next publish. The

@@ -45,9 +45,9 @@
 #include "backends/kvm_seam.h"
 
 #define PAGE VDEMUX_PAGE_SIZE
-#define RAM_PAGES 64u            /* guest RAM of one VM: GPA 0 .. 256 KiB */
-#define RX_BASE 0x10000u         /* RX window: GPA 64 KiB .. */
-#define RX_PAGES 16u             /* .. 128 KiB */
+#define RAM_PAGES 64u		   /* guest RAM of one VM: GPA 0 .. 256 KiB */
+#define RX_BASE 0x10000u	   /* RX window: GPA 64 KiB .. */
+#define RX_PAGES 16u		   /* .. 128 KiB */
 #define POOL_FIRST (2 * RAM_PAGES) /* arena: RAM of VM A, RAM of VM B, pool */
 
 /* ---- the "guest": a thread reading through host virtual addresses -------- */
@@ -127,7 +127,8 @@ static int guest_read(void *hva, void *buf, size_t len)
 
 static int guest_write(void *hva, const void *buf, size_t len)
 {
-	struct guest_access a = {.addr = hva, .len = len, .buf = (uint8_t *)buf, .write = true, .result = -1};
+	struct guest_access a = {
+		.addr = hva, .len = len, .buf = (uint8_t *)buf, .write = true, .result = -1};
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, guest_access_thread, &a), 0);
 	assert_int_equal(pthread_join(t, NULL), 0);
@@ -145,7 +146,7 @@ static bool all_bytes(const uint8_t *p, size_t len, uint8_t v)
 /* ---- mmap seam: make the n-th call fail ---------------------------------- */
 
 struct inject {
-	unsigned calls;      /* mmap calls seen */
+	unsigned calls;	     /* mmap calls seen */
 	unsigned fail_at;    /* 1-based call from which calls fail; 0: never */
 	unsigned fail_count; /* how many calls fail from there; 0 means 1 */
 	bool drop_first;     /* drop the old mapping before failing, as older kernels may */
@@ -174,7 +175,7 @@ static void *inject_mmap(void *addr, size_t len, int prot, int flags, int fd, of
 struct fx {
 	vdemux_arena *arena;
 	struct vdemux_arena_info ai;
-	uint8_t *ram[2];         /* guest RAM of VM A and B, from the arena */
+	uint8_t *ram[2]; /* guest RAM of VM A and B, from the arena */
 	struct vdemux_backend *be[2];
 	struct vdemux_backend_vm vm;
 	void *ctx;
@@ -222,8 +223,12 @@ static int fx_setup(void **state)
 	struct vdemux_kvm_opts o = ram_opts(&f, 0);
 	assert_int_equal(vdemux_kvm_create(&f.be[0], &o), 0);
 	f.vm = (struct vdemux_backend_vm){
-		.vm_id = 1, .rx_base = RX_BASE, .rx_pages = RX_PAGES, .arena = f.ai,
-		.engine_first_page = POOL_FIRST, .engine_npages = 64,
+		.vm_id = 1,
+		.rx_base = RX_BASE,
+		.rx_pages = RX_PAGES,
+		.arena = f.ai,
+		.engine_first_page = POOL_FIRST,
+		.engine_npages = 64,
 	};
 	*state = &f;
 	return 0;
@@ -597,7 +602,8 @@ static void *flip_reader(void *arg)
 	install_fault_handler();
 	while (!fl->stop) {
 		uint8_t b[2];
-		if (probe_copy(&b[0], fl->hva, 1, false) < 0 || probe_copy(&b[1], fl->hva + PAGE - 1, 1, false) < 0) {
+		if (probe_copy(&b[0], fl->hva, 1, false) < 0 ||
+		    probe_copy(&b[1], fl->hva + PAGE - 1, 1, false) < 0) {
 			fl->faults++;
 			continue;
 		}
@@ -878,8 +884,9 @@ static void engine_up(struct efx *x, struct fx *f, uint32_t pool_pages, enum vde
 			assert_int_equal(vdemux_kvm_create(&f->be[v], &o), 0);
 		}
 		assert_int_equal(vdemux_engine_add_backend(x->eng, f->be[v]), 0);
-		struct vdemux_vm_opts vo = VDEMUX_OPTS(vdemux_vm_opts, .rx_base = RX_BASE, .rx_pages = RX_PAGES,
-						       .flags = vm_flags, .backends = &f->be[v], .n_backends = 1);
+		struct vdemux_vm_opts vo = VDEMUX_OPTS(vdemux_vm_opts, .rx_base = RX_BASE,
+						       .rx_pages = RX_PAGES, .flags = vm_flags,
+						       .backends = &f->be[v], .n_backends = 1);
 		assert_int_equal(vdemux_vm_add(x->eng, &x->id[v], &vo), 0);
 		x->cls.vm[v] = x->id[v];
 	}
@@ -948,7 +955,8 @@ static void test_engine_flips_frames_into_guest_and_repost_leaves_holes(void **s
 	post(&x, 0, 0, 8);
 	make_frame(small, sizeof(small), 0, 1);
 	make_frame(jumbo, sizeof(jumbo), 0, 2);
-	struct vdemux_frame fr[2] = {{.data = small, .len = sizeof(small)}, {.data = jumbo, .len = sizeof(jumbo)}};
+	struct vdemux_frame fr[2] = {{.data = small, .len = sizeof(small)},
+				     {.data = jumbo, .len = sizeof(jumbo)}};
 	assert_int_equal(vdemux_rx_burst(x.eng, fr, 2), 2);
 	assert_int_equal(vdemux_vm_poll(x.eng, x.id[0], c, 8), 4);
 	guest_sees_frame(f, 0, c, 1, small, sizeof(small));
@@ -1140,7 +1148,8 @@ static void test_ram_map_is_2m_aligned_and_backed_by_the_arena(void **state)
 	vdemux_arena *a;
 	struct vdemux_arena_info ai;
 	void *p;
-	struct vdemux_arena_opts ao = VDEMUX_OPTS(vdemux_arena_opts, .npages = 1024, .kind = VDEMUX_ARENA_MEMFD);
+	struct vdemux_arena_opts ao = VDEMUX_OPTS(vdemux_arena_opts, .npages = 1024,
+						  .kind = VDEMUX_ARENA_MEMFD);
 
 	assert_int_equal(vdemux_arena_create(&a, &ao), 0);
 	assert_int_equal(vdemux_arena_info(a, &ai), 0);
@@ -1154,7 +1163,8 @@ static void test_ram_map_is_2m_aligned_and_backed_by_the_arena(void **state)
 	assert_int_equal(vdemux_kvm_ram_map(NULL, 0, 1, &p), -EINVAL);
 	vdemux_arena_destroy(a);
 
-	struct vdemux_arena_opts ho = VDEMUX_OPTS(vdemux_arena_opts, .npages = 4, .kind = VDEMUX_ARENA_HEAP);
+	struct vdemux_arena_opts ho = VDEMUX_OPTS(vdemux_arena_opts, .npages = 4,
+						  .kind = VDEMUX_ARENA_HEAP);
 	assert_int_equal(vdemux_arena_create(&a, &ho), 0);
 	assert_int_equal(vdemux_kvm_ram_map(a, 0, 4, &p), -EINVAL);
 	vdemux_arena_destroy(a);

@@ -54,8 +54,8 @@ static int teardown(void **state)
 
 static int attach(struct ctx *c, vdemux_vm_id id, uint64_t base, uint32_t pages, void **vm)
 {
-	struct vdemux_backend_vm info = {.vm_id = id, .rx_base = base, .rx_pages = pages,
-					 .arena = c->ai, .engine_npages = 16};
+	struct vdemux_backend_vm info = {
+		.vm_id = id, .rx_base = base, .rx_pages = pages, .arena = c->ai, .engine_npages = 16};
 
 	return c->sim->vm_attach(c->sim, &info, vm);
 }
@@ -140,12 +140,12 @@ static void test_sim_window_may_end_at_the_top_of_its_address_space(void **state
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_sim_gpas_512_gib_apart_in_a_largest_window_are_distinct,
-						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_sim_gpas_512_gib_apart_in_a_largest_window_are_distinct, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sim_each_gpa_bit_names_a_different_entry, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_sim_window_may_end_at_the_top_of_its_address_space, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_sim_window_may_end_at_the_top_of_its_address_space,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,16 +24,15 @@ static const vdemux_vm_id VM = 1;
 static int setup(void **state)
 {
 	struct vdemux_arena_opts ao = VDEMUX_OPTS(vdemux_arena_opts, .npages = 16);
-	struct vdemux_sim_opts so = VDEMUX_OPTS(vdemux_sim_opts, .iotlb_entries = 8,
-						.cost_map_ns = 100, .cost_unmap_ns = 50,
-						.cost_inval_ns = 1000);
+	struct vdemux_sim_opts so = VDEMUX_OPTS(vdemux_sim_opts, .iotlb_entries = 8, .cost_map_ns = 100,
+						.cost_unmap_ns = 50, .cost_inval_ns = 1000);
 	struct ctx *c = calloc(1, sizeof(*c));
 
 	assert_int_equal(vdemux_arena_create(&c->arena, &ao), 0);
 	assert_int_equal(vdemux_arena_info(c->arena, &c->ai), 0);
 	assert_int_equal(vdemux_sim_create(&c->sim, &so), 0);
-	struct vdemux_backend_vm vm = {.vm_id = VM, .rx_base = 0x200000, .rx_pages = 8,
-				       .arena = c->ai, .engine_npages = 16};
+	struct vdemux_backend_vm vm = {
+		.vm_id = VM, .rx_base = 0x200000, .rx_pages = 8, .arena = c->ai, .engine_npages = 16};
 	assert_int_equal(c->sim->vm_attach(c->sim, &vm, &c->vm), 0);
 	*state = c;
 	return 0;
@@ -89,7 +88,8 @@ static void test_access_to_a_hole_faults_and_copies_nothing(void **state)
 static void test_map_over_a_mapped_gpa_fails_with_eexist_and_stops_there(void **state)
 {
 	struct ctx *c = *state;
-	struct vdemux_map m[3] = {{.gpa = 0x202000, .page = 4}, {.gpa = 0x202000, .page = 5},
+	struct vdemux_map m[3] = {{.gpa = 0x202000, .page = 4},
+				  {.gpa = 0x202000, .page = 5},
 				  {.gpa = 0x203000, .page = 6}};
 	uint32_t page;
 	unsigned done = 99;
@@ -189,12 +189,18 @@ static void test_bad_arguments_are_rejected(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_guest_reads_the_page_mapped_at_a_gpa, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_access_to_a_hole_faults_and_copies_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_map_over_a_mapped_gpa_fails_with_eexist_and_stops_there, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_one_invalidation_per_batch_whatever_its_size, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_iotlb_serves_repeated_translations_until_invalidated, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_remap_replaces_the_page_without_a_hole, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_reads_the_page_mapped_at_a_gpa, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_access_to_a_hole_faults_and_copies_nothing, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_map_over_a_mapped_gpa_fails_with_eexist_and_stops_there, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_one_invalidation_per_batch_whatever_its_size, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_iotlb_serves_repeated_translations_until_invalidated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remap_replaces_the_page_without_a_hole, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_unmap_of_a_hole_succeeds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_arguments_are_rejected, setup, teardown),
 	};

@@ -74,11 +74,11 @@ struct fake {
 	char violation[256];
 
 	/* failures to inject */
-	unsigned fail_map_call;   /* 1-based MAP_DMA call to fail, 0: none */
+	unsigned fail_map_call; /* 1-based MAP_DMA call to fail, 0: none */
 	int fail_map_errno;
 	unsigned fail_unmap_call; /* 1-based UNMAP_DMA call to fail */
 	int fail_unmap_errno;
-	bool fail_unmap_after_removing; /* ... after removing what it covers */
+	bool fail_unmap_after_removing;	 /* ... after removing what it covers */
 	uint64_t fail_single_unmap_iova; /* a one-page UNMAP_DMA here fails with EIO */
 };
 
@@ -370,13 +370,11 @@ static int fake_ioctl(int fd, unsigned long req, unsigned long arg, void *payloa
 			f->container_of_group = cfd;
 			return 0;
 		}
-		default:
-			return -ENOTTY;
+		default: return -ENOTTY;
 		}
 	}
 	switch (req) {
-	case VFIO_GET_API_VERSION:
-		return f->api_version;
+	case VFIO_GET_API_VERSION: return f->api_version;
 	case VFIO_CHECK_EXTENSION:
 		if (arg == VFIO_TYPE1v2_IOMMU)
 			return f->type1v2;
@@ -394,14 +392,10 @@ static int fake_ioctl(int fd, unsigned long req, unsigned long arg, void *payloa
 	if (!f->iommu_set)
 		return -ENOTTY; /* no IOMMU driver behind the container yet */
 	switch (req) {
-	case VFIO_IOMMU_GET_INFO:
-		return fake_get_info(f, p);
-	case VFIO_IOMMU_MAP_DMA:
-		return fake_map_dma(f, p);
-	case VFIO_IOMMU_UNMAP_DMA:
-		return fake_unmap_dma(f, p);
-	default:
-		return -ENOTTY;
+	case VFIO_IOMMU_GET_INFO: return fake_get_info(f, p);
+	case VFIO_IOMMU_MAP_DMA: return fake_map_dma(f, p);
+	case VFIO_IOMMU_UNMAP_DMA: return fake_unmap_dma(f, p);
+	default: return -ENOTTY;
 	}
 }
 
@@ -478,8 +472,8 @@ static int teardown(void **state)
 
 static struct vdemux_vfio_opts group_opts(struct t *t)
 {
-	return VDEMUX_OPTS(vdemux_vfio_opts, .group_path = "/dev/vfio/7", .sys = &t->sys,
-			   .log = on_log, .log_payload = t);
+	return VDEMUX_OPTS(vdemux_vfio_opts, .group_path = "/dev/vfio/7", .sys = &t->sys, .log = on_log,
+			   .log_payload = t);
 }
 
 static void create(struct t *t)
@@ -545,13 +539,14 @@ static void assert_in_step(struct t *t, unsigned slots)
 	}
 }
 
-static int do_batch(struct t *t, vdemux_backend_batch_fn fn, const unsigned *slots, const uint32_t *pages,
-		    unsigned n, unsigned *done)
+static int do_batch(struct t *t, vdemux_backend_batch_fn fn, const unsigned *slots,
+		    const uint32_t *pages, unsigned n, unsigned *done)
 {
 	struct vdemux_map m[512];
 	assert_true(n <= 512);
 	for (unsigned i = 0; i < n; i++)
-		m[i] = (struct vdemux_map){.gpa = gpa_of(slots[i]), .page = pages ? pages[i] : VDEMUX_NO_PAGE};
+		m[i] = (struct vdemux_map){.gpa = gpa_of(slots[i]),
+					   .page = pages ? pages[i] : VDEMUX_NO_PAGE};
 	*done = 12345;
 	return fn(t->be, t->vmctx, m, n, done);
 }
@@ -632,8 +627,9 @@ static void create_probes_api_and_type1v2_then_attaches_group_and_sets_iommu(voi
 {
 	struct t *t = *state;
 	create(t);
-	const unsigned long want[] = {VFIO_GET_API_VERSION, VFIO_CHECK_EXTENSION, VFIO_GROUP_GET_STATUS,
-				      VFIO_GROUP_SET_CONTAINER, VFIO_SET_IOMMU, VFIO_IOMMU_GET_INFO};
+	const unsigned long want[] = {VFIO_GET_API_VERSION,  VFIO_CHECK_EXTENSION,
+				      VFIO_GROUP_GET_STATUS, VFIO_GROUP_SET_CONTAINER,
+				      VFIO_SET_IOMMU,	     VFIO_IOMMU_GET_INFO};
 	assert_true(t->f.ntrace >= 6);
 	for (unsigned i = 0; i < 6; i++)
 		assert_int_equal(t->f.trace[i], want[i]);
@@ -913,7 +909,8 @@ static void attach_reads_caps_when_the_kernel_needs_a_larger_argsz(void **state)
 	/* many IOVA ranges: the chain outgrows the backend's first buffer */
 	t->f.nranges = 40;
 	for (uint32_t i = 0; i < 40; i++)
-		t->f.ranges[i] = (struct vfio_iova_range){i * 0x10000000ull, i * 0x10000000ull + 0x0fffffffull};
+		t->f.ranges[i] = (struct vfio_iova_range){i * 0x10000000ull,
+							  i * 0x10000000ull + 0x0fffffffull};
 	t->f.ranges[39].end = (1ull << 48) - 1;
 	t->f.dma_avail = 3;
 	create(t);
@@ -993,7 +990,7 @@ static void map_onto_a_mapped_iova_fails_eexist_after_the_prefix(void **state)
 	assert_int_equal(mapped_page(t, gpa_of(0)), 10);
 	assert_int_equal(mapped_page(t, gpa_of(1)), 11);
 	assert_int_equal(mapped_page(t, gpa_of(2)), 400); /* untouched */
-	assert_int_equal(mapped_page(t, gpa_of(3)), -1);   /* never tried */
+	assert_int_equal(mapped_page(t, gpa_of(3)), -1);  /* never tried */
 	uint32_t page;
 	assert_int_equal(vdemux_vfio_translate(t->be, 1, gpa_of(2), &page), 0);
 	assert_int_equal(page, VDEMUX_NO_PAGE);
@@ -1075,7 +1072,7 @@ static void unmap_merges_contiguous_gpas_into_one_unmap_dma(void **state)
 	assert_int_equal(do_batch(t, t->be->unmap, three_runs, NULL, 8, &done), 0);
 	assert_int_equal(done, 8);
 	assert_int_equal(t->f.unmap_calls - calls, 4); /* 0-3, 5-6, 9, 8 */
-	assert_int_equal(t->f.nmaps, 2);              /* 4 and 7 stay */
+	assert_int_equal(t->f.nmaps, 2);	       /* 4 and 7 stay */
 	assert_in_step(t, 10);
 	struct vdemux_vfio_stats st;
 	vdemux_vfio_stats(t->be, &st, sizeof(st));
@@ -1205,7 +1202,8 @@ static void remap_unmaps_then_maps_the_new_page(void **state)
 	attach(t, 8);
 	map_range(t, 0, 4);
 	unsigned n0 = t->f.ntrace, done;
-	assert_int_equal(do_batch(t, t->be->remap, (unsigned[]){1, 2}, (uint32_t[]){50, 51}, 2, &done), 0);
+	assert_int_equal(do_batch(t, t->be->remap, (unsigned[]){1, 2}, (uint32_t[]){50, 51}, 2, &done),
+			 0);
 	assert_int_equal(done, 2);
 	assert_int_equal(mapped_page(t, gpa_of(1)), 50);
 	assert_int_equal(mapped_page(t, gpa_of(2)), 51);
@@ -1230,8 +1228,9 @@ static void remap_failure_maps_the_old_pages_back(void **state)
 	t->f.fail_map_call = t->f.map_calls + 2; /* the second new page */
 	t->f.fail_map_errno = ENOMEM;
 	unsigned done;
-	assert_int_equal(do_batch(t, t->be->remap, (unsigned[]){0, 1, 2}, (uint32_t[]){60, 61, 62}, 3, &done),
-			 -ENOMEM);
+	assert_int_equal(
+		do_batch(t, t->be->remap, (unsigned[]){0, 1, 2}, (uint32_t[]){60, 61, 62}, 3, &done),
+		-ENOMEM);
 	assert_int_equal(done, 1);
 	assert_int_equal(mapped_page(t, gpa_of(0)), 60);
 	assert_int_equal(mapped_page(t, gpa_of(1)), 101);
@@ -1287,7 +1286,8 @@ static const uint8_t mac_vm[6] = {0x02, 0, 0, 0, 0, 0x0a};
 
 static void eng_up(struct t *t, struct eng *g, enum vdemux_harvest h, uint32_t rx_pages, uint32_t flags)
 {
-	struct vdemux_arena_opts ao = VDEMUX_OPTS(vdemux_arena_opts, .npages = 64, .kind = VDEMUX_ARENA_MEMFD);
+	struct vdemux_arena_opts ao = VDEMUX_OPTS(vdemux_arena_opts, .npages = 64,
+						  .kind = VDEMUX_ARENA_MEMFD);
 	assert_int_equal(vdemux_arena_create(&g->arena, &ao), 0);
 	assert_int_equal(vdemux_arena_info(g->arena, &g->ai), 0);
 	t->f.mem_lo = (uintptr_t)g->ai.base;
@@ -1475,7 +1475,8 @@ static void engine_vm_add_refuses_a_window_beyond_dma_avail(void **state)
 {
 	struct t *t = *state;
 	t->f.dma_avail = 6;
-	struct vdemux_arena_opts ao = VDEMUX_OPTS(vdemux_arena_opts, .npages = 64, .kind = VDEMUX_ARENA_MEMFD);
+	struct vdemux_arena_opts ao = VDEMUX_OPTS(vdemux_arena_opts, .npages = 64,
+						  .kind = VDEMUX_ARENA_MEMFD);
 	vdemux_arena *arena;
 	vdemux_engine *e;
 	struct vdemux_backend *be;

@@ -54,13 +54,13 @@ static void slow_detach(struct vdemux_backend *be, void *ctx)
 	s->inner->vm_detach(s->inner, ctx);
 }
 
-#define FWD(op)                                                                              \
+#define FWD(op)                                                                                \
 	static int slow_##op(struct vdemux_backend *be, void *ctx, const struct vdemux_map *m, \
-			     unsigned n, unsigned *done)                                     \
-	{                                                                                    \
-		struct slow *s = (struct slow *)be;                                          \
-		spin(s);                                                                     \
-		return s->inner->op(s->inner, ctx, m, n, done);                              \
+			     unsigned n, unsigned *done)                                       \
+	{                                                                                      \
+		struct slow *s = (struct slow *)be;                                            \
+		spin(s);                                                                       \
+		return s->inner->op(s->inner, ctx, m, n, done);                                \
 	}
 FWD(map)
 FWD(unmap)
@@ -340,13 +340,22 @@ static void test_adaptive_is_accepted_as_an_engine_and_a_vm_policy(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_adaptive_is_the_default_policy_and_copies_frames_from_memory, vt_setup, vt_teardown),
-		cmocka_unit_test_setup_teardown(test_adaptive_flips_first_then_uses_the_backend_figure, vt_setup, vt_teardown),
-		cmocka_unit_test_setup_teardown(test_adaptive_copies_short_zero_copy_frames_without_probing, vt_setup, vt_teardown),
-		cmocka_unit_test_setup_teardown(test_adaptive_copies_when_the_tables_cost_more_and_probes_rarely, vt_setup, vt_teardown),
-		cmocka_unit_test_setup_teardown(test_adaptive_follows_tables_that_turn_slow, vt_setup, vt_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_adaptive_is_the_default_policy_and_copies_frames_from_memory, vt_setup,
+			vt_teardown),
+		cmocka_unit_test_setup_teardown(test_adaptive_flips_first_then_uses_the_backend_figure,
+						vt_setup, vt_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_adaptive_copies_short_zero_copy_frames_without_probing, vt_setup,
+			vt_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_adaptive_copies_when_the_tables_cost_more_and_probes_rarely, vt_setup,
+			vt_teardown),
+		cmocka_unit_test_setup_teardown(test_adaptive_follows_tables_that_turn_slow, vt_setup,
+						vt_teardown),
 		cmocka_unit_test_setup_teardown(test_fixed_policies_do_not_probe, vt_setup, vt_teardown),
-		cmocka_unit_test_setup_teardown(test_adaptive_is_accepted_as_an_engine_and_a_vm_policy, vt_setup, vt_teardown),
+		cmocka_unit_test_setup_teardown(test_adaptive_is_accepted_as_an_engine_and_a_vm_policy,
+						vt_setup, vt_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

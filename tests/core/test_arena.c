@@ -11,12 +11,14 @@
 
 static vdemux_arena *arena_new(uint32_t npages, enum vdemux_arena_kind kind, uint32_t flags)
 {
-	struct vdemux_arena_opts o = VDEMUX_OPTS(vdemux_arena_opts, .npages = npages, .kind = kind, .flags = flags);
+	struct vdemux_arena_opts o = VDEMUX_OPTS(vdemux_arena_opts, .npages = npages, .kind = kind,
+						 .flags = flags);
 	vdemux_arena *a = NULL;
 	int rc = vdemux_arena_create(&a, &o);
 
 	if (rc != 0)
-		fail_msg("vdemux_arena_create(%u pages, kind %d, flags %#x): %d", npages, kind, flags, rc);
+		fail_msg("vdemux_arena_create(%u pages, kind %d, flags %#x): %d", npages, kind, flags,
+			 rc);
 	assert_non_null(a);
 	return a;
 }
@@ -63,7 +65,8 @@ static void test_create_rejects_unknown_flags(void **state)
 
 static void test_create_rejects_unknown_kind(void **state)
 {
-	struct vdemux_arena_opts o = VDEMUX_OPTS(vdemux_arena_opts, .npages = 4, .kind = (enum vdemux_arena_kind)7);
+	struct vdemux_arena_opts o = VDEMUX_OPTS(vdemux_arena_opts, .npages = 4,
+						 .kind = (enum vdemux_arena_kind)7);
 	vdemux_arena *a = NULL;
 
 	(void)state;
@@ -212,7 +215,8 @@ static void run_engine_confined(enum vdemux_arena_kind kind)
 			continue;
 		for (size_t k = 0; k < VDEMUX_PAGE_SIZE; k++)
 			if (ai.base[(size_t)p * VDEMUX_PAGE_SIZE + k] != (uint8_t)(0x40 + p))
-				fail_msg("arena page %u byte %zu outside the engine's range changed", p, k);
+				fail_msg("arena page %u byte %zu outside the engine's range changed", p,
+					 k);
 	}
 	/* the arena was borrowed: still usable after the engine is gone */
 	assert_int_equal(info_of(a).npages, 64);
@@ -244,7 +248,8 @@ static void test_two_engines_share_one_arena_on_disjoint_ranges(void **state)
 	for (int i = 0; i < 2; i++) {
 		struct vdemux_vm_opts o;
 
-		fo.eng = VDEMUX_OPTS(vdemux_engine_opts, .arena = a, .first_page = 16u * (uint32_t)i, .npages = 16);
+		fo.eng = VDEMUX_OPTS(vdemux_engine_opts, .arena = a, .first_page = 16u * (uint32_t)i,
+				     .npages = 16);
 		fx[i] = vt_fx_new(&fo);
 		o = vt_vm_opts(fx[i], 8);
 		v[i] = vt_vm_add(fx[i], &o);
@@ -269,8 +274,9 @@ static void test_two_engines_share_one_arena_on_disjoint_ranges(void **state)
 static void test_alloc_hooks_balance_over_the_arena_life(void **state)
 {
 	struct vt_counting_alloc c = {0};
-	struct vdemux_arena_opts o = VDEMUX_OPTS(vdemux_arena_opts, .npages = 4,
-						  .alloc = {.calloc = vt_count_calloc, .free = vt_count_free, .payload = &c});
+	struct vdemux_arena_opts o = VDEMUX_OPTS(
+		vdemux_arena_opts, .npages = 4,
+		.alloc = {.calloc = vt_count_calloc, .free = vt_count_free, .payload = &c});
 	vdemux_arena *a = NULL;
 
 	(void)state;

@@ -101,12 +101,15 @@ static void test_positive_return_from_vm_attach_makes_vm_add_eio(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_positive_return_from_unmap_makes_post_rx_eio_not_a_count,
-						vt_setup, vt_teardown),
-		cmocka_unit_test_setup_teardown(test_positive_return_mid_batch_posts_only_the_applied_prefix,
-						vt_setup, vt_teardown),
-		cmocka_unit_test_setup_teardown(test_positive_return_from_map_makes_vm_add_eio_and_changes_nothing,
-						vt_setup, vt_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_positive_return_from_unmap_makes_post_rx_eio_not_a_count, vt_setup,
+			vt_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_positive_return_mid_batch_posts_only_the_applied_prefix, vt_setup,
+			vt_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_positive_return_from_map_makes_vm_add_eio_and_changes_nothing, vt_setup,
+			vt_teardown),
 		cmocka_unit_test_setup_teardown(test_positive_return_from_vm_attach_makes_vm_add_eio,
 						vt_setup, vt_teardown),
 	};

@@ -28,8 +28,8 @@ static void test_more_backends_than_a_vm_may_stack_can_be_registered(void **stat
 
 		assert_int_equal(vdemux_sim_create(&sims[i], NULL), 0);
 		assert_int_equal(vdemux_engine_add_backend(eng, sims[i]), 0);
-		vo = VDEMUX_OPTS(vdemux_vm_opts, .rx_base = 0x1000, .rx_pages = 2,
-				 .backends = &sims[i], .n_backends = 1);
+		vo = VDEMUX_OPTS(vdemux_vm_opts, .rx_base = 0x1000, .rx_pages = 2, .backends = &sims[i],
+				 .n_backends = 1);
 		assert_int_equal(vdemux_vm_add(eng, &ids[i], &vo), 0);
 	}
 	assert_int_equal(vdemux_engine_add_backend(eng, sims[3]), -EEXIST);

@@ -33,7 +33,8 @@ static int world_setup(void **state)
 
 	if (!w)
 		return -1;
-	fo.eng = VDEMUX_OPTS(vdemux_engine_opts, .npages = 64, .max_frame = 9000, .copy = VDEMUX_COPY_NEVER);
+	fo.eng = VDEMUX_OPTS(vdemux_engine_opts, .npages = 64, .max_frame = 9000,
+			     .copy = VDEMUX_COPY_NEVER);
 	w->fx = vt_fx_new(&fo);
 	o = vt_vm_opts(w->fx, 8);
 	o.harvest = VDEMUX_HARVEST_EAGER;
@@ -88,10 +89,10 @@ static void resnap(struct world *w)
 	w->before = vt_snap_take(w->fx);
 }
 
-#define SAME(w, bad)                                          \
-	do {                                                  \
+#define SAME(w, bad)                                              \
+	do {                                                      \
 		vt_snap_expect_same((w)->fx, (w)->before, (bad)); \
-		vt_check((w)->fx);                            \
+		vt_check((w)->fx);                                \
 	} while (0)
 
 /* ---- unknown VM id ---- */
@@ -227,7 +228,8 @@ static void test_post_of_another_vms_gpa_is_erange(void **state)
 	struct world *w = *state;
 	uint64_t g = vt_gpa(w->a, 7);
 
-	assert_true(g < w->b->rx_base || g >= w->b->rx_base + (uint64_t)w->b->rx_pages * VDEMUX_PAGE_SIZE);
+	assert_true(g < w->b->rx_base ||
+		    g >= w->b->rx_base + (uint64_t)w->b->rx_pages * VDEMUX_PAGE_SIZE);
 	assert_int_equal(vdemux_vm_post_rx(w->fx->eng, w->b->id, &g, 1), -ERANGE);
 	SAME(w, VDEMUX_BAD_GPA_RANGE);
 }

@@ -89,8 +89,8 @@ static struct vdemux_engine_stats stats_of(vdemux_engine *eng)
 static void test_version_matches_the_header(void **state)
 {
 	(void)state;
-	assert_int_equal(vdemux_version(),
-			 (VDEMUX_VERSION_MAJOR << 16) | (VDEMUX_VERSION_MINOR << 8) | VDEMUX_VERSION_PATCH);
+	assert_int_equal(vdemux_version(), (VDEMUX_VERSION_MAJOR << 16) | (VDEMUX_VERSION_MINOR << 8) |
+						   VDEMUX_VERSION_PATCH);
 }
 
 static void test_create_rejects_null_out_and_null_opts(void **state)
@@ -127,7 +127,8 @@ static void test_create_with_sz_zero_knows_no_field_so_has_no_pages(void **state
 
 static void test_create_rejects_max_frame_above_64k_plus_4(void **state)
 {
-	struct vdemux_engine_opts o = VDEMUX_OPTS(vdemux_engine_opts, .npages = 8, .max_frame = 65536 + 5);
+	struct vdemux_engine_opts o = VDEMUX_OPTS(vdemux_engine_opts, .npages = 8,
+						  .max_frame = 65536 + 5);
 	vdemux_engine *eng = NULL;
 
 	(void)state;
@@ -276,8 +277,9 @@ static void test_create_rejects_pages_outside_the_arena(void **state)
 static void test_alloc_hooks_see_every_allocation_returned(void **state)
 {
 	struct vt_counting_alloc c = {0};
-	struct vdemux_engine_opts o = VDEMUX_OPTS(vdemux_engine_opts, .npages = 16,
-						   .alloc = {.calloc = vt_count_calloc, .free = vt_count_free, .payload = &c});
+	struct vdemux_engine_opts o = VDEMUX_OPTS(
+		vdemux_engine_opts, .npages = 16,
+		.alloc = {.calloc = vt_count_calloc, .free = vt_count_free, .payload = &c});
 	vdemux_engine *eng = NULL;
 	struct vdemux_backend *sim = NULL;
 	struct vdemux_vm_opts vo = VDEMUX_OPTS(vdemux_vm_opts, .rx_base = 0x100000, .rx_pages = 4);
@@ -301,7 +303,7 @@ static void test_alloc_hooks_must_be_both_set_or_neither(void **state)
 {
 	struct vt_counting_alloc c = {0};
 	struct vdemux_engine_opts o = VDEMUX_OPTS(vdemux_engine_opts, .npages = 16,
-						   .alloc = {.calloc = vt_count_calloc, .payload = &c});
+						  .alloc = {.calloc = vt_count_calloc, .payload = &c});
 	vdemux_engine *eng = NULL;
 
 	(void)state;
@@ -508,7 +510,8 @@ struct one_vm_cls {
 	unsigned calls;
 };
 
-static int one_vm_classify(struct vdemux_classifier *c, const uint8_t *frame, uint32_t len, struct vdemux_verdict *v)
+static int one_vm_classify(struct vdemux_classifier *c, const uint8_t *frame, uint32_t len,
+			   struct vdemux_verdict *v)
 {
 	struct one_vm_cls *k = (struct one_vm_cls *)c;
 
@@ -628,12 +631,14 @@ static int section_classify(struct vdemux_classifier *c, const uint8_t *frame, u
 	return 0;
 }
 
-static int section_read(struct vdemux_classifier *c, const uint8_t *f, uint32_t len, struct vdemux_verdict *v)
+static int section_read(struct vdemux_classifier *c, const uint8_t *f, uint32_t len,
+			struct vdemux_verdict *v)
 {
 	return section_classify(c, f, len, v, true);
 }
 
-static int section_plain(struct vdemux_classifier *c, const uint8_t *f, uint32_t len, struct vdemux_verdict *v)
+static int section_plain(struct vdemux_classifier *c, const uint8_t *f, uint32_t len,
+			 struct vdemux_verdict *v)
 {
 	return section_classify(c, f, len, v, false);
 }
@@ -823,7 +828,8 @@ static void log_hook(int level, const char *msg, void *payload)
 static void test_log_hook_is_only_called_with_valid_levels(void **state)
 {
 	struct log_rec r = {0};
-	struct vdemux_engine_opts o = VDEMUX_OPTS(vdemux_engine_opts, .npages = 8, .log = log_hook, .log_payload = &r);
+	struct vdemux_engine_opts o = VDEMUX_OPTS(vdemux_engine_opts, .npages = 8, .log = log_hook,
+						  .log_payload = &r);
 	vdemux_engine *eng = NULL;
 	uint64_t g = 0x1000;
 
@@ -865,14 +871,18 @@ int main(void)
 		cmocka_unit_test(test_add_backend_has_no_engine_wide_limit_and_destroy_frees_each_once),
 		cmocka_unit_test(test_remove_backend_frees_an_unused_backend_once),
 		cmocka_unit_test(test_set_classifier_checks_version_and_classify),
-		cmocka_unit_test_setup_teardown(test_read_section_opens_once_per_multi_frame_burst_and_closes_before_return, vt_setup, vt_teardown),
-		cmocka_unit_test_setup_teardown(test_installed_classifier_is_consulted_and_null_restores_l2, vt_setup,
-						vt_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_read_section_opens_once_per_multi_frame_burst_and_closes_before_return,
+			vt_setup, vt_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_installed_classifier_is_consulted_and_null_restores_l2, vt_setup,
+			vt_teardown),
 		cmocka_unit_test(test_stats_fills_only_the_size_asked),
 		cmocka_unit_test(test_stats_and_check_reject_null),
 		cmocka_unit_test(test_check_message_is_terminated_even_when_small),
 		cmocka_unit_test(test_names_are_distinct_and_unknown_out_of_range),
-		cmocka_unit_test_setup_teardown(test_library_prints_nothing_on_bad_input, vt_setup, vt_teardown),
+		cmocka_unit_test_setup_teardown(test_library_prints_nothing_on_bad_input, vt_setup,
+						vt_teardown),
 		cmocka_unit_test(test_log_hook_is_only_called_with_valid_levels),
 	};
 

@@ -71,7 +71,8 @@ static void honest_post_or_release(struct run *r, int v, const uint64_t *g, unsi
 	assert_true(n <= 32);
 	for (unsigned k = 0; k < n; k++)
 		before[k] = vt_page_at(fx, vm, g[k]);
-	rc = release ? vdemux_vm_release(fx->eng, vm->id, g, n) : vdemux_vm_post_rx(fx->eng, vm->id, g, n);
+	rc = release ? vdemux_vm_release(fx->eng, vm->id, g, n)
+		     : vdemux_vm_post_rx(fx->eng, vm->id, g, n);
 	vt_check(fx);
 	v1 = vt_vm_stats(fx, vm);
 	e1 = vt_stats(fx);
@@ -162,7 +163,8 @@ static void honest_burst(struct run *r, struct vt_burst *b, unsigned ndest)
 			while (at < r->nsent[v] && r->sent[v][at] != rx[i].seq)
 				at++;
 			if (at == r->nsent[v])
-				fail_msg("vm %d: frame seq %u not sent to it, or out of order", v, rx[i].seq);
+				fail_msg("vm %d: frame seq %u not sent to it, or out of order", v,
+					 rx[i].seq);
 			at++;
 			for (unsigned k = 0; k < rx[i].ncpl; k++)
 				r->filled[v][r->nfilled[v]++] = rx[i].gpa[k];
@@ -306,12 +308,12 @@ static void sweep(const struct cfg *c)
 	print_message("%s: failure injected at each of %u points\n", c->name, fired_runs);
 }
 
-#define SWEEP(fn, ...)                                  \
-	static void fn(void **state)                    \
-	{                                               \
+#define SWEEP(fn, ...)                                          \
+	static void fn(void **state)                            \
+	{                                                       \
 		static const struct cfg c = {#fn, __VA_ARGS__}; \
-		(void)state;                            \
-		sweep(&c);                              \
+		(void)state;                                    \
+		sweep(&c);                                      \
 	}
 
 /* one backend */
@@ -319,16 +321,20 @@ SWEEP(test_nth_map_call_fails_one_backend, 1, 0, VT_OP_MAP, VT_FAULT_CALL, -EIO,
 SWEEP(test_nth_unmap_call_fails_one_backend, 1, 0, VT_OP_UNMAP, VT_FAULT_CALL, -EIO, false, false)
 SWEEP(test_nth_remap_call_fails_one_backend, 1, 0, VT_OP_REMAP, VT_FAULT_CALL, -EIO, false, false)
 SWEEP(test_nth_entry_fails_one_backend, 1, 0, VT_OP_ALL, VT_FAULT_ENTRY, -EIO, false, false)
-SWEEP(test_nth_entry_fails_one_backend_without_remap, 1, 0, VT_OP_ALL, VT_FAULT_ENTRY, -ENOMEM, false, true)
+SWEEP(test_nth_entry_fails_one_backend_without_remap, 1, 0, VT_OP_ALL, VT_FAULT_ENTRY, -ENOMEM, false,
+      true)
 SWEEP(test_every_call_from_the_nth_fails_one_backend, 1, 0, VT_OP_ALL, VT_FAULT_CALL, -EIO, true, false)
-SWEEP(test_every_entry_from_the_nth_fails_one_backend, 1, 0, VT_OP_ALL, VT_FAULT_ENTRY, -EFAULT, true, false)
+SWEEP(test_every_entry_from_the_nth_fails_one_backend, 1, 0, VT_OP_ALL, VT_FAULT_ENTRY, -EFAULT, true,
+      false)
 /* two stacked backends: the first or the second fails */
 SWEEP(test_nth_call_fails_first_of_two_backends, 2, 0, VT_OP_ALL, VT_FAULT_CALL, -EIO, false, false)
 SWEEP(test_nth_call_fails_second_of_two_backends, 2, 1, VT_OP_ALL, VT_FAULT_CALL, -EIO, false, false)
 SWEEP(test_nth_entry_fails_first_of_two_backends, 2, 0, VT_OP_ALL, VT_FAULT_ENTRY, -EIO, false, false)
 SWEEP(test_nth_entry_fails_second_of_two_backends, 2, 1, VT_OP_ALL, VT_FAULT_ENTRY, -EIO, false, false)
-SWEEP(test_nth_entry_fails_second_of_two_without_remap, 2, 1, VT_OP_ALL, VT_FAULT_ENTRY, -EIO, false, true)
-SWEEP(test_every_entry_from_the_nth_fails_second_of_two, 2, 1, VT_OP_ALL, VT_FAULT_ENTRY, -EIO, true, false)
+SWEEP(test_nth_entry_fails_second_of_two_without_remap, 2, 1, VT_OP_ALL, VT_FAULT_ENTRY, -EIO, false,
+      true)
+SWEEP(test_every_entry_from_the_nth_fails_second_of_two, 2, 1, VT_OP_ALL, VT_FAULT_ENTRY, -EIO, true,
+      false)
 
 /* ---- vm_add under failures: nothing changes ---- */
 

@@ -9,7 +9,8 @@
 
 #include "vt.h"
 
-static struct vt_fx *fx_with(void **state, uint32_t npages, enum vdemux_harvest h, enum vdemux_copy_policy c)
+static struct vt_fx *fx_with(void **state, uint32_t npages, enum vdemux_harvest h,
+			     enum vdemux_copy_policy c)
 {
 	struct vt_fx_opts o = {0};
 
@@ -174,9 +175,9 @@ static void test_page_moving_from_a_to_b_carries_only_bs_frame_eager(void **stat
 	deliver(fx, a, 3000, &rx);
 	page = vt_page_at(fx, a, rx.gpa[0]);
 	fill_page(fx, a, rx.gpa[0], 0xa5); /* A's secrets all over it */
-	vt_post_range(fx, a, 0, 1);      /* released */
+	vt_post_range(fx, a, 0, 1);	   /* released */
 	vt_post_range(fx, b, 0, 1);
-	deliver(fx, b, 100, &rx);          /* asserts: B's frame, then zeros */
+	deliver(fx, b, 100, &rx);			      /* asserts: B's frame, then zeros */
 	assert_int_equal(vt_page_at(fx, b, rx.gpa[0]), page); /* the very same host page */
 	vt_check(fx);
 }

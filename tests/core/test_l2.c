@@ -116,17 +116,17 @@ static void expect_dests(vdemux_l2 *l2, const struct frame *f, const struct exp 
 	}
 }
 
-#define EXPECT(l2, f, ...)                                                                   \
-	do {                                                                                 \
-		const struct exp e_[] = {__VA_ARGS__};                                       \
-		struct frame f_ = (f);                                                       \
-		expect_dests((l2), &f_, e_, sizeof(e_) / sizeof(e_[0]));                     \
+#define EXPECT(l2, f, ...)                                               \
+	do {                                                             \
+		const struct exp e_[] = {__VA_ARGS__};                   \
+		struct frame f_ = (f);                                   \
+		expect_dests((l2), &f_, e_, sizeof(e_) / sizeof(e_[0])); \
 	} while (0)
 
-#define DROP(l2, f, reason)                                                                  \
-	do {                                                                                 \
-		struct frame f_ = (f);                                                       \
-		expect_drop((l2), &f_, (reason));                                            \
+#define DROP(l2, f, reason)                       \
+	do {                                      \
+		struct frame f_ = (f);            \
+		expect_drop((l2), &f_, (reason)); \
 	} while (0)
 
 static vdemux_l2 *mk_l2(uint16_t proto, uint16_t native)
@@ -772,8 +772,8 @@ static void test_allocation_hooks_are_used_and_failures_change_nothing(void **st
 {
 	(void)state;
 	struct hooks h = {0};
-	struct vdemux_l2_opts o = VDEMUX_OPTS(vdemux_l2_opts,
-		.alloc = {.calloc = h_calloc, .free = h_free, .payload = &h});
+	struct vdemux_l2_opts o = VDEMUX_OPTS(
+		vdemux_l2_opts, .alloc = {.calloc = h_calloc, .free = h_free, .payload = &h});
 	vdemux_l2 *l2 = NULL;
 	assert_int_equal(vdemux_l2_create(&l2, &o), 0);
 	assert_int_equal(script(l2), 0);
@@ -814,10 +814,10 @@ struct race {
 	_Atomic int bad_line; /* first failing check of the writer (cmocka asserts only on the main thread) */
 };
 
-#define W(call)                                                                              \
-	do {                                                                                 \
-		if ((call) != 0 && !atomic_load(&r->bad_line))                               \
-			atomic_store(&r->bad_line, __LINE__);                                \
+#define W(call)                                                \
+	do {                                                   \
+		if ((call) != 0 && !atomic_load(&r->bad_line)) \
+			atomic_store(&r->bad_line, __LINE__);  \
 	} while (0)
 
 /*

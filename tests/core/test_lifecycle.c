@@ -91,8 +91,8 @@ static void scribble(struct lc *l, int v, uint8_t byte)
 	memset(page, byte, sizeof(page));
 	for (uint32_t i = 0; i < vm->rx_pages; i++)
 		if (!vt_guest_hole(l->fx, vm, vt_gpa(vm, i)))
-			assert_int_equal(vdemux_sim_write(l->fx->sim[vm->be_idx[0]], vm->id, vt_gpa(vm, i), page,
-							  sizeof(page)),
+			assert_int_equal(vdemux_sim_write(l->fx->sim[vm->be_idx[0]], vm->id,
+							  vt_gpa(vm, i), page, sizeof(page)),
 					 0);
 }
 
@@ -351,7 +351,8 @@ static void test_many_rounds_return_the_pool_to_its_start(void **state)
 
 			assert_int_equal(n, want[i]);
 			for (unsigned k = 0; k < n; k++)
-				assert_int_equal(vdemux_vm_post_rx(fx->eng, v[i]->id, &rx[k].gpa[0], 1), 1);
+				assert_int_equal(vdemux_vm_post_rx(fx->eng, v[i]->id, &rx[k].gpa[0], 1),
+						 1);
 		}
 		vt_check(fx);
 		assert_int_equal(vt_stats(fx).pages_free, free0);
@@ -366,7 +367,8 @@ int main(void)
 		cmocka_unit_test(test_lifecycle_always_flip),
 		cmocka_unit_test(test_lifecycle_always_copy_lazy_engine),
 		cmocka_unit_test(test_lifecycle_stacked_backends_without_remap),
-		cmocka_unit_test_setup_teardown(test_many_rounds_return_the_pool_to_its_start, vt_setup, vt_teardown),
+		cmocka_unit_test_setup_teardown(test_many_rounds_return_the_pool_to_its_start, vt_setup,
+						vt_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

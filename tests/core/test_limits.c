@@ -38,8 +38,8 @@ static struct vt_vm *vm_posted(struct vt_fx *fx, uint32_t pages)
 
 static int engine_with(uint32_t max_frame, uint32_t max_vms)
 {
-	struct vdemux_engine_opts o = VDEMUX_OPTS(vdemux_engine_opts, .npages = 8, .max_frame = max_frame,
-						  .max_vms = max_vms);
+	struct vdemux_engine_opts o = VDEMUX_OPTS(vdemux_engine_opts, .npages = 8,
+						  .max_frame = max_frame, .max_vms = max_vms);
 	vdemux_engine *e = NULL;
 	int rc = vdemux_engine_create(&e, &o);
 
@@ -250,8 +250,8 @@ static void test_burst_takes_14_byte_frames_and_refuses_13(void **state)
 
 /* Lend the buffers of a frame of @len bytes starting at @off in its first
  * page, copy @frame in, chain them. Returns the number of buffers. */
-static unsigned chain_fill(struct vt_fx *fx, struct vdemux_rx_buf *bufs, const uint8_t *frame, uint32_t len,
-			   uint32_t off)
+static unsigned chain_fill(struct vt_fx *fx, struct vdemux_rx_buf *bufs, const uint8_t *frame,
+			   uint32_t len, uint32_t off)
 {
 	unsigned n = (off + len + PG - 1) / PG;
 	uint32_t done = 0;
@@ -502,7 +502,8 @@ static void test_completion_queue_holds_twice_the_window_then_drops_cq_full(void
 	vs = vt_vm_stats(fx, a);
 	deliver_one(fx, a, 100);
 	assert_int_equal(vt_stats(fx).drops[VDEMUX_DROP_CQ_FULL], es.drops[VDEMUX_DROP_CQ_FULL] + 1);
-	assert_int_equal(vt_vm_stats(fx, a).drops[VDEMUX_DROP_CQ_FULL], vs.drops[VDEMUX_DROP_CQ_FULL] + 1);
+	assert_int_equal(vt_vm_stats(fx, a).drops[VDEMUX_DROP_CQ_FULL],
+			 vs.drops[VDEMUX_DROP_CQ_FULL] + 1);
 	assert_int_equal(vt_vm_stats(fx, a).pending, 16);
 	assert_int_equal(vt_vm_stats(fx, a).posted, 1);
 	assert_int_equal(vt_vm_stats(fx, a).delivered, vs.delivered);

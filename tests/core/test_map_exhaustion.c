@@ -16,8 +16,7 @@ static struct vt_fx *fx_faulty(void **state, enum vdemux_harvest h, bool remap)
 {
 	struct vt_fx_opts fo = {.fault = true, .no_remap = !remap};
 
-	fo.eng = VDEMUX_OPTS(vdemux_engine_opts, .npages = 64, .harvest = h,
-			     .copy = VDEMUX_COPY_NEVER);
+	fo.eng = VDEMUX_OPTS(vdemux_engine_opts, .npages = 64, .harvest = h, .copy = VDEMUX_COPY_NEVER);
 	return vt_fx_state(state, &fo);
 }
 
@@ -223,14 +222,22 @@ static void test_refused_map_after_unmap_without_remap_is_dropped(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_remap_refused_with_enomem_is_copied_not_dropped, vt_setup, vt_teardown),
-		cmocka_unit_test_setup_teardown(test_remap_refused_with_enospc_is_copied_not_dropped, vt_setup, vt_teardown),
-		cmocka_unit_test_setup_teardown(test_remap_refused_mid_batch_copies_the_rest_of_the_batch, vt_setup, vt_teardown),
-		cmocka_unit_test_setup_teardown(test_jumbo_frame_with_one_page_refused_is_delivered_whole, vt_setup, vt_teardown),
-		cmocka_unit_test_setup_teardown(test_zero_copy_frame_refused_is_copied_and_its_pages_freed, vt_setup, vt_teardown),
-		cmocka_unit_test_setup_teardown(test_remap_refused_with_eio_is_dropped, vt_setup, vt_teardown),
-		cmocka_unit_test_setup_teardown(test_map_into_hole_refused_with_enomem_is_dropped, vt_setup, vt_teardown),
-		cmocka_unit_test_setup_teardown(test_refused_map_after_unmap_without_remap_is_dropped, vt_setup, vt_teardown),
+		cmocka_unit_test_setup_teardown(test_remap_refused_with_enomem_is_copied_not_dropped,
+						vt_setup, vt_teardown),
+		cmocka_unit_test_setup_teardown(test_remap_refused_with_enospc_is_copied_not_dropped,
+						vt_setup, vt_teardown),
+		cmocka_unit_test_setup_teardown(test_remap_refused_mid_batch_copies_the_rest_of_the_batch,
+						vt_setup, vt_teardown),
+		cmocka_unit_test_setup_teardown(test_jumbo_frame_with_one_page_refused_is_delivered_whole,
+						vt_setup, vt_teardown),
+		cmocka_unit_test_setup_teardown(test_zero_copy_frame_refused_is_copied_and_its_pages_freed,
+						vt_setup, vt_teardown),
+		cmocka_unit_test_setup_teardown(test_remap_refused_with_eio_is_dropped, vt_setup,
+						vt_teardown),
+		cmocka_unit_test_setup_teardown(test_map_into_hole_refused_with_enomem_is_dropped,
+						vt_setup, vt_teardown),
+		cmocka_unit_test_setup_teardown(test_refused_map_after_unmap_without_remap_is_dropped,
+						vt_setup, vt_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

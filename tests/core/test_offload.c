@@ -70,8 +70,7 @@ static uint32_t build(const struct of_spec *s, uint8_t flags, uint8_t gso, uint1
 		      struct of_layout *lay)
 {
 	*lay = of_build(frame + 10, s);
-	of_hdr(frame, flags, gso, (uint16_t)lay->hlen, gso_size, (uint16_t)lay->l4,
-	       s->udp ? 6 : 16);
+	of_hdr(frame, flags, gso, (uint16_t)lay->hlen, gso_size, (uint16_t)lay->l4, s->udp ? 6 : 16);
 	return 10 + lay->len;
 }
 
@@ -108,8 +107,13 @@ static struct of_spec spec(struct vt_vm *vm, int ipv, bool udp, uint32_t payload
 	static uint8_t mac[6];
 
 	vt_mac(vm->id, mac);
-	return (struct of_spec){.dst = mac, .ipv = ipv, .udp = udp, .payload = payload, .seed = payload,
-				.tcp_flags = OF_TCP_ACK | OF_TCP_PSH | OF_TCP_FIN, .seq = 0xfffff000u,
+	return (struct of_spec){.dst = mac,
+				.ipv = ipv,
+				.udp = udp,
+				.payload = payload,
+				.seed = payload,
+				.tcp_flags = OF_TCP_ACK | OF_TCP_PSH | OF_TCP_FIN,
+				.seq = 0xfffff000u,
 				.ip_id = 0xfff0};
 }
 
@@ -175,7 +179,8 @@ static void test_a_stripped_tag_moves_csum_start_and_hdr_len_in_the_header(void 
 	s.vlan = true; /* VID 5: this VM is an untagged member, the tag is stripped */
 	assert_int_equal(vdemux_l2_vlan_join(vdemux_engine_l2(fx->eng), vm->id, 5, 0), 0);
 	assert_int_equal(vdemux_l2_add_mac(vdemux_engine_l2(fx->eng), vm->id, s.dst, 5), 0);
-	assert_int_equal(send(fx, build(&s, VDEMUX_VNET_HDR_F_NEEDS_CSUM, VDEMUX_VNET_GSO_TCPV4, 1448, &lay)), 1);
+	assert_int_equal(
+		send(fx, build(&s, VDEMUX_VNET_HDR_F_NEEDS_CSUM, VDEMUX_VNET_GSO_TCPV4, 1448, &lay)), 1);
 	assert_int_equal(take_frame(fx, vm, &ncpl), (int)(12 + lay.len - 4));
 	of_hdr_read(got, &h);
 	assert_int_equal(h.csum_start, lay.l4 - 4);
@@ -276,7 +281,8 @@ static void test_a_tso6_frame_is_segmented_for_a_vm_without_tso6(void **state)
 
 	/* This VM has a header: each segment comes after it, marked DATA_VALID. */
 	assert_int_equal(send(fx, build(&s, VDEMUX_VNET_HDR_F_NEEDS_CSUM, VDEMUX_VNET_GSO_TCPV6,
-					(uint16_t)mss, &lay)), 1);
+					(uint16_t)mss, &lay)),
+			 1);
 	for (i = 0; (flen = take_frame(fx, vm, &ncpl)) >= 0; i++) {
 		const char *why = of_check_segment(got + 10, (uint32_t)flen - 10, &s, mss, i, n);
 
@@ -291,7 +297,8 @@ static void test_a_tso6_frame_is_segmented_for_a_vm_without_tso6(void **state)
 static void test_a_tso_frame_with_ecn_passes_only_to_a_vm_that_takes_ecn(void **state)
 {
 	struct vt_fx *fx = fx_new(state);
-	struct vt_vm *ecn = vm_new(fx, VDEMUX_OFFLOAD_CSUM | VDEMUX_OFFLOAD_TSO4 | VDEMUX_OFFLOAD_ECN, 10);
+	struct vt_vm *ecn = vm_new(fx, VDEMUX_OFFLOAD_CSUM | VDEMUX_OFFLOAD_TSO4 | VDEMUX_OFFLOAD_ECN,
+				   10);
 	struct vt_vm *no_ecn = vm_new(fx, VDEMUX_OFFLOAD_CSUM | VDEMUX_OFFLOAD_TSO4, 10);
 	static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 	struct of_spec s = spec(ecn, 4, false, 5000);
@@ -302,7 +309,8 @@ static void test_a_tso_frame_with_ecn_passes_only_to_a_vm_that_takes_ecn(void **
 	s.dst = bcast;
 	s.tcp_flags |= OF_TCP_CWR;
 	assert_int_equal(send(fx, build(&s, VDEMUX_VNET_HDR_F_NEEDS_CSUM,
-					VDEMUX_VNET_GSO_TCPV4 | VDEMUX_VNET_GSO_ECN, 1000, &lay)), 1);
+					VDEMUX_VNET_GSO_TCPV4 | VDEMUX_VNET_GSO_ECN, 1000, &lay)),
+			 1);
 	assert_int_equal(take_frame(fx, ecn, &ncpl), (int)(10 + lay.len));
 	assert_int_equal(got[1], VDEMUX_VNET_GSO_TCPV4 | VDEMUX_VNET_GSO_ECN);
 	assert_memory_equal(got + 10, frame + 10, lay.len);
@@ -349,7 +357,8 @@ static void test_segments_consume_one_buffer_each_and_drop_by_reason(void **stat
 	vm = vt_vm_add(fx, &o);
 	vt_post_range(fx, vm, 0, 4);
 	s = spec(vm, 4, false, 10 * 1000);
-	assert_int_equal(send(fx, build(&s, VDEMUX_VNET_HDR_F_NEEDS_CSUM, VDEMUX_VNET_GSO_TCPV4, 1000, &lay)), 1);
+	assert_int_equal(
+		send(fx, build(&s, VDEMUX_VNET_HDR_F_NEEDS_CSUM, VDEMUX_VNET_GSO_TCPV4, 1000, &lay)), 1);
 	vs = vt_vm_stats(fx, vm);
 	assert_int_equal(vs.delivered, 4);
 	assert_int_equal(vs.drops[VDEMUX_DROP_NO_BUFFER], 6);
@@ -365,24 +374,89 @@ struct bad_case {
 	void (*spoil)(uint8_t *f, struct of_layout *lay);
 };
 
-static void sp_flags(uint8_t *f, struct of_layout *l) { (void)l; f[0] |= 0x10; }
-static void sp_gso_type(uint8_t *f, struct of_layout *l) { (void)l; f[1] = 2; }
-static void sp_ecn_alone(uint8_t *f, struct of_layout *l) { (void)l; f[1] = VDEMUX_VNET_GSO_ECN; f[4] = 0; }
-static void sp_hdr_len(uint8_t *f, struct of_layout *l) { of_hdr(f, 1, 1, (uint16_t)(l->len + 1), 1000, (uint16_t)l->l4, 16); }
-static void sp_csum_start(uint8_t *f, struct of_layout *l) { of_hdr(f, 1, 0, 0, 0, (uint16_t)(l->len - 1), 0); }
-static void sp_csum_offset(uint8_t *f, struct of_layout *l) { of_hdr(f, 1, 0, 0, 0, (uint16_t)l->l4, (uint16_t)(l->len - l->l4 - 1)); }
-static void sp_csum_huge(uint8_t *f, struct of_layout *l) { (void)l; of_hdr(f, 1, 0, 0, 0, 0xffff, 0xffff); }
-static void sp_gso_no_csum(uint8_t *f, struct of_layout *l) { f[0] = 0; (void)l; }
-static void sp_tcp_csum_offset(uint8_t *f, struct of_layout *l) { of_hdr(f, 1, 1, 0, 1000, (uint16_t)l->l4, 6); }
-static void sp_gso_size(uint8_t *f, struct of_layout *l) { (void)l; f[4] = f[5] = 0; }
-static void sp_v6_as_v4(uint8_t *f, struct of_layout *l) { (void)l; f[1] = VDEMUX_VNET_GSO_TCPV6; }
-static void sp_start_not_l4(uint8_t *f, struct of_layout *l) { of_hdr(f, 1, 1, 0, 1000, (uint16_t)(l->l4 + 4), 16); }
-static void sp_ip_len(uint8_t *f, struct of_layout *l) { f[10 + l->l3 + 3] ^= 1; }
-static void sp_fragment(uint8_t *f, struct of_layout *l) { f[10 + l->l3 + 6] |= 0x20; }
-static void sp_not_tcp(uint8_t *f, struct of_layout *l) { f[10 + l->l3 + 9] = 17; }
-static void sp_doff(uint8_t *f, struct of_layout *l) { f[10 + l->l4 + 12] = 0x40; }
-static void sp_not_ip(uint8_t *f, struct of_layout *l) { (void)l; f[10 + 12] = 0x88; }
-static void sp_segs(uint8_t *f, struct of_layout *l) { (void)l; f[4] = 1; f[5] = 0; }
+static void sp_flags(uint8_t *f, struct of_layout *l)
+{
+	(void)l;
+	f[0] |= 0x10;
+}
+static void sp_gso_type(uint8_t *f, struct of_layout *l)
+{
+	(void)l;
+	f[1] = 2;
+}
+static void sp_ecn_alone(uint8_t *f, struct of_layout *l)
+{
+	(void)l;
+	f[1] = VDEMUX_VNET_GSO_ECN;
+	f[4] = 0;
+}
+static void sp_hdr_len(uint8_t *f, struct of_layout *l)
+{
+	of_hdr(f, 1, 1, (uint16_t)(l->len + 1), 1000, (uint16_t)l->l4, 16);
+}
+static void sp_csum_start(uint8_t *f, struct of_layout *l)
+{
+	of_hdr(f, 1, 0, 0, 0, (uint16_t)(l->len - 1), 0);
+}
+static void sp_csum_offset(uint8_t *f, struct of_layout *l)
+{
+	of_hdr(f, 1, 0, 0, 0, (uint16_t)l->l4, (uint16_t)(l->len - l->l4 - 1));
+}
+static void sp_csum_huge(uint8_t *f, struct of_layout *l)
+{
+	(void)l;
+	of_hdr(f, 1, 0, 0, 0, 0xffff, 0xffff);
+}
+static void sp_gso_no_csum(uint8_t *f, struct of_layout *l)
+{
+	f[0] = 0;
+	(void)l;
+}
+static void sp_tcp_csum_offset(uint8_t *f, struct of_layout *l)
+{
+	of_hdr(f, 1, 1, 0, 1000, (uint16_t)l->l4, 6);
+}
+static void sp_gso_size(uint8_t *f, struct of_layout *l)
+{
+	(void)l;
+	f[4] = f[5] = 0;
+}
+static void sp_v6_as_v4(uint8_t *f, struct of_layout *l)
+{
+	(void)l;
+	f[1] = VDEMUX_VNET_GSO_TCPV6;
+}
+static void sp_start_not_l4(uint8_t *f, struct of_layout *l)
+{
+	of_hdr(f, 1, 1, 0, 1000, (uint16_t)(l->l4 + 4), 16);
+}
+static void sp_ip_len(uint8_t *f, struct of_layout *l)
+{
+	f[10 + l->l3 + 3] ^= 1;
+}
+static void sp_fragment(uint8_t *f, struct of_layout *l)
+{
+	f[10 + l->l3 + 6] |= 0x20;
+}
+static void sp_not_tcp(uint8_t *f, struct of_layout *l)
+{
+	f[10 + l->l3 + 9] = 17;
+}
+static void sp_doff(uint8_t *f, struct of_layout *l)
+{
+	f[10 + l->l4 + 12] = 0x40;
+}
+static void sp_not_ip(uint8_t *f, struct of_layout *l)
+{
+	(void)l;
+	f[10 + 12] = 0x88;
+}
+static void sp_segs(uint8_t *f, struct of_layout *l)
+{
+	(void)l;
+	f[4] = 1;
+	f[5] = 0;
+}
 
 static const struct bad_case bad_cases[] = {
 	{"unknown flag", VDEMUX_OFFLOAD_BAD_FLAGS, sp_flags},
@@ -444,14 +518,16 @@ static void test_each_bad_metadata_is_refused_counted_and_delivers_nothing(void 
 static void test_ufo_passes_to_a_vm_with_ufo_and_is_refused_for_the_others(void **state)
 {
 	struct vt_fx *fx = fx_new(state);
-	struct vt_vm *plain = vm_new(fx, 0, 0), *ufo = vm_new(fx, VDEMUX_OFFLOAD_CSUM | VDEMUX_OFFLOAD_UFO, 10);
+	struct vt_vm *plain = vm_new(fx, 0, 0),
+		     *ufo = vm_new(fx, VDEMUX_OFFLOAD_CSUM | VDEMUX_OFFLOAD_UFO, 10);
 	static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 	struct of_spec s = spec(ufo, 4, true, 5000);
 	struct of_layout lay;
 	unsigned ncpl;
 
 	s.dst = bcast;
-	assert_int_equal(send(fx, build(&s, VDEMUX_VNET_HDR_F_NEEDS_CSUM, VDEMUX_VNET_GSO_UDP, 1472, &lay)), 1);
+	assert_int_equal(
+		send(fx, build(&s, VDEMUX_VNET_HDR_F_NEEDS_CSUM, VDEMUX_VNET_GSO_UDP, 1472, &lay)), 1);
 	assert_int_equal(take_frame(fx, plain, &ncpl), -1);
 	assert_int_equal(vt_stats(fx).offload_bad[VDEMUX_OFFLOAD_BAD_UFO], 1);
 	assert_int_equal(take_frame(fx, ufo, &ncpl), (int)(10 + lay.len));
@@ -484,8 +560,10 @@ static void test_bad_header_announcements_are_refused_and_change_nothing(void **
 	}
 	assert_int_equal(vdemux_rx_alloc(fx->eng, b, 2), 2);
 	/* A header in a frame's second buffer; a first buffer that is all header. */
-	b[0] = (struct vdemux_rx_buf){.data = b[0].data, .id = b[0].id, .len = VDEMUX_PAGE_SIZE, .flags = VDEMUX_RXBUF_MORE};
-	b[1] = (struct vdemux_rx_buf){.data = b[1].data, .id = b[1].id, .len = 100, .flags = VDEMUX_RXBUF_VNET_HDR(10)};
+	b[0] = (struct vdemux_rx_buf){
+		.data = b[0].data, .id = b[0].id, .len = VDEMUX_PAGE_SIZE, .flags = VDEMUX_RXBUF_MORE};
+	b[1] = (struct vdemux_rx_buf){
+		.data = b[1].data, .id = b[1].id, .len = 100, .flags = VDEMUX_RXBUF_VNET_HDR(10)};
 	assert_int_equal(vdemux_rx_submit(fx->eng, b, 2), -EINVAL);
 	b[0].len = 10;
 	b[0].off = VDEMUX_PAGE_SIZE - 10;
@@ -519,20 +597,32 @@ static void test_vm_offload_options_are_checked(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_metadata_reaches_a_vm_that_accepts_it_in_its_header, vt_teardown),
-		cmocka_unit_test_teardown(test_a_vm_with_a_header_and_no_offload_gets_a_zero_header, vt_teardown),
-		cmocka_unit_test_teardown(test_a_stripped_tag_moves_csum_start_and_hdr_len_in_the_header, vt_teardown),
-		cmocka_unit_test_teardown(test_checksum_is_finished_for_a_vm_without_checksum_offload, vt_teardown),
-		cmocka_unit_test_teardown(test_a_64k_tso4_frame_is_segmented_for_a_vm_without_tso4, vt_teardown),
+		cmocka_unit_test_teardown(test_metadata_reaches_a_vm_that_accepts_it_in_its_header,
+					  vt_teardown),
+		cmocka_unit_test_teardown(test_a_vm_with_a_header_and_no_offload_gets_a_zero_header,
+					  vt_teardown),
+		cmocka_unit_test_teardown(test_a_stripped_tag_moves_csum_start_and_hdr_len_in_the_header,
+					  vt_teardown),
+		cmocka_unit_test_teardown(test_checksum_is_finished_for_a_vm_without_checksum_offload,
+					  vt_teardown),
+		cmocka_unit_test_teardown(test_a_64k_tso4_frame_is_segmented_for_a_vm_without_tso4,
+					  vt_teardown),
 		cmocka_unit_test_teardown(test_a_tso4_frame_from_lent_pages_is_segmented, vt_teardown),
-		cmocka_unit_test_teardown(test_a_tso6_frame_is_segmented_for_a_vm_without_tso6, vt_teardown),
-		cmocka_unit_test_teardown(test_a_tso_frame_with_ecn_passes_only_to_a_vm_that_takes_ecn, vt_teardown),
+		cmocka_unit_test_teardown(test_a_tso6_frame_is_segmented_for_a_vm_without_tso6,
+					  vt_teardown),
+		cmocka_unit_test_teardown(test_a_tso_frame_with_ecn_passes_only_to_a_vm_that_takes_ecn,
+					  vt_teardown),
 		cmocka_unit_test_teardown(test_uso_frames_are_segmented_over_ipv4_and_ipv6, vt_teardown),
-		cmocka_unit_test_teardown(test_a_gso_frame_of_one_segment_goes_out_whole_with_its_checksum, vt_teardown),
-		cmocka_unit_test_teardown(test_segments_consume_one_buffer_each_and_drop_by_reason, vt_teardown),
-		cmocka_unit_test_teardown(test_each_bad_metadata_is_refused_counted_and_delivers_nothing, vt_teardown),
-		cmocka_unit_test_teardown(test_ufo_passes_to_a_vm_with_ufo_and_is_refused_for_the_others, vt_teardown),
-		cmocka_unit_test_teardown(test_bad_header_announcements_are_refused_and_change_nothing, vt_teardown),
+		cmocka_unit_test_teardown(
+			test_a_gso_frame_of_one_segment_goes_out_whole_with_its_checksum, vt_teardown),
+		cmocka_unit_test_teardown(test_segments_consume_one_buffer_each_and_drop_by_reason,
+					  vt_teardown),
+		cmocka_unit_test_teardown(test_each_bad_metadata_is_refused_counted_and_delivers_nothing,
+					  vt_teardown),
+		cmocka_unit_test_teardown(test_ufo_passes_to_a_vm_with_ufo_and_is_refused_for_the_others,
+					  vt_teardown),
+		cmocka_unit_test_teardown(test_bad_header_announcements_are_refused_and_change_nothing,
+					  vt_teardown),
 		cmocka_unit_test_teardown(test_vm_offload_options_are_checked, vt_teardown),
 	};
 

@@ -230,8 +230,10 @@ int main(void)
 		cmocka_unit_test(test_no_run_falls_back_to_the_most_recently_freed_pages),
 		cmocka_unit_test(test_run_taken_from_the_middle_keeps_the_stack_whole),
 		cmocka_unit_test(test_get_runs_takes_shorter_runs_before_single_pages),
-		cmocka_unit_test_setup_teardown(test_rx_alloc_lends_consecutive_pages, vt_setup, vt_teardown),
-		cmocka_unit_test_setup_teardown(test_multi_page_frame_to_consecutive_gpas_is_one_run, vt_setup, vt_teardown),
+		cmocka_unit_test_setup_teardown(test_rx_alloc_lends_consecutive_pages, vt_setup,
+						vt_teardown),
+		cmocka_unit_test_setup_teardown(test_multi_page_frame_to_consecutive_gpas_is_one_run,
+						vt_setup, vt_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,7 +12,8 @@ static struct vt_fx *fx_engine(void **state, enum vdemux_harvest h, uint32_t npa
 {
 	struct vt_fx_opts o = {0};
 
-	o.eng = VDEMUX_OPTS(vdemux_engine_opts, .npages = npages, .harvest = h, .copy = VDEMUX_COPY_NEVER);
+	o.eng = VDEMUX_OPTS(vdemux_engine_opts, .npages = npages, .harvest = h,
+			    .copy = VDEMUX_COPY_NEVER);
 	return vt_fx_state(state, &o);
 }
 
@@ -424,7 +425,7 @@ static void test_release_of_held_and_filled_slots_makes_holes_and_pools_pages(vo
 	struct vdemux_engine_stats e0, e1;
 	struct vdemux_vm_stats v0, v1;
 
-	vt_post_range(fx, a, 0, 1); /* slot 0 posted (hole), 1..3 held */
+	vt_post_range(fx, a, 0, 1);    /* slot 0 posted (hole), 1..3 held */
 	deliver_one(fx, a, 1200, &rx); /* slot 0 filled */
 	guest_scribble(fx, a, 2, 0x42);
 	g[0] = vt_gpa(a, 0); /* filled */

@@ -9,8 +9,8 @@
 
 #include "vt.h"
 
-static struct vt_fx *fx_with(void **state, uint32_t npages, enum vdemux_harvest h, enum vdemux_copy_policy c,
-			     uint32_t threshold)
+static struct vt_fx *fx_with(void **state, uint32_t npages, enum vdemux_harvest h,
+			     enum vdemux_copy_policy c, uint32_t threshold)
 {
 	struct vt_fx_opts o = {0};
 
@@ -87,7 +87,8 @@ static void test_burst_accepts_the_shortest_and_longest_frames(void **state)
 	struct vdemux_completion c[4];
 
 	assert_non_null(big);
-	o.eng = VDEMUX_OPTS(vdemux_engine_opts, .npages = 16, .max_frame = 3000, .copy = VDEMUX_COPY_NEVER);
+	o.eng = VDEMUX_OPTS(vdemux_engine_opts, .npages = 16, .max_frame = 3000,
+			    .copy = VDEMUX_COPY_NEVER);
 	fx = vt_fx_state(state, &o);
 	a = vm_posted(fx, 2, VDEMUX_VM_F_UNPOPULATED);
 	vt_mac(a->id, small);
@@ -409,7 +410,8 @@ static void test_broadcast_jumbo_reaches_every_vm_whole(void **state)
 
 /* ---- zero-copy ---- */
 
-static void write_frame(struct vdemux_rx_buf *bufs, unsigned nbufs, uint32_t len, vdemux_vm_id to, uint32_t seq)
+static void write_frame(struct vdemux_rx_buf *bufs, unsigned nbufs, uint32_t len, vdemux_vm_id to,
+			uint32_t seq)
 {
 	uint8_t dst[6];
 	uint8_t *tmp = malloc(len);
@@ -549,7 +551,8 @@ static void submit_longest_chain_at_an_offset(void **state, uint32_t max_frame)
 	assert_int_equal(vdemux_rx_alloc(fx->eng, bufs, nbufs), (int)nbufs);
 	for (uint32_t i = 0; i < nbufs; i++) {
 		uint32_t off = i ? 0 : VDEMUX_PAGE_SIZE - 1;
-		uint32_t n = max_frame - done < VDEMUX_PAGE_SIZE - off ? max_frame - done : VDEMUX_PAGE_SIZE - off;
+		uint32_t n = max_frame - done < VDEMUX_PAGE_SIZE - off ? max_frame - done
+								       : VDEMUX_PAGE_SIZE - off;
 
 		memcpy(bufs[i].data + off, tmp + done, n);
 		bufs[i].off = off;
@@ -849,7 +852,8 @@ struct script_cls {
 	int drop; /* drop reason when n == 0; 0: NO_DEST */
 };
 
-static int script_classify(struct vdemux_classifier *c, const uint8_t *frame, uint32_t len, struct vdemux_verdict *v)
+static int script_classify(struct vdemux_classifier *c, const uint8_t *frame, uint32_t len,
+			   struct vdemux_verdict *v)
 {
 	struct script_cls *k = (struct script_cls *)c;
 
@@ -910,15 +914,14 @@ static uint8_t *tagged_frame(uint32_t len)
 }
 
 /* What a VM should receive for @action applied to @in. */
-static uint32_t edited(const uint8_t *in, uint32_t len, uint8_t action, uint16_t tpid, uint16_t tci, uint8_t *out)
+static uint32_t edited(const uint8_t *in, uint32_t len, uint8_t action, uint16_t tpid, uint16_t tci,
+		       uint8_t *out)
 {
 	uint8_t tag[4] = {(uint8_t)(tpid >> 8), (uint8_t)tpid, (uint8_t)(tci >> 8), (uint8_t)tci};
 
 	memcpy(out, in, 12);
 	switch (action) {
-	case VDEMUX_VLAN_STRIP:
-		memcpy(out + 12, in + 16, len - 16);
-		return len - 4;
+	case VDEMUX_VLAN_STRIP: memcpy(out + 12, in + 16, len - 16); return len - 4;
 	case VDEMUX_VLAN_PUSH:
 		memcpy(out + 12, tag, 4);
 		memcpy(out + 16, in + 12, len - 12);
@@ -927,9 +930,7 @@ static uint32_t edited(const uint8_t *in, uint32_t len, uint8_t action, uint16_t
 		memcpy(out + 12, tag, 4);
 		memcpy(out + 16, in + 16, len - 16);
 		return len;
-	default:
-		memcpy(out, in, len);
-		return len;
+	default: memcpy(out, in, len); return len;
 	}
 }
 
@@ -961,7 +962,8 @@ static void run_vlan_edits(void **state, enum vdemux_harvest h, enum vdemux_copy
 	struct script_cls *k = script_reset();
 	uint8_t *in = tagged_frame(len), *want = malloc(len + 4);
 	struct vdemux_frame f = {.data = in, .len = len};
-	static const uint8_t actions[4] = {VDEMUX_VLAN_KEEP, VDEMUX_VLAN_STRIP, VDEMUX_VLAN_PUSH, VDEMUX_VLAN_SET};
+	static const uint8_t actions[4] = {VDEMUX_VLAN_KEEP, VDEMUX_VLAN_STRIP, VDEMUX_VLAN_PUSH,
+					   VDEMUX_VLAN_SET};
 
 	assert_non_null(want);
 	for (int i = 0; i < 4; i++) {
@@ -969,7 +971,8 @@ static void run_vlan_edits(void **state, enum vdemux_harvest h, enum vdemux_copy
 
 		v[i] = vt_vm_add(fx, &o);
 		vt_post_range(fx, v[i], 0, 4);
-		k->dests[i] = dest(v[i]->id, actions[i], VDEMUX_TPID_8021AD, (uint16_t)(0x3000 | (uint16_t)i));
+		k->dests[i] = dest(v[i]->id, actions[i], VDEMUX_TPID_8021AD,
+				   (uint16_t)(0x3000 | (uint16_t)i));
 	}
 	k->n = 4;
 	script_install(fx, k);
@@ -977,7 +980,8 @@ static void run_vlan_edits(void **state, enum vdemux_harvest h, enum vdemux_copy
 	vt_check(fx);
 	assert_int_equal(vt_stats(fx).delivered, 4);
 	for (int i = 0; i < 4; i++) {
-		uint32_t wl = edited(in, len, actions[i], VDEMUX_TPID_8021AD, (uint16_t)(0x3000 | (uint16_t)i), want);
+		uint32_t wl = edited(in, len, actions[i], VDEMUX_TPID_8021AD,
+				     (uint16_t)(0x3000 | (uint16_t)i), want);
 
 		expect_bytes(fx, v[i], want, wl);
 		assert_int_equal(vt_vm_stats(fx, v[i]).bytes, wl);

@@ -54,9 +54,9 @@ static void test_remove_returns_held_flipped_and_posted_pages_cleared(void **sta
 
 	vt_post_range(fx, a, 0, 4);
 	vt_post_range(fx, b, 0, 4); /* lazy: still mapped */
-	send_to(fx, a, 3, 2000);     /* 3 flipped pages, not yet polled */
-	send_to(fx, b, 2, 5000);     /* 4 flipped pages */
-	scribble_all(fx, a, 0xa1);   /* held, filled: all dirty */
+	send_to(fx, a, 3, 2000);    /* 3 flipped pages, not yet polled */
+	send_to(fx, b, 2, 5000);    /* 4 flipped pages */
+	scribble_all(fx, a, 0xa1);  /* held, filled: all dirty */
 	scribble_all(fx, b, 0xb1);
 	vt_check(fx);
 
@@ -146,7 +146,8 @@ static void test_frames_for_a_removed_vm_are_dropped(void **state)
 	vt_vm_remove(fx, a);
 	s0 = vt_stats(fx);
 	send_to(fx, a, 2, 700); /* the test classifier still names it */
-	assert_int_equal(vt_stats(fx).drops[VDEMUX_DROP_UNKNOWN_VM], s0.drops[VDEMUX_DROP_UNKNOWN_VM] + 2);
+	assert_int_equal(vt_stats(fx).drops[VDEMUX_DROP_UNKNOWN_VM],
+			 s0.drops[VDEMUX_DROP_UNKNOWN_VM] + 2);
 	assert_int_equal(vt_stats(fx).pages_free, 32);
 	vt_check(fx);
 }

@@ -28,13 +28,11 @@ static void record(vdemux_vm_id vm, unsigned reasons, void *payload)
 	}
 }
 
-static vdemux_vm_id add(vdemux_engine *eng, struct vdemux_backend *sim, uint32_t pages,
-			struct seen *seen)
+static vdemux_vm_id add(vdemux_engine *eng, struct vdemux_backend *sim, uint32_t pages, struct seen *seen)
 {
-	struct vdemux_vm_opts o = VDEMUX_OPTS(vdemux_vm_opts, .rx_base = 0x100000,
-					      .rx_pages = pages, .backends = &sim, .n_backends = 1,
-					      .signal = {.kind = VDEMUX_SIGNAL_CALLBACK, .cb = record,
-							 .payload = seen});
+	struct vdemux_vm_opts o = VDEMUX_OPTS(
+		vdemux_vm_opts, .rx_base = 0x100000, .rx_pages = pages, .backends = &sim, .n_backends = 1,
+		.signal = {.kind = VDEMUX_SIGNAL_CALLBACK, .cb = record, .payload = seen});
 	vdemux_vm_id id = 0;
 
 	assert_int_equal(vdemux_vm_add(eng, &id, &o), 0);
@@ -51,8 +49,7 @@ static bool got(const struct seen *s, vdemux_vm_id vm, unsigned reason)
 
 static void test_adding_a_vm_below_the_watermark_asks_holders_at_once(void **state)
 {
-	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .npages = 64,
-						   .low_watermark = 20);
+	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .npages = 64, .low_watermark = 20);
 	struct vdemux_backend *sim;
 	struct seen seen = {0};
 	vdemux_engine *eng;
@@ -63,7 +60,7 @@ static void test_adding_a_vm_below_the_watermark_asks_holders_at_once(void **sta
 	assert_int_equal(vdemux_sim_create(&sim, NULL), 0);
 	assert_int_equal(vdemux_engine_add_backend(eng, sim), 0);
 	a = add(eng, sim, 8, &seen);
-	assert_int_equal(seen.n, 0); /* 56 free */
+	assert_int_equal(seen.n, 0);  /* 56 free */
 	b = add(eng, sim, 40, &seen); /* 16 free: below 20 */
 	assert_true(got(&seen, a, VDEMUX_SIG_RELEASE));
 	assert_true(got(&seen, b, VDEMUX_SIG_RELEASE));
@@ -75,8 +72,7 @@ static void test_adding_a_vm_below_the_watermark_asks_holders_at_once(void **sta
  * valgrind and ASan in this test). */
 static void test_removing_vms_while_the_pool_is_low_signals_only_live_vms(void **state)
 {
-	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .npages = 64,
-						   .low_watermark = 20);
+	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .npages = 64, .low_watermark = 20);
 	struct vdemux_backend *sim;
 	struct seen seen = {0};
 	vdemux_engine *eng;

@@ -8,7 +8,8 @@
 #include <string.h>
 #include "vt.h"
 
-static unsigned one(unsigned nbe, unsigned which, unsigned ops, enum vt_fault_mode mode, bool sticky, bool no_remap, unsigned nth)
+static unsigned one(unsigned nbe, unsigned which, unsigned ops, enum vt_fault_mode mode, bool sticky,
+		    bool no_remap, unsigned nth)
 {
 	struct vt_fx_opts fo = {.nbe = nbe, .fault = true, .no_remap = no_remap};
 	struct vt_fx *fx;
@@ -20,7 +21,8 @@ static unsigned one(unsigned nbe, unsigned which, unsigned ops, enum vt_fault_mo
 	for (int v = 0; v < 3; v++) {
 		struct vdemux_vm_opts o = vt_vm_opts(fx, 12);
 		o.harvest = v == 1 ? VDEMUX_HARVEST_LAZY : VDEMUX_HARVEST_EAGER;
-		if (v == 2) o.flags = VDEMUX_VM_F_UNPOPULATED;
+		if (v == 2)
+			o.flags = VDEMUX_VM_F_UNPOPULATED;
 		vm[v] = vt_vm_add(fx, &o);
 	}
 	vt_fault_arm(fx->fault[which], ops, mode, nth, -EIO, sticky);
@@ -38,13 +40,22 @@ static unsigned one(unsigned nbe, unsigned which, unsigned ops, enum vt_fault_mo
 		uint8_t mac[6], buf[3 * 4096];
 		vt_mac(vm[0]->id, mac);
 		vt_frame_fill(buf, 9000, mac, ++fx->next_seq);
-		for (int k = 0; k < 3; k++) { memcpy(b[k].data, buf + k * 4096, 4096); b[k].len = k < 2 ? 4096 : 9000 - 8192; b[k].flags = k < 2 ? VDEMUX_RXBUF_MORE : 0; }
+		for (int k = 0; k < 3; k++) {
+			memcpy(b[k].data, buf + k * 4096, 4096);
+			b[k].len = k < 2 ? 4096 : 9000 - 8192;
+			b[k].flags = k < 2 ? VDEMUX_RXBUF_MORE : 0;
+		}
 		vt_frame_fill(buf, 5000, vt_bcast, ++fx->next_seq);
-		for (int k = 0; k < 2; k++) { memcpy(b[3 + k].data, buf + k * 4096, 4096); b[3 + k].len = k ? 5000 - 4096 : 4096; b[3 + k].flags = k ? 0 : VDEMUX_RXBUF_MORE; }
+		for (int k = 0; k < 2; k++) {
+			memcpy(b[3 + k].data, buf + k * 4096, 4096);
+			b[3 + k].len = k ? 5000 - 4096 : 4096;
+			b[3 + k].flags = k ? 0 : VDEMUX_RXBUF_MORE;
+		}
 		for (int k = 5; k < 9; k++) {
 			vt_mac(vm[k % 3]->id, mac);
 			vt_frame_fill(b[k].data, 3000, mac, ++fx->next_seq);
-			b[k].len = 3000; b[k].flags = 0;
+			b[k].len = 3000;
+			b[k].flags = 0;
 		}
 		assert_int_equal(vdemux_rx_submit(fx->eng, b, 9), 9);
 		vt_check(fx);
@@ -64,7 +75,8 @@ static unsigned one(unsigned nbe, unsigned which, unsigned ops, enum vt_fault_mo
 	return fired;
 }
 
-static void sweep(unsigned nbe, unsigned which, unsigned ops, enum vt_fault_mode mode, bool sticky, bool no_remap)
+static void sweep(unsigned nbe, unsigned which, unsigned ops, enum vt_fault_mode mode, bool sticky,
+		  bool no_remap)
 {
 	unsigned nth, runs = 0;
 	for (nth = 1; nth < 500 && one(nbe, which, ops, mode, sticky, no_remap, nth); nth++)
@@ -73,7 +85,8 @@ static void sweep(unsigned nbe, unsigned which, unsigned ops, enum vt_fault_mode
 	 * past every call the scenario makes, not at the cap. */
 	assert_true(runs > 0);
 	assert_true(nth < 500);
-	print_message("nbe=%u which=%u mode=%d sticky=%d no_remap=%d: %u injection points\n", nbe, which, mode, sticky, no_remap, runs);
+	print_message("nbe=%u which=%u mode=%d sticky=%d no_remap=%d: %u injection points\n", nbe, which,
+		      mode, sticky, no_remap, runs);
 }
 
 static void test_zero_copy_submit_loses_no_page_at_any_injected_failure(void **state)
@@ -89,6 +102,7 @@ static void test_zero_copy_submit_loses_no_page_at_any_injected_failure(void **s
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = {cmocka_unit_test(test_zero_copy_submit_loses_no_page_at_any_injected_failure)};
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_zero_copy_submit_loses_no_page_at_any_injected_failure)};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

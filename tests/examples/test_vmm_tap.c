@@ -30,7 +30,8 @@ static int setup(void **state)
 	struct fixture *f = calloc(1, sizeof *f);
 	int sv[2];
 	assert_non_null(f);
-	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .npages = 64, .max_frame = VMM_FRAME_MAX);
+	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .npages = 64,
+						   .max_frame = VMM_FRAME_MAX);
 	assert_int_equal(vdemux_engine_create(&f->v.eng, &eo), 0);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
 	/* Room for a few frames of 128 KiB in flight. */
@@ -64,7 +65,8 @@ static void send_frame_flags(struct fixture *f, size_t len, uint8_t hdr_flags)
 	memset(buf, 0, VNET_HDR_LEN);
 	buf[0] = hdr_flags;
 	memset(buf + VNET_HDR_LEN, 0xa5, len);
-	memset(buf + VNET_HDR_LEN, 0xff, len < 6 ? len : 6); /* broadcast: no guest, dropped by the engine after counting */
+	memset(buf + VNET_HDR_LEN, 0xff,
+	       len < 6 ? len : 6); /* broadcast: no guest, dropped by the engine after counting */
 	assert_int_equal(send(f->peer, buf, VNET_HDR_LEN + len, 0), (ssize_t)(VNET_HDR_LEN + len));
 	free(buf);
 }
@@ -162,7 +164,8 @@ static void test_header_with_needs_csum_is_counted_and_the_frame_passes(void **s
 {
 	struct fixture *f = *state;
 	send_frame_flags(f, 100, 0x2); /* DATA_VALID: nothing to check against the frame */
-	send_frame_flags(f, 100, 0x1); /* NEEDS_CSUM with csum_start 0: a checksum the engine may finish */
+	send_frame_flags(f, 100,
+			 0x1); /* NEEDS_CSUM with csum_start 0: a checksum the engine may finish */
 	assert_int_equal(tap_rx(&f->v), 2);
 	assert_int_equal(f->v.tap.rx_csum, 1);
 	assert_int_equal(f->v.tap.rx_gso, 0);
@@ -172,16 +175,22 @@ static void test_header_with_needs_csum_is_counted_and_the_frame_passes(void **s
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_frame_of_vmm_frame_max_bytes_is_submitted_whole, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_frame_one_byte_over_is_dropped_and_counted, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_frames_far_over_the_stash_are_dropped_and_the_next_frame_passes,
+		cmocka_unit_test_setup_teardown(test_frame_of_vmm_frame_max_bytes_is_submitted_whole,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_read_under_an_ethernet_header_is_counted_short, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_every_waiting_frame_goes_in_one_submit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_a_burst_stops_at_tap_burst_frames_and_the_next_takes_the_rest, setup,
+		cmocka_unit_test_setup_teardown(test_frame_one_byte_over_is_dropped_and_counted, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_header_with_needs_csum_is_counted_and_the_frame_passes, setup,
+		cmocka_unit_test_setup_teardown(
+			test_frames_far_over_the_stash_are_dropped_and_the_next_frame_passes, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_read_under_an_ethernet_header_is_counted_short,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_every_waiting_frame_goes_in_one_submit, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_a_burst_stops_at_tap_burst_frames_and_the_next_takes_the_rest, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_header_with_needs_csum_is_counted_and_the_frame_passes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

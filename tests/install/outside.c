@@ -6,7 +6,12 @@
 
 #include <vdemux/vdemux.h>
 
-#define FAIL(...) do { fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); return 1; } while (0)
+#define FAIL(...)                             \
+	do {                                  \
+		fprintf(stderr, __VA_ARGS__); \
+		fputc('\n', stderr);          \
+		return 1;                     \
+	} while (0)
 
 int main(void)
 {

@@ -46,14 +46,14 @@
 #include "kvm_guest.h"
 
 #define PAGE VDEMUX_PAGE_SIZE
-#define RAM_PAGES 64u         /* guest RAM: GPA 0 .. 256 KiB */
-#define RX_BASE 0x10000u      /* RX window: GPA 64 KiB .. 128 KiB */
+#define RAM_PAGES 64u	 /* guest RAM: GPA 0 .. 256 KiB */
+#define RX_BASE 0x10000u /* RX window: GPA 64 KiB .. 128 KiB */
 #define RX_PAGES 16u
 #define POOL_FIRST (2 * RAM_PAGES)
 #define POOL_PAGES 32u
 #define CODE_GPA 0x1000u
-#define RING_GPA 0x2000u      /* +0 count (u16); +16: struct vdemux_completion[] */
-#define MBOX_GPA 0x3000u      /* +0 command (u16); +4 GPA (u32); +16 interrupt count (u16) */
+#define RING_GPA 0x2000u /* +0 count (u16); +16: struct vdemux_completion[] */
+#define MBOX_GPA 0x3000u /* +0 command (u16); +4 GPA (u32); +16 interrupt count (u16) */
 #define IRQ_GSI 5u
 
 /* Guest ports. */
@@ -71,8 +71,7 @@ enum { CMD_RING = 1, CMD_READ = 2, CMD_IRQ_WAIT = 4, CMD_FILL = 5 };
  * The guest program, 16-bit real mode, loaded at CODE_GPA with DS = 0.
  * Checksum: h = h * 31 + byte over the completion's bytes, 32 bits.
  */
-__asm__(
-	".pushsection .rodata\n"
+__asm__(".pushsection .rodata\n"
 	".globl kvmflip_guest\n"
 	".hidden kvmflip_guest\n"
 	".globl kvmflip_isr\n"
@@ -239,13 +238,13 @@ static double now_us(void)
 	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
-#define CHECK(expr)                                                                    \
-	do {                                                                           \
-		int r_ = (expr);                                                       \
-		if (r_ < 0) {                                                          \
-			fail("%s: %s (line %d)", #expr, strerror(-r_), __LINE__);      \
-			return r_;                                                     \
-		}                                                                      \
+#define CHECK(expr)                                                               \
+	do {                                                                      \
+		int r_ = (expr);                                                  \
+		if (r_ < 0) {                                                     \
+			fail("%s: %s (line %d)", #expr, strerror(-r_), __LINE__); \
+			return r_;                                                \
+		}                                                                 \
 	} while (0)
 
 /* ---- vCPU ------------------------------------------------------------------ */
@@ -293,7 +292,8 @@ static int run_io(struct kg_vm *vm, struct kg_io *io, unsigned timeout_s)
 		if (run->exit_reason == KVM_EXIT_MMIO)
 			return RUN_MMIO;
 		if (run->exit_reason != KVM_EXIT_IO) {
-			printf("vCPU stopped: exit %d (%s)\n", vm->exit_reason, kg_exit_name(vm->exit_reason));
+			printf("vCPU stopped: exit %d (%s)\n", vm->exit_reason,
+			       kg_exit_name(vm->exit_reason));
 			return -EIO;
 		}
 		kg_io_decode(run, io);
@@ -410,11 +410,10 @@ static int gvm_up(struct gvm *g, const char *name, int idx, bool irq, enum vdemu
 	memset(g->ram + 0x25 * 4 + 2, 0, 2);
 
 	/* Guest RAM registered once, by the backend; never touched again. */
-	struct vdemux_kvm_opts ko = VDEMUX_OPTS(vdemux_kvm_opts, .ram_gpa = 0,
-						.ram_size = (uint64_t)RAM_PAGES * PAGE, .ram_hva = ram,
-						.flags = VDEMUX_KVM_F_SET_MEMSLOT | VDEMUX_KVM_F_HOME_FD,
-						.vm_fd = g->kg.vm_fd, .slot = 0, .home_fd = ai.fd,
-						.home_offset = (uint64_t)idx * RAM_PAGES * PAGE);
+	struct vdemux_kvm_opts ko = VDEMUX_OPTS(
+		vdemux_kvm_opts, .ram_gpa = 0, .ram_size = (uint64_t)RAM_PAGES * PAGE, .ram_hva = ram,
+		.flags = VDEMUX_KVM_F_SET_MEMSLOT | VDEMUX_KVM_F_HOME_FD, .vm_fd = g->kg.vm_fd,
+		.slot = 0, .home_fd = ai.fd, .home_offset = (uint64_t)idx * RAM_PAGES * PAGE);
 	CHECK(vdemux_kvm_create(&g->be, &ko));
 	CHECK(vdemux_engine_add_backend(eng, g->be));
 	CHECK(kg_create_vcpu(&g->kg, CODE_GPA));
@@ -491,12 +490,13 @@ static int guest_verify(struct gvm *g, const struct sent *frames, unsigned nfram
 		uint32_t want = hash(frames[f].data + off, c[i].len);
 		if (h != want || (rest & 0xff) != 0)
 			fail("%s: completion %d (GPA 0x%llx, %u bytes): guest checksum 0x%08x, sent 0x%08x; "
-			     "bytes past the frame OR to 0x%02x", g->name, i, (unsigned long long)c[i].gpa,
-			     c[i].len, h, want, rest & 0xff);
+			     "bytes past the frame OR to 0x%02x",
+			     g->name, i, (unsigned long long)c[i].gpa, c[i].len, h, want, rest & 0xff);
 		off += c[i].len;
 		if (!(c[i].flags & VDEMUX_CPL_MORE)) {
 			if (off != frames[f].len)
-				fail("%s: frame %u: %u bytes completed, %u sent", g->name, f, off, frames[f].len);
+				fail("%s: frame %u: %u bytes completed, %u sent", g->name, f, off,
+				     frames[f].len);
 			f++;
 			off = 0;
 		}
@@ -538,7 +538,8 @@ static bool hole_fault(const struct kg_vm *vm, int r, uint64_t gpa, const char *
 		*how = "KVM_RUN failed with EFAULT";
 		return true;
 	}
-	if (r == RUN_MMIO && (vm->run->mmio.phys_addr & ~(uint64_t)(PAGE - 1)) == (gpa & ~(uint64_t)(PAGE - 1))) {
+	if (r == RUN_MMIO &&
+	    (vm->run->mmio.phys_addr & ~(uint64_t)(PAGE - 1)) == (gpa & ~(uint64_t)(PAGE - 1))) {
 		*how = "KVM_EXIT_MMIO at the hole's GPA";
 		return true;
 	}
@@ -677,7 +678,8 @@ static int concurrent_flips(struct gvm *g)
 		fr = (struct vdemux_frame){.data = f[i], .len = sizeof(f[i])};
 		CHECK(vdemux_rx_burst(eng, &fr, 1));
 		if (vdemux_vm_poll(eng, g->id, &c, 1) != 1 || c.gpa != gpa) {
-			fail("%s: frame %u not delivered at GPA 0x%llx", g->name, i, (unsigned long long)gpa);
+			fail("%s: frame %u not delivered at GPA 0x%llx", g->name, i,
+			     (unsigned long long)gpa);
 			break;
 		}
 		/* The running vCPU must come to read the new page, without being stopped. */
@@ -685,8 +687,8 @@ static int concurrent_flips(struct gvm *g)
 		while (!rd.err && rd.last != f[i][CONC_OFF] && now_us() - w0 < 2e6)
 			sched_yield();
 		if (rd.last != f[i][CONC_OFF] && !rd.err) {
-			fail("%s: 2 s after flip %u the running vCPU still reads 0x%02x, not 0x%02x", g->name, i,
-			     rd.last, f[i][CONC_OFF]);
+			fail("%s: 2 s after flip %u the running vCPU still reads 0x%02x, not 0x%02x",
+			     g->name, i, rd.last, f[i][CONC_OFF]);
 			break;
 		}
 	}
@@ -706,11 +708,13 @@ static int concurrent_flips(struct gvm *g)
 		bogus += rd.seen[v] && !valid[v];
 	}
 	printf("%s: %u remaps (%.0f us per frame: post, burst, remap, poll, wait for the vCPU) while its vCPU thread read "
-	       "GPA 0x%llx %lu times: %u distinct values, %s\n", g->name,
-	       (unsigned)(k1.pages_remapped - k0.pages_remapped), (t1 - t0) / CONC_FLIPS,
-	       (unsigned long long)gpa + CONC_OFF, rd.reads, distinct, rd.err ? strerror(-rd.err) : "no fault");
+	       "GPA 0x%llx %lu times: %u distinct values, %s\n",
+	       g->name, (unsigned)(k1.pages_remapped - k0.pages_remapped), (t1 - t0) / CONC_FLIPS,
+	       (unsigned long long)gpa + CONC_OFF, rd.reads, distinct,
+	       rd.err ? strerror(-rd.err) : "no fault");
 	if (rd.err) {
-		fail("%s: the running vCPU failed while pages flipped under it: %s", g->name, strerror(-rd.err));
+		fail("%s: the running vCPU failed while pages flipped under it: %s", g->name,
+		     strerror(-rd.err));
 		return rd.err;
 	}
 	if (k1.pages_remapped - k0.pages_remapped != CONC_FLIPS)
@@ -730,7 +734,8 @@ static int concurrent_flips(struct gvm *g)
 		     f[CONC_FLIPS][CONC_OFF]);
 	if (!failures)
 		ok("%s's vCPU ran on its own thread through %u in-place flips: saw each new page, no "
-		   "fault, only delivered bytes", g->name, CONC_FLIPS);
+		   "fault, only delivered bytes",
+		   g->name, CONC_FLIPS);
 	return check_engine();
 }
 
@@ -767,16 +772,16 @@ static int irq_signal(struct gvm *a)
 
 	CHECK(pic_master(a, &pic));
 	if (pic.irq_base != 0x20 || (pic.imr & (1u << IRQ_GSI)))
-		fail("A's PIC: vector base 0x%02x, IMR 0x%02x: not programmed as the guest did it", pic.irq_base,
-		     pic.imr);
+		fail("A's PIC: vector base 0x%02x, IMR 0x%02x: not programmed as the guest did it",
+		     pic.irq_base, pic.imr);
 	/* Each earlier call that delivered to A (sections 1 and 3) raised one;
 	 * a release request may have raised more. */
 	if (vm_signals(a->id) < 2)
 		fail("A: %llu signals counted for the two earlier bursts that delivered to it",
 		     (unsigned long long)vm_signals(a->id));
 	if (wait_irr(a, &pic) < 0)
-		fail("A's PIC: IRR 0x%02x: the earlier signalled bursts left no edge latched on IRQ %u", pic.irr,
-		     IRQ_GSI);
+		fail("A's PIC: IRR 0x%02x: the earlier signalled bursts left no edge latched on IRQ %u",
+		     pic.irr, IRQ_GSI);
 	mbox_cmd(a, CMD_IRQ_WAIT, 0);
 	int r = expect_out(&a->kg, "A", P_IRQS, &irqs0);
 	if (r == -ETIMEDOUT)
@@ -791,7 +796,8 @@ static int irq_signal(struct gvm *a)
 	CHECK(pic_master(a, &pic));
 	if ((pic.irr | pic.isr) & (1u << IRQ_GSI))
 		fail("A's PIC after the guest's EOI: IRR 0x%02x ISR 0x%02x, expected IRQ %u neither pending nor in "
-		     "service", pic.irr, pic.isr, IRQ_GSI);
+		     "service",
+		     pic.irr, pic.isr, IRQ_GSI);
 
 	/* One burst for A, now that nothing is pending: one signal, one interrupt. */
 	static uint8_t f5[128];
@@ -813,13 +819,15 @@ static int irq_signal(struct gvm *a)
 	CHECK(expect_out(&a->kg, "A", P_READY, NULL));
 	CHECK(pic_master(a, &pic));
 	if ((irqs & 0xffff) != irqs0 + 1)
-		fail("A took %u interrupts after one signalled burst, expected 1", (irqs & 0xffff) - irqs0);
+		fail("A took %u interrupts after one signalled burst, expected 1",
+		     (irqs & 0xffff) - irqs0);
 	else if ((pic.irr | pic.isr) & (1u << IRQ_GSI))
 		fail("A's PIC after one signalled burst was taken: IRR 0x%02x ISR 0x%02x, expected nothing more",
 		     pic.irr, pic.isr);
 	else
 		ok("the engine's RX signal (irqfd, GSI %u) was raised once for one burst and woke A's vCPU from "
-		   "HLT into its IRQ 5 handler once", IRQ_GSI);
+		   "HLT into its IRQ 5 handler once",
+		   IRQ_GSI);
 	struct sent s5 = {f5, sizeof(f5)};
 	return guest_verify(a, &s5, 1, NULL, NULL);
 }
@@ -836,9 +844,9 @@ static int run_test(void)
 						  .kind = VDEMUX_ARENA_MEMFD);
 	CHECK(vdemux_arena_create(&arena, &ao));
 	CHECK(vdemux_arena_info(arena, &ai));
-	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .arena = arena,
-						   .first_page = POOL_FIRST, .npages = POOL_PAGES,
-						   .harvest = VDEMUX_HARVEST_EAGER, .copy = VDEMUX_COPY_NEVER);
+	struct vdemux_engine_opts eo = VDEMUX_OPTS(
+		vdemux_engine_opts, .arena = arena, .first_page = POOL_FIRST, .npages = POOL_PAGES,
+		.harvest = VDEMUX_HARVEST_EAGER, .copy = VDEMUX_COPY_NEVER);
 	CHECK(vdemux_engine_create(&eng, &eo));
 	cls.base = (struct vdemux_classifier)VDEMUX_CLASSIFIER_INIT;
 	cls.base.name = "by-mac";
@@ -881,7 +889,8 @@ static int run_test(void)
 	CHECK(check_engine());
 	if (!failures)
 		ok("vCPUs of A and B read their frames from guest-physical memory (%u + %u completions), "
-		   "checksums match, bytes past each frame are zero", nca, ncb);
+		   "checksums match, bytes past each frame are zero",
+		   nca, ncb);
 	int sigs = vdemux_vm_take_signals(eng, a.id);
 	if (!(sigs & VDEMUX_SIG_RX))
 		fail("A: no RX signal recorded (reasons 0x%x)", sigs);
@@ -988,10 +997,11 @@ static int run_test(void)
 		struct vdemux_kvm_stats ks;
 		CHECK(vdemux_kvm_stats(v->be, &ks, sizeof(ks)));
 		printf("%s: %llu batches, %llu mmap calls, %llu mapped, %llu unmapped, %llu remapped, "
-		       "%llu backfilled, %llu failures\n", v->name, (unsigned long long)ks.batches,
-		       (unsigned long long)ks.mmap_calls, (unsigned long long)ks.pages_mapped,
-		       (unsigned long long)ks.pages_unmapped, (unsigned long long)ks.pages_remapped,
-		       (unsigned long long)ks.backfills, (unsigned long long)ks.failures);
+		       "%llu backfilled, %llu failures\n",
+		       v->name, (unsigned long long)ks.batches, (unsigned long long)ks.mmap_calls,
+		       (unsigned long long)ks.pages_mapped, (unsigned long long)ks.pages_unmapped,
+		       (unsigned long long)ks.pages_remapped, (unsigned long long)ks.backfills,
+		       (unsigned long long)ks.failures);
 	}
 
 	/* Tear down: every page comes back. */
@@ -1000,8 +1010,8 @@ static int run_test(void)
 	struct vdemux_engine_stats st;
 	CHECK(vdemux_engine_stats(eng, &st, sizeof(st)));
 	if (st.pages_free != st.pages_total)
-		fail("%llu of %llu pages free after removing both VMs", (unsigned long long)st.pages_free,
-		     (unsigned long long)st.pages_total);
+		fail("%llu of %llu pages free after removing both VMs",
+		     (unsigned long long)st.pages_free, (unsigned long long)st.pages_total);
 	CHECK(vdemux_kvm_irqfd_destroy(a.kg.vm_fd, IRQ_GSI, a.irqfd));
 	vdemux_engine_destroy(eng);
 	kg_close(&a.kg);
@@ -1028,8 +1038,9 @@ int main(void)
 		return 1;
 	}
 	int irqfd = kg_check_cap(&probe, KVM_CAP_IRQFD), irqchip = kg_check_cap(&probe, KVM_CAP_IRQCHIP);
-	printf("KVM: SYNC_MMU %d, NR_MEMSLOTS %d, IRQFD %d, IRQCHIP %d\n", kg_check_cap(&probe, KVM_CAP_SYNC_MMU),
-	       kg_check_cap(&probe, KVM_CAP_NR_MEMSLOTS), irqfd, irqchip);
+	printf("KVM: SYNC_MMU %d, NR_MEMSLOTS %d, IRQFD %d, IRQCHIP %d\n",
+	       kg_check_cap(&probe, KVM_CAP_SYNC_MMU), kg_check_cap(&probe, KVM_CAP_NR_MEMSLOTS), irqfd,
+	       irqchip);
 	kg_close(&probe);
 
 	struct sigaction sa;

@@ -102,7 +102,7 @@ int kg_create_vcpu(struct kg_vm *vm, uint16_t entry)
 		return r;
 	real_mode_seg(&sregs.cs);
 	sregs.cs.type = 0xb; /* execute/read, accessed */
-	struct kvm_segment *data[] = { &sregs.ds, &sregs.es, &sregs.fs, &sregs.gs, &sregs.ss };
+	struct kvm_segment *data[] = {&sregs.ds, &sregs.es, &sregs.fs, &sregs.gs, &sregs.ss};
 	for (size_t i = 0; i < sizeof(data) / sizeof(data[0]); i++) {
 		real_mode_seg(data[i]);
 		data[i]->type = 0x3; /* read/write, accessed */
@@ -148,10 +148,8 @@ int kg_run_until_io(struct kg_vm *vm, struct kg_io *io)
 			kg_io_decode(run, io);
 			return 0;
 		}
-		case KVM_EXIT_INTR:
-			continue;
-		default:
-			return 1;
+		case KVM_EXIT_INTR: continue;
+		default: return 1;
 		}
 	}
 }

@@ -29,9 +29,9 @@ struct kg_vm {
 
 /* One I/O-port access of the guest, as seen at a KVM_EXIT_IO. */
 struct kg_io {
-	int out;        /* 1 for OUT (guest -> host), 0 for IN */
+	int out; /* 1 for OUT (guest -> host), 0 for IN */
 	uint16_t port;
-	uint8_t size;   /* 1, 2 or 4 bytes */
+	uint8_t size;	/* 1, 2 or 4 bytes */
 	uint32_t value; /* the value written by an OUT (first element if rep) */
 };
 

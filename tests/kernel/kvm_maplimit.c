@@ -46,11 +46,11 @@
 
 static unsigned failures;
 
-#define fail(...)                                \
-	do {                                     \
-		printf("FAIL: " __VA_ARGS__);    \
-		printf("\n");                    \
-		failures++;                      \
+#define fail(...)                             \
+	do {                                  \
+		printf("FAIL: " __VA_ARGS__); \
+		printf("\n");                 \
+		failures++;                   \
 	} while (0)
 
 static vdemux_engine *eng;
@@ -139,8 +139,7 @@ static int setup(void)
 	if ((err = vdemux_arena_create(&arena, &ao)) || (err = vdemux_arena_info(arena, &ai)))
 		return err;
 	eo = VDEMUX_OPTS(vdemux_engine_opts, .arena = arena, .first_page = RX_PAGES,
-			 .npages = POOL_PAGES, .harvest = VDEMUX_HARVEST_LAZY,
-			 .copy = VDEMUX_COPY_NEVER);
+			 .npages = POOL_PAGES, .harvest = VDEMUX_HARVEST_LAZY, .copy = VDEMUX_COPY_NEVER);
 	if ((err = vdemux_engine_create(&eng, &eo)))
 		return err;
 	cls.name = "one-vm";
@@ -150,14 +149,13 @@ static int setup(void)
 	if ((err = vdemux_kvm_ram_map(arena, 0, RX_PAGES, &r)))
 		return err;
 	ram = r;
-	struct vdemux_kvm_opts ko = VDEMUX_OPTS(vdemux_kvm_opts, .ram_gpa = RX_BASE,
-						.ram_size = (uint64_t)RX_PAGES * PAGE, .ram_hva = r,
-						.flags = VDEMUX_KVM_F_HOME_FD, .home_fd = ai.fd,
-						.home_offset = 0);
+	struct vdemux_kvm_opts ko = VDEMUX_OPTS(
+		vdemux_kvm_opts, .ram_gpa = RX_BASE, .ram_size = (uint64_t)RX_PAGES * PAGE, .ram_hva = r,
+		.flags = VDEMUX_KVM_F_HOME_FD, .home_fd = ai.fd, .home_offset = 0);
 	if ((err = vdemux_kvm_create(&be, &ko)) || (err = vdemux_engine_add_backend(eng, be)))
 		return err;
-	struct vdemux_vm_opts vo = VDEMUX_OPTS(vdemux_vm_opts, .rx_base = RX_BASE,
-					       .rx_pages = RX_PAGES, .backends = &be, .n_backends = 1);
+	struct vdemux_vm_opts vo = VDEMUX_OPTS(vdemux_vm_opts, .rx_base = RX_BASE, .rx_pages = RX_PAGES,
+					       .backends = &be, .n_backends = 1);
 	if ((err = vdemux_vm_add(eng, &vm_id, &vo)))
 		return err;
 	/* Everything posted, in a scattered order: consecutive frames land at
@@ -260,9 +258,11 @@ static int count_mode(unsigned long frames)
 	vdemux_engine_stats(eng, &st, sizeof(st));
 	vdemux_kvm_stats(be, &ks, sizeof(ks));
 	printf("kvm_maplimit: %lu frames of %u bytes flipped into a window of %u pages (lazy harvest, "
-	       "scattered posting)\n", (unsigned long)seq - 1, FLEN, RX_PAGES);
+	       "scattered posting)\n",
+	       (unsigned long)seq - 1, FLEN, RX_PAGES);
 	printf("mappings of the process: %ld after setup, %ld at the end, %ld at most (sampled); "
-	       "bound 2 * rx_pages + 1 = %u for the window\n", before, after, peak, 2 * RX_PAGES + 1);
+	       "bound 2 * rx_pages + 1 = %u for the window\n",
+	       before, after, peak, 2 * RX_PAGES + 1);
 	printf("engine: %llu flips, %llu copies, %llu fallback copies; backend: %llu mmap calls, %llu failures\n",
 	       (unsigned long long)st.flips, (unsigned long long)st.copies,
 	       (unsigned long long)st.fallback_copies, (unsigned long long)ks.mmap_calls,

@@ -51,13 +51,12 @@ static int guest_read(struct kg_vm *vm, uint8_t *byte)
 	if (r < 0)
 		return r;
 	if (r > 0) {
-		printf("FAIL: unexpected exit %d (%s)\n", vm->exit_reason,
-		       kg_exit_name(vm->exit_reason));
+		printf("FAIL: unexpected exit %d (%s)\n", vm->exit_reason, kg_exit_name(vm->exit_reason));
 		return -EIO;
 	}
 	if (!io.out || io.port != OUT_PORT || io.size != 1) {
-		printf("FAIL: unexpected I/O: %s port 0x%x size %u\n", io.out ? "out" : "in",
-		       io.port, io.size);
+		printf("FAIL: unexpected I/O: %s port 0x%x size %u\n", io.out ? "out" : "in", io.port,
+		       io.size);
 		return -EIO;
 	}
 	*byte = (uint8_t)io.value;
@@ -101,9 +100,13 @@ int main(void)
 		return fail("mmap memfd", errno);
 
 	static const uint8_t code[] = {
-		0xa0, DATA_PAGE * PAGE & 0xff, DATA_PAGE * PAGE >> 8, /* mov al, [0x5000] */
-		0xe6, OUT_PORT,                                       /* out 0x10, al */
-		0xeb, 0xf9,                                           /* jmp short back to the mov */
+		0xa0,
+		DATA_PAGE * PAGE & 0xff,
+		DATA_PAGE * PAGE >> 8, /* mov al, [0x5000] */
+		0xe6,
+		OUT_PORT, /* out 0x10, al */
+		0xeb,
+		0xf9, /* jmp short back to the mov */
 	};
 	memcpy(ram + CODE_GPA, code, sizeof(code));
 	ram[DATA_PAGE * PAGE] = 0xa5;

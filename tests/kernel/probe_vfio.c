@@ -43,8 +43,8 @@ int main(void)
 		printf("FAIL: %s\n", d.err);
 		return 1;
 	}
-	printf("e1000e %s, iommu group %d, VFIO_GET_API_VERSION %d, TYPE1v2 ok\n", d.bdf,
-	       d.group_id, d.api_version);
+	printf("e1000e %s, iommu group %d, VFIO_GET_API_VERSION %d, TYPE1v2 ok\n", d.bdf, d.group_id,
+	       d.api_version);
 
 	uint32_t avail0 = 0, avail1 = 0;
 	int r = vd_dma_avail(&d, &avail0);

@@ -97,7 +97,7 @@ int vd_open(struct vd_dev *d, const char *bdf)
 	d->group = open(path, O_RDWR | O_CLOEXEC);
 	if (d->group < 0)
 		return fail(d, errno, "open %s (device bound to vfio-pci?)", path);
-	struct vfio_group_status st = { .argsz = sizeof(st) };
+	struct vfio_group_status st = {.argsz = sizeof(st)};
 	if (ioctl(d->group, VFIO_GROUP_GET_STATUS, &st) < 0)
 		return fail(d, errno, "VFIO_GROUP_GET_STATUS");
 	if (!(st.flags & VFIO_GROUP_FLAGS_VIABLE))
@@ -111,8 +111,7 @@ int vd_open(struct vd_dev *d, const char *bdf)
 	if (d->device < 0)
 		return fail(d, errno, "VFIO_GROUP_GET_DEVICE_FD(%s)", bdf);
 
-	struct vfio_region_info cfg = { .argsz = sizeof(cfg),
-					 .index = VFIO_PCI_CONFIG_REGION_INDEX };
+	struct vfio_region_info cfg = {.argsz = sizeof(cfg), .index = VFIO_PCI_CONFIG_REGION_INDEX};
 	if (ioctl(d->device, VFIO_DEVICE_GET_REGION_INFO, &cfg) < 0)
 		return fail(d, errno, "VFIO_DEVICE_GET_REGION_INFO(config)");
 	d->cfg_offset = cfg.offset;
@@ -145,8 +144,7 @@ int vd_dma_avail(struct vd_dev *d, uint32_t *avail)
 	if (info->flags & VFIO_IOMMU_INFO_CAPS) {
 		uint32_t off = info->cap_offset;
 		while (off && off + sizeof(struct vfio_info_cap_header) <= sz) {
-			const struct vfio_info_cap_header *h =
-				(const void *)((const char *)info + off);
+			const struct vfio_info_cap_header *h = (const void *)((const char *)info + off);
 			if (h->id == VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL) {
 				*avail = ((const struct vfio_iommu_type1_info_dma_avail *)h)->avail;
 				r = 0;
@@ -209,14 +207,12 @@ int vd_enable_bus_master(struct vd_dev *d)
 
 int vd_map_bar0(struct vd_dev *d)
 {
-	struct vfio_region_info bar = { .argsz = sizeof(bar),
-					 .index = VFIO_PCI_BAR0_REGION_INDEX };
+	struct vfio_region_info bar = {.argsz = sizeof(bar), .index = VFIO_PCI_BAR0_REGION_INDEX};
 	if (ioctl(d->device, VFIO_DEVICE_GET_REGION_INFO, &bar) < 0)
 		return -errno;
 	if (!(bar.flags & VFIO_REGION_INFO_FLAG_MMAP) || bar.size == 0)
 		return -ENOTSUP;
-	void *p = mmap(NULL, bar.size, PROT_READ | PROT_WRITE, MAP_SHARED, d->device,
-		       (off_t)bar.offset);
+	void *p = mmap(NULL, bar.size, PROT_READ | PROT_WRITE, MAP_SHARED, d->device, (off_t)bar.offset);
 	if (p == MAP_FAILED)
 		return -errno;
 	d->bar0 = p;
@@ -254,7 +250,7 @@ enum {
 #define TXD_CMD_IFCS 0x02u
 #define TXD_CMD_RS 0x08u
 #define TXD_STAT_DD 0x01u
-#define RING_DESCS 8u    /* TDLEN must be a multiple of 128 bytes */
+#define RING_DESCS 8u /* TDLEN must be a multiple of 128 bytes */
 #define FRAME_OFF 2048u
 #define FRAME_LEN 60u
 
@@ -286,9 +282,9 @@ void vd_e1000e_tx_prepare(void *page, uint64_t ring_iova)
 	ring[0].length = FRAME_LEN;
 	ring[0].cmd = TXD_CMD_EOP | TXD_CMD_IFCS | TXD_CMD_RS;
 	uint8_t *frame = (uint8_t *)page + FRAME_OFF;
-	memset(frame, 0xff, 6);     /* broadcast; there is no peer anyway */
+	memset(frame, 0xff, 6);	    /* broadcast; there is no peer anyway */
 	memset(frame + 6, 0x02, 6); /* locally administered source */
-	frame[12] = 0x88;           /* local experimental ethertype 0x88b5 */
+	frame[12] = 0x88;	    /* local experimental ethertype 0x88b5 */
 	frame[13] = 0xb5;
 }
 
@@ -317,7 +313,7 @@ int vd_e1000e_tx_kick(struct vd_dev *d, uint64_t ring_iova)
 		head = reg_read(d, E1000_TDH);
 		if (head == 1)
 			break;
-		nanosleep(&(struct timespec){ .tv_nsec = 100000 }, NULL);
+		nanosleep(&(struct timespec){.tv_nsec = 100000}, NULL);
 	}
 	reg_write(d, E1000_TCTL, 0);
 	return (int)head;

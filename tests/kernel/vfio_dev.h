@@ -21,12 +21,12 @@
 #define VD_E1000E_DEVICE 0x10d3
 
 struct vd_dev {
-	int container;   /* /dev/vfio/vfio */
-	int group;       /* /dev/vfio/<group_id> */
-	int device;      /* from VFIO_GROUP_GET_DEVICE_FD */
+	int container; /* /dev/vfio/vfio */
+	int group;     /* /dev/vfio/<group_id> */
+	int device;    /* from VFIO_GROUP_GET_DEVICE_FD */
 	int group_id;
 	int api_version; /* VFIO_GET_API_VERSION */
-	char bdf[32];    /* e.g. 0000:00:02.0 */
+	char bdf[32];	 /* e.g. 0000:00:02.0 */
 	volatile uint8_t *bar0;
 	size_t bar0_size;
 	uint64_t cfg_offset; /* offset of the PCI config region in the device fd */

@@ -58,7 +58,8 @@ static int failures;
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
-static bool check(bool ok, const char *fmt, ...)
+static bool
+check(bool ok, const char *fmt, ...)
 {
 	va_list ap;
 	printf("%s: ", ok ? "ok" : "FAIL");
@@ -273,8 +274,9 @@ static void expect_blocked(struct lab *l, uint64_t gpa, const char *what)
 	unsigned n = kick(l, gpa, VDEMUX_NO_PAGE, changed);
 	check(n == 0, "%s: the device's DMA at the hole changed no page", what);
 	unsigned faults1 = dmar_faults_at(gpa);
-	check(faults1 > faults0, "%s: the IOMMU reported the device's fault at 0x%llx (%u -> %u in the kernel log)",
-	      what, (unsigned long long)gpa, faults0, faults1);
+	check(faults1 > faults0,
+	      "%s: the IOMMU reported the device's fault at 0x%llx (%u -> %u in the kernel log)", what,
+	      (unsigned long long)gpa, faults0, faults1);
 }
 
 static int open_device(struct lab *l)
@@ -429,7 +431,8 @@ static void part1_isolation(struct lab *l)
 	uint32_t p2 = vfio_page_at(l, l->a, g);
 	expect_write_only_into(l, g, p2, "lazy: A owns G");
 	check(vdemux_vm_post_rx(l->eng, l->a, &g, 1) == 1, "VM A posts G (lazy: still mapped)");
-	check(vfio_page_at(l, l->a, g) == p2 && kernel_has(l->d.container, g), "G still maps page %u", p2);
+	check(vfio_page_at(l, l->a, g) == p2 && kernel_has(l->d.container, g), "G still maps page %u",
+	      p2);
 	check(send_frame(l, mac_a, 3000, 0xa2) == 1, "a frame for VM A");
 	check(poll_one(l, l->a, &c) == 1 && c.gpa == g, "VM A has a completion at G");
 	uint32_t p3 = vfio_page_at(l, l->a, g);
@@ -440,7 +443,8 @@ static void part1_isolation(struct lab *l)
 		bool zero = true;
 		for (unsigned i = 0; i < PG; i++)
 			zero &= host(l, p2)[i] == 0;
-		check(zero, "the old page %u is back in the pool, cleared, and the device left it so", p2);
+		check(zero, "the old page %u is back in the pool, cleared, and the device left it so",
+		      p2);
 	}
 
 	struct vdemux_vfio_stats st;
@@ -551,7 +555,8 @@ static void part2_limits(struct lab *l, int group_id)
 	for (unsigned i = 0; i < nh; i++)
 		planted += raw_map(cfd, holes[i], vmm_mem + (size_t)(9 + i) * PG, PG) == 0;
 	vdemux_vfio_dma_avail(l->vfio, &avail);
-	check(planted == 4 && avail == 1, "the VMM maps its own pages at the 4 holes (%u entry left)", avail);
+	check(planted == 4 && avail == 1, "the VMM maps its own pages at the 4 holes (%u entry left)",
+	      avail);
 	vdemux_engine_stats(l->eng, &es0, sizeof(es0));
 	r = vdemux_rx_burst(l->eng, fr, 1);
 	vdemux_engine_stats(l->eng, &es1, sizeof(es1));
@@ -581,7 +586,8 @@ static int batch(struct vdemux_backend *be, void *ctx, vdemux_backend_batch_fn f
 {
 	struct vdemux_map m[128];
 	for (unsigned i = 0; i < n; i++)
-		m[i] = (struct vdemux_map){.gpa = RX_BASE + (uint64_t)(first + i) * PG, .page = page0 + i};
+		m[i] = (struct vdemux_map){.gpa = RX_BASE + (uint64_t)(first + i) * PG,
+					   .page = page0 + i};
 	return fn(be, ctx, m, n, done);
 }
 
@@ -607,8 +613,12 @@ static void part3_backend(struct lab *l, int group_id)
 	vdemux_arena_info(l->arena, &l->ai);
 	int cfd = vdemux_vfio_container_fd(be);
 	struct vdemux_backend_vm vm = {
-		.vm_id = 1, .rx_base = RX_BASE, .rx_pages = 128, .arena = l->ai,
-		.engine_first_page = 0, .engine_npages = ARENA_PAGES,
+		.vm_id = 1,
+		.rx_base = RX_BASE,
+		.rx_pages = 128,
+		.arena = l->ai,
+		.engine_first_page = 0,
+		.engine_npages = ARENA_PAGES,
 	};
 	void *ctx = NULL;
 	unsigned done = 0;
@@ -621,7 +631,8 @@ static void part3_backend(struct lab *l, int group_id)
 	vdemux_vfio_dma_avail(be, &av);
 	check(r == 0 && done == 4 && av == av0 - 4, "4 pages mapped, DMA_AVAIL %u -> %u", av0, av);
 	r = batch(be, ctx, be->map, 0, 1, 20, &done);
-	check(r == -EEXIST && done == 0, "a second map at a mapped GPA: EEXIST, done 0 (%d, %u)", r, done);
+	check(r == -EEXIST && done == 0, "a second map at a mapped GPA: EEXIST, done 0 (%d, %u)", r,
+	      done);
 	check(batch(be, ctx, be->unmap, 0, 4, 10, &done) == 0 && done == 4, "unmapped again");
 
 	struct vdemux_vfio_stats s0, s1;
@@ -645,8 +656,8 @@ static void part3_backend(struct lab *l, int group_id)
 	vdemux_vfio_stats(be, &s0, sizeof(s0));
 	r = batch(be, ctx, be->unmap, 98, 3, 30, &done);
 	vdemux_vfio_stats(be, &s1, sizeof(s1));
-	check(r == -EINVAL && done == 2, "unmap of 98..100 would split the VMM's mapping: EINVAL, done 2 (%d, %u)",
-	      r, done);
+	check(r == -EINVAL && done == 2,
+	      "unmap of 98..100 would split the VMM's mapping: EINVAL, done 2 (%d, %u)", r, done);
 	check(s1.unmap_fallbacks - s0.unmap_fallbacks == 1, "the merged unmap was retried page by page");
 	check(!kernel_has(cfd, RX_BASE + 98 * PG) && !kernel_has(cfd, RX_BASE + 99 * PG),
 	      "98 and 99 are unmapped (the prefix reported)");
@@ -662,13 +673,15 @@ static void part3_backend(struct lab *l, int group_id)
 	vdemux_vfio_dma_avail(be, &av);
 	unsigned planted = 0;
 	while (av > 3) {
-		if (raw_map(cfd, 0x40000000ull + (uint64_t)planted * PG, vmm_mem + (planted % 32) * PG, PG))
+		if (raw_map(cfd, 0x40000000ull + (uint64_t)planted * PG, vmm_mem + (planted % 32) * PG,
+			    PG))
 			break;
 		planted++;
 		av--;
 	}
 	r = batch(be, ctx, be->map, 0, 5, 40, &done);
-	check(r == -ENOSPC && done == 3, "with 3 entries left, a batch of 5: ENOSPC, done 3 (%d, %u)", r, done);
+	check(r == -ENOSPC && done == 3, "with 3 entries left, a batch of 5: ENOSPC, done 3 (%d, %u)", r,
+	      done);
 	unsigned in = 0;
 	for (unsigned i = 0; i < 5; i++)
 		in += kernel_has(cfd, RX_BASE + (uint64_t)i * PG) ? 1u << i : 0;

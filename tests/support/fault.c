@@ -36,12 +36,9 @@ static void fault_detach(struct vdemux_backend *be, void *vmctx)
 static vdemux_backend_batch_fn inner_op(struct vt_fault *f, unsigned op)
 {
 	switch (op) {
-	case VT_OP_MAP:
-		return f->inner->map;
-	case VT_OP_UNMAP:
-		return f->inner->unmap;
-	default:
-		return f->inner->remap;
+	case VT_OP_MAP: return f->inner->map;
+	case VT_OP_UNMAP: return f->inner->unmap;
+	default: return f->inner->remap;
 	}
 }
 
@@ -50,8 +47,8 @@ static unsigned op_index(unsigned op)
 	return op == VT_OP_MAP ? 0 : op == VT_OP_UNMAP ? 1 : 2;
 }
 
-static int fault_batch(struct vt_fault *f, unsigned op, void *vmctx, const struct vdemux_map *m, unsigned n,
-		       unsigned *done)
+static int fault_batch(struct vt_fault *f, unsigned op, void *vmctx, const struct vdemux_map *m,
+		       unsigned n, unsigned *done)
 {
 	vdemux_backend_batch_fn fn = inner_op(f, op);
 	unsigned idx;
@@ -159,7 +156,8 @@ void vt_fault_free(struct vt_fault *f)
 	free(f);
 }
 
-void vt_fault_arm(struct vt_fault *f, unsigned ops, enum vt_fault_mode mode, unsigned nth, int err, bool sticky)
+void vt_fault_arm(struct vt_fault *f, unsigned ops, enum vt_fault_mode mode, unsigned nth, int err,
+		  bool sticky)
 {
 	/* err > 0 breaks the backend contract on purpose: for tests of how
 	 * the engine takes such a backend. */

@@ -21,7 +21,7 @@ enum vt_op {
 
 enum vt_fault_mode {
 	VT_FAULT_OFF = 0,
-	VT_FAULT_CALL,  /* the nth counted call fails whole (done = 0) */
+	VT_FAULT_CALL,	/* the nth counted call fails whole (done = 0) */
 	VT_FAULT_ENTRY, /* the nth counted entry fails: entries before it in its batch are applied */
 };
 
@@ -36,21 +36,21 @@ struct vt_fault {
 	struct vdemux_backend *inner;
 
 	/* armed failure */
-	unsigned ops;            /* VT_OP_* mask of the operations counted */
+	unsigned ops; /* VT_OP_* mask of the operations counted */
 	enum vt_fault_mode mode;
-	unsigned nth;            /* 1-based */
-	int err;                 /* returned: a negative errno (or > 0, a broken backend) */
-	bool sticky;             /* keep failing from the nth on */
-	unsigned seen;           /* counted calls or entries since armed */
-	unsigned fired;          /* failures injected since armed */
-	int attach_err;          /* non-zero: vm_attach fails with it */
+	unsigned nth;	/* 1-based */
+	int err;	/* returned: a negative errno (or > 0, a broken backend) */
+	bool sticky;	/* keep failing from the nth on */
+	unsigned seen;	/* counted calls or entries since armed */
+	unsigned fired; /* failures injected since armed */
+	int attach_err; /* non-zero: vm_attach fails with it */
 
 	/* totals since creation, by operation (0 map, 1 unmap, 2 remap) */
 	unsigned calls[3];
 	unsigned entries[3];
-	unsigned attached;       /* VMs attached now */
-	void *last_vmctx;        /* what the inner backend returned to the last attach */
-	vdemux_vm_id last_vm;    /* the VM of the last attach */
+	unsigned attached;    /* VMs attached now */
+	void *last_vmctx;     /* what the inner backend returned to the last attach */
+	vdemux_vm_id last_vm; /* the VM of the last attach */
 };
 
 /* Wrap @inner; with_remap false hides the remap operation (the engine must

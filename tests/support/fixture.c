@@ -11,7 +11,8 @@
 
 #include "vt.h"
 
-static int vt_classify(struct vdemux_classifier *c, const uint8_t *frame, uint32_t len, struct vdemux_verdict *v)
+static int vt_classify(struct vdemux_classifier *c, const uint8_t *frame, uint32_t len,
+		       struct vdemux_verdict *v)
 {
 	struct vt_cls *cls = (struct vt_cls *)c;
 	struct vt_fx *fx = cls->fx;
@@ -82,7 +83,8 @@ struct vt_fx *vt_fx_new(const struct vt_fx_opts *o)
 	fx->nbe = o->nbe ? o->nbe : 1;
 	assert_true(fx->nbe <= VT_MAX_BE);
 	for (unsigned b = 0; b < fx->nbe; b++) {
-		struct vdemux_sim_opts so = VDEMUX_OPTS(vdemux_sim_opts, .copy_threshold = o->sim_copy_threshold);
+		struct vdemux_sim_opts so = VDEMUX_OPTS(vdemux_sim_opts,
+							.copy_threshold = o->sim_copy_threshold);
 
 		assert_int_equal(vdemux_sim_create(&fx->sim[b], &so), 0);
 		fx->be[b] = fx->sim[b];
@@ -272,7 +274,8 @@ uint32_t vt_translate(struct vt_fx *fx, unsigned b, const struct vt_vm *vm, uint
 	int rc = vdemux_sim_translate(fx->sim[b], vm->id, gpa, &page);
 
 	if (rc != 0)
-		fail_msg("vdemux_sim_translate(vm %u, gpa %#llx): %d", vm->id, (unsigned long long)gpa, rc);
+		fail_msg("vdemux_sim_translate(vm %u, gpa %#llx): %d", vm->id, (unsigned long long)gpa,
+			 rc);
 	return page;
 }
 

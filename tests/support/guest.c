@@ -26,7 +26,8 @@ bool vt_guest_hole(struct vt_fx *fx, const struct vt_vm *vm, uint64_t gpa)
 		if (rc == 0)
 			hole = false;
 		else if (rc != -EFAULT)
-			fail_msg("vdemux_sim_read(vm %u, %#llx): %d", vm->id, (unsigned long long)gpa, rc);
+			fail_msg("vdemux_sim_read(vm %u, %#llx): %d", vm->id, (unsigned long long)gpa,
+				 rc);
 	}
 	free(page);
 	return hole;
@@ -69,15 +70,16 @@ static uint32_t check_frame(const struct vt_vm *vm, const uint8_t *buf, uint32_t
 	hlen = (uint32_t)buf[VT_FRAME_LEN_OFF] << 24 | (uint32_t)buf[VT_FRAME_LEN_OFF + 1] << 16 |
 	       (uint32_t)buf[VT_FRAME_LEN_OFF + 2] << 8 | buf[VT_FRAME_LEN_OFF + 3];
 	if (hlen != len)
-		fail_msg("vm %u: frame seq %u delivered with %u bytes, sent with %u", vm->id, seq, len, hlen);
+		fail_msg("vm %u: frame seq %u delivered with %u bytes, sent with %u", vm->id, seq, len,
+			 hlen);
 	vt_mac(vm->id, mine);
 	if (memcmp(buf, mine, 6) != 0 && memcmp(buf, vt_bcast, 6) != 0)
 		fail_msg("vm %u: got frame seq %u addressed to another VM", vm->id, seq);
 	vt_frame_fill(expect, len, buf, seq);
 	for (uint32_t i = 0; i < len; i++)
 		if (buf[i] != expect[i])
-			fail_msg("vm %u: frame seq %u differs at byte %u (%#x, expected %#x)", vm->id, seq, i,
-				 buf[i], expect[i]);
+			fail_msg("vm %u: frame seq %u differs at byte %u (%#x, expected %#x)", vm->id,
+				 seq, i, buf[i], expect[i]);
 	return seq;
 }
 
@@ -126,9 +128,10 @@ unsigned vt_guest_take(struct vt_fx *fx, struct vt_vm *vm, struct vt_rx *out, un
 				fail_msg("vm %u: backends disagree at %#llx (%d)", vm->id,
 					 (unsigned long long)k->gpa, rc);
 		}
-		if (!(k->flags & VDEMUX_CPL_COPIED) && !vt_all_zero(page + k->len, VDEMUX_PAGE_SIZE - k->len))
-			fail_msg("vm %u: flipped page at %#llx has non-zero bytes past the frame (%u)", vm->id,
-				 (unsigned long long)k->gpa, k->len);
+		if (!(k->flags & VDEMUX_CPL_COPIED) &&
+		    !vt_all_zero(page + k->len, VDEMUX_PAGE_SIZE - k->len))
+			fail_msg("vm %u: flipped page at %#llx has non-zero bytes past the frame (%u)",
+				 vm->id, (unsigned long long)k->gpa, k->len);
 
 		if (cur.ncpl == 0)
 			cur.copied = true;

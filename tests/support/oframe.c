@@ -186,7 +186,7 @@ const char *of_check_segment(const uint8_t *f, uint32_t len, const struct of_spe
 		if (rdbe32(f + lay.l4 + 4) != s->seq + i * mss)
 			return "TCP seq";
 		if (i + 1 < n)
-			fl &= (uint8_t)~(OF_TCP_FIN | OF_TCP_PSH);
+			fl &= (uint8_t) ~(OF_TCP_FIN | OF_TCP_PSH);
 		if (i)
 			fl &= (uint8_t)~OF_TCP_CWR;
 		if (f[lay.l4 + 13] != fl)

@@ -16,14 +16,14 @@
 
 /* What to build. */
 struct of_spec {
-	const uint8_t *dst;   /* destination MAC */
-	int ipv;              /* 4 or 6 */
-	bool udp;             /* UDP, else TCP */
-	bool vlan;            /* an 802.1Q tag (VID 5) after the MACs */
-	uint32_t payload;     /* payload bytes (a pattern of seed) */
+	const uint8_t *dst; /* destination MAC */
+	int ipv;	    /* 4 or 6 */
+	bool udp;	    /* UDP, else TCP */
+	bool vlan;	    /* an 802.1Q tag (VID 5) after the MACs */
+	uint32_t payload;   /* payload bytes (a pattern of seed) */
 	uint32_t seed;
-	uint8_t tcp_flags;    /* e.g. ACK|PSH|FIN|CWR */
-	uint32_t seq;         /* TCP sequence number */
+	uint8_t tcp_flags; /* e.g. ACK|PSH|FIN|CWR */
+	uint32_t seq;	   /* TCP sequence number */
 	uint16_t ip_id;
 };
 
@@ -55,7 +55,8 @@ uint16_t of_sum(const uint8_t *p, uint32_t n, uint32_t start);
 
 /* Whether the frame's IPv4 header checksum (if IPv4) and its L4 checksum
  * are right; NULL or what is wrong. */
-const char *of_check_csums(const uint8_t *f, uint32_t len, const struct of_layout *lay, int ipv, bool udp);
+const char *of_check_csums(const uint8_t *f, uint32_t len, const struct of_layout *lay, int ipv,
+			   bool udp);
 
 /* Check segment i (of n) of a frame built from spec s with gso_size mss:
  * lengths, IP id, TCP seq and flags, checksums, and its payload bytes.

@@ -7,12 +7,12 @@
 #include <string.h>
 
 #define PG 4096u
-#define CHUNK 32768u         /* PAGE_SIZE << SKB_FRAG_PAGE_ORDER */
-#define PADDED_HDR 32u       /* sizeof(struct padded_vnet_hdr) */
+#define CHUNK 32768u   /* PAGE_SIZE << SKB_FRAG_PAGE_ORDER */
+#define PADDED_HDR 32u /* sizeof(struct padded_vnet_hdr) */
 #define GOOD_PACKET_LEN 1518u
-#define RX_PAD 64u           /* NET_IP_ALIGN 0 + NET_SKB_PAD 64 (x86) */
-#define SHINFO 320u          /* sizeof(struct skb_shared_info), x86-64 */
-#define SLOT 512u            /* room for one indirect table */
+#define RX_PAD 64u  /* NET_IP_ALIGN 0 + NET_SKB_PAD 64 (x86) */
+#define SHINFO 320u /* sizeof(struct skb_shared_info), x86-64 */
+#define SLOT 512u   /* room for one indirect table */
 #define MAX_SKB_FRAGS 17u
 #define ETH_HLEN 14u
 
@@ -118,7 +118,8 @@ void vng_write_desc(struct vng *g, uint16_t i, uint64_t addr, uint32_t len, uint
 	memcpy(d + 14, &n, 2);
 }
 
-static void write_desc_at(struct vng *g, uint64_t gpa, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
+static void write_desc_at(struct vng *g, uint64_t gpa, uint64_t addr, uint32_t len, uint16_t flags,
+			  uint16_t next)
 {
 	uint8_t *d = vng_at(g, gpa, 16);
 	uint64_t a = htole64(addr);
@@ -154,7 +155,8 @@ int vng_init(struct vng *g, const struct vng_mem *mem, const struct vng_opts *o)
 	g->mem = *mem;
 	g->o = *o;
 	n = o->qsize;
-	if (n == 0 || n > VD_VRING_MAX_SIZE || (n & (n - 1)) != 0 || o->mode < VNG_SMALL || o->mode > VNG_MERGEABLE)
+	if (n == 0 || n > VD_VRING_MAX_SIZE || (n & (n - 1)) != 0 || o->mode < VNG_SMALL ||
+	    o->mode > VNG_MERGEABLE)
 		return -EINVAL;
 	if ((o->mode == VNG_MERGEABLE) != ((o->features & VD_VIRTIO_NET_F_MRG_RXBUF) != 0))
 		return -EINVAL;
@@ -292,7 +294,8 @@ static int add_split(struct vng *g, struct vng_buf *b)
 		uint64_t t = g->indirect_gpa + (uint64_t)SLOT * head;
 
 		for (uint32_t i = 0; i < b->nseg; i++) {
-			uint16_t fl = VD_VRING_DESC_F_WRITE | (i + 1 < b->nseg ? VD_VRING_DESC_F_NEXT : 0);
+			uint16_t fl = VD_VRING_DESC_F_WRITE |
+				      (i + 1 < b->nseg ? VD_VRING_DESC_F_NEXT : 0);
 
 			write_desc_at(g, t + 16ull * i, b->gpa[i], b->len[i], fl, (uint16_t)(i + 1));
 		}
@@ -303,8 +306,8 @@ static int add_split(struct vng *g, struct vng_buf *b)
 		uint16_t i = head, prev = head;
 
 		for (uint32_t s = 0; s < b->nseg; s++) {
-			vng_write_desc(g, i, b->gpa[s], b->len[s], VD_VRING_DESC_F_WRITE | VD_VRING_DESC_F_NEXT,
-				       g->next[i]);
+			vng_write_desc(g, i, b->gpa[s], b->len[s],
+				       VD_VRING_DESC_F_WRITE | VD_VRING_DESC_F_NEXT, g->next[i]);
 			prev = i;
 			i = g->next[i];
 		}
@@ -347,7 +350,8 @@ int vng_add_one(struct vng *g)
 	switch (g->o.mode) {
 	case VNG_SMALL: {
 		/* add_recvbuf_small */
-		uint32_t stride = (uint32_t)(align_up(g->hdr_len + RX_PAD + GOOD_PACKET_LEN, 64) + align_up(SHINFO, 64));
+		uint32_t stride = (uint32_t)(align_up(g->hdr_len + RX_PAD + GOOD_PACKET_LEN, 64) +
+					     align_up(SHINFO, 64));
 
 		if (!frag_refill(g, stride))
 			return -ENOMEM;
@@ -506,8 +510,8 @@ void vng_enable_cb(struct vng *g)
 
 /* Copy bytes [off, off + n) of the buffer's concatenated segments into
  * @out at @at, within @cap. */
-static void gather(const struct vng *g, const struct vng_buf *b, uint64_t off, uint64_t n, uint8_t *out, size_t cap,
-		   size_t at)
+static void gather(const struct vng *g, const struct vng_buf *b, uint64_t off, uint64_t n, uint8_t *out,
+		   size_t cap, size_t at)
 {
 	for (uint32_t s = 0; s < b->nseg && n; s++) {
 		uint64_t take;

@@ -59,7 +59,7 @@ enum vng_mode {
 /* Ring features the driver uses (net features: VD_VIRTIO_NET_F_*). */
 struct vng_opts {
 	enum vng_mode mode;
-	uint32_t qsize;      /* power of two */
+	uint32_t qsize;	     /* power of two */
 	uint64_t features;   /* negotiated; MRG_RXBUF must match mode */
 	uint32_t big_frags;  /* big: num_skbfrags; 0 = MAX_SKB_FRAGS (17) */
 	uint32_t ring_align; /* used ring alignment: 4096 legacy, 64 modern; 0 = 4096 */
@@ -73,17 +73,17 @@ struct vng_buf {
 	uint32_t nseg;
 	uint64_t gpa[VNG_MAX_SEG];
 	uint32_t len[VNG_MAX_SEG];
-	uint32_t chunk;     /* frag modes: the 32 KiB chunk it was carved from */
+	uint32_t chunk; /* frag modes: the 32 KiB chunk it was carved from */
 	bool posted;
 };
 
 struct vng_stats {
-	uint64_t posted;      /* buffers added to the avail ring */
-	uint64_t kicks;       /* kick_prepare said yes */
-	uint64_t used;        /* used entries consumed */
-	uint64_t frames;      /* frames read back */
+	uint64_t posted;	/* buffers added to the avail ring */
+	uint64_t kicks;		/* kick_prepare said yes */
+	uint64_t used;		/* used entries consumed */
+	uint64_t frames;	/* frames read back */
 	uint64_t length_errors; /* used len below hdr_len + 14 (receive_buf) */
-	uint64_t bad_used;    /* used id out of range or not a head (BAD_RING) */
+	uint64_t bad_used;	/* used id out of range or not a head (BAD_RING) */
 };
 
 struct vng {
@@ -91,29 +91,29 @@ struct vng {
 	struct vng_opts o;
 	uint32_t hdr_len;
 	uint64_t desc_gpa, avail_gpa, used_gpa;
-	uint64_t indirect_gpa;   /* one 512-byte table slot per head */
+	uint64_t indirect_gpa;	   /* one 512-byte table slot per head */
 	uint64_t buf_gpa, buf_len; /* buffer region */
 	bool indirect, event;
 
 	/* virtio_ring split state */
-	uint16_t *next;          /* free list links (desc_extra) */
+	uint16_t *next; /* free list links (desc_extra) */
 	uint16_t free_head;
 	uint32_t num_free;
 	uint16_t avail_idx_shadow;
 	uint16_t num_added;
 	uint16_t last_used_idx;
-	bool no_interrupt;       /* avail_flags_shadow */
+	bool no_interrupt; /* avail_flags_shadow */
 	bool broken;
-	struct vng_buf *bufs;    /* by head */
+	struct vng_buf *bufs; /* by head */
 
 	/* page pool (big) or 32 KiB chunk pool (small, mergeable) */
 	uint64_t *free;
 	uint32_t nfree;
 	uint32_t *chunk_refs;
 	uint32_t nchunks;
-	int64_t frag_chunk;      /* current frag chunk, -1 none */
+	int64_t frag_chunk; /* current frag chunk, -1 none */
 	uint32_t frag_off;
-	uint32_t mrg_len;        /* next mergeable buffer length */
+	uint32_t mrg_len; /* next mergeable buffer length */
 
 	struct vng_stats st;
 };
@@ -167,7 +167,8 @@ uint8_t *vng_at(const struct vng *g, uint64_t gpa, uint64_t len);
 
 /* Write a descriptor / an avail entry / avail->idx directly (for tests that
  * play a hostile guest). */
-void vng_write_desc(struct vng *g, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next);
+void vng_write_desc(struct vng *g, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
+		    uint16_t next);
 void vng_write_avail(struct vng *g, uint16_t slot, uint16_t head);
 void vng_write_avail_idx(struct vng *g, uint16_t idx);
 

@@ -57,19 +57,19 @@ struct vt_vm {
 	bool removed;
 	/* what the recording callback saw since vt_sig_reset() */
 	unsigned sig_calls;
-	unsigned sig_reasons;      /* OR of every call */
+	unsigned sig_reasons; /* OR of every call */
 	unsigned sig_last;
-	unsigned sig_polled;       /* completions polled from inside the callback */
-	bool poll_in_cb;           /* poll completions from inside the callback */
+	unsigned sig_polled; /* completions polled from inside the callback */
+	bool poll_in_cb;     /* poll completions from inside the callback */
 };
 
 struct vt_fx_opts {
-	uint32_t npages;         /* engine pages; 0: 64 (ignored if eng.sz set) */
-	unsigned nbe;            /* simulated backends, 1 or 2; 0: 1 */
-	bool fault;              /* wrap each in a vt_fault */
-	bool no_remap;           /* wrappers hide remap */
-	bool builtin_cls;        /* keep the engine's built-in L2 classifier */
-	uint32_t sim_copy_threshold; /* 0: the simulator's default */
+	uint32_t npages;	       /* engine pages; 0: 64 (ignored if eng.sz set) */
+	unsigned nbe;		       /* simulated backends, 1 or 2; 0: 1 */
+	bool fault;		       /* wrap each in a vt_fault */
+	bool no_remap;		       /* wrappers hide remap */
+	bool builtin_cls;	       /* keep the engine's built-in L2 classifier */
+	uint32_t sim_copy_threshold;   /* 0: the simulator's default */
 	struct vdemux_engine_opts eng; /* used as is when eng.sz != 0 */
 };
 
@@ -86,7 +86,7 @@ struct vt_fx {
 	struct vdemux_backend *be[VT_MAX_BE];  /* as registered */
 	struct vdemux_backend *sim[VT_MAX_BE]; /* the simulator behind each */
 	struct vt_fault *fault[VT_MAX_BE];     /* wrapper, or NULL */
-	uint32_t first_page, npages;           /* the engine's range of arena pages */
+	uint32_t first_page, npages;	       /* the engine's range of arena pages */
 	bool builtin_cls;
 	struct vt_cls cls;
 	struct vt_vm vms[VT_MAX_VMS];
@@ -156,7 +156,7 @@ struct vt_rx {
 	uint32_t seq;
 	uint32_t len;
 	unsigned ncpl;
-	bool copied;                  /* every page of it carries VDEMUX_CPL_COPIED */
+	bool copied; /* every page of it carries VDEMUX_CPL_COPIED */
 	uint64_t gpa[VT_MAX_CHAIN];
 	uint32_t cpl_len[VT_MAX_CHAIN];
 };
@@ -201,7 +201,8 @@ struct vt_snap *vt_snap_take(struct vt_fx *fx);
  * Assert that nothing but bad_input[@bad] (+1; -1 for none; VT_BAD_ANY for
  * exactly one of them) changed between @before and now.
  */
-#define vt_snap_expect_same(fx, before, bad) vt_snap_expect_same_at((fx), (before), (bad), __FILE__, __LINE__)
+#define vt_snap_expect_same(fx, before, bad) \
+	vt_snap_expect_same_at((fx), (before), (bad), __FILE__, __LINE__)
 void vt_snap_expect_same_at(struct vt_fx *fx, const struct vt_snap *before, int bad, const char *file,
 			    int line);
 

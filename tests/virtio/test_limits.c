@@ -36,7 +36,7 @@ struct vq {
 	struct vd_vring *vq;
 	struct vd_vring_seg *segs;
 	uint64_t table; /* room for an indirect table of QMAX + 1 entries */
-	uint64_t buf;   /* a buffer every descriptor points into */
+	uint64_t buf;	/* a buffer every descriptor points into */
 };
 
 static void vq_init(struct vq *x, uint32_t qsize)
@@ -82,7 +82,8 @@ static void direct_chain(struct vq *x, uint32_t n, uint32_t len)
 {
 	for (uint32_t i = 0; i < n; i++)
 		vng_write_desc(&x->g, (uint16_t)i, x->buf, len,
-			       VD_VRING_DESC_F_WRITE | (i + 1 < n ? VD_VRING_DESC_F_NEXT : 0), (uint16_t)(i + 1));
+			       VD_VRING_DESC_F_WRITE | (i + 1 < n ? VD_VRING_DESC_F_NEXT : 0),
+			       (uint16_t)(i + 1));
 }
 
 /* An indirect table of @n entries of @len bytes (the last @last bytes),
@@ -276,16 +277,17 @@ static void rq_init(struct rq *r)
 
 	memset(r, 0, sizeof(*r));
 	assert_int_equal(vdemux_arena_create(&r->arena, &ao), 0);
-	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .arena = r->arena, .max_frame = MAXF);
+	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .arena = r->arena,
+						   .max_frame = MAXF);
 	assert_int_equal(vdemux_engine_create(&r->eng, &eo), 0);
 	r->ram = mmap(NULL, RAM, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	assert_true(r->ram != MAP_FAILED);
 	struct vdemux_kvm_opts ko = VDEMUX_OPTS(vdemux_kvm_opts, .ram_size = RAM, .ram_hva = r->ram);
 	assert_int_equal(vdemux_kvm_create(&r->kvm, &ko), 0);
 	assert_int_equal(vdemux_engine_add_backend(r->eng, r->kvm), 0);
-	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(vdemux_vnet_rxq_opts, .ram = r->ram, .ram_size = RAM,
-						     .backends = &r->kvm, .n_backends = 1,
-						     .copy = VDEMUX_COPY_NEVER);
+	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(vdemux_vnet_rxq_opts, .ram = r->ram,
+						     .ram_size = RAM, .backends = &r->kvm,
+						     .n_backends = 1, .copy = VDEMUX_COPY_NEVER);
 	assert_int_equal(vdemux_vnet_rxq_create(&r->q, r->eng, &qo), 0);
 	l2 = vdemux_engine_l2(r->eng);
 	memcpy(r->mac, (uint8_t[6]){0x02, 0, 0, 0, 1, 1}, 6);

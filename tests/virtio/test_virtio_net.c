@@ -44,15 +44,15 @@
 struct guest {
 	uint8_t *ram;
 	struct vdemux_backend *kvm;
-	struct vt_fault *fault;  /* wraps kvm when the test injects failures */
+	struct vt_fault *fault;	    /* wraps kvm when the test injects failures */
 	struct vdemux_backend *sim; /* a second table of the queue's VM, or NULL */
-	struct vt_fault *fault2; /* wraps sim */
+	struct vt_fault *fault2;    /* wraps sim */
 	vdemux_vnet_rxq *q;
 	struct vng g;
 	enum vng_mode mode;
 	uint8_t mac[6];
-	bool refill;          /* the guest keeps refilling */
-	uint32_t next_seq;    /* frames are received in order: lowest seq next */
+	bool refill;	   /* the guest keeps refilling */
+	uint32_t next_seq; /* frames are received in order: lowest seq next */
 	uint64_t received, irqs;
 };
 
@@ -61,10 +61,10 @@ struct world {
 	vdemux_arena *arena;
 	struct guest g[NVM];
 	uint32_t seq;
-	uint32_t qsize;       /* of the guests set up next; 0: QSIZE */
-	bool setup_empty;     /* guests set up next post nothing yet */
-	uint32_t ring_align;  /* their used ring's alignment; 0: 4096 */
-	uint32_t big_frags;   /* their big-packet chains' whole pages; 0: 17 */
+	uint32_t qsize;	     /* of the guests set up next; 0: QSIZE */
+	bool setup_empty;    /* guests set up next post nothing yet */
+	uint32_t ring_align; /* their used ring's alignment; 0: 4096 */
+	uint32_t big_frags;  /* their big-packet chains' whole pages; 0: 17 */
 	/* what was sent, by seq: to whom (bit per VM), length */
 	uint8_t *to;
 	uint32_t *len;
@@ -94,8 +94,12 @@ static void guest_setup_ex(struct world *w, int i, enum vng_mode mode, uint64_t 
 	struct guest *g = &w->g[i];
 	struct vdemux_arena_info ai;
 	struct vng_mem m = {.at = guest_at, .payload = g};
-	struct vng_opts vo = {.mode = mode, .qsize = w->qsize ? w->qsize : QSIZE, .features = features,
-			      .ring_align = w->ring_align, .big_frags = w->big_frags, .mem_size = RAM};
+	struct vng_opts vo = {.mode = mode,
+			      .qsize = w->qsize ? w->qsize : QSIZE,
+			      .features = features,
+			      .ring_align = w->ring_align,
+			      .big_frags = w->big_frags,
+			      .mem_size = RAM};
 	struct vd_vring_config rc;
 	struct vdemux_vnet_ring ring;
 	vdemux_l2 *l2 = vdemux_engine_l2(w->eng);
@@ -103,7 +107,8 @@ static void guest_setup_ex(struct world *w, int i, enum vng_mode mode, uint64_t 
 	assert_int_equal(vdemux_arena_info(w->arena, &ai), 0);
 	g->ram = mmap(NULL, RAM, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	assert_true(g->ram != MAP_FAILED);
-	struct vdemux_kvm_opts ko = VDEMUX_OPTS(vdemux_kvm_opts, .ram_gpa = 0, .ram_size = RAM, .ram_hva = g->ram);
+	struct vdemux_kvm_opts ko = VDEMUX_OPTS(vdemux_kvm_opts, .ram_gpa = 0, .ram_size = RAM,
+						.ram_hva = g->ram);
 	assert_int_equal(vdemux_kvm_create(&g->kvm, &ko), 0);
 	if (fault) {
 		g->fault = vt_fault_wrap(g->kvm, true);
@@ -119,8 +124,9 @@ static void guest_setup_ex(struct world *w, int i, enum vng_mode mode, uint64_t 
 		g->sim = bes[1] = &g->fault2->base;
 		assert_int_equal(vdemux_engine_add_backend(w->eng, g->sim), 0);
 	}
-	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(vdemux_vnet_rxq_opts, .ram = g->ram, .ram_size = RAM,
-						     .backends = bes, .n_backends = stacked ? 2 : 1, .copy = copy);
+	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(vdemux_vnet_rxq_opts, .ram = g->ram,
+						     .ram_size = RAM, .backends = bes,
+						     .n_backends = stacked ? 2 : 1, .copy = copy);
 	qo.irq = (struct vdemux_signal){.kind = VDEMUX_SIGNAL_CALLBACK, .cb = on_irq, .payload = g};
 	assert_int_equal(vdemux_vnet_rxq_create(&g->q, w->eng, &qo), 0);
 	memcpy(g->mac, (uint8_t[6]){0x02, 0, 0, 0, 1, (uint8_t)(i + 1)}, 6);
@@ -150,11 +156,13 @@ static struct world *world_new(void)
 {
 	struct world *w = calloc(1, sizeof(*w));
 	uint32_t npages = NVM * RAM_PAGES + POOL_EXTRA;
-	struct vdemux_arena_opts ao = VDEMUX_OPTS(vdemux_arena_opts, .npages = npages, .kind = VDEMUX_ARENA_MEMFD);
+	struct vdemux_arena_opts ao = VDEMUX_OPTS(vdemux_arena_opts, .npages = npages,
+						  .kind = VDEMUX_ARENA_MEMFD);
 
 	assert_non_null(w);
 	assert_int_equal(vdemux_arena_create(&w->arena, &ao), 0);
-	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .arena = w->arena, .max_frame = MAXF);
+	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .arena = w->arena,
+						   .max_frame = MAXF);
 	assert_int_equal(vdemux_engine_create(&w->eng, &eo), 0);
 	w->cap = 1u << 16;
 	w->to = calloc(w->cap, 1);
@@ -216,7 +224,8 @@ static void guest_receive(struct world *w, int i)
 		assert_true(w->to[seq] & (1u << i)); /* it was meant for this guest */
 		assert_int_equal(w->len[seq], len);
 		if (seqframe_first_bad(w->rxbuf, seq, len) != len)
-			fail_msg("guest %d frame %u byte %u wrong", i, seq, seqframe_first_bad(w->rxbuf, seq, len));
+			fail_msg("guest %d frame %u byte %u wrong", i, seq,
+				 seqframe_first_bad(w->rxbuf, seq, len));
 		g->next_seq = seq + 1;
 		g->received++;
 	}
@@ -234,7 +243,8 @@ static uint32_t rnd(uint32_t *s)
 }
 
 /* Send a burst: each frame unicast to a random guest, or broadcast. */
-static void burst(struct world *w, uint32_t *r, uint32_t nframes, uint32_t minlen, uint32_t maxlen, bool zc)
+static void burst(struct world *w, uint32_t *r, uint32_t nframes, uint32_t minlen, uint32_t maxlen,
+		  bool zc)
 {
 	static uint8_t frames[8][MAXF];
 	struct vdemux_frame f[8];
@@ -258,7 +268,8 @@ static void burst(struct world *w, uint32_t *r, uint32_t nframes, uint32_t minle
 	 * big-packet layout (32: Linux 6.1's padded header) as a VMM would. */
 	for (uint32_t k = 0; k < nframes; k++) {
 		struct vdemux_rx_buf b[20];
-		uint32_t off = 32, n = (off + f[k].len + VDEMUX_PAGE_SIZE - 1) / VDEMUX_PAGE_SIZE, done = 0;
+		uint32_t off = 32, n = (off + f[k].len + VDEMUX_PAGE_SIZE - 1) / VDEMUX_PAGE_SIZE,
+			 done = 0;
 
 		assert_int_equal(vdemux_rx_alloc(w->eng, b, n), (int)n);
 		for (uint32_t p = 0; p < n; p++) {
@@ -452,7 +463,8 @@ static void test_a_flip_the_backend_refuses_gives_the_buffer_back_empty_and_lose
 	assert_true(qs.failed > 0);
 	assert_int_equal(w->g[0].g.st.length_errors, qs.failed);
 	assert_int_equal(after.drops[VDEMUX_DROP_BACKEND] - before.drops[VDEMUX_DROP_BACKEND], qs.failed);
-	assert_int_equal(after.pages_free + after.pages_filling + after.pages_assigned, after.pages_total);
+	assert_int_equal(after.pages_free + after.pages_filling + after.pages_assigned,
+			 after.pages_total);
 	/* The others were not disturbed, and guest 0 receives again. */
 	for (int i = 1; i < NVM; i++)
 		expect_all_received(w, i);
@@ -500,7 +512,8 @@ static void test_a_flip_refused_for_lack_of_mappings_is_copied_at_the_layout_off
 static void offer_a_head_twice(struct guest *g)
 {
 	uint16_t idx = g->g.avail_idx_shadow, head;
-	const uint8_t *e = vng_at(&g->g, g->g.avail_gpa + 4 + 2ull * ((uint16_t)(idx - 1) & (g->g.o.qsize - 1)), 2);
+	const uint8_t *e = vng_at(
+		&g->g, g->g.avail_gpa + 4 + 2ull * ((uint16_t)(idx - 1) & (g->g.o.qsize - 1)), 2);
 
 	memcpy(&head, e, 2);
 	vng_write_avail(&g->g, idx, head);
@@ -566,7 +579,8 @@ static void test_a_broken_ring_is_served_no_more_and_its_frames_are_dropped(void
 		assert_int_equal(q_stats(w, i).frames, qs.frames);
 		assert_int_equal(q_stats(w, i).interrupts, qs.interrupts);
 		assert_int_equal(vm_stats(w, i).delivered, vs.delivered);
-		assert_int_equal(vm_stats(w, i).drops[VDEMUX_DROP_NO_BUFFER], vs.drops[VDEMUX_DROP_NO_BUFFER] + 8);
+		assert_int_equal(vm_stats(w, i).drops[VDEMUX_DROP_NO_BUFFER],
+				 vs.drops[VDEMUX_DROP_NO_BUFFER] + 8);
 		/* Its pages stay the guest's: all of guest RAM is still backed. */
 		assert_int_equal(vm_stats(w, i).held, RAM_PAGES);
 		assert_int_equal(vdemux_vnet_rxq_kick(g->q), -EIO);
@@ -683,7 +697,9 @@ static uint16_t last_head(struct guest *g)
 {
 	uint16_t idx = g->g.avail_idx_shadow, head;
 
-	memcpy(&head, vng_at(&g->g, g->g.avail_gpa + 4 + 2ull * ((uint16_t)(idx - 1) & (g->g.o.qsize - 1)), 2), 2);
+	memcpy(&head,
+	       vng_at(&g->g, g->g.avail_gpa + 4 + 2ull * ((uint16_t)(idx - 1) & (g->g.o.qsize - 1)), 2),
+	       2);
 	return head;
 }
 
@@ -924,8 +940,10 @@ static void test_a_frame_too_big_for_the_guests_buffer_is_dropped_as_too_big(voi
 		memcpy(&used, vng_at(&w->g[i].g, w->g[i].g.used_gpa + 2, 2), 2);
 
 		send_to(w, i, 1, i ? 9000 : 1519);
-		assert_int_equal(vm_stats(w, i).drops[VDEMUX_DROP_TOO_BIG], vs.drops[VDEMUX_DROP_TOO_BIG] + 1);
-		assert_int_equal(vm_stats(w, i).drops[VDEMUX_DROP_NO_BUFFER], vs.drops[VDEMUX_DROP_NO_BUFFER]);
+		assert_int_equal(vm_stats(w, i).drops[VDEMUX_DROP_TOO_BIG],
+				 vs.drops[VDEMUX_DROP_TOO_BIG] + 1);
+		assert_int_equal(vm_stats(w, i).drops[VDEMUX_DROP_NO_BUFFER],
+				 vs.drops[VDEMUX_DROP_NO_BUFFER]);
 		/* No buffer was used: the next frame that fits takes it. */
 		memcpy(&now, vng_at(&w->g[i].g, w->g[i].g.used_gpa + 2, 2), 2);
 		assert_int_equal(now, used);
@@ -992,7 +1010,7 @@ static void test_a_buffer_given_back_unused_holds_what_the_guest_left_in_it(void
 {
 	(void)state;
 	unused_buffers_scenario(false); /* one table, remap refused */
-	unused_buffers_scenario(true);  /* two tables, map refused */
+	unused_buffers_scenario(true);	/* two tables, map refused */
 }
 
 int main(void)
@@ -1003,12 +1021,14 @@ int main(void)
 		cmocka_unit_test(test_small_buffer_guests_receive_every_frame_that_fits_by_copy),
 		cmocka_unit_test(test_three_layouts_side_by_side_on_one_engine),
 		cmocka_unit_test(test_a_guest_that_stops_refilling_does_not_stall_the_others),
-		cmocka_unit_test(test_a_flip_the_backend_refuses_gives_the_buffer_back_empty_and_loses_no_page),
+		cmocka_unit_test(
+			test_a_flip_the_backend_refuses_gives_the_buffer_back_empty_and_loses_no_page),
 		cmocka_unit_test(test_a_flip_refused_for_lack_of_mappings_is_copied_at_the_layout_offset),
 		cmocka_unit_test(test_a_broken_ring_is_served_no_more_and_its_frames_are_dropped),
 		cmocka_unit_test(test_a_flip_one_of_two_tables_refuses_leaves_the_guest_its_pages),
 		cmocka_unit_test(test_the_engine_check_finds_a_hole_in_a_queues_guest_ram),
-		cmocka_unit_test(test_a_waiting_buffer_over_a_hole_is_given_back_and_later_frames_still_arrive),
+		cmocka_unit_test(
+			test_a_waiting_buffer_over_a_hole_is_given_back_and_later_frames_still_arrive),
 		cmocka_unit_test(test_a_malformed_chain_counts_as_a_buffer_taken_and_skipped),
 		cmocka_unit_test(test_the_error_that_breaks_the_ring_counts_as_a_ring_error),
 		cmocka_unit_test(test_a_kick_that_takes_everything_rearms_kicks_at_once),

@@ -58,8 +58,8 @@ static uint32_t get32(const uint8_t *p)
 	return le32toh(v);
 }
 
-static void desc_at(struct drv *d, uint64_t table, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
-		    uint16_t next)
+static void desc_at(struct drv *d, uint64_t table, uint16_t i, uint64_t addr, uint32_t len,
+		    uint16_t flags, uint16_t next)
 {
 	uint8_t *p = d->ram + table + 16u * i;
 	uint64_t a = htole64(addr);
@@ -318,7 +318,8 @@ static void test_used_entry_is_invisible_until_publish_which_asks_for_an_interru
 	drv_fini(&d);
 }
 
-static void test_readable_then_writable_chain_splits_and_push_is_bounded_by_the_writable_bytes(void **state)
+static void
+test_readable_then_writable_chain_splits_and_push_is_bounded_by_the_writable_bytes(void **state)
 {
 	(void)state;
 	struct drv d;
@@ -712,7 +713,8 @@ int main(void)
 		cmocka_unit_test(test_create_uses_the_alloc_hooks_and_frees_everything_on_enomem),
 		cmocka_unit_test(test_transmit_chain_pops_as_readable_iovecs_into_guest_ram),
 		cmocka_unit_test(test_used_entry_is_invisible_until_publish_which_asks_for_an_interrupt),
-		cmocka_unit_test(test_readable_then_writable_chain_splits_and_push_is_bounded_by_the_writable_bytes),
+		cmocka_unit_test(
+			test_readable_then_writable_chain_splits_and_push_is_bounded_by_the_writable_bytes),
 		cmocka_unit_test(test_indirect_table_pops_as_its_descriptors),
 		cmocka_unit_test(test_indices_wrap_past_65535),
 		cmocka_unit_test(test_malformed_chains_are_skipped_counted_and_given_back_empty),
@@ -722,7 +724,8 @@ int main(void)
 		cmocka_unit_test(test_head_out_of_range_or_in_flight_breaks_the_queue),
 		cmocka_unit_test(test_event_idx_interrupts_only_when_the_used_index_passes_used_event),
 		cmocka_unit_test(test_no_interrupt_flag_suppresses_the_interrupt_without_event_idx),
-		cmocka_unit_test(test_enable_kick_with_event_idx_writes_avail_event_and_reports_pending_chains),
+		cmocka_unit_test(
+			test_enable_kick_with_event_idx_writes_avail_event_and_reports_pending_chains),
 		cmocka_unit_test(test_enable_kick_without_event_idx_sets_and_clears_no_notify),
 		cmocka_unit_test(test_nothing_is_written_outside_the_used_ring_and_avail_event),
 		cmocka_unit_test(test_null_arguments_are_einval),

@@ -79,7 +79,8 @@ static int setup(void **state)
 	assert_int_equal(vdemux_engine_create(&x->eng, &eo), 0);
 	x->ram = mmap(NULL, RAM, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	assert_true(x->ram != MAP_FAILED);
-	struct vdemux_kvm_opts ko = VDEMUX_OPTS(vdemux_kvm_opts, .ram_gpa = 0, .ram_size = RAM, .ram_hva = x->ram);
+	struct vdemux_kvm_opts ko = VDEMUX_OPTS(vdemux_kvm_opts, .ram_gpa = 0, .ram_size = RAM,
+						.ram_hva = x->ram);
 	assert_int_equal(vdemux_kvm_create(&x->kvm, &ko), 0);
 	assert_int_equal(vdemux_engine_add_backend(x->eng, x->kvm), 0);
 	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(vdemux_vnet_rxq_opts, .ram = x->ram, .ram_size = RAM,
@@ -92,12 +93,15 @@ static int setup(void **state)
 	assert_int_equal(vdemux_l2_add_mac(l2, vdemux_vnet_rxq_vm(x->q), x->mac, 1), 0);
 
 	struct vng_mem m = {.at = guest_at, .payload = x};
-	struct vng_opts vo = {.mode = VNG_MERGEABLE, .qsize = QSIZE,
-			      .features = VD_VIRTIO_NET_F_MRG_RXBUF | VD_VIRTIO_F_VERSION_1, .mem_size = RAM};
+	struct vng_opts vo = {.mode = VNG_MERGEABLE,
+			      .qsize = QSIZE,
+			      .features = VD_VIRTIO_NET_F_MRG_RXBUF | VD_VIRTIO_F_VERSION_1,
+			      .mem_size = RAM};
 	assert_int_equal(vng_init(&x->g, &m, &vo), 0);
 	struct vd_vring_config rc = vng_ring_config(&x->g);
-	struct vdemux_vnet_ring ring = VDEMUX_OPTS(vdemux_vnet_ring, .desc_gpa = rc.desc_gpa, .avail_gpa = rc.avail_gpa,
-						   .used_gpa = rc.used_gpa, .size = rc.size, .features = vo.features);
+	struct vdemux_vnet_ring ring = VDEMUX_OPTS(vdemux_vnet_ring, .desc_gpa = rc.desc_gpa,
+						   .avail_gpa = rc.avail_gpa, .used_gpa = rc.used_gpa,
+						   .size = rc.size, .features = vo.features);
 	assert_int_equal(vdemux_vnet_rxq_start(x->q, &ring), 0);
 	vng_refill(&x->g);
 	assert_true(vdemux_vnet_rxq_kick(x->q) > 0);
@@ -185,10 +189,13 @@ static void test_no_callback_when_the_guest_suppressed_interrupts(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_callback_runs_once_per_engine_call_with_rx_and_the_queues_vm, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_used_entries_are_visible_when_the_callback_runs, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_no_callback_when_the_guest_suppressed_interrupts, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_callback_runs_once_per_engine_call_with_rx_and_the_queues_vm, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_used_entries_are_visible_when_the_callback_runs,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_callback_when_the_guest_suppressed_interrupts,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

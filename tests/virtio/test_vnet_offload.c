@@ -67,20 +67,24 @@ static struct world *world_new(enum vng_mode mode, uint64_t features)
 
 	assert_non_null(w);
 	assert_int_equal(vdemux_arena_create(&w->arena, &ao), 0);
-	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .arena = w->arena, .max_frame = MAXF);
+	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .arena = w->arena,
+						   .max_frame = MAXF);
 	assert_int_equal(vdemux_engine_create(&w->eng, &eo), 0);
 	w->ram = mmap(NULL, RAM, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	assert_true(w->ram != MAP_FAILED);
-	struct vdemux_kvm_opts ko = VDEMUX_OPTS(vdemux_kvm_opts, .ram_gpa = 0, .ram_size = RAM, .ram_hva = w->ram);
+	struct vdemux_kvm_opts ko = VDEMUX_OPTS(vdemux_kvm_opts, .ram_gpa = 0, .ram_size = RAM,
+						.ram_hva = w->ram);
 	assert_int_equal(vdemux_kvm_create(&w->kvm, &ko), 0);
 	assert_int_equal(vdemux_engine_add_backend(w->eng, w->kvm), 0);
-	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(vdemux_vnet_rxq_opts, .ram = w->ram, .ram_size = RAM,
-						     .backends = &w->kvm, .n_backends = 1,
-						     .copy = VDEMUX_COPY_NEVER);
+	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(vdemux_vnet_rxq_opts, .ram = w->ram,
+						     .ram_size = RAM, .backends = &w->kvm,
+						     .n_backends = 1, .copy = VDEMUX_COPY_NEVER);
 	assert_int_equal(vdemux_vnet_rxq_create(&w->q, w->eng, &qo), 0);
 	memcpy(w->mac, (uint8_t[6]){0x02, 0, 0, 0, 1, 1}, 6);
-	assert_int_equal(vdemux_l2_vlan_join(vdemux_engine_l2(w->eng), vdemux_vnet_rxq_vm(w->q), 1, 0), 0);
-	assert_int_equal(vdemux_l2_add_mac(vdemux_engine_l2(w->eng), vdemux_vnet_rxq_vm(w->q), w->mac, 1), 0);
+	assert_int_equal(vdemux_l2_vlan_join(vdemux_engine_l2(w->eng), vdemux_vnet_rxq_vm(w->q), 1, 0),
+			 0);
+	assert_int_equal(
+		vdemux_l2_add_mac(vdemux_engine_l2(w->eng), vdemux_vnet_rxq_vm(w->q), w->mac, 1), 0);
 	assert_int_equal(vng_init(&w->g, &m, &vo), 0);
 	rc = vng_ring_config(&w->g);
 	ring = VDEMUX_OPTS(vdemux_vnet_ring, .desc_gpa = rc.desc_gpa, .avail_gpa = rc.avail_gpa,
@@ -106,8 +110,14 @@ static void world_free(struct world *w)
 
 static struct of_spec spec(struct world *w, int ipv, bool udp, uint32_t payload)
 {
-	return (struct of_spec){.dst = w->mac, .ipv = ipv, .udp = udp, .payload = payload, .seed = 3,
-				.tcp_flags = OF_TCP_ACK | OF_TCP_PSH, .seq = 1000, .ip_id = 7};
+	return (struct of_spec){.dst = w->mac,
+				.ipv = ipv,
+				.udp = udp,
+				.payload = payload,
+				.seed = 3,
+				.tcp_flags = OF_TCP_ACK | OF_TCP_PSH,
+				.seq = 1000,
+				.ip_id = 7};
 }
 
 /* Build into w->frame with a 10-byte header in front; returns its length. */
@@ -322,7 +332,8 @@ int main(void)
 		cmocka_unit_test(test_a_tso_guest_gets_the_metadata_and_the_frame_flipped),
 		cmocka_unit_test(test_one_frame_is_flipped_to_one_destination_and_segmented_for_another),
 		cmocka_unit_test(test_a_tso_frame_with_ecn_is_segmented_for_a_guest_without_guest_ecn),
-		cmocka_unit_test(test_a_tso4_frame_is_segmented_into_big_packet_buffers_of_a_guest_without_tso4),
+		cmocka_unit_test(
+			test_a_tso4_frame_is_segmented_into_big_packet_buffers_of_a_guest_without_tso4),
 		cmocka_unit_test(test_the_checksum_is_finished_for_a_guest_without_guest_csum),
 		cmocka_unit_test(test_a_guest_with_guest_csum_gets_needs_csum_as_it_came),
 	};

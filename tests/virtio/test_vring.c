@@ -265,7 +265,8 @@ static void test_create_frees_everything_on_enomem_and_destroy(void **state)
 	cfg = vng_ring_config(&x.g);
 	{
 		struct failing_alloc f = {.fail_at = 0};
-		struct vdemux_alloc_hooks h = {.calloc = failing_calloc, .free = failing_free, .payload = &f};
+		struct vdemux_alloc_hooks h = {
+			.calloc = failing_calloc, .free = failing_free, .payload = &f};
 		struct vd_vring *vq = NULL;
 
 		assert_int_equal(vd_vring_create(&vq, &x.gm, &cfg, &h), 0);
@@ -275,7 +276,8 @@ static void test_create_frees_everything_on_enomem_and_destroy(void **state)
 	}
 	for (long k = 1; k <= total; k++) {
 		struct failing_alloc f = {.fail_at = k};
-		struct vdemux_alloc_hooks h = {.calloc = failing_calloc, .free = failing_free, .payload = &f};
+		struct vdemux_alloc_hooks h = {
+			.calloc = failing_calloc, .free = failing_free, .payload = &f};
 		struct vd_vring *vq = NULL;
 
 		assert_int_equal(vd_vring_create(&vq, &x.gm, &cfg, &h), -ENOMEM);
@@ -515,7 +517,7 @@ static void test_enable_kick_sets_avail_event_and_reports_pending_chains(void **
 	fx_init(&x, VNG_SMALL, 16, V1 | EVT);
 	assert_false(vd_vring_enable_kick(x.vq, true)); /* empty */
 	vng_add_one(&x.g);
-	assert_true(vng_kick_prepare(&x.g)); /* avail_event 0 crossed */
+	assert_true(vng_kick_prepare(&x.g));	       /* avail_event 0 crossed */
 	assert_true(vd_vring_enable_kick(x.vq, true)); /* one waiting */
 	assert_int_equal(vd_vring_pop(x.vq, &c, x.segs, 16), 1);
 	assert_false(vd_vring_enable_kick(x.vq, true));
@@ -768,7 +770,8 @@ static void test_hostile_self_loop_in_indirect_table_is_skipped(void **state)
 		uint8_t d[16];
 		uint64_t a = htole64(buf_at(&x, i));
 		uint32_t l = htole32(64);
-		uint16_t fl = htole16(VD_VRING_DESC_F_WRITE | VD_VRING_DESC_F_NEXT), nx = htole16(i == 3 ? 1 : i + 1);
+		uint16_t fl = htole16(VD_VRING_DESC_F_WRITE | VD_VRING_DESC_F_NEXT),
+			 nx = htole16(i == 3 ? 1 : i + 1);
 
 		memcpy(d, &a, 8);
 		memcpy(d + 8, &l, 4);
@@ -983,9 +986,9 @@ static void test_hostile_buffer_over_each_ring_is_skipped(void **state)
 
 	(void)state;
 	hostile_init(&x, 0);
-	targets[0] = x.g.desc_gpa + 16 * 15 + 8;          /* last byte run of the desc table */
+	targets[0] = x.g.desc_gpa + 16 * 15 + 8;		   /* last byte run of the desc table */
 	targets[1] = x.g.avail_gpa + VD_VRING_AVAIL_BYTES(16) - 1; /* used_event */
-	targets[2] = x.g.used_gpa - 3;                    /* runs into used->flags */
+	targets[2] = x.g.used_gpa - 3;				   /* runs into used->flags */
 	for (uint16_t i = 0; i < 3; i++) {
 		vng_write_desc(&x.g, i, targets[i], 4, VD_VRING_DESC_F_WRITE, 0);
 		post_raw(&x, i);
@@ -1119,7 +1122,8 @@ static void test_hostile_head_offered_twice_breaks_the_queue(void **state)
 	fx_fini(&x);
 }
 
-static void test_hostile_head_offered_again_before_its_used_entry_is_published_breaks_the_queue(void **state)
+static void
+test_hostile_head_offered_again_before_its_used_entry_is_published_breaks_the_queue(void **state)
 {
 	struct fx x;
 	struct vd_vring_chain c;
@@ -1162,7 +1166,7 @@ static void test_rewritten_descriptor_is_read_once(void **state)
 }
 
 struct scribbler {
-	uint8_t *ring;    /* desc table and avail ring, contiguous here */
+	uint8_t *ring; /* desc table and avail ring, contiguous here */
 	size_t len;
 	uint32_t seed;
 	int stop;
@@ -1213,7 +1217,8 @@ static void test_rings_rewritten_concurrently_never_yield_a_bad_segment(void **s
 	 * every fourth time (so that hostile rewrites happen whatever the
 	 * scheduler does: under valgrind threads take turns), and plays the
 	 * device. Nothing is asserted until the vCPU thread is joined. */
-	w = (struct scribbler){.ring = x.f.base + x.g.desc_gpa, .len = VD_VRING_DESC_BYTES(64), .seed = 7};
+	w = (struct scribbler){
+		.ring = x.f.base + x.g.desc_gpa, .len = VD_VRING_DESC_BYTES(64), .seed = 7};
 	assert_int_equal(pthread_create(&t, NULL, scribble, &w), 0);
 	for (uint32_t i = 0; i < 20000 && !bad; i++) {
 		struct vd_vring_chain c;
@@ -1360,7 +1365,8 @@ static void test_layout_big_legacy_header_is_10_bytes_data_still_at_32(void **st
 static void test_layout_big_mtu_sized_chain_without_gso(void **state)
 {
 	struct fx x;
-	struct vng_opts o = {.mode = VNG_BIG, .qsize = 64, .features = V1, .mem_size = MEM, .big_frags = 3};
+	struct vng_opts o = {
+		.mode = VNG_BIG, .qsize = 64, .features = V1, .mem_size = MEM, .big_frags = 3};
 	struct vng_mem m;
 	struct vd_vring_config cfg;
 	struct vd_vring_chain c;
@@ -1397,7 +1403,8 @@ static void test_layout_big_chain_with_a_repeated_page_is_not_flippable(void **s
 	fx_init(&x, VNG_BIG, 64, V1);
 	vng_refill(&x.g);
 	/* descriptor of the third page (ring index 3) set to the second's page */
-	vng_write_desc(&x.g, 3, x.g.bufs[0].gpa[2], 4096, VD_VRING_DESC_F_WRITE | VD_VRING_DESC_F_NEXT, 4);
+	vng_write_desc(&x.g, 3, x.g.bufs[0].gpa[2], 4096, VD_VRING_DESC_F_WRITE | VD_VRING_DESC_F_NEXT,
+		       4);
 	assert_int_equal(vd_vring_pop(x.vq, &c, x.segs, 64), 1);
 	assert_int_equal(vd_vnet_rx_classify(x.vq, x.features, x.segs, c.nseg, &s, pages, 32), 0);
 	assert_int_equal(s.layout, VD_VNET_RX_BIG);
@@ -1427,7 +1434,8 @@ static void test_layout_big_chain_sharing_a_page_with_a_ring_is_not_flippable(vo
 	/* a one-entry queue whose avail ring (8 bytes) sits in the gap between
 	 * the header and the data of the first page: no byte is shared with a
 	 * segment, but flipping the page would take the ring away */
-	cfg = (struct vd_vring_config){.desc_gpa = 0x200000, .avail_gpa = p + 16, .used_gpa = 0x201000, .size = 1};
+	cfg = (struct vd_vring_config){
+		.desc_gpa = 0x200000, .avail_gpa = p + 16, .used_gpa = 0x201000, .size = 1};
 	assert_int_equal(vd_vring_create(&vq, &x.gm, &cfg, NULL), 0);
 	assert_false(vd_vring_overlaps_rings(vq, segs[0].gpa, segs[0].len, false));
 	assert_false(vd_vring_overlaps_rings(vq, segs[1].gpa, segs[1].len, false));
@@ -1514,7 +1522,8 @@ int main(void)
 		cmocka_unit_test(test_event_idx_ignores_the_no_interrupt_flag),
 		cmocka_unit_test(test_no_interrupt_flag_suppresses_notify_without_event_idx),
 		cmocka_unit_test(test_enable_kick_sets_avail_event_and_reports_pending_chains),
-		cmocka_unit_test(test_idle_only_when_kicks_are_asked_at_this_entry_and_nothing_is_available),
+		cmocka_unit_test(
+			test_idle_only_when_kicks_are_asked_at_this_entry_and_nothing_is_available),
 		cmocka_unit_test(test_repeated_kick_request_writes_nothing_until_something_changes),
 		cmocka_unit_test(test_no_notify_flag_without_event_idx),
 		cmocka_unit_test(test_indirect_big_chain_pops_as_its_19_segments),
@@ -1540,7 +1549,8 @@ int main(void)
 		cmocka_unit_test(test_hostile_avail_idx_moving_backwards_breaks_the_queue),
 		cmocka_unit_test(test_hostile_head_out_of_range_breaks_the_queue),
 		cmocka_unit_test(test_hostile_head_offered_twice_breaks_the_queue),
-		cmocka_unit_test(test_hostile_head_offered_again_before_its_used_entry_is_published_breaks_the_queue),
+		cmocka_unit_test(
+			test_hostile_head_offered_again_before_its_used_entry_is_published_breaks_the_queue),
 		cmocka_unit_test(test_rewritten_descriptor_is_read_once),
 		cmocka_unit_test(test_rings_rewritten_concurrently_never_yield_a_bad_segment),
 		cmocka_unit_test(test_skipped_entries_follow_the_pushed_frame),

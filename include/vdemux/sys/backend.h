@@ -33,12 +33,12 @@ extern "C" {
 
 /** What a backend is told about a VM when it is attached. */
 struct vdemux_backend_vm {
-	vdemux_vm_id vm_id;        /**< the engine's id for the VM */
-	uint64_t rx_base;          /**< GPA of the first page of the RX window */
-	uint32_t rx_pages;         /**< pages in the RX window */
+	vdemux_vm_id vm_id;		/**< the engine's id for the VM */
+	uint64_t rx_base;		/**< GPA of the first page of the RX window */
+	uint32_t rx_pages;		/**< pages in the RX window */
 	struct vdemux_arena_info arena; /**< the arena all pages come from */
-	uint32_t engine_first_page; /**< first arena page the engine manages */
-	uint32_t engine_npages;    /**< number of pages the engine manages */
+	uint32_t engine_first_page;	/**< first arena page the engine manages */
+	uint32_t engine_npages;		/**< number of pages the engine manages */
 };
 
 /** One entry of a map or unmap batch. */
@@ -139,7 +139,10 @@ struct vdemux_backend {
 };
 
 /** Initialiser for a struct vdemux_backend: version set, operations NULL. */
-#define VDEMUX_BACKEND_INIT {.version = VDEMUX_BACKEND_VERSION}
+#define VDEMUX_BACKEND_INIT                       \
+	{                                         \
+		.version = VDEMUX_BACKEND_VERSION \
+	}
 
 #ifdef __cplusplus
 }

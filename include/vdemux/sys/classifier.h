@@ -79,7 +79,10 @@ struct vdemux_classifier {
 };
 
 /** Initialiser for struct vdemux_classifier. */
-#define VDEMUX_CLASSIFIER_INIT {.version = VDEMUX_CLASSIFIER_VERSION}
+#define VDEMUX_CLASSIFIER_INIT                       \
+	{                                            \
+		.version = VDEMUX_CLASSIFIER_VERSION \
+	}
 
 #ifdef __cplusplus
 }
