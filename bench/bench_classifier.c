@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Classifier benchmark, in one run:
  *  1. (destination MAC, VLAN) lookups per second with 16, 1024 and 65536

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Packets per second through the engine on the simulated backend, for
  * several frame sizes and delivery policies, beside the floor measured in
  * the same run: clearing the frame's pages and copying the frame, which is

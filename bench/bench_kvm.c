@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_kvm: what flipping costs on the KVM backend, on the host.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What offload metadata costs on the copy-in path (vdemux_rx_burst) of the
  * simulated backend: a 64 KiB TCP/IPv4 frame with a virtio-net header

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What the benchmark programs share. */
 #ifndef VDEMUX_BENCH_UTIL_H
 #define VDEMUX_BENCH_UTIL_H

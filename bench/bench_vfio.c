@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_vfio: cost per page of the VFIO backend's map and unmap, by batch
  * size (1, 8, 32, 256), against one VFIO_IOMMU_MAP_DMA / UNMAP_DMA per page

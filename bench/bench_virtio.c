@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_virtio: the VMM-side cost per frame of filling a virtio-net receive
  * queue, through libvdemux and without it, in the same run.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # bench_classifier compares the L2 lookups with DPDK's rte_hash: built only
 # when libdpdk is found with pkg-config (Debian: libdpdk-dev).
 find_package(PkgConfig)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A VMM's own classifier plugged in instead of the built-in L2 one: frames
  * go to VMs by IPv4 destination address (IPv4 packets) or by target address
  * (ARP), whatever their MAC addresses. It runs on the simulated backend:

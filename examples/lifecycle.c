@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The whole page-flip lifecycle on the simulated backend: three VMs post
  * buffers, frames arrive for each (unicast, broadcast, a jumbo frame), each
  * VM reads what it received through its own translation table, releases the

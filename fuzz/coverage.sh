@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Line and region coverage of the frame-spreading and chain-walking code
 # (rx.c, plan.c, deliver.c, frame.c, vring.c, vnet_rx.c) reached by the fuzz corpora:
 # the replay programs are built with clang's source-based coverage, each

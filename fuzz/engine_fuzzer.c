@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Fuzz target: the engine's whole lifecycle driven by the input, with a
  * backend that fails where the input says, and the invariants checked after

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reading a fuzz input byte by byte: past its end, every byte reads 0, so
  * a target never needs to check what is left. */
 #ifndef VDEMUX_FUZZ_INPUT_H

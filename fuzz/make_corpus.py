@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Write the seed corpora of l2_fuzzer (one input per branch of the rules),
 of l2_config_fuzzer (call sequences reaching every error and state), and the
 limits-mode seeds of engine_fuzzer (fuzz/corpus/engine/limits-*: the

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Write the seed corpus of offload_fuzzer: one input per kind of frame
 (each GSO type over IPv4 and IPv6, with and without a VLAN tag, through
 both receive paths), frames with one byte flipped, raw headers, and a

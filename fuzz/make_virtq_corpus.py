@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Write the seed corpus of virtq_fuzzer: one input per behaviour of the
 public queue (transmit chains, readable then writable, indirect tables,
 malformed chains, a broken ring and its reset, interrupt and kick

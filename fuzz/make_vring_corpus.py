@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Write the seed corpus of vring_fuzzer: one input per behaviour of the
 queue (normal traffic, indirect tables, each hostile case, interrupt and
 kick decisions, reset), in the format read by fuzz/vring_fuzzer.c:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Fuzz target: frames with virtio-net offload metadata (include/vdemux/
  * offload.h) through both receive paths, to three engine VMs: A accepts no

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Runs files through LLVMFuzzerTestOneInput without libFuzzer, so that ctest
  * replays the seed corpus and every regression input on each run. Arguments

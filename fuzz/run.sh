@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Build the libFuzzer targets with clang and fuzz them for SECONDS in all
 # (default 60), shared equally between the targets.
 # New interesting inputs go to build-fuzz/corpus/<target> (the seed corpus in

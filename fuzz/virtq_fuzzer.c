@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Fuzz target: the public split virtqueue (include/vdemux/virtq.h), as a
  * VMM uses it, over a guest-memory image the input gives, driven by a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Fuzz target: a virtio-net receive queue on the engine (include/vdemux/
  * virtio_net.h) with a guest that is a simulated Linux driver

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Fuzz target: the device side of a split virtqueue (src/virtio/vring.c)
  * over a guest-memory image the input gives, driven by a sequence of

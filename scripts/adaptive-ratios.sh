@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Run bench_engine (simulated backend) and bench_kvm (KVM backend) RUNS
 # times each and print, per frame size and per comparison (receive path,
 # harvest policy), the median over the runs of the adaptive policy's frames

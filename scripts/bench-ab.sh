@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Run two builds of bench_engine, or of bench_virtio, in alternation (A B,
 # B A, A B, ...) so that they share the machine's noise, and print the
 # median ns per frame of each row for both, with the ratio B/A.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # On a fresh Debian 12 machine, as root: install what configuring the tree
 # needs (scripts/deps.sh --build: a compiler, CMake, pkg-config, CMocka; the
 # optional parts, such as vdemux-replay without libpcap, are skipped), build

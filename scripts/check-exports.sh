@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Check that a built libvdemux.so exports exactly the functions the public
 # headers declare with VDEMUX_API, and that src/vdemux.map lists the same.
 # Usage: check-exports.sh SOURCE_DIR LIBRARY

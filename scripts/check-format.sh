@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Check that the C sources are formatted as .clang-format says: runs
 # clang-format (14) --dry-run --Werror over every .c and .h file of src/,
 # include/, examples/, tests/, bench/, fuzz/ and tools/, prints what it would

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Install what is missing (Debian 12, as root), with apt-get.
 #
 # usage: scripts/deps.sh [--build | --full]

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The library's layers, derived from its code.
 
 Reads every .c and .h under src/, finds each function definition (and

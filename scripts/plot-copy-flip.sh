@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Draw ns per frame of copy-only, flip-only and the adaptive policy against
 # frame size, on both receive paths, for the simulated backend
 # (bench_engine) and the KVM backend (bench_kvm, part 2), as

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Instructions per frame of bench_virtio's timed calls, by function
 # (callgrind, self cost): the plain device (plain_frame) or the copy through
 # the engine (vdemux_rx_burst and vdemux_vnet_rxq_kick). Two runs, of N and

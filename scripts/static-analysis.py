@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Static analysis of the library sources (src/): gcc 12's -fanalyzer and
 clang's static analyzer (clang --analyze, the checkers scan-build runs).
 

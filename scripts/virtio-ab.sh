@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Run two builds of bench_virtio in alternation (A B, B A, ...) so that they
 # share the machine's noise; print each run's copy/plain column with the
 # 1-minute load average read just before it, then per frame size the median

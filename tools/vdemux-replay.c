@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * vdemux-replay: run the frames of a pcap file through an engine on the
  * simulated backend, with the VMs, VLANs and addresses of a config file, and

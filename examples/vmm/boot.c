@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The x86 Linux boot protocol, 64-bit entry (Documentation/arch/x86/boot.rst):
  * the protected-mode kernel of the bzImage at 1 MiB, the zero page

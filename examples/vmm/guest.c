@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A guest's life cycle: built (a KVM VM whose RAM is the engine's pool
  * pages, its devices, the library's receive queue, the vCPU, the kernel

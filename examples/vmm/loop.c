@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The main thread's event loop: TAP reads, signals, the guests' kicks and
  * power-offs, through one epoll. Each round serves every guest's transmit

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/vmm: one process, one engine, several Linux guests.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * PCI configuration mechanism #1 (ports 0xcf8 / 0xcfc..0xcff) on bus 0:
  * 00:00.0 a host bridge (Linux's sanity check looks for one), 00:01.0 the

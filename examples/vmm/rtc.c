@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The CMOS clock (ports 0x70/0x71), read-only: the host's UTC time in BCD,
  * 24-hour mode, never "update in progress". Without it Linux spins on the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A 16550-compatible serial port at 0x3f8 (IRQ 4), output only: enough
  * registers for Linux's 8250 driver to find a 16450 there (scratch and IER

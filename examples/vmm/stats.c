@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Counters: the engine's check and page gauges, the mappings of the VMM's
  * address space, the status lines of --verbose and the counters printed at

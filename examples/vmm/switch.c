@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The switch: frames between the guests and the TAP uplink. The engine
  * classifies with the built-in L2 bridge, minus the sender (split horizon):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The uplink: a TAP device opened with IFF_VNET_HDR, so that every frame
  * comes and goes with a VNET_HDR_LEN-byte virtio-net header (TUNSETVNETHDRSZ):

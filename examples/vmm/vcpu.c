@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The vCPU: one thread per guest running KVM_RUN, handling its exits (port
  * I/O to the devices, MMIO, holes of guest RAM, power-off).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A legacy (virtio 0.9.5) virtio-net PCI device: I/O BAR 0 with the legacy
  * register block, two queues (0 receive, 1 transmit), INTx on GSI_VIRTIO

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/vmm: a minimal VMM that boots Linux guests on KVM and connects
  * them, and a TAP uplink, through one libvdemux engine.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /**
  * @file arena.h
  * @brief Arenas: the host pages that libvdemux moves between VMs.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /**
  * @file common.h
  * @brief Definitions shared by every libvdemux header: export macro, version,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /**
  * @file engine.h
  * @brief The engine: pool of pages, VMs, backends, classifier, counters.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /**
  * @file kvm.h
  * @brief The KVM backend: flip arena pages behind the guest RAM of a KVM VM.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /**
  * @file l2.h
  * @brief The built-in L2 classifier: a bridge with static forwarding entries.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /**
  * @file offload.h
  * @brief Offload metadata carried with a frame: virtio-net's header.

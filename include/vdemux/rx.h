@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /**
  * @file rx.h
  * @brief Receive paths: frames copied in by the VMM, or written by a device

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /**
  * @file signal.h
  * @brief How the engine tells a VM that frames are ready, or asks it to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /**
  * @file sim.h
  * @brief The simulated MMU backend: software page tables and IOTLB.

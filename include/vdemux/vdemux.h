@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /**
  * @file vdemux.h
  * @brief Umbrella header: the whole public API of libvdemux.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /**
  * @file verdict.h
  * @brief What a classification answers: destinations, VLAN edits, drop

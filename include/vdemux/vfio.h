@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /**
  * @file vfio.h
  * @brief The VFIO backend: keeps the IOMMU mappings of a device assigned to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /**
  * @file virtio_net.h
  * @brief virtio-net receive queues served by the engine.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /**
  * @file virtq.h
  * @brief The device side of a VIRTIO split virtqueue, over guest RAM the

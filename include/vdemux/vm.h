@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /**
  * @file vm.h
  * @brief VMs: RX windows, posting and releasing buffers, completions.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The KVM backend: arena pages flipped behind a VM's guest RAM by remapping
  * the host virtual addresses of its memslot.

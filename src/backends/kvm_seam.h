@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal to libvdemux: a seam in the KVM backend for the tests.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Simulated MMU backend: a four-level software page table per VM and a
  * direct-mapped simulated IOTLB, invalidated once per batch. */
 #include <errno.h>

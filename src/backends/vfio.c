@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The VFIO backend: one type1v2 container, the IOMMU table of one VM.
  *

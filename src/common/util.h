@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What every part of the library may use: allocation through the embedder's
  * hooks, the options-struct convention, logging through a hook, and a few
  * constants. Engine-independent: backends include this and the backend

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Applying a burst's plan, VM by VM: the maps of holes, then the remaps (or,
  * where a VM's tables cannot remap, the unmaps of the old pages and the
  * maps of the new ones), each in batches; then every delivery that did not

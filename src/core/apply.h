@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Applying a burst's plan: per VM, one batch per kind of table change; a
  * delivery is all of its chunks or none; completions queued and the VM
  * signalled. Reads and clears the plan (plan.h). */

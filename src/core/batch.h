@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The scratch of one batch of table changes, as data (tables.h applies
  * it). The layout only: no functions. */
 #ifndef VDEMUX_CORE_BATCH_H

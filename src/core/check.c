@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vdemux_engine_check(): the one place that reads every structure of the
  * core, to verify the invariants between calls. */
 #include <errno.h>

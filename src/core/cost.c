@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The adaptive copy policy: copy or flip each delivery by what the engine
  * observes it costs.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The costs behind the adaptive copy policy (VDEMUX_COPY_ADAPTIVE). For
  * each VM and each size of delivery (in pages), the policy keeps one of two
  * regimes, copy or flip, and what a delivery has cost in each, measured on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Delivering a frame: classify it, then plan its delivery to each
  * destination, applying the plan whenever it has no room and planning
  * again. The one module that calls both planning (plan.c) and applying

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Delivery: a frame classified and planned to each of its destinations, the
  * plan applied when it fills and at the end of a call. Above planning
  * (plan.h) and applying (apply.h), below the receive calls (rx.c). */

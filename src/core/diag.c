@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Diagnostics: logging through the embedder's hook, counting rejected input
  * and drops. Reaches only struct vd_diag, the engine's first member. */
 #include <errno.h>

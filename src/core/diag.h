@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Diagnostics: the engine's log hook and the counters of rejected input and
  * of drops. The bottom floor of the core: every module may call it, it
  * calls nothing of the core, and it sees no module's state. Owner of:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The engine: the object every API call starts from. It holds one of each of
  * the core's modules' state and its configuration; see docs/architecture.md
  * for which module owns which member and who may call whom. The layout

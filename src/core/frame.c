@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The bytes of a frame as each destination receives them. */
 #include <string.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A frame as the engine sees it while delivering it: in pool pages
  * (zero-copy) or in the caller's memory, and the bytes each destination
  * receives (with its VLAN edit). Stateless. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Harvest: pages leave a VM here, whatever the policy. Eager harvest unmaps
  * the pages of posted GPAs at post time (in batches, off the per-packet
  * path); lazy harvest leaves them mapped and apply.c replaces each by a

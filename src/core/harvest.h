@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Harvest: taking a page back from a VM (unmap, clear, back to the pool),
  * eagerly when the guest posts the GPA, lazily when a frame's page replaces
  * it (a remap, applied in apply.c), or all at once at removal. Every page

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The built-in L2 classifier: a bridge with static forwarding entries.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The built-in classifier, as the engine creates it (with its hooks). */
 #ifndef VDEMUX_CORE_L2_CREATE_H
 #define VDEMUX_CORE_L2_CREATE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Offload metadata: checking a frame's virtio-net header, the header each
  * destination gets, and the work the engine does for a destination that
  * does not accept what the frame needs: finish the checksum, or cut a TCP

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Offload metadata (include/vdemux/offload.h): checking a frame's
  * virtio-net header against the frame, deciding per destination what its
  * header says, finishing checksums and cutting GSO frames into segments.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The plan of a burst, as data: its entries (one per page-sized chunk of a
  * delivery) and each VM's list of them. Planning (plan.c) writes it,
  * applying (apply.c) reads and clears it; neither calls the other. The

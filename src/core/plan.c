@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Planning one delivery: decide flip or copy, take the posted slots and
  * write (or pick) the pages; the tables are changed later, in one batch per
  * VM (apply.c). Planning never applies: with no room it answers

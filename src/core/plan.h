@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Planning: each delivery of a burst becomes entries (one per page-sized
  * chunk) in the engine's plan (pend.h); nothing touches a table until the
  * plan is applied (apply.h). Owner of: struct vd_plan, struct pend, struct

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The pool of engine pages: a LIFO stack of FREE (zeroed, unmapped) pages,
  * so that recently cleared pages, still warm in the cache, are reused first;
  * beside it a bitmap of FREE pages and each one's place in the stack, so

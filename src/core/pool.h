@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The pool of engine pages: the state of every page (FREE, FILLING,
  * ASSIGNED, QUARANTINED), the stack of FREE pages and the gauges, and the
  * clearing that makes a page FREE. Every change of a page's state and flags

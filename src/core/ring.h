@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The two queues of a VM, behind a small API so that their indices have one
  * owner: the post queue (slots the guest posted, FIFO) and the completion
  * queue (completions for the guest to poll, FIFO), with reservations so

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The public receive calls: frames from the caller's memory
  * (vdemux_rx_burst) and the zero-copy pair (vdemux_rx_alloc, then
  * vdemux_rx_submit or vdemux_rx_abort). Each checks its arguments, hands

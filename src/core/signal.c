@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Signals: what is raised during a call is sent once per VM at its end. */
 #include <unistd.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Signals to VMs: reasons raised during a call are gathered per VM and sent
  * once, at the end of the call; release requests at the low watermark.
  * Owner of: struct vd_sigs (the engine's list), struct vd_vm_sig (both

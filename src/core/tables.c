@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Applying one batch to every translation table of a VM, all or a prefix.
  *
  * Each backend applies a prefix of the batch; the prefix common to all of

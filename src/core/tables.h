@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Table updates: one batch applied to every translation table of a VM, all
  * or a prefix, with rollback across stacked backends. The only module that
  * calls a backend's map, unmap and remap. Owner of: struct vd_batch. */

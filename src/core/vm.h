@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A VM's state: its RX window (slots), its queues, its backends and its
  * counters, and the operations on its slots. Owner of: struct vm (except
  * the members marked as another module's). The table of VMs is vmtab.h's;

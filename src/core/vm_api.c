@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The public VM calls: adding and removing a VM, and the guest-facing calls
  * (post, release, poll, signals, stats). The table of VMs and its lookups
  * are vmtab.c's, a VM's state vm.h's. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The VM calls the rest of the core builds on: vmq.c posts a queue's
  * chains through them. */
 #ifndef VDEMUX_CORE_VM_API_H

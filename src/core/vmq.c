@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The engine's side of a device model's queue (vmq.h): the few things of a
  * VM such a queue may set or take, each checked here once. */
 #include <errno.h>

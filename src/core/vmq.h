@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A VM fed by a device model's queue (virtio-net's receive queue,
  * src/virtio): the narrow interface through which the queue reaches the
  * engine. The queue sets its VM's receive layout, posts its buffers as

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The table of VMs: VMs by index, ids with a generation, lookups. Below
  * everything that looks a VM up; the public calls that add, remove and
  * serve VMs are vm_api.c's. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The table of VMs: VMs by index, their ids (index and generation), the
  * lookups. Below everything that looks a VM up. Owner of: struct
  * vd_vmtab. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * virtio-net receive queues on the engine (include/vdemux/virtio_net.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The public split virtqueue (include/vdemux/virtq.h): thin wrappers over
  * the walker the receive queues use (vring.c), which does every check. What

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Receive chain layouts of virtio-net; see vnet_rx.h for what Linux posts. */
 #include "virtio/vnet_rx.h"
 

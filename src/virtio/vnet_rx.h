@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What a virtio-net receive chain looks like, and whether its pages can be
  * flipped. Internal: the bottom of the coming virtio-net receive module.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The device side of a split virtqueue; see vring.h for the rules. */
 #include "virtio/vring.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The device side of a VIRTIO split virtqueue (VIRTIO 1.x section 2.7, and
  * the legacy 0.9.5 PCI layout), written for a receive queue whose guest is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The simulated MMU at the limits of what it is given: RX windows of the
  * most pages a VM may have (2^28: 1 TiB), ending at the top of its 48-bit

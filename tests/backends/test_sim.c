@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The simulated MMU backend on its own: tables, IOTLB, guest accesses. */
 #include <errno.h>
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of the VFIO backend, with the system calls behind its seam
  * (struct vdemux_vfio_sys) answered by a fake type1v2 kernel.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The adaptive copy policy (VDEMUX_COPY_ADAPTIVE, the default): frames from
  * the caller's memory are copied into still-mapped buffers; zero-copy

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Arenas: creation, description, memfd sharing, and engines confined to
  * their range of an arena's pages.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A backend that breaks its contract is not trusted: a failure it reports
  * with a positive number reaches the caller as -EIO, never as a count. */
 #include <errno.h>

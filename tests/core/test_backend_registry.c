@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Registering and unregistering backends: no engine-wide limit (per-VM
  * backends such as KVM and VFIO need one each), removal only when unused. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Bad input is answered, never trusted: each bad input gets its negative
  * errno, its bad_input counter, and changes nothing else (every counter,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Engine creation and destruction, options structs, backend registration,
  * classifier installation, counters and names.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Backend failures part-way: a wrapper fails the Nth map/unmap/remap call,
  * or the Nth entry inside the batches, for every N across a scenario of

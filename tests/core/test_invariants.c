@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The invariants of the design: exclusive ownership, no leak of data,
  * conservation, bounded holding; and that vdemux_engine_check() does catch

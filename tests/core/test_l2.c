@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the built-in L2 classifier: one test per rule of its semantics. */
 #include <errno.h>
 #include <pthread.h>

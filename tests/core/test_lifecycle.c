@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The whole page-flip lifecycle with several VMs: add, post, receive (copy-in
  * and zero-copy, small, jumbo, broadcast), guests reading every frame back

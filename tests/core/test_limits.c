@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Every limit of the engine's public contract, at limit - 1, limit and
  * limit + 1: the largest inputs are taken whole (frames of max_frame bytes,

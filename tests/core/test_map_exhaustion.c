@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A backend that runs out of mappings: a remap refused with -ENOMEM or
  * -ENOSPC (KVM's vm.max_map_count, VFIO's dma_entry_limit) while the posted

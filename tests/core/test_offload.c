@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Offload metadata through the engine (offload.h): frames with a
  * virtio-net header in front, through vdemux_rx_burst() and the zero-copy

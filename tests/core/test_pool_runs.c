@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Runs of consecutive pool pages: vd_pool_get_run() finds n consecutive
  * FREE pages among recently freed ones or in a bounded scan, falls back to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Adding VMs, posting RX buffers (eager and lazy harvest), releasing pages
  * by vdemux_vm_release() and by re-posting a filled slot.

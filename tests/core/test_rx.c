@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Receive paths: vdemux_rx_burst (copy-in), the zero-copy alloc/submit/abort
  * trio, jumbo frames spanning pages and buffers, drops, and the

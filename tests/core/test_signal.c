@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Signalling: callbacks and eventfds, one signal per VM per burst, release
  * requests when the pool is low, vdemux_vm_take_signals().

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Removing a VM: every page it held or had mapped goes back to the pool
  * cleared, its tables are detached, its completions discarded, its id

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Release requests raised by adding and removing VMs: sent by the call that
  * raised them, and never to a VM that is gone. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Zero-copy submit under backend failures at every injection point: jumbo
  * chains flipped from the device's own pages, broadcast replicas, eager,
  * lazy and unpopulated VMs, one or two stacked backends, with and without a

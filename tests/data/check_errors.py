@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """ctest driver: vdemux-replay's errors name the file and line (or frame) and
 exit non-zero; usage errors exit 2.
 

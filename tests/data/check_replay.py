@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """ctest driver: run vdemux-replay --dump on a capture and compare its verdict
 lines with EXPECTED/verdicts.txt and every DUMP/<vm>.pcap with
 EXPECTED/<vm>.pcap, record by record (timestamp and every byte).

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Independent model of the L2 rules (docs/classifier.md), used to write what
 vdemux-replay should print and what each VM should read back.
 

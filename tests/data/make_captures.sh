@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Make the captures of tests/data with tcpdump on a veth pair between two
 # network namespaces created here (and removed at the end). Needs root,
 # iproute2, tcpdump, busybox and python3. Addresses are documentation

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Write crafted Ethernet frames on an interface with AF_PACKET, for the
 tagged.pcap capture (see make_captures.sh and tagged.conf).
 

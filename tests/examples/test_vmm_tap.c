@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/vmm's uplink (tap.c) against a datagram socket: like a TAP, it
  * gives one frame per read, cut to the reader's buffers; each datagram is a

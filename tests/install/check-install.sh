@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Check an installed libvdemux: usage: check-install.sh PREFIX
 # Builds tests/install/outside.c with pkg-config (shared and static), with
 # find_package(vdemux), and compiles every public header as C and as C++.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A program outside the source tree, built only from the installed headers
  * and library: runs the lifecycle (post, receive, read back, release) on the
  * simulated backend and checks the invariants. Exit 0 on success. */

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The /init of compare-qemu.sh's kernel lab (busybox sh): runs each case of
 # /guest/cases, /guest/rounds times, and prints one CMP-RAW line per
 # transfer for compare-qemu.sh to read. Not meant to run anywhere else.

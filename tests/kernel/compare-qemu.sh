@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # compare-qemu.sh: examples/vmm against qemu's own virtio-net, userspace and
 # vhost-net, in one lab run: into one guest, and guest to guest.
 #
@@ -77,7 +78,7 @@ reps=3
 rounds=1
 cases="vmm-one qemu-one vhost-one vmm-g2g qemu-g2g vhost-g2g"
 
-header() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
+header() { awk 'NR > 1 && !/^#/ { exit } NR > 1 && !/SPDX-License-Identifier/ { sub(/^# ?/, ""); print }' "$0"; }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--vmm) vmm="${2?}"; shift 2 ;;

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # e2e.sh: examples/vmm end to end, in the kernel lab.
 #
 # Usage:
@@ -56,7 +57,7 @@ workdir="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/vdemux-vmrun"
 keep=0
 vmm=""
 
-header() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
+header() { awk 'NR > 1 && !/^#/ { exit } NR > 1 && !/SPDX-License-Identifier/ { sub(/^# ?/, ""); print }' "$0"; }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--vmm) vmm="${2?}"; shift 2 ;;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The KVM backend in the kernel lab: kvm_flip, vCPUs of real KVM VMs reading
 # the pages the engine flips. Included from CMakeLists.txt in this directory,
 # after the vdemux_add_kernel_* functions are defined.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * kvm_flip: the KVM backend against a real KVM (run inside the kernel lab).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Minimal KVM driver for kernel-lab tests: one VM, memslots, one real-mode vCPU.
  *
  * Typical use:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The KVM backend running out of mappings, for real: each page flipped in
  * from a non-adjacent place of the arena is a mapping of its own, and the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Helpers shared by the scripts that build kernel-lab initramfs images
 # (e2e.sh, compare-qemu.sh). Source it; the caller defines skip() and die();
 # lab_find_host sets what the others use: qemu, modprobe_bin, busybox (a

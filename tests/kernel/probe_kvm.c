@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* probe_kvm: KVM works in the lab guest, and a vCPU sees a page swapped
  * under its memslot by mmap(MAP_FIXED|MAP_SHARED) of another memfd page.
  * Exit 0 on success, 1 on failure, 77 if /dev/kvm is absent. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* probe_vfio: VFIO type1 works in the lab guest with the emulated e1000e
  * bound to vfio-pci, and the device's own DMA goes where the IOMMU says:
  * into the page mapped at an IOVA, into the new page after a remap, and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The VFIO backend in the kernel lab: the real-IOMMU test and the benchmark
 # built to run in the guest. Included from CMakeLists.txt in this directory,
 # after the vdemux_add_kernel_* functions are defined.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Minimal VFIO (type1 IOMMU) helpers for kernel-lab tests, plus a tiny e1000e
  * TX-ring driver that makes the device DMA a descriptor write-back.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * vfio_isolation: the engine, with the VFIO backend on a real IOMMU, keeps a
  * device's DMA on the pages its VM owns. Runs in the kernel lab, with the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # examples/vmm end to end in the kernel lab: the VMM, statically linked, boots
 # two Linux guests under the lab's KVM; e2e.sh checks that they boot, reach
 # the lab and each other through the engine, and take a TCP transfer.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # vmrun.sh: run static test programs inside a Debian kernel booted in
 # qemu-system-x86_64 (TCG), which has a real KVM (kvm_amd on -cpu max) and a
 # real IOMMU (emulated intel-iommu) even when the host has neither.
@@ -42,7 +43,7 @@ workdir="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/vdemux-vmrun"
 keep=0
 
 # The comment block above: all of it for --help, the usage lines on errors.
-header() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
+header() { awk 'NR > 1 && !/^#/ { exit } NR > 1 && !/SPDX-License-Identifier/ { sub(/^# ?/, ""); print }' "$0"; }
 usage() {
 	header | sed -n '/^Usage:/,/^$/p' >&2
 	exit 2

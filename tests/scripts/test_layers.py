@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """scripts/layers.py passes the tree as it is and fails each kind of breach:
 run on a copy of src/ and docs/architecture.md with one breach put in.
 usage: test_layers.py PROJECT_ROOT"""

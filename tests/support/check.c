@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Invariant checks that do not rely on the engine's own, and snapshots of
  * the whole observable state to prove that a rejected call changed nothing.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The fault-injecting backend wrapper: see fault.h. */
 #include <errno.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A backend that forwards to another one and fails the nth map, unmap or
  * remap call, or the nth entry inside the batches, with a chosen errno.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The engine + simulated-MMU fixture, and the test classifier: it reads the
  * destination VM id straight out of the destination MAC (vt_mac()) and sends

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Self-describing frames: a guest that finds one in its memory can tell
  * which frame it is (sequence number), how long it should be, and rebuild

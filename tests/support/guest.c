@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The guest side: what a VM can see of its memory through the simulated
  * tables, and a consumer that checks every completion against the frame it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Frames with offload metadata for the tests; see oframe.h. */
 #include "oframe.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Frames with virtio-net offload metadata, for the offload tests and the
  * fuzzer: TCP and UDP over IPv4 and IPv6 with a partial checksum (the

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Run a program and check how it ends: its exit status, and what its output
 # (stdout and stderr together) must and must not say. A sanitizer report in
 # the output always fails.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Frames that say who sent them: destination MAC, a fixed source, the
  * experimental EtherType 0x88b5, then a sequence number and the length (host
  * order), then bytes that follow from both. A reader checks a frame whole

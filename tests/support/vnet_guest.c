@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A simulated Linux 6.1 virtio-net receive driver; see vnet_guest.h. */
 #include "vnet_guest.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A simulated Linux 6.1 virtio-net guest driver, receive side, for tests:
  * it lays out a split virtqueue in guest memory, posts receive buffers the

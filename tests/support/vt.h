@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Shared helpers for the unit tests: an engine + simulated-MMU fixture,
  * self-describing frames, a guest that reads its completions back through

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The virtqueue and the virtio-net receive queue at their limits, at
  * limit - 1, limit and limit + 1: the largest queue (32768 entries), chains

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * virtio-net receive queues through the whole engine: simulated Linux 6.1
  * guests (tests/support/vnet_guest.h) post, refill and consume as Linux's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The public split virtqueue (include/vdemux/virtq.h) from outside: only the
  * installed header is used, and the test plays the driver by writing the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A receive queue's interrupt as a callback into the VMM's device
  * (virtio_net.h, "Interrupting the guest"): the callback is called with

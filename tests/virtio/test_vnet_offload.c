@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Offload metadata into virtio-net receive queues: simulated Linux 6.1
  * guests (tests/support/vnet_guest.h) read the header the queue wrote.

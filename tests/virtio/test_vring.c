@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The device side of the split virtqueue (src/virtio/vring.c) against the
  * simulated Linux guest of tests/support/vnet_guest.c: normal traffic across

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /**
  * @file sys/backend.h
  * @brief The DMA-table backend interface, for backend authors.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /**
  * @file sys/classifier.h
  * @brief The classifier interface, for authors of classifiers: frame ->
