@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Check the layers of src/ (scripts/layers.py), then build and run every
+# SPDX-License-Identifier: MIT
+# Check the layers of src/ (scripts/layers.py), the format and the license
+# lines of every source file, then build and run every
 # test: unit tests (gcc), the same under valgrind memcheck, an ASan+UBSan
 # build, a clang build, the static analyzers, the kernel-lab tests (real KVM
 # and VFIO under qemu), the fuzz corpus replay and a short fuzzing run, the
@@ -29,6 +31,10 @@ run_ctest() {
 
 step "layers: no call or include cycle, includes match calls, drawing up to date"
 python3 scripts/layers.py
+
+step "format (.clang-format) and license lines (SPDX)"
+scripts/check-format.sh
+scripts/check-spdx.sh
 
 step "gcc build, unit + kernel-lab tests + valgrind memcheck"
 cmake -S . -B build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVDEMUX_VALGRIND=ON >/dev/null
