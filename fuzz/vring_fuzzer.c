@@ -503,7 +503,6 @@ static void op_post(struct st *s, uint8_t a, uint8_t b, uint8_t c)
 {
 	uint32_t n = s->cfg.size;
 	uint16_t i = (uint16_t)(a % n);
-	uint8_t d[16];
 	uint64_t addr = s->data0 + (uint64_t)b * 128u;
 	uint32_t len = (c & 0x40) ? 4096u : (uint32_t)(c & 0x3f) * 64u;
 	uint16_t flags = VD_VRING_DESC_F_WRITE, next = (uint16_t)((i + 1) % n);
@@ -512,22 +511,14 @@ static void op_post(struct st *s, uint8_t a, uint8_t b, uint8_t c)
 		flags |= VD_VRING_DESC_F_NEXT;
 	if ((a & 0xc0) == 0xc0)
 		flags = VD_VRING_DESC_F_INDIRECT;
-	addr = htole64(addr);
-	len = htole32(len);
-	flags = htole16(flags);
-	next = htole16(next);
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &next, 2);
-	guest_write(s, s->cfg.desc_gpa + 16u * i, d, 16);
+	put_desc(s, s->cfg.desc_gpa + 16u * i, addr, len, flags, next);
 	if (!s->chain_open) {
 		s->chain_head = i;
 		s->chain_open = true;
 	}
 	/* A chain ends at a descriptor without NEXT (or when b says so): its
 	 * first descriptor is made available. */
-	if (!(flags & htole16(VD_VRING_DESC_F_NEXT)) || (b & 1)) {
+	if (!(flags & VD_VRING_DESC_F_NEXT) || (b & 1)) {
 		s->chain_open = false;
 		make_available(s, s->chain_head);
 	}

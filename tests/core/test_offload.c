@@ -86,21 +86,7 @@ static int send(struct vt_fx *fx, uint32_t len)
  * first page (the frame then at 32). */
 static void send_zc(struct vt_fx *fx, uint32_t len)
 {
-	struct vdemux_rx_buf b[20];
-	uint32_t off = 22, n = (off + len + VDEMUX_PAGE_SIZE - 1) / VDEMUX_PAGE_SIZE, done = 0;
-
-	assert_int_equal(vdemux_rx_alloc(fx->eng, b, n), (int)n);
-	for (uint32_t p = 0; p < n; p++) {
-		uint32_t o = p ? 0 : off, room = VDEMUX_PAGE_SIZE - o;
-		uint32_t take = len - done < room ? len - done : room;
-
-		memcpy(b[p].data + o, frame + done, take);
-		b[p].off = o;
-		b[p].len = take;
-		b[p].flags = (p + 1 < n ? VDEMUX_RXBUF_MORE : 0) | (p ? 0 : VDEMUX_RXBUF_VNET_HDR(10));
-		done += take;
-	}
-	assert_int_equal(vdemux_rx_submit(fx->eng, b, n), (int)n);
+	assert_int_equal(of_send_zc(fx->eng, frame, len), 0);
 }
 
 static struct of_spec spec(struct vt_vm *vm, int ipv, bool udp, uint32_t payload)

@@ -2,6 +2,7 @@
 /* Frames with offload metadata for the tests; see oframe.h. */
 #include "oframe.h"
 
+#include <errno.h>
 #include <string.h>
 
 static void be16(uint8_t *p, uint32_t v)
@@ -197,4 +198,32 @@ const char *of_check_segment(const uint8_t *f, uint32_t len, const struct of_spe
 		if (f[lay.hlen + k] != of_payload_byte(s->seed, i * mss + k))
 			return "payload";
 	return of_check_csums(f, len, &lay, s->ipv, s->udp);
+}
+
+int of_send_zc(vdemux_engine *eng, const uint8_t *frame, uint32_t len)
+{
+	struct vdemux_rx_buf b[20];
+	uint32_t off = 22, n = (off + len + VDEMUX_PAGE_SIZE - 1) / VDEMUX_PAGE_SIZE, done = 0;
+	int got, r;
+
+	if (n > 20)
+		return -EMSGSIZE;
+	got = vdemux_rx_alloc(eng, b, n);
+	if (got != (int)n) {
+		if (got > 0)
+			vdemux_rx_abort(eng, b, (unsigned)got);
+		return got < 0 ? got : -ENOBUFS;
+	}
+	for (uint32_t p = 0; p < n; p++) {
+		uint32_t o = p ? 0 : off, room = VDEMUX_PAGE_SIZE - o;
+		uint32_t take = len - done < room ? len - done : room;
+
+		memcpy(b[p].data + o, frame + done, take);
+		b[p].off = o;
+		b[p].len = take;
+		b[p].flags = (p + 1 < n ? VDEMUX_RXBUF_MORE : 0) | (p ? 0 : VDEMUX_RXBUF_VNET_HDR(10));
+		done += take;
+	}
+	r = vdemux_rx_submit(eng, b, n);
+	return r == (int)n ? 0 : r < 0 ? r : -EIO;
 }

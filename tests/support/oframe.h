@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include <vdemux/offload.h>
+#include <vdemux/rx.h>
 
 /* What to build. */
 struct of_spec {
@@ -64,5 +65,12 @@ const char *of_check_csums(const uint8_t *f, uint32_t len, const struct of_layou
  * NULL or what is wrong. */
 const char *of_check_segment(const uint8_t *f, uint32_t len, const struct of_spec *s, uint32_t mss,
 			     uint32_t i, uint32_t n);
+
+/* Send @frame (a 10-byte virtio-net header, then the frame; @len bytes in
+ * all) through the zero-copy pair as a VMM reading a TAP with IFF_VNET_HDR
+ * would: the header at offset 22 of the first lent page, the frame at 32.
+ * 0, or a negative errno: what vdemux_rx_submit() returned, or -ENOBUFS
+ * when the pool could not lend the pages (those lent are given back). */
+int of_send_zc(vdemux_engine *eng, const uint8_t *frame, uint32_t len);
 
 #endif
