@@ -13,6 +13,7 @@
 #include "core/diag.h"
 #include "core/engine.h"
 #include "core/frame.h"
+#include "core/handoff.h"
 #include "core/offload.h"
 #include "core/plan.h"
 #include "core/pool.h"
@@ -124,11 +125,13 @@ static int classify_pages(struct vdemux_engine *e, const struct vd_src *src, str
  * The frame is classified on its first page (a frame's headers are there).
  * The last destination that takes the frame as it came may have its pages;
  * the others get replicas, planned first: once the consumer has the pages
- * they may be freed (copied) or mapped into its VM.
+ * they may be freed (copied) or mapped into its VM. A destination on
+ * another shard gets a replica through its queue (handoff.c); a frame from
+ * the caller's memory that a full queue cannot take is left to the caller.
  */
-void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
+bool vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 {
-	struct vdemux_verdict v = {.dests = e->dests, .cap = e->vmt.max};
+	struct vdemux_verdict v = {.dests = e->dests, .cap = e->ndests};
 	const uint32_t *pages = src->pages;
 	uint32_t len = src->len, np = pages ? npages_for(src->off + len) : 0;
 	int consumer = -1, r;
@@ -138,7 +141,7 @@ void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 	if (src->ol && (r = vd_offload_check(&e->pool, src, src->ol))) {
 		e->st.offload_bad[r - 1]++;
 		free_pages(e, pages, np);
-		return;
+		return true;
 	}
 	if (src->flat)
 		r = classify(e, src->flat, len, &v);
@@ -147,10 +150,12 @@ void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 	if (r < 0 || v.n == 0) {
 		vd_drop(e, NULL, r < 0 ? VDEMUX_DROP_NO_DEST : v.drop_reason);
 		free_pages(e, pages, np);
-		return;
+		return true;
 	}
 	if (v.n > v.cap)
 		v.n = v.cap;
+	if (e->shard.g && src->flat && !vd_handoff_room(e, &v))
+		return false;
 	for (unsigned k = v.n; k-- > 0;) {
 		if ((cvm = may_consume(e, src, &v.dests[k]))) {
 			consumer = (int)k;
@@ -164,7 +169,7 @@ void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 			continue; /* known, planned last */
 		vm = vd_vm_get(e, v.dests[k].vm);
 		if (!vm) {
-			vd_drop(e, NULL, VDEMUX_DROP_UNKNOWN_VM);
+			vd_handoff_frame(e, src, &v.dests[k]); /* or UNKNOWN_VM */
 			continue;
 		}
 		deliver_one(e, vm, src, &v.dests[k], false);
@@ -173,6 +178,20 @@ void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 		consumed = deliver_one(e, cvm, src, &v.dests[consumer], true);
 	if (!consumed)
 		free_pages(e, pages, np);
+	return true;
+}
+
+void vd_deliver_to(struct vdemux_engine *e, const struct vd_src *src, const struct vdemux_dest *d)
+{
+	struct vm *vm = vd_vm_get(e, d->vm);
+	bool consumed = false;
+
+	if (!vm)
+		vd_drop(e, NULL, VDEMUX_DROP_UNKNOWN_VM);
+	else
+		consumed = deliver_one(e, vm, src, d, may_consume(e, src, d) != NULL);
+	if (!consumed)
+		free_pages(e, src->pages, npages_for(src->off + src->len));
 }
 
 void vd_deliver_flush(struct vdemux_engine *e)
@@ -182,4 +201,6 @@ void vd_deliver_flush(struct vdemux_engine *e)
 	 * no VM carries the current generation, which may stay. */
 	if (e->plan.vms)
 		vd_apply_plan(e);
+	if (e->shard.out)
+		vd_handoff_publish(e);
 }

@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: MIT */
+/* The queues between the shards of a group (see handoff.h for the memory
+ * ordering): a frame for another shard's VM copied into pool pages and
+ * handed over, the receiver's pages given back in its slot. */
+#include <errno.h>
+#include <string.h>
+
+#include "core/diag.h"
+#include "core/engine.h"
+#include "core/frame.h"
+#include "core/handoff.h"
+#include "core/pool.h"
+
+int vd_group_queues_init(struct vdemux_group *g, uint32_t qlen)
+{
+	size_t n = (size_t)g->nshards * g->nshards;
+
+	g->q = vd_calloc(&g->alloc, n, sizeof(*g->q));
+	if (!g->q)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		g->q[i].mask = qlen - 1;
+		if (i / g->nshards == i % g->nshards)
+			continue; /* no queue from a shard to itself */
+		g->q[i].slots = vd_calloc(&g->alloc, qlen, sizeof(*g->q[i].slots));
+		if (!g->q[i].slots)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+void vd_group_queues_fini(struct vdemux_group *g)
+{
+	size_t n = (size_t)g->nshards * g->nshards;
+
+	for (size_t i = 0; g->q && i < n; i++)
+		vd_free(&g->alloc, g->q[i].slots);
+	vd_free(&g->alloc, g->q);
+}
+
+/* Producer: take back the pages returned in the slots consumed since the
+ * last look (they come zeroed: FREE at once). */
+static void reap(struct vdemux_engine *e, struct vd_hq *q)
+{
+	uint32_t tail = atomic_load_explicit(&q->tail, memory_order_acquire);
+
+	for (; q->seen != tail; q->seen++) {
+		const struct vd_hslot *sl = &q->slots[q->seen & q->mask];
+
+		for (uint32_t i = 0; i < sl->np; i++)
+			vd_pool_take_free(&e->pool, sl->pages[i]);
+	}
+}
+
+/* Producer: free slots of q, looking at the consumer's tail only when the
+ * last look does not show @want of them. */
+static uint32_t room(struct vdemux_engine *e, struct vd_hq *q, uint32_t want)
+{
+	uint32_t cap = q->mask + 1;
+
+	if (cap - (q->next - q->seen) < want)
+		reap(e, q);
+	return cap - (q->next - q->seen);
+}
+
+/* The shard @d's VM belongs to, if another one of the group; else nshards. */
+static uint32_t target(const struct vdemux_engine *e, const struct vdemux_dest *d)
+{
+	const struct vdemux_group *g = e->shard.g;
+	uint32_t to;
+
+	if (!g || d->vm == 0)
+		return g ? g->nshards : 0;
+	to = vd_group_shard_of(g, d->vm);
+	return to == e->shard.idx ? g->nshards : to;
+}
+
+bool vd_handoff_room(struct vdemux_engine *e, const struct vdemux_verdict *v)
+{
+	const struct vdemux_group *g = e->shard.g;
+	uint32_t need[VD_GROUP_MAX_SHARDS];
+	bool any = false;
+
+	for (unsigned k = 0; k < v->n; k++) {
+		uint32_t to = target(e, &v->dests[k]);
+
+		if (to >= g->nshards)
+			continue;
+		if (!any)
+			memset(need, 0, sizeof(need));
+		any = true;
+		need[to]++;
+	}
+	for (uint32_t to = 0; any && to < g->nshards; to++)
+		if (need[to] && room(e, vd_hq_of(g, e->shard.idx, to), need[to]) < need[to])
+			return false;
+	return true;
+}
+
+/* Copy the frame as it came into fresh pages of the slot (from offset 0);
+ * the pool has them. */
+static void fill_slot(struct vdemux_engine *e, struct vd_hslot *sl, const struct vd_src *src)
+{
+	uint32_t np = vd_pool_get(&e->pool, sl->pages, npages_for(src->len));
+
+	for (uint32_t i = 0; i < np; i++) {
+		uint32_t off = i * PAGE, n = src->len - off < PAGE ? src->len - off : PAGE;
+
+		vd_frame_read(&e->pool, src, off, pg_addr(&e->pool, sl->pages[i]), n);
+		vd_pool_set_dirty(&e->pool, sl->pages[i], n);
+		vd_pool_send(&e->pool, sl->pages[i]);
+	}
+	sl->np = np;
+	sl->len = src->len;
+}
+
+void vd_handoff_frame(struct vdemux_engine *e, const struct vd_src *src, const struct vdemux_dest *d)
+{
+	struct vdemux_group *g = e->shard.g;
+	uint32_t to = target(e, d);
+	struct vd_hq *q;
+	struct vd_hslot *sl;
+
+	if (!g || to >= g->nshards) {
+		vd_drop(e, NULL, VDEMUX_DROP_UNKNOWN_VM);
+		return;
+	}
+	q = vd_hq_of(g, e->shard.idx, to);
+	if (room(e, q, 1) == 0) {
+		e->st.handoff_full++;
+		return;
+	}
+	if (e->pool.nfree < npages_for(src->len)) {
+		vd_drop(e, NULL, VDEMUX_DROP_NO_POOL);
+		return;
+	}
+	sl = &q->slots[q->next & q->mask];
+	fill_slot(e, sl, src);
+	sl->d = *d;
+	sl->has_ol = src->ol != NULL;
+	if (src->ol)
+		sl->ol = *src->ol;
+	q->next++;
+	e->shard.out |= 1ull << to;
+	e->st.handoff_out++;
+}
+
+void vd_handoff_publish(struct vdemux_engine *e)
+{
+	struct vdemux_group *g = e->shard.g;
+	uint64_t out = e->shard.out;
+
+	while (out) {
+		uint32_t to = (uint32_t)__builtin_ctzll(out);
+		struct vd_hq *q = vd_hq_of(g, e->shard.idx, to);
+
+		out &= out - 1;
+		if (atomic_load_explicit(&q->head, memory_order_relaxed) != q->next)
+			atomic_store_explicit(&q->head, q->next, memory_order_release);
+		reap(e, q);
+		if (q->seen == q->next)
+			e->shard.out &= ~(1ull << to); /* nothing left out there */
+	}
+}
+
+struct vd_hslot *vd_handoff_peek(struct vdemux_engine *e, uint32_t from)
+{
+	struct vd_hq *q = vd_hq_of(e->shard.g, from, e->shard.idx);
+
+	if (q->taken == q->avail) {
+		q->avail = atomic_load_explicit(&q->head, memory_order_acquire);
+		if (q->taken == q->avail)
+			return NULL;
+	}
+	return &q->slots[q->taken & q->mask];
+}
+
+bool vd_handoff_accept(struct vdemux_engine *e, struct vd_hslot *sl, uint32_t *pages)
+{
+	if (e->pool.nfree < sl->np)
+		return false;
+	for (uint32_t i = 0; i < sl->np; i++) {
+		uint32_t n = sl->len - i * PAGE < PAGE ? sl->len - i * PAGE : PAGE;
+
+		pages[i] = sl->pages[i];
+		vd_pool_receive(&e->pool, pages[i], n);
+	}
+	vd_pool_give(&e->pool, sl->pages, sl->np);
+	e->st.handoff_in++;
+	return true;
+}
+
+void vd_handoff_next(struct vdemux_engine *e, uint32_t from)
+{
+	vd_hq_of(e->shard.g, from, e->shard.idx)->taken++;
+}
+
+void vd_handoff_release(struct vdemux_engine *e, uint32_t from)
+{
+	struct vd_hq *q = vd_hq_of(e->shard.g, from, e->shard.idx);
+
+	if (atomic_load_explicit(&q->tail, memory_order_relaxed) != q->taken)
+		atomic_store_explicit(&q->tail, q->taken, memory_order_release);
+}
