@@ -1,0 +1,331 @@
+/* SPDX-License-Identifier: MIT */
+/* Groups of shards (shard.h): options, ids, the handoff of a frame to
+ * another shard's VM, back-pressure, pages one for one, the group check. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <vdemux/sim.h>
+
+#include "sfx.h"
+
+static struct vdemux_engine_stats st(vdemux_engine *e)
+{
+	struct vdemux_engine_stats s;
+
+	assert_int_equal(vdemux_engine_stats(e, &s, sizeof(s)), 0);
+	return s;
+}
+
+static int burst_to(struct sfx *f, unsigned shard, vdemux_vm_id vm, unsigned n, uint32_t len)
+{
+	static uint8_t buf[8][1600];
+	struct vdemux_frame fr[8];
+	uint8_t mac[6];
+
+	sfx_mac(vm, mac);
+	for (unsigned i = 0; i < n; i++) {
+		sfx_frame(buf[i], len, mac, i + 1);
+		fr[i] = (struct vdemux_frame){.data = buf[i], .len = len};
+	}
+	return vdemux_rx_burst(f->eng[shard], fr, n);
+}
+
+static void test_group_create_refuses_bad_options(void **state)
+{
+	vdemux_arena *a;
+	vdemux_group *g = NULL;
+	struct vdemux_arena_opts ao = VDEMUX_OPTS(vdemux_arena_opts, .npages = 16);
+
+	(void)state;
+	assert_int_equal(vdemux_arena_create(&a, &ao), 0);
+	assert_int_equal(
+		vdemux_group_create(NULL, &VDEMUX_OPTS(vdemux_group_opts, .arena = a, .nshards = 2)),
+		-EINVAL);
+	assert_int_equal(vdemux_group_create(&g, NULL), -EINVAL);
+	assert_int_equal(vdemux_group_create(&g, &VDEMUX_OPTS(vdemux_group_opts, .nshards = 2)), -EINVAL);
+	assert_int_equal(vdemux_group_create(&g, &VDEMUX_OPTS(vdemux_group_opts, .arena = a)), -EINVAL);
+	assert_int_equal(
+		vdemux_group_create(&g, &VDEMUX_OPTS(vdemux_group_opts, .arena = a, .nshards = 65)),
+		-EINVAL);
+	assert_int_equal(vdemux_group_create(&g, &VDEMUX_OPTS(vdemux_group_opts, .arena = a,
+							      .nshards = 2, .queue_len = 3)),
+			 -EINVAL);
+	assert_int_equal(vdemux_group_create(&g, &VDEMUX_OPTS(vdemux_group_opts, .arena = a,
+							      .nshards = 2, .queue_len = 1)),
+			 -EINVAL);
+	assert_int_equal(vdemux_group_create(&g, &VDEMUX_OPTS(vdemux_group_opts, .arena = a, .nshards = 2,
+							      .first_page = 8, .npages = 9)),
+			 -EINVAL);
+	assert_int_equal(vdemux_group_create(&g, &VDEMUX_OPTS(vdemux_group_opts, .arena = a,
+							      .nshards = 2, .first_page = 15)),
+			 -EINVAL);
+	assert_null(g);
+	assert_int_equal(vdemux_group_create(&g, &VDEMUX_OPTS(vdemux_group_opts, .arena = a,
+							      .nshards = 2, .first_page = 14)),
+			 0);
+	assert_int_equal(vdemux_group_destroy(g), 0);
+	assert_int_equal(vdemux_group_destroy(NULL), 0);
+	assert_null(vdemux_group_l2(NULL));
+	vdemux_arena_destroy(a);
+}
+
+static void test_shard_create_takes_its_share_and_only_once(void **state)
+{
+	struct sfx f;
+	vdemux_engine *e = NULL;
+	struct vdemux_engine_stats s0, s1;
+
+	(void)state;
+	sfx_init(&f, &(struct sfx_opts){.nshards = 2, .npages = 64});
+	s0 = st(f.eng[0]);
+	s1 = st(f.eng[1]);
+	assert_int_equal(s0.pages_total, 64);
+	assert_int_equal(s0.pages_free, 32);
+	assert_int_equal(s0.pages_away, 32);
+	assert_int_equal(s1.pages_free, 32);
+	assert_int_equal(s1.pages_away, 32);
+	assert_int_equal(
+		vdemux_engine_create(&e, &VDEMUX_OPTS(vdemux_engine_opts, .group = f.g, .shard = 1)),
+		-EBUSY);
+	assert_int_equal(
+		vdemux_engine_create(&e, &VDEMUX_OPTS(vdemux_engine_opts, .group = f.g, .shard = 2)),
+		-EINVAL);
+	assert_int_equal(vdemux_engine_create(&e, &VDEMUX_OPTS(vdemux_engine_opts, .group = f.g,
+							       .shard = 0, .npages = 8)),
+			 -EINVAL);
+	assert_int_equal(vdemux_engine_create(&e, &VDEMUX_OPTS(vdemux_engine_opts, .group = f.g,
+							       .shard = 0, .max_vms = 1u << 19)),
+			 -EINVAL);
+	assert_null(e);
+	assert_int_equal(vdemux_group_destroy(f.g), -EBUSY);
+	assert_ptr_equal(vdemux_engine_l2(f.eng[0]), vdemux_group_l2(f.g));
+	assert_ptr_equal(vdemux_engine_l2(f.eng[1]), vdemux_group_l2(f.g));
+	sfx_check(&f);
+	sfx_fini(&f);
+}
+
+static void test_vm_ids_name_their_shard_and_no_other(void **state)
+{
+	struct sfx f;
+	struct vdemux_completion c;
+	vdemux_vm_id a, b;
+
+	(void)state;
+	sfx_init(&f, &(struct sfx_opts){.nshards = 2, .npages = 64});
+	a = sfx_vm_add(&f, 0, 4);
+	b = sfx_vm_add(&f, 1, 4);
+	assert_int_not_equal(a, 0);
+	assert_int_not_equal(b, 0);
+	assert_int_not_equal(a, b);
+	assert_int_equal(vdemux_vm_poll(f.eng[0], b, &c, 1), -ENOENT);
+	assert_int_equal(vdemux_vm_poll(f.eng[1], a, &c, 1), -ENOENT);
+	assert_int_equal(vdemux_vm_poll(f.eng[0], a, &c, 1), 0);
+	assert_int_equal(vdemux_vm_poll(f.eng[1], b, &c, 1), 0);
+	sfx_check(&f);
+	sfx_fini(&f);
+}
+
+static void test_frame_for_another_shard_arrives_at_its_poll(void **state)
+{
+	struct sfx f;
+	vdemux_vm_id b;
+	unsigned bad = 0;
+	struct vdemux_engine_stats s0;
+
+	(void)state;
+	sfx_init(&f, &(struct sfx_opts){.nshards = 2,
+					.npages = 64,
+					.copy = VDEMUX_COPY_ALWAYS,
+					.harvest = VDEMUX_HARVEST_LAZY});
+	b = sfx_vm_add(&f, 1, 4);
+	assert_int_equal(burst_to(&f, 0, b, 3, 1500), 3);
+	s0 = st(f.eng[0]);
+	assert_int_equal(s0.handoff_out, 3);
+	assert_int_equal(s0.pages_away, 32 + 3);	/* three pages in the queue */
+	assert_int_equal(sfx_drain(&f, 1, b, &bad), 0); /* not before shard 1 polls */
+	sfx_check(&f);
+	assert_int_equal(vdemux_shard_poll(f.eng[1], 64), 3);
+	assert_int_equal(st(f.eng[1]).handoff_in, 3);
+	assert_int_equal(sfx_drain(&f, 1, b, &bad), 3);
+	assert_int_equal(bad, 0);
+	sfx_check(&f);
+	/* Shard 0 takes back three pages for its three at its next call. */
+	assert_int_equal(vdemux_shard_poll(f.eng[0], 64), 0);
+	assert_int_equal(st(f.eng[0]).pages_away, 32);
+	assert_int_equal(st(f.eng[1]).pages_away, 32);
+	sfx_check(&f);
+	sfx_fini(&f);
+}
+
+static void test_broadcast_reaches_vms_of_every_shard(void **state)
+{
+	struct sfx f;
+	vdemux_vm_id a, b, c;
+	unsigned bad = 0;
+	static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	uint8_t buf[200];
+
+	(void)state;
+	sfx_init(&f, &(struct sfx_opts){.nshards = 3, .npages = 96});
+	a = sfx_vm_add(&f, 0, 4);
+	b = sfx_vm_add(&f, 1, 4);
+	c = sfx_vm_add(&f, 2, 4);
+	sfx_frame(buf, sizeof(buf), bcast, 9);
+	assert_int_equal(
+		vdemux_rx_burst(f.eng[1], &(struct vdemux_frame){.data = buf, .len = sizeof(buf)}, 1), 1);
+	assert_int_equal(vdemux_shard_poll(f.eng[0], 8), 1);
+	assert_int_equal(vdemux_shard_poll(f.eng[2], 8), 1);
+	assert_int_equal(sfx_drain(&f, 0, a, &bad), 1);
+	assert_int_equal(sfx_drain(&f, 1, b, &bad), 1);
+	assert_int_equal(sfx_drain(&f, 2, c, &bad), 1);
+	assert_int_equal(bad, 0);
+	sfx_check(&f);
+	sfx_fini(&f);
+}
+
+static void test_full_queue_stops_the_burst_then_drains(void **state)
+{
+	struct sfx f;
+	vdemux_vm_id b;
+	unsigned bad = 0;
+
+	(void)state;
+	sfx_init(&f, &(struct sfx_opts){.nshards = 2, .npages = 64, .queue_len = 2});
+	b = sfx_vm_add(&f, 1, 8);
+	assert_int_equal(burst_to(&f, 0, b, 3, 300), 2); /* the third stays with the caller */
+	assert_int_equal(burst_to(&f, 0, b, 1, 300), -EAGAIN);
+	assert_int_equal(st(f.eng[0]).rx_frames, 2);
+	assert_int_equal(st(f.eng[0]).handoff_full, 0);
+	sfx_check(&f);
+	assert_int_equal(vdemux_shard_poll(f.eng[1], 1), 1); /* the budget holds */
+	assert_int_equal(vdemux_shard_poll(f.eng[1], 8), 1);
+	assert_int_equal(burst_to(&f, 0, b, 2, 300), 2);
+	assert_int_equal(vdemux_shard_poll(f.eng[1], 8), 2);
+	assert_int_equal(sfx_drain(&f, 1, b, &bad), 4);
+	assert_int_equal(bad, 0);
+	sfx_check(&f);
+	sfx_fini(&f);
+}
+
+static void test_zero_copy_frame_to_full_queue_is_counted(void **state)
+{
+	struct sfx f;
+	vdemux_vm_id b;
+	struct vdemux_rx_buf rb[3];
+	uint8_t mac[6];
+
+	(void)state;
+	sfx_init(&f, &(struct sfx_opts){.nshards = 2, .npages = 64, .queue_len = 2});
+	b = sfx_vm_add(&f, 1, 8);
+	sfx_mac(b, mac);
+	assert_int_equal(vdemux_rx_alloc(f.eng[0], rb, 3), 3);
+	for (unsigned i = 0; i < 3; i++) {
+		sfx_frame(rb[i].data, 100, mac, i);
+		rb[i].len = 100;
+	}
+	assert_int_equal(vdemux_rx_submit(f.eng[0], rb, 3), 3);
+	assert_int_equal(st(f.eng[0]).handoff_out, 2);
+	assert_int_equal(st(f.eng[0]).handoff_full, 1);
+	sfx_check(&f);
+	sfx_fini(&f);
+}
+
+static void test_frame_for_a_removed_vm_is_dropped_by_its_shard(void **state)
+{
+	struct sfx f;
+	vdemux_vm_id b;
+
+	(void)state;
+	sfx_init(&f, &(struct sfx_opts){.nshards = 2, .npages = 64});
+	b = sfx_vm_add(&f, 1, 4);
+	assert_int_equal(burst_to(&f, 0, b, 2, 1500), 2);
+	assert_int_equal(vdemux_vm_remove(f.eng[1], b), 0);
+	assert_int_equal(vdemux_shard_poll(f.eng[1], 8), 2);
+	assert_int_equal(st(f.eng[1]).drops[VDEMUX_DROP_UNKNOWN_VM], 2);
+	assert_int_equal(st(f.eng[1]).pages_free, 32);
+	sfx_check(&f);
+	sfx_fini(&f);
+}
+
+static void test_poll_waits_while_the_shard_has_no_page_to_give_back(void **state)
+{
+	struct sfx f;
+	vdemux_vm_id b, c;
+	unsigned bad = 0;
+
+	(void)state;
+	sfx_init(&f, &(struct sfx_opts){.nshards = 2,
+					.npages = 16,
+					.copy = VDEMUX_COPY_NEVER,
+					.harvest = VDEMUX_HARVEST_LAZY});
+	b = sfx_vm_add(&f, 1, 4);
+	c = sfx_vm_add(&f, 1, 4); /* with b, every page of shard 1 */
+	assert_int_equal(st(f.eng[1]).pages_free, 0);
+	assert_int_equal(burst_to(&f, 0, b, 1, 1500), 1);
+	assert_int_equal(vdemux_shard_poll(f.eng[1], 8), 0);
+	assert_int_equal(vdemux_vm_take_signals(f.eng[1], b) & VDEMUX_SIG_RELEASE, VDEMUX_SIG_RELEASE);
+	sfx_check(&f);
+	/* Pages back in shard 1's pool let the frame in. */
+	assert_int_equal(vdemux_vm_remove(f.eng[1], c), 0);
+	assert_int_equal(vdemux_shard_poll(f.eng[1], 8), 1);
+	assert_int_equal(sfx_drain(&f, 1, b, &bad), 1);
+	assert_int_equal(bad, 0);
+	sfx_check(&f);
+	sfx_fini(&f);
+}
+
+static void test_poll_refuses_an_engine_alone_and_budget_zero(void **state)
+{
+	struct sfx f;
+	vdemux_engine *e;
+
+	(void)state;
+	sfx_init(&f, &(struct sfx_opts){.nshards = 2, .npages = 16});
+	assert_int_equal(vdemux_engine_create(&e, &VDEMUX_OPTS(vdemux_engine_opts, .npages = 4)), 0);
+	assert_int_equal(vdemux_shard_poll(NULL, 1), -EINVAL);
+	assert_int_equal(vdemux_shard_poll(e, 1), -EINVAL);
+	assert_int_equal(st(e).bad_input[VDEMUX_BAD_OPTS], 1);
+	assert_int_equal(vdemux_shard_poll(f.eng[0], 0), -EINVAL);
+	assert_int_equal(st(f.eng[0]).bad_input[VDEMUX_BAD_BURST_ZERO], 1);
+	assert_int_equal(vdemux_group_check(NULL, NULL, 0), -EINVAL);
+	vdemux_engine_destroy(e);
+	sfx_fini(&f);
+}
+
+static void test_group_check_needs_every_shard(void **state)
+{
+	struct sfx f;
+	char msg[128];
+
+	(void)state;
+	sfx_init(&f, &(struct sfx_opts){.nshards = 2, .npages = 16});
+	vdemux_engine_destroy(f.eng[1]);
+	assert_int_equal(vdemux_group_check(f.g, msg, sizeof(msg)), -EUCLEAN);
+	assert_non_null(strstr(msg, "shard 1"));
+	f.n = 1;
+	sfx_fini(&f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_group_create_refuses_bad_options),
+		cmocka_unit_test(test_shard_create_takes_its_share_and_only_once),
+		cmocka_unit_test(test_vm_ids_name_their_shard_and_no_other),
+		cmocka_unit_test(test_frame_for_another_shard_arrives_at_its_poll),
+		cmocka_unit_test(test_broadcast_reaches_vms_of_every_shard),
+		cmocka_unit_test(test_full_queue_stops_the_burst_then_drains),
+		cmocka_unit_test(test_zero_copy_frame_to_full_queue_is_counted),
+		cmocka_unit_test(test_frame_for_a_removed_vm_is_dropped_by_its_shard),
+		cmocka_unit_test(test_poll_waits_while_the_shard_has_no_page_to_give_back),
+		cmocka_unit_test(test_poll_refuses_an_engine_alone_and_budget_zero),
+		cmocka_unit_test(test_group_check_needs_every_shard),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
