@@ -154,7 +154,7 @@ bool vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 	}
 	if (v.n > v.cap)
 		v.n = v.cap;
-	if (e->shard.g && src->flat && !vd_handoff_room(e, &v))
+	if (e->shard.g && src->flat && !vd_handoff_local(&e->shard, &v) && !vd_handoff_room(e, &v))
 		return false;
 	for (unsigned k = v.n; k-- > 0;) {
 		if ((cvm = may_consume(e, src, &v.dests[k]))) {

@@ -89,6 +89,16 @@ static inline uint32_t vd_group_shard_of(const struct vdemux_group *g, vdemux_vm
 int vd_group_queues_init(struct vdemux_group *g, uint32_t qlen);
 void vd_group_queues_fini(struct vdemux_group *g);
 
+/* Whether every destination of @v is a VM of shard @sh (the common case of
+ * traffic steered to its shard: a few instructions per destination). */
+static inline bool vd_handoff_local(const struct vd_shard *sh, const struct vdemux_verdict *v)
+{
+	for (unsigned k = 0; k < v->n; k++)
+		if (vd_group_shard_of(sh->g, v->dests[k].vm) != sh->idx)
+			return false;
+	return true;
+}
+
 /* Whether every destination of @v on another shard has room in its queue
  * (the frame can be taken whole). */
 bool vd_handoff_room(struct vdemux_engine *e, const struct vdemux_verdict *v);
