@@ -10,7 +10,10 @@
  *
  * Each round times every thread count once, alternating; the figure is
  * the median of the rounds, and the ratio is to one thread's median.
- * Prints, besides each round, one line per thread count:
+ * Prints, besides each round, per thread count: the spread of the rounds,
+ * the cores the threads had (their CPU time over the wall time: on a
+ * shared machine other processes take some) with the frames per second of
+ * CPU, and
  *   scale <threads> <frames_per_s> <ratio>
  * Usage:
  *   bench_scale [-T MAX_THREADS] [-r ROUNDS] [-t SECONDS] [-s BYTES] [-v VMS] [-b BURST]
@@ -243,11 +246,28 @@ static void sleep_s(double s)
 	nanosleep(&ts, NULL);
 }
 
-/* One timed run of @n threads: frames per second, or a negative value. */
-static double run_threads(const struct cfg *c, unsigned n)
+/* CPU time the threads of @gr have used, in seconds. */
+static double cpu_used(struct group *gr)
+{
+	double t = 0;
+
+	for (unsigned i = 0; i < gr->n; i++) {
+		clockid_t id;
+		struct timespec ts;
+
+		if (pthread_getcpuclockid(gr->sh[i].th, &id) == 0 && clock_gettime(id, &ts) == 0)
+			t += (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+	}
+	return t;
+}
+
+/* One timed run of @n threads: frames per second (negative: a call
+ * failed) and the cores they had (their CPU time over the wall time: on a
+ * shared machine, less than @n when others ran on their cores). */
+static double run_threads(const struct cfg *c, unsigned n, double *cores)
 {
 	struct group *gr = calloc(1, sizeof(*gr));
-	double t0, t1, fps = -1;
+	double t0, t1, c0, c1, fps = -1;
 	uint64_t n0, n1;
 	int failed = 0;
 
@@ -258,15 +278,18 @@ static double run_threads(const struct cfg *c, unsigned n)
 	atomic_store_explicit(&gr->go, true, memory_order_release);
 	sleep_s(0.2); /* warm up */
 	n0 = total_sent(gr);
+	c0 = cpu_used(gr);
 	t0 = now();
 	sleep_s(c->secs);
 	n1 = total_sent(gr);
+	c1 = cpu_used(gr);
 	t1 = now();
 	atomic_store(&gr->stop, true);
 	for (unsigned i = 0; i < n; i++) {
 		pthread_join(gr->sh[i].th, NULL);
 		failed |= atomic_load(&gr->sh[i].failed);
 	}
+	*cores = (c1 - c0) / (t1 - t0);
 	if (!failed)
 		fps = (double)(n1 - n0) / (t1 - t0);
 	else
@@ -322,15 +345,39 @@ static int parse(int argc, char **argv, struct cfg *c)
 	return 0;
 }
 
+/* The medians: frames per second and the ratio to one thread; the
+ * spread; the cores the threads had, and frames per second of CPU. */
+static void report(const struct cfg *c, double (*fps)[100], double (*cores)[100])
+{
+	double one = 0, one_cpu = 0;
+
+	for (unsigned t = 1; t <= c->max_threads; t++) {
+		double per[100], m, mc, mp;
+
+		for (unsigned r = 0; r < c->rounds; r++)
+			per[r] = fps[t][r] / cores[t][r];
+		mp = median(per, c->rounds);
+		mc = median(cores[t], c->rounds);
+		m = median(fps[t], c->rounds);
+		if (t == 1) {
+			one = m;
+			one_cpu = mp;
+		}
+		printf("spread %u %.0f %.0f\n", t, fps[t][0], fps[t][c->rounds - 1]);
+		printf("cores %u %.2f (per CPU second: %.0f frames, %.2f of one thread's)\n", t, mc, mp,
+		       mp / one_cpu);
+		printf("scale %u %.0f %.2f\n", t, m, m / one);
+	}
+}
+
 int main(int argc, char **argv)
 {
-	static double fps[MAX_THREADS + 1][100];
+	static double fps[MAX_THREADS + 1][100], cores[MAX_THREADS + 1][100];
 	struct cfg c;
-	double one;
 
 	if (parse(argc, argv, &c)) {
 		fprintf(stderr, "usage: bench_scale [-T MAX_THREADS] [-r ROUNDS] [-t SECONDS] [-s BYTES]"
-				" [-v VMS] [-b BURST] [-x PERCENT] [-P 0|1]\n");
+				" [-v VMS] [-b BURST] [-x PERCENT] [-P 0|1] [-O THREADS]\n");
 		return 2;
 	}
 	printf("# bench_scale: copy path (lazy harvest, COPY_ALWAYS), %u B frames, %u VMs, burst %u,"
@@ -339,26 +386,15 @@ int main(int argc, char **argv)
 	for (unsigned r = 0; r < c.rounds; r++) {
 		printf("round %u:", r + 1);
 		for (unsigned t = c.only ? c.only : 1; t <= (c.only ? c.only : c.max_threads); t++) {
-			fps[t][r] = run_threads(&c, t);
+			fps[t][r] = run_threads(&c, t, &cores[t][r]);
 			if (fps[t][r] < 0)
 				return 1;
-			printf(" %u:%.0f", t, fps[t][r]);
+			printf(" %u:%.0f (%.2f cores)", t, fps[t][r], cores[t][r]);
 		}
-		printf("  (load %.2f)\n", loadavg());
+		printf("  load %.2f\n", loadavg());
 		fflush(stdout);
 	}
-	if (c.only)
-		return 0;
-	for (unsigned t = 1; t <= c.max_threads; t++) {
-		double lo, hi, m;
-
-		m = median(fps[t], c.rounds);
-		lo = fps[t][0];
-		hi = fps[t][c.rounds - 1];
-		if (t == 1)
-			one = m;
-		printf("spread %u %.0f %.0f\n", t, lo, hi);
-		printf("scale %u %.0f %.2f\n", t, m, m / one);
-	}
+	if (!c.only)
+		report(&c, fps, cores);
 	return 0;
 }
