@@ -25,6 +25,7 @@
 #include <vdemux/vfio.h>
 #include <vdemux/virtio_net.h>
 #include <vdemux/virtq.h>
+#include <vdemux/vnet_ctrl.h>
 #include <vdemux/verdict.h>
 #include <vdemux/vm.h>
 
