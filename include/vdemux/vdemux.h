@@ -16,6 +16,7 @@
 #include <vdemux/arena.h>
 #include <vdemux/common.h>
 #include <vdemux/engine.h>
+#include <vdemux/flow.h>
 #include <vdemux/kvm.h>
 #include <vdemux/l2.h>
 #include <vdemux/offload.h>
