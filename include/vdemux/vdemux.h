@@ -16,6 +16,7 @@
 #include <vdemux/arena.h>
 #include <vdemux/common.h>
 #include <vdemux/engine.h>
+#include <vdemux/flow.h>
 #include <vdemux/kvm.h>
 #include <vdemux/l2.h>
 #include <vdemux/offload.h>
@@ -26,6 +27,7 @@
 #include <vdemux/vfio.h>
 #include <vdemux/virtio_net.h>
 #include <vdemux/virtq.h>
+#include <vdemux/vnet_ctrl.h>
 #include <vdemux/verdict.h>
 #include <vdemux/vm.h>
 

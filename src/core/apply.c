@@ -336,7 +336,7 @@ static void apply_vm(struct vdemux_engine *e, struct vm *vm)
 {
 	uint32_t pages = 0, copies = 0;
 	bool decided = vm->cost.decided, timed = vd_cost_due(vm);
-	uint64_t t0 = timed ? vd_cost_clock() : 0;
+	uint64_t t0 = timed ? vd_cost_clock(e) : 0;
 
 	apply_tables(e, vm);
 	mark_failed(e, vm);
