@@ -198,8 +198,6 @@ bool vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 		free_pages(e, pages, np);
 		return true;
 	}
-	if (v.n > v.cap)
-		v.n = v.cap;
 	if (e->shard.g && src->flat && !vd_handoff_local(&e->shard, &v) && !vd_handoff_room(e, &v))
 		return false;
 	if (v.n == 1)
@@ -211,9 +209,20 @@ bool vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 	return true;
 }
 
+/* As deliver_single(), apart so that the one above stays inlined in the
+ * per-frame path: a VM gone since the frame was handed is UNKNOWN_VM. */
 void vd_deliver_to(struct vdemux_engine *e, const struct vd_src *src, const struct vdemux_dest *d)
 {
-	if (!deliver_single(e, src, d))
+	struct vm *vm = vd_vm_get(e, d->vm);
+	bool consumed = false;
+
+	if (!vm)
+		vd_drop(e, NULL, VDEMUX_DROP_UNKNOWN_VM);
+	else
+		consumed = deliver_one(e, vm, src, d,
+				       d->action == VDEMUX_VLAN_KEEP &&
+					       vd_offload_may_consume(src, vm, d));
+	if (!consumed)
 		free_pages(e, src->pages, npages_for(src->off + src->len));
 }
 

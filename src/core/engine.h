@@ -59,8 +59,6 @@ struct vdemux_engine {
 	bool cls_open;
 	bool cls_many;		   /* this call may classify more than one frame */
 	struct vdemux_dest *dests; /* the classifier's answer, ndests entries */
-	uint32_t ndests;	   /* max_vms; a shard's: the group's VMs at most */
-	struct vd_shard shard;	   /* handoff.c: this engine's part of a group */
 
 	struct vd_pool pool;	       /* pool.c */
 	struct vd_vmtab vmt;	       /* vm.c */
@@ -71,6 +69,9 @@ struct vdemux_engine {
 	struct vd_offload_scratch ofs; /* offload.c: one frame's copy */
 
 	struct vdemux_engine_stats st;
+
+	uint32_t ndests;       /* max_vms; a shard's: the group's VMs at most */
+	struct vd_shard shard; /* handoff.c: this engine's part of a group */
 };
 
 _Static_assert(offsetof(struct vdemux_engine, diag) == 0,

@@ -81,7 +81,9 @@ bool vd_handoff_room(struct vdemux_engine *e, const struct vdemux_verdict *v)
 	uint32_t need[VD_GROUP_MAX_SHARDS];
 	bool any = false;
 
-	for (unsigned k = 0; k < v->n; k++) {
+	unsigned n = v->n < v->cap ? v->n : v->cap;
+
+	for (unsigned k = 0; k < n; k++) {
 		uint32_t to = target(e, &v->dests[k]);
 
 		if (to >= g->nshards)

@@ -93,7 +93,9 @@ void vd_group_queues_fini(struct vdemux_group *g);
  * traffic steered to its shard: a few instructions per destination). */
 static inline bool vd_handoff_local(const struct vd_shard *sh, const struct vdemux_verdict *v)
 {
-	for (unsigned k = 0; k < v->n; k++)
+	unsigned n = v->n < v->cap ? v->n : v->cap;
+
+	for (unsigned k = 0; k < n; k++)
 		if (vd_group_shard_of(sh->g, v->dests[k].vm) != sh->idx)
 			return false;
 	return true;
