@@ -6,7 +6,8 @@
  * Threading: an engine is not thread-safe. Every call on one engine (burst,
  * VM and backend calls) must be serialised by the caller; different engines
  * are independent. The L2 classifier's configuration calls are the exception
- * (see l2.h).
+ * (see l2.h). Engines that deliver to each other's VMs from several threads
+ * are the shards of a group (see shard.h).
  */
 #ifndef VDEMUX_ENGINE_H
 #define VDEMUX_ENGINE_H
