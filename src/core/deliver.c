@@ -211,19 +211,16 @@ bool vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 
 /* As deliver_single(), apart so that the one above stays inlined in the
  * per-frame path: a VM gone since the frame was handed is UNKNOWN_VM. */
-void vd_deliver_to(struct vdemux_engine *e, const struct vd_src *src, const struct vdemux_dest *d)
+bool vd_deliver_to(struct vdemux_engine *e, const struct vd_src *src, const struct vdemux_dest *d)
 {
 	struct vm *vm = vd_vm_get(e, d->vm);
-	bool consumed = false;
 
-	if (!vm)
+	if (!vm) {
 		vd_drop(e, NULL, VDEMUX_DROP_UNKNOWN_VM);
-	else
-		consumed = deliver_one(e, vm, src, d,
-				       d->action == VDEMUX_VLAN_KEEP &&
-					       vd_offload_may_consume(src, vm, d));
-	if (!consumed)
-		free_pages(e, src->pages, npages_for(src->off + src->len));
+		return false;
+	}
+	return deliver_one(e, vm, src, d,
+			   d->action == VDEMUX_VLAN_KEEP && vd_offload_may_consume(src, vm, d));
 }
 
 void vd_deliver_flush(struct vdemux_engine *e)

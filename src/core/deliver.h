@@ -19,9 +19,10 @@ struct vd_src;
  * (src->flat) that a full queue to another shard cannot take. */
 bool vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src);
 
-/* Deliver a frame another shard handed over (its pages, consumed) to @d,
- * already classified. */
-void vd_deliver_to(struct vdemux_engine *e, const struct vd_src *src, const struct vdemux_dest *d);
+/* Deliver a frame another shard handed over to @d, already classified.
+ * Returns whether the VM took the frame's pages; if not, they are left
+ * FILLING for the caller (handoff.c gives them back to their sender). */
+bool vd_deliver_to(struct vdemux_engine *e, const struct vd_src *src, const struct vdemux_dest *d);
 
 /* Close the classifier's read section if one is open (before anything
  * outside the core runs: vd_deliver_flush() does it first). */

@@ -38,6 +38,12 @@ void vd_group_queues_fini(struct vdemux_group *g)
 	vd_free(&g->alloc, g->q);
 }
 
+/* Bytes of a frame of @len bytes from offset 0 in its page @i. */
+static uint32_t page_bytes(uint32_t len, uint32_t i)
+{
+	return len - i * PAGE < PAGE ? len - i * PAGE : PAGE;
+}
+
 /* Producer: take back the pages returned in the slots consumed since the
  * last look (they come zeroed: FREE at once). */
 static void reap(struct vdemux_engine *e, struct vd_hq *q)
@@ -48,7 +54,8 @@ static void reap(struct vdemux_engine *e, struct vd_hq *q)
 		const struct vd_hslot *sl = &q->slots[q->seen & q->mask];
 
 		for (uint32_t i = 0; i < sl->np; i++)
-			vd_pool_take_free(&e->pool, sl->pages[i]);
+			vd_pool_take_free(&e->pool, sl->pages[i],
+					  sl->back_dirty ? page_bytes(sl->len, i) : 0);
 	}
 }
 
@@ -106,9 +113,9 @@ static void fill_slot(struct vdemux_engine *e, struct vd_hslot *sl, const struct
 	uint32_t np = vd_pool_get(&e->pool, sl->pages, npages_for(src->len));
 
 	for (uint32_t i = 0; i < np; i++) {
-		uint32_t off = i * PAGE, n = src->len - off < PAGE ? src->len - off : PAGE;
+		uint32_t n = page_bytes(src->len, i);
 
-		vd_frame_read(&e->pool, src, off, pg_addr(&e->pool, sl->pages[i]), n);
+		vd_frame_read(&e->pool, src, i * PAGE, pg_addr(&e->pool, sl->pages[i]), n);
 		vd_pool_set_dirty(&e->pool, sl->pages[i], n);
 		vd_pool_send(&e->pool, sl->pages[i]);
 	}
@@ -182,14 +189,22 @@ bool vd_handoff_accept(struct vdemux_engine *e, struct vd_hslot *sl, uint32_t *p
 	if (e->pool.nfree < sl->np)
 		return false;
 	for (uint32_t i = 0; i < sl->np; i++) {
-		uint32_t n = sl->len - i * PAGE < PAGE ? sl->len - i * PAGE : PAGE;
-
 		pages[i] = sl->pages[i];
-		vd_pool_receive(&e->pool, pages[i], n);
+		vd_pool_receive(&e->pool, pages[i], page_bytes(sl->len, i));
 	}
-	vd_pool_give(&e->pool, sl->pages, sl->np);
 	e->st.handoff_in++;
 	return true;
+}
+
+void vd_handoff_settle(struct vdemux_engine *e, struct vd_hslot *sl, const uint32_t *pages, bool consumed)
+{
+	sl->back_dirty = !consumed;
+	if (consumed) {
+		vd_pool_give(&e->pool, sl->pages, sl->np);
+		return;
+	}
+	for (uint32_t i = 0; i < sl->np; i++)
+		vd_pool_send(&e->pool, pages[i]);
 }
 
 void vd_handoff_next(struct vdemux_engine *e, uint32_t from)

@@ -36,11 +36,15 @@
 struct vdemux_engine;
 
 /* One frame in a queue. pages[0, np): the frame's (bytes [0, len) from the
- * start of pages[0]), then, once taken, the pages the receiver gave back. */
+ * start of pages[0]), then, once taken, the pages the receiver gave back:
+ * zeroed ones of its own when its VM kept the frame's, else the frame's
+ * own, not cleared (back_dirty): the sender clears them in its own cache,
+ * rather than the receiver clearing lines the sender writes next. */
 struct vd_hslot {
 	uint32_t np, len;
 	struct vdemux_dest d;
 	bool has_ol;
+	bool back_dirty;
 	struct vd_offload ol;
 	uint32_t pages[MAX_FRAME_PAGES];
 };
@@ -113,9 +117,13 @@ void vd_handoff_publish(struct vdemux_engine *e);
 /* Consumer: the next slot from shard @from, or NULL. */
 struct vd_hslot *vd_handoff_peek(struct vdemux_engine *e, uint32_t from);
 /* Take slot @sl's frame into this engine (its pages, now FILLING, copied
- * to @pages) and give as many FREE pages back in it; false (nothing done)
- * if the pool has too few. */
+ * to @pages); false (nothing done) if the pool could not give as many FREE
+ * pages back. */
 bool vd_handoff_accept(struct vdemux_engine *e, struct vd_hslot *sl, uint32_t *pages);
+/* After the frame's delivery: give pages back in @sl, FREE ones if the VM
+ * took the frame's (@consumed), else the frame's own (still FILLING). */
+void vd_handoff_settle(struct vdemux_engine *e, struct vd_hslot *sl, const uint32_t *pages,
+		       bool consumed);
 /* The slot peeked from @from was taken; vd_handoff_release() publishes. */
 void vd_handoff_next(struct vdemux_engine *e, uint32_t from);
 void vd_handoff_release(struct vdemux_engine *e, uint32_t from);

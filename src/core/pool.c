@@ -308,9 +308,9 @@ uint32_t vd_pool_give(struct vd_pool *pl, uint32_t *out, uint32_t n)
 	return n;
 }
 
-void vd_pool_take_free(struct vd_pool *pl, uint32_t p)
+void vd_pool_take_free(struct vd_pool *pl, uint32_t p, uint32_t dirty)
 {
 	pl->naway--;
-	pl->pages[p].dirty = 0;
+	pl->pages[p].dirty = dirty;
 	pool_push(pl, p);
 }

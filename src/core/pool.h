@@ -83,8 +83,9 @@ void vd_pool_send(struct vd_pool *pl, uint32_t p);
 void vd_pool_receive(struct vd_pool *pl, uint32_t p, uint32_t dirty);
 /* Up to n FREE (zeroed) pages go to another shard: AWAY. Returns how many. */
 uint32_t vd_pool_give(struct vd_pool *pl, uint32_t *out, uint32_t n);
-/* AWAY page p comes back zeroed from another shard: FREE. */
-void vd_pool_take_free(struct vd_pool *pl, uint32_t p);
+/* AWAY page p comes back from another shard, bytes [0, dirty) to clear
+ * (0: zeroed): FREE. */
+void vd_pool_take_free(struct vd_pool *pl, uint32_t p, uint32_t dirty);
 
 /* The flags of a page that are not its state: changed here only, by the
  * inline functions below, and read by whoever needs them. */

@@ -110,8 +110,8 @@ static unsigned take_from(struct vdemux_engine *e, uint32_t from, unsigned max, 
 			*starved = true;
 			break;
 		}
+		vd_handoff_settle(e, sl, pages, vd_deliver_to(e, &src, &d));
 		vd_handoff_next(e, from);
-		vd_deliver_to(e, &src, &d);
 		n++;
 	}
 	vd_handoff_release(e, from);
