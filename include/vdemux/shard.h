@@ -17,9 +17,11 @@
  * classified for a VM of shard B is copied into pages of A's pool and put
  * into the queue from A to B (bounded, single producer, single consumer),
  * published at the end of A's call. B delivers it when its thread calls
- * vdemux_shard_poll(), and gives A as many zeroed pages back in the same
- * slot, so each shard's pool keeps its size: pages move between shards
- * only this way, one for one. A page in a queue is in no shard's books
+ * vdemux_shard_poll() and gives pages back in the same slot: the frame's
+ * own when it copied the frame, as many of its own FREE pages when its VM
+ * kept them; A takes them back (clearing what was written) at its next
+ * call. Each shard's pool keeps its size: pages move between shards only
+ * this way, one for one. A page in a queue is in no shard's books
  * (every shard counts it AWAY) and vdemux_group_check() finds it there.
  *
  * Back-pressure: a queue holds queue_len frames. vdemux_rx_burst() on A
