@@ -11,6 +11,7 @@
 
 #include <vdemux/sim.h>
 
+#include "oframe.h"
 #include "sfx.h"
 
 static struct vdemux_engine_stats st(vdemux_engine *e)
@@ -311,6 +312,79 @@ static void test_group_check_needs_every_shard(void **state)
 	sfx_fini(&f);
 }
 
+/* The one completion of @vm on @shard, its bytes read through the guest's
+ * tables into @buf; returns its length. */
+static uint32_t read_one(struct sfx *f, unsigned shard, vdemux_vm_id vm, uint8_t *buf, uint32_t cap)
+{
+	struct vdemux_completion c;
+
+	assert_int_equal(vdemux_vm_poll(f->eng[shard], vm, &c, 1), 1);
+	assert_true(c.len <= cap);
+	assert_int_equal(vdemux_sim_read(f->sim[shard], vm, c.gpa, buf, c.len), 0);
+	return c.len;
+}
+
+static void test_offload_metadata_crosses_and_the_receiver_finishes_the_checksum(void **state)
+{
+	struct sfx f;
+	vdemux_vm_id b;
+	uint8_t mac[6], in[10 + 1600], out[2048];
+	struct of_layout lay;
+	uint32_t n;
+
+	(void)state;
+	sfx_init(&f, &(struct sfx_opts){.nshards = 2,
+					.npages = 64,
+					.copy = VDEMUX_COPY_ALWAYS,
+					.harvest = VDEMUX_HARVEST_LAZY});
+	b = sfx_vm_add(&f, 1, 4); /* takes no offload: frames arrive complete */
+	sfx_mac(b, mac);
+	lay = of_build(in + 10,
+		       &(struct of_spec){
+			       .dst = mac, .ipv = 4, .payload = 700, .seed = 3, .tcp_flags = OF_TCP_ACK});
+	of_hdr(in, VDEMUX_VNET_HDR_F_NEEDS_CSUM, 0, 0, 0, (uint16_t)lay.l4, 16);
+	assert_int_equal(vdemux_rx_burst(f.eng[0],
+					 &(struct vdemux_frame){.data = in,
+								.len = 10 + lay.len,
+								.flags = VDEMUX_FRAME_VNET_HDR(10)},
+					 1),
+			 1);
+	assert_int_equal(vdemux_shard_poll(f.eng[1], 8), 1);
+	n = read_one(&f, 1, b, out, sizeof(out));
+	assert_int_equal(n, lay.len);
+	assert_null(of_check_csums(out, n, &lay, 4, false));
+	assert_int_equal(st(f.eng[1]).offload_csums, 1);
+	sfx_check(&f);
+	sfx_fini(&f);
+}
+
+static void test_tagged_member_of_another_shard_gets_the_tag_pushed(void **state)
+{
+	struct sfx f;
+	vdemux_vm_id b;
+	uint8_t mac[6], in[200], out[300];
+	uint32_t n;
+
+	(void)state;
+	sfx_init(&f, &(struct sfx_opts){.nshards = 2, .npages = 64});
+	b = sfx_vm_add(&f, 1, 4);
+	assert_int_equal(vdemux_l2_vlan_join(vdemux_group_l2(f.g), b, 1, VDEMUX_L2_TAGGED), 0);
+	sfx_mac(b, mac);
+	sfx_frame(in, sizeof(in), mac, 5);
+	assert_int_equal(
+		vdemux_rx_burst(f.eng[0], &(struct vdemux_frame){.data = in, .len = sizeof(in)}, 1), 1);
+	assert_int_equal(vdemux_shard_poll(f.eng[1], 8), 1);
+	n = read_one(&f, 1, b, out, sizeof(out));
+	assert_int_equal(n, sizeof(in) + 4);
+	assert_memory_equal(out, in, 12);
+	assert_int_equal(out[12], 0x81);
+	assert_int_equal(out[13], 0x00);
+	assert_int_equal(out[14] << 8 | out[15], 1); /* VID 1, priority 0 */
+	assert_memory_equal(out + 16, in + 12, sizeof(in) - 12);
+	sfx_check(&f);
+	sfx_fini(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -325,6 +399,8 @@ int main(void)
 		cmocka_unit_test(test_poll_waits_while_the_shard_has_no_page_to_give_back),
 		cmocka_unit_test(test_poll_refuses_an_engine_alone_and_budget_zero),
 		cmocka_unit_test(test_group_check_needs_every_shard),
+		cmocka_unit_test(test_offload_metadata_crosses_and_the_receiver_finishes_the_checksum),
+		cmocka_unit_test(test_tagged_member_of_another_shard_gets_the_tag_pushed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
