@@ -76,7 +76,8 @@ struct vdemux_group {
 struct vd_shard {
 	struct vdemux_group *g; /* NULL: not a shard */
 	uint32_t idx;
-	uint64_t out; /* queues this shard has slots outstanding in (to publish or reap) */
+	uint64_t out;  /* queues this shard has slots outstanding in (to publish or reap) */
+	uint32_t next; /* the shard whose queue the next poll reads first */
 };
 
 static inline struct vd_hq *vd_hq_of(const struct vdemux_group *g, uint32_t from, uint32_t to)

@@ -131,8 +131,15 @@ int vdemux_shard_poll(vdemux_engine *e, unsigned budget)
 		vd_bad(e, g ? VDEMUX_BAD_BURST_ZERO : VDEMUX_BAD_OPTS);
 		return -EINVAL;
 	}
-	for (uint32_t k = 1; k < g->nshards && !starved && taken < budget; k++)
-		taken += take_from(e, (e->shard.idx + k) % g->nshards, budget - taken, &starved);
+	/* Each poll starts one shard further, so that a budget spent on the
+	 * first queue does not leave the same others waiting every time. */
+	for (uint32_t k = 0; k < g->nshards && !starved && taken < budget; k++) {
+		uint32_t from = (e->shard.next + k) % g->nshards;
+
+		if (from != e->shard.idx)
+			taken += take_from(e, from, budget - taken, &starved);
+	}
+	e->shard.next = (e->shard.next + 1) % g->nshards;
 	vd_deliver_flush(e); /* applies, publishes what was handed, reaps */
 	if (starved)
 		vd_signal_release_all(e);

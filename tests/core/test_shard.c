@@ -385,6 +385,39 @@ static void test_tagged_member_of_another_shard_gets_the_tag_pushed(void **state
 	sfx_fini(&f);
 }
 
+static void test_polls_take_turns_between_senders(void **state)
+{
+	struct sfx f;
+	vdemux_vm_id c;
+	uint8_t mac[6], in[2][100], out[200];
+	uint32_t seq[2];
+
+	(void)state;
+	sfx_init(&f, &(struct sfx_opts){.nshards = 3, .npages = 96});
+	c = sfx_vm_add(&f, 2, 8);
+	sfx_mac(c, mac);
+	for (unsigned s = 0; s < 2; s++) {
+		for (unsigned i = 0; i < 2; i++) {
+			sfx_frame(in[i], sizeof(in[i]), mac, 10 * (s + 1) + i);
+		}
+		assert_int_equal(vdemux_rx_burst(f.eng[s],
+						 (struct vdemux_frame[]){{.data = in[0], .len = 100},
+									 {.data = in[1], .len = 100}},
+						 2),
+				 2);
+	}
+	/* Budget 1, twice: one frame from each sender, not both from one. */
+	for (unsigned k = 0; k < 2; k++) {
+		assert_int_equal(vdemux_shard_poll(f.eng[2], 1), 1);
+		assert_int_equal(read_one(&f, 2, c, out, sizeof(out)), 100);
+		memcpy(&seq[k], out + 14, 4);
+	}
+	assert_int_not_equal(seq[0] / 10, seq[1] / 10);
+	assert_int_equal(vdemux_shard_poll(f.eng[2], 8), 2);
+	sfx_check(&f);
+	sfx_fini(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -401,6 +434,7 @@ int main(void)
 		cmocka_unit_test(test_group_check_needs_every_shard),
 		cmocka_unit_test(test_offload_metadata_crosses_and_the_receiver_finishes_the_checksum),
 		cmocka_unit_test(test_tagged_member_of_another_shard_gets_the_tag_pushed),
+		cmocka_unit_test(test_polls_take_turns_between_senders),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
