@@ -14,8 +14,9 @@
  * shard.
  *
  * A frame received on shard A (vdemux_rx_burst(), vdemux_rx_submit()) and
- * classified for a VM of shard B is copied into pages of A's pool and put
- * into the queue from A to B (bounded, single producer, single consumer),
+ * classified for a VM of shard B is copied into pages of A's pool (or, a
+ * zero-copy frame no VM of A takes, handed in its own pages) and put into
+ * the queue from A to B (bounded, single producer, single consumer),
  * published at the end of A's call. B delivers it when its thread calls
  * vdemux_shard_poll() and gives pages back in the same slot: the frame's
  * own when it copied the frame, as many of its own FREE pages when its VM

@@ -144,7 +144,7 @@ static bool deliver_many(struct vdemux_engine *e, const struct vd_src *src,
 			continue; /* known, planned last */
 		vm = vd_vm_get(e, v->dests[k].vm);
 		if (!vm) {
-			vd_handoff_frame(e, src, &v->dests[k]); /* or UNKNOWN_VM */
+			vd_handoff_frame(e, src, &v->dests[k], false); /* or UNKNOWN_VM */
 			continue;
 		}
 		deliver_one(e, vm, src, &v->dests[k], false);
@@ -159,10 +159,8 @@ static bool deliver_single(struct vdemux_engine *e, const struct vd_src *src, co
 {
 	struct vm *vm = vd_vm_get(e, d->vm);
 
-	if (!vm) {
-		vd_handoff_frame(e, src, d); /* or UNKNOWN_VM */
-		return false;
-	}
+	if (!vm)
+		return vd_handoff_frame(e, src, d, true); /* or UNKNOWN_VM */
 	return deliver_one(e, vm, src, d,
 			   d->action == VDEMUX_VLAN_KEEP && vd_offload_may_consume(src, vm, d));
 }

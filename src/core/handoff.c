@@ -38,10 +38,11 @@ void vd_group_queues_fini(struct vdemux_group *g)
 	vd_free(&g->alloc, g->q);
 }
 
-/* Bytes of a frame of @len bytes from offset 0 in its page @i. */
-static uint32_t page_bytes(uint32_t len, uint32_t i)
+/* Bytes [0, n) of page @i of a frame that ends at byte @end of its pages
+ * (its offset in the first plus its length): what may be non-zero. */
+static uint32_t page_bytes(uint32_t end, uint32_t i)
 {
-	return len - i * PAGE < PAGE ? len - i * PAGE : PAGE;
+	return end - i * PAGE < PAGE ? end - i * PAGE : PAGE;
 }
 
 /* Producer: take back the pages returned in the slots consumed since the
@@ -55,7 +56,7 @@ static void reap(struct vdemux_engine *e, struct vd_hq *q)
 
 		for (uint32_t i = 0; i < sl->np; i++)
 			vd_pool_take_free(&e->pool, sl->pages[i],
-					  sl->back_dirty ? page_bytes(sl->len, i) : 0);
+					  sl->back_dirty ? page_bytes(sl->off + sl->len, i) : 0);
 	}
 }
 
@@ -121,30 +122,49 @@ static void fill_slot(struct vdemux_engine *e, struct vd_hslot *sl, const struct
 	}
 	sl->np = np;
 	sl->len = src->len;
+	sl->off = 0;
 }
 
-void vd_handoff_frame(struct vdemux_engine *e, const struct vd_src *src, const struct vdemux_dest *d)
+/* The frame's own pages (FILLING, bytes outside the frame cleared) go in
+ * the slot: a zero-copy frame stays zero-copy across shards. */
+static void move_to_slot(struct vdemux_engine *e, struct vd_hslot *sl, const struct vd_src *src)
+{
+	sl->np = npages_for(src->off + src->len);
+	for (uint32_t i = 0; i < sl->np; i++) {
+		sl->pages[i] = src->pages[i];
+		vd_pool_send(&e->pool, sl->pages[i]);
+	}
+	sl->len = src->len;
+	sl->off = src->off;
+}
+
+bool vd_handoff_frame(struct vdemux_engine *e, const struct vd_src *src, const struct vdemux_dest *d,
+		      bool consume)
 {
 	struct vdemux_group *g = e->shard.g;
 	uint32_t to = target(e, d);
+	bool move = consume && src->pages;
 	struct vd_hq *q;
 	struct vd_hslot *sl;
 
 	if (!g || to >= g->nshards) {
 		vd_drop(e, NULL, VDEMUX_DROP_UNKNOWN_VM);
-		return;
+		return false;
 	}
 	q = vd_hq_of(g, e->shard.idx, to);
 	if (room(e, q, 1) == 0) {
 		e->st.handoff_full++;
-		return;
+		return false;
 	}
-	if (e->pool.nfree < npages_for(src->len)) {
+	if (!move && e->pool.nfree < npages_for(src->len)) {
 		vd_drop(e, NULL, VDEMUX_DROP_NO_POOL);
-		return;
+		return false;
 	}
 	sl = &q->slots[q->next & q->mask];
-	fill_slot(e, sl, src);
+	if (move)
+		move_to_slot(e, sl, src);
+	else
+		fill_slot(e, sl, src);
 	sl->d = *d;
 	sl->has_ol = src->ol != NULL;
 	if (src->ol)
@@ -152,6 +172,7 @@ void vd_handoff_frame(struct vdemux_engine *e, const struct vd_src *src, const s
 	q->next++;
 	e->shard.out |= 1ull << to;
 	e->st.handoff_out++;
+	return move;
 }
 
 void vd_handoff_publish(struct vdemux_engine *e)
@@ -190,7 +211,7 @@ bool vd_handoff_accept(struct vdemux_engine *e, struct vd_hslot *sl, uint32_t *p
 		return false;
 	for (uint32_t i = 0; i < sl->np; i++) {
 		pages[i] = sl->pages[i];
-		vd_pool_receive(&e->pool, pages[i], page_bytes(sl->len, i));
+		vd_pool_receive(&e->pool, pages[i], page_bytes(sl->off + sl->len, i));
 	}
 	e->st.handoff_in++;
 	return true;

@@ -35,13 +35,13 @@
 
 struct vdemux_engine;
 
-/* One frame in a queue. pages[0, np): the frame's (bytes [0, len) from the
- * start of pages[0]), then, once taken, the pages the receiver gave back:
+/* One frame in a queue. pages[0, np): the frame's (bytes [off, off + len)
+ * of them), then, once taken, the pages the receiver gave back:
  * zeroed ones of its own when its VM kept the frame's, else the frame's
  * own, not cleared (back_dirty): the sender clears them in its own cache,
  * rather than the receiver clearing lines the sender writes next. */
 struct vd_hslot {
-	uint32_t np, len;
+	uint32_t np, len, off;
 	struct vdemux_dest d;
 	bool has_ol;
 	bool back_dirty;
@@ -109,9 +109,13 @@ static inline bool vd_handoff_local(const struct vd_shard *sh, const struct vdem
 /* Whether every destination of @v on another shard has room in its queue
  * (the frame can be taken whole). */
 bool vd_handoff_room(struct vdemux_engine *e, const struct vdemux_verdict *v);
-/* Destination @d is no VM of this engine: hand a copy of the frame to its
- * shard, or drop it, counted (UNKNOWN_VM; NO_POOL; handoff_full). */
-void vd_handoff_frame(struct vdemux_engine *e, const struct vd_src *src, const struct vdemux_dest *d);
+/* Destination @d is no VM of this engine: hand the frame to its shard,
+ * or drop it, counted (UNKNOWN_VM; NO_POOL; handoff_full). With @consume
+ * (no other destination needs them), a frame in pool pages is handed in
+ * its own pages, and true returned: they are the queue's now; else a copy
+ * in fresh pages. */
+bool vd_handoff_frame(struct vdemux_engine *e, const struct vd_src *src, const struct vdemux_dest *d,
+		      bool consume);
 /* End of a call: publish what was handed, take back the pages returned. */
 void vd_handoff_publish(struct vdemux_engine *e);
 

@@ -104,7 +104,8 @@ static unsigned take_from(struct vdemux_engine *e, uint32_t from, unsigned max, 
 	while (n < max && (sl = vd_handoff_peek(e, from))) {
 		struct vd_offload ol = sl->ol;
 		struct vdemux_dest d = sl->d;
-		struct vd_src src = {.pages = pages, .len = sl->len, .ol = sl->has_ol ? &ol : NULL};
+		struct vd_src src = {
+			.pages = pages, .len = sl->len, .off = sl->off, .ol = sl->has_ol ? &ol : NULL};
 
 		if (!vd_handoff_accept(e, sl, pages)) {
 			*starved = true;

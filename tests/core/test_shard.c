@@ -418,6 +418,39 @@ static void test_polls_take_turns_between_senders(void **state)
 	sfx_fini(&f);
 }
 
+static void test_zero_copy_frame_flips_into_another_shard_in_its_own_page(void **state)
+{
+	struct sfx f;
+	vdemux_vm_id b;
+	struct vdemux_rx_buf rb;
+	struct vdemux_completion c;
+	uint8_t mac[6];
+	uint32_t page;
+
+	(void)state;
+	sfx_init(&f, &(struct sfx_opts){.nshards = 2, .npages = 64, .copy = VDEMUX_COPY_NEVER});
+	b = sfx_vm_add(&f, 1, 4);
+	sfx_mac(b, mac);
+	assert_int_equal(vdemux_rx_alloc(f.eng[0], &rb, 1), 1);
+	sfx_frame(rb.data, 1500, mac, 77);
+	rb.len = 1500;
+	assert_int_equal(vdemux_rx_submit(f.eng[0], &rb, 1), 1);
+	assert_int_equal(st(f.eng[0]).handoff_out, 1);
+	assert_int_equal(st(f.eng[0]).pages_away, 32 + 1);
+	assert_int_equal(vdemux_shard_poll(f.eng[1], 8), 1);
+	assert_int_equal(vdemux_vm_poll(f.eng[1], b, &c, 1), 1);
+	assert_int_equal(vdemux_sim_translate(f.sim[1], b, c.gpa, &page), 0);
+	assert_int_equal(page, rb.arena_off / VDEMUX_PAGE_SIZE); /* the device's page, no copy */
+	assert_int_equal(st(f.eng[1]).flips, 1);
+	sfx_check(&f);
+	/* Shard 1 paid for it with a page of its own. */
+	assert_int_equal(vdemux_shard_poll(f.eng[0], 8), 0);
+	assert_int_equal(st(f.eng[0]).pages_away, 32);
+	assert_int_equal(st(f.eng[1]).pages_away, 32);
+	sfx_check(&f);
+	sfx_fini(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -435,6 +468,7 @@ int main(void)
 		cmocka_unit_test(test_offload_metadata_crosses_and_the_receiver_finishes_the_checksum),
 		cmocka_unit_test(test_tagged_member_of_another_shard_gets_the_tag_pushed),
 		cmocka_unit_test(test_polls_take_turns_between_senders),
+		cmocka_unit_test(test_zero_copy_frame_flips_into_another_shard_in_its_own_page),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
