@@ -152,17 +152,25 @@ static bool deliver_many(struct vdemux_engine *e, const struct vd_src *src,
 	return consumer >= 0 && deliver_one(e, cvm, src, &v->dests[consumer], true);
 }
 
-/* One destination (the common case): its VM, which may have the frame's
- * own pages (a VM of another shard gets a copy). Returns whether it took
- * them. */
+/* A frame's one destination, VM @vm, which may have the frame's own pages
+ * (unedited, and as offload.c allows). Returns whether it took them. */
+static inline __attribute__((always_inline)) bool
+deliver_vm(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src, const struct vdemux_dest *d)
+{
+	return deliver_one(e, vm, src, d,
+			   d->action == VDEMUX_VLAN_KEEP && vd_offload_may_consume(src, vm, d));
+}
+
+/* One destination (the common case): its VM, or another shard's (handed
+ * over, in the frame's own pages when they are in the pool). Returns
+ * whether the pages were taken. */
 static bool deliver_single(struct vdemux_engine *e, const struct vd_src *src, const struct vdemux_dest *d)
 {
 	struct vm *vm = vd_vm_get(e, d->vm);
 
 	if (!vm)
 		return vd_handoff_frame(e, src, d, true); /* or UNKNOWN_VM */
-	return deliver_one(e, vm, src, d,
-			   d->action == VDEMUX_VLAN_KEEP && vd_offload_may_consume(src, vm, d));
+	return deliver_vm(e, vm, src, d);
 }
 
 /*
@@ -207,8 +215,9 @@ bool vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 	return true;
 }
 
-/* As deliver_single(), apart so that the one above stays inlined in the
- * per-frame path: a VM gone since the frame was handed is UNKNOWN_VM. */
+/* A frame another shard handed over: as deliver_single(), kept apart so
+ * that deliver_single() stays inlined in the per-frame path; a VM gone
+ * since the frame was handed is UNKNOWN_VM (it is never handed on). */
 bool vd_deliver_to(struct vdemux_engine *e, const struct vd_src *src, const struct vdemux_dest *d)
 {
 	struct vm *vm = vd_vm_get(e, d->vm);
@@ -217,8 +226,7 @@ bool vd_deliver_to(struct vdemux_engine *e, const struct vd_src *src, const stru
 		vd_drop(e, NULL, VDEMUX_DROP_UNKNOWN_VM);
 		return false;
 	}
-	return deliver_one(e, vm, src, d,
-			   d->action == VDEMUX_VLAN_KEEP && vd_offload_may_consume(src, vm, d));
+	return deliver_vm(e, vm, src, d);
 }
 
 void vd_deliver_flush(struct vdemux_engine *e)

@@ -167,8 +167,12 @@ bool vd_handoff_frame(struct vdemux_engine *e, const struct vd_src *src, const s
 		fill_slot(e, sl, src);
 	sl->d = *d;
 	sl->has_ol = src->ol != NULL;
-	if (src->ol)
+	if (src->ol) {
 		sl->ol = *src->ol;
+		/* What this shard's offload scratch holds of the frame is not in
+		 * the receiver's: it makes the checksum or segments itself. */
+		sl->ol.done = 0;
+	}
 	q->next++;
 	e->shard.out |= 1ull << to;
 	e->st.handoff_out++;

@@ -451,6 +451,63 @@ static void test_zero_copy_frame_flips_into_another_shard_in_its_own_page(void *
 	sfx_fini(&f);
 }
 
+/* Every segment of @spec (cut at @mss) arrived at @vm on @shard, in order. */
+static void expect_segments(struct sfx *f, unsigned shard, vdemux_vm_id vm, const struct of_spec *spec,
+			    uint32_t mss)
+{
+	uint32_t n = (spec->payload + mss - 1) / mss;
+	uint8_t out[4096];
+
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t len = read_one(f, shard, vm, out, sizeof(out));
+		const char *why = of_check_segment(out, len, spec, mss, i, n);
+
+		if (why)
+			fail_msg("shard %u segment %u of %u: %s", shard, i, n, why);
+	}
+}
+
+static void test_gso_frame_is_segmented_on_both_shards(void **state)
+{
+	static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	struct of_spec spec = {.dst = bcast,
+			       .ipv = 4,
+			       .payload = 3000,
+			       .seed = 9,
+			       .tcp_flags = OF_TCP_ACK | OF_TCP_PSH,
+			       .seq = 1000};
+	struct sfx f;
+	vdemux_vm_id a, b;
+	uint8_t in[10 + 3200];
+	struct of_layout lay;
+
+	(void)state;
+	sfx_init(&f, &(struct sfx_opts){.nshards = 2,
+					.npages = 64,
+					.copy = VDEMUX_COPY_ALWAYS,
+					.harvest = VDEMUX_HARVEST_LAZY});
+	a = sfx_vm_add(&f, 0, 8); /* neither takes TSO: each gets the segments */
+	b = sfx_vm_add(&f, 1, 8);
+	lay = of_build(in + 10, &spec);
+	of_hdr(in, VDEMUX_VNET_HDR_F_NEEDS_CSUM, VDEMUX_VNET_GSO_TCPV4, (uint16_t)lay.hlen, 1000,
+	       (uint16_t)lay.l4, 16);
+	/* Shard 0 cuts the segments for a in its scratch, then hands the
+	 * frame over: shard 1 must cut its own, not trust shard 0's mark. */
+	assert_int_equal(vdemux_rx_burst(f.eng[0],
+					 &(struct vdemux_frame){.data = in,
+								.len = 10 + lay.len,
+								.flags = VDEMUX_FRAME_VNET_HDR(10)},
+					 1),
+			 1);
+	assert_int_equal(vdemux_shard_poll(f.eng[1], 8), 1);
+	expect_segments(&f, 0, a, &spec, 1000);
+	expect_segments(&f, 1, b, &spec, 1000);
+	assert_int_equal(st(f.eng[0]).offload_segments, 3);
+	assert_int_equal(st(f.eng[1]).offload_segments, 3);
+	sfx_check(&f);
+	sfx_fini(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -469,6 +526,7 @@ int main(void)
 		cmocka_unit_test(test_tagged_member_of_another_shard_gets_the_tag_pushed),
 		cmocka_unit_test(test_polls_take_turns_between_senders),
 		cmocka_unit_test(test_zero_copy_frame_flips_into_another_shard_in_its_own_page),
+		cmocka_unit_test(test_gso_frame_is_segmented_on_both_shards),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
