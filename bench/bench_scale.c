@@ -223,6 +223,8 @@ static void *shard_main(void *arg)
 			atomic_store(&s->failed, got);
 		if (gr->n > 1 && vdemux_shard_poll(s->eng, 256) < 0)
 			atomic_store(&s->failed, -1);
+		if (got < (int)burst)
+			sched_yield(); /* a queue was full: let its receiver run */
 		if (guests(s))
 			atomic_store(&s->failed, -2);
 		atomic_store_explicit(&s->sent, sent, memory_order_relaxed);
