@@ -217,6 +217,9 @@ bool vd_handoff_accept(struct vdemux_engine *e, struct vd_hslot *sl, uint32_t *p
 		pages[i] = sl->pages[i];
 		vd_pool_receive(&e->pool, pages[i], page_bytes(sl->off + sl->len, i));
 	}
+	/* Paid for now, while the pool surely has them; vd_handoff_settle()
+	 * takes them back if the frame's own pages go back instead. */
+	vd_pool_give(&e->pool, sl->pages, sl->np);
 	e->st.handoff_in++;
 	return true;
 }
@@ -224,12 +227,13 @@ bool vd_handoff_accept(struct vdemux_engine *e, struct vd_hslot *sl, uint32_t *p
 void vd_handoff_settle(struct vdemux_engine *e, struct vd_hslot *sl, const uint32_t *pages, bool consumed)
 {
 	sl->back_dirty = !consumed;
-	if (consumed) {
-		vd_pool_give(&e->pool, sl->pages, sl->np);
+	if (consumed)
 		return;
-	}
-	for (uint32_t i = 0; i < sl->np; i++)
+	for (uint32_t i = 0; i < sl->np; i++) {
+		vd_pool_take_free(&e->pool, sl->pages[i], 0);
 		vd_pool_send(&e->pool, pages[i]);
+		sl->pages[i] = pages[i];
+	}
 }
 
 void vd_handoff_next(struct vdemux_engine *e, uint32_t from)

@@ -122,11 +122,12 @@ void vd_handoff_publish(struct vdemux_engine *e);
 /* Consumer: the next slot from shard @from, or NULL. */
 struct vd_hslot *vd_handoff_peek(struct vdemux_engine *e, uint32_t from);
 /* Take slot @sl's frame into this engine (its pages, now FILLING, copied
- * to @pages); false (nothing done) if the pool could not give as many FREE
- * pages back. */
+ * to @pages) and put as many FREE pages in the slot; false (nothing done)
+ * if the pool has too few. */
 bool vd_handoff_accept(struct vdemux_engine *e, struct vd_hslot *sl, uint32_t *pages);
-/* After the frame's delivery: give pages back in @sl, FREE ones if the VM
- * took the frame's (@consumed), else the frame's own (still FILLING). */
+/* After the frame's delivery: the FREE pages stay in @sl if the VM took
+ * the frame's (@consumed); else they come back and the frame's own (still
+ * FILLING) go instead. */
 void vd_handoff_settle(struct vdemux_engine *e, struct vd_hslot *sl, const uint32_t *pages,
 		       bool consumed);
 /* The slot peeked from @from was taken; vd_handoff_release() publishes. */
