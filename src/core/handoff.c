@@ -86,22 +86,21 @@ static uint32_t target(const struct vdemux_engine *e, const struct vdemux_dest *
 bool vd_handoff_room(struct vdemux_engine *e, const struct vdemux_verdict *v)
 {
 	const struct vdemux_group *g = e->shard.g;
-	uint32_t need[VD_GROUP_MAX_SHARDS];
-	bool any = false;
-
 	unsigned n = v->n < v->cap ? v->n : v->cap;
+	uint32_t need[VD_GROUP_MAX_SHARDS] = {0};
 
+	if (n == 1) { /* the common case: one slot in one queue */
+		uint32_t to = target(e, &v->dests[0]);
+
+		return to >= g->nshards || room(e, vd_hq_of(g, e->shard.idx, to), 1) > 0;
+	}
 	for (unsigned k = 0; k < n; k++) {
 		uint32_t to = target(e, &v->dests[k]);
 
-		if (to >= g->nshards)
-			continue;
-		if (!any)
-			memset(need, 0, sizeof(need));
-		any = true;
-		need[to]++;
+		if (to < g->nshards)
+			need[to]++;
 	}
-	for (uint32_t to = 0; any && to < g->nshards; to++)
+	for (uint32_t to = 0; to < g->nshards; to++)
 		if (need[to] && room(e, vd_hq_of(g, e->shard.idx, to), need[to]) < need[to])
 			return false;
 	return true;
