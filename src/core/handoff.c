@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The queues between the shards of a group (see handoff.h for the memory
- * ordering): a frame for another shard's VM copied into pool pages and
- * handed over, the receiver's pages given back in its slot. */
+ * ordering): a frame for another shard's VM handed over in pool pages
+ * (a copy, or a zero-copy frame's own), pages given back in its slot. */
 #include <errno.h>
 #include <string.h>
 
@@ -46,7 +46,8 @@ static uint32_t page_bytes(uint32_t end, uint32_t i)
 }
 
 /* Producer: take back the pages returned in the slots consumed since the
- * last look (they come zeroed: FREE at once). */
+ * last look: the receiver's zeroed ones, or the frame's own, whose written
+ * bytes are cleared here (back_dirty). */
 static void reap(struct vdemux_engine *e, struct vd_hq *q)
 {
 	uint32_t tail = atomic_load_explicit(&q->tail, memory_order_acquire);

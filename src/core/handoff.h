@@ -2,18 +2,20 @@
 /* The shards of a group and the queues between them. A group is engines
  * (shards) that share one range of arena pages, one classifier and one
  * space of VM ids; each is driven by its own thread. A frame classified on
- * one shard for a VM of another is copied into the sender's pool pages and
- * handed through a bounded single-producer single-consumer queue (one per
- * ordered pair of shards); the receiver takes the pages into its own books
- * and gives as many zeroed pages back in the same slot, so that every
- * shard's pool keeps its size. Owner of: struct vdemux_group, struct vd_hq.
+ * one shard for a VM of another is handed in the sender's pool pages (a
+ * copy, or a zero-copy frame's own) through a bounded single-producer
+ * single-consumer queue (one per ordered pair of shards); the receiver
+ * takes the pages into its own books and gives as many back in the same
+ * slot (the frame's, or zeroed ones of its own if its VM kept them), so
+ * that every shard's pool keeps its size. Owner of: struct vdemux_group,
+ * struct vd_hq, struct vd_shard.
  *
  * Memory ordering: the producer fills slots, then publishes its head with
  * a release store once per call; the consumer reads the head with an
  * acquire load, takes slots and writes the pages it returns into them,
  * then publishes its tail with a release store once per call; the producer
  * reads the tail with an acquire load before reusing a slot or taking the
- * returned pages. The frame's bytes and the returned pages' zeroes are
+ * returned pages. The frame's bytes, and the returned pages' bytes, are
  * ordered by the same pairs. No read-modify-write anywhere. */
 #ifndef VDEMUX_CORE_HANDOFF_H
 #define VDEMUX_CORE_HANDOFF_H
