@@ -194,11 +194,14 @@ VDEMUX_API int vdemux_engine_stats(const vdemux_engine *eng, struct vdemux_engin
  * state, FREE pages zeroed, FILLING pages lent to a device (no other is left
  * between calls), each ASSIGNED page at exactly one GPA of one VM (and, for
  * backends with a query operation, mapped there and nowhere else in the
- * window), FREE + FILLING + ASSIGNED + quarantined = pages managed, no VM
- * above its quota, and no hole in a virtio-net queue's guest RAM (every
- * GPA of a vdemux_vnet_rxq's VM holds a page: a hole there is a page the
- * guest lost, left by a rollback that failed). Costs O(pages * page size);
- * for tests and debugging.
+ * window), FREE + FILLING + ASSIGNED + quarantined (+ AWAY, for a shard:
+ * pages other shards of its group hold, whose bytes it does not read) =
+ * pages managed, no VM above its quota, and no hole in a virtio-net
+ * queue's guest RAM (every GPA of a vdemux_vnet_rxq's VM holds a page: a
+ * hole there is a page the guest lost, left by a rollback that failed).
+ * That a page AWAY here is held by exactly one other shard or queue is
+ * vdemux_group_check()'s to see. Costs O(pages * page size); for tests and
+ * debugging. On a shard, only while no shard of its group runs a call.
  *
  * @param eng       the engine
  * @param[out] msg  if not NULL, a description of the first violation
