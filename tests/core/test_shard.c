@@ -11,6 +11,8 @@
 
 #include <vdemux/sim.h>
 
+#include "core/engine.h"
+#include "core/pool.h"
 #include "oframe.h"
 #include "sfx.h"
 
@@ -508,6 +510,35 @@ static void test_gso_frame_is_segmented_on_both_shards(void **state)
 	sfx_fini(&f);
 }
 
+/* The group check sees what no shard's own check can: a page two shards
+ * both count as theirs, or one none does (each shard's books consistent
+ * on their own). */
+static void test_group_check_finds_a_page_two_shards_hold_or_none(void **state)
+{
+	struct sfx f;
+	char msg[128];
+	uint32_t p = 0, back; /* shard 0's first page: AWAY in shard 1 */
+
+	(void)state;
+	sfx_init(&f, &(struct sfx_opts){.nshards = 2, .npages = 16});
+	sfx_check(&f);
+	vd_pool_take_free(&f.eng[1]->pool, p, 0);
+	assert_int_equal(vdemux_engine_check(f.eng[1], NULL, 0), 0);
+	assert_int_equal(vdemux_group_check(f.g, msg, sizeof(msg)), -EUCLEAN);
+	assert_non_null(strstr(msg, "page 0: 2 holders"));
+	assert_int_equal(vd_pool_give(&f.eng[1]->pool, &back, 1), 1);
+	assert_int_equal(back, p);
+	sfx_check(&f);
+	/* And a page no one holds: gone from shard 0, in no queue. */
+	assert_int_equal(vd_pool_give(&f.eng[0]->pool, &back, 1), 1);
+	assert_int_equal(vdemux_engine_check(f.eng[0], NULL, 0), 0);
+	assert_int_equal(vdemux_group_check(f.g, msg, sizeof(msg)), -EUCLEAN);
+	assert_non_null(strstr(msg, ": 0 holders"));
+	vd_pool_take_free(&f.eng[0]->pool, back, 0);
+	sfx_check(&f);
+	sfx_fini(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -527,6 +558,7 @@ int main(void)
 		cmocka_unit_test(test_polls_take_turns_between_senders),
 		cmocka_unit_test(test_zero_copy_frame_flips_into_another_shard_in_its_own_page),
 		cmocka_unit_test(test_gso_frame_is_segmented_on_both_shards),
+		cmocka_unit_test(test_group_check_finds_a_page_two_shards_hold_or_none),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
