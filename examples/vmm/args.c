@@ -3,7 +3,7 @@
  * The command line:
  *
  *   vmm --tap NAME [--verbose]
- *       --guest name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable|auto[,mtu=N][,cmdline=...] ...
+ *       --guest name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable|auto[,mtu=N][,cpus=N][,cmdline=...] ...
  */
 #include <errno.h>
 #include <stdio.h>
@@ -63,6 +63,12 @@ static int parse_guest_key(struct guest_config *c, const char *key, char *val, b
 		if (*end || m < 68 || m > VMM_FRAME_MAX - 4 - 14)
 			return -EINVAL;
 		c->mtu = (uint16_t)m;
+	} else if (!strcmp(key, "cpus")) {
+		char *end;
+		unsigned long n = strtoul(val, &end, 10);
+		if (*end || n < 1 || n > VMM_MAX_CPUS)
+			return -EINVAL;
+		c->cpus = (unsigned)n;
 	} else if (!strcmp(key, "rx")) {
 		if (!strcmp(val, "big"))
 			c->layout = RX_BIG, c->copy = VDEMUX_COPY_NEVER;
@@ -78,7 +84,7 @@ static int parse_guest_key(struct guest_config *c, const char *key, char *val, b
 	return 0;
 }
 
-/* name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable|auto[,mtu=N][,cmdline=REST] */
+/* name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable|auto[,mtu=N][,cpus=N][,cmdline=REST] */
 static int parse_guest(struct guest_config *c, char *spec)
 {
 	bool have_mac = false;
@@ -90,6 +96,7 @@ static int parse_guest(struct guest_config *c, char *spec)
 	c->layout = RX_MERGEABLE;
 	c->copy = VDEMUX_COPY_ALWAYS;
 	c->mtu = 1500;
+	c->cpus = 1;
 	snprintf(c->cmdline, sizeof c->cmdline, "%s", DEFAULT_CMDLINE);
 	while (spec && *spec) {
 		char *val = strchr(spec, '=');
@@ -118,12 +125,13 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: vmm --tap NAME [--verbose]\n"
-		"           --guest name=N,kernel=BZIMAGE,initrd=CPIO,mem=SIZE,mac=MAC,rx=big|mergeable|auto[,mtu=N][,cmdline=ARGS]\n"
+		"           --guest name=N,kernel=BZIMAGE,initrd=CPIO,mem=SIZE,mac=MAC,rx=big|mergeable|auto[,mtu=N][,cpus=N][,cmdline=ARGS]\n"
 		"           [--guest ...]\n"
 		"  mem: 64M..2G in 2 MiB steps (default 256M); rx: the receive buffers the guest\n"
 		"  is led to post and how frames reach them: big flipped, mergeable (default)\n"
 		"  copied, auto big, each frame copied or flipped by the engine's adaptive policy;\n"
-		"  mtu: the device's MTU, 68..65522 (default 1500); cmdline: appended to the\n"
+		"  mtu: the device's MTU, 68..65522 (default 1500); cpus: vCPUs, 1..8 (default 1);\n"
+		"  cmdline: appended to the\n"
 		"  kernel command line (takes the rest of the spec)\n");
 }
 

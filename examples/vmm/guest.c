@@ -97,6 +97,9 @@ int guest_create(struct vmm *v, struct guest *g)
 	g->cpu.off_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (g->cpu.off_fd < 0)
 		return -errno;
+	int err = pthread_mutex_init(&g->io_lock, NULL);
+	if (err)
+		return -err;
 	if ((r = guest_vm_create(v, g)) < 0 || (r = guest_ram_create(v, g)) < 0 ||
 	    (r = guest_net_create(v, g)) < 0 || (r = vcpu_create(g)) < 0)
 		return r;
@@ -232,7 +235,7 @@ bool guest_remove(struct vmm *v, struct guest *g)
 	if (g->removed)
 		return true;
 	g->cpu.stop = 1;
-	if (g->cpu.thread_started) {
+	if (vcpu_any_started(g)) {
 		/* The caller holds the engine's lock, which a vCPU thread may be
 		 * waiting for (a device reset, a hole to fill): let it finish. */
 		pthread_mutex_unlock(&v->engine_lock);

@@ -143,16 +143,29 @@ struct guest_config {
 	enum rx_layout layout;
 	enum vdemux_copy_policy copy; /* the receive queue's: big NEVER, mergeable ALWAYS, auto ADAPTIVE */
 	uint16_t mtu;		      /* the device's config mtu (VIRTIO_NET_F_MTU) */
+	unsigned cpus;		      /* vCPUs, 1..VMM_MAX_CPUS */
 };
 
-/* The vCPU and its thread (vcpu.c). */
-struct guest_vcpu {
+#define VMM_MAX_CPUS 8u
+
+/* One vCPU and its thread (vcpu.c); its APIC id is its index. */
+struct vcpu {
+	struct guest *g;
+	unsigned id;
 	int fd;
 	struct kvm_run *run;
 	size_t run_size;
 	pthread_t thread;
 	bool thread_started;
-	volatile int stop; /* main -> vCPU: leave the run loop */
+};
+
+/* The guest's vCPUs: the first boots the kernel, the others wait for its
+ * INIT and startup IPIs (in KVM's local APIC). */
+struct guest_vcpu {
+	struct vcpu v[VMM_MAX_CPUS];
+	unsigned n;
+	int fd;		   /* the first vCPU's (its registers are the boot state) */
+	volatile int stop; /* main -> vCPUs: leave the run loop */
 	volatile int off;  /* vCPU -> main: the guest powered off (or failed) */
 	int off_fd;	   /* eventfd written when @off is set */
 	int exit_status;   /* 0 clean power-off, 1 failure */
@@ -193,7 +206,9 @@ struct guest {
 	struct guest_vcpu cpu;
 	struct guest_stats stats;
 
-	/* Devices. */
+	/* Devices. io_lock serialises the vCPUs' accesses to the serial port,
+	 * PCI configuration and the clock (the virtio device has its own lock). */
+	pthread_mutex_t io_lock;
 	struct serial serial;
 	uint32_t pci_addr; /* 0xcf8 */
 	uint8_t rtc_index; /* 0x70 */
@@ -251,8 +266,9 @@ int boot_setup(struct guest *g);
 void vcpu_signals_init(void); /* SIGUSR1 makes KVM_RUN return (vcpu_stop) */
 int vcpu_create(struct guest *g);
 int vcpu_start(struct guest *g);
-/* Make the vCPU thread leave KVM_RUN and end; joined. */
+/* Make every vCPU thread leave KVM_RUN and end; joined. */
 void vcpu_stop(struct guest *g);
+bool vcpu_any_started(const struct guest *g);
 void guest_power_off(struct guest *g, int status, const char *why);
 
 /* tap.c */
