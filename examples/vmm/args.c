@@ -3,7 +3,7 @@
  * The command line:
  *
  *   vmm --tap NAME [--verbose]
- *       --guest name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable|auto[,mtu=N][,cpus=N][,cmdline=...] ...
+ *       --guest name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable|auto[,mtu=N][,cpus=N][,queues=N][,cmdline=...] ...
  */
 #include <errno.h>
 #include <stdio.h>
@@ -63,6 +63,12 @@ static int parse_guest_key(struct guest_config *c, const char *key, char *val, b
 		if (*end || m < 68 || m > VMM_FRAME_MAX - 4 - 14)
 			return -EINVAL;
 		c->mtu = (uint16_t)m;
+	} else if (!strcmp(key, "queues")) {
+		char *end;
+		unsigned long n = strtoul(val, &end, 10);
+		if (*end || n < 1 || n > VNET_MAX_PAIRS)
+			return -EINVAL;
+		c->queues = (unsigned)n;
 	} else if (!strcmp(key, "cpus")) {
 		char *end;
 		unsigned long n = strtoul(val, &end, 10);
@@ -84,7 +90,7 @@ static int parse_guest_key(struct guest_config *c, const char *key, char *val, b
 	return 0;
 }
 
-/* name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable|auto[,mtu=N][,cpus=N][,cmdline=REST] */
+/* name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable|auto[,mtu=N][,cpus=N][,queues=N][,cmdline=REST] */
 static int parse_guest(struct guest_config *c, char *spec)
 {
 	bool have_mac = false;
@@ -97,6 +103,7 @@ static int parse_guest(struct guest_config *c, char *spec)
 	c->copy = VDEMUX_COPY_ALWAYS;
 	c->mtu = 1500;
 	c->cpus = 1;
+	c->queues = 1;
 	snprintf(c->cmdline, sizeof c->cmdline, "%s", DEFAULT_CMDLINE);
 	while (spec && *spec) {
 		char *val = strchr(spec, '=');
@@ -118,6 +125,9 @@ static int parse_guest(struct guest_config *c, char *spec)
 	}
 	if (!c->name[0] || !c->kernel || !have_mac)
 		return -EINVAL;
+	/* The queues past the first share guest RAM: copies only. */
+	if (c->queues > 1 && c->layout != RX_MERGEABLE)
+		return -EINVAL;
 	return 0;
 }
 
@@ -125,12 +135,13 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: vmm --tap NAME [--verbose]\n"
-		"           --guest name=N,kernel=BZIMAGE,initrd=CPIO,mem=SIZE,mac=MAC,rx=big|mergeable|auto[,mtu=N][,cpus=N][,cmdline=ARGS]\n"
+		"           --guest name=N,kernel=BZIMAGE,initrd=CPIO,mem=SIZE,mac=MAC,rx=big|mergeable|auto[,mtu=N][,cpus=N][,queues=N][,cmdline=ARGS]\n"
 		"           [--guest ...]\n"
 		"  mem: 64M..2G in 2 MiB steps (default 256M); rx: the receive buffers the guest\n"
 		"  is led to post and how frames reach them: big flipped, mergeable (default)\n"
 		"  copied, auto big, each frame copied or flipped by the engine's adaptive policy;\n"
 		"  mtu: the device's MTU, 68..65522 (default 1500); cpus: vCPUs, 1..8 (default 1);\n"
+		"  queues: queue pairs, 1..4 (default 1; more than 1 with rx=mergeable only);\n"
 		"  cmdline: appended to the\n"
 		"  kernel command line (takes the rest of the spec)\n");
 }

@@ -104,6 +104,8 @@ static void handle_mmio(struct guest *g, struct kvm_run *run)
 			memcpy(run->mmio.data, g->ram + gpa, len);
 		return;
 	}
+	if (vnet_mmio(g, gpa, run->mmio.is_write, run->mmio.data, len))
+		return;
 	if (!run->mmio.is_write)
 		memset(run->mmio.data, 0xff, len);
 }
