@@ -139,8 +139,8 @@ static void print_pairs(struct guest *g)
 		vmm_log(g, "vmm: rxq %u: frames %" PRIu64 ", interrupts %" PRIu64, p,
 			g->rx[p].last.frames, g->rx[p].last.interrupts);
 	if (d->pairs > 1)
-		vmm_log(g, "vmm: ctrl: %" PRIu64 " commands, pairs in use %u of %u", d->ctrl_cmds,
-			d->active_pairs, d->pairs);
+		vmm_log(g, "vmm: ctrl: %" PRIu64 " commands, pairs in use %u of %u (at most %u)",
+			d->ctrl_cmds, d->active_pairs, d->pairs, d->pairs_max);
 	vmm_log(g,
 		"vmm: msix: %s, vectors fired %" PRIu64 ", routes set %" PRIu64 " (%" PRIu64 " failed)",
 		msix_enabled(&d->msix) ? "on" : "off", d->msix.fired, d->msix.route_sets,

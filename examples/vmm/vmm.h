@@ -143,6 +143,7 @@ struct vnet_dev {
 	vdemux_virtq *ctrlq;		   /* the control ring, likewise */
 	vdemux_vnet_ctrl *ctrl;		   /* its commands (with MQ) */
 	uint16_t active_pairs;		   /* pairs the driver uses (VQ_PAIRS_SET); atomic */
+	uint16_t pairs_max;		   /* the most it ever used */
 	uint8_t status;
 	uint8_t isr; /* ISR status: atomic (set by the main thread, read and cleared by the vCPU's) */
 	uint8_t mac[6];

@@ -120,6 +120,8 @@ void vnet_ctrl_serve(struct guest *g)
 		d->ctrl_cmds += (uint64_t)n;
 		if (__atomic_exchange_n(&d->active_pairs, st.pairs, __ATOMIC_SEQ_CST) != st.pairs)
 			vmm_log(g, "vmm: the driver uses %u queue pairs", st.pairs);
+		if (st.pairs > d->pairs_max)
+			d->pairs_max = st.pairs;
 	}
 	if (vdemux_virtq_publish(d->ctrlq, NULL) == 1)
 		vnet_queue_interrupt(g, 2u * d->pairs);
