@@ -238,6 +238,24 @@ static void rx_kick(struct guest *g, unsigned p)
 	}
 }
 
+void guest_serve_pair(struct guest *g, unsigned p)
+{
+	struct vnet_dev *d = &g->net;
+	uint32_t bit = 1u << p;
+	pthread_mutex_lock(&d->lock);
+	if (d->tx_kicks & bit) {
+		d->tx_kicks &= ~bit;
+		vnet_tx(g, p);
+	}
+	/* Restarting the queues after a reset is the main thread's: its
+	 * kicks wait for it. */
+	if ((d->rx_kicks & bit) && d->generation == g->rx[0].generation) {
+		d->rx_kicks &= ~bit;
+		rx_kick(g, p);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
 /* Main thread, engine lock held: the receive queues' life cycle and kicks.
  * Frames reach the guest inside the engine's calls (TAP submits, transmit
  * bursts, kicks), which also interrupt it. */

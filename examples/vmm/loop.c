@@ -37,6 +37,9 @@ static int loop_init(struct loop *l)
 		ev.data.u64 = EV(EV_KICK, i);
 		epoll_ctl(l->ep, EPOLL_CTL_ADD, v->guests[i].net.kick_fd, &ev);
 		for (unsigned q = 0; q < v->guests[i].net.nqueues; q++) {
+			/* Pairs past the first are their I/O thread's (iothread.c). */
+			if (q / 2 < v->guests[i].net.pairs && q / 2 > 0 && q / 2 < v->nio)
+				continue;
 			ev.data.u64 = EV(EV_IOEV, i << 8 | q);
 			epoll_ctl(l->ep, EPOLL_CTL_ADD, v->guests[i].net.ioev_fd[q], &ev);
 		}

@@ -191,6 +191,8 @@ void stats_print(struct vmm *v)
 {
 	print_engine(v);
 	print_tap(v);
+	for (unsigned p = 1; p < v->nio; p++)
+		vmm_log(NULL, "vmm: I/O thread of pair %u: %" PRIu64 " wakeups", p, v->io[p].wakeups);
 	for (unsigned i = 0; i < v->nguests; i++)
 		print_guest(&v->guests[i]);
 }

@@ -3,14 +3,16 @@
  * examples/vmm: a minimal VMM that boots Linux guests on KVM and connects
  * them, and a TAP uplink, through one libvdemux engine.
  *
- * Threads: one vCPU thread per guest (serial, PCI configuration, virtio
- * registers), and the main thread, which alone makes engine calls (TAP
- * reads, the guests' TX queues, the receive queues). The main thread holds
- * vmm.engine_lock around its engine calls; a vCPU thread takes it only to
- * fill a hole it ran into (vdemux_kvm_backfill() must be serialised with the
- * engine) and to stop the receive queue when the driver resets the device.
- * Each virtio device has its own lock, for its registers and rings, taken
- * after the engine's lock.
+ * Threads: the vCPU threads of each guest (serial, PCI configuration,
+ * virtio registers, the MSI-X table), the main thread (TAP reads, the
+ * control queues, every guest's first queue pair, trapped notifications),
+ * and one I/O thread per queue pair past the first (that pair's rings of
+ * every guest). Engine calls are made under vmm.engine_lock, by the main
+ * and I/O threads; a vCPU thread takes it only to fill a hole it ran into
+ * (vdemux_kvm_backfill() must be serialised with the engine) and to stop a
+ * receive queue when the driver resets the device. Each virtio device has
+ * its own lock, for its registers and rings, taken after the engine's; its
+ * MSI-X state has a leaf lock of its own.
  */
 #ifndef VMM_H
 #define VMM_H
@@ -310,6 +312,16 @@ struct split_horizon {
 	vdemux_vm_id src; /* the guest whose frames are being classified, or 0 */
 };
 
+/* An I/O thread (iothread.c): pair @pair's rings of every guest. */
+struct iothread {
+	struct vmm *v;
+	unsigned pair;
+	int ep, stop_fd;
+	pthread_t thread;
+	bool started;
+	uint64_t wakeups;
+};
+
 struct vmm {
 	vdemux_arena *arena;
 	vdemux_engine *eng;
@@ -321,6 +333,8 @@ struct vmm {
 	uint64_t guest_to_guest;
 	unsigned nguests;
 	struct guest guests[VMM_MAX_GUESTS];
+	struct iothread io[VNET_MAX_PAIRS]; /* [1, nio): one per queue pair past the first */
+	unsigned nio;
 	pthread_mutex_t out_lock; /* stdout lines */
 	bool verbose;
 };
@@ -368,6 +382,8 @@ int guest_create(struct vmm *v, struct guest *g);
 void guest_serve_tx(struct guest *g);
 /* Main thread, engine lock held: the receive queues' life cycle and kicks. */
 void guest_serve_rx(struct guest *g);
+/* Engine lock held: pair @p's rings, if notified (an I/O thread's part). */
+void guest_serve_pair(struct guest *g, unsigned p);
 /* The guest whose device's first receive queue is VM @vm, or NULL. */
 struct guest *guest_of_vm(struct vmm *v, vdemux_vm_id vm);
 /* Stop the vCPU, take the VM out of the engine; false if the engine check
@@ -381,6 +397,12 @@ void stats_log_mappings(struct guest *g);
 void stats_take(struct vmm *v, struct guest *g); /* at removal: the queues' counters summed */
 void stats_print(struct vmm *v);		 /* the end's counters */
 void stats_status(struct vmm *v);		 /* --verbose: every 10 s */
+
+/* iothread.c: one thread per queue pair past the first (the main thread
+ * serves the first); started after the guests are built, stopped (joined)
+ * before they are torn down, without the engine lock held. */
+int iothreads_start(struct vmm *v);
+void iothreads_stop(struct vmm *v);
 
 /* loop.c: the main thread's event loop; false if a guest's removal failed
  * its check. Returns when every guest is off or a signal came on @sfd. */
