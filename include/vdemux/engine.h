@@ -57,6 +57,13 @@ struct vdemux_engine_opts {
 	vdemux_log_fn log;	/**< logging hook; NULL: silent */
 	void *log_payload;	/**< passed to @c log */
 	struct vdemux_alloc_hooks alloc; /**< control-path allocation hooks */
+	/** The adaptive copy policy's clock (VDEMUX_COPY_ADAPTIVE: it times
+	 *  copies, flips and table changes to choose between them), in
+	 *  nanoseconds, never going back; called from inside engine calls, on
+	 *  the thread making them. NULL: CLOCK_MONOTONIC. A VMM may give its
+	 *  own (a calibrated TSC), a test a simulated one. */
+	uint64_t (*clock)(void *payload);
+	void *clock_payload; /**< passed to @c clock */
 };
 
 /**

@@ -120,20 +120,65 @@ static int classify_pages(struct vdemux_engine *e, const struct vd_src *src, str
 	return classify(e, head, want, v);
 }
 
+/* Several destinations: the last that may have the frame's own pages
+ * takes them, the others get replicas, planned first. Returns whether the
+ * pages were taken. */
+static bool deliver_many(struct vdemux_engine *e, const struct vd_src *src,
+			 const struct vdemux_verdict *v)
+{
+	unsigned n = v->n > v->cap ? v->cap : v->n;
+	int consumer = -1;
+	struct vm *cvm = NULL;
+
+	for (unsigned k = n; k-- > 0;) {
+		if ((cvm = may_consume(e, src, &v->dests[k]))) {
+			consumer = (int)k;
+			break;
+		}
+	}
+	for (unsigned k = 0; k < n; k++) {
+		struct vm *vm;
+
+		if ((int)k == consumer)
+			continue; /* known, planned last */
+		vm = vd_vm_get(e, v->dests[k].vm);
+		if (!vm) {
+			vd_drop(e, NULL, VDEMUX_DROP_UNKNOWN_VM);
+			continue;
+		}
+		deliver_one(e, vm, src, &v->dests[k], false);
+	}
+	return consumer >= 0 && deliver_one(e, cvm, src, &v->dests[consumer], true);
+}
+
+/* One destination (the common case): its VM, which may have the frame's
+ * own pages. Returns whether it took them. */
+static bool deliver_single(struct vdemux_engine *e, const struct vd_src *src, const struct vdemux_dest *d)
+{
+	struct vm *vm = vd_vm_get(e, d->vm);
+
+	if (!vm) {
+		vd_drop(e, NULL, VDEMUX_DROP_UNKNOWN_VM);
+		return false;
+	}
+	return deliver_one(e, vm, src, d,
+			   d->action == VDEMUX_VLAN_KEEP && vd_offload_may_consume(src, vm, d));
+}
+
 /*
  * The frame is classified on its first page (a frame's headers are there).
  * The last destination that takes the frame as it came may have its pages;
  * the others get replicas, planned first: once the consumer has the pages
- * they may be freed (copied) or mapped into its VM.
+ * they may be freed (copied) or mapped into its VM. A frame's pages not
+ * taken go back to the pool.
  */
 void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 {
 	struct vdemux_verdict v = {.dests = e->dests, .cap = e->vmt.max};
 	const uint32_t *pages = src->pages;
 	uint32_t len = src->len, np = pages ? npages_for(src->off + len) : 0;
-	int consumer = -1, r;
-	struct vm *cvm = NULL;
-	bool consumed = false;
+	bool consumed;
+	int r;
 
 	if (src->ol && (r = vd_offload_check(&e->pool, src, src->ol))) {
 		e->st.offload_bad[r - 1]++;
@@ -149,28 +194,10 @@ void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 		free_pages(e, pages, np);
 		return;
 	}
-	if (v.n > v.cap)
-		v.n = v.cap;
-	for (unsigned k = v.n; k-- > 0;) {
-		if ((cvm = may_consume(e, src, &v.dests[k]))) {
-			consumer = (int)k;
-			break;
-		}
-	}
-	for (unsigned k = 0; k < v.n; k++) {
-		struct vm *vm;
-
-		if ((int)k == consumer)
-			continue; /* known, planned last */
-		vm = vd_vm_get(e, v.dests[k].vm);
-		if (!vm) {
-			vd_drop(e, NULL, VDEMUX_DROP_UNKNOWN_VM);
-			continue;
-		}
-		deliver_one(e, vm, src, &v.dests[k], false);
-	}
-	if (consumer >= 0)
-		consumed = deliver_one(e, cvm, src, &v.dests[consumer], true);
+	if (v.n == 1)
+		consumed = deliver_single(e, src, &v.dests[0]);
+	else
+		consumed = deliver_many(e, src, &v);
 	if (!consumed)
 		free_pages(e, pages, np);
 }

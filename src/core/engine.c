@@ -118,7 +118,7 @@ int vdemux_engine_create(vdemux_engine **out, const struct vdemux_engine_opts *u
 	if (!err)
 		err = vd_batch_init(&e->batch, PEND_CAP, &e->alloc);
 	if (!err)
-		err = vd_cost_init(&e->cost, &e->alloc);
+		err = vd_cost_init(&e->cost, &e->alloc, o.clock, o.clock_payload);
 	if (err)
 		goto fail;
 	e->dests = vd_calloc(&e->alloc, e->vmt.max, sizeof(*e->dests));
