@@ -113,7 +113,9 @@ struct vdemux_vnet_rxq_opts {
 	 *  stays the owner's, the pool needs nothing more) and maps none
 	 *  (@c backends are not used: it registers a simulated backend of its
 	 *  own on the engine, removed with it), and every frame is copied into
-	 *  its buffers (@c copy must be DEFAULT or ALWAYS). Destroy
+	 *  its buffers (@c copy must be DEFAULT or ALWAYS). Same engine
+	 *  only: on one engine, whose calls are serialised, no copy runs while
+	 *  the owner flips (docs/architecture.md, Threading). Destroy
 	 *  it before its owner; once the owner is gone its buffers are given
 	 *  back unused (used length 0, counted skipped). */
 	const vdemux_vnet_rxq *ram_of;
