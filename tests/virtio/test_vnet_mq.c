@@ -174,7 +174,7 @@ static void test_each_queue_takes_its_own_frames_copied_whole(void **state)
 	assert_int_equal(vdemux_engine_check(x->eng, msg, sizeof(msg)), 0);
 }
 
-static void test_sharing_refused_across_ram_chains_or_flips(void **state)
+static void test_sharing_refused_across_ram_engines_or_flips(void **state)
 {
 	struct fx *x = *state;
 	vdemux_vnet_rxq *q = (vdemux_vnet_rxq *)(uintptr_t)0x1;
@@ -189,6 +189,13 @@ static void test_sharing_refused_across_ram_chains_or_flips(void **state)
 	qo.copy = VDEMUX_COPY_DEFAULT;
 	qo.ram_size = RAM / 2; /* other RAM */
 	assert_int_equal(vdemux_vnet_rxq_create(&q, x->eng, &qo), -EINVAL);
+	/* Another engine: its thread could copy while the owner's flips. */
+	vdemux_engine *other;
+	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .npages = 64);
+	assert_int_equal(vdemux_engine_create(&other, &eo), 0);
+	qo.ram_size = RAM;
+	assert_int_equal(vdemux_vnet_rxq_create(&q, other, &qo), -EINVAL);
+	vdemux_engine_destroy(other);
 	assert_ptr_equal(q, (vdemux_vnet_rxq *)(uintptr_t)0x1);
 	assert_int_equal(pages_free(x), x->free_before_share);
 }
@@ -214,7 +221,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_shared_queue_holds_no_page, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_each_queue_takes_its_own_frames_copied_whole, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_sharing_refused_across_ram_chains_or_flips, setup,
+		cmocka_unit_test_setup_teardown(test_sharing_refused_across_ram_engines_or_flips, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_owner_gone_sharer_gives_buffers_back_unused, setup,
 						teardown),
