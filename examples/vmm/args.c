@@ -2,7 +2,7 @@
 /*
  * The command line:
  *
- *   vmm --tap NAME [--verbose]
+ *   vmm --tap NAME [--verbose] [--no-io-threads]
  *       --guest name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable|auto[,mtu=N][,cpus=N][,queues=N][,cmdline=...] ...
  */
 #include <errno.h>
@@ -134,7 +134,7 @@ static int parse_guest(struct guest_config *c, char *spec)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: vmm --tap NAME [--verbose]\n"
+		"usage: vmm --tap NAME [--verbose] [--no-io-threads]\n"
 		"           --guest name=N,kernel=BZIMAGE,initrd=CPIO,mem=SIZE,mac=MAC,rx=big|mergeable|auto[,mtu=N][,cpus=N][,queues=N][,cmdline=ARGS]\n"
 		"           [--guest ...]\n"
 		"  mem: 64M..2G in 2 MiB steps (default 256M); rx: the receive buffers the guest\n"
@@ -143,7 +143,8 @@ static void usage(void)
 		"  mtu: the device's MTU, 68..65522 (default 1500); cpus: vCPUs, 1..8 (default 1);\n"
 		"  queues: queue pairs, 1..4 (default 1; more than 1 with rx=mergeable only);\n"
 		"  cmdline: appended to the\n"
-		"  kernel command line (takes the rest of the spec)\n");
+		"  kernel command line (takes the rest of the spec)\n"
+		"  --no-io-threads: the main thread serves every queue pair\n");
 }
 
 static int add_guest(struct vmm *v, char *spec)
@@ -175,6 +176,8 @@ int vmm_parse_args(struct vmm *v, int argc, char **argv)
 				return r;
 		} else if (!strcmp(argv[i], "--verbose")) {
 			v->verbose = true;
+		} else if (!strcmp(argv[i], "--no-io-threads")) {
+			v->no_io_threads = true;
 		} else {
 			usage();
 			return 2;

@@ -84,7 +84,7 @@ static int io_setup(struct vmm *v, struct iothread *t, unsigned p)
 int iothreads_start(struct vmm *v)
 {
 	unsigned pairs = 1;
-	for (unsigned i = 0; i < v->nguests; i++)
+	for (unsigned i = 0; i < v->nguests && !v->no_io_threads; i++)
 		if (v->guests[i].net.pairs > pairs)
 			pairs = v->guests[i].net.pairs;
 	for (unsigned p = 1; p < pairs; p++) {

@@ -337,6 +337,7 @@ struct vmm {
 	unsigned nio;
 	pthread_mutex_t out_lock; /* stdout lines */
 	bool verbose;
+	bool no_io_threads; /* --no-io-threads: the main thread serves every pair */
 };
 
 /* args.c: fill @v from the command line; 0, or the exit status (usage printed). */

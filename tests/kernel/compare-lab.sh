@@ -96,13 +96,14 @@ start() {
 	vmm-*)
 		x=""
 		case "$1" in vmm-flip-one) x=",rx=big" ;; vmm-copy-one) x=",rx=mergeable" ;; vmm-auto-one) x=",rx=auto" ;;
-		vmm-mq1) x=",cpus=2,queues=1" ;; vmm-mq2) x=",cpus=2,queues=2" ;; esac
+		vmm-mq1) x=",cpus=2,queues=1" ;; vmm-mq2|vmm-mq2-1t) x=",cpus=2,queues=2" ;; esac
+		o=""; [ "$1" = vmm-mq2-1t ] && o="--no-io-threads"
 		set -- "--guest" "name=r,kernel=$K,initrd=$R,mem=256M,mac=52:54:00:00:00:0a$x,cmdline=$(gcmd recv 10.0.0.2)"
 		if [ "$c" = vmm-g2g ]; then
 			set -- "$@" --guest "name=s,kernel=$K,initrd=$R,mem=256M,mac=52:54:00:00:00:0b,cmdline=$(gcmd send 10.0.0.3 10.0.0.2)"
 			slog=/tmp/vmm.log
 		fi
-		/bin/vmm --tap tap0 "$@" >/tmp/vmm.log 2>&1 &
+		/bin/vmm --tap tap0 $o "$@" >/tmp/vmm.log 2>&1 &
 		pids=$! rlog=/tmp/vmm.log
 		wait_dev tap0
 		ip addr add 10.0.0.1/24 dev tap0
@@ -167,8 +168,8 @@ transfer() {
 }
 logs() {
 	for f in /tmp/*.log; do
-		tr -d '\r' <$f | grep -a 'vmm: engine: pages\|vmm: engine: offloads\|vmm: engine: dropped\|vmm: tap: \|vmm: tx: \|vmm: vm: \|vmm: rxq\|vmm: ctrl\|vmm: msix\|queue pairs\|GUEST-IRQ\|vmm: receive queue started\|vmm: exit\|MODULE-FAILED\|qemu-system\|rror' |
-			head -n 40 | sed "s|^|CMP-LOG $1 $(basename $f .log) |"
+		tr -d '\r' <$f | grep -a 'vmm: engine: pages\|vmm: engine: offloads\|vmm: engine: dropped\|vmm: tap: \|vmm: tx: \|vmm: vm: \|vmm: rxq\|vmm: ctrl\|vmm: msix\|queue pairs\|I/O thread\|GUEST-IRQ\|vmm: receive queue started\|vmm: exit\|MODULE-FAILED\|qemu-system\|rror' |
+			head -n 80 | sed "s|^|CMP-LOG $1 $(basename $f .log) |"
 	done
 }
 round=1
