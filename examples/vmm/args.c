@@ -2,8 +2,8 @@
 /*
  * The command line:
  *
- *   vmm --tap NAME [--verbose]
- *       --guest name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable|auto[,mtu=N][,cmdline=...] ...
+ *   vmm --tap NAME [--verbose] [--no-io-threads]
+ *       --guest name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable|auto[,mtu=N][,cpus=N][,queues=N][,cmdline=...] ...
  */
 #include <errno.h>
 #include <stdio.h>
@@ -63,6 +63,18 @@ static int parse_guest_key(struct guest_config *c, const char *key, char *val, b
 		if (*end || m < 68 || m > VMM_FRAME_MAX - 4 - 14)
 			return -EINVAL;
 		c->mtu = (uint16_t)m;
+	} else if (!strcmp(key, "queues")) {
+		char *end;
+		unsigned long n = strtoul(val, &end, 10);
+		if (*end || n < 1 || n > VNET_MAX_PAIRS)
+			return -EINVAL;
+		c->queues = (unsigned)n;
+	} else if (!strcmp(key, "cpus")) {
+		char *end;
+		unsigned long n = strtoul(val, &end, 10);
+		if (*end || n < 1 || n > VMM_MAX_CPUS)
+			return -EINVAL;
+		c->cpus = (unsigned)n;
 	} else if (!strcmp(key, "rx")) {
 		if (!strcmp(val, "big"))
 			c->layout = RX_BIG, c->copy = VDEMUX_COPY_NEVER;
@@ -78,7 +90,7 @@ static int parse_guest_key(struct guest_config *c, const char *key, char *val, b
 	return 0;
 }
 
-/* name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable|auto[,mtu=N][,cmdline=REST] */
+/* name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable|auto[,mtu=N][,cpus=N][,queues=N][,cmdline=REST] */
 static int parse_guest(struct guest_config *c, char *spec)
 {
 	bool have_mac = false;
@@ -90,6 +102,8 @@ static int parse_guest(struct guest_config *c, char *spec)
 	c->layout = RX_MERGEABLE;
 	c->copy = VDEMUX_COPY_ALWAYS;
 	c->mtu = 1500;
+	c->cpus = 1;
+	c->queues = 1;
 	snprintf(c->cmdline, sizeof c->cmdline, "%s", DEFAULT_CMDLINE);
 	while (spec && *spec) {
 		char *val = strchr(spec, '=');
@@ -111,20 +125,26 @@ static int parse_guest(struct guest_config *c, char *spec)
 	}
 	if (!c->name[0] || !c->kernel || !have_mac)
 		return -EINVAL;
+	/* The queues past the first share guest RAM: copies only. */
+	if (c->queues > 1 && c->layout != RX_MERGEABLE)
+		return -EINVAL;
 	return 0;
 }
 
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: vmm --tap NAME [--verbose]\n"
-		"           --guest name=N,kernel=BZIMAGE,initrd=CPIO,mem=SIZE,mac=MAC,rx=big|mergeable|auto[,mtu=N][,cmdline=ARGS]\n"
+		"usage: vmm --tap NAME [--verbose] [--no-io-threads]\n"
+		"           --guest name=N,kernel=BZIMAGE,initrd=CPIO,mem=SIZE,mac=MAC,rx=big|mergeable|auto[,mtu=N][,cpus=N][,queues=N][,cmdline=ARGS]\n"
 		"           [--guest ...]\n"
 		"  mem: 64M..2G in 2 MiB steps (default 256M); rx: the receive buffers the guest\n"
 		"  is led to post and how frames reach them: big flipped, mergeable (default)\n"
 		"  copied, auto big, each frame copied or flipped by the engine's adaptive policy;\n"
-		"  mtu: the device's MTU, 68..65522 (default 1500); cmdline: appended to the\n"
-		"  kernel command line (takes the rest of the spec)\n");
+		"  mtu: the device's MTU, 68..65522 (default 1500); cpus: vCPUs, 1..8 (default 1);\n"
+		"  queues: queue pairs, 1..4 (default 1; more than 1 with rx=mergeable only);\n"
+		"  cmdline: appended to the\n"
+		"  kernel command line (takes the rest of the spec)\n"
+		"  --no-io-threads: the main thread serves every queue pair\n");
 }
 
 static int add_guest(struct vmm *v, char *spec)
@@ -156,6 +176,8 @@ int vmm_parse_args(struct vmm *v, int argc, char **argv)
 				return r;
 		} else if (!strcmp(argv[i], "--verbose")) {
 			v->verbose = true;
+		} else if (!strcmp(argv[i], "--no-io-threads")) {
+			v->no_io_threads = true;
 		} else {
 			usage();
 			return 2;

@@ -83,7 +83,7 @@ static uint8_t *put_u32(uint8_t *p, uint32_t v)
 	return put(p, &v, 4);
 }
 
-enum { MP_BUS_PCI = 0, MP_BUS_ISA = 1, MP_IOAPIC_ID = 1 };
+enum { MP_BUS_PCI = 0, MP_BUS_ISA = 1, MP_IOAPIC_ID = VMM_MAX_CPUS };
 
 static uint8_t *mp_irq(uint8_t *p, uint8_t type, uint16_t flags, uint8_t bus, uint8_t bus_irq,
 		       uint8_t pin)
@@ -103,15 +103,16 @@ static void mptable_write(struct guest *g)
 	uint8_t *cfg = base + 16, *p = cfg + 44;
 	uint16_t entries = 0;
 
-	/* Processor: APIC id 0, enabled, bootstrap. */
-	p = put_u8(p, 0);
-	p = put_u8(p, 0);
-	p = put_u8(p, 0x14);
-	p = put_u8(p, 0x3);
-	p = put_u32(p, 0x600);
-	p = put_u32(p, 0x201); /* FPU, APIC */
-	p = put(p, "\0\0\0\0\0\0\0\0", 8);
-	entries++;
+	/* Processors: APIC id = vCPU index, enabled; the first bootstrap. */
+	for (unsigned id = 0; id < g->cpu.n; id++, entries++) {
+		p = put_u8(p, 0);
+		p = put_u8(p, (uint8_t)id);
+		p = put_u8(p, 0x14);
+		p = put_u8(p, id == 0 ? 0x3 : 0x1);
+		p = put_u32(p, 0x600);
+		p = put_u32(p, 0x201); /* FPU, APIC */
+		p = put(p, "\0\0\0\0\0\0\0\0", 8);
+	}
 	/* Buses. */
 	p = put_u8(p, 1);
 	p = put_u8(p, MP_BUS_PCI);
@@ -120,7 +121,7 @@ static void mptable_write(struct guest *g)
 	p = put_u8(p, MP_BUS_ISA);
 	p = put(p, "ISA   ", 6);
 	entries += 2;
-	/* I/O APIC. */
+	/* I/O APIC (its id after the CPUs'). */
 	p = put_u8(p, 2);
 	p = put_u8(p, MP_IOAPIC_ID);
 	p = put_u8(p, 0x11);
@@ -230,6 +231,23 @@ static int vcpu_setup(struct guest *g, uint64_t entry)
 	return 0;
 }
 
+/* CPUID of vCPU @id: what KVM supports, its APIC id, a hypervisor. */
+static int cpuid_setup_one(struct guest *g, struct kvm_cpuid2 *c, unsigned id)
+{
+	for (unsigned i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+		if (e->function == 1) {
+			e->ebx = (e->ebx & 0x00ffffffu) | id << 24; /* initial APIC id */
+			/* "Running under a hypervisor": Linux looks for KVM's leaves
+			 * (kvmclock, PV EOI...) only then. */
+			e->ecx |= 1u << 31;
+		} else if (e->function == 0xb || e->function == 0x1f) {
+			e->edx = id; /* x2APIC id */
+		}
+	}
+	return ioctl(g->cpu.v[id].fd, KVM_SET_CPUID2, c) < 0 ? -errno : 0;
+}
+
 static int cpuid_setup(struct guest *g)
 {
 	unsigned nent = 256;
@@ -242,14 +260,9 @@ static int cpuid_setup(struct guest *g)
 		free(c);
 		return e;
 	}
-	for (unsigned i = 0; i < c->nent; i++)
-		if (c->entries[i].function == 1) {
-			c->entries[i].ebx &= 0x00ffffffu; /* initial APIC id 0 */
-			/* "Running under a hypervisor": Linux looks for KVM's leaves
-			 * (kvmclock, PV EOI...) only then. */
-			c->entries[i].ecx |= 1u << 31;
-		}
-	int r = ioctl(g->cpu.fd, KVM_SET_CPUID2, c) < 0 ? -errno : 0;
+	int r = 0;
+	for (unsigned id = 0; id < g->cpu.n && r == 0; id++)
+		r = cpuid_setup_one(g, c, id);
 	free(c);
 	return r;
 }

@@ -52,40 +52,65 @@ static int guest_ram_create(struct vmm *v, struct guest *g)
 	return vdemux_engine_add_backend(v->eng, g->be);
 }
 
-/* The virtio-net device, and the library's queue behind its receive ring,
+/* The library's queue behind pair @p's receive ring: pair 0's owns guest
+ * RAM, the others share it (copies only, VIRTIO_NET_F_MQ). */
+static int rxq_create(struct vmm *v, struct guest *g, unsigned p)
+{
+	struct guest_rx *rx = &g->rx[p];
+	rx->g = g;
+	rx->pair = p;
+	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(
+		vdemux_vnet_rxq_opts, .ram = g->ram, .ram_size = g->cfg.mem, .backends = &g->be,
+		.n_backends = 1, .copy = g->cfg.copy, .ram_of = p ? g->rx[0].q : NULL);
+	/* The library decides when the guest wants an interrupt for its
+	 * receive ring; the device raises it (its vector, or its ISR bit set
+	 * first, then INTx). */
+	qo.irq = (struct vdemux_signal){
+		.kind = VDEMUX_SIGNAL_CALLBACK, .cb = vnet_rx_interrupt, .payload = rx};
+	int r = vdemux_vnet_rxq_create(&rx->q, v->eng, &qo);
+	if (r < 0)
+		return r;
+	rx->vm = vdemux_vnet_rxq_vm(rx->q);
+	return 0;
+}
+
+/* The virtio-net device, and the library's queues behind its receive rings,
  * with the copy policy the rx= option chose: big-packet chains flipped,
  * every frame (COPY_NEVER), or each frame by the adaptive policy's measures
- * (auto); mergeable buffers are copied into whatever the policy. */
+ * (auto); mergeable buffers are copied into whatever the policy. The L2
+ * bridge knows the guest by its first queue's VM; the switch steers each
+ * flow to one of the pairs the driver uses (switch.c). */
 static int guest_net_create(struct vmm *v, struct guest *g)
 {
 	int r;
-	if ((r = vnet_init(g, g->cfg.layout)) < 0)
+	if ((r = vnet_init(g, g->cfg.layout, g->cfg.queues)) < 0)
 		return r;
 	if ((r = vdemux_kvm_irqfd_create(g->vm_fd, GSI_VIRTIO, 0, &g->net.irqfd)) < 0)
 		return r;
 	g->net.kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (g->net.kick_fd < 0)
 		return -errno;
-	for (unsigned q = 0; q < 2; q++)
+	for (unsigned q = 0; q < g->net.nqueues; q++)
 		if ((g->net.ioev_fd[q] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
 			return -errno;
-
-	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(vdemux_vnet_rxq_opts, .ram = g->ram,
-						     .ram_size = g->cfg.mem, .backends = &g->be,
-						     .n_backends = 1, .copy = g->cfg.copy);
-	/* The library decides when the guest wants an interrupt for its
-	 * receive ring; the device raises it, with its ISR bit set first. */
-	qo.irq = (struct vdemux_signal){
-		.kind = VDEMUX_SIGNAL_CALLBACK, .cb = vnet_rx_interrupt, .payload = g};
-	if ((r = vdemux_vnet_rxq_create(&g->rx.q, v->eng, &qo)) < 0)
-		return r;
-	g->vm = vdemux_vnet_rxq_vm(g->rx.q);
+	for (unsigned p = 0; p < g->net.pairs; p++)
+		if ((r = rxq_create(v, g, p)) < 0)
+			return r;
+	g->vm = g->rx[0].vm;
 	vdemux_l2 *l2 = vdemux_engine_l2(v->eng);
 	if ((r = vdemux_l2_vlan_join(l2, g->vm, 1, 0)) < 0 ||
 	    (r = vdemux_l2_add_mac(l2, g->vm, g->cfg.mac, 1)) < 0 ||
 	    (r = vdemux_l2_set_allmulti(l2, g->vm, 1, 1)) < 0)
 		return r;
 	return 0;
+}
+
+struct guest *guest_of_vm(struct vmm *v, vdemux_vm_id vm)
+{
+	for (unsigned i = 0; i < v->nguests; i++)
+		if (v->guests[i].vm == vm && !v->guests[i].removed)
+			return &v->guests[i];
+	return NULL;
 }
 
 int guest_create(struct vmm *v, struct guest *g)
@@ -97,6 +122,9 @@ int guest_create(struct vmm *v, struct guest *g)
 	g->cpu.off_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (g->cpu.off_fd < 0)
 		return -errno;
+	int err = pthread_mutex_init(&g->io_lock, NULL);
+	if (err)
+		return -err;
 	if ((r = guest_vm_create(v, g)) < 0 || (r = guest_ram_create(v, g)) < 0 ||
 	    (r = guest_net_create(v, g)) < 0 || (r = vcpu_create(g)) < 0)
 		return r;
@@ -104,14 +132,20 @@ int guest_create(struct vmm *v, struct guest *g)
 	return boot_setup(g);
 }
 
-/* Main thread, engine lock held: the guest's transmit ring, if kicked. */
+/* Main thread, engine lock held: the guest's transmit rings that were
+ * kicked, and its control ring. */
 void guest_serve_tx(struct guest *g)
 {
 	struct vnet_dev *d = &g->net;
 	pthread_mutex_lock(&d->lock);
-	if (d->events & VNET_EV_TX) {
-		d->events &= ~VNET_EV_TX;
-		vnet_tx(g);
+	if (d->events & VNET_EV_CTRL) {
+		d->events &= ~VNET_EV_CTRL;
+		vnet_ctrl_serve(g);
+	}
+	while (d->tx_kicks) {
+		unsigned p = (unsigned)__builtin_ctz(d->tx_kicks);
+		d->tx_kicks &= ~(1u << p);
+		vnet_tx(g, p);
 	}
 	pthread_mutex_unlock(&d->lock);
 }
@@ -140,7 +174,7 @@ void tap_update_offloads(struct vmm *v)
 	unsigned want = 0;
 	for (unsigned i = 0; i < v->nguests; i++)
 		if (!v->guests[i].removed)
-			want |= v->guests[i].rx.tun_offloads;
+			want |= v->guests[i].rx[0].tun_offloads;
 	int r = tap_set_offloads(v, want);
 	if (r < 0)
 		vmm_log(NULL, "vmm: tap: TUNSETOFFLOAD 0x%x: %s", want, strerror(-r));
@@ -150,19 +184,20 @@ void tap_update_offloads(struct vmm *v)
 			want & TUN_F_TSO6 ? "yes" : "no", want & TUN_F_TSO_ECN ? "yes" : "no");
 }
 
-/* The device was reset or set up: stop the queue, and start it again on the
- * rings the driver configured if it is DRIVER_OK. Device lock held. */
-static void rx_restart(struct guest *g)
+/* The device was reset or set up: stop pair @p's queue, and start it again
+ * on the ring the driver configured if it is DRIVER_OK. Device lock held. */
+static void rx_restart(struct guest *g, unsigned p)
 {
 	struct vnet_dev *d = &g->net;
-	g->rx.generation = d->generation;
-	if (g->rx.started) {
-		vdemux_vnet_rxq_stop(g->rx.q);
-		g->rx.started = false;
+	struct guest_rx *rx = &g->rx[p];
+	rx->generation = d->generation;
+	if (rx->started) {
+		vdemux_vnet_rxq_stop(rx->q);
+		rx->started = false;
 	}
-	g->rx.broken = false;
-	g->rx.tun_offloads = 0;
-	const struct vnet_queue *q = &d->vq[0];
+	rx->broken = false;
+	rx->tun_offloads = 0;
+	const struct vnet_queue *q = &d->vq[2 * p];
 	if (!(d->status & 0x4) || !q->pfn) /* DRIVER_OK */
 		return;
 	/* Legacy layout: desc at PFN * 4096, avail after it, used at the next
@@ -170,47 +205,80 @@ static void rx_restart(struct guest *g)
 	struct vdemux_vnet_ring ring = VDEMUX_OPTS(vdemux_vnet_ring, .desc_gpa = q->desc,
 						   .avail_gpa = q->avail, .used_gpa = q->used,
 						   .size = q->size, .features = d->guest_features);
-	int r = vdemux_vnet_rxq_start(g->rx.q, &ring);
+	int r = vdemux_vnet_rxq_start(rx->q, &ring);
 	if (r < 0) {
-		vmm_log(g, "vmm: receive queue not started: %s", strerror(-r));
+		vmm_log(g, "vmm: receive queue %u not started: %s", p, strerror(-r));
 		return;
 	}
-	g->rx.started = true;
+	rx->started = true;
 	uint32_t f = d->guest_features;
-	g->rx.tun_offloads = tun_offloads(f);
+	rx->tun_offloads = tun_offloads(f);
+	if (p > 0)
+		return;
 	vmm_log(g,
 		"vmm: receive queue started: %u entries, features 0x%08x (indirect %s, event_idx %s, mergeable %s)",
 		q->size, f, f & (1u << 28) ? "yes" : "no", f & (1u << 29) ? "yes" : "no",
 		f & (1u << 15) ? "yes" : "no");
 }
 
-/* Main thread, engine lock held: the receive queue's life cycle and kicks.
+/* Pair @p's receive ring was kicked (or just started): take its buffers. */
+static void rx_kick(struct guest *g, unsigned p)
+{
+	struct guest_rx *rx = &g->rx[p];
+	if (!rx->started || rx->broken)
+		return;
+	int r = vdemux_vnet_rxq_kick(rx->q);
+	if (r == -EIO || vdemux_vnet_rxq_needs_reset(rx->q) == 1) {
+		/* Legacy virtio has no DEVICE_NEEDS_RESET: log it, and serve
+		 * the ring no more until the driver resets the device. */
+		rx->broken = true;
+		vdemux_vnet_rxq_stop(rx->q);
+		rx->started = false;
+		vmm_log(g, "vmm: the guest broke receive ring %u: queue stopped until a reset", p);
+	}
+}
+
+void guest_serve_pair(struct guest *g, unsigned p)
+{
+	struct vnet_dev *d = &g->net;
+	uint32_t bit = 1u << p;
+	pthread_mutex_lock(&d->lock);
+	if (d->tx_kicks & bit) {
+		d->tx_kicks &= ~bit;
+		vnet_tx(g, p);
+	}
+	/* Restarting the queues after a reset is the main thread's: its
+	 * kicks wait for it. */
+	if ((d->rx_kicks & bit) && d->generation == g->rx[0].generation) {
+		d->rx_kicks &= ~bit;
+		rx_kick(g, p);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* Main thread, engine lock held: the receive queues' life cycle and kicks.
  * Frames reach the guest inside the engine's calls (TAP submits, transmit
  * bursts, kicks), which also interrupt it. */
 void guest_serve_rx(struct guest *g)
 {
 	struct vnet_dev *d = &g->net;
 	pthread_mutex_lock(&d->lock);
-	/* A receive kick or a configuration change: both served here. A
+	/* Receive kicks or a configuration change: both served here. A
 	 * transmit kick that came since guest_serve_tx() stays for the next round. */
-	bool kicked = d->events & VNET_EV_RX;
-	d->events &= ~(VNET_EV_RX | VNET_EV_CONFIG);
-	if (d->generation != g->rx.generation) {
-		rx_restart(g);
+	uint32_t kicked = d->rx_kicks;
+	bool cfg = d->generation != g->rx[0].generation;
+	d->rx_kicks = 0;
+	d->events &= ~VNET_EV_CONFIG;
+	for (unsigned p = 0; cfg && p < d->pairs; p++) {
+		rx_restart(g, p);
+		if (g->rx[p].started)
+			kicked |= 1u << p; /* take what the driver posted before DRIVER_OK */
+	}
+	if (cfg)
 		tap_update_offloads(g->vmm);
-		kicked |= g->rx.started; /* take what the driver posted before DRIVER_OK */
-	}
-	if (kicked && g->rx.started && !g->rx.broken) {
-		int r = vdemux_vnet_rxq_kick(g->rx.q);
-		if (r == -EIO || vdemux_vnet_rxq_needs_reset(g->rx.q) == 1) {
-			/* Legacy virtio has no DEVICE_NEEDS_RESET: log it, and serve
-			 * the ring no more until the driver resets the device. */
-			g->rx.broken = true;
-			vdemux_vnet_rxq_stop(g->rx.q);
-			g->rx.started = false;
-			vmm_log(g, "vmm: the guest broke its receive ring: queue stopped until a reset");
-		}
-	}
+	for (unsigned p = 0; p < d->pairs; p++)
+		if (kicked & (1u << p))
+			rx_kick(g, p);
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -232,7 +300,7 @@ bool guest_remove(struct vmm *v, struct guest *g)
 	if (g->removed)
 		return true;
 	g->cpu.stop = 1;
-	if (g->cpu.thread_started) {
+	if (vcpu_any_started(g)) {
 		/* The caller holds the engine's lock, which a vCPU thread may be
 		 * waiting for (a device reset, a hole to fill): let it finish. */
 		pthread_mutex_unlock(&v->engine_lock);
@@ -241,13 +309,15 @@ bool guest_remove(struct vmm *v, struct guest *g)
 		if (!g->cpu.off)
 			log_where(g);
 	}
-	vdemux_vm_stats(v->eng, g->vm, &g->stats.vm, sizeof g->stats.vm);
+	stats_take(v, g);
 	vdemux_kvm_stats(g->be, &g->stats.kvm, sizeof g->stats.kvm);
-	vdemux_vnet_rxq_stats(g->rx.q, &g->stats.rxq, sizeof g->stats.rxq);
 	stats_log_mappings(g);
-	/* The queue's VM goes, and guest RAM's pages back to the pool. */
-	vdemux_vnet_rxq_destroy(g->rx.q);
-	g->rx.q = NULL;
+	/* The queues' VMs go, the sharing ones first, and guest RAM's pages
+	 * back to the pool. */
+	for (unsigned p = g->net.pairs; p-- > 0;) {
+		vdemux_vnet_rxq_destroy(g->rx[p].q);
+		g->rx[p].q = NULL;
+	}
 	int r = vdemux_engine_remove_backend(v->eng, g->be);
 	if (r < 0)
 		vmm_log(g, "vmm: vdemux_engine_remove_backend: %s", strerror(-r));

@@ -13,7 +13,7 @@
 
 #include "vmm.h"
 
-enum { EV_TAP = 1, EV_SIGNAL, EV_KICK, EV_OFF, EV_IOEV_RX, EV_IOEV_TX };
+enum { EV_TAP = 1, EV_SIGNAL, EV_KICK, EV_OFF, EV_IOEV };
 #define EV(type, i) ((uint64_t)(type) << 32 | (i))
 
 struct loop {
@@ -36,10 +36,13 @@ static int loop_init(struct loop *l)
 	for (unsigned i = 0; i < v->nguests; i++) {
 		ev.data.u64 = EV(EV_KICK, i);
 		epoll_ctl(l->ep, EPOLL_CTL_ADD, v->guests[i].net.kick_fd, &ev);
-		ev.data.u64 = EV(EV_IOEV_RX, i);
-		epoll_ctl(l->ep, EPOLL_CTL_ADD, v->guests[i].net.ioev_fd[0], &ev);
-		ev.data.u64 = EV(EV_IOEV_TX, i);
-		epoll_ctl(l->ep, EPOLL_CTL_ADD, v->guests[i].net.ioev_fd[1], &ev);
+		for (unsigned q = 0; q < v->guests[i].net.nqueues; q++) {
+			/* Pairs past the first are their I/O thread's (iothread.c). */
+			if (q / 2 < v->guests[i].net.pairs && q / 2 > 0 && q / 2 < v->nio)
+				continue;
+			ev.data.u64 = EV(EV_IOEV, i << 8 | q);
+			epoll_ctl(l->ep, EPOLL_CTL_ADD, v->guests[i].net.ioev_fd[q], &ev);
+		}
 		ev.data.u64 = EV(EV_OFF, i);
 		epoll_ctl(l->ep, EPOLL_CTL_ADD, v->guests[i].cpu.off_fd, &ev);
 	}
@@ -65,9 +68,9 @@ static void loop_event(struct loop *l, uint64_t data)
 		/* What was kicked is in the device's events. */
 		if (read(v->guests[idx].net.kick_fd, &cnt, sizeof cnt) < 0)
 			return;
-	} else if (type == EV_IOEV_RX || type == EV_IOEV_TX) {
-		if (!v->guests[idx].removed)
-			vnet_ioev_kick(&v->guests[idx], type == EV_IOEV_TX);
+	} else if (type == EV_IOEV) {
+		if (!v->guests[idx >> 8].removed)
+			vnet_ioev_kick(&v->guests[idx >> 8], idx & 0xff);
 	} else if (type == EV_OFF) {
 		struct guest *g = &v->guests[idx];
 		if (read(g->cpu.off_fd, &cnt, sizeof cnt) > 0 && !g->removed) {

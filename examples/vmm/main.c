@@ -177,7 +177,12 @@ int main(int argc, char **argv)
 	if (guests_create(v) < 0 || guests_start(v) < 0)
 		return 1;
 
+	if ((r = iothreads_start(v)) < 0) {
+		vmm_log(NULL, "vmm: I/O threads: %s", strerror(-r));
+		return 1;
+	}
 	bool ok = vmm_loop(v, sfd);
+	iothreads_stop(v);
 	ok &= vmm_end(v);
 	free(v->tx_buf);
 	vmm_log(NULL, "vmm: exit %d", ok ? 0 : 1);

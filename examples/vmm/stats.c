@@ -98,6 +98,55 @@ static void print_tap(struct vmm *v)
 		t->rx_gso, t->rx_csum, t->rx_bursts, t->offloads, t->offload_sets, t->offloads_taken);
 }
 
+/* A guest's counters, when it is removed: its queues' VMs and receive
+ * queues summed (and each queue's kept). */
+void stats_take(struct vmm *v, struct guest *g)
+{
+	struct guest_stats *st = &g->stats;
+	memset(&st->vm, 0, sizeof st->vm);
+	memset(&st->rxq, 0, sizeof st->rxq);
+	for (unsigned p = 0; p < g->net.pairs; p++) {
+		struct vdemux_vm_stats vs = {0};
+		struct vdemux_vnet_rxq_stats *rs = &g->rx[p].last;
+		vdemux_vm_stats(v->eng, g->rx[p].vm, &vs, sizeof vs);
+		vdemux_vnet_rxq_stats(g->rx[p].q, rs, sizeof *rs);
+		st->vm.delivered += vs.delivered;
+		st->vm.bytes += vs.bytes;
+		st->vm.flips += vs.flips;
+		st->vm.copies += vs.copies;
+		st->vm.harvests += vs.harvests;
+		st->vm.signals += vs.signals;
+		for (int d = 0; d < VDEMUX_DROP__COUNT; d++)
+			st->vm.drops[d] += vs.drops[d];
+		st->rxq.frames += rs->frames;
+		st->rxq.flipped += rs->flipped;
+		st->rxq.copied += rs->copied;
+		st->rxq.buffers += rs->buffers;
+		st->rxq.page_buffers += rs->page_buffers;
+		st->rxq.skipped += rs->skipped;
+		st->rxq.failed += rs->failed;
+		st->rxq.interrupts += rs->interrupts;
+		st->rxq.no_interrupt += rs->no_interrupt;
+		st->rxq.ring_errors += rs->ring_errors;
+	}
+}
+
+/* With several pairs: each receive queue's share, the control queue, MSI-X. */
+static void print_pairs(struct guest *g)
+{
+	struct vnet_dev *d = &g->net;
+	for (unsigned p = 0; d->pairs > 1 && p < d->pairs; p++)
+		vmm_log(g, "vmm: rxq %u: frames %" PRIu64 ", interrupts %" PRIu64, p,
+			g->rx[p].last.frames, g->rx[p].last.interrupts);
+	if (d->pairs > 1)
+		vmm_log(g, "vmm: ctrl: %" PRIu64 " commands, pairs in use %u of %u (at most %u)",
+			d->ctrl_cmds, d->active_pairs, d->pairs, d->pairs_max);
+	vmm_log(g,
+		"vmm: msix: %s, vectors fired %" PRIu64 ", routes set %" PRIu64 " (%" PRIu64 " failed)",
+		msix_enabled(&d->msix) ? "on" : "off", d->msix.fired, d->msix.route_sets,
+		d->msix.route_errors);
+}
+
 static void print_guest(struct guest *g)
 {
 	struct guest_stats *st = &g->stats;
@@ -117,9 +166,11 @@ static void print_guest(struct guest *g)
 		", interrupts %" PRIu64 " (%" PRIu64 " not wanted), ring errors %" PRIu64,
 		rs->frames, rs->flipped, rs->copied, rs->buffers, rs->page_buffers, rs->skipped,
 		rs->failed, rs->interrupts, rs->no_interrupt, rs->ring_errors);
-	struct vdemux_virtq_stats ts = {0};
-	if (g->net.txq)
-		vdemux_virtq_stats(g->net.txq, &ts, sizeof ts);
+	print_pairs(g);
+	struct vdemux_virtq_stats ts = {0}, one;
+	for (unsigned p = 0; p < g->net.pairs; p++)
+		if (g->net.txq[p] && vdemux_virtq_stats(g->net.txq[p], &one, sizeof one) == 0)
+			ts.skipped += one.skipped;
 	vmm_log(g,
 		"vmm: tx: %" PRIu64 " frames %" PRIu64 " bytes (gso %" PRIu64 "), %" PRIu64
 		" bad, %" PRIu64 " malformed chains skipped; interrupts %" PRIu64,
@@ -140,6 +191,8 @@ void stats_print(struct vmm *v)
 {
 	print_engine(v);
 	print_tap(v);
+	for (unsigned p = 1; p < v->nio; p++)
+		vmm_log(NULL, "vmm: I/O thread of pair %u: %" PRIu64 " wakeups", p, v->io[p].wakeups);
 	for (unsigned i = 0; i < v->nguests; i++)
 		print_guest(&v->guests[i]);
 }
@@ -148,7 +201,7 @@ static void status_guest(struct vmm *v, struct guest *g)
 {
 	struct vdemux_vnet_rxq_stats rs = {0};
 	struct vdemux_vm_stats vs = {0};
-	vdemux_vnet_rxq_stats(g->rx.q, &rs, sizeof rs);
+	vdemux_vnet_rxq_stats(g->rx[0].q, &rs, sizeof rs);
 	vdemux_vm_stats(v->eng, g->vm, &vs, sizeof vs);
 	uint64_t drops = 0;
 	for (int d = 0; d < VDEMUX_DROP__COUNT; d++)

@@ -21,8 +21,32 @@
 
 #define SWITCH_BURST 64u
 
-/* The sender's own VM out of the L2 bridge's verdict. */
-static int sh_filter(const struct split_horizon *s, int r, struct vdemux_verdict *v)
+/* A guest with several queue pairs in use: its frames of one flow go to one
+ * of its receive queues, by the flow's symmetric hash (vdemux/flow.h), so
+ * that the guest sees each flow in order on one CPU. Queues not started
+ * (the driver has not set them up) leave the frame on the first. */
+static void steer(struct vmm *vmm, const uint8_t *frame, uint32_t len, struct vdemux_verdict *v)
+{
+	uint32_t hash = 0;
+	bool hashed = false;
+	for (unsigned i = 0; i < v->n; i++) {
+		struct guest *g = guest_of_vm(vmm, v->dests[i].vm);
+		unsigned n = g ? __atomic_load_n(&g->net.active_pairs, __ATOMIC_RELAXED) : 1;
+		if (n <= 1)
+			continue;
+		if (!hashed)
+			vdemux_flow_hash(frame, len, NULL, 0, 0, &hash);
+		hashed = true;
+		unsigned p = vdemux_flow_queue(hash, n);
+		if (p < g->net.pairs && g->rx[p].started)
+			v->dests[i].vm = g->rx[p].vm;
+	}
+}
+
+/* The sender's own VM out of the L2 bridge's verdict, and each guest's
+ * queue chosen. */
+static int sh_filter(const struct split_horizon *s, int r, const uint8_t *frame, uint32_t len,
+		     struct vdemux_verdict *v)
 {
 	if (r < 0)
 		return r;
@@ -33,6 +57,7 @@ static int sh_filter(const struct split_horizon *s, int r, struct vdemux_verdict
 	if (v->n && !j)
 		v->drop_reason = VDEMUX_DROP_NO_DEST;
 	v->n = j;
+	steer(s->vmm, frame, len, v);
 	return 0;
 }
 
@@ -40,7 +65,7 @@ static int sh_classify(struct vdemux_classifier *cls, const uint8_t *frame, uint
 		       struct vdemux_verdict *v)
 {
 	struct split_horizon *s = (struct split_horizon *)cls;
-	return sh_filter(s, vdemux_l2_classify(s->l2, frame, len, v), v);
+	return sh_filter(s, vdemux_l2_classify(s->l2, frame, len, v), frame, len, v);
 }
 
 /* The bridge's read section, passed through: one reader registration per
@@ -56,7 +81,7 @@ static int sh_classify_read(struct vdemux_classifier *cls, const uint8_t *frame,
 {
 	struct split_horizon *s = (struct split_horizon *)cls;
 	struct vdemux_classifier *l2 = vdemux_l2_classifier(s->l2);
-	return sh_filter(s, l2->classify_read(l2, frame, len, v), v);
+	return sh_filter(s, l2->classify_read(l2, frame, len, v), frame, len, v);
 }
 
 static void sh_read_end(struct vdemux_classifier *cls, uintptr_t token)
@@ -80,6 +105,7 @@ void switch_init(struct vmm *v)
 			 .read_begin = sh_read_begin,
 			 .classify_read = sh_classify_read,
 			 .read_end = sh_read_end},
+		.vmm = v,
 		.l2 = vdemux_engine_l2(v->eng),
 	};
 	vdemux_engine_set_classifier(v->eng, &v->sh.base);

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The vCPU: one thread per guest running KVM_RUN, handling its exits (port
- * I/O to the devices, MMIO, holes of guest RAM, power-off).
+ * The vCPUs: one thread each running KVM_RUN, handling its exits (port I/O
+ * to the devices, MMIO, holes of guest RAM, power-off). The first vCPU
+ * boots the kernel; the others start when it sends them INIT and startup
+ * IPIs (KVM's local APIC does that; until then their KVM_RUN waits in the
+ * kernel). A power-off on any of them stops them all.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -53,18 +56,27 @@ static int fill_holes(struct guest *g, uint64_t gpa)
 	return n;
 }
 
-static void handle_io(struct guest *g)
+/* The devices behind io_lock (the serial port, PCI configuration, the
+ * clock): 1 if one of them took the access. */
+static int locked_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned size)
 {
-	struct kvm_run *run = g->cpu.run;
+	pthread_mutex_lock(&g->io_lock);
+	int r = serial_io(g, port, out, data, size) || pci_io(g, port, out, data, size) ||
+		rtc_io(g, port, out, data, size);
+	pthread_mutex_unlock(&g->io_lock);
+	return r;
+}
+
+static void handle_io(struct guest *g, struct kvm_run *run)
+{
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
 	bool out = run->io.direction == KVM_EXIT_IO_OUT;
 	if (g->stats.port_exits)
-		g->stats.port_exits[run->io.port]++;
+		__atomic_fetch_add(&g->stats.port_exits[run->io.port], 1, __ATOMIC_RELAXED);
 	for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
 		uint16_t port = run->io.port;
-		if (serial_io(g, port, out, data, run->io.size) ||
-		    pci_io(g, port, out, data, run->io.size) ||
-		    vnet_io(g, port, out, data, run->io.size) || rtc_io(g, port, out, data, run->io.size))
+		if (vnet_io(g, port, out, data, run->io.size) ||
+		    locked_io(g, port, out, data, run->io.size))
 			continue;
 		if (out && port == 0x64 && run->io.size == 1 && *data == 0xfe) {
 			guest_power_off(g, 0, "reset through the keyboard controller");
@@ -75,9 +87,8 @@ static void handle_io(struct guest *g)
 	}
 }
 
-static void handle_mmio(struct guest *g)
+static void handle_mmio(struct guest *g, struct kvm_run *run)
 {
-	struct kvm_run *run = g->cpu.run;
 	uint64_t gpa = run->mmio.phys_addr;
 	uint32_t len = run->mmio.len;
 	if (len > 8)
@@ -85,7 +96,7 @@ static void handle_mmio(struct guest *g)
 	if (in_ram(g, gpa) && in_ram(g, gpa + len - 1)) {
 		/* Newer kernels report a hole this way, not with EFAULT. Fill it
 		 * and complete the access on the page now there. */
-		g->stats.holes_mmio++;
+		__atomic_fetch_add(&g->stats.holes_mmio, 1, __ATOMIC_RELAXED);
 		fill_holes(g, gpa & ~(VMM_PAGE - 1));
 		if (run->mmio.is_write)
 			memcpy(g->ram + gpa, run->mmio.data, len);
@@ -93,28 +104,30 @@ static void handle_mmio(struct guest *g)
 			memcpy(run->mmio.data, g->ram + gpa, len);
 		return;
 	}
+	if (vnet_mmio(g, gpa, run->mmio.is_write, run->mmio.data, len))
+		return;
 	if (!run->mmio.is_write)
 		memset(run->mmio.data, 0xff, len);
 }
 
 /* One exit of KVM_RUN. */
-static void handle_exit(struct guest *g)
+static void handle_exit(struct guest *g, struct kvm_run *run)
 {
-	switch (g->cpu.run->exit_reason) {
+	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
-		g->stats.exits_io++;
-		handle_io(g);
+		__atomic_fetch_add(&g->stats.exits_io, 1, __ATOMIC_RELAXED);
+		handle_io(g, run);
 		break;
 	case KVM_EXIT_MMIO:
-		g->stats.exits_mmio++;
-		handle_mmio(g);
+		__atomic_fetch_add(&g->stats.exits_mmio, 1, __ATOMIC_RELAXED);
+		handle_mmio(g, run);
 		break;
 	case KVM_EXIT_HLT: guest_power_off(g, 0, "halted"); break;
 	case KVM_EXIT_SHUTDOWN: guest_power_off(g, 1, "triple fault"); break;
 	case KVM_EXIT_SYSTEM_EVENT: guest_power_off(g, 0, "system event"); break;
-	case KVM_EXIT_INTR: g->stats.exits_other++; break;
+	case KVM_EXIT_INTR: __atomic_fetch_add(&g->stats.exits_other, 1, __ATOMIC_RELAXED); break;
 	default:
-		vmm_log(g, "vmm: unexpected exit %u", g->cpu.run->exit_reason);
+		vmm_log(g, "vmm: unexpected exit %u", run->exit_reason);
 		guest_power_off(g, 1, "unexpected exit");
 		break;
 	}
@@ -127,7 +140,7 @@ static bool run_failed(struct guest *g, int e, int *efaults_in_a_row)
 		return true;
 	if (e == EFAULT) {
 		/* The 6.1 kernels' signal for a hole: no address given. */
-		g->stats.holes_efault++;
+		__atomic_fetch_add(&g->stats.holes_efault, 1, __ATOMIC_RELAXED);
 		if (fill_holes(g, VDEMUX_KVM_ALL_HOLES) > 0 || ++*efaults_in_a_row < 3)
 			return true;
 		guest_power_off(g, 1, "KVM_RUN: EFAULT, and guest RAM has no hole");
@@ -140,7 +153,8 @@ static bool run_failed(struct guest *g, int e, int *efaults_in_a_row)
 
 static void *vcpu_thread(void *arg)
 {
-	struct guest *g = arg;
+	struct vcpu *c = arg;
+	struct guest *g = c->g;
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
@@ -148,13 +162,13 @@ static void *vcpu_thread(void *arg)
 	int efaults_in_a_row = 0;
 
 	while (!g->cpu.stop) {
-		if (ioctl(g->cpu.fd, KVM_RUN, 0) < 0) {
+		if (ioctl(c->fd, KVM_RUN, 0) < 0) {
 			if (run_failed(g, errno, &efaults_in_a_row))
 				continue;
 			break;
 		}
 		efaults_in_a_row = 0;
-		handle_exit(g);
+		handle_exit(g, c->run);
 	}
 	return NULL;
 }
@@ -170,10 +184,12 @@ void vcpu_signals_init(void)
 	sigaction(SIGUSR1, &sa, NULL);
 }
 
-int vcpu_create(struct guest *g)
+static int vcpu_create_one(struct guest *g, unsigned id)
 {
-	struct guest_vcpu *c = &g->cpu;
-	c->fd = ioctl(g->vm_fd, KVM_CREATE_VCPU, 0);
+	struct vcpu *c = &g->cpu.v[id];
+	c->g = g;
+	c->id = id;
+	c->fd = ioctl(g->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
 	if (c->fd < 0)
 		return -errno;
 	int sz = ioctl(g->vmm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
@@ -186,22 +202,51 @@ int vcpu_create(struct guest *g)
 	return 0;
 }
 
+int vcpu_create(struct guest *g)
+{
+	g->cpu.n = g->cfg.cpus ? g->cfg.cpus : 1;
+	for (unsigned i = 0; i < g->cpu.n; i++) {
+		int r = vcpu_create_one(g, i);
+		if (r < 0)
+			return r;
+	}
+	g->cpu.fd = g->cpu.v[0].fd;
+	return 0;
+}
+
 int vcpu_start(struct guest *g)
 {
-	if (pthread_create(&g->cpu.thread, NULL, vcpu_thread, g) != 0)
-		return -EAGAIN;
-	g->cpu.thread_started = true;
+	for (unsigned i = 0; i < g->cpu.n; i++) {
+		struct vcpu *c = &g->cpu.v[i];
+		if (pthread_create(&c->thread, NULL, vcpu_thread, c) != 0)
+			return -EAGAIN;
+		c->thread_started = true;
+	}
 	return 0;
+}
+
+bool vcpu_any_started(const struct guest *g)
+{
+	for (unsigned i = 0; i < g->cpu.n; i++)
+		if (g->cpu.v[i].thread_started)
+			return true;
+	return false;
 }
 
 void vcpu_stop(struct guest *g)
 {
-	struct guest_vcpu *c = &g->cpu;
-	c->stop = 1;
-	if (!c->thread_started)
-		return;
-	c->run->immediate_exit = 1;
-	pthread_kill(c->thread, SIGUSR1);
-	pthread_join(c->thread, NULL);
-	c->thread_started = false;
+	g->cpu.stop = 1;
+	for (unsigned i = 0; i < g->cpu.n; i++) {
+		struct vcpu *c = &g->cpu.v[i];
+		if (!c->thread_started)
+			continue;
+		c->run->immediate_exit = 1;
+		pthread_kill(c->thread, SIGUSR1);
+	}
+	for (unsigned i = 0; i < g->cpu.n; i++) {
+		struct vcpu *c = &g->cpu.v[i];
+		if (c->thread_started)
+			pthread_join(c->thread, NULL);
+		c->thread_started = false;
+	}
 }

@@ -3,14 +3,16 @@
  * examples/vmm: a minimal VMM that boots Linux guests on KVM and connects
  * them, and a TAP uplink, through one libvdemux engine.
  *
- * Threads: one vCPU thread per guest (serial, PCI configuration, virtio
- * registers), and the main thread, which alone makes engine calls (TAP
- * reads, the guests' TX queues, the receive queues). The main thread holds
- * vmm.engine_lock around its engine calls; a vCPU thread takes it only to
- * fill a hole it ran into (vdemux_kvm_backfill() must be serialised with the
- * engine) and to stop the receive queue when the driver resets the device.
- * Each virtio device has its own lock, for its registers and rings, taken
- * after the engine's lock.
+ * Threads: the vCPU threads of each guest (serial, PCI configuration,
+ * virtio registers, the MSI-X table), the main thread (TAP reads, the
+ * control queues, every guest's first queue pair, trapped notifications),
+ * and one I/O thread per queue pair past the first (that pair's rings of
+ * every guest). Engine calls are made under vmm.engine_lock, by the main
+ * and I/O threads; a vCPU thread takes it only to fill a hole it ran into
+ * (vdemux_kvm_backfill() must be serialised with the engine) and to stop a
+ * receive queue when the driver resets the device. Each virtio device has
+ * its own lock, for its registers and rings, taken after the engine's; its
+ * MSI-X state has a leaf lock of its own.
  */
 #ifndef VMM_H
 #define VMM_H
@@ -22,6 +24,7 @@
 
 #include <vdemux/sys/classifier.h>
 #include <vdemux/vdemux.h>
+#include <vdemux/vnet_ctrl.h>
 
 #define VMM_MAX_GUESTS 8
 #define VMM_PAGE 4096ull
@@ -85,47 +88,108 @@ struct serial {
 /* serial.c: 1 if the port is the serial's (handled), 0 if not. */
 int serial_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned size);
 
+/* Queue pairs a guest's device may have (queues=N), and its queues: pair
+ * p's receive queue 2p, its transmit queue 2p + 1, the control queue
+ * 2 * pairs (VIRTIO_NET_F_MQ's numbering). */
+#define VNET_MAX_PAIRS 4u
+#define VNET_MAX_QUEUES (2u * VNET_MAX_PAIRS + 1u)
+#define VNET_CTRL_SIZE 64u
+
+/* MSI-X (msix.c): a vector for the configuration change and one per queue;
+ * the capability at MSIX_CAP in configuration space, the table at offset 0
+ * of memory BAR 1 and the pending bits at MSIX_PBA_OFF; vector v is
+ * injected through GSI MSIX_GSI_BASE + v (past the I/O APIC's 24). */
+#define VNET_MSIX_VECTORS (VNET_MAX_QUEUES + 1u)
+#define MSIX_CAP 0x40u
+#define MSIX_PBA_OFF 0x800u
+#define MSIX_GSI_BASE 24u
+#define PCI_CAP_ID_MSIX_ 0x11u
+#define VNET_BAR1_GPA 0xfe000000u /* below the I/O APIC, above any guest RAM */
+#define VNET_BAR1_SIZE 0x1000u
+#define VIRTIO_MSI_NO_VECTOR_ 0xffffu
+
+struct msix {
+	pthread_mutex_t lock; /* a leaf: nothing else is taken under it */
+	int vm_fd;	      /* -1: no KVM (the irqfds are plain eventfds) */
+	uint16_t msgctl;      /* message control: enable, function mask (atomic reads) */
+	struct {
+		uint32_t addr_lo, addr_hi, data, ctrl;
+	} e[VNET_MSIX_VECTORS];
+	uint32_t pending;	      /* pending bits, by vector */
+	int irqfd[VNET_MSIX_VECTORS]; /* KVM irqfds on GSI MSIX_GSI_BASE + vector */
+	uint64_t fired, route_sets, route_errors;
+};
+
+/* msix.c */
+int msix_init(struct msix *m, int vm_fd);
+bool msix_enabled(struct msix *m);
+/* Send vector @vector, or keep it pending while masked: true if sent. */
+bool msix_fire(struct msix *m, uint16_t vector);
+uint32_t msix_cap_read(struct msix *m, unsigned reg);
+void msix_cap_write(struct msix *m, unsigned reg, uint32_t val, unsigned size);
+/* An access to BAR 1 at @off (@len bytes; only dwords are served). */
+void msix_mmio(struct msix *m, uint64_t off, bool write, uint8_t *data, unsigned len);
+
 /* The legacy virtio-net PCI device. */
 struct vnet_dev {
 	pthread_mutex_t lock;
 	uint32_t host_features;
 	uint32_t guest_features;
 	uint16_t queue_sel;
-	struct vnet_queue vq[2]; /* 0: receive, 1: transmit */
-	vdemux_virtq *txq;	 /* the transmit ring, from DRIVER_OK to a reset */
+	uint16_t pairs;	  /* queue pairs offered (max_virtqueue_pairs; 1: no MQ) */
+	uint16_t nqueues; /* 2 * pairs, and the control queue with MQ */
+	struct vnet_queue vq[VNET_MAX_QUEUES];
+	uint16_t vector[VNET_MAX_QUEUES]; /* MSI-X vector of each queue (atomic reads) */
+	uint16_t config_vector;
+	vdemux_virtq *txq[VNET_MAX_PAIRS]; /* transmit rings, from DRIVER_OK to a reset */
+	vdemux_virtq *ctrlq;		   /* the control ring, likewise */
+	vdemux_vnet_ctrl *ctrl;		   /* its commands (with MQ) */
+	uint16_t active_pairs;		   /* pairs the driver uses (VQ_PAIRS_SET); atomic */
+	uint16_t pairs_max;		   /* the most it ever used */
 	uint8_t status;
 	uint8_t isr; /* ISR status: atomic (set by the main thread, read and cleared by the vCPU's) */
 	uint8_t mac[6];
 	uint32_t bar0;	     /* I/O BAR as the guest programmed it */
+	uint32_t bar1;	     /* memory BAR of the MSI-X table */
 	uint16_t command;    /* PCI command register: atomic (read by the main thread to raise INTx) */
 	unsigned generation; /* bumped at each reset and DRIVER_OK */
-	int irqfd;	     /* KVM irqfd injecting GSI_VIRTIO */
+	int irqfd;	     /* KVM irqfd injecting GSI_VIRTIO (INTx) */
 	int kick_fd;	     /* eventfd: wakes the main thread */
-	int ioev_fd[2];	     /* KVM ioeventfds of QUEUE_NOTIFY 0 and 1, from DRIVER_OK to a reset */
-	uint32_t ioev_port;  /* the port they are registered at; 0: not registered */
-	unsigned events;     /* VNET_EV_*, taken by the main thread */
+	int ioev_fd[VNET_MAX_QUEUES]; /* KVM ioeventfds of each queue's QUEUE_NOTIFY */
+	uint32_t ioev_port;	      /* the port they are registered at; 0: not registered */
+	unsigned events;	      /* VNET_EV_*, taken by the main thread */
+	uint32_t rx_kicks, tx_kicks;  /* bit p: pair p's queue was notified */
+	struct msix msix;
 	uint64_t tx_frames, tx_bytes, tx_to_tap, tx_bad;
 	uint64_t tx_gso;     /* transmitted frames with a GSO type (HOST_TSO*) */
 	uint64_t irqs;	     /* transmit queue interrupts */
 	uint64_t rx_irqs;    /* receive queue interrupts (the library's callback) */
 	uint64_t tx_skipped; /* malformed chains of transmit rings gone (a reset) */
+	uint64_t ctrl_cmds;  /* control queue commands served */
 };
-#define VNET_EV_RX 0x1u
-#define VNET_EV_TX 0x2u
 #define VNET_EV_CONFIG 0x4u
+#define VNET_EV_CTRL 0x8u
 
 /* virtio_net_dev.c */
-int vnet_init(struct guest *g, enum rx_layout layout);
+int vnet_init(struct guest *g, enum rx_layout layout, unsigned pairs);
 int vnet_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned size);
 uint32_t vnet_cfg_read(struct guest *g, unsigned reg);
 void vnet_cfg_write(struct guest *g, unsigned reg, uint32_t val, unsigned size);
-void vnet_interrupt(struct guest *g); /* set the ISR's queue bit, then pulse the irqfd */
+void vnet_interrupt(struct guest *g); /* INTx: set the ISR's queue bit, then pulse the irqfd */
+/* Queue @q's interrupt: its MSI-X vector when MSI-X is on, else INTx. */
+void vnet_queue_interrupt(struct guest *g, unsigned q);
+/* An access to the device's memory BAR (MSI-X); 1 if it is the device's. */
+int vnet_mmio(struct guest *g, uint64_t gpa, bool write, uint8_t *data, unsigned len);
 /* Main thread, engine lock held: queue @q's ioeventfd fired. */
 void vnet_ioev_kick(struct guest *g, unsigned q);
-/* The receive queue's signal callback (payload: the guest). */
+/* A receive queue's signal callback (payload: its struct guest_rx). */
 void vnet_rx_interrupt(vdemux_vm_id vm, unsigned reasons, void *payload);
-/* Main thread, engine lock held: take the guest's transmit chains. */
-int vnet_tx(struct guest *g);
+/* Main thread, engine lock held: take pair @p's transmit chains. */
+int vnet_tx(struct guest *g, unsigned p);
+/* Take a ring the device serves away (its counters kept). Device lock held. */
+void vnet_ring_stop(struct vnet_dev *d, vdemux_virtq **qp);
+/* Main thread, device lock held: serve the control queue. */
+void vnet_ctrl_serve(struct guest *g);
 
 /* rtc.c: the CMOS clock at 0x70/0x71; 1 if handled */
 int rtc_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned size);
@@ -142,17 +206,31 @@ struct guest_config {
 	uint8_t mac[6];
 	enum rx_layout layout;
 	enum vdemux_copy_policy copy; /* the receive queue's: big NEVER, mergeable ALWAYS, auto ADAPTIVE */
+	unsigned queues;	      /* queue pairs, 1..VNET_MAX_PAIRS (more than 1: mergeable only) */
 	uint16_t mtu;		      /* the device's config mtu (VIRTIO_NET_F_MTU) */
+	unsigned cpus;		      /* vCPUs, 1..VMM_MAX_CPUS */
 };
 
-/* The vCPU and its thread (vcpu.c). */
-struct guest_vcpu {
+#define VMM_MAX_CPUS 8u
+
+/* One vCPU and its thread (vcpu.c); its APIC id is its index. */
+struct vcpu {
+	struct guest *g;
+	unsigned id;
 	int fd;
 	struct kvm_run *run;
 	size_t run_size;
 	pthread_t thread;
 	bool thread_started;
-	volatile int stop; /* main -> vCPU: leave the run loop */
+};
+
+/* The guest's vCPUs: the first boots the kernel, the others wait for its
+ * INIT and startup IPIs (in KVM's local APIC). */
+struct guest_vcpu {
+	struct vcpu v[VMM_MAX_CPUS];
+	unsigned n;
+	int fd;		   /* the first vCPU's (its registers are the boot state) */
+	volatile int stop; /* main -> vCPUs: leave the run loop */
 	volatile int off;  /* vCPU -> main: the guest powered off (or failed) */
 	int off_fd;	   /* eventfd written when @off is set */
 	int exit_status;   /* 0 clean power-off, 1 failure */
@@ -169,13 +247,18 @@ struct guest_stats {
 	struct vdemux_vnet_rxq_stats rxq;
 };
 
-/* The library's receive queue behind the device's queue 0 (guest.c). */
+/* The library's receive queue behind the device's receive queue of one
+ * pair (guest.c): pair 0's owns guest RAM, the others share it (ram_of). */
 struct guest_rx {
+	struct guest *g;
+	unsigned pair;
 	vdemux_vnet_rxq *q;  /* its VM covers all of guest RAM */
+	vdemux_vm_id vm;     /* the queue's VM */
 	unsigned generation; /* the device's generation it was last set up for */
 	bool started;
-	bool broken;	       /* the guest broke its receive ring: stopped until reset */
-	unsigned tun_offloads; /* TUN_F_* its driver accepted (0 until DRIVER_OK) */
+	bool broken;			   /* the guest broke its receive ring: stopped until reset */
+	unsigned tun_offloads;		   /* TUN_F_* its driver accepted (0 until DRIVER_OK) */
+	struct vdemux_vnet_rxq_stats last; /* its counters when removed */
 };
 
 struct guest {
@@ -193,12 +276,14 @@ struct guest {
 	struct guest_vcpu cpu;
 	struct guest_stats stats;
 
-	/* Devices. */
+	/* Devices. io_lock serialises the vCPUs' accesses to the serial port,
+	 * PCI configuration and the clock (the virtio device has its own lock). */
+	pthread_mutex_t io_lock;
 	struct serial serial;
 	uint32_t pci_addr; /* 0xcf8 */
 	uint8_t rtc_index; /* 0x70 */
 	struct vnet_dev net;
-	struct guest_rx rx;
+	struct guest_rx rx[VNET_MAX_PAIRS];
 };
 
 /* The uplink: a TAP device (tap.c). */
@@ -222,8 +307,19 @@ struct uplink {
  * guest (switch.c). */
 struct split_horizon {
 	struct vdemux_classifier base;
+	struct vmm *vmm;
 	vdemux_l2 *l2;
 	vdemux_vm_id src; /* the guest whose frames are being classified, or 0 */
+};
+
+/* An I/O thread (iothread.c): pair @pair's rings of every guest. */
+struct iothread {
+	struct vmm *v;
+	unsigned pair;
+	int ep, stop_fd;
+	pthread_t thread;
+	bool started;
+	uint64_t wakeups;
 };
 
 struct vmm {
@@ -237,8 +333,11 @@ struct vmm {
 	uint64_t guest_to_guest;
 	unsigned nguests;
 	struct guest guests[VMM_MAX_GUESTS];
+	struct iothread io[VNET_MAX_PAIRS]; /* [1, nio): one per queue pair past the first */
+	unsigned nio;
 	pthread_mutex_t out_lock; /* stdout lines */
 	bool verbose;
+	bool no_io_threads; /* --no-io-threads: the main thread serves every pair */
 };
 
 /* args.c: fill @v from the command line; 0, or the exit status (usage printed). */
@@ -251,8 +350,9 @@ int boot_setup(struct guest *g);
 void vcpu_signals_init(void); /* SIGUSR1 makes KVM_RUN return (vcpu_stop) */
 int vcpu_create(struct guest *g);
 int vcpu_start(struct guest *g);
-/* Make the vCPU thread leave KVM_RUN and end; joined. */
+/* Make every vCPU thread leave KVM_RUN and end; joined. */
 void vcpu_stop(struct guest *g);
+bool vcpu_any_started(const struct guest *g);
 void guest_power_off(struct guest *g, int status, const char *why);
 
 /* tap.c */
@@ -281,8 +381,12 @@ void vmm_switch(struct vmm *v, struct guest *src, const uint8_t *const *frames, 
 int guest_create(struct vmm *v, struct guest *g);
 /* Main thread, engine lock held: the guest's transmit ring, if kicked. */
 void guest_serve_tx(struct guest *g);
-/* Main thread, engine lock held: the receive queue's life cycle and kicks. */
+/* Main thread, engine lock held: the receive queues' life cycle and kicks. */
 void guest_serve_rx(struct guest *g);
+/* Engine lock held: pair @p's rings, if notified (an I/O thread's part). */
+void guest_serve_pair(struct guest *g, unsigned p);
+/* The guest whose device's first receive queue is VM @vm, or NULL. */
+struct guest *guest_of_vm(struct vmm *v, vdemux_vm_id vm);
 /* Stop the vCPU, take the VM out of the engine; false if the engine check
  * failed. Main thread, engine lock held (dropped while the vCPU ends). */
 bool guest_remove(struct vmm *v, struct guest *g);
@@ -291,8 +395,15 @@ bool guest_remove(struct vmm *v, struct guest *g);
 /* The engine's own check, and every pool page in exactly one state. */
 bool stats_check_engine(struct vmm *v, const char *when);
 void stats_log_mappings(struct guest *g);
-void stats_print(struct vmm *v);  /* the end's counters */
-void stats_status(struct vmm *v); /* --verbose: every 10 s */
+void stats_take(struct vmm *v, struct guest *g); /* at removal: the queues' counters summed */
+void stats_print(struct vmm *v);		 /* the end's counters */
+void stats_status(struct vmm *v);		 /* --verbose: every 10 s */
+
+/* iothread.c: one thread per queue pair past the first (the main thread
+ * serves the first); started after the guests are built, stopped (joined)
+ * before they are torn down, without the engine lock held. */
+int iothreads_start(struct vmm *v);
+void iothreads_stop(struct vmm *v);
 
 /* loop.c: the main thread's event loop; false if a guest's removal failed
  * its check. Returns when every guest is off or a signal came on @sfd. */

@@ -63,9 +63,10 @@ enum vdemux_flow_report {
  * With a key: the Toeplitz hash of the input the hash types allow (the
  * ports only when the TCP or UDP type of the frame's IP version is set,
  * else the addresses when its IP type is set, else none). Without one (@p
- * key NULL): a symmetric Toeplitz hash of every type (a fixed key whose
- * 16-bit period makes both directions of a flow hash alike), for a device
- * without RSS that wants a connection's two directions on one queue.
+ * key NULL): a symmetric hash of every type, for a device without RSS that
+ * wants a connection's two directions on one queue: the Toeplitz hash,
+ * under a fixed key, of the input with its two endpoints (address and
+ * port) in a fixed order, the lower first.
  *
  * @param frame       the frame's first bytes, from its Ethernet header
  * @param len         bytes at @p frame (at least the headers to hash)

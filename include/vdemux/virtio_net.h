@@ -107,17 +107,32 @@ struct vdemux_vnet_rxq_opts {
 		irq; /**< how the guest is interrupted: EVENTFD (a KVM irqfd) or CALLBACK (the VMM's device raises it; see the top of this file); NONE: never */
 	enum vdemux_copy_policy copy; /**< copy or flip into big-packet buffers; DEFAULT: the engine's */
 	uint32_t copy_threshold;      /**< bytes, with VDEMUX_COPY_THRESHOLD */
+	/** Another receive queue of the same guest (VIRTIO_NET_F_MQ), on the
+	 *  same engine and RAM, that owns guest RAM (not itself sharing); NULL:
+	 *  this queue owns it. A sharing queue's VM holds no page (guest RAM
+	 *  stays the owner's, the pool needs nothing more) and maps none
+	 *  (@c backends are not used: it registers a simulated backend of its
+	 *  own on the engine, removed with it), and every frame is copied into
+	 *  its buffers (@c copy must be DEFAULT or ALWAYS). Same engine
+	 *  only: on one engine, whose calls are serialised, no copy runs while
+	 *  the owner flips (docs/architecture.md, Threading). Destroy
+	 *  it before its owner; once the owner is gone its buffers are given
+	 *  back unused (used length 0, counted skipped). */
+	const vdemux_vnet_rxq *ram_of;
 };
 
 /**
  * Create a receive queue: add its VM to the engine, every page of guest RAM
- * backed by a pool page (so the pool needs ram_size / page size free pages).
+ * backed by a pool page (so the pool needs ram_size / page size free pages),
+ * or, with @c ram_of, none (the owner's pages back it).
  * No ring yet: vdemux_vnet_rxq_start() gives it.
  *
  * @param[out] out the queue, set on success
  * @param eng      the engine
  * @param opts     options (required: ram, ram_size, backends)
- * @return 0; -EINVAL (NULL, bad option); what vdemux_vm_add() returns
+ * @return 0; -EINVAL (NULL, bad option, @c ram_of on another engine or
+ *         RAM, itself sharing, or with a copy policy other than DEFAULT or
+ *         ALWAYS); what vdemux_vm_add() returns
  *         (-ENOBUFS: the pool is too small for guest RAM; -ENOSPC; a
  *         backend's error); -ENOMEM. On failure nothing changed.
  */

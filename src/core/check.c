@@ -145,8 +145,9 @@ static int check_vm(const struct vdemux_engine *e, const struct vm *vm, char *ms
 			held++;
 		} else if (sl->filled) {
 			FAIL("VM %u slot %u: filled hole", vm->id, s);
-		} else if (vm->chains) {
-			/* A virtio-net queue's window is guest RAM. */
+		} else if (vm->chains && !(vm->flags & VDEMUX_VM_F_UNPOPULATED)) {
+			/* A virtio-net queue's window is guest RAM (a queue
+			 * sharing another's RAM holds none of it). */
 			FAIL("VM %u GPA 0x%llx: a hole in guest RAM", vm->id,
 			     (unsigned long long)slot_gpa(vm, s));
 		}

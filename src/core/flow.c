@@ -26,12 +26,13 @@ struct flow_input {
 	bool udp;	   /* which, when has_ports */
 };
 
-/* The symmetric key: 0x6d5a repeated. Swapping source and destination
- * moves the input by a multiple of 16 bits, where this key looks the same. */
+/* The key of the symmetric hash (the 40-byte key RSS implementations are
+ * verified with; any key with no short period would do). Symmetry comes
+ * from the input: its two endpoints in a fixed order (sym_order()). */
 static const uint8_t sym_key[VDEMUX_FLOW_KEY_MAX] = {
-	0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
-	0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
-	0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a};
+	0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3,
+	0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3,
+	0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa};
 
 uint32_t vdemux_flow_toeplitz(const uint8_t *key, size_t key_len, const void *input, size_t n)
 {
@@ -118,6 +119,28 @@ static void parse(struct flow_input *in, const uint8_t *f, size_t len)
 		parse_ipv6(in, f + off, len - off);
 }
 
+/* Both directions of a flow as one input: the endpoint (address, then
+ * port) that compares lower first. A key with a 16-bit period would make
+ * the swap not matter too, but folds the input to 16 bits: flows that
+ * differ in both ports alike would collide. */
+static void sym_order(struct flow_input *in)
+{
+	size_t a = in->addr_len / 2;
+	uint8_t *src = in->bytes, *dst = in->bytes + a, *ports = in->bytes + in->addr_len;
+	int c = memcmp(src, dst, a);
+	if (c < 0 || (c == 0 && (!in->has_ports || memcmp(ports, ports + 2, 2) <= 0)))
+		return;
+	uint8_t t[16];
+	memcpy(t, src, a);
+	memcpy(src, dst, a);
+	memcpy(dst, t, a);
+	if (in->has_ports) {
+		memcpy(t, ports, 2);
+		memcpy(ports, ports + 2, 2);
+		memcpy(ports + 2, t, 2);
+	}
+}
+
 /* What to hash under @types: the input bytes and the report type. */
 static int choose(const struct flow_input *in, uint32_t types, size_t *n)
 {
@@ -147,12 +170,13 @@ int vdemux_flow_hash(const void *frame, size_t len, const uint8_t *key, size_t k
 
 	if (!frame || !hash || (key && (key_len < 40 || key_len > VDEMUX_FLOW_KEY_MAX)))
 		return -EINVAL;
+	parse(&in, frame, len);
 	if (!key) {
 		key = sym_key;
 		key_len = sizeof(sym_key);
 		hash_types = VDEMUX_FLOW_HASH_ALL;
+		sym_order(&in);
 	}
-	parse(&in, frame, len);
 	int report = choose(&in, hash_types, &n);
 	*hash = report == VDEMUX_FLOW_REPORT_NONE ? 0 : vdemux_flow_toeplitz(key, key_len, in.bytes, n);
 	return report;

@@ -21,6 +21,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include <vdemux/sim.h>
+#include <vdemux/sys/backend.h>
 #include <vdemux/virtio_net.h>
 
 #include "common/util.h"
@@ -62,7 +64,9 @@ struct dpush {
 struct vdemux_vnet_rxq {
 	vdemux_engine *eng;
 	vdemux_vm_id id;
-	struct vm *vm; /* the queue's VM: lives as long as the queue */
+	struct vm *vm;		       /* the queue's VM: lives as long as the queue */
+	vdemux_vm_id ram_id;	       /* a queue sharing guest RAM: the VM that owns it; 0: this one */
+	struct vdemux_backend *own_be; /* a sharing queue's placeholder backend (share_ram()) */
 	struct vd_gmem gm;
 	struct vdemux_signal irq;
 
@@ -95,11 +99,19 @@ static struct vm *rxq_vm(const struct vdemux_vnet_rxq *q)
 	return vd_vmq_get(q->eng, q->id);
 }
 
+/* The VM whose window backs guest RAM: the queue's own, or for a queue
+ * sharing it, the owner's (looked up: NULL once it is removed). */
+static const struct vm *ram_vm(const struct vdemux_vnet_rxq *q)
+{
+	return q->ram_id ? vd_vmq_get(q->eng, q->ram_id) : q->vm;
+}
+
 /* Segments come from the ring, inside guest RAM, which is the window: when
  * every page of it is backed, so is each of them. */
 static bool all_backed(const struct vdemux_vnet_rxq *q)
 {
-	return vd_vmq_all_backed(q->eng, q->vm);
+	const struct vm *rv = ram_vm(q);
+	return rv && vd_vmq_all_backed(q->eng, rv);
 }
 
 /* ---- interrupts ---- */
@@ -306,7 +318,8 @@ static bool segs_backed(const struct vdemux_vnet_rxq *q, uint32_t first, uint32_
 	for (uint32_t k = 0; k < n; k++) {
 		const struct vd_vring_seg *sg = &q->segs[(first + k) & (q->seg_cap - 1)];
 
-		if (!vd_vmq_backed(q->vm, sg->gpa, sg->len))
+		const struct vm *rv = ram_vm(q);
+		if (!rv || !vd_vmq_backed(rv, sg->gpa, sg->len))
 			return false;
 	}
 	return true;
@@ -593,7 +606,7 @@ static int take_buffers(struct vdemux_vnet_rxq *q, struct vm *vm)
 				skip(q, c.head); /* cannot even hold the header */
 				continue;
 			}
-			if (sh.flippable && post_pages(q, vm, &c, &sh))
+			if (sh.flippable && !q->ram_id && post_pages(q, vm, &c, &sh))
 				continue;
 			wait_copy(q, &c);
 		}
@@ -643,6 +656,46 @@ static void rxq_free(vdemux_vnet_rxq *q)
 	vd_free(h, q);
 }
 
+/* Another queue of the same guest (VIRTIO_NET_F_MQ) over the RAM @owner's
+ * VM backs: same engine and RAM, @owner not sharing itself, copies. */
+static bool can_share(const vdemux_vnet_rxq *owner, const vdemux_engine *eng,
+		      const struct vdemux_vnet_rxq_opts *o)
+{
+	return owner->eng == eng && !owner->ram_id && owner->gm.base == o->ram &&
+	       owner->gm.size == o->ram_size &&
+	       (o->copy == VDEMUX_COPY_DEFAULT || o->copy == VDEMUX_COPY_ALWAYS);
+}
+
+/* Its VM holds no page and maps none: every frame is copied into guest RAM
+ * through the queue's mapping, whose backing is the owner's. The engine
+ * wants a backend for every VM, and the owner's keeps guest RAM: the VM
+ * gets a simulated one of its own, over a one-page window left a hole. */
+static int share_ram(struct vdemux_vnet_rxq *q, const vdemux_vnet_rxq *owner, struct vdemux_vm_opts *vo)
+{
+	int err = vdemux_sim_create(&q->own_be, NULL);
+	if (err)
+		return err;
+	if ((err = vdemux_engine_add_backend(q->eng, q->own_be))) {
+		q->own_be->free(q->own_be);
+		q->own_be = NULL;
+		return err;
+	}
+	q->ram_id = owner->id;
+	vo->rx_pages = 1;
+	vo->flags |= VDEMUX_VM_F_UNPOPULATED;
+	vo->copy = VDEMUX_COPY_ALWAYS;
+	vo->backends = &q->own_be;
+	vo->n_backends = 1;
+	return 0;
+}
+
+static void unshare(struct vdemux_vnet_rxq *q)
+{
+	if (q->own_be)
+		vdemux_engine_remove_backend(q->eng, q->own_be);
+	q->own_be = NULL;
+}
+
 int vdemux_vnet_rxq_create(vdemux_vnet_rxq **out, vdemux_engine *eng,
 			   const struct vdemux_vnet_rxq_opts *uopts)
 {
@@ -658,7 +711,8 @@ int vdemux_vnet_rxq_create(vdemux_vnet_rxq **out, vdemux_engine *eng,
 	if (!o.ram || ((uintptr_t)o.ram & (PAGE - 1)) || !o.ram_size || (o.ram_size & (PAGE - 1)) ||
 	    o.ram_size / PAGE > VD_VMQ_MAX_PAGES ||
 	    (o.irq.kind == VDEMUX_SIGNAL_EVENTFD && o.irq.fd < 0) ||
-	    (o.irq.kind == VDEMUX_SIGNAL_CALLBACK && !o.irq.cb) || o.irq.kind > VDEMUX_SIGNAL_EVENTFD)
+	    (o.irq.kind == VDEMUX_SIGNAL_CALLBACK && !o.irq.cb) || o.irq.kind > VDEMUX_SIGNAL_EVENTFD ||
+	    (o.ram_of && !can_share(o.ram_of, eng, &o)))
 		return -EINVAL;
 	q = vd_calloc(vd_vmq_alloc(eng), 1, sizeof(*q));
 	if (!q)
@@ -674,8 +728,11 @@ int vdemux_vnet_rxq_create(vdemux_vnet_rxq **out, vdemux_engine *eng,
 	vo.backends = o.backends;
 	vo.n_backends = o.n_backends;
 	vo.signal = (struct vdemux_signal){.kind = VDEMUX_SIGNAL_CALLBACK, .cb = on_signal, .payload = q};
-	err = vdemux_vm_add(eng, &q->id, &vo);
+	err = o.ram_of ? share_ram(q, o.ram_of, &vo) : 0;
+	if (!err)
+		err = vdemux_vm_add(eng, &q->id, &vo);
 	if (err) {
+		unshare(q);
 		rxq_free(q);
 		return err;
 	}
@@ -692,6 +749,7 @@ void vdemux_vnet_rxq_destroy(vdemux_vnet_rxq *q)
 		return;
 	vdemux_vnet_rxq_stop(q);
 	vdemux_vm_remove(q->eng, q->id);
+	unshare(q);
 	rxq_free(q);
 }
 

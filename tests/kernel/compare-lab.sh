@@ -13,6 +13,7 @@ echo "CMP-LAB kernel $(uname -r) up $(cut -d' ' -f1 /proc/uptime)s"
 while read -r m; do insmod "/lib/modules/$m" || echo "CMP-MODULE-FAILED $m"; done </etc/modules
 up() { cut -d' ' -f1 /proc/uptime; }
 bytes=$(cat /guest/bytes) reps=$(cat /guest/reps) rounds=$(cat /guest/rounds) cases=$(cat /guest/cases)
+streams=$(cat /guest/streams 2>/dev/null || echo 1)
 K=/guest/vmlinuz R=/guest/initrd.cpio.gz
 ip link set lo up
 dd if=/dev/urandom of=/tmp/blob bs=1M count=$((bytes / 1048576)) 2>/dev/null
@@ -74,7 +75,7 @@ wait_dev() {
 	n=0
 	while [ ! -e "/sys/class/net/$1" ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
 }
-gcmd() { echo "vdemux.bytes=$bytes vdemux.reps=$reps vdemux.role=$1 vdemux.ip=$2 vdemux.peer=${3:-}"; }
+gcmd() { echo "vdemux.bytes=$bytes vdemux.reps=$reps vdemux.streams=$streams vdemux.role=$1 vdemux.ip=$2 vdemux.peer=${3:-}"; }
 # qemu_guest NAME TAP MAC VHOST ROLE IP [PEER] [DEVICE-OPTIONS]: start it,
 # its pid added to pids.
 qemu_guest() {
@@ -94,13 +95,15 @@ start() {
 	case "$1" in
 	vmm-*)
 		x=""
-		case "$1" in vmm-flip-one) x=",rx=big" ;; vmm-copy-one) x=",rx=mergeable" ;; vmm-auto-one) x=",rx=auto" ;; esac
+		case "$1" in vmm-flip-one) x=",rx=big" ;; vmm-copy-one) x=",rx=mergeable" ;; vmm-auto-one) x=",rx=auto" ;;
+		vmm-mq1) x=",cpus=2,queues=1" ;; vmm-mq2|vmm-mq2-1t) x=",cpus=2,queues=2" ;; esac
+		o=""; [ "$1" = vmm-mq2-1t ] && o="--no-io-threads"
 		set -- "--guest" "name=r,kernel=$K,initrd=$R,mem=256M,mac=52:54:00:00:00:0a$x,cmdline=$(gcmd recv 10.0.0.2)"
 		if [ "$c" = vmm-g2g ]; then
 			set -- "$@" --guest "name=s,kernel=$K,initrd=$R,mem=256M,mac=52:54:00:00:00:0b,cmdline=$(gcmd send 10.0.0.3 10.0.0.2)"
 			slog=/tmp/vmm.log
 		fi
-		/bin/vmm --tap tap0 "$@" >/tmp/vmm.log 2>&1 &
+		/bin/vmm --tap tap0 $o "$@" >/tmp/vmm.log 2>&1 &
 		pids=$! rlog=/tmp/vmm.log
 		wait_dev tap0
 		ip addr add 10.0.0.1/24 dev tap0
@@ -138,24 +141,35 @@ transfer() {
 	[ -n "$slog" ] && want=$(grep -a GUEST-SRC-MD5 $slog | head -n1 | tr -d '\r' | sed 's/.*GUEST-SRC-MD5 //')
 	rx0=$(field $rlog "GUEST-READY $3 " rx_packets)
 	c0=$(cpu $pids) k0=$(kthreads $pids) t0=$(up)
-	if [ -n "$slog" ]; then echo go | nc 10.0.0.3 $((6000 + $3)) & else nc 10.0.0.2 $((5000 + $3)) </tmp/blob & fi
-	sender=$!
+	senders=""
+	if [ -n "$slog" ]; then
+		echo go | nc 10.0.0.3 $((6000 + $3)) &
+		senders=$!
+	else
+		k=0
+		while [ $k -lt $streams ]; do
+			nc 10.0.0.2 $((5000 + $3 + 100 * k)) </tmp/blob &
+			senders="$senders $!"
+			k=$((k + 1))
+		done
+	fi
 	if ! wait_log $rlog "GUEST-DONE $3 " 600; then
-		kill $sender 2>/dev/null
+		kill $senders 2>/dev/null
 		echo "CMP-FAIL $1 $2 no GUEST-DONE"; return 1
 	fi
 	c1=$(cpu $pids) k1=$(kthreads $pids) t1=$(up)
-	kill $sender 2>/dev/null
+	kill $senders 2>/dev/null
 	rx1=$(field $rlog "GUEST-DONE $3 " rx_packets)
 	wait_log $rlog "GUEST-MD5 $3 " 60
-	got=$(grep -a "GUEST-MD5 $3 " $rlog | head -n1 | tr -d '\r' | sed 's/.*GUEST-MD5 [0-9]* //')
+	got=$(grep -a "GUEST-MD5 $3 " $rlog | head -n1 | tr -d '\r' | sed 's/.*GUEST-MD5 [0-9]* //; s/ *$//')
 	md5=FAIL; [ "$got" = "$want" ] && md5=ok
-	echo "CMP-RAW $1 $2 t0=$t0 t1=$t1 cpu0=$c0 cpu1=$c1 k0=$k0 k1=$k1 rx0=$rx0 rx1=$rx1 bytes=$bytes md5=$md5"
+	nb=$bytes; [ -z "$slog" ] && nb=$((bytes * streams))
+	echo "CMP-RAW $1 $2 t0=$t0 t1=$t1 cpu0=$c0 cpu1=$c1 k0=$k0 k1=$k1 rx0=$rx0 rx1=$rx1 bytes=$nb md5=$md5"
 }
 logs() {
 	for f in /tmp/*.log; do
-		tr -d '\r' <$f | grep -a 'vmm: engine: pages\|vmm: engine: offloads\|vmm: engine: dropped\|vmm: tap: \|vmm: tx: \|vmm: vm: \|vmm: rxq: \|vmm: receive queue started\|vmm: exit\|MODULE-FAILED\|qemu-system\|rror' |
-			head -n 40 | sed "s|^|CMP-LOG $1 $(basename $f .log) |"
+		tr -d '\r' <$f | grep -a 'vmm: engine: pages\|vmm: engine: offloads\|vmm: engine: dropped\|vmm: tap: \|vmm: tx: \|vmm: vm: \|vmm: rxq\|vmm: ctrl\|vmm: msix\|queue pairs\|I/O thread\|GUEST-IRQ\|vmm: receive queue started\|vmm: exit\|MODULE-FAILED\|qemu-system\|rror' |
+			head -n 80 | sed "s|^|CMP-LOG $1 $(basename $f .log) |"
 	done
 }
 round=1

@@ -4,7 +4,7 @@
 # vhost-net, in one lab run: into one guest, and guest to guest.
 #
 # Usage:
-#   compare-qemu.sh --vmm PATH [--mib N] [--reps N] [--rounds N]
+#   compare-qemu.sh --vmm PATH [--mib N] [--reps N] [--rounds N] [--streams N] [--smp N]
 #                   [--cases "CASE ..."] [--timeout SECONDS] [--workdir DIR] [--keep]
 #
 #   --vmm      the VMM, statically linked (the vmm_lab target)
@@ -12,6 +12,10 @@
 #   --reps     transfers per guest boot (default 3)
 #   --rounds   times the whole list of cases is run, one after the other,
 #              in the same lab (default 1)
+#   --streams  TCP streams per transfer into the receiving guest, each of
+#              N MiB, at once (default 1; the one-guest cases)
+#   --smp      the lab's CPUs (default 1; 2 for the vmm-mq cases, whose
+#              guest has two vCPUs)
 #   --cases    which cases, in this order (default: the six below)
 #   --timeout  seconds for the lab's whole run (default 3600)
 #   --workdir  where the run directory goes (default
@@ -41,7 +45,10 @@
 # and, when asked for: vmm-flip-one, vmm-copy-one and vmm-auto-one
 # (examples/vmm with rx=big, every frame flipped; rx=mergeable, copied; and
 # rx=auto, big-packet buffers and the adaptive policy), qemu-mtu-one (qemu
-# with the guest's receive offloads off: MTU-sized frames).
+# with the guest's receive offloads off: MTU-sized frames), vmm-mq1 and
+# vmm-mq2 (examples/vmm's guest with two vCPUs and one or two queue pairs:
+# VIRTIO_NET_F_MQ, MSI-X, flows steered by their hash; with --streams 2),
+# vmm-mq2-1t (vmm-mq2 with --no-io-threads: one thread serves both pairs).
 #
 # A transfer is N MiB over TCP (busybox nc) into the receiving guest, which
 # writes them to a file and watches its size. Wall time: from the moment the
@@ -76,6 +83,8 @@ vmm=""
 mib=16
 reps=3
 rounds=1
+streams=1
+smp=1
 cases="vmm-one qemu-one vhost-one vmm-g2g qemu-g2g vhost-g2g"
 
 header() { awk 'NR > 1 && !/^#/ { exit } NR > 1 && !/SPDX-License-Identifier/ { sub(/^# ?/, ""); print }' "$0"; }
@@ -85,6 +94,8 @@ while [ $# -gt 0 ]; do
 	--mib) mib="${2?}"; shift 2 ;;
 	--reps) reps="${2?}"; shift 2 ;;
 	--rounds) rounds="${2?}"; shift 2 ;;
+	--streams) streams="${2?}"; shift 2 ;;
+	--smp) smp="${2?}"; shift 2 ;;
 	--cases) cases="${2?}"; shift 2 ;;
 	--timeout) timeout_s="${2?}"; shift 2 ;;
 	--workdir) workdir="${2?}"; shift 2 ;;
@@ -95,7 +106,7 @@ while [ $# -gt 0 ]; do
 done
 for c in $cases; do
 	case "$c" in
-	vmm-one|qemu-one|vhost-one|vmm-g2g|qemu-g2g|vhost-g2g|vmm-flip-one|vmm-copy-one|vmm-auto-one|qemu-mtu-one) ;;
+	vmm-one|qemu-one|vhost-one|vmm-g2g|qemu-g2g|vhost-g2g|vmm-flip-one|vmm-copy-one|vmm-auto-one|qemu-mtu-one|vmm-mq1|vmm-mq2|vmm-mq2-1t) ;;
 	*) echo "compare: unknown case: $c" >&2; exit 2 ;;
 	esac
 done
@@ -140,7 +151,7 @@ while read -r m; do
 	[ "$m" = virtio_net.ko ] && o="napi_tx=0"
 	insmod "/lib/modules/$m" $o 2>/dev/null || echo "GUEST-MODULE-FAILED $m"
 done </etc/modules
-bytes=16777216 reps=1 role=recv ip=10.0.0.2 peer=""
+bytes=16777216 reps=1 role=recv ip=10.0.0.2 peer="" streams=1
 for a in $(cat /proc/cmdline); do
 	case "$a" in
 	vdemux.bytes=*) bytes="${a#*=}" ;;
@@ -148,6 +159,7 @@ for a in $(cat /proc/cmdline); do
 	vdemux.role=*) role="${a#*=}" ;;
 	vdemux.ip=*) ip="${a#*=}" ;;
 	vdemux.peer=*) peer="${a#*=}" ;;
+	vdemux.streams=*) streams="${a#*=}" ;;
 	esac
 done
 n=0
@@ -187,16 +199,25 @@ if [ "$role" = send ]; then
 	# the lab stops the VMM (or qemu) when the receiver is done
 	sleep 3600
 fi
+# all_in: every stream's file has its bytes.
+all_in() {
+	for k in $(seq 0 $((streams - 1))); do
+		[ "$(stat -c %s /tmp/blob.$k 2>/dev/null)" = "$bytes" ] || return 1
+	done
+}
 i=1
 while [ $i -le "$reps" ]; do
-	rm -f /tmp/blob
-	listen $((5000 + i)) /tmp/blob
+	rm -f /tmp/blob.*
+	for k in $(seq 0 $((streams - 1))); do listen $((5000 + i + 100 * k)) /tmp/blob.$k; done
 	echo "GUEST-READY $i rx_packets=$(cat $s/rx_packets) up $(cut -d' ' -f1 /proc/uptime)s"
-	while [ "$(stat -c %s /tmp/blob 2>/dev/null)" != "$bytes" ]; do sleep 0.1; done
+	while ! all_in; do sleep 0.1; done
 	echo "GUEST-DONE $i rx_packets=$(cat $s/rx_packets) rx_errors=$(cat $s/rx_errors) rx_dropped=$(cat $s/rx_dropped)"
 	# Out of the measurement: the lab has read the CPU times by now.
 	sleep 2
-	echo "GUEST-MD5 $i $(md5sum </tmp/blob | cut -d' ' -f1)"
+	# Every stream's md5 (one word when they agree).
+	echo "GUEST-MD5 $i $(for k in $(seq 0 $((streams - 1))); do md5sum </tmp/blob.$k | cut -d' ' -f1; done | sort -u | tr '\n' ' ')"
+	for q in /sys/class/net/eth0/queues/rx-*; do echo "GUEST-QUEUE $i $(basename $q)"; done
+	grep -a virtio /proc/interrupts | tr -s ' ' | sed "s/^/GUEST-IRQ $i /"
 	i=$((i + 1))
 done
 sleep 1
@@ -226,6 +247,7 @@ printf '%s\n' "$((mib * 1048576))" >"$top/guest/bytes"
 printf '%s\n' "$reps" >"$top/guest/reps"
 printf '%s\n' "$rounds" >"$top/guest/rounds"
 printf '%s\n' "$cases" >"$top/guest/cases"
+printf '%s\n' "$streams" >"$top/guest/streams"
 cp "$(dirname "$0")/compare-lab.sh" "$top/init"
 chmod 0755 "$top/init"
 pack "$top" "$run/initrd.cpio.gz"
@@ -236,7 +258,7 @@ lab_timer="lapic=notscdeadline nohz=off highres=off"
 t0=$(date +%s.%N)
 status=0
 timeout --kill-after=10 "$timeout_s" "$qemu" \
-	-accel tcg -cpu max -m 3072 -smp 1 -nic none -nographic -no-reboot \
+	-accel tcg -cpu max -m 3072 -smp "$smp" -nic none -nographic -no-reboot \
 	-kernel "$kernel" -initrd "$run/initrd.cpio.gz" \
 	-append "console=ttyS0 panic=-1 quiet loglevel=3 $lab_timer" \
 	</dev/null >"$run/console.log" 2>"$run/qemu.err" || status=$?
@@ -278,8 +300,8 @@ END {
 		printf "compare: %s mbit=%.1f secs=%.2f frames=%d cpu_us_per_mib=%.0f md5=%s\n", c, mm[c], median(S[c]), median(F[c]), pp[c], bad[c] ? "FAIL" : "ok"
 		printf "compare-spread: %s runs=%d mbit=%.1f..%.1f cpu_us_per_mib=%.0f..%.0f cpu_s=%.2f guest_s=%.2f kthread_s=%.2f\n", c, N[c], lo(M[c]), hi(M[c]), lo(P[c]), hi(P[c]), median(C[c]), median(G[c]), median(K[c])
 	}
-	split("vmm-one/qemu-one vmm-one/vhost-one vmm-g2g/qemu-g2g vmm-g2g/vhost-g2g", r, " ")
-	for (i = 1; i <= 4; i++) {
+	split("vmm-one/qemu-one vmm-one/vhost-one vmm-g2g/qemu-g2g vmm-g2g/vhost-g2g vmm-mq2/vmm-mq1 vmm-mq2-1t/vmm-mq1", r, " ")
+	for (i = 1; i <= 6; i++) {
 		split(r[i], ab, "/")
 		if (mm[ab[1]] > 0 && mm[ab[2]] > 0 && pp[ab[2]] > 0)
 			printf "compare-ratio: %s mbit=%.2f cpu_us_per_mib=%.2f\n", r[i], mm[ab[1]] / mm[ab[2]], pp[ab[1]] / pp[ab[2]]
@@ -288,7 +310,8 @@ END {
 nruns=$(grep -ac '^CMP-RAW' "$txt" || true)
 nok=$(grep -a '^CMP-RAW' "$txt" | grep -c 'md5=ok$' || true)
 ncases=$(echo $cases | wc -w)
-echo "compare: lab kernel $kver, lab run ${labsecs}s, status $status, host load $(cut -d' ' -f1-3 /proc/loadavg); TCG + nested KVM: only ratios mean anything"
+grep -a '^CMP-LOG.*\(vmm: rxq [0-9]\|vmm: ctrl\|I/O thread\)' "$txt" | head -n 40 || true
+echo "compare: lab kernel $kver, lab -smp $smp, streams $streams, lab run ${labsecs}s, status $status, host load $(cut -d' ' -f1-3 /proc/loadavg); TCG + nested KVM: only ratios mean anything"
 if [ "$nok" = "$nruns" ] && [ "$nruns" = $((ncases * reps * rounds)) ]; then exit 0; fi
 keep=1
 echo "compare: $nok of $nruns transfers ok, $((ncases * reps * rounds)) expected; run files kept in $run" >&2

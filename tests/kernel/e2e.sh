@@ -17,7 +17,8 @@
 # and boots two guests under the lab's KVM, the same Debian kernel with an
 # initramfs of busybox and the virtio modules: a (10.0.0.2, big receive
 # buffers: frames flipped into its own pages) and b (10.0.0.3, mergeable
-# receive buffers: copied). Checks, in the lab: both guests reach their
+# receive buffers: copied; two vCPUs and two queue pairs: MQ, the control
+# queue, MSI-X). Checks, in the lab: both guests reach their
 # /init and configure eth0; the lab pings each guest; a pings b; 16 MiB sent
 # by the lab over TCP (busybox nc) arrive in each guest with the right
 # md5sum; with b's receiver stopped (SIGSTOP, so b's socket fills and its
@@ -27,7 +28,8 @@
 # and exits 0. Then, from the VMM's counters and the guests' logs: each
 # guest's driver negotiated VIRTIO_RING_F_INDIRECT_DESC and EVENT_IDX; a's
 # VM flipped pages for at least half the frames its queue completed, b's
-# none (copies only); neither guest's kernel log shows a virtio, network or
+# none (copies only); b's driver enabled both queue pairs (VQ_PAIRS_SET) and
+# MSI-X; neither guest's kernel log shows a virtio, network or
 # page error, nor its interface a receive error.
 #
 # The guests' virtio_net runs without TX NAPI (napi_tx=0): with it, their
@@ -239,7 +241,7 @@ echo "E2E-VMM start at ${t0}s"
 : >/tmp/vmm.log
 /bin/vmm --tap tap0 $(cat /guest/vmm-args) \
 	--guest "name=a,kernel=$K,initrd=$R,mem=256M,mac=52:54:00:00:00:0a,rx=big,cmdline=vdemux.ip=10.0.0.2 vdemux.peer=10.0.0.3 $X" \
-	--guest "name=b,kernel=$K,initrd=$R,mem=256M,mac=52:54:00:00:00:0b,rx=mergeable,cmdline=vdemux.ip=10.0.0.3 $X" \
+	--guest "name=b,kernel=$K,initrd=$R,mem=256M,mac=52:54:00:00:00:0b,rx=mergeable,cpus=2,queues=2,cmdline=vdemux.ip=10.0.0.3 $X" \
 	>/tmp/vmm.log 2>&1 &
 vmm=$!
 tail -n +1 -f /tmp/vmm.log &
@@ -449,6 +451,15 @@ else
 	hcheck copies-b FAIL "vm flips ${vm_flips_b:-?}, copies ${vm_copies_b:-?}; queue frames ${rq_frames_b:-?} (flipped ${rq_flipped_b:-?}, copied ${rq_copied_b:-?})"
 fi
 
+# b (two vCPUs, two queue pairs): its driver took VIRTIO_NET_F_MQ and
+# enabled both pairs through the control queue, and MSI-X.
+ctrl="$(grep -a "^\[b\] vmm: ctrl:" "$txt" | tail -n1)"
+msix="$(grep -a "^\[b\] vmm: msix:" "$txt" | tail -n1)"
+case "$ctrl $msix" in
+*"of 2 (at most 2)"*"msix: on"*) hcheck mq-b ok "$(echo "$ctrl" | sed 's/.*ctrl: //'); $(echo "$msix" | sed 's/.*msix: //'); $(grep -a "^\[b\] vmm: rxq [0-9]:" "$txt" | sed 's/.*vmm: //' | tr '\n' ' ')" ;;
+*) hcheck mq-b FAIL "${ctrl:-no ctrl line}; ${msix:-no msix line}" ;;
+esac
+
 grep -a '^E2E-CHECK' "$txt" || true
 npass=$(grep -ac '^E2E-CHECK [^ ]* ok' "$txt" || true)
 nfail=$(grep -ac '^E2E-CHECK [^ ]* FAIL' "$txt" || true)
@@ -460,7 +471,7 @@ elif ! grep -aq '^E2E-DONE' "$txt"; then
 elif grep -aq 'Kernel panic' "$txt"; then
 	problem="kernel panic"
 fi
-expected=21
+expected=22
 # Pings answered/sent: the lab's to each guest, and a's to b.
 sent=0 answered=0
 while read -r t r; do
