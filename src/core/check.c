@@ -8,17 +8,13 @@
 #include <vdemux/engine.h>
 #include <vdemux/sys/backend.h>
 
+#include "common/util.h"
 #include "core/engine.h"
 #include "core/pool.h"
 #include "core/ring.h"
 #include "core/vm.h"
 
-#define FAIL(...)                                           \
-	do {                                                \
-		if (msg && msglen)                          \
-			snprintf(msg, msglen, __VA_ARGS__); \
-		return -EUCLEAN;                            \
-	} while (0)
+#define FAIL VD_CHECK_FAIL
 
 static bool page_is_zero(const uint8_t *p)
 {

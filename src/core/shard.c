@@ -148,12 +148,7 @@ int vdemux_shard_poll(vdemux_engine *e, unsigned budget)
 	return (int)taken;
 }
 
-#define FAIL(...)                                           \
-	do {                                                \
-		if (msg && msglen)                          \
-			snprintf(msg, msglen, __VA_ARGS__); \
-		return -EUCLEAN;                            \
-	} while (0)
+#define FAIL VD_CHECK_FAIL
 
 /* Count the pages queue (from, to) holds: frames not taken, pages given
  * back not taken back. */
