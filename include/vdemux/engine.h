@@ -16,6 +16,7 @@
 #include <vdemux/common.h>
 #include <vdemux/l2.h>
 #include <vdemux/offload.h>
+#include <vdemux/signal.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -69,6 +70,8 @@ struct vdemux_engine_opts {
 	struct vdemux_group *
 		group; /**< NULL; or the group (shard.h) this engine is shard @c shard of: its pages, arena and built-in classifier are the group's (@c arena NULL, @c first_page and @c npages 0) and @c max_vms at most the group's VMs per shard */
 	uint32_t shard; /**< with @c group: this shard's number, below the group's nshards, one engine each */
+	struct vdemux_signal
+		wake; /**< with @c group: how another shard's thread wakes this shard's thread, waiting after vdemux_shard_idle(), when it hands it a frame (CALLBACK: cb(0, VDEMUX_SIG_RX, payload) on that other thread; EVENTFD: 1 written to fd); NONE: never (the thread must poll) */
 };
 
 /**
@@ -85,7 +88,9 @@ struct vdemux_engine_opts {
  * @return 0; -EINVAL (NULL argument, bad option, non-zero unknown trailing
  *         option bytes, pages outside the arena; with @c group: @c arena,
  *         @c first_page or @c npages set, @c shard not below the group's
- *         nshards, @c max_vms above the group's VMs per shard); -EBUSY
+ *         nshards, @c max_vms above the group's VMs per shard, a @c wake
+ *         of an unknown kind, without its callback or with a negative fd,
+ *         or with flags; without @c group: a @c wake); -EBUSY
  *         (the group has an engine for @c shard already); -ENOMEM. On
  *         failure nothing is allocated.
  */

@@ -40,7 +40,10 @@
  *   shards after every thread has stopped, then the group;
  * - each shard's thread calls vdemux_shard_poll() on its shard regularly,
  *   also when its own uplink is idle, and before retrying a burst that
- *   returned short for a full queue: a queue drains only that way;
+ *   returned short for a full queue: a queue drains only that way; a
+ *   thread that waits for events calls vdemux_shard_idle() first and has
+ *   its shard's wake-up (vdemux_engine_opts::wake, an eventfd in its
+ *   epoll set) among them;
  * - VM calls (add, remove, post, poll) on a VM are made on its shard's
  *   thread, like every call on that engine;
  * - the classifier is configured from any thread through vdemux_group_l2()
@@ -120,6 +123,24 @@ VDEMUX_API vdemux_l2 *vdemux_group_l2(vdemux_group *g);
  *         counted in bad_input, nothing changed).
  */
 VDEMUX_API int vdemux_shard_poll(vdemux_engine *eng, unsigned budget);
+
+/**
+ * The shard's thread is about to wait (in epoll or the like, for its
+ * uplink, its guests or a wake-up): arm the shard's wake-up
+ * (vdemux_engine_opts::wake), then look at its queues once more. When this
+ * returns 0, the first other shard to hand this one a frame sends the
+ * wake-up (once; the next vdemux_shard_idle() arms it again); when it
+ * returns 1, frames are already waiting: call vdemux_shard_poll() rather
+ * than wait. vdemux_shard_poll() disarms it. Costs a full memory fence;
+ * a sender pays one per call that hands frames, and a read-modify-write
+ * only when it wakes a shard.
+ *
+ * @param eng a shard
+ * @return 0 (nothing waiting: wait for the wake-up); 1 (frames waiting);
+ *         -EINVAL (NULL, an engine of no group; counted in bad_input,
+ *         nothing changed).
+ */
+VDEMUX_API int vdemux_shard_idle(vdemux_engine *eng);
 
 /**
  * Check a group at a quiescent point: vdemux_engine_check() on every

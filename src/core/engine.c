@@ -76,6 +76,19 @@ static int engine_arena(struct vdemux_engine *e, const struct vdemux_engine_opts
 
 static void use_classifier(vdemux_engine *e, struct vdemux_classifier *cls);
 
+/* A shard's wake-up: none, a callback, or an eventfd (one fd, no flags). */
+static bool wake_ok(const struct vdemux_signal *w)
+{
+	if (w->flags)
+		return false;
+	switch (w->kind) {
+	case VDEMUX_SIGNAL_NONE: return true;
+	case VDEMUX_SIGNAL_CALLBACK: return w->cb != NULL;
+	case VDEMUX_SIGNAL_EVENTFD: return w->fd >= 0;
+	default: return false;
+	}
+}
+
 /* A shard's options: the group's pages, and a max_vms its share of the
  * group's ids can name (the last index of the last shard is reserved:
  * ids keep index + 1 in 20 bits). */
@@ -84,7 +97,8 @@ static int group_opts(struct vdemux_engine_opts *o)
 	const struct vdemux_group *g = o->group;
 	uint32_t per = (1u << g->idx_bits) - 1u;
 
-	if (o->arena || o->first_page || o->npages || o->shard >= g->nshards || o->max_vms > per)
+	if (o->arena || o->first_page || o->npages || o->shard >= g->nshards || o->max_vms > per ||
+	    !wake_ok(&o->wake))
 		return -EINVAL;
 	if (g->shards[o->shard])
 		return -EBUSY;
@@ -138,6 +152,8 @@ int vdemux_engine_create(vdemux_engine **out, const struct vdemux_engine_opts *u
 		return -EINVAL;
 	if (o.group && (err = group_opts(&o)))
 		return err;
+	if (!o.group && (o.wake.kind || o.shard))
+		return -EINVAL;
 	if (!o.arena && o.npages == 0)
 		return -EINVAL;
 
@@ -181,8 +197,10 @@ int vdemux_engine_create(vdemux_engine **out, const struct vdemux_engine_opts *u
 		goto fail;
 	use_classifier(e, vdemux_l2_classifier(e->l2));
 	e->st.pages_total = e->pool.npages;
-	if (o.group)
+	if (o.group) {
+		o.group->wake[o.shard].sig = o.wake;
 		o.group->shards[o.shard] = e;
+	}
 	*out = e;
 	return 0;
 fail:
@@ -197,8 +215,10 @@ void vdemux_engine_destroy(vdemux_engine *e)
 	for (uint32_t i = 0; i < e->vmt.max; i++)
 		if (e->vmt.vms && e->vmt.vms[i])
 			vdemux_vm_remove(e, e->vmt.vms[i]->id);
-	if (e->shard.g)
+	if (e->shard.g) {
+		e->shard.g->wake[e->shard.idx].sig = (struct vdemux_signal){0};
 		e->shard.g->shards[e->shard.idx] = NULL;
+	}
 	engine_free(e);
 }
 

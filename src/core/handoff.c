@@ -10,6 +10,7 @@
 #include "core/frame.h"
 #include "core/handoff.h"
 #include "core/pool.h"
+#include "core/signal.h"
 
 int vd_group_queues_init(struct vdemux_group *g, uint32_t qlen)
 {
@@ -179,22 +180,68 @@ bool vd_handoff_frame(struct vdemux_engine *e, const struct vd_src *src, const s
 	return move;
 }
 
+/* Wake the receivers in @to that armed their wake-up. The fence orders the
+ * heads just published before the flags are read, as vd_handoff_idle()
+ * orders its flag before it reads the heads: of a receiver going to wait
+ * and a sender publishing, one at least sees the other's store. Only an
+ * armed flag costs a read-modify-write (once per wait). */
+static void wake(struct vdemux_group *g, uint64_t to)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	while (to) {
+		struct vd_wake *w = &g->wake[__builtin_ctzll(to)];
+
+		to &= to - 1;
+		if (atomic_load_explicit(&w->armed, memory_order_relaxed) &&
+		    atomic_exchange_explicit(&w->armed, 0, memory_order_relaxed))
+			vd_signal_send(&w->sig, 0, VDEMUX_SIG_RX);
+	}
+}
+
 void vd_handoff_publish(struct vdemux_engine *e)
 {
 	struct vdemux_group *g = e->shard.g;
-	uint64_t out = e->shard.out;
+	uint64_t out = e->shard.out, published = 0;
 
 	while (out) {
 		uint32_t to = (uint32_t)__builtin_ctzll(out);
 		struct vd_hq *q = vd_hq_of(g, e->shard.idx, to);
 
 		out &= out - 1;
-		if (atomic_load_explicit(&q->head, memory_order_relaxed) != q->next)
+		if (atomic_load_explicit(&q->head, memory_order_relaxed) != q->next) {
 			atomic_store_explicit(&q->head, q->next, memory_order_release);
+			published |= 1ull << to;
+		}
 		reap(e, q);
 		if (q->seen == q->next)
 			e->shard.out &= ~(1ull << to); /* nothing left out there */
 	}
+	if (published)
+		wake(g, published);
+}
+
+bool vd_handoff_idle(struct vdemux_engine *e)
+{
+	struct vdemux_group *g = e->shard.g;
+
+	atomic_store_explicit(&g->wake[e->shard.idx].armed, 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+	for (uint32_t from = 0; from < g->nshards; from++) {
+		const struct vd_hq *q = vd_hq_of(g, from, e->shard.idx);
+
+		if (from != e->shard.idx &&
+		    atomic_load_explicit(&((struct vd_hq *)q)->head, memory_order_relaxed) != q->taken)
+			return true;
+	}
+	return false;
+}
+
+void vd_handoff_awake(struct vdemux_engine *e)
+{
+	_Atomic uint32_t *armed = &e->shard.g->wake[e->shard.idx].armed;
+
+	if (atomic_load_explicit(armed, memory_order_relaxed))
+		atomic_store_explicit(armed, 0, memory_order_relaxed);
 }
 
 struct vd_hslot *vd_handoff_peek(struct vdemux_engine *e, uint32_t from)

@@ -20,11 +20,11 @@
 #ifndef VDEMUX_CORE_HANDOFF_H
 #define VDEMUX_CORE_HANDOFF_H
 
-#include <stdalign.h>
 #include <stdatomic.h>
 
 #include <vdemux/arena.h>
 #include <vdemux/l2.h>
+#include <vdemux/signal.h>
 #include <vdemux/verdict.h>
 
 #include "common/util.h"
@@ -51,16 +51,30 @@ struct vd_hslot {
 	uint32_t pages[MAX_FRAME_PAGES];
 };
 
-/* The queue from one shard to another. */
+/* The queue from one shard to another. The producer's words and the
+ * consumer's are a cache line apart (padding, not alignas: the queues are
+ * allocated with the VMM's hooks, which promise no more than malloc's
+ * alignment). */
 struct vd_hq {
-	alignas(64) _Atomic uint32_t head; /* published by the producer */
-	uint32_t next;			   /* producer: the head it will publish */
-	uint32_t seen;			   /* producer: tail last read; slots before it reaped */
-	alignas(64) _Atomic uint32_t tail; /* published by the consumer */
-	uint32_t taken;			   /* consumer: the tail it will publish */
-	uint32_t avail;			   /* consumer: head last read */
-	alignas(64) uint32_t mask;
+	_Atomic uint32_t head; /* published by the producer */
+	uint32_t next;	       /* producer: the head it will publish */
+	uint32_t seen;	       /* producer: tail last read; slots before it reaped */
+	char pad0[64 - 12];
+	_Atomic uint32_t tail; /* published by the consumer */
+	uint32_t taken;	       /* consumer: the tail it will publish */
+	uint32_t avail;	       /* consumer: head last read */
+	char pad1[64 - 12];
+	uint32_t mask;
 	struct vd_hslot *slots;
+};
+
+/* A shard's wake-up: armed by its thread before it waits
+ * (vdemux_shard_idle()), disarmed (and the signal sent) by the first shard
+ * that hands it a frame then. */
+struct vd_wake {
+	_Atomic uint32_t armed;
+	struct vdemux_signal sig;
+	char pad[64 - 4];
 };
 
 struct vdemux_group {
@@ -72,6 +86,7 @@ struct vdemux_group {
 	vdemux_l2 *l2;
 	struct vdemux_engine *shards[VD_GROUP_MAX_SHARDS]; /* attached (control path only) */
 	struct vd_hq *q;				   /* q[from * nshards + to] */
+	struct vd_wake wake[VD_GROUP_MAX_SHARDS];
 };
 
 /* This shard's part of the group: the engine's member. */
@@ -118,8 +133,14 @@ bool vd_handoff_room(struct vdemux_engine *e, const struct vdemux_verdict *v);
  * in fresh pages. */
 bool vd_handoff_frame(struct vdemux_engine *e, const struct vd_src *src, const struct vdemux_dest *d,
 		      bool consume);
-/* End of a call: publish what was handed, take back the pages returned. */
+/* End of a call: publish what was handed (waking a receiver that waits),
+ * take back the pages returned. */
 void vd_handoff_publish(struct vdemux_engine *e);
+/* The shard's thread is about to wait: arm its wake-up, then look at its
+ * queues once more. Returns whether frames wait in them. */
+bool vd_handoff_idle(struct vdemux_engine *e);
+/* The shard's thread is polling: no wake-up needed. */
+void vd_handoff_awake(struct vdemux_engine *e);
 
 /* Consumer: the next slot from shard @from, or NULL. */
 struct vd_hslot *vd_handoff_peek(struct vdemux_engine *e, uint32_t from);

@@ -88,6 +88,17 @@ int vdemux_group_destroy(vdemux_group *g)
 	return 0;
 }
 
+int vdemux_shard_idle(vdemux_engine *e)
+{
+	if (!e)
+		return -EINVAL;
+	if (!e->shard.g) {
+		vd_bad(e, VDEMUX_BAD_OPTS);
+		return -EINVAL;
+	}
+	return vd_handoff_idle(e) ? 1 : 0;
+}
+
 vdemux_l2 *vdemux_group_l2(vdemux_group *g)
 {
 	return g ? g->l2 : NULL;
@@ -134,13 +145,16 @@ int vdemux_shard_poll(vdemux_engine *e, unsigned budget)
 	}
 	/* Each poll starts one shard further, so that a budget spent on the
 	 * first queue does not leave the same others waiting every time. */
+	vd_handoff_awake(e);
 	for (uint32_t k = 0; k < g->nshards && !starved && taken < budget; k++) {
-		uint32_t from = (e->shard.next + k) % g->nshards;
+		uint32_t from = e->shard.next + k; /* next < nshards: no division */
 
+		if (from >= g->nshards)
+			from -= g->nshards;
 		if (from != e->shard.idx)
 			taken += take_from(e, from, budget - taken, &starved);
 	}
-	e->shard.next = (e->shard.next + 1) % g->nshards;
+	e->shard.next = e->shard.next + 1 < g->nshards ? e->shard.next + 1 : 0;
 	vd_deliver_flush(e); /* applies, publishes what was handed, reaps */
 	if (starved)
 		vd_signal_release_all(e);

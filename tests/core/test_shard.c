@@ -2,6 +2,8 @@
 /* Groups of shards (shard.h): options, ids, the handoff of a frame to
  * another shard's VM, back-pressure, pages one for one, the group check. */
 #include <errno.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -539,6 +541,91 @@ static void test_group_check_finds_a_page_two_shards_hold_or_none(void **state)
 	sfx_fini(&f);
 }
 
+/* What the eventfd holds (0: nothing written since the last read). */
+static uint64_t efd_take(int fd)
+{
+	uint64_t v = 0;
+
+	if (read(fd, &v, sizeof(v)) != (ssize_t)sizeof(v))
+		return 0;
+	return v;
+}
+
+static void test_idle_shard_is_woken_once_by_the_first_frame_handed_to_it(void **state)
+{
+	int efd = eventfd(0, EFD_NONBLOCK);
+	struct sfx f;
+	vdemux_vm_id b;
+	unsigned bad = 0;
+
+	(void)state;
+	assert_true(efd >= 0);
+	sfx_init(&f, &(struct sfx_opts){.nshards = 2,
+					.npages = 64,
+					.wake[1] = {.kind = VDEMUX_SIGNAL_EVENTFD, .fd = efd}});
+	b = sfx_vm_add(&f, 1, 8);
+	/* Not waiting: no wake-up. */
+	assert_int_equal(burst_to(&f, 0, b, 1, 300), 1);
+	assert_int_equal(efd_take(efd), 0);
+	assert_int_equal(vdemux_shard_idle(f.eng[1]), 1); /* a frame waits: do not sleep */
+	assert_int_equal(vdemux_shard_poll(f.eng[1], 8), 1);
+	/* Waiting: the first frame wakes it, once. */
+	assert_int_equal(vdemux_shard_idle(f.eng[1]), 0);
+	assert_int_equal(burst_to(&f, 0, b, 2, 300), 2);
+	assert_int_equal(efd_take(efd), 1);
+	assert_int_equal(burst_to(&f, 0, b, 1, 300), 1);
+	assert_int_equal(efd_take(efd), 0);
+	assert_int_equal(vdemux_shard_poll(f.eng[1], 8), 3);
+	/* Armed, then awake (polled) before the frame: no wake-up. */
+	assert_int_equal(vdemux_shard_idle(f.eng[1]), 0);
+	assert_int_equal(vdemux_shard_poll(f.eng[1], 8), 0);
+	assert_int_equal(burst_to(&f, 0, b, 1, 300), 1);
+	assert_int_equal(efd_take(efd), 0);
+	assert_int_equal(vdemux_shard_poll(f.eng[1], 8), 1);
+	assert_int_equal(sfx_drain(&f, 1, b, &bad), 5);
+	assert_int_equal(bad, 0);
+	sfx_check(&f);
+	sfx_fini(&f);
+	close(efd);
+}
+
+static void test_wake_up_options_and_idle_refusals(void **state)
+{
+	struct sfx f;
+	vdemux_engine *e = NULL;
+
+	(void)state;
+	sfx_init(&f, &(struct sfx_opts){.nshards = 3, .npages = 48});
+	vdemux_engine_destroy(f.eng[2]);
+	f.eng[2] = NULL;
+	assert_int_equal(vdemux_engine_create(
+				 &e, &VDEMUX_OPTS(vdemux_engine_opts, .group = f.g, .shard = 2,
+						  .wake = {.kind = VDEMUX_SIGNAL_EVENTFD, .fd = -1})),
+			 -EINVAL);
+	assert_int_equal(
+		vdemux_engine_create(&e, &VDEMUX_OPTS(vdemux_engine_opts, .group = f.g, .shard = 2,
+						      .wake = {.kind = VDEMUX_SIGNAL_CALLBACK})),
+		-EINVAL);
+	assert_int_equal(vdemux_engine_create(&e, &VDEMUX_OPTS(vdemux_engine_opts, .group = f.g,
+							       .shard = 2, .wake = {.kind = 7})),
+			 -EINVAL);
+	assert_int_equal(
+		vdemux_engine_create(&e, &VDEMUX_OPTS(vdemux_engine_opts, .npages = 4,
+						      .wake = {.kind = VDEMUX_SIGNAL_EVENTFD, .fd = 0})),
+		-EINVAL);
+	assert_null(e);
+	assert_int_equal(vdemux_engine_create(
+				 &f.eng[2], &VDEMUX_OPTS(vdemux_engine_opts, .group = f.g, .shard = 2)),
+			 0);
+	assert_int_equal(vdemux_engine_create(&e, &VDEMUX_OPTS(vdemux_engine_opts, .npages = 4)), 0);
+	assert_int_equal(vdemux_shard_idle(NULL), -EINVAL);
+	assert_int_equal(vdemux_shard_idle(e), -EINVAL);
+	assert_int_equal(st(e).bad_input[VDEMUX_BAD_OPTS], 1);
+	assert_int_equal(vdemux_shard_idle(f.eng[2]), 0);
+	vdemux_engine_destroy(e);
+	sfx_fini(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -559,6 +646,8 @@ int main(void)
 		cmocka_unit_test(test_zero_copy_frame_flips_into_another_shard_in_its_own_page),
 		cmocka_unit_test(test_gso_frame_is_segmented_on_both_shards),
 		cmocka_unit_test(test_group_check_finds_a_page_two_shards_hold_or_none),
+		cmocka_unit_test(test_idle_shard_is_woken_once_by_the_first_frame_handed_to_it),
+		cmocka_unit_test(test_wake_up_options_and_idle_refusals),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

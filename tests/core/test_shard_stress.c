@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -35,6 +37,8 @@ struct stress {
 	atomic_bool stop;
 	/* written by each thread, read after the join (or at a barrier) */
 	unsigned bad[SFX_MAX_SHARDS], errors[SFX_MAX_SHARDS], churn[SFX_MAX_SHARDS];
+	int efd[SFX_MAX_SHARDS];	  /* each shard's wake-up */
+	unsigned wakeups[SFX_MAX_SHARDS]; /* read from it */
 	unsigned l2_changes;
 	unsigned checks;
 	char failed[256];
@@ -139,6 +143,19 @@ static void guests(struct worker *w)
 	}
 }
 
+/* As a thread about to wait would: arm the wake-up; take what was written
+ * to it (without waiting: the loop goes on). */
+static void idle(struct worker *w)
+{
+	struct stress *s = w->s;
+	uint64_t v;
+
+	if (vdemux_shard_idle(s->f.eng[w->shard]) < 0)
+		s->errors[w->shard]++;
+	if (read(s->efd[w->shard], &v, sizeof(v)) == (ssize_t)sizeof(v))
+		s->wakeups[w->shard] += (unsigned)v;
+}
+
 static void *shard_thread(void *arg)
 {
 	struct worker *w = arg;
@@ -153,6 +170,7 @@ static void *shard_thread(void *arg)
 		if (vdemux_shard_poll(s->f.eng[w->shard], 256) < 0)
 			s->errors[w->shard]++;
 		guests(w);
+		idle(w);
 		if (rnd(&w->seed) % 32 == 0)
 			churn(s, w->shard, rnd(&w->seed) % VMS_PER_SHARD);
 		if (it % s->check_every == 0) {
@@ -250,11 +268,15 @@ static void run(enum vdemux_harvest h, enum vdemux_copy_policy c, unsigned nshar
 	assert_non_null(s);
 	s->iters = env ? (unsigned)atoi(env) : 3000;
 	s->check_every = 100;
-	sfx_init(&s->f, &(struct sfx_opts){.nshards = nshards,
-					   .npages = 1024 * nshards,
-					   .queue_len = 64,
-					   .harvest = h,
-					   .copy = c});
+	struct sfx_opts so = {
+		.nshards = nshards, .npages = 1024 * nshards, .queue_len = 64, .harvest = h, .copy = c};
+
+	for (unsigned i = 0; i < nshards; i++) {
+		s->efd[i] = eventfd(0, EFD_NONBLOCK);
+		assert_true(s->efd[i] >= 0);
+		so.wake[i] = (struct vdemux_signal){.kind = VDEMUX_SIGNAL_EVENTFD, .fd = s->efd[i]};
+	}
+	sfx_init(&s->f, &so);
 	for (unsigned i = 0; i < nshards; i++)
 		for (unsigned k = 0; k < VMS_PER_SHARD; k++)
 			vm_add(s, i, k);
@@ -283,11 +305,14 @@ static void run(enum vdemux_harvest h, enum vdemux_copy_policy c, unsigned nshar
 		assert_int_equal(s->bad[i], 0);
 		assert_int_equal(s->errors[i], 0);
 	}
-	print_message("%u group checks, %u classifier changes, %u guests replaced\n", s->checks,
-		      s->l2_changes, s->churn[0] + s->churn[1] + s->churn[2] + s->churn[3]);
+	print_message("%u group checks, %u classifier changes, %u guests replaced, %u wake-ups\n",
+		      s->checks, s->l2_changes, s->churn[0] + s->churn[1] + s->churn[2] + s->churn[3],
+		      s->wakeups[0] + s->wakeups[1] + s->wakeups[2] + s->wakeups[3]);
 	assert_true(s->checks > 0 && s->l2_changes > 0);
 	pthread_barrier_destroy(&s->bar);
 	sfx_fini(&s->f);
+	for (unsigned i = 0; i < nshards; i++)
+		close(s->efd[i]);
 	free(s);
 }
 

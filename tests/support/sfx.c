@@ -24,9 +24,9 @@ void sfx_init(struct sfx *f, const struct sfx_opts *o)
 								 .queue_len = o->queue_len)),
 			 0);
 	for (unsigned i = 0; i < f->n; i++) {
-		struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .group = f->g, .shard = i,
-							   .harvest = o->harvest, .copy = o->copy,
-							   .max_vms = o->max_vms, .max_frame = 9018);
+		struct vdemux_engine_opts eo = VDEMUX_OPTS(
+			vdemux_engine_opts, .group = f->g, .shard = i, .harvest = o->harvest,
+			.copy = o->copy, .max_vms = o->max_vms, .max_frame = 9018, .wake = o->wake[i]);
 
 		assert_int_equal(vdemux_engine_create(&f->eng[i], &eo), 0);
 		assert_int_equal(vdemux_sim_create(&f->sim[i], NULL), 0);

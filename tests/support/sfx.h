@@ -31,7 +31,8 @@ struct sfx_opts {
 	uint32_t queue_len; /* 0: the default */
 	enum vdemux_harvest harvest;
 	enum vdemux_copy_policy copy;
-	uint32_t max_vms; /* per shard; 0: default */
+	uint32_t max_vms;			   /* per shard; 0: default */
+	struct vdemux_signal wake[SFX_MAX_SHARDS]; /* each shard's wake-up */
 };
 
 /* Build it (asserts success). */
