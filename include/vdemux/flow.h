@@ -33,11 +33,11 @@
 extern "C" {
 #endif
 
-/** Hash types, the bits of VIRTIO_NET_RSS_HASH_TYPE_*. */
+/** Hash types, the bits of VIRTIO_NET_RSS_HASH_TYPE_*: IPv4 addresses. */
 #define VDEMUX_FLOW_HASH_IPV4 (1u << 0)
 #define VDEMUX_FLOW_HASH_TCPV4 (1u << 1) /**< with the ports */
 #define VDEMUX_FLOW_HASH_UDPV4 (1u << 2) /**< with the ports */
-#define VDEMUX_FLOW_HASH_IPV6 (1u << 3)
+#define VDEMUX_FLOW_HASH_IPV6 (1u << 3)	 /**< IPv6 addresses */
 #define VDEMUX_FLOW_HASH_TCPV6 (1u << 4) /**< with the ports */
 #define VDEMUX_FLOW_HASH_UDPV6 (1u << 5) /**< with the ports */
 /** Every type this file computes. */
