@@ -98,6 +98,7 @@ void vnet_ioev_kick(struct guest *g, unsigned q)
 	if (read(g->net.ioev_fd[q], &cnt, sizeof cnt) <= 0)
 		return;
 	pthread_mutex_lock(&g->net.lock);
+	g->net.kicks[q != 0]++;
 	g->net.events |= q == 0 ? VNET_EV_RX : VNET_EV_TX;
 	pthread_mutex_unlock(&g->net.lock);
 }
@@ -390,6 +391,7 @@ static int tx_burst(struct guest *g, unsigned hdr_len)
 		d->tx_frames++;
 		d->tx_bytes += len - VNET_HDR_LEN;
 		d->tx_gso += (buf[1] & 0x7f) != VIRTIO_NET_HDR_GSO_NONE;
+		d->tx_small += len - VNET_HDR_LEN <= 1514;
 		n++;
 	}
 	if (n)
