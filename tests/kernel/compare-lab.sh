@@ -132,7 +132,8 @@ start() {
 		;;
 	esac
 }
-# vmm_counters NAME: SIGUSR2 to the VMM (case vmm-*), its "vmm: counters:"
+# vmm_counters NAME: SIGUSR2 to the VMM (case vmm-*; a VMM older than its SIGUSR2
+# counters would die of it), its "vmm: counters:"
 # lines into /tmp/NAME.cnt.
 vmm_counters() {
 	case "$c" in vmm-*) ;; *) return 0 ;; esac

@@ -166,7 +166,10 @@ trap cleanup EXIT
 
 inner="$run/inner"
 stage_busybox "$inner"
-stage_modules "$inner" "virtio_net virtio_pci virtio_mmio tcp_diag"
+# tcp_diag: ss -ti's full view of a socket (without it, /proc/net/tcp's).
+diag=""
+"$modprobe_bin" -d / -S "$kver" --show-depends tcp_diag >/dev/null 2>&1 && diag=tcp_diag
+stage_modules "$inner" "virtio_net virtio_pci virtio_mmio $diag"
 cat >"$inner/init" <<'INIT'
 #!/bin/sh
 /bin/busybox --install -s /bin
