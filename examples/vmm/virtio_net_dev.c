@@ -50,6 +50,14 @@
 
 #define ISR_QUEUE 0x1u /* a queue was used */
 
+/* PCI command register bits the device keeps: I/O space, memory space, bus
+ * master, SERR#, and INTx Disable (bit 10), which generic drivers
+ * (uio_pci_generic, vfio-pci) set and read back to tell whether the
+ * function can mask its interrupt line. */
+#define PCI_CMD_MASK 0x0507u
+#define PCI_CMD_INTX_DISABLE 0x0400u
+#define PCI_STATUS_INTX 0x0008u /* status register: INTx pending */
+
 static void vnet_wake(struct guest *g, unsigned ev)
 {
 	uint64_t one = 1;
@@ -186,7 +194,11 @@ uint32_t vnet_cfg_read(struct guest *g, unsigned reg)
 	struct vnet_dev *d = &g->net;
 	switch (reg) {
 	case 0x00: return 0x1000u << 16 | 0x1af4u; /* transitional virtio-net */
-	case 0x04: return d->command;
+	case 0x04: {
+		uint16_t cmd = __atomic_load_n(&d->command, __ATOMIC_SEQ_CST);
+		bool pending = __atomic_load_n(&d->isr, __ATOMIC_SEQ_CST) != 0;
+		return (pending ? PCI_STATUS_INTX : 0u) << 16 | cmd;
+	}
 	case 0x08: return 0x02000000u; /* Ethernet controller, revision 0 */
 	case 0x10: return d->bar0;
 	case 0x2c: return 1u << 16 | 0x1af4u;	/* subsystem: virtio device type 1 */
@@ -195,12 +207,33 @@ uint32_t vnet_cfg_read(struct guest *g, unsigned reg)
 	}
 }
 
+static void irq_pulse(struct guest *g)
+{
+	uint64_t one = 1;
+	if (write(g->net.irqfd, &one, sizeof one) < 0) {
+		/* Cannot fail for an eventfd short of overflow. */
+	}
+}
+
+/* A write of the command register. INTx is edge-triggered through the irqfd:
+ * an interrupt that came while INTx was disabled is still in the ISR, and
+ * the line is pulsed when the driver enables INTx again, so that it is not
+ * lost. Device lock held. */
+static void cmd_write(struct guest *g, uint16_t cmd)
+{
+	struct vnet_dev *d = &g->net;
+	uint16_t old = __atomic_exchange_n(&d->command, cmd, __ATOMIC_SEQ_CST);
+	if ((old & PCI_CMD_INTX_DISABLE) && !(cmd & PCI_CMD_INTX_DISABLE) &&
+	    __atomic_load_n(&d->isr, __ATOMIC_SEQ_CST))
+		irq_pulse(g);
+}
+
 void vnet_cfg_write(struct guest *g, unsigned reg, uint32_t val, unsigned size)
 {
 	struct vnet_dev *d = &g->net;
 	pthread_mutex_lock(&d->lock);
 	if (reg == 0x04 && size >= 2)
-		d->command = val & 0x0107; /* I/O, memory, bus master, SERR */
+		cmd_write(g, (uint16_t)(val & PCI_CMD_MASK));
 	else if (reg == 0x10 && size == 4) {
 		ioev_set(g, false);			   /* the registers move */
 		d->bar0 = (val & ~(VNET_IO_SIZE - 1)) | 1; /* all ones reads back the size */
@@ -210,13 +243,13 @@ void vnet_cfg_write(struct guest *g, unsigned reg, uint32_t val, unsigned size)
 
 void vnet_interrupt(struct guest *g)
 {
-	uint64_t one = 1;
 	/* The bit first: the guest's handler may run as soon as the irqfd is
-	 * written, and must find it. */
+	 * written, and must find it. With INTx Disable set the line stays
+	 * quiet; the bit waits in the ISR (and the status register's
+	 * interrupt bit) for the driver to poll it or enable INTx again. */
 	__atomic_fetch_or(&g->net.isr, ISR_QUEUE, __ATOMIC_SEQ_CST);
-	if (write(g->net.irqfd, &one, sizeof one) < 0) {
-		/* Cannot fail for an eventfd short of overflow. */
-	}
+	if (!(__atomic_load_n(&g->net.command, __ATOMIC_SEQ_CST) & PCI_CMD_INTX_DISABLE))
+		irq_pulse(g);
 }
 
 /* The receive queue's interrupt: the library calls this (the queue's

@@ -96,8 +96,8 @@ struct vnet_dev {
 	uint8_t status;
 	uint8_t isr; /* ISR status: atomic (set by the main thread, read and cleared by the vCPU's) */
 	uint8_t mac[6];
-	uint32_t bar0; /* I/O BAR as the guest programmed it */
-	uint16_t command;
+	uint32_t bar0;	     /* I/O BAR as the guest programmed it */
+	uint16_t command;    /* PCI command register: atomic (read by the main thread to raise INTx) */
 	unsigned generation; /* bumped at each reset and DRIVER_OK */
 	int irqfd;	     /* KVM irqfd injecting GSI_VIRTIO */
 	int kick_fd;	     /* eventfd: wakes the main thread */

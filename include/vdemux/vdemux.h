@@ -16,15 +16,18 @@
 #include <vdemux/arena.h>
 #include <vdemux/common.h>
 #include <vdemux/engine.h>
+#include <vdemux/flow.h>
 #include <vdemux/kvm.h>
 #include <vdemux/l2.h>
 #include <vdemux/offload.h>
 #include <vdemux/rx.h>
+#include <vdemux/shard.h>
 #include <vdemux/signal.h>
 #include <vdemux/sim.h>
 #include <vdemux/vfio.h>
 #include <vdemux/virtio_net.h>
 #include <vdemux/virtq.h>
+#include <vdemux/vnet_ctrl.h>
 #include <vdemux/verdict.h>
 #include <vdemux/vm.h>
 

@@ -148,7 +148,9 @@ struct vdemux_virtq_chain {
  * @return 1 and a chain (its head is in flight until pushed and published);
  *         0 when no chain is available; -EIO when the queue is broken (now
  *         or before: vdemux_virtq_needs_reset()); -EINVAL (NULL, max_iov
- *         0). Skipped chains are taken from the ring in every case.
+ *         0: nothing taken, counted in @c refused of the stats but for a
+ *         NULL queue). Skipped chains are taken from the ring in every
+ *         other case.
  */
 VDEMUX_API int vdemux_virtq_pop(vdemux_virtq *q, struct vdemux_virtq_chain *chain, struct iovec *iov,
 				unsigned max_iov);
@@ -160,7 +162,8 @@ VDEMUX_API int vdemux_virtq_pop(vdemux_virtq *q, struct vdemux_virtq_chain *chai
  * published in the order pushed. Allowed on a broken queue, for chains
  * popped before it broke.
  * @return 0; -EINVAL (NULL, @p head not popped or already pushed, @p len
- *         above the chain's writable bytes): nothing changed.
+ *         above the chain's writable bytes): nothing changed, and counted
+ *         in @c refused of the stats (but for a NULL queue).
  */
 VDEMUX_API int vdemux_virtq_push(vdemux_virtq *q, uint16_t head, uint32_t len);
 
@@ -226,6 +229,7 @@ struct vdemux_virtq_stats {
 	uint64_t interrupts;   /**< publishes that asked for an interrupt */
 	uint64_t no_interrupt; /**< publish calls that did not (nothing new, or suppressed) */
 	uint64_t err[VDEMUX_VIRTQ_ERR__COUNT]; /**< problems found, by #vdemux_virtq_err */
+	uint64_t refused; /**< calls on this queue refused with -EINVAL (pop without room or output, push of a head not popped or already pushed, or longer than its chain): the VMM's mistakes, not the guest's */
 };
 
 /**

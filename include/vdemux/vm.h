@@ -35,8 +35,8 @@ struct vdemux_backend;
 
 /** Options for vdemux_vm_add(). */
 struct vdemux_vm_opts {
-	size_t sz;				/**< sizeof(struct vdemux_vm_opts) */
-	uint64_t rx_base;			/**< page-aligned GPA of the RX window */
+	size_t sz;	  /**< sizeof(struct vdemux_vm_opts) */
+	uint64_t rx_base; /**< page-aligned GPA of the RX window; the window ends below 2^64 (rx_base + rx_pages * 4096 < 2^64: its end address is a GPA too) */
 	uint32_t rx_pages;			/**< pages in the RX window, 1 .. 2^28 */
 	uint32_t quota;				/**< most pages the VM may hold; 0: rx_pages */
 	uint32_t flags;				/**< VDEMUX_VM_F_* */

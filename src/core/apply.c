@@ -38,6 +38,13 @@ static bool pick_undo(const struct pend *pe)
 {
 	return pe->tstate == TS_APPLIED && pe->kind != PEND_COPY && pe->failed;
 }
+/* A failed remap whose slot the rollback left without a page, and whose
+ * page is known: its old page is mapped back. */
+static bool pick_restore(const struct pend *pe)
+{
+	return pe->kind == PEND_REMAP && pe->failed && pe->tstate == TS_HOLE &&
+	       pe->stale_page == VDEMUX_NO_PAGE;
+}
 
 /* Fill the batch from vm's entries, starting at index from, with those
  * pick() selects; new_page: the batch names each entry's new page (else its
@@ -144,28 +151,32 @@ static void apply_tables(struct vdemux_engine *e, struct vm *vm)
 
 /* A failed delivery changes nothing: where a remap of it left its slot a
  * hole (old page unmapped, new page not mapped or unmapped again), map the
- * old page back, entry by entry so that one refusal does not keep the
- * others from being tried. Not where an undo left the new page in some
- * table. An entry whose rollback failed keeps its old page stale. */
+ * old page back, in batches that go on past a refused entry so that one
+ * refusal does not keep the others from being tried. Not where an undo
+ * left the new page in some table. An entry whose rollback failed keeps
+ * its old page stale. */
 static void restore_old_pages(struct vdemux_engine *e, struct vm *vm)
 {
-	struct vd_batch *b = &e->batch;
+	uint32_t from = vm->plan.head;
 
-	for (uint32_t i = vm->plan.head; i != NO_PEND; i = e->plan.pend[i].next) {
-		struct pend *pe = &e->plan.pend[i];
+	for (;;) {
+		unsigned n = gather(e, vm, from, pick_restore, false, &from), done;
 		int err;
 
-		if (pe->kind != PEND_REMAP || !pe->failed || pe->tstate != TS_HOLE ||
-		    pe->stale_page != VDEMUX_NO_PAGE)
-			continue;
-		b->m[0].gpa = slot_gpa(vm, pe->slot);
-		b->m[0].page = abs_or_none(&e->pool, pe->old_page);
-		b->m[0].pad = 0;
-		b->undo[0] = b->m[0];
-		if (vd_tables_apply(e, vm, VD_OP_MAP, b, 1, &err) == 1)
-			pe->tstate = TS_UNTOUCHED;
-		else if (b->stale[0])
-			pe->stale_page = pe->old_page;
+		if (!n)
+			return;
+		done = vd_tables_apply(e, vm, VD_OP_MAP, &e->batch, n, &err);
+		for (unsigned k = 0; k < n; k++) {
+			struct pend *pe = &e->plan.pend[e->batch.idx[k]];
+
+			if (k < done)
+				pe->tstate = TS_UNTOUCHED;
+			else if (e->batch.stale[k])
+				pe->stale_page = pe->old_page;
+		}
+		/* Past a failed entry: the entries after it were not tried. */
+		if (done < n)
+			from = e->plan.pend[e->batch.idx[done]].next;
 	}
 }
 
@@ -336,7 +347,7 @@ static void apply_vm(struct vdemux_engine *e, struct vm *vm)
 {
 	uint32_t pages = 0, copies = 0;
 	bool decided = vm->cost.decided, timed = vd_cost_due(vm);
-	uint64_t t0 = timed ? vd_cost_clock() : 0;
+	uint64_t t0 = timed ? vd_cost_clock(e) : 0;
 
 	apply_tables(e, vm);
 	mark_failed(e, vm);

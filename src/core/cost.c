@@ -96,10 +96,12 @@
  * it two or three times dearer than the way is. */
 #define PROBE_ABORT 4.0
 
-static uint64_t now_ns(void)
+static uint64_t now_ns(const struct vd_cost *c)
 {
 	struct timespec ts;
 
+	if (c->clock)
+		return c->clock(c->clock_payload);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
@@ -112,14 +114,14 @@ static void calibrate(struct vd_cost *c)
 	for (int i = 0; i < 3; i++) {
 		uint64_t t0, t1, t2;
 
-		t0 = now_ns();
+		t0 = now_ns(c);
 		memcpy(dst, src, COST_SCRATCH);
 		/* keep the copy: the memset below would make it dead */
 		__asm__ __volatile__("" : : "r"(dst) : "memory");
-		t1 = now_ns();
+		t1 = now_ns(c);
 		memset(dst, 0, COST_SCRATCH);
 		__asm__ __volatile__("" : : "r"(dst) : "memory");
-		t2 = now_ns();
+		t2 = now_ns(c);
 		if (t1 - t0 < cp)
 			cp = t1 - t0;
 		if (t2 - t1 < cl)
@@ -131,15 +133,18 @@ static void calibrate(struct vd_cost *c)
 	/* what a pair of clock reads adds to what it times */
 	c->clock_ns = UINT64_MAX;
 	for (int i = 0; i < 8; i++) {
-		uint64_t t0 = now_ns(), t1 = now_ns();
+		uint64_t t0 = now_ns(c), t1 = now_ns(c);
 
 		if (t1 - t0 < c->clock_ns)
 			c->clock_ns = t1 - t0;
 	}
 }
 
-int vd_cost_init(struct vd_cost *c, const struct vdemux_alloc_hooks *alloc)
+int vd_cost_init(struct vd_cost *c, const struct vdemux_alloc_hooks *alloc,
+		 uint64_t (*clock)(void *payload), void *clock_payload)
 {
+	c->clock = clock;
+	c->clock_payload = clock_payload;
 	c->scratch = vd_calloc(alloc, 2, COST_SCRATCH);
 	if (!c->scratch)
 		return -ENOMEM;
@@ -235,7 +240,7 @@ static unsigned way_of(struct vdemux_engine *e, struct vd_class_cost *cc, uint32
 		cc->probe_pages = nch;
 		cc->probe_plan = 0;
 		e->st.adaptive_probes++;
-		*t0 = now_ns();
+		*t0 = now_ns(&e->cost);
 		return !cc->regime;
 	case PH_WARM:
 	case PH_MEASURE: e->st.adaptive_probes++; return !cc->regime;
@@ -272,7 +277,7 @@ bool vd_cost_decide(struct vdemux_engine *e, struct vm *vm, uint32_t len, uint32
 	if (!*t0 && ++vc->dtick >= (vc->dense || vc->batches < COST_SAMPLE_ALL ? PLAN_EVERY_PHASE
 									       : COST_PLAN_EVERY)) {
 		vc->dtick = 0;
-		*t0 = now_ns();
+		*t0 = now_ns(&e->cost);
 	}
 	return r == REG_COPY;
 }
@@ -301,7 +306,7 @@ static void sum_plan(struct vd_phase_sums *ps, double t)
 void vd_cost_planned(struct vdemux_engine *e, struct vm *vm, uint32_t nch, uint64_t t0)
 {
 	struct vd_class_cost *cc = &vm->cost.cls[vd_cost_class(nch)];
-	double t = (double)(now_ns() - t0) - (double)e->cost.clock_ns;
+	double t = (double)(now_ns(&e->cost) - t0) - (double)e->cost.clock_ns;
 
 	if (t < 0)
 		t = 0;
@@ -327,9 +332,9 @@ bool vd_cost_due(struct vm *vm)
 	return vm->cost.decided && vm->cost.timing;
 }
 
-uint64_t vd_cost_clock(void)
+uint64_t vd_cost_clock(const struct vdemux_engine *e)
 {
-	return now_ns();
+	return now_ns(&e->cost);
 }
 
 /* ---- transitions ---- */
@@ -639,13 +644,13 @@ struct batch {
 
 /* A copied page's share of the application is its completion; the flipped
  * pages share the rest. */
-static void batch_split(struct vd_vm_cost *vc, struct batch *b, uint64_t t0, uint32_t flips,
-			uint32_t copies)
+static void batch_split(const struct vd_cost *clk, struct vd_vm_cost *vc, struct batch *b, uint64_t t0,
+			uint32_t flips, uint32_t copies)
 {
 	uint32_t own = 0, own_copy = 0;
 
 	b->timed = t0 != 0;
-	b->apply = b->timed ? (double)(now_ns() - t0) : 0;
+	b->apply = b->timed ? (double)(now_ns(clk) - t0) : 0;
 	b->flips = flips;
 	b->copies = copies;
 	b->own_flip = 0;
@@ -767,7 +772,7 @@ void vd_cost_end(struct vdemux_engine *e, struct vm *vm, uint64_t t0, uint32_t f
 		count_steady(vc); /* most batches: untimed, no class changing phase */
 		return;
 	}
-	batch_split(vc, &b, t0, flips, copies);
+	batch_split(&e->cost, vc, &b, t0, flips, copies);
 	for (unsigned c = 0; c < COST_CLASSES; c++) {
 		struct vd_class_cost *cc = &vc->cls[c];
 

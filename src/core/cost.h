@@ -23,10 +23,12 @@ struct vm;
 #define COST_SCRATCH (64u * 1024u)
 
 struct vd_cost {
-	uint8_t *scratch;     /* 2 * COST_SCRATCH bytes: source and destination */
-	double copy_ns_byte;  /* memcpy, ns per byte, timed at creation */
-	double clear_ns_byte; /* memset 0, ns per byte, timed at creation */
-	uint64_t clock_ns;    /* a pair of clock reads */
+	uint8_t *scratch;		  /* 2 * COST_SCRATCH bytes: source and destination */
+	double copy_ns_byte;		  /* memcpy, ns per byte, timed at creation */
+	double clear_ns_byte;		  /* memset 0, ns per byte, timed at creation */
+	uint64_t clock_ns;		  /* a pair of clock reads */
+	uint64_t (*clock)(void *payload); /* the engine's clock; NULL: CLOCK_MONOTONIC */
+	void *clock_payload;
 };
 
 /* Classes of delivery size: 1, 2, 3, 4, 5-8 and 9 or more pages. */
@@ -99,7 +101,9 @@ struct vd_vm_cost {
 	struct vd_class_cost cls[COST_CLASSES];
 };
 
-int vd_cost_init(struct vd_cost *c, const struct vdemux_alloc_hooks *alloc);
+/* clock: the VMM's clock (vdemux_engine_opts.clock), or NULL. */
+int vd_cost_init(struct vd_cost *c, const struct vdemux_alloc_hooks *alloc,
+		 uint64_t (*clock)(void *payload), void *clock_payload);
 void vd_cost_fini(struct vd_cost *c, const struct vdemux_alloc_hooks *alloc);
 
 /* @holes: eager harvest: posted buffers are unmapped, and a zero-copy
@@ -162,7 +166,7 @@ void vd_cost_planned(struct vdemux_engine *e, struct vm *vm, uint32_t nch, uint6
  * not due) and passes it to end, with the pages flipped and copied in it
  * when timed, for every VM that had a choice (vm->cost.decided). */
 bool vd_cost_due(struct vm *vm);
-uint64_t vd_cost_clock(void);
+uint64_t vd_cost_clock(const struct vdemux_engine *e);
 void vd_cost_end(struct vdemux_engine *e, struct vm *vm, uint64_t t0, uint32_t flips, uint32_t copies);
 
 #endif

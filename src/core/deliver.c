@@ -13,6 +13,7 @@
 #include "core/diag.h"
 #include "core/engine.h"
 #include "core/frame.h"
+#include "core/handoff.h"
 #include "core/offload.h"
 #include "core/plan.h"
 #include "core/pool.h"
@@ -120,25 +121,79 @@ static int classify_pages(struct vdemux_engine *e, const struct vd_src *src, str
 	return classify(e, head, want, v);
 }
 
+/* Several destinations: the last that may have the frame's own pages
+ * takes them, the others get replicas, planned first. Returns whether the
+ * pages were taken. */
+static bool deliver_many(struct vdemux_engine *e, const struct vd_src *src,
+			 const struct vdemux_verdict *v)
+{
+	unsigned n = v->n > v->cap ? v->cap : v->n;
+	int consumer = -1;
+	struct vm *cvm = NULL;
+
+	for (unsigned k = n; k-- > 0;) {
+		if ((cvm = may_consume(e, src, &v->dests[k]))) {
+			consumer = (int)k;
+			break;
+		}
+	}
+	for (unsigned k = 0; k < n; k++) {
+		struct vm *vm;
+
+		if ((int)k == consumer)
+			continue; /* known, planned last */
+		vm = vd_vm_get(e, v->dests[k].vm);
+		if (!vm) {
+			vd_handoff_frame(e, src, &v->dests[k], false); /* or UNKNOWN_VM */
+			continue;
+		}
+		deliver_one(e, vm, src, &v->dests[k], false);
+	}
+	return consumer >= 0 && deliver_one(e, cvm, src, &v->dests[consumer], true);
+}
+
+/* A frame's one destination, VM @vm, which may have the frame's own pages
+ * (unedited, and as offload.c allows). Returns whether it took them. */
+static inline __attribute__((always_inline)) bool
+deliver_vm(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src, const struct vdemux_dest *d)
+{
+	return deliver_one(e, vm, src, d,
+			   d->action == VDEMUX_VLAN_KEEP && vd_offload_may_consume(src, vm, d));
+}
+
+/* One destination (the common case): its VM, or another shard's (handed
+ * over, in the frame's own pages when they are in the pool). Returns
+ * whether the pages were taken. */
+static bool deliver_single(struct vdemux_engine *e, const struct vd_src *src, const struct vdemux_dest *d)
+{
+	struct vm *vm = vd_vm_get(e, d->vm);
+
+	if (!vm)
+		return vd_handoff_frame(e, src, d, true); /* or UNKNOWN_VM */
+	return deliver_vm(e, vm, src, d);
+}
+
 /*
  * The frame is classified on its first page (a frame's headers are there).
  * The last destination that takes the frame as it came may have its pages;
  * the others get replicas, planned first: once the consumer has the pages
- * they may be freed (copied) or mapped into its VM.
+ * they may be freed (copied) or mapped into its VM. A frame's pages not
+ * taken go back to the pool. A destination on another shard gets a replica
+ * through its queue (handoff.c); a frame from the caller's memory that a
+ * full queue cannot take is left to the caller.
  */
-void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
+bool vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 {
-	struct vdemux_verdict v = {.dests = e->dests, .cap = e->vmt.max};
+	struct vdemux_verdict v = {.dests = e->dests, .cap = e->ndests};
 	const uint32_t *pages = src->pages;
 	uint32_t len = src->len, np = pages ? npages_for(src->off + len) : 0;
-	int consumer = -1, r;
-	struct vm *cvm = NULL;
-	bool consumed = false;
+	bool consumed;
+	int r;
 
 	if (src->ol && (r = vd_offload_check(&e->pool, src, src->ol))) {
 		e->st.offload_bad[r - 1]++;
 		free_pages(e, pages, np);
-		return;
+		return true;
 	}
 	if (src->flat)
 		r = classify(e, src->flat, len, &v);
@@ -147,32 +202,31 @@ void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 	if (r < 0 || v.n == 0) {
 		vd_drop(e, NULL, r < 0 ? VDEMUX_DROP_NO_DEST : v.drop_reason);
 		free_pages(e, pages, np);
-		return;
+		return true;
 	}
-	if (v.n > v.cap)
-		v.n = v.cap;
-	for (unsigned k = v.n; k-- > 0;) {
-		if ((cvm = may_consume(e, src, &v.dests[k]))) {
-			consumer = (int)k;
-			break;
-		}
-	}
-	for (unsigned k = 0; k < v.n; k++) {
-		struct vm *vm;
-
-		if ((int)k == consumer)
-			continue; /* known, planned last */
-		vm = vd_vm_get(e, v.dests[k].vm);
-		if (!vm) {
-			vd_drop(e, NULL, VDEMUX_DROP_UNKNOWN_VM);
-			continue;
-		}
-		deliver_one(e, vm, src, &v.dests[k], false);
-	}
-	if (consumer >= 0)
-		consumed = deliver_one(e, cvm, src, &v.dests[consumer], true);
+	if (e->shard.g && src->flat && !vd_handoff_local(&e->shard, &v) && !vd_handoff_room(e, &v))
+		return false;
+	if (v.n == 1)
+		consumed = deliver_single(e, src, &v.dests[0]);
+	else
+		consumed = deliver_many(e, src, &v);
 	if (!consumed)
 		free_pages(e, pages, np);
+	return true;
+}
+
+/* A frame another shard handed over: as deliver_single(), kept apart so
+ * that deliver_single() stays inlined in the per-frame path; a VM gone
+ * since the frame was handed is UNKNOWN_VM (it is never handed on). */
+bool vd_deliver_to(struct vdemux_engine *e, const struct vd_src *src, const struct vdemux_dest *d)
+{
+	struct vm *vm = vd_vm_get(e, d->vm);
+
+	if (!vm) {
+		vd_drop(e, NULL, VDEMUX_DROP_UNKNOWN_VM);
+		return false;
+	}
+	return deliver_vm(e, vm, src, d);
 }
 
 void vd_deliver_flush(struct vdemux_engine *e)
@@ -182,4 +236,6 @@ void vd_deliver_flush(struct vdemux_engine *e)
 	 * no VM carries the current generation, which may stay. */
 	if (e->plan.vms)
 		vd_apply_plan(e);
+	if (e->shard.out)
+		vd_handoff_publish(e);
 }

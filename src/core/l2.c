@@ -1004,9 +1004,10 @@ VDEMUX_API int vdemux_l2_lookup_bulk(vdemux_l2 *l2, const uint8_t *const *macs, 
 		const struct l2_tab *t = atomic_load_explicit(&l2->tab, memory_order_acquire);
 		/* Software pipeline: iteration i probes key i - L2_LOOKAHEAD,
 		 * then hashes key i and prefetches its slot. */
-		for (unsigned i = 0; i < n + L2_LOOKAHEAD; i++) {
+		/* 64-bit indices: n + L2_LOOKAHEAD does not wrap for any n. */
+		for (uint64_t i = 0; i < (uint64_t)n + L2_LOOKAHEAD; i++) {
 			if (i >= L2_LOOKAHEAD) {
-				unsigned j = i - L2_LOOKAHEAD;
+				uint64_t j = i - L2_LOOKAHEAD;
 				out[j] = bulk_probe(t, keys[j % L2_LOOKAHEAD], idx[j % L2_LOOKAHEAD]);
 			}
 			if (i < n) {

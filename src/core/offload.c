@@ -24,6 +24,10 @@
 #define TCP_PSH 0x08u
 #define TCP_CWR 0x80u
 #define HEAD_MAX 256u /* headers a GSO frame may have: 22 + 60 + 60 */
+
+/* What the scratch buffer holds of the frame being delivered
+ * (vd_offload.done). */
+enum { OFS_NONE, OFS_CSUM, OFS_SEGS };
 _Static_assert(VDEMUX_OFFLOAD_BAD__COUNT <= 8, "vdemux_engine_stats::offload_bad has 8 counters");
 
 /* A refusal as the checks return it: never 0. */
@@ -65,7 +69,9 @@ static void put_le16(uint8_t *p, uint16_t v)
 int vd_offload_scratch_init(struct vd_offload_scratch *s, uint32_t max_frame,
 			    const struct vdemux_alloc_hooks *alloc)
 {
-	s->buf = vd_calloc(alloc, 1, max_frame);
+	/* segment i at i * (hlen + gso_size): at most max_frame bytes of
+	 * payload, and a copy of the headers (at most HEAD_MAX) a segment */
+	s->buf = vd_calloc(alloc, 1, (size_t)max_frame + (VDEMUX_GSO_MAX_SEGS + 1) * HEAD_MAX);
 	return s->buf ? 0 : -ENOMEM;
 }
 
@@ -236,6 +242,7 @@ int vd_offload_check(const struct vd_pool *pl, const struct vd_src *src, struct 
 
 	ol->gso = ol->h.gso_type & (uint8_t)~VDEMUX_VNET_GSO_ECN;
 	ol->nsegs = 1;
+	ol->done = OFS_NONE;
 	if (r || ol->gso == VDEMUX_VNET_GSO_NONE)
 		return r;
 	vd_frame_read(pl, src, 0, head, n);
@@ -356,16 +363,19 @@ static bool plan_with(struct vdemux_engine *e, struct vm *vm, struct vd_src *s,
 static void finish_csum(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
 			const struct vdemux_dest *d, vd_plan_fn plan)
 {
-	const struct vd_offload *ol = src->ol;
+	struct vd_offload *ol = src->ol;
 	uint8_t *b = e->ofs.buf;
 	struct vd_src s = {.flat = b, .len = src->len};
 	struct vd_vhdr vh = {0};
 	uint32_t cs = ol->h.csum_start;
 	uint16_t c;
 
-	vd_frame_read(&e->pool, src, 0, b, src->len);
-	c = (uint16_t)~vd_csum_fold(vd_csum_add(0, b + cs, src->len - cs));
-	wr16(b + cs + ol->h.csum_offset, c ? c : 0xffffu);
+	if (ol->done != OFS_CSUM) { /* once per frame */
+		vd_frame_read(&e->pool, src, 0, b, src->len);
+		c = (uint16_t)~vd_csum_fold(vd_csum_add(0, b + cs, src->len - cs));
+		wr16(b + cs + ol->h.csum_offset, c ? c : 0xffffu);
+		ol->done = OFS_CSUM;
+	}
 	e->st.offload_csums++;
 	plan_with(e, vm, &s, d, &vh, false, plan);
 }
@@ -410,27 +420,46 @@ static void fix_segment(const struct vd_offload *ol, uint8_t *b, uint32_t n, uin
 	wr16(b + l4 + (tcp ? TCP_CSUM_OFF : UDP_CSUM_OFF), c);
 }
 
-/* Cut the frame into gso_size-byte segments, each copied into the scratch
- * buffer, fixed and planned as a delivery of its own. */
+/* Cut the frame into gso_size-byte segments in the scratch buffer, segment
+ * i at i * (hlen + gso_size), each fixed: once per frame. */
+static void cut_segments(struct vdemux_engine *e, const struct vd_src *src)
+{
+	struct vd_offload *ol = src->ol;
+	uint32_t hl = ol->hlen, mss = ol->h.gso_size, payload = src->len - hl;
+	uint8_t *b = e->ofs.buf;
+
+	vd_frame_read(&e->pool, src, 0, b, hl);
+	for (uint32_t i = 0; i < ol->nsegs; i++) {
+		uint32_t off = i * mss, n = payload - off < mss ? payload - off : mss;
+		uint8_t *sb = b + (size_t)i * (hl + mss);
+
+		if (i)
+			memcpy(sb, b, hl); /* the frame's headers: segment 0's are fixed last */
+		vd_frame_read(&e->pool, src, hl + off, sb + hl, n);
+		if (i)
+			fix_segment(ol, sb, n, i, off);
+	}
+	fix_segment(ol, b, payload < mss ? payload : mss, 0, 0);
+	ol->done = OFS_SEGS;
+}
+
+/* Plan each segment as a delivery of its own. */
 static void segment(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src,
 		    const struct vdemux_dest *d, vd_plan_fn plan)
 {
 	const struct vd_offload *ol = src->ol;
-	uint8_t hdr[HEAD_MAX], *b = e->ofs.buf;
 	uint32_t hl = ol->hlen, mss = ol->h.gso_size, payload = src->len - hl;
 	struct vd_vhdr vh = {0};
 
 	if (accepted(vm) & VDEMUX_OFFLOAD_CSUM)
 		vh.flags = VDEMUX_VNET_HDR_F_DATA_VALID;
-	vd_frame_read(&e->pool, src, 0, hdr, hl);
+	if (ol->done != OFS_SEGS)
+		cut_segments(e, src);
 	e->st.offload_segmented++;
 	for (uint32_t i = 0; i < ol->nsegs; i++) {
 		uint32_t off = i * mss, n = payload - off < mss ? payload - off : mss;
-		struct vd_src s = {.flat = b, .len = hl + n};
+		struct vd_src s = {.flat = e->ofs.buf + (size_t)i * (hl + mss), .len = hl + n};
 
-		memcpy(b, hdr, hl);
-		vd_frame_read(&e->pool, src, hl + off, b + hl, n);
-		fix_segment(ol, b, n, i, off);
 		e->st.offload_segments++;
 		plan_with(e, vm, &s, d, &vh, false, plan);
 	}

@@ -39,10 +39,13 @@ struct vd_offload {
 	uint16_t l4;	/* GSO: offset of the TCP/UDP header (= csum_start) */
 	uint16_t hlen;	/* GSO: bytes of headers, l4 + TCP/UDP header */
 	uint16_t nsegs; /* GSO: segments, 1 .. VDEMUX_GSO_MAX_SEGS */
+	uint8_t done;	/* what the scratch holds of this frame: OFS_* (offload.c) */
 };
 
+/* The frame's checksum finished, or its segments, made once per frame
+ * whatever its number of destinations without the offload. */
 struct vd_offload_scratch {
-	uint8_t *buf; /* max_frame bytes */
+	uint8_t *buf; /* max_frame + (VDEMUX_GSO_MAX_SEGS + 1) * 256 bytes */
 };
 
 int vd_offload_scratch_init(struct vd_offload_scratch *s, uint32_t max_frame,

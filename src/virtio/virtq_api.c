@@ -33,6 +33,7 @@ struct vdemux_virtq {
 	struct vd_vring_seg *segs; /* size entries: room for any chain */
 	uint32_t *write_len;	   /* writable bytes of a popped chain, by head */
 	uint32_t size;
+	uint64_t refused; /* calls on the queue refused with -EINVAL */
 };
 
 /* With the options' hooks, or calloc/free when they are not set. */
@@ -105,8 +106,12 @@ int vdemux_virtq_pop(vdemux_virtq *q, struct vdemux_virtq_chain *chain, struct i
 {
 	struct vd_vring_chain c;
 
-	if (!q || !chain || !iov || max_iov == 0)
+	if (!q)
 		return -EINVAL;
+	if (!chain || !iov || max_iov == 0) {
+		q->refused++;
+		return -EINVAL;
+	}
 	uint32_t cap = max_iov < q->size ? max_iov : q->size;
 	int r = vd_vring_pop(q->vr, &c, q->segs, cap);
 	if (r != 1)
@@ -132,9 +137,18 @@ int vdemux_virtq_pop(vdemux_virtq *q, struct vdemux_virtq_chain *chain, struct i
 
 int vdemux_virtq_push(vdemux_virtq *q, uint16_t head, uint32_t len)
 {
-	if (!q || head >= q->size || len > q->write_len[head])
+	int r;
+
+	if (!q)
 		return -EINVAL;
-	return vd_vring_push(q->vr, head, len);
+	if (head >= q->size || len > q->write_len[head]) {
+		q->refused++;
+		return -EINVAL;
+	}
+	r = vd_vring_push(q->vr, head, len);
+	if (r == -EINVAL)
+		q->refused++;
+	return r;
 }
 
 int vdemux_virtq_publish(vdemux_virtq *q, uint32_t *published)
@@ -176,6 +190,7 @@ int vdemux_virtq_stats(const vdemux_virtq *q, struct vdemux_virtq_stats *out, si
 	s.interrupts = v->notify;
 	s.no_interrupt = v->no_notify;
 	memcpy(s.err, v->err, sizeof(s.err));
+	s.refused = q->refused;
 	memcpy(out, &s, size < sizeof(s) ? size : sizeof(s));
 	return 0;
 }

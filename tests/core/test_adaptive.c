@@ -5,10 +5,11 @@
  * frames are flipped or copied by the costs the engine measures, the
  * backend's figure deciding until it has measured; tables that cost far
  * more than copying make it copy, with probe flips kept rare. The slow
- * tables are a wrapper that spins before forwarding each batch to the
- * simulator: the margin (hundreds of microseconds per batch against well
- * under a microsecond of copying) is what the assertions rest on, not a
- * speed.
+ * tables are a wrapper that takes a fixed time before forwarding each batch
+ * to the simulator: on the engine's clock, which those tests simulate
+ * (vdemux_engine_opts.clock: each read takes CLOCK_STEP ns, a slow batch
+ * spin_ns more), so that what they assert does not depend on this
+ * machine's speed or load.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,7 +24,19 @@ struct slow {
 	struct vdemux_backend base;
 	struct vdemux_backend *inner;
 	uint64_t spin_ns;
+	bool simulated; /* the engine reads sim_now, spin() advances it */
+	uint64_t sim_now;
 };
+
+/* What one read of the simulated clock takes. */
+#define CLOCK_STEP 50u
+
+static uint64_t sim_clock(void *payload)
+{
+	struct slow *s = payload;
+
+	return s->sim_now += CLOCK_STEP;
+}
 
 static uint64_t mono_ns(void)
 {
@@ -33,10 +46,14 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void spin(const struct slow *s)
+static void spin(struct slow *s)
 {
 	uint64_t end = mono_ns() + s->spin_ns;
 
+	if (s->simulated) {
+		s->sim_now += s->spin_ns;
+		return;
+	}
 	while (mono_ns() < end)
 		;
 }
@@ -83,21 +100,25 @@ static void slow_free(struct vdemux_backend *be)
 }
 
 /* An engine of 64 pages, one lazy VM of @pages slots, all posted, behind a
- * simulator whose batches take @spin_ns more. */
-static struct vt_vm *setup(void **state, uint64_t spin_ns, uint32_t sim_threshold, uint32_t pages,
-			   vdemux_engine **eng)
+ * simulator whose batches take @spin_ns more; on the simulated clock if
+ * @simulated (the engine's own otherwise). */
+static struct vt_vm *setup_clock(void **state, uint64_t spin_ns, uint32_t sim_threshold, uint32_t pages,
+				 bool simulated, vdemux_engine **eng)
 {
-	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .npages = 64,
-						   .harvest = VDEMUX_HARVEST_LAZY);
+	struct slow *s = calloc(1, sizeof(*s));
+	struct vdemux_engine_opts eo = VDEMUX_OPTS(
+		vdemux_engine_opts, .npages = 64, .harvest = VDEMUX_HARVEST_LAZY,
+		.clock = simulated ? sim_clock : NULL, .clock_payload = simulated ? s : NULL);
 	struct vdemux_sim_opts so = VDEMUX_OPTS(vdemux_sim_opts, .copy_threshold = sim_threshold);
 	struct vt_fx_opts fo = {.eng = eo, .builtin_cls = false};
-	struct vt_fx *fx = vt_fx_state(state, &fo);
+	struct vt_fx *fx;
 	struct vdemux_backend init = VDEMUX_BACKEND_INIT;
-	struct slow *s = calloc(1, sizeof(*s));
 	struct vdemux_vm_opts o;
 	struct vt_vm *vm;
 
 	assert_non_null(s);
+	s->simulated = simulated;
+	fx = vt_fx_state(state, &fo);
 	assert_int_equal(vdemux_sim_create(&s->inner, &so), 0);
 	s->base = init;
 	s->base.name = "slow";
@@ -120,6 +141,12 @@ static struct vt_vm *setup(void **state, uint64_t spin_ns, uint32_t sim_threshol
 	vt_post_range(fx, vm, 0, pages);
 	*eng = fx->eng;
 	return vm;
+}
+
+static struct vt_vm *setup(void **state, uint64_t spin_ns, uint32_t sim_threshold, uint32_t pages,
+			   vdemux_engine **eng)
+{
+	return setup_clock(state, spin_ns, sim_threshold, pages, false, eng);
 }
 
 /* Submit one zero-copy frame of @len bytes (at most 2 pages) to @vm. */
@@ -224,7 +251,7 @@ static void test_adaptive_copies_short_zero_copy_frames_without_probing(void **s
 static void test_adaptive_copies_when_the_tables_cost_more_and_probes_rarely(void **state)
 {
 	vdemux_engine *eng;
-	struct vt_vm *vm = setup(state, 200000, 0 /* sim default: 256 */, 8, &eng);
+	struct vt_vm *vm = setup_clock(state, 200000, 0 /* sim default: 256 */, 8, true, &eng);
 	struct vt_fx *fx = *state;
 	unsigned flipped = 0, late_flips = 0;
 	const unsigned n = 400;
@@ -258,7 +285,8 @@ static void test_adaptive_copies_when_the_tables_cost_more_and_probes_rarely(voi
 static void test_adaptive_follows_tables_that_turn_slow(void **state)
 {
 	vdemux_engine *eng;
-	struct vt_vm *vm = setup(state, 0, 0 /* sim default: 256: these frames flip first */, 8, &eng);
+	struct vt_vm *vm = setup_clock(state, 0, 0 /* sim default: 256: these frames flip first */, 8,
+				       true, &eng);
 	struct vt_fx *fx = *state;
 	struct slow *s = (struct slow *)fx->be[0];
 	unsigned late_flips = 0;

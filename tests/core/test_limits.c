@@ -578,7 +578,8 @@ static void test_vm_options_at_their_limits(void **state)
 	assert_int_equal(add_refused(fx, &o, VDEMUX_BAD_OPTS), -EINVAL);
 	o.rx_pages = 0;
 	assert_int_equal(add_refused(fx, &o, VDEMUX_BAD_OPTS), -EINVAL);
-	/* a window that would wrap the 64-bit GPA space */
+	/* a window ending at 2^64 exactly (its end is not a GPA: vm.h), and
+	 * one that would wrap the 64-bit GPA space */
 	o.rx_pages = 2;
 	o.rx_base = UINT64_MAX - PG + 1 - PG;
 	assert_int_equal(add_refused(fx, &o, VDEMUX_BAD_OPTS), -EINVAL);

@@ -281,6 +281,90 @@ static void test_a_tso6_frame_is_segmented_for_a_vm_without_tso6(void **state)
 	assert_int_equal(i, n);
 }
 
+/* Frame k of a pair for the broadcast test: a GSO frame (20000 bytes of
+ * payload, gso_size 1448) or one with its checksum left to the receiver
+ * (999 bytes), its own bytes (seed); built at frame, its length returned. */
+static uint32_t bcast_frame(struct vt_vm *vm, bool gso, uint32_t k, struct of_spec *sp,
+			    struct of_layout *lay)
+{
+	*sp = spec(vm, 4, false, gso ? 20000 : 999);
+	sp->dst = vt_bcast;
+	sp->seed += k;
+	return build(sp, VDEMUX_VNET_HDR_F_NEEDS_CSUM, gso ? VDEMUX_VNET_GSO_TCPV4 : 0, gso ? 1448 : 0,
+		     lay);
+}
+
+/* What a VM without the offload got of one frame: every segment, or the
+ * frame with its checksum finished. */
+static void expect_done(struct vt_fx *fx, struct vt_vm *vm, bool gso, const struct of_spec *sp,
+			const struct of_layout *lay)
+{
+	uint32_t n = gso ? (sp->payload + 1447) / 1448 : 1, i;
+	unsigned ncpl;
+
+	for (i = 0; i < n; i++) {
+		int flen = take_frame(fx, vm, &ncpl);
+		const char *why;
+
+		assert_true(flen > 0);
+		why = gso ? of_check_segment(got, (uint32_t)flen, sp, 1448, i, n)
+			  : of_check_csums(got, (uint32_t)flen, lay, 4, false);
+		if (why)
+			fail_msg("seed %u, segment %u: %s", sp->seed, i, why);
+	}
+}
+
+/* Broadcast GSO frames, and broadcast frames with their checksum left to
+ * the receiver, to two VMs without the offload and one with it: each VM
+ * without it gets every segment (or the finished checksum) right, the one
+ * with it the frame whole. Two frames in one burst (nothing of the first's
+ * work may serve the second), then one through the zero-copy pair. */
+static void test_a_broadcast_frame_is_segmented_or_finished_right_for_each_vm(void **state)
+{
+	static uint8_t first[VDEMUX_PAGE_SIZE + BIG + 64];
+	struct vt_fx *fx = fx_new(state);
+	struct vt_vm *vms[2] = {vm_new(fx, 0, 0), vm_new(fx, 0, 0)};
+	struct vt_vm *t = vm_new(fx, VDEMUX_OFFLOAD_CSUM | VDEMUX_OFFLOAD_TSO4, 10);
+	unsigned ncpl;
+
+	for (int g = 0; g < 2; g++) {
+		struct of_spec sp[3];
+		struct of_layout lay[3];
+		uint32_t len[3];
+		struct vdemux_frame f[2];
+
+		len[0] = bcast_frame(vms[0], g == 0, 0, &sp[0], &lay[0]);
+		memcpy(first, frame, len[0]);
+		len[1] = bcast_frame(vms[0], g == 0, 1, &sp[1], &lay[1]);
+		f[0] = (struct vdemux_frame){
+			.data = first, .len = len[0], .flags = VDEMUX_FRAME_VNET_HDR(10)};
+		f[1] = (struct vdemux_frame){
+			.data = frame, .len = len[1], .flags = VDEMUX_FRAME_VNET_HDR(10)};
+		assert_int_equal(vdemux_rx_burst(fx->eng, f, 2), 2);
+		vt_check(fx);
+		for (int v = 0; v < 2; v++)
+			for (int k = 0; k < 2; k++)
+				expect_done(fx, vms[v], g == 0, &sp[k], &lay[k]);
+		assert_int_equal(take_frame(fx, t, &ncpl), (int)(10 + lay[0].len));
+		assert_memory_equal(got + 10, first + 10, lay[0].len);
+		assert_int_equal(take_frame(fx, t, &ncpl), (int)(10 + lay[1].len));
+		assert_memory_equal(got + 10, frame + 10, lay[1].len);
+
+		len[2] = bcast_frame(vms[0], g == 0, 2, &sp[2], &lay[2]);
+		send_zc(fx, len[2]);
+		vt_check(fx);
+		for (int v = 0; v < 2; v++) {
+			expect_done(fx, vms[v], g == 0, &sp[2], &lay[2]);
+			assert_int_equal(take_frame(fx, vms[v], &ncpl), -1);
+		}
+		assert_int_equal(take_frame(fx, t, &ncpl), (int)(10 + lay[2].len));
+		assert_int_equal(take_frame(fx, t, &ncpl), -1);
+	}
+	/* counted per destination: two for each of the three frames */
+	assert_int_equal(vt_stats(fx).offload_segmented, 6);
+	assert_int_equal(vt_stats(fx).offload_csums, 6);
+}
+
 static void test_a_tso_frame_with_ecn_passes_only_to_a_vm_that_takes_ecn(void **state)
 {
 	struct vt_fx *fx = fx_new(state);
@@ -595,6 +679,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_a_64k_tso4_frame_is_segmented_for_a_vm_without_tso4,
 					  vt_teardown),
 		cmocka_unit_test_teardown(test_a_tso4_frame_from_lent_pages_is_segmented, vt_teardown),
+		cmocka_unit_test_teardown(
+			test_a_broadcast_frame_is_segmented_or_finished_right_for_each_vm, vt_teardown),
 		cmocka_unit_test_teardown(test_a_tso6_frame_is_segmented_for_a_vm_without_tso6,
 					  vt_teardown),
 		cmocka_unit_test_teardown(test_a_tso_frame_with_ecn_passes_only_to_a_vm_that_takes_ecn,

@@ -693,6 +693,45 @@ static void test_the_engine_check_finds_a_hole_in_a_queues_guest_ram(void **stat
 	world_free(w);
 }
 
+/* A failed flip whose old pages cannot all be mapped back: the one the
+ * table refuses stays a hole, the pages before and after it are mapped
+ * back all the same. */
+static void test_one_refused_restore_leaves_one_hole_and_restores_the_rest(void **state)
+{
+	struct world *w = world_new();
+	struct guest *g = &w->g[0];
+	char msg[200];
+
+	(void)state;
+	/* Two tables (KVM and a simulated one without remap): a flip unmaps
+	 * the chain's pages, then maps the new ones. */
+	guest_setup_ex(w, 0, VNG_BIG, V1 | EVT | IND, VDEMUX_COPY_NEVER, true, true);
+	for (int b = 0; b < 5; b++) {
+		send_to(w, 0, 4, 3000);
+		guest_receive(w, 0);
+	}
+	assert_int_equal(vm_stats(w, 0).held, RAM_PAGES);
+	/* The first table refuses the new pages of a 3-page frame (nothing
+	 * applied); mapping the old pages back, the second refuses the
+	 * second of them. */
+	vt_fault_arm(g->fault, VT_OP_MAP, VT_FAULT_CALL, 1, -EIO, false);
+	vt_fault_arm(g->fault2, VT_OP_MAP, VT_FAULT_ENTRY, 2, -EIO, false);
+	send_to(w, 0, 1, 9000);
+	assert_int_equal(g->fault->fired, 1);
+	assert_int_equal(g->fault2->fired, 1);
+	vt_fault_disarm(g->fault);
+	vt_fault_disarm(g->fault2);
+	assert_int_equal(q_stats(w, 0).failed, 1);
+	/* One page of guest RAM is missing: the refused one, not the third. */
+	assert_int_equal(vm_stats(w, 0).held, RAM_PAGES - 1);
+	assert_int_equal(vdemux_engine_check(w->eng, msg, sizeof(msg)), -EUCLEAN);
+	assert_non_null(strstr(msg, "hole"));
+	vdemux_vnet_rxq_destroy(w->g[0].q);
+	w->g[0].q = NULL;
+	vng_fini(&w->g[0].g);
+	world_free(w);
+}
+
 /* The head the guest made available last. */
 static uint16_t last_head(struct guest *g)
 {
@@ -1028,6 +1067,7 @@ int main(void)
 		cmocka_unit_test(test_a_broken_ring_is_served_no_more_and_its_frames_are_dropped),
 		cmocka_unit_test(test_a_flip_one_of_two_tables_refuses_leaves_the_guest_its_pages),
 		cmocka_unit_test(test_the_engine_check_finds_a_hole_in_a_queues_guest_ram),
+		cmocka_unit_test(test_one_refused_restore_leaves_one_hole_and_restores_the_rest),
 		cmocka_unit_test(
 			test_a_waiting_buffer_over_a_hole_is_given_back_and_later_frames_still_arrive),
 		cmocka_unit_test(test_a_malformed_chain_counts_as_a_buffer_taken_and_skipped),

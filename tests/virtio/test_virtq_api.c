@@ -320,7 +320,8 @@ static void test_used_entry_is_invisible_until_publish_which_asks_for_an_interru
 }
 
 static void
-test_readable_then_writable_chain_splits_and_push_is_bounded_by_the_writable_bytes(void **state)
+test_readable_then_writable_chain_splits_and_push_beyond_its_writable_bytes_is_refused_and_counted(
+	void **state)
 {
 	(void)state;
 	struct drv d;
@@ -350,6 +351,12 @@ test_readable_then_writable_chain_splits_and_push_is_bounded_by_the_writable_byt
 	used_entry(&d, 0, &id, &len);
 	assert_int_equal(id, 1);
 	assert_int_equal(len, 500);
+	/* each refusal counted, none of them pushed anything */
+	struct vdemux_virtq_stats st;
+	assert_int_equal(vdemux_virtq_stats(d.q, &st, sizeof(st)), 0);
+	assert_int_equal(st.refused, 4);
+	assert_int_equal(st.pushed, 1);
+	assert_int_equal(st.skipped, 0);
 	drv_fini(&d);
 }
 
@@ -679,7 +686,7 @@ static void test_nothing_is_written_outside_the_used_ring_and_avail_event(void *
 	drv_fini(&d);
 }
 
-static void test_null_arguments_are_einval(void **state)
+static void test_null_arguments_are_einval_and_counted_on_the_queue(void **state)
 {
 	(void)state;
 	struct drv d;
@@ -699,6 +706,10 @@ static void test_null_arguments_are_einval(void **state)
 	assert_int_equal(vdemux_virtq_reset(NULL), -EINVAL);
 	assert_int_equal(vdemux_virtq_stats(NULL, &s, sizeof(s)), -EINVAL);
 	assert_int_equal(vdemux_virtq_stats(d.q, NULL, sizeof(s)), -EINVAL);
+	/* the three pops refused on a queue are counted there, and took nothing */
+	assert_int_equal(vdemux_virtq_stats(d.q, &s, sizeof(s)), 0);
+	assert_int_equal(s.refused, 3);
+	assert_int_equal(s.popped, 0);
 	vdemux_virtq_destroy(NULL);
 	assert_string_equal(vdemux_virtq_err_name(VDEMUX_VIRTQ_ERR_LOOP), "loop");
 	assert_string_equal(vdemux_virtq_err_name(VDEMUX_VIRTQ_ERR__COUNT), "?");
@@ -715,7 +726,7 @@ int main(void)
 		cmocka_unit_test(test_transmit_chain_pops_as_readable_iovecs_into_guest_ram),
 		cmocka_unit_test(test_used_entry_is_invisible_until_publish_which_asks_for_an_interrupt),
 		cmocka_unit_test(
-			test_readable_then_writable_chain_splits_and_push_is_bounded_by_the_writable_bytes),
+			test_readable_then_writable_chain_splits_and_push_beyond_its_writable_bytes_is_refused_and_counted),
 		cmocka_unit_test(test_indirect_table_pops_as_its_descriptors),
 		cmocka_unit_test(test_indices_wrap_past_65535),
 		cmocka_unit_test(test_malformed_chains_are_skipped_counted_and_given_back_empty),
@@ -729,7 +740,7 @@ int main(void)
 			test_enable_kick_with_event_idx_writes_avail_event_and_reports_pending_chains),
 		cmocka_unit_test(test_enable_kick_without_event_idx_sets_and_clears_no_notify),
 		cmocka_unit_test(test_nothing_is_written_outside_the_used_ring_and_avail_event),
-		cmocka_unit_test(test_null_arguments_are_einval),
+		cmocka_unit_test(test_null_arguments_are_einval_and_counted_on_the_queue),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
