@@ -5,6 +5,7 @@
  * ring, then every receive queue, under the engine's lock.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
@@ -60,10 +61,14 @@ static void loop_event(struct loop *l, uint64_t data)
 			vmm_log(NULL, "vmm: tap read failed");
 	} else if (type == EV_SIGNAL) {
 		struct signalfd_siginfo si;
-		if (read(l->sfd, &si, sizeof si) == sizeof si) {
-			vmm_log(NULL, "vmm: signal %u: stopping", si.ssi_signo);
-			l->quit = true;
+		if (read(l->sfd, &si, sizeof si) != sizeof si)
+			return;
+		if (si.ssi_signo == SIGUSR2) {
+			stats_counters(v);
+			return;
 		}
+		vmm_log(NULL, "vmm: signal %u: stopping", si.ssi_signo);
+		l->quit = true;
 	} else if (type == EV_KICK) {
 		/* What was kicked is in the device's events. */
 		if (read(v->guests[idx].net.kick_fd, &cnt, sizeof cnt) < 0)

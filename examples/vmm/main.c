@@ -83,13 +83,15 @@ static int engine_setup(struct vmm *v)
 	return 0;
 }
 
-/* SIGTERM and SIGINT come through a signalfd; SIGUSR1 kicks vCPUs. */
+/* SIGTERM and SIGINT (stop) and SIGUSR2 (print the counters) come through
+ * a signalfd; SIGUSR1 kicks vCPUs. */
 static int signals_setup(void)
 {
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR2);
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	vcpu_signals_init();

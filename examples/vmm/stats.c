@@ -225,3 +225,52 @@ void stats_status(struct vmm *v)
 		if (!v->guests[i].removed)
 			status_guest(v, &v->guests[i]);
 }
+
+/* Running counters of one guest, as key=value pairs a script can subtract
+ * from the previous line's: its transmit ring, its receive queue and the
+ * frames the engine dropped for it. */
+static void counters_guest(struct vmm *v, struct guest *g)
+{
+	struct vdemux_vnet_rxq_stats rs = {0};
+	struct vdemux_vm_stats vs = {0};
+	const struct vnet_dev *d = &g->net;
+	for (unsigned p = 0; p < d->pairs; p++) { /* every receive queue's, summed */
+		struct vdemux_vnet_rxq_stats q = {0};
+		struct vdemux_vm_stats qv = {0};
+		vdemux_vnet_rxq_stats(g->rx[p].q, &q, sizeof q);
+		vdemux_vm_stats(v->eng, g->rx[p].vm, &qv, sizeof qv);
+		rs.frames += q.frames;
+		rs.buffers += q.buffers;
+		rs.copied += q.copied;
+		rs.flipped += q.flipped;
+		rs.interrupts += q.interrupts;
+		rs.no_interrupt += q.no_interrupt;
+		for (int i = 0; i < VDEMUX_DROP__COUNT; i++)
+			vs.drops[i] += qv.drops[i];
+	}
+	char drops[256] = "";
+	size_t at = 0;
+	for (int i = 1; i < VDEMUX_DROP__COUNT && at < sizeof drops; i++)
+		if (vs.drops[i])
+			at += (size_t)snprintf(drops + at, sizeof drops - at, " drop_%s=%" PRIu64,
+					       vdemux_drop_reason_name(i), vs.drops[i]);
+	vmm_log(g,
+		"vmm: counters: tx_frames=%" PRIu64 " tx_bytes=%" PRIu64 " tx_gso=%" PRIu64
+		" tx_small=%" PRIu64 " tx_irqs=%" PRIu64 " tx_kicks=%" PRIu64 " rx_kicks=%" PRIu64
+		" rx_frames=%" PRIu64 " rx_buffers=%" PRIu64 " rx_copied=%" PRIu64 " rx_flipped=%" PRIu64
+		" rx_irqs=%" PRIu64 " rx_no_irq=%" PRIu64 " exits_io=%" PRIu64 "%s",
+		d->tx_frames, d->tx_bytes, d->tx_gso, d->tx_small, d->irqs, d->kicks[1], d->kicks[0],
+		rs.frames, rs.buffers, rs.copied, rs.flipped, rs.interrupts, rs.no_interrupt,
+		g->stats.exits_io, drops);
+}
+
+void stats_counters(struct vmm *v)
+{
+	for (unsigned i = 0; i < v->nguests; i++)
+		if (!v->guests[i].removed)
+			counters_guest(v, &v->guests[i]);
+	vmm_log(NULL,
+		"vmm: counters: tap_rx_frames=%" PRIu64 " tap_tx_frames=%" PRIu64
+		" guest_to_guest=%" PRIu64,
+		v->tap.rx_frames, v->tap.tx_frames, v->guest_to_guest);
+}

@@ -131,6 +131,7 @@ void vnet_ioev_kick(struct guest *g, unsigned q)
 	if (read(g->net.ioev_fd[q], &cnt, sizeof cnt) <= 0)
 		return;
 	pthread_mutex_lock(&g->net.lock);
+	g->net.kicks[q & 1]++; /* even: a receive queue (or the control queue) */
 	queue_kicked(&g->net, q);
 	pthread_mutex_unlock(&g->net.lock);
 }

@@ -163,6 +163,8 @@ struct vnet_dev {
 	uint64_t tx_frames, tx_bytes, tx_to_tap, tx_bad;
 	uint64_t tx_gso;     /* transmitted frames with a GSO type (HOST_TSO*) */
 	uint64_t irqs;	     /* transmit queue interrupts */
+	uint64_t kicks[2];   /* queue notifications through the ioeventfds (0 RX, 1 TX) */
+	uint64_t tx_small;   /* transmitted frames of at most 1514 bytes */
 	uint64_t rx_irqs;    /* receive queue interrupts (the library's callback) */
 	uint64_t tx_skipped; /* malformed chains of transmit rings gone (a reset) */
 	uint64_t ctrl_cmds;  /* control queue commands served */
@@ -404,6 +406,8 @@ void stats_status(struct vmm *v);		 /* --verbose: every 10 s */
  * before they are torn down, without the engine lock held. */
 int iothreads_start(struct vmm *v);
 void iothreads_stop(struct vmm *v);
+/* SIGUSR2: one line of running counters per guest ("vmm: counters:"). */
+void stats_counters(struct vmm *v);
 
 /* loop.c: the main thread's event loop; false if a guest's removal failed
  * its check. Returns when every guest is off or a signal came on @sfd. */

@@ -65,6 +65,7 @@ static int tx_burst(struct guest *g, vdemux_virtq *txq, unsigned hdr_len)
 		d->tx_frames++;
 		d->tx_bytes += len - VNET_HDR_LEN;
 		d->tx_gso += (buf[1] & 0x7f) != VIRTIO_NET_HDR_GSO_NONE;
+		d->tx_small += len - VNET_HDR_LEN <= 1514;
 		n++;
 	}
 	if (n)

@@ -14,6 +14,7 @@ while read -r m; do insmod "/lib/modules/$m" || echo "CMP-MODULE-FAILED $m"; don
 up() { cut -d' ' -f1 /proc/uptime; }
 bytes=$(cat /guest/bytes) reps=$(cat /guest/reps) rounds=$(cat /guest/rounds) cases=$(cat /guest/cases)
 streams=$(cat /guest/streams 2>/dev/null || echo 1)
+app=$(cat /guest/app) napi_tx=$(cat /guest/napi_tx)
 K=/guest/vmlinuz R=/guest/initrd.cpio.gz
 ip link set lo up
 dd if=/dev/urandom of=/tmp/blob bs=1M count=$((bytes / 1048576)) 2>/dev/null
@@ -75,7 +76,9 @@ wait_dev() {
 	n=0
 	while [ ! -e "/sys/class/net/$1" ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
 }
-gcmd() { echo "vdemux.bytes=$bytes vdemux.reps=$reps vdemux.streams=$streams vdemux.role=$1 vdemux.ip=$2 vdemux.peer=${3:-}"; }
+gcmd() {
+	echo "vdemux.bytes=$bytes vdemux.reps=$reps vdemux.streams=$streams vdemux.role=$1 vdemux.ip=$2 vdemux.peer=${3:-} vdemux.app=$app${napi_tx:+ vdemux.napi_tx=$napi_tx}"
+}
 # qemu_guest NAME TAP MAC VHOST ROLE IP [PEER] [DEVICE-OPTIONS]: start it,
 # its pid added to pids.
 qemu_guest() {
@@ -132,6 +135,26 @@ start() {
 		;;
 	esac
 }
+# vmm_counters NAME: SIGUSR2 to the VMM (case vmm-*; a VMM older than its SIGUSR2
+# counters would die of it), its "vmm: counters:"
+# lines into /tmp/NAME.cnt.
+vmm_counters() {
+	case "$c" in vmm-*) ;; *) return 0 ;; esac
+	n0=$(grep -ac 'vmm: counters: tap_' /tmp/vmm.log)
+	kill -USR2 $pids 2>/dev/null
+	n=0
+	while [ "$(grep -ac 'vmm: counters: tap_' /tmp/vmm.log)" = "$n0" ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+	tr -d '\r' </tmp/vmm.log | grep -a 'vmm: counters:' | tail -n $(($(echo "$pids $slog" | wc -w) + 1)) >/tmp/$1.cnt
+}
+# counters_delta CASE LABEL: the VMM's counters over the transfer, per guest.
+counters_delta() {
+	[ -s /tmp/c0.cnt ] && [ -s /tmp/c1.cnt ] || return 0
+	awk -v h="CMP-DEV $1 $2" '
+	{ who = $1 ~ /^\[/ ? $1 : "[vmm]"; o = ""
+	  for (k = 1; k <= NF; k++) if (split($k, kv, "=") == 2) {
+		if (FILENAME == ARGV[1]) a[who, kv[1]] = kv[2]; else o = o " " kv[1] "=" kv[2] - a[who, kv[1]] }
+	  if (FILENAME != ARGV[1]) print h, who o }' /tmp/c0.cnt /tmp/c1.cnt
+}
 # transfer CASE LABEL I: the I-th transfer of the running case.
 transfer() {
 	if ! wait_log $rlog "GUEST-READY $3 " 300; then echo "CMP-FAIL $1 $2 the receiver did not get ready"; return 1; fi
@@ -140,6 +163,8 @@ transfer() {
 	want=$sum
 	[ -n "$slog" ] && want=$(grep -a GUEST-SRC-MD5 $slog | head -n1 | tr -d '\r' | sed 's/.*GUEST-SRC-MD5 //')
 	rx0=$(field $rlog "GUEST-READY $3 " rx_packets)
+	rm -f /tmp/c0.cnt /tmp/c1.cnt
+	vmm_counters c0
 	c0=$(cpu $pids) k0=$(kthreads $pids) t0=$(up)
 	senders=""
 	if [ -n "$slog" ]; then
@@ -148,7 +173,11 @@ transfer() {
 	else
 		k=0
 		while [ $k -lt $streams ]; do
-			nc 10.0.0.2 $((5000 + $3 + 100 * k)) </tmp/blob &
+			if [ "$app" = nc ]; then
+				nc 10.0.0.2 $((5000 + $3 + 100 * k)) </tmp/blob &
+			else
+				lab_xfer send 10.0.0.2 $((5000 + $3 + 100 * k)) /tmp/blob &
+			fi
 			senders="$senders $!"
 			k=$((k + 1))
 		done
@@ -159,12 +188,23 @@ transfer() {
 	fi
 	c1=$(cpu $pids) k1=$(kthreads $pids) t1=$(up)
 	kill $senders 2>/dev/null
+	vmm_counters c1
 	rx1=$(field $rlog "GUEST-DONE $3 " rx_packets)
 	wait_log $rlog "GUEST-MD5 $3 " 60
 	got=$(grep -a "GUEST-MD5 $3 " $rlog | head -n1 | tr -d '\r' | sed 's/.*GUEST-MD5 [0-9]* //; s/ *$//')
 	md5=FAIL; [ "$got" = "$want" ] && md5=ok
 	nb=$bytes; [ -z "$slog" ] && nb=$((bytes * streams))
 	echo "CMP-RAW $1 $2 t0=$t0 t1=$t1 cpu0=$c0 cpu1=$c1 k0=$k0 k1=$k1 rx0=$rx0 rx1=$rx1 bytes=$nb md5=$md5"
+	# Out of the measurement: what each side's TCP did, and the device.
+	if [ -n "$slog" ]; then
+		echo dump | nc 10.0.0.3 $((7000 + $3)) &
+		wait_log $slog "GUEST-STATS-END $3" 60 || echo "CMP-NOTE $1 $2 no statistics from the sender"
+		kill $! 2>/dev/null
+	fi
+	for f in $rlog $slog; do
+		tr -d '\r' <$f | grep -a "GUEST-NSTAT $3 \|GUEST-NET $3 \|GUEST-SS $3 " | sed "s/^.*GUEST-\([A-Z]*\) $3 /CMP-\1 $1 $2 /"
+	done | sort -u
+	counters_delta $1 $2
 }
 logs() {
 	for f in /tmp/*.log; do

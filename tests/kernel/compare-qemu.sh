@@ -6,6 +6,7 @@
 # Usage:
 #   compare-qemu.sh --vmm PATH [--mib N] [--reps N] [--rounds N] [--streams N] [--smp N]
 #                   [--cases "CASE ..."] [--timeout SECONDS] [--workdir DIR] [--keep]
+#                   [--app xfer|nc] [--napi-tx 0|1] [--xfer PATH]
 #
 #   --vmm      the VMM, statically linked (the vmm_lab target)
 #   --mib      MiB per transfer (default 16)
@@ -21,6 +22,11 @@
 #   --workdir  where the run directory goes (default
 #              ${XDG_CACHE_HOME:-$HOME/.cache}/vdemux-vmrun)
 #   --keep     keep the run directory (initramfs, console log)
+#   --app      what moves the data: xfer (default: lab_xfer, 128 KiB a
+#              write and a read) or nc (busybox nc, 1 KiB a call, as before)
+#   --napi-tx  the guests' virtio_net napi_tx parameter (default: the
+#              driver's own, 1)
+#   --xfer     lab_xfer, statically linked (default: next to --vmm)
 #
 # A measurement, not a test: not registered in ctest. One boot of the kernel
 # lab (the Debian kernel under qemu-system-x86_64, TCG, -cpu max, as in
@@ -50,9 +56,9 @@
 # VIRTIO_NET_F_MQ, MSI-X, flows steered by their hash; with --streams 2),
 # vmm-mq2-1t (vmm-mq2 with --no-io-threads: one thread serves both pairs).
 #
-# A transfer is N MiB over TCP (busybox nc) into the receiving guest, which
+# A transfer is N MiB over TCP (lab_xfer) into the receiving guest, which
 # writes them to a file and watches its size. Wall time: from the moment the
-# lab starts the sender (its own nc, or a "go" to the sending guest) to the
+# lab starts the sender (its own lab_xfer, or a "go" to the sending guest) to the
 # receiver's "done" line, seen by the lab (0.1 s polls). CPU: utime+stime of
 # every process of the case (the VMM, or each qemu; with vhost, each
 # vhost-<pid> kernel thread too), from /proc, less guest_time (the guests'
@@ -60,8 +66,21 @@
 # Frames: the receiver's eth0 rx_packets after minus before. The data's md5
 # is checked after each transfer, outside the measurement.
 #
-# The guests load virtio_net with napi_tx=0, as e2e.sh does (a 6.1 guest can
-# hang at power-off with TX NAPI; see e2e.sh), in every case alike.
+# The guests load virtio_net with its defaults (TX NAPI on), as a user's
+# would. (e2e.sh turns TX NAPI off: a 6.1 guest can hang in a power-off in
+# the middle of a transfer. Here no guest powers off before its transfers
+# are done, and the lab stops the VMM or qemu itself.)
+#
+# Per transfer, out of the measurement, the lab prints what each side's TCP
+# did and what the device saw (the sampler costs the sending guest an ss
+# about every second during the transfer, in every case alike):
+#   CMP-NSTAT <case> <label> send|recv <counter>=<delta> ...  the guest's
+#       /proc/net/snmp and netstat counters that moved (nstat's names)
+#   CMP-NET <case> <label> send|recv tx_packets=<n> ...  its eth0 frames
+#   CMP-SS <case> <label> t=<uptime> recvq= sendq= cwnd: rtt: ... the
+#       sending socket (ss -ti) about every second
+#   CMP-DEV <case> <label> [r]|[s]|[vmm] <counter>=<delta> ...  examples/vmm's
+#       counters (SIGUSR2) for that transfer (vmm cases only)
 #
 # Output: one line per transfer, then one line per case (the medians of its
 # transfers) and the spread:
@@ -86,6 +105,9 @@ rounds=1
 streams=1
 smp=1
 cases="vmm-one qemu-one vhost-one vmm-g2g qemu-g2g vhost-g2g"
+app=xfer
+napi_tx=""
+xfer=""
 
 header() { awk 'NR > 1 && !/^#/ { exit } NR > 1 && !/SPDX-License-Identifier/ { sub(/^# ?/, ""); print }' "$0"; }
 while [ $# -gt 0 ]; do
@@ -100,6 +122,9 @@ while [ $# -gt 0 ]; do
 	--timeout) timeout_s="${2?}"; shift 2 ;;
 	--workdir) workdir="${2?}"; shift 2 ;;
 	--keep) keep=1; shift ;;
+	--app) app="${2?}"; shift 2 ;;
+	--napi-tx) napi_tx="${2?}"; shift 2 ;;
+	--xfer) xfer="${2?}"; shift 2 ;;
 	-h|--help) header; exit 0 ;;
 	*) echo "compare: unknown option: $1" >&2; header >&2; exit 2 ;;
 	esac
@@ -111,6 +136,8 @@ for c in $cases; do
 	esac
 done
 
+case "$app" in xfer|nc) ;; *) echo "compare: --app: xfer or nc" >&2; exit 2 ;; esac
+case "$napi_tx" in ""|0|1) ;; *) echo "compare: --napi-tx: 0 or 1" >&2; exit 2 ;; esac
 skip() { echo "SKIP: $*"; exit 77; }
 die() { echo "compare: $*" >&2; exit 1; }
 
@@ -118,8 +145,22 @@ die() { echo "compare: $*" >&2; exit 1; }
 # busybox, kernel, kver
 . "$(dirname "$0")/lab-lib.sh"
 lab_find_host "$vmm" ldd
+[ -n "$xfer" ] || xfer="$(dirname "$vmm")/lab_xfer"
+[ -x "$xfer" ] || die "not executable: $xfer (the lab_xfer target, built with vmm_lab; or --xfer PATH)"
 qemu_data="${COMPARE_QEMU_DATADIR:-/usr/share/qemu}"
 [ -r "$qemu_data/bios-microvm.bin" ] || skip "no $qemu_data/bios-microvm.bin"
+
+# copy_with_libs EXE DIR PATH: EXE as DIR/PATH, with the shared libraries
+# ldd names, at their own paths under DIR.
+copy_with_libs() {
+	local f
+	mkdir -p "$2$(dirname "$3")"
+	cp -L "$1" "$2$3"
+	for f in $(ldd "$1" | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) (.*/\1/p'); do
+		mkdir -p "$2$(dirname "$f")"
+		cp -L "$f" "$2$f"
+	done
+}
 
 mkdir -p "$workdir"
 workdir="$(cd "$workdir" && pwd)"
@@ -136,7 +177,10 @@ trap cleanup EXIT
 
 inner="$run/inner"
 stage_busybox "$inner"
-stage_modules "$inner" "virtio_net virtio_pci virtio_mmio"
+# tcp_diag: ss -ti's full view of a socket (without it, /proc/net/tcp's).
+diag=""
+"$modprobe_bin" -d / -S "$kver" --show-depends tcp_diag >/dev/null 2>&1 && diag=tcp_diag
+stage_modules "$inner" "virtio_net virtio_pci virtio_mmio $diag"
 cat >"$inner/init" <<'INIT'
 #!/bin/sh
 /bin/busybox --install -s /bin
@@ -146,12 +190,7 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 exec </dev/null >/dev/console 2>&1
 echo "GUEST-INIT $(uname -r) up $(cut -d' ' -f1 /proc/uptime)s"
-while read -r m; do
-	o=""
-	[ "$m" = virtio_net.ko ] && o="napi_tx=0"
-	insmod "/lib/modules/$m" $o 2>/dev/null || echo "GUEST-MODULE-FAILED $m"
-done </etc/modules
-bytes=16777216 reps=1 role=recv ip=10.0.0.2 peer="" streams=1
+bytes=16777216 reps=1 role=recv ip=10.0.0.2 peer="" app=xfer napi_tx="" streams=1
 for a in $(cat /proc/cmdline); do
 	case "$a" in
 	vdemux.bytes=*) bytes="${a#*=}" ;;
@@ -160,8 +199,16 @@ for a in $(cat /proc/cmdline); do
 	vdemux.ip=*) ip="${a#*=}" ;;
 	vdemux.peer=*) peer="${a#*=}" ;;
 	vdemux.streams=*) streams="${a#*=}" ;;
+	vdemux.app=*) app="${a#*=}" ;;
+	vdemux.napi_tx=*) napi_tx="${a#*=}" ;;
 	esac
 done
+# virtio_net with its defaults unless --napi-tx said otherwise.
+while read -r m; do
+	o=""
+	[ "$m" = virtio_net.ko ] && [ -n "$napi_tx" ] && o="napi_tx=$napi_tx"
+	insmod "/lib/modules/$m" $o 2>/dev/null || echo "GUEST-MODULE-FAILED $m"
+done </etc/modules
 n=0
 while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
 ip link set lo up
@@ -177,6 +224,52 @@ listen() {
 		sleep 0.1; n=$((n + 1))
 	done
 }
+# listen_data PORT FILE: the transfer's receiver (lab_xfer or busybox nc, as
+# --app says) on PORT, writing FILE; until PORT listens.
+listen_data() {
+	if [ "$app" = nc ]; then listen "$1" "$2"; return; fi
+	lab_xfer recv "$1" "$2" &
+	n=0
+	while ! grep -q ":$(printf %04X "$1") 00000000:0000 0A" /proc/net/tcp && [ $n -lt 100 ]; do
+		sleep 0.1; n=$((n + 1))
+	done
+}
+# send_data PORT: the blob to the peer's PORT, in the background.
+send_data() {
+	if [ "$app" = nc ]; then nc "$peer" "$1" </tmp/blob & else lab_xfer send "$peer" "$1" /tmp/blob & fi
+}
+# snmp FILE: /proc/net/snmp and /proc/net/netstat as "<Group><Name> <value>"
+# lines (nstat's names: TcpRetransSegs, TcpExtTCPTimeouts, IpExtInOctets).
+snmp() {
+	cat /proc/net/snmp /proc/net/netstat |
+		awk 'NR % 2 { split($0, h); next } { sub(":", "", h[1]); for (k = 2; k <= NF; k++) print h[1] h[k], $k }' >"$1"
+}
+# nstat_delta BEFORE AFTER PREFIX: the counters that moved, as name=delta,
+# eight a line (a console line of the VMM holds 512 characters), each line
+# starting with PREFIX.
+nstat_delta() {
+	awk -v p="$3" 'NR == FNR { a[$1] = $2; next }
+		$2 != a[$1] { o = o " " $1 "=" ($2 - a[$1]); if (++n % 8 == 0) { print p o; o = "" } }
+		END { if (o != "") print p o }' "$1" "$2"
+}
+# sampler I PORT: the sending socket's TCP state (ss -ti) every 0.5 s into
+# /tmp/ss.I, until /tmp/dump has something in it.
+sampler() {
+	command -v ss >/dev/null || return 0
+	while [ ! -s /tmp/dump ]; do
+		echo "t=$(cut -d' ' -f1 /proc/uptime) $(ss -tinH state established "( dport = :$2 )" | tr '\n\t' '  ')"
+		sleep 0.5
+	done >"/tmp/ss.$1"
+}
+# ss_short FILE: each sample with the fields that say how TCP sent.
+ss_short() {
+	awk '{ o = $1 " recvq=" $2 " sendq=" $3
+		for (k = 3; k <= NF; k++) {
+			if ($k ~ /^(rto|rtt|minrtt|cwnd|ssthresh|unacked|retrans|lost|sacked|notsent|bytes_acked|mss|lastack|lastsnd|data_segs_out|busy|rwnd_limited|sndbuf_limited):/) o = o " " $k
+			if ($k == "pacing_rate" || $k == "send" || $k == "delivery_rate") { o = o " " $k "=" $(k + 1); k++ }
+		}
+		print o }' "$1"
+}
 if [ "$role" = send ]; then
 	# 1 MiB of random bytes, repeated: every MiB of the blob differs at
 	# every offset from its neighbours' pages, and it is made in a second
@@ -186,14 +279,29 @@ if [ "$role" = send ]; then
 	while [ $i -lt $((bytes / 1048576)) ]; do cat /tmp/mib; i=$((i + 1)); done >/tmp/blob
 	rm -f /tmp/mib
 	echo "GUEST-SRC-MD5 $(md5sum </tmp/blob | cut -d' ' -f1)"
+	# Each transfer: at a "go" on port 6000+i, send; at a "dump" on port
+	# 7000+i (the lab sends it once the receiver has everything), print
+	# what the transfer did: the TCP counters' deltas, the socket's samples,
+	# the interface's frames.
 	i=1
 	while [ $i -le "$reps" ]; do
-		rm -f /tmp/go
+		rm -f /tmp/go /tmp/dump
 		listen $((6000 + i)) /tmp/go
 		echo "GUEST-SEND-READY $i go"
 		while [ ! -s /tmp/go ]; do sleep 0.05; done
-		nc "$peer" $((5000 + i)) </tmp/blob &
+		snmp /tmp/snmp0
+		tp0=$(cat $s/tx_packets) tb0=$(cat $s/tx_bytes) rp0=$(cat $s/rx_packets)
+		send_data $((5000 + i))
 		echo "GUEST-SENDING $i"
+		sampler $i $((5000 + i)) &
+		listen $((7000 + i)) /tmp/dump
+		while [ ! -s /tmp/dump ]; do sleep 0.1; done
+		snmp /tmp/snmp1
+		nstat_delta /tmp/snmp0 /tmp/snmp1 "GUEST-NSTAT $i send"
+		echo "GUEST-NET $i send tx_packets=$(($(cat $s/tx_packets) - tp0)) tx_bytes=$(($(cat $s/tx_bytes) - tb0)) rx_packets=$(($(cat $s/rx_packets) - rp0))"
+		sleep 0.6
+		[ -s /tmp/ss.$i ] && ss_short /tmp/ss.$i | sed "s/^/GUEST-SS $i /"
+		echo "GUEST-STATS-END $i"
 		i=$((i + 1))
 	done
 	# the lab stops the VMM (or qemu) when the receiver is done
@@ -208,12 +316,17 @@ all_in() {
 i=1
 while [ $i -le "$reps" ]; do
 	rm -f /tmp/blob.*
-	for k in $(seq 0 $((streams - 1))); do listen $((5000 + i + 100 * k)) /tmp/blob.$k; done
+	for k in $(seq 0 $((streams - 1))); do listen_data $((5000 + i + 100 * k)) /tmp/blob.$k; done
+	snmp /tmp/snmp0
+	tp0=$(cat $s/tx_packets)
 	echo "GUEST-READY $i rx_packets=$(cat $s/rx_packets) up $(cut -d' ' -f1 /proc/uptime)s"
 	while ! all_in; do sleep 0.1; done
+	snmp /tmp/snmp1
 	echo "GUEST-DONE $i rx_packets=$(cat $s/rx_packets) rx_errors=$(cat $s/rx_errors) rx_dropped=$(cat $s/rx_dropped)"
 	# Out of the measurement: the lab has read the CPU times by now.
 	sleep 2
+	nstat_delta /tmp/snmp0 /tmp/snmp1 "GUEST-NSTAT $i recv"
+	echo "GUEST-NET $i recv tx_packets=$(($(cat $s/tx_packets) - tp0))"
 	# Every stream's md5 (one word when they agree).
 	echo "GUEST-MD5 $i $(for k in $(seq 0 $((streams - 1))); do md5sum </tmp/blob.$k | cut -d' ' -f1; done | sort -u | tr '\n' ' ')"
 	for q in /sys/class/net/eth0/queues/rx-*; do echo "GUEST-QUEUE $i $(basename $q)"; done
@@ -224,6 +337,12 @@ sleep 1
 poweroff -f
 INIT
 chmod 0755 "$inner/init"
+cp "$xfer" "$inner/bin/lab_xfer"
+# ss (iproute2), for the sender's socket samples; its libraries with it.
+# Without it the samples are left out.
+if ss_bin="$(command -v ss)"; then
+	copy_with_libs "$ss_bin" "$inner" /bin/ss
+fi
 pack "$inner" "$run/guest-initrd.cpio.gz"
 
 # ---- the lab's initramfs: the VMM, and qemu with its libraries ----
@@ -233,13 +352,10 @@ stage_busybox "$top"
 stage_modules "$top" "kvm_amd tun vhost_net bridge"
 mkdir -p "$top/guest" "$top/usr/bin" "$top/usr/share/qemu"
 cp "$vmm" "$top/bin/vmm"
+cp "$xfer" "$top/bin/lab_xfer"
 cp "$kernel" "$top/guest/vmlinuz"
 cp "$run/guest-initrd.cpio.gz" "$top/guest/initrd.cpio.gz"
-cp -L "$qemu" "$top/usr/bin/qemu-system-x86_64"
-for f in $(ldd "$qemu" | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) (.*/\1/p'); do
-	mkdir -p "$top$(dirname "$f")"
-	cp -L "$f" "$top$f"
-done
+copy_with_libs "$qemu" "$top" /usr/bin/qemu-system-x86_64
 for f in bios-microvm.bin qboot.rom linuxboot_dma.bin linuxboot.bin pvh.bin kvmvapic.bin; do
 	[ -r "$qemu_data/$f" ] && cp -L "$qemu_data/$f" "$top/usr/share/qemu/$f"
 done
@@ -248,6 +364,8 @@ printf '%s\n' "$reps" >"$top/guest/reps"
 printf '%s\n' "$rounds" >"$top/guest/rounds"
 printf '%s\n' "$cases" >"$top/guest/cases"
 printf '%s\n' "$streams" >"$top/guest/streams"
+printf '%s\n' "$app" >"$top/guest/app"
+printf '%s\n' "$napi_tx" >"$top/guest/napi_tx"
 cp "$(dirname "$0")/compare-lab.sh" "$top/init"
 chmod 0755 "$top/init"
 pack "$top" "$run/initrd.cpio.gz"

@@ -15,3 +15,8 @@ add_test(NAME kernel_vmm_e2e
 # guests inside it under nested KVM: about 3 to 4 minutes.
 set_tests_properties(kernel_vmm_e2e PROPERTIES
                      SKIP_RETURN_CODE 77 TIMEOUT 1000 LABELS kernel PROCESSORS 2)
+
+# compare-qemu.sh's transfers (guests and lab): TCP in large writes and reads.
+# Built with vmm_lab, which the script is given; it looks next to it.
+vdemux_add_kernel_program(lab_xfer xfer.c)
+add_dependencies(vmm_lab lab_xfer)
