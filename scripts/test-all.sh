@@ -3,7 +3,8 @@
 # Check the layers of src/ (scripts/layers.py), the format and the license
 # lines of every source file, then build and run every
 # test: unit tests (gcc), the same under valgrind memcheck, an ASan+UBSan
-# build, a clang build, the static analyzers, the kernel-lab tests (real KVM
+# build, a ThreadSanitizer build of the multi-threaded tests, a clang
+# build, the static analyzers, the kernel-lab tests (real KVM
 # and VFIO under qemu), the fuzz corpus replay and a short fuzzing run, the
 # API docs, and an outside program built against the installed library with
 # pkg-config and with find_package.
@@ -60,6 +61,20 @@ for l in fuzz tools examples; do
 done
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_ctest --test-dir build-asan --output-on-failure -j"$jobs" -L unit
+
+step "ThreadSanitizer build (clang): the tests of several threads at once"
+# The shards' stress test (threads receiving, polling, adding and removing
+# guests while another changes the classifier), the shards' and the
+# classifier's unit tests: a data race fails the stage. Only their targets
+# are built, so that the stage stays short.
+CC=clang cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVDEMUX_TSAN=ON \
+  -DVDEMUX_KERNEL_TESTS=OFF -DVDEMUX_BUILD_BENCH=OFF -DVDEMUX_BUILD_EXAMPLES=OFF \
+  -DVDEMUX_BUILD_TOOLS=OFF >/dev/null
+cmake --build build-tsan -j"$jobs" --target core_test_shard core_test_shard_stress core_test_l2
+ctest --test-dir build-tsan -N -L '^stress$' | grep -q 'Total Tests: [1-9]' ||
+  { echo "build-tsan: no test labelled stress" >&2; exit 1; }
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+  run_ctest --test-dir build-tsan --output-on-failure -j"$jobs" -L tsan
 
 step "clang build (-Werror), unit tests"
 CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVDEMUX_KERNEL_TESTS=OFF >/dev/null

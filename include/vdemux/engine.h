@@ -6,7 +6,8 @@
  * Threading: an engine is not thread-safe. Every call on one engine (burst,
  * VM and backend calls) must be serialised by the caller; different engines
  * are independent. The L2 classifier's configuration calls are the exception
- * (see l2.h).
+ * (see l2.h). Engines that deliver to each other's VMs from several threads
+ * are the shards of a group (see shard.h).
  */
 #ifndef VDEMUX_ENGINE_H
 #define VDEMUX_ENGINE_H
@@ -22,6 +23,7 @@ extern "C" {
 
 struct vdemux_backend;
 struct vdemux_classifier;
+struct vdemux_group;
 
 /** Opaque engine handle. */
 typedef struct vdemux_engine vdemux_engine;
@@ -64,6 +66,9 @@ struct vdemux_engine_opts {
 	 *  own (a calibrated TSC), a test a simulated one. */
 	uint64_t (*clock)(void *payload);
 	void *clock_payload; /**< passed to @c clock */
+	struct vdemux_group *
+		group; /**< NULL; or the group (shard.h) this engine is shard @c shard of: its pages, arena and built-in classifier are the group's (@c arena NULL, @c first_page and @c npages 0) and @c max_vms at most the group's VMs per shard */
+	uint32_t shard; /**< with @c group: this shard's number, below the group's nshards, one engine each */
 };
 
 /**
@@ -71,9 +76,18 @@ struct vdemux_engine_opts {
  *
  * @param[out] out the engine, set on success
  * @param opts     options (NULL is invalid: npages or arena is required)
+ * With @c group set, the engine is a shard of that group (see shard.h):
+ * it manages the group's pages, starting with its share of them FREE and
+ * the others' AWAY (counted in vdemux_engine_stats::pages_away), uses the
+ * group's L2 classifier as its built-in one, and names its VMs with ids no
+ * other shard of the group gives.
+ *
  * @return 0; -EINVAL (NULL argument, bad option, non-zero unknown trailing
- *         option bytes, pages outside the arena); -ENOMEM. On failure
- *         nothing is allocated.
+ *         option bytes, pages outside the arena; with @c group: @c arena,
+ *         @c first_page or @c npages set, @c shard not below the group's
+ *         nshards, @c max_vms above the group's VMs per shard); -EBUSY
+ *         (the group has an engine for @c shard already); -ENOMEM. On
+ *         failure nothing is allocated.
  */
 VDEMUX_API int vdemux_engine_create(vdemux_engine **out, const struct vdemux_engine_opts *opts);
 
@@ -159,6 +173,10 @@ struct vdemux_engine_stats {
 	uint64_t offload_segmented; /**< (frame, destination) pairs cut into segments */
 	uint64_t offload_segments;  /**< the segments cut (each a delivery, copied) */
 	uint64_t offload_bad[8]; /**< frames (or, for UFO, deliveries) refused for their metadata, by enum vdemux_offload_bad */
+	uint64_t pages_away; /**< gauge: a shard's pages that other shards of its group hold (shard.h); 0 for an engine alone. pages_free + pages_filling + pages_assigned + pages_quarantined + pages_away = pages_total */
+	uint64_t handoff_out; /**< deliveries handed to another shard's queue (each a copy of the frame) */
+	uint64_t handoff_in;   /**< deliveries taken from other shards' queues by vdemux_shard_poll() */
+	uint64_t handoff_full; /**< deliveries to another shard's VM dropped because its queue was full (zero-copy frames: vdemux_rx_submit(); vdemux_rx_burst() stops instead) */
 };
 
 /**
@@ -176,11 +194,14 @@ VDEMUX_API int vdemux_engine_stats(const vdemux_engine *eng, struct vdemux_engin
  * state, FREE pages zeroed, FILLING pages lent to a device (no other is left
  * between calls), each ASSIGNED page at exactly one GPA of one VM (and, for
  * backends with a query operation, mapped there and nowhere else in the
- * window), FREE + FILLING + ASSIGNED + quarantined = pages managed, no VM
- * above its quota, and no hole in a virtio-net queue's guest RAM (every
- * GPA of a vdemux_vnet_rxq's VM holds a page: a hole there is a page the
- * guest lost, left by a rollback that failed). Costs O(pages * page size);
- * for tests and debugging.
+ * window), FREE + FILLING + ASSIGNED + quarantined (+ AWAY, for a shard:
+ * pages other shards of its group hold, whose bytes it does not read) =
+ * pages managed, no VM above its quota, and no hole in a virtio-net
+ * queue's guest RAM (every GPA of a vdemux_vnet_rxq's VM holds a page: a
+ * hole there is a page the guest lost, left by a rollback that failed).
+ * That a page AWAY here is held by exactly one other shard or queue is
+ * vdemux_group_check()'s to see. Costs O(pages * page size); for tests and
+ * debugging. On a shard, only while no shard of its group runs a call.
  *
  * @param eng       the engine
  * @param[out] msg  if not NULL, a description of the first violation

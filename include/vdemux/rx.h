@@ -72,15 +72,24 @@ struct vdemux_frame {
  * destination, counted in vdemux_engine_stats::offload_bad (the frame is
  * taken: it counts in the return value).
  *
- * @return the number of frames taken, frames[0, ret): each was delivered or
- *         dropped (counted); frames[ret, n) stay with the caller because the
- *         pool ran out (a release request was signalled).
+ * On a shard of a group (shard.h), a destination on another shard gets a
+ * copy of the frame through the queue to that shard; the call stops before
+ * a frame whose queue has no room (back-pressure: see below).
+ *
+ * @return the number of frames taken, frames[0, ret): each was delivered,
+ *         handed to another shard or dropped (counted); frames[ret, n)
+ *         stay with the caller because the pool ran out (a release request
+ *         was signalled) or, on a shard, because a queue to another shard
+ *         was full.
  *         -EINVAL (NULL, n == 0, a length of 0 or below 14, a flag this
  *         version does not know, a header length below 10: counted as
  *         VDEMUX_BAD_FRAME_LEN);
  *         -EMSGSIZE (a length above max_frame): nothing changed;
  *         -ENOBUFS (the pool could not take even frames[0]): nothing taken,
- *         and every VM holding pages was signalled VDEMUX_SIG_RELEASE.
+ *         and every VM holding pages was signalled VDEMUX_SIG_RELEASE;
+ *         -EAGAIN (a shard: the queue to another shard that frames[0]
+ *         needs was full): nothing taken; poll this shard
+ *         (vdemux_shard_poll()) and let the other run, then offer it again.
  */
 VDEMUX_API int vdemux_rx_burst(vdemux_engine *eng, const struct vdemux_frame *frames, unsigned n);
 
@@ -140,6 +149,10 @@ VDEMUX_API int vdemux_rx_alloc(vdemux_engine *eng, struct vdemux_rx_buf *bufs, u
  * header not counted), the last buffer must end its frame; a header only in
  * a frame's first buffer, 10 .. 255 bytes, with at least one byte of the
  * frame after it in that buffer.
+ *
+ * On a shard, a destination on another shard gets a copy through the
+ * queue to it; when that queue is full the delivery is dropped and counted
+ * in vdemux_engine_stats::handoff_full (the buffers are taken all the same).
  *
  * @return n (every buffer taken back); -EINVAL (NULL, n == 0, bad length,
  *         open chain, unknown flag, bad header length); -EMSGSIZE (frame above max_frame); -EBADF (an id not

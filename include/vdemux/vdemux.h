@@ -21,6 +21,7 @@
 #include <vdemux/l2.h>
 #include <vdemux/offload.h>
 #include <vdemux/rx.h>
+#include <vdemux/shard.h>
 #include <vdemux/signal.h>
 #include <vdemux/sim.h>
 #include <vdemux/vfio.h>

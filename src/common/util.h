@@ -19,6 +19,16 @@
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* In a consistency check with (char *msg, size_t msglen) for its report:
+ * write the violation there and return -EUCLEAN. The file includes
+ * <errno.h> and <stdio.h>. */
+#define VD_CHECK_FAIL(...)                                  \
+	do {                                                \
+		if (msg && msglen)                          \
+			snprintf(msg, msglen, __VA_ARGS__); \
+		return -EUCLEAN;                            \
+	} while (0)
+
 struct vdemux_backend;
 
 void *vd_calloc(const struct vdemux_alloc_hooks *h, size_t n, size_t size);

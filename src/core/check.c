@@ -8,17 +8,13 @@
 #include <vdemux/engine.h>
 #include <vdemux/sys/backend.h>
 
+#include "common/util.h"
 #include "core/engine.h"
 #include "core/pool.h"
 #include "core/ring.h"
 #include "core/vm.h"
 
-#define FAIL(...)                                           \
-	do {                                                \
-		if (msg && msglen)                          \
-			snprintf(msg, msglen, __VA_ARGS__); \
-		return -EUCLEAN;                            \
-	} while (0)
+#define FAIL VD_CHECK_FAIL
 
 static bool page_is_zero(const uint8_t *p)
 {
@@ -31,7 +27,7 @@ static bool page_is_zero(const uint8_t *p)
 }
 
 /* One page's state, counted by state in n[]. */
-static int check_page(const struct vdemux_engine *e, uint32_t p, uint32_t n[4], char *msg, size_t msglen)
+static int check_page(const struct vdemux_engine *e, uint32_t p, uint32_t n[5], char *msg, size_t msglen)
 {
 	const struct pg *pg = &e->pool.pages[p];
 	const struct vm *vm;
@@ -49,6 +45,11 @@ static int check_page(const struct vdemux_engine *e, uint32_t p, uint32_t n[4], 
 			FAIL("page %u: FILLING but not lent", p);
 		break;
 	case PG_QUARANTINED: break;
+	case PG_AWAY:
+		/* Another shard's: its bytes are not this engine's to read. */
+		if (pg->lent)
+			FAIL("page %u: AWAY and lent", p);
+		break;
 	case PG_ASSIGNED:
 		vm = pg->vm_idx < e->vmt.max ? e->vmt.vms[pg->vm_idx] : NULL;
 		if (!vm)
@@ -67,20 +68,20 @@ static int check_page(const struct vdemux_engine *e, uint32_t p, uint32_t n[4], 
 static int check_pool(const struct vdemux_engine *e, char *msg, size_t msglen)
 {
 	const struct vd_pool *pl = &e->pool;
-	uint32_t n[4] = {0};
+	uint32_t n[5] = {0};
 	int err;
 
 	for (uint32_t p = 0; p < pl->npages; p++)
 		if ((err = check_page(e, p, n, msg, msglen)))
 			return err;
-	if (n[PG_FREE] != pl->nfree || n[PG_FILLING] != pl->nfilling ||
-	    n[PG_ASSIGNED] != pl->nassigned || n[PG_QUARANTINED] != pl->nquarantined)
-		FAIL("gauges disagree: free %u/%u filling %u/%u assigned %u/%u quarantined %u/%u",
+	if (n[PG_FREE] != pl->nfree || n[PG_FILLING] != pl->nfilling || n[PG_ASSIGNED] != pl->nassigned ||
+	    n[PG_QUARANTINED] != pl->nquarantined || n[PG_AWAY] != pl->naway)
+		FAIL("gauges disagree: free %u/%u filling %u/%u assigned %u/%u quarantined %u/%u away %u/%u",
 		     n[PG_FREE], pl->nfree, n[PG_FILLING], pl->nfilling, n[PG_ASSIGNED], pl->nassigned,
-		     n[PG_QUARANTINED], pl->nquarantined);
-	if (n[PG_FREE] + n[PG_FILLING] + n[PG_ASSIGNED] + n[PG_QUARANTINED] != pl->npages)
-		FAIL("conservation: %u + %u + %u + %u != %u", n[PG_FREE], n[PG_FILLING], n[PG_ASSIGNED],
-		     n[PG_QUARANTINED], pl->npages);
+		     n[PG_QUARANTINED], pl->nquarantined, n[PG_AWAY], pl->naway);
+	if (n[PG_FREE] + n[PG_FILLING] + n[PG_ASSIGNED] + n[PG_QUARANTINED] + n[PG_AWAY] != pl->npages)
+		FAIL("conservation: %u + %u + %u + %u + %u != %u", n[PG_FREE], n[PG_FILLING],
+		     n[PG_ASSIGNED], n[PG_QUARANTINED], n[PG_AWAY], pl->npages);
 	for (uint32_t i = 0; i < pl->nfree; i++) {
 		uint32_t p = pl->free_stack[i];
 

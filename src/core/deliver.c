@@ -13,6 +13,7 @@
 #include "core/diag.h"
 #include "core/engine.h"
 #include "core/frame.h"
+#include "core/handoff.h"
 #include "core/offload.h"
 #include "core/plan.h"
 #include "core/pool.h"
@@ -143,7 +144,7 @@ static bool deliver_many(struct vdemux_engine *e, const struct vd_src *src,
 			continue; /* known, planned last */
 		vm = vd_vm_get(e, v->dests[k].vm);
 		if (!vm) {
-			vd_drop(e, NULL, VDEMUX_DROP_UNKNOWN_VM);
+			vd_handoff_frame(e, src, &v->dests[k], false); /* or UNKNOWN_VM */
 			continue;
 		}
 		deliver_one(e, vm, src, &v->dests[k], false);
@@ -151,18 +152,25 @@ static bool deliver_many(struct vdemux_engine *e, const struct vd_src *src,
 	return consumer >= 0 && deliver_one(e, cvm, src, &v->dests[consumer], true);
 }
 
-/* One destination (the common case): its VM, which may have the frame's
- * own pages. Returns whether it took them. */
+/* A frame's one destination, VM @vm, which may have the frame's own pages
+ * (unedited, and as offload.c allows). Returns whether it took them. */
+static inline __attribute__((always_inline)) bool
+deliver_vm(struct vdemux_engine *e, struct vm *vm, const struct vd_src *src, const struct vdemux_dest *d)
+{
+	return deliver_one(e, vm, src, d,
+			   d->action == VDEMUX_VLAN_KEEP && vd_offload_may_consume(src, vm, d));
+}
+
+/* One destination (the common case): its VM, or another shard's (handed
+ * over, in the frame's own pages when they are in the pool). Returns
+ * whether the pages were taken. */
 static bool deliver_single(struct vdemux_engine *e, const struct vd_src *src, const struct vdemux_dest *d)
 {
 	struct vm *vm = vd_vm_get(e, d->vm);
 
-	if (!vm) {
-		vd_drop(e, NULL, VDEMUX_DROP_UNKNOWN_VM);
-		return false;
-	}
-	return deliver_one(e, vm, src, d,
-			   d->action == VDEMUX_VLAN_KEEP && vd_offload_may_consume(src, vm, d));
+	if (!vm)
+		return vd_handoff_frame(e, src, d, true); /* or UNKNOWN_VM */
+	return deliver_vm(e, vm, src, d);
 }
 
 /*
@@ -170,11 +178,13 @@ static bool deliver_single(struct vdemux_engine *e, const struct vd_src *src, co
  * The last destination that takes the frame as it came may have its pages;
  * the others get replicas, planned first: once the consumer has the pages
  * they may be freed (copied) or mapped into its VM. A frame's pages not
- * taken go back to the pool.
+ * taken go back to the pool. A destination on another shard gets a replica
+ * through its queue (handoff.c); a frame from the caller's memory that a
+ * full queue cannot take is left to the caller.
  */
-void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
+bool vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 {
-	struct vdemux_verdict v = {.dests = e->dests, .cap = e->vmt.max};
+	struct vdemux_verdict v = {.dests = e->dests, .cap = e->ndests};
 	const uint32_t *pages = src->pages;
 	uint32_t len = src->len, np = pages ? npages_for(src->off + len) : 0;
 	bool consumed;
@@ -183,7 +193,7 @@ void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 	if (src->ol && (r = vd_offload_check(&e->pool, src, src->ol))) {
 		e->st.offload_bad[r - 1]++;
 		free_pages(e, pages, np);
-		return;
+		return true;
 	}
 	if (src->flat)
 		r = classify(e, src->flat, len, &v);
@@ -192,14 +202,31 @@ void vd_deliver_frame(struct vdemux_engine *e, const struct vd_src *src)
 	if (r < 0 || v.n == 0) {
 		vd_drop(e, NULL, r < 0 ? VDEMUX_DROP_NO_DEST : v.drop_reason);
 		free_pages(e, pages, np);
-		return;
+		return true;
 	}
+	if (e->shard.g && src->flat && !vd_handoff_local(&e->shard, &v) && !vd_handoff_room(e, &v))
+		return false;
 	if (v.n == 1)
 		consumed = deliver_single(e, src, &v.dests[0]);
 	else
 		consumed = deliver_many(e, src, &v);
 	if (!consumed)
 		free_pages(e, pages, np);
+	return true;
+}
+
+/* A frame another shard handed over: as deliver_single(), kept apart so
+ * that deliver_single() stays inlined in the per-frame path; a VM gone
+ * since the frame was handed is UNKNOWN_VM (it is never handed on). */
+bool vd_deliver_to(struct vdemux_engine *e, const struct vd_src *src, const struct vdemux_dest *d)
+{
+	struct vm *vm = vd_vm_get(e, d->vm);
+
+	if (!vm) {
+		vd_drop(e, NULL, VDEMUX_DROP_UNKNOWN_VM);
+		return false;
+	}
+	return deliver_vm(e, vm, src, d);
 }
 
 void vd_deliver_flush(struct vdemux_engine *e)
@@ -209,4 +236,6 @@ void vd_deliver_flush(struct vdemux_engine *e)
 	 * no VM carries the current generation, which may stay. */
 	if (e->plan.vms)
 		vd_apply_plan(e);
+	if (e->shard.out)
+		vd_handoff_publish(e);
 }

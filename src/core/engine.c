@@ -12,6 +12,7 @@
 #include "core/diag.h"
 #include "core/engine.h"
 #include "core/frame.h"
+#include "core/handoff.h"
 #include "core/l2_create.h"
 #include "core/plan.h"
 #include "core/pool.h"
@@ -31,7 +32,7 @@ static void engine_free(struct vdemux_engine *e)
 		if (e->bes[i]->free)
 			e->bes[i]->free(e->bes[i]);
 	vd_free(&h, e->bes);
-	if (e->l2)
+	if (e->l2 && !e->shard.g)
 		vdemux_l2_destroy(e->l2);
 	if (e->own_arena)
 		vdemux_arena_destroy(e->arena);
@@ -75,6 +76,53 @@ static int engine_arena(struct vdemux_engine *e, const struct vdemux_engine_opts
 
 static void use_classifier(vdemux_engine *e, struct vdemux_classifier *cls);
 
+/* A shard's options: the group's pages, and a max_vms its share of the
+ * group's ids can name (the last index of the last shard is reserved:
+ * ids keep index + 1 in 20 bits). */
+static int group_opts(struct vdemux_engine_opts *o)
+{
+	const struct vdemux_group *g = o->group;
+	uint32_t per = (1u << g->idx_bits) - 1u;
+
+	if (o->arena || o->first_page || o->npages || o->shard >= g->nshards || o->max_vms > per)
+		return -EINVAL;
+	if (g->shards[o->shard])
+		return -EBUSY;
+	if (!o->max_vms)
+		o->max_vms = per < DEFAULT_MAX_VMS ? per : DEFAULT_MAX_VMS;
+	o->arena = g->arena;
+	o->first_page = g->first_page;
+	o->npages = g->npages;
+	return 0;
+}
+
+/* The pool: all pages FREE; a shard's: its share FREE, the rest AWAY. */
+static int engine_pool(struct vdemux_engine *e, const struct vdemux_engine_opts *o)
+{
+	struct vdemux_group *g = o->group;
+	uint64_t n = e->pool.npages;
+
+	e->ndests = e->vmt.max;
+	if (!g)
+		return vd_pool_init(&e->pool, &e->alloc);
+	e->shard.g = g;
+	e->shard.idx = o->shard;
+	e->vmt.base = o->shard << g->idx_bits;
+	e->ndests = e->vmt.max * g->nshards;
+	return vd_pool_init_part(&e->pool, &e->alloc, (uint32_t)(n * o->shard / g->nshards),
+				 (uint32_t)(n * (o->shard + 1) / g->nshards));
+}
+
+/* The built-in classifier: the engine's own, or its group's. */
+static int engine_l2(struct vdemux_engine *e)
+{
+	if (e->shard.g) {
+		e->l2 = e->shard.g->l2;
+		return 0;
+	}
+	return vd_l2_create(&e->l2, NULL, &e->alloc);
+}
+
 int vdemux_engine_create(vdemux_engine **out, const struct vdemux_engine_opts *uopts)
 {
 	struct vdemux_engine_opts o;
@@ -88,6 +136,8 @@ int vdemux_engine_create(vdemux_engine **out, const struct vdemux_engine_opts *u
 	    (o.max_frame && o.max_frame < ETH_HLEN) || o.max_vms > VM_IDX_MASK ||
 	    o.harvest > VDEMUX_HARVEST_LAZY || o.copy > VDEMUX_COPY_ADAPTIVE)
 		return -EINVAL;
+	if (o.group && (err = group_opts(&o)))
+		return err;
 	if (!o.arena && o.npages == 0)
 		return -EINVAL;
 
@@ -110,9 +160,9 @@ int vdemux_engine_create(vdemux_engine **out, const struct vdemux_engine_opts *u
 	e->low_watermark = o.low_watermark;
 	e->sigs.release_armed = true;
 
-	err = vd_pool_init(&e->pool, &e->alloc);
+	err = vd_vmtab_init(&e->vmt, o.max_vms ? o.max_vms : DEFAULT_MAX_VMS, &e->alloc);
 	if (!err)
-		err = vd_vmtab_init(&e->vmt, o.max_vms ? o.max_vms : DEFAULT_MAX_VMS, &e->alloc);
+		err = engine_pool(e, &o);
 	if (!err)
 		err = vd_plan_init(&e->plan, PEND_CAP, &e->alloc);
 	if (!err)
@@ -121,16 +171,18 @@ int vdemux_engine_create(vdemux_engine **out, const struct vdemux_engine_opts *u
 		err = vd_cost_init(&e->cost, &e->alloc, o.clock, o.clock_payload);
 	if (err)
 		goto fail;
-	e->dests = vd_calloc(&e->alloc, e->vmt.max, sizeof(*e->dests));
+	e->dests = vd_calloc(&e->alloc, e->ndests, sizeof(*e->dests));
 	if (!e->dests || vd_offload_scratch_init(&e->ofs, e->max_frame, &e->alloc)) {
 		err = -ENOMEM;
 		goto fail;
 	}
-	err = vd_l2_create(&e->l2, NULL, &e->alloc);
+	err = engine_l2(e);
 	if (err)
 		goto fail;
 	use_classifier(e, vdemux_l2_classifier(e->l2));
 	e->st.pages_total = e->pool.npages;
+	if (o.group)
+		o.group->shards[o.shard] = e;
 	*out = e;
 	return 0;
 fail:
@@ -145,6 +197,8 @@ void vdemux_engine_destroy(vdemux_engine *e)
 	for (uint32_t i = 0; i < e->vmt.max; i++)
 		if (e->vmt.vms && e->vmt.vms[i])
 			vdemux_vm_remove(e, e->vmt.vms[i]->id);
+	if (e->shard.g)
+		e->shard.g->shards[e->shard.idx] = NULL;
 	engine_free(e);
 }
 
@@ -273,6 +327,7 @@ int vdemux_engine_stats(const vdemux_engine *e, struct vdemux_engine_stats *out,
 	s.pages_filling = e->pool.nfilling;
 	s.pages_assigned = e->pool.nassigned;
 	s.pages_quarantined = e->pool.nquarantined;
+	s.pages_away = e->pool.naway;
 	memcpy(out, &s, size < sizeof(s) ? size : sizeof(s));
 	return 0;
 }

@@ -18,6 +18,7 @@
 #include "core/batch.h"
 #include "core/cost.h"
 #include "core/diag.h"
+#include "core/handoff.h"
 #include "core/offload.h"
 #include "core/pend.h"
 #include "core/pool.h"
@@ -57,7 +58,7 @@ struct vdemux_engine {
 	uintptr_t cls_token;
 	bool cls_open;
 	bool cls_many;		   /* this call may classify more than one frame */
-	struct vdemux_dest *dests; /* the classifier's answer, max_vms entries */
+	struct vdemux_dest *dests; /* the classifier's answer, ndests entries */
 
 	struct vd_pool pool;	       /* pool.c */
 	struct vd_vmtab vmt;	       /* vm.c */
@@ -68,6 +69,9 @@ struct vdemux_engine {
 	struct vd_offload_scratch ofs; /* offload.c: one frame's copy */
 
 	struct vdemux_engine_stats st;
+
+	uint32_t ndests;       /* max_vms; a shard's: the group's VMs at most */
+	struct vd_shard shard; /* handoff.c: this engine's part of a group */
 };
 
 _Static_assert(offsetof(struct vdemux_engine, diag) == 0,

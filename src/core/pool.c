@@ -32,20 +32,28 @@ static bool bit_test(const struct vd_pool *pl, uint32_t p)
 
 int vd_pool_init(struct vd_pool *pl, const struct vdemux_alloc_hooks *alloc)
 {
+	return vd_pool_init_part(pl, alloc, 0, pl->npages);
+}
+
+int vd_pool_init_part(struct vd_pool *pl, const struct vdemux_alloc_hooks *alloc, uint32_t lo,
+		      uint32_t hi)
+{
 	pl->pages = vd_calloc(alloc, pl->npages, sizeof(*pl->pages));
 	pl->free_stack = vd_calloc(alloc, pl->npages, sizeof(*pl->free_stack));
 	pl->stack_pos = vd_calloc(alloc, pl->npages, sizeof(*pl->stack_pos));
 	pl->free_bits = vd_calloc(alloc, bit_words(pl->npages), sizeof(*pl->free_bits));
 	if (!pl->pages || !pl->free_stack || !pl->stack_pos || !pl->free_bits)
 		return -ENOMEM;
-	/* Push in reverse so that page 0 is handed out first. */
-	for (uint32_t i = 0; i < pl->npages; i++) {
-		pl->pages[i].state = PG_FREE;
-		pl->free_stack[i] = pl->npages - 1 - i;
-		pl->stack_pos[pl->npages - 1 - i] = i;
-		bit_set(pl, i);
+	for (uint32_t p = 0; p < pl->npages; p++)
+		pl->pages[p].state = PG_AWAY;
+	pl->naway = pl->npages - (hi - lo);
+	/* Push in reverse so that the lowest page is handed out first. */
+	for (uint32_t p = hi; p-- > lo;) {
+		pl->pages[p].state = PG_FREE;
+		pl->stack_pos[p] = pl->nfree;
+		pl->free_stack[pl->nfree++] = p;
+		bit_set(pl, p);
 	}
-	pl->nfree = pl->npages;
 	return 0;
 }
 
@@ -266,5 +274,43 @@ void vd_pool_reclaim(struct vd_pool *pl, uint32_t p)
 {
 	pl->nassigned--;
 	pl->pages[p].dirty = PAGE;
+	pool_push(pl, p);
+}
+
+void vd_pool_send(struct vd_pool *pl, uint32_t p)
+{
+	struct pg *pg = &pl->pages[p];
+
+	pl->nfilling--;
+	pl->naway++;
+	pg->state = PG_AWAY;
+	pg->dirty = 0;
+	pg->lent = 0;
+}
+
+void vd_pool_receive(struct vd_pool *pl, uint32_t p, uint32_t dirty)
+{
+	struct pg *pg = &pl->pages[p];
+
+	pl->naway--;
+	pl->nfilling++;
+	pg->state = PG_FILLING;
+	pg->dirty = dirty;
+	pg->lent = 0;
+	pg->stale = 0;
+}
+
+uint32_t vd_pool_give(struct vd_pool *pl, uint32_t *out, uint32_t n)
+{
+	n = vd_pool_get(pl, out, n);
+	for (uint32_t i = 0; i < n; i++)
+		vd_pool_send(pl, out[i]);
+	return n;
+}
+
+void vd_pool_take_free(struct vd_pool *pl, uint32_t p, uint32_t dirty)
+{
+	pl->naway--;
+	pl->pages[p].dirty = dirty;
 	pool_push(pl, p);
 }

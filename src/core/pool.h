@@ -16,6 +16,9 @@ enum pg_state {
 	/* Was mapped in a table of a removed VM that failed to unmap it: it
 	 * may still be reachable there, so it is never reused. */
 	PG_QUARANTINED = 3,
+	/* Another shard of the engine's group owns it (handoff.c): it is not
+	 * this engine's to use, read or count as its own. */
+	PG_AWAY = 4,
 };
 
 struct pg {
@@ -42,9 +45,14 @@ struct vd_pool {
 	uint32_t nfilling;
 	uint32_t nassigned;
 	uint32_t nquarantined;
+	uint32_t naway;
 };
 
 int vd_pool_init(struct vd_pool *pl, const struct vdemux_alloc_hooks *alloc);
+/* vd_pool_init() for a shard of a group: the pages outside [lo, hi) start
+ * AWAY (another shard's). */
+int vd_pool_init_part(struct vd_pool *pl, const struct vdemux_alloc_hooks *alloc, uint32_t lo,
+		      uint32_t hi);
 void vd_pool_fini(struct vd_pool *pl, const struct vdemux_alloc_hooks *alloc);
 /* Take up to n FREE pages (they become FILLING). Returns how many. */
 uint32_t vd_pool_get(struct vd_pool *pl, uint32_t *out, uint32_t n);
@@ -66,6 +74,18 @@ void vd_pool_assign(struct vd_pool *pl, uint32_t p, uint32_t vm_idx, uint32_t sl
 void vd_pool_reclaim(struct vd_pool *pl, uint32_t p);
 /* ASSIGNED -> QUARANTINED: never reused. */
 void vd_pool_quarantine(struct vd_pool *pl, uint32_t p);
+
+/* Pages moving between the shards of a group (handoff.c). */
+/* FILLING page p, holding a frame, goes to another shard: AWAY. */
+void vd_pool_send(struct vd_pool *pl, uint32_t p);
+/* AWAY page p arrives from another shard, bytes [0, dirty) possibly
+ * non-zero (a frame): FILLING. */
+void vd_pool_receive(struct vd_pool *pl, uint32_t p, uint32_t dirty);
+/* Up to n FREE (zeroed) pages go to another shard: AWAY. Returns how many. */
+uint32_t vd_pool_give(struct vd_pool *pl, uint32_t *out, uint32_t n);
+/* AWAY page p comes back from another shard, bytes [0, dirty) to clear
+ * (0: zeroed): FREE. */
+void vd_pool_take_free(struct vd_pool *pl, uint32_t p, uint32_t dirty);
 
 /* The flags of a page that are not its state: changed here only, by the
  * inline functions below, and read by whoever needs them. */

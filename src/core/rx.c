@@ -62,6 +62,7 @@ static void burst_end(struct vdemux_engine *e)
 
 int vdemux_rx_burst(vdemux_engine *e, const struct vdemux_frame *frames, unsigned n)
 {
+	bool busy = false;
 	unsigned i;
 	int err;
 
@@ -86,15 +87,18 @@ int vdemux_rx_burst(vdemux_engine *e, const struct vdemux_frame *frames, unsigne
 		}
 		/* The frame is copied once: into each destination's buffer, or
 		 * into the pool pages that are flipped to it. */
-		e->st.rx_frames++;
-		e->st.rx_bytes += len;
 		if (hl)
 			vd_vhdr_read(&ol.h, data);
-		vd_deliver_frame(e,
-				 &(struct vd_src){.flat = data + hl, .len = len, .ol = hl ? &ol : NULL});
+		if (!vd_deliver_frame(
+			    e, &(struct vd_src){.flat = data + hl, .len = len, .ol = hl ? &ol : NULL})) {
+			busy = true; /* a full queue to another shard */
+			break;
+		}
+		e->st.rx_frames++;
+		e->st.rx_bytes += len;
 	}
 	burst_end(e);
-	return i == 0 ? -ENOBUFS : (int)i;
+	return i ? (int)i : busy ? -EAGAIN : -ENOBUFS;
 }
 
 #define LEND_RUN 16u

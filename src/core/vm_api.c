@@ -237,7 +237,7 @@ int vdemux_vm_add(vdemux_engine *e, vdemux_vm_id *out_id, const struct vdemux_vm
 	if (!vm)
 		return -ENOMEM;
 	vm->idx = idx;
-	vm->id = ((uint32_t)(e->vmt.gen[idx] & 0xfffu) << VM_IDX_BITS) | (idx + 1u);
+	vm->id = ((uint32_t)(e->vmt.gen[idx] & 0xfffu) << VM_IDX_BITS) | (e->vmt.base + idx + 1u);
 	vm->rx_base = o.rx_base;
 	vm->rx_pages = o.rx_pages;
 	vm->quota = o.quota ? o.quota : o.rx_pages;

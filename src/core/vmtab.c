@@ -25,7 +25,7 @@ void vd_vmtab_fini(struct vd_vmtab *t, const struct vdemux_alloc_hooks *alloc)
 
 struct vm *vd_vm_get(const struct vdemux_engine *e, vdemux_vm_id id)
 {
-	uint32_t idx = (id & VM_IDX_MASK) - 1u;
+	uint32_t idx = (id & VM_IDX_MASK) - 1u - e->vmt.base;
 	struct vm *vm;
 
 	if (id == 0 || idx >= e->vmt.max)

@@ -17,6 +17,7 @@ struct vd_vmtab {
 	uint16_t *gen;	 /* per index: bumped at removal, part of the id */
 	uint32_t max, n;
 	uint32_t mark; /* duplicate-detection stamp for slot.mark */
+	uint32_t base; /* index of vms[0] in ids (a shard's first index) */
 };
 
 int vd_vmtab_init(struct vd_vmtab *t, uint32_t max, const struct vdemux_alloc_hooks *alloc);
