@@ -2,7 +2,7 @@
 /*
  * The command line:
  *
- *   vmm --tap NAME [--verbose] [--no-io-threads]
+ *   vmm --tap NAME [--verbose] [--io-threads]
  *       --guest name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable|auto[,mtu=N][,cpus=N][,queues=N][,cmdline=...] ...
  */
 #include <errno.h>
@@ -134,7 +134,7 @@ static int parse_guest(struct guest_config *c, char *spec)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: vmm --tap NAME [--verbose] [--no-io-threads]\n"
+		"usage: vmm --tap NAME [--verbose] [--io-threads]\n"
 		"           --guest name=N,kernel=BZIMAGE,initrd=CPIO,mem=SIZE,mac=MAC,rx=big|mergeable|auto[,mtu=N][,cpus=N][,queues=N][,cmdline=ARGS]\n"
 		"           [--guest ...]\n"
 		"  mem: 64M..2G in 2 MiB steps (default 256M); rx: the receive buffers the guest\n"
@@ -144,7 +144,8 @@ static void usage(void)
 		"  queues: queue pairs, 1..4 (default 1; more than 1 with rx=mergeable only);\n"
 		"  cmdline: appended to the\n"
 		"  kernel command line (takes the rest of the spec)\n"
-		"  --no-io-threads: the main thread serves every queue pair\n");
+		"  --io-threads: one thread per queue pair past the first (default: the main\n"
+		"  thread serves every pair)\n");
 }
 
 static int add_guest(struct vmm *v, char *spec)
@@ -176,8 +177,8 @@ int vmm_parse_args(struct vmm *v, int argc, char **argv)
 				return r;
 		} else if (!strcmp(argv[i], "--verbose")) {
 			v->verbose = true;
-		} else if (!strcmp(argv[i], "--no-io-threads")) {
-			v->no_io_threads = true;
+		} else if (!strcmp(argv[i], "--io-threads")) {
+			v->io_threads = true;
 		} else {
 			usage();
 			return 2;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * One I/O thread per queue pair past the first: thread p waits on the
+ * With --io-threads, one I/O thread per queue pair past the first: thread p waits on the
  * ioeventfds of pair p's two queues of every guest that has that pair, and
  * serves those rings (the transmit chains switched, the receive buffers
  * taken). The main thread keeps the TAP, the signals, the control queues,
@@ -12,6 +12,9 @@
  * notification's bookkeeping. A design with one engine per thread (engine
  * shards sharing a classifier) would let the frames themselves move in
  * parallel; this one keeps each pair's work on its own thread already.
+ * Measured in the kernel lab (docs/performance.md, "Queue pairs"), the two
+ * threads taking turns at the engine's lock cost more than they gave, so
+ * the main thread serves every pair unless asked.
  */
 #include <errno.h>
 #include <string.h>
@@ -84,7 +87,7 @@ static int io_setup(struct vmm *v, struct iothread *t, unsigned p)
 int iothreads_start(struct vmm *v)
 {
 	unsigned pairs = 1;
-	for (unsigned i = 0; i < v->nguests && !v->no_io_threads; i++)
+	for (unsigned i = 0; i < v->nguests && v->io_threads; i++)
 		if (v->guests[i].net.pairs > pairs)
 			pairs = v->guests[i].net.pairs;
 	for (unsigned p = 1; p < pairs; p++) {

@@ -5,9 +5,9 @@
  *
  * Threads: the vCPU threads of each guest (serial, PCI configuration,
  * virtio registers, the MSI-X table), the main thread (TAP reads, the
- * control queues, every guest's first queue pair, trapped notifications),
- * and one I/O thread per queue pair past the first (that pair's rings of
- * every guest). Engine calls are made under vmm.engine_lock, by the main
+ * control queues, every guest's queue pairs, trapped notifications), and
+ * with --io-threads one I/O thread per queue pair past the first (that
+ * pair's rings of every guest, instead of the main thread). Engine calls are made under vmm.engine_lock, by the main
  * and I/O threads; a vCPU thread takes it only to fill a hole it ran into
  * (vdemux_kvm_backfill() must be serialised with the engine) and to stop a
  * receive queue when the driver resets the device. Each virtio device has
@@ -339,7 +339,7 @@ struct vmm {
 	unsigned nio;
 	pthread_mutex_t out_lock; /* stdout lines */
 	bool verbose;
-	bool no_io_threads; /* --no-io-threads: the main thread serves every pair */
+	bool io_threads; /* --io-threads: one thread per queue pair past the first */
 };
 
 /* args.c: fill @v from the command line; 0, or the exit status (usage printed). */
@@ -401,9 +401,9 @@ void stats_take(struct vmm *v, struct guest *g); /* at removal: the queues' coun
 void stats_print(struct vmm *v);		 /* the end's counters */
 void stats_status(struct vmm *v);		 /* --verbose: every 10 s */
 
-/* iothread.c: one thread per queue pair past the first (the main thread
- * serves the first); started after the guests are built, stopped (joined)
- * before they are torn down, without the engine lock held. */
+/* iothread.c: with --io-threads, one thread per queue pair past the first
+ * (the main thread serves the first); started after the guests are built,
+ * stopped (joined) before they are torn down, without the engine lock held. */
 int iothreads_start(struct vmm *v);
 void iothreads_stop(struct vmm *v);
 /* SIGUSR2: one line of running counters per guest ("vmm: counters:"). */

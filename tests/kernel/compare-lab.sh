@@ -99,8 +99,8 @@ start() {
 	vmm-*)
 		x=""
 		case "$1" in vmm-flip-one) x=",rx=big" ;; vmm-copy-one) x=",rx=mergeable" ;; vmm-auto-one) x=",rx=auto" ;;
-		vmm-mq1) x=",cpus=2,queues=1" ;; vmm-mq2|vmm-mq2-1t) x=",cpus=2,queues=2" ;; esac
-		o=""; [ "$1" = vmm-mq2-1t ] && o="--no-io-threads"
+		vmm-mq1) x=",cpus=2,queues=1" ;; vmm-mq2|vmm-mq2-io) x=",cpus=2,queues=2" ;; esac
+		o=""; [ "$1" = vmm-mq2-io ] && o="--io-threads"
 		set -- "--guest" "name=r,kernel=$K,initrd=$R,mem=256M,mac=52:54:00:00:00:0a$x,cmdline=$(gcmd recv 10.0.0.2)"
 		if [ "$c" = vmm-g2g ]; then
 			set -- "$@" --guest "name=s,kernel=$K,initrd=$R,mem=256M,mac=52:54:00:00:00:0b,cmdline=$(gcmd send 10.0.0.3 10.0.0.2)"
