@@ -92,14 +92,14 @@ struct vdemux_vnet_ctrl_opts {
 
 /** What the driver's commands set (vdemux_vnet_ctrl_state()). */
 struct vdemux_vnet_ctrl_state {
-	uint32_t changes;     /**< commands that changed something, since create */
-	uint16_t pairs;	      /**< queue pairs the driver uses: 1 until VQ_PAIRS_SET */
-	uint16_t rx_mode;     /**< VDEMUX_VNET_RX_* bits; PROMISC after a reset */
-	bool mac_set;	      /**< MAC_ADDR_SET was served since the reset */
-	uint8_t mac[6];	      /**< its address */
-	bool table_set;	      /**< MAC_TABLE_SET was served since the reset */
-	uint32_t n_unicast;   /**< unicast entries the driver gave */
-	uint32_t n_multicast; /**< multicast entries the driver gave */
+	uint32_t changes; /**< commands answered OK since create (kept across resets): each may have changed the state; compare it to see whether to look again */
+	uint16_t pairs;	  /**< queue pairs the driver uses: 1 until VQ_PAIRS_SET */
+	uint16_t rx_mode; /**< VDEMUX_VNET_RX_* bits; PROMISC after a reset */
+	bool mac_set;	  /**< MAC_ADDR_SET was served since the reset */
+	uint8_t mac[6];	  /**< its address */
+	bool table_set;	  /**< MAC_TABLE_SET was served since the reset */
+	uint32_t n_unicast;			     /**< unicast entries the driver gave */
+	uint32_t n_multicast;			     /**< multicast entries the driver gave */
 	uint8_t unicast[VDEMUX_VNET_CTRL_MACS][6];   /**< the first of them */
 	uint8_t multicast[VDEMUX_VNET_CTRL_MACS][6]; /**< the first of them */
 	uint32_t announce_acks;			     /**< ANNOUNCE_ACK commands since the reset */
