@@ -82,11 +82,15 @@ struct vdemux_group_opts {
 	uint32_t queue_len; /**< frames each queue between two shards holds: a power of two, 2 .. 65536; 0: 256 */
 	const struct vdemux_l2_opts *l2; /**< the group's L2 classifier's options; NULL: defaults */
 	struct vdemux_alloc_hooks alloc; /**< control-path allocation hooks */
+	const uint32_t *
+		shard_pages; /**< NULL: equal shares; else nshards counts, each at least 1, summing to the group's pages: shard i's pages, in order (a shard whose VMs' RAM it backs needs more than one that only passes frames on) */
 };
 
 /**
  * Create a group. Shard @c i of @c nshards starts with pages
- * [npages * i / nshards, npages * (i + 1) / nshards) of the group's range.
+ * [npages * i / nshards, npages * (i + 1) / nshards) of the group's range,
+ * or with @c shard_pages, its @c shard_pages[i] pages after those of the
+ * shards before it.
  * Each shard's VM ids are drawn from its own part of the 20-bit index
  * field, so a shard can have at most 2^(20 - ceil(log2(nshards))) - 1 VMs.
  *
@@ -94,7 +98,8 @@ struct vdemux_group_opts {
  * @param opts     options (required)
  * @return 0; -EINVAL (NULL argument, no arena, nshards 0 or above 64,
  *         queue_len not a power of two in range, pages outside the arena
- *         or fewer than nshards, bad L2 options, non-zero unknown trailing
+ *         or fewer than nshards, a share of @c shard_pages 0 or their sum
+ *         not the group's pages, bad L2 options, non-zero unknown trailing
  *         option bytes); -ENOMEM. On failure nothing is allocated.
  */
 VDEMUX_API int vdemux_group_create(vdemux_group **out, const struct vdemux_group_opts *opts);

@@ -114,7 +114,6 @@ static int group_opts(struct vdemux_engine_opts *o)
 static int engine_pool(struct vdemux_engine *e, const struct vdemux_engine_opts *o)
 {
 	struct vdemux_group *g = o->group;
-	uint64_t n = e->pool.npages;
 
 	e->ndests = e->vmt.max;
 	if (!g)
@@ -123,8 +122,7 @@ static int engine_pool(struct vdemux_engine *e, const struct vdemux_engine_opts 
 	e->shard.idx = o->shard;
 	e->vmt.base = o->shard << g->idx_bits;
 	e->ndests = e->vmt.max * g->nshards;
-	return vd_pool_init_part(&e->pool, &e->alloc, (uint32_t)(n * o->shard / g->nshards),
-				 (uint32_t)(n * (o->shard + 1) / g->nshards));
+	return vd_pool_init_part(&e->pool, &e->alloc, g->part[o->shard], g->part[o->shard + 1]);
 }
 
 /* The built-in classifier: the engine's own, or its group's. */

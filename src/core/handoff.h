@@ -82,7 +82,8 @@ struct vdemux_group {
 	vdemux_arena *arena;
 	uint32_t first_page, npages;
 	uint32_t nshards;
-	uint32_t idx_bits; /* a VM index's bits below the shard's number */
+	uint32_t part[VD_GROUP_MAX_SHARDS + 1]; /* shard i's pages: [part[i], part[i + 1]) of npages */
+	uint32_t idx_bits;			/* a VM index's bits below the shard's number */
 	vdemux_l2 *l2;
 	struct vdemux_engine *shards[VD_GROUP_MAX_SHARDS]; /* attached (control path only) */
 	struct vd_hq *q;				   /* q[from * nshards + to] */

@@ -27,9 +27,28 @@ static int group_validate(const struct vdemux_group_opts *o, struct vdemux_arena
 	vdemux_arena_info(o->arena, ai);
 	if (o->first_page >= ai->npages || o->npages > ai->npages - o->first_page)
 		return -EINVAL;
-	if ((o->npages ? o->npages : ai->npages - o->first_page) < o->nshards)
+	uint32_t npages = o->npages ? o->npages : ai->npages - o->first_page;
+	if (npages < o->nshards)
 		return -EINVAL;
+	if (o->shard_pages) {
+		uint64_t sum = 0;
+		for (uint32_t i = 0; i < o->nshards; i++) {
+			if (!o->shard_pages[i])
+				return -EINVAL;
+			sum += o->shard_pages[i];
+		}
+		if (sum != npages)
+			return -EINVAL;
+	}
 	return 0;
+}
+
+/* Each shard's first page: as asked, or equal shares. */
+static void group_parts(struct vdemux_group *g, const uint32_t *shard_pages)
+{
+	for (uint32_t i = 0; i < g->nshards; i++)
+		g->part[i + 1] = shard_pages ? g->part[i] + shard_pages[i]
+					     : (uint32_t)((uint64_t)g->npages * (i + 1) / g->nshards);
 }
 
 static void group_free(struct vdemux_group *g)
@@ -65,6 +84,7 @@ int vdemux_group_create(vdemux_group **out, const struct vdemux_group_opts *uopt
 	g->first_page = o.first_page;
 	g->npages = o.npages ? o.npages : ai.npages - o.first_page;
 	g->nshards = o.nshards;
+	group_parts(g, o.shard_pages);
 	g->idx_bits = 20u - bits;
 	err = vd_group_queues_init(g, o.queue_len ? o.queue_len : VD_HQ_DEFAULT);
 	if (!err)

@@ -114,6 +114,42 @@ static void test_shard_create_takes_its_share_and_only_once(void **state)
 	sfx_fini(&f);
 }
 
+static void test_shards_take_the_shares_asked_for(void **state)
+{
+	vdemux_arena *a;
+	vdemux_group *g = NULL;
+	vdemux_engine *e[3];
+	static const uint32_t shares[3] = {40, 8, 16}, zero[3] = {40, 0, 24}, short_sum[3] = {40, 8, 8};
+	char msg[200];
+
+	(void)state;
+	assert_int_equal(vdemux_arena_create(&a, &VDEMUX_OPTS(vdemux_arena_opts, .npages = 64)), 0);
+	assert_int_equal(vdemux_group_create(&g, &VDEMUX_OPTS(vdemux_group_opts, .arena = a,
+							      .nshards = 3, .shard_pages = zero)),
+			 -EINVAL);
+	assert_int_equal(vdemux_group_create(&g, &VDEMUX_OPTS(vdemux_group_opts, .arena = a,
+							      .nshards = 3, .shard_pages = short_sum)),
+			 -EINVAL);
+	assert_null(g);
+	assert_int_equal(vdemux_group_create(&g, &VDEMUX_OPTS(vdemux_group_opts, .arena = a,
+							      .nshards = 3, .shard_pages = shares)),
+			 0);
+	for (uint32_t i = 0; i < 3; i++) {
+		assert_int_equal(vdemux_engine_create(&e[i], &VDEMUX_OPTS(vdemux_engine_opts, .group = g,
+									  .shard = i)),
+				 0);
+		struct vdemux_engine_stats s = st(e[i]);
+		assert_int_equal(s.pages_total, 64);
+		assert_int_equal(s.pages_free, shares[i]);
+		assert_int_equal(s.pages_away, 64 - shares[i]);
+	}
+	assert_int_equal(vdemux_group_check(g, msg, sizeof(msg)), 0);
+	for (uint32_t i = 0; i < 3; i++)
+		vdemux_engine_destroy(e[i]);
+	assert_int_equal(vdemux_group_destroy(g), 0);
+	vdemux_arena_destroy(a);
+}
+
 static void test_vm_ids_name_their_shard_and_no_other(void **state)
 {
 	struct sfx f;
@@ -631,6 +667,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_group_create_refuses_bad_options),
 		cmocka_unit_test(test_shard_create_takes_its_share_and_only_once),
+		cmocka_unit_test(test_shards_take_the_shares_asked_for),
 		cmocka_unit_test(test_vm_ids_name_their_shard_and_no_other),
 		cmocka_unit_test(test_frame_for_another_shard_arrives_at_its_poll),
 		cmocka_unit_test(test_broadcast_reaches_vms_of_every_shard),
