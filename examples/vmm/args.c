@@ -144,8 +144,8 @@ static void usage(void)
 		"  queues: queue pairs, 1..4 (default 1; more than 1 with rx=mergeable only);\n"
 		"  cmdline: appended to the\n"
 		"  kernel command line (takes the rest of the spec)\n"
-		"  --io-threads: one thread per queue pair past the first (default: the main\n"
-		"  thread serves every pair)\n");
+		"  --io-threads: one thread per queue pair past the first, each with its own\n"
+		"  engine (a shard) and TAP queue (default: the main thread serves every pair)\n");
 }
 
 static int add_guest(struct vmm *v, char *spec)
@@ -171,7 +171,7 @@ int vmm_parse_args(struct vmm *v, int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		int r;
 		if (!strcmp(argv[i], "--tap") && i + 1 < argc) {
-			v->tap.name = argv[++i];
+			v->tap_name = argv[++i];
 		} else if (!strcmp(argv[i], "--guest") && i + 1 < argc) {
 			if ((r = add_guest(v, argv[++i])) != 0)
 				return r;
@@ -184,7 +184,7 @@ int vmm_parse_args(struct vmm *v, int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!v->tap.name || !v->nguests) {
+	if (!v->tap_name || !v->nguests) {
 		usage();
 		return 2;
 	}

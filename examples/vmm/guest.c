@@ -2,8 +2,9 @@
 /*
  * A guest's life cycle: built (a KVM VM whose RAM is the engine's pool
  * pages, its devices, the library's receive queue, the vCPU, the kernel
- * loaded), run (its rings served by the main thread), torn down (the vCPU
- * stopped, the VM taken out of the engine, the engine checked).
+ * loaded), run (its rings served by the main thread, or with shards each
+ * pair's by its lane's thread), torn down (the vCPU stopped, the VM taken
+ * out of the engine, the engine checked).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -49,25 +50,28 @@ static int guest_ram_create(struct vmm *v, struct guest *g)
 						.vm_fd = g->vm_fd, .slot = 0);
 	if ((r = vdemux_kvm_create(&g->be, &ko)) < 0)
 		return r;
-	return vdemux_engine_add_backend(v->eng, g->be);
+	return vdemux_engine_add_backend(v->lane[0].eng, g->be);
 }
 
-/* The library's queue behind pair @p's receive ring: pair 0's owns guest
- * RAM, the others share it (copies only, VIRTIO_NET_F_MQ). */
+/* The library's queue behind pair @p's receive ring, on its lane's engine:
+ * pair 0's owns guest RAM, the others share it (copies only,
+ * VIRTIO_NET_F_MQ). Spread over shards, every queue of the guest copies,
+ * the owner's too (docs/architecture.md, Threading, rule 7). */
 static int rxq_create(struct vmm *v, struct guest *g, unsigned p)
 {
 	struct guest_rx *rx = &g->rx[p];
 	rx->g = g;
 	rx->pair = p;
+	enum vdemux_copy_policy copy = v->group && g->net.pairs > 1 ? VDEMUX_COPY_ALWAYS : g->cfg.copy;
 	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(
 		vdemux_vnet_rxq_opts, .ram = g->ram, .ram_size = g->cfg.mem, .backends = &g->be,
-		.n_backends = 1, .copy = g->cfg.copy, .ram_of = p ? g->rx[0].q : NULL);
+		.n_backends = 1, .copy = copy, .ram_of = p ? g->rx[0].q : NULL);
 	/* The library decides when the guest wants an interrupt for its
 	 * receive ring; the device raises it (its vector, or its ISR bit set
 	 * first, then INTx). */
 	qo.irq = (struct vdemux_signal){
 		.kind = VDEMUX_SIGNAL_CALLBACK, .cb = vnet_rx_interrupt, .payload = rx};
-	int r = vdemux_vnet_rxq_create(&rx->q, v->eng, &qo);
+	int r = vdemux_vnet_rxq_create(&rx->q, pair_lane(g, p)->eng, &qo);
 	if (r < 0)
 		return r;
 	rx->vm = vdemux_vnet_rxq_vm(rx->q);
@@ -97,7 +101,7 @@ static int guest_net_create(struct vmm *v, struct guest *g)
 		if ((r = rxq_create(v, g, p)) < 0)
 			return r;
 	g->vm = g->rx[0].vm;
-	vdemux_l2 *l2 = vdemux_engine_l2(v->eng);
+	vdemux_l2 *l2 = vdemux_engine_l2(v->lane[0].eng);
 	if ((r = vdemux_l2_vlan_join(l2, g->vm, 1, 0)) < 0 ||
 	    (r = vdemux_l2_add_mac(l2, g->vm, g->cfg.mac, 1)) < 0 ||
 	    (r = vdemux_l2_set_allmulti(l2, g->vm, 1, 1)) < 0)
@@ -108,7 +112,7 @@ static int guest_net_create(struct vmm *v, struct guest *g)
 struct guest *guest_of_vm(struct vmm *v, vdemux_vm_id vm)
 {
 	for (unsigned i = 0; i < v->nguests; i++)
-		if (v->guests[i].vm == vm && !v->guests[i].removed)
+		if (v->guests[i].vm == vm && !__atomic_load_n(&v->guests[i].removed, __ATOMIC_ACQUIRE))
 			return &v->guests[i];
 	return NULL;
 }
@@ -132,20 +136,21 @@ int guest_create(struct vmm *v, struct guest *g)
 	return boot_setup(g);
 }
 
-/* Main thread, engine lock held: the guest's transmit rings that were
- * kicked, and its control ring. */
+/* Main thread, main lane's lock held: the guest's transmit rings it
+ * serves that were kicked, and its control ring. */
 void guest_serve_tx(struct guest *g)
 {
 	struct vnet_dev *d = &g->net;
+	uint32_t mine = (1u << main_pairs(g)) - 1;
 	pthread_mutex_lock(&d->lock);
 	if (d->events & VNET_EV_CTRL) {
 		d->events &= ~VNET_EV_CTRL;
 		vnet_ctrl_serve(g);
 	}
-	while (d->tx_kicks) {
-		unsigned p = (unsigned)__builtin_ctz(d->tx_kicks);
+	while (d->tx_kicks & mine) {
+		unsigned p = (unsigned)__builtin_ctz(d->tx_kicks & mine);
 		d->tx_kicks &= ~(1u << p);
-		vnet_tx(g, p);
+		vnet_tx(&g->vmm->lane[0], g, p);
 	}
 	pthread_mutex_unlock(&d->lock);
 }
@@ -193,7 +198,7 @@ static void rx_restart(struct guest *g, unsigned p)
 	rx->generation = d->generation;
 	if (rx->started) {
 		vdemux_vnet_rxq_stop(rx->q);
-		rx->started = false;
+		__atomic_store_n(&rx->started, false, __ATOMIC_RELEASE);
 	}
 	rx->broken = false;
 	rx->tun_offloads = 0;
@@ -210,7 +215,7 @@ static void rx_restart(struct guest *g, unsigned p)
 		vmm_log(g, "vmm: receive queue %u not started: %s", p, strerror(-r));
 		return;
 	}
-	rx->started = true;
+	__atomic_store_n(&rx->started, true, __ATOMIC_RELEASE);
 	uint32_t f = d->guest_features;
 	rx->tun_offloads = tun_offloads(f);
 	if (p > 0)
@@ -233,7 +238,7 @@ static void rx_kick(struct guest *g, unsigned p)
 		 * the ring no more until the driver resets the device. */
 		rx->broken = true;
 		vdemux_vnet_rxq_stop(rx->q);
-		rx->started = false;
+		__atomic_store_n(&rx->started, false, __ATOMIC_RELEASE);
 		vmm_log(g, "vmm: the guest broke receive ring %u: queue stopped until a reset", p);
 	}
 }
@@ -245,38 +250,47 @@ void guest_serve_pair(struct guest *g, unsigned p)
 	pthread_mutex_lock(&d->lock);
 	if (d->tx_kicks & bit) {
 		d->tx_kicks &= ~bit;
-		vnet_tx(g, p);
+		vnet_tx(&g->vmm->lane[p], g, p);
 	}
-	/* Restarting the queues after a reset is the main thread's: its
-	 * kicks wait for it. */
-	if ((d->rx_kicks & bit) && d->generation == g->rx[0].generation) {
+	/* The queue is this lane's engine's: restarted here after a reset or
+	 * at DRIVER_OK (the device wakes this thread), then it takes what the
+	 * driver posted. */
+	if (d->generation != g->rx[p].generation) {
+		rx_restart(g, p);
+		if (g->rx[p].started)
+			d->rx_kicks |= bit;
+	}
+	if (d->rx_kicks & bit) {
 		d->rx_kicks &= ~bit;
 		rx_kick(g, p);
 	}
 	pthread_mutex_unlock(&d->lock);
 }
 
-/* Main thread, engine lock held: the receive queues' life cycle and kicks.
- * Frames reach the guest inside the engine's calls (TAP submits, transmit
- * bursts, kicks), which also interrupt it. */
+/* Main thread, main lane's lock held: the life cycle and kicks of the
+ * receive queues it serves (main_pairs(); with shards, the others are their
+ * lanes' threads'). Frames reach the guest inside the engine's calls (TAP
+ * submits, transmit bursts, kicks), which also interrupt it. */
 void guest_serve_rx(struct guest *g)
 {
 	struct vnet_dev *d = &g->net;
+	unsigned n = main_pairs(g);
+	uint32_t mine = (1u << n) - 1;
 	pthread_mutex_lock(&d->lock);
 	/* Receive kicks or a configuration change: both served here. A
 	 * transmit kick that came since guest_serve_tx() stays for the next round. */
-	uint32_t kicked = d->rx_kicks;
+	uint32_t kicked = d->rx_kicks & mine;
 	bool cfg = d->generation != g->rx[0].generation;
-	d->rx_kicks = 0;
+	d->rx_kicks &= ~mine;
 	d->events &= ~VNET_EV_CONFIG;
-	for (unsigned p = 0; cfg && p < d->pairs; p++) {
+	for (unsigned p = 0; cfg && p < n; p++) {
 		rx_restart(g, p);
 		if (g->rx[p].started)
 			kicked |= 1u << p; /* take what the driver posted before DRIVER_OK */
 	}
 	if (cfg)
 		tap_update_offloads(g->vmm);
-	for (unsigned p = 0; p < d->pairs; p++)
+	for (unsigned p = 0; p < n; p++)
 		if (kicked & (1u << p))
 			rx_kick(g, p);
 	pthread_mutex_unlock(&d->lock);
@@ -301,14 +315,17 @@ bool guest_remove(struct vmm *v, struct guest *g)
 		return true;
 	g->cpu.stop = 1;
 	if (vcpu_any_started(g)) {
-		/* The caller holds the engine's lock, which a vCPU thread may be
-		 * waiting for (a device reset, a hole to fill): let it finish. */
-		pthread_mutex_unlock(&v->engine_lock);
+		/* The caller holds the main lane's lock, which a vCPU thread may
+		 * be waiting for (a device reset, a hole to fill): let it finish. */
+		pthread_mutex_unlock(&v->lane[0].lock);
 		vcpu_stop(g);
-		pthread_mutex_lock(&v->engine_lock);
+		pthread_mutex_lock(&v->lane[0].lock);
 		if (!g->cpu.off)
 			log_where(g);
 	}
+	/* The other lanes stop between two turns: no engine call runs on any
+	 * shard while the queues go and the engines are checked. */
+	lanes_lock(v, 1, v->nlanes);
 	stats_take(v, g);
 	vdemux_kvm_stats(g->be, &g->stats.kvm, sizeof g->stats.kvm);
 	stats_log_mappings(g);
@@ -318,12 +335,14 @@ bool guest_remove(struct vmm *v, struct guest *g)
 		vdemux_vnet_rxq_destroy(g->rx[p].q);
 		g->rx[p].q = NULL;
 	}
-	int r = vdemux_engine_remove_backend(v->eng, g->be);
+	int r = vdemux_engine_remove_backend(v->lane[0].eng, g->be);
 	if (r < 0)
 		vmm_log(g, "vmm: vdemux_engine_remove_backend: %s", strerror(-r));
-	g->removed = true;
+	__atomic_store_n(&g->removed, true, __ATOMIC_RELEASE);
 	tap_update_offloads(v);
 	char when[64];
 	snprintf(when, sizeof when, "%s removed", g->cfg.name);
-	return stats_check_engine(v, when);
+	bool ok = stats_check_engine(v, when);
+	lanes_unlock(v, 1, v->nlanes);
+	return ok;
 }

@@ -8,7 +8,8 @@
  * RAM made of the engine's pool pages (through the KVM backend), a serial
  * console and a virtio-net device whose receive queue is the library's
  * (vdemux_vnet_rxq). Frames between the guests, and to and from the TAP, go
- * through the engine. See README.md.
+ * through the engine (with --io-threads, the engines of the lanes:
+ * iothread.c). See README.md.
  *
  * Files by concern: args.c (the command line), vcpu.c (the vCPU thread and
  * its exits), switch.c (frames between the TAP and the guests), tap.c (the
@@ -29,10 +30,6 @@
 
 #include "vmm.h"
 
-/* Pool pages beyond all guests' RAM: frames in flight (the TAP's lent
- * pages, a burst being laid out before its flips give pages back). */
-#define POOL_EXTRA 2048u
-
 static struct vmm vmm_state;
 
 void vmm_log(struct guest *g, const char *fmt, ...)
@@ -50,37 +47,21 @@ void vmm_log(struct guest *g, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void engine_log(int level, const char *msg, void *payload)
+void vmm_engine_log(int level, const char *msg, void *payload)
 {
 	struct vmm *v = payload;
 	if (level <= VDEMUX_LOG_WARN || v->verbose)
 		vmm_log(NULL, "vdemux: %s", msg);
 }
 
-/* One memfd arena, all of it the engine's pool: every guest's RAM is made
+/* The engine's pool (each shard's, with shards): every guest's RAM is made
  * of pool pages, plus spare pages for frames in flight. */
-static int engine_setup(struct vmm *v)
+static uint32_t pool_pages(const struct vmm *v)
 {
-	uint32_t pool = POOL_EXTRA;
+	uint32_t pool = POOL_SPARE;
 	for (unsigned i = 0; i < v->nguests; i++)
 		pool += (uint32_t)(v->guests[i].cfg.mem / VMM_PAGE);
-	struct vdemux_arena_opts ao = VDEMUX_OPTS(vdemux_arena_opts, .npages = pool,
-						  .kind = VDEMUX_ARENA_MEMFD,
-						  .flags = VDEMUX_ARENA_F_ALIGN_2M);
-	int r = vdemux_arena_create(&v->arena, &ao);
-	if (r < 0) {
-		fprintf(stderr, "vmm: arena: %s\n", strerror(-r));
-		return r;
-	}
-	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .arena = v->arena, .first_page = 0,
-						   .npages = pool, .max_frame = VMM_FRAME_MAX,
-						   .log = engine_log, .log_payload = v);
-	if ((r = vdemux_engine_create(&v->eng, &eo)) < 0) {
-		fprintf(stderr, "vmm: engine: %s\n", strerror(-r));
-		return r;
-	}
-	switch_init(v);
-	return 0;
+	return pool;
 }
 
 /* SIGTERM and SIGINT (stop) and SIGUSR2 (print the counters) come through
@@ -133,18 +114,21 @@ static int guests_start(struct vmm *v)
 	return 0;
 }
 
-/* Every guest removed, the TAP's pages given back, the engine checked. */
+/* Every guest removed, the TAP's pages given back, the engine checked. The
+ * I/O threads have stopped. */
 static bool vmm_end(struct vmm *v)
 {
 	bool ok = true;
-	pthread_mutex_lock(&v->engine_lock);
+	pthread_mutex_lock(&v->lane[0].lock);
 	for (unsigned i = 0; i < v->nguests; i++)
 		if (!v->guests[i].removed)
 			ok &= guest_remove(v, &v->guests[i]);
 	tap_rx_stop(v);
 	ok &= stats_check_engine(v, "end");
 	stats_print(v);
-	pthread_mutex_unlock(&v->engine_lock);
+	pthread_mutex_unlock(&v->lane[0].lock);
+	for (unsigned i = 0; i < v->nlanes; i++)
+		free(v->lane[i].tx_buf);
 	return ok;
 }
 
@@ -152,8 +136,6 @@ int main(int argc, char **argv)
 {
 	struct vmm *v = &vmm_state;
 	pthread_mutex_init(&v->out_lock, NULL);
-	pthread_mutex_init(&v->engine_lock, NULL);
-	v->tap.fd = -1;
 
 	int r = vmm_parse_args(v, argc, argv);
 	if (r)
@@ -164,17 +146,8 @@ int main(int argc, char **argv)
 			v->kvm_fd < 0 ? strerror(errno) : "wrong API version");
 		return 1;
 	}
-	if (engine_setup(v) < 0)
+	if (lanes_setup(v, pool_pages(v)) < 0)
 		return 1;
-	v->tx_buf = malloc((size_t)VNET_TX_BURST * VNET_TX_ROOM);
-	if (!v->tx_buf) {
-		fprintf(stderr, "vmm: %s\n", strerror(ENOMEM));
-		return 1;
-	}
-	if ((r = tap_open(v->tap.name, &v->tap.fd)) < 0) {
-		fprintf(stderr, "vmm: tap %s: %s\n", v->tap.name, strerror(-r));
-		return 1;
-	}
 	int sfd = signals_setup();
 	if (guests_create(v) < 0 || guests_start(v) < 0)
 		return 1;
@@ -186,7 +159,6 @@ int main(int argc, char **argv)
 	bool ok = vmm_loop(v, sfd);
 	iothreads_stop(v);
 	ok &= vmm_end(v);
-	free(v->tx_buf);
 	vmm_log(NULL, "vmm: exit %d", ok ? 0 : 1);
 	return ok ? 0 : 1;
 }

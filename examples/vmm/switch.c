@@ -10,6 +10,13 @@
  * a checksum left to finish): the engine passes the metadata to a guest that
  * negotiated it and segments or checksums for one that did not; the TAP
  * takes it as it is (the kernel segments for whatever lies behind it).
+ *
+ * Each lane's engine has a classifier of its own (the sender is the lane's
+ * to set), over the one L2 bridge (with shards, the group's). With shards,
+ * a verdict may name a VM of another shard (another pair's receive queue):
+ * the library hands the frame over. What the classifier reads of the
+ * guests from any lane's thread is fixed at their creation or read
+ * atomically (removed, a queue started, the pairs in use).
  */
 #include <errno.h>
 #include <string.h>
@@ -20,6 +27,7 @@
 #include "vmm.h"
 
 #define SWITCH_BURST 64u
+#define SWITCH_RETRIES 4u /* polls before frames for a full shard queue are dropped */
 
 /* A guest with several queue pairs in use: its frames of one flow go to one
  * of its receive queues, by the flow's symmetric hash (vdemux/flow.h), so
@@ -38,7 +46,7 @@ static void steer(struct vmm *vmm, const uint8_t *frame, uint32_t len, struct vd
 			vdemux_flow_hash(frame, len, NULL, 0, 0, &hash);
 		hashed = true;
 		unsigned p = vdemux_flow_queue(hash, n);
-		if (p < g->net.pairs && g->rx[p].started)
+		if (p < g->net.pairs && __atomic_load_n(&g->rx[p].started, __ATOMIC_ACQUIRE))
 			v->dests[i].vm = g->rx[p].vm;
 	}
 }
@@ -95,9 +103,9 @@ static void sh_vm_removed(struct vdemux_classifier *cls, vdemux_vm_id vm)
 	vdemux_l2_remove_vm(((struct split_horizon *)cls)->l2, vm);
 }
 
-void switch_init(struct vmm *v)
+void switch_init(struct lane *l)
 {
-	v->sh = (struct split_horizon){
+	l->sh = (struct split_horizon){
 		.base = {.version = VDEMUX_CLASSIFIER_VERSION,
 			 .name = "l2-split-horizon",
 			 .classify = sh_classify,
@@ -105,18 +113,41 @@ void switch_init(struct vmm *v)
 			 .read_begin = sh_read_begin,
 			 .classify_read = sh_classify_read,
 			 .read_end = sh_read_end},
-		.vmm = v,
-		.l2 = vdemux_engine_l2(v->eng),
+		.vmm = l->v,
+		.l2 = vdemux_engine_l2(l->eng),
 	};
-	vdemux_engine_set_classifier(v->eng, &v->sh.base);
+	vdemux_engine_set_classifier(l->eng, &l->sh.base);
 }
 
-void vmm_switch(struct vmm *v, struct guest *src, const uint8_t *const *frames, const uint32_t *lens,
+/* Frames to the engine. With shards, a burst stops before a frame whose
+ * queue to another shard is full: poll (rule 3 of the shards) and go on a
+ * few times, then drop what is left, counted. */
+static void switch_burst(struct lane *l, struct guest *src, struct vdemux_frame *f, unsigned nf)
+{
+	unsigned done = 0;
+	l->sh.src = src->vm;
+	for (unsigned tries = 0; done < nf && tries <= SWITCH_RETRIES; tries++) {
+		int r = vdemux_rx_burst(l->eng, f + done, nf - done);
+		if (r > 0) {
+			done += (unsigned)r;
+		} else if (r == -EAGAIN && l->v->group) {
+			vdemux_shard_poll(l->eng, SWITCH_BURST);
+		} else {
+			if (r < 0 && r != -ENOBUFS)
+				vmm_log(src, "vmm: vdemux_rx_burst: %s", strerror(-r));
+			break;
+		}
+	}
+	l->sh.src = 0;
+	l->switch_full += nf - done;
+}
+
+void vmm_switch(struct lane *l, struct guest *src, const uint8_t *const *frames, const uint32_t *lens,
 		unsigned n)
 {
 	struct vdemux_frame f[SWITCH_BURST];
 	unsigned nf = 0;
-	vdemux_l2 *l2 = vdemux_engine_l2(v->eng);
+	vdemux_l2 *l2 = vdemux_engine_l2(l->eng);
 
 	for (unsigned i = 0; i < n; i++) {
 		const uint8_t *dst = frames[i] + VNET_HDR_LEN;
@@ -131,16 +162,11 @@ void vmm_switch(struct vmm *v, struct guest *src, const uint8_t *const *frames, 
 					.len = lens[i],
 					.flags = VDEMUX_FRAME_VNET_HDR(VNET_HDR_LEN)};
 			if (local)
-				v->guest_to_guest++;
+				l->guest_to_guest++;
 		}
 		if (!local)
-			tap_tx(v, frames[i], lens[i]);
+			tap_tx(l, frames[i], lens[i]);
 	}
-	if (!nf)
-		return;
-	v->sh.src = src->vm;
-	int r = vdemux_rx_burst(v->eng, f, nf);
-	v->sh.src = 0;
-	if (r < 0 && r != -ENOBUFS)
-		vmm_log(src, "vmm: vdemux_rx_burst: %s", strerror(-r));
+	if (nf)
+		switch_burst(l, src, f, nf);
 }

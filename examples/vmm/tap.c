@@ -18,7 +18,14 @@
  * with a larger MTU) is dropped and counted (rx_oversize), never handed on
  * cut short.
  *
- * Offloads: the TAP may give only what TUNSETOFFLOAD allows. It is set to
+ * With several lanes (--io-threads, iothread.c) the TAP is multiqueue
+ * (IFF_MULTI_QUEUE): each lane reads its own queue into its own engine and
+ * sends through it. The kernel's tun gives a flow's frames to the queue
+ * the flow's last frame out came from, so a guest's flow, sent on its
+ * pair's lane, comes back on that lane.
+ *
+ * Offloads: the TAP may give only what TUNSETOFFLOAD allows (a device
+ * setting: set through the main lane's queue). It is set to
  * what the guests' drivers accepted (tap_update_offloads()): the union, as
  * the engine finishes checksums and segments TSO frames for a guest that
  * declined (docs/virtio-net.md, "Offload metadata"). UFO is never offered
@@ -40,14 +47,14 @@
 #define TAP_BUDGET 64 /* frames per call, so that the guests get their turn */
 #define TAP_HDR_OFF (TAP_DATA_OFF - VNET_HDR_LEN) /* the header's place in the first page */
 
-int tap_open(const char *name, int *out_fd)
+int tap_open(const char *name, bool multi, int *out_fd)
 {
 	struct ifreq ifr;
 	int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	memset(&ifr, 0, sizeof ifr);
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | (multi ? IFF_MULTI_QUEUE : 0);
 	if (strlen(name) >= IFNAMSIZ) {
 		close(fd);
 		return -ENAMETOOLONG;
@@ -76,14 +83,14 @@ int tap_open(const char *name, int *out_fd)
 
 /* Pages lent by the engine and not yet used are kept across calls: make it
  * @want of them. */
-static int stash_fill(struct vmm *v, unsigned want)
+static int stash_fill(struct lane *l, unsigned want)
 {
-	struct vdemux_rx_buf *stash = v->tap.stash;
-	while (v->tap.nstash < want) {
-		int n = vdemux_rx_alloc(v->eng, stash + v->tap.nstash, want - v->tap.nstash);
+	struct vdemux_rx_buf *stash = l->tap.stash;
+	while (l->tap.nstash < want) {
+		int n = vdemux_rx_alloc(l->eng, stash + l->tap.nstash, want - l->tap.nstash);
 		if (n <= 0)
 			return n < 0 ? n : -ENOBUFS;
-		v->tap.nstash += (unsigned)n;
+		l->tap.nstash += (unsigned)n;
 	}
 	return 0;
 }
@@ -114,9 +121,9 @@ static unsigned tap_layout(struct uplink *t, struct vdemux_rx_buf *b, uint64_t n
 
 /* One frame into the stash's pages from @at on: the pages it took (0: the
  * read was dropped, its pages stay lent; -EAGAIN: nothing waits; -errno). */
-static int tap_read(struct vmm *v, unsigned at)
+static int tap_read(struct lane *l, unsigned at)
 {
-	struct vdemux_rx_buf *b = v->tap.stash + at;
+	struct vdemux_rx_buf *b = l->tap.stash + at;
 	/* The pages, then a few bytes more: a read that reaches into them
 	 * is a frame the pages cannot hold. */
 	uint8_t spill[64];
@@ -127,35 +134,35 @@ static int tap_read(struct vmm *v, unsigned at)
 	iov[TAP_IOV] = (struct iovec){.iov_base = spill, .iov_len = sizeof spill};
 	ssize_t n;
 	do
-		n = readv(v->tap.fd, iov, TAP_IOV + 1);
+		n = readv(l->tap.fd, iov, TAP_IOV + 1);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
 	if (n < VNET_HDR_LEN + 14) {
-		v->tap.rx_short++;
+		l->tap.rx_short++;
 		return 0;
 	}
 	if ((uint64_t)n > VNET_HDR_LEN + VMM_FRAME_MAX) {
 		/* Cut short by the read, or longer than the engine takes:
 		 * either way not the frame that was sent. */
-		v->tap.rx_oversize++;
+		l->tap.rx_oversize++;
 		return 0;
 	}
-	return (int)tap_layout(&v->tap, b, (uint64_t)n);
+	return (int)tap_layout(&l->tap, b, (uint64_t)n);
 }
 
 /* Read up to TAP_BURST frames into the stash: the pages they took (*@nframes
  * frames); *@more false when the TAP ran dry (or failed: *@err) or the pool did. */
-static unsigned tap_read_burst(struct vmm *v, unsigned *nframes, bool *more, int *err)
+static unsigned tap_read_burst(struct lane *l, unsigned *nframes, bool *more, int *err)
 {
 	unsigned used = 0;
 	*nframes = 0;
 	while (*nframes < TAP_BURST) {
-		if (stash_fill(v, used + TAP_IOV) < 0) {
+		if (stash_fill(l, used + TAP_IOV) < 0) {
 			*more = false; /* the pool is dry; frames wait in the TAP */
 			break;
 		}
-		int k = tap_read(v, used);
+		int k = tap_read(l, used);
 		if (k < 0) {
 			*more = false;
 			*err = k == -EAGAIN ? 0 : k;
@@ -169,16 +176,16 @@ static unsigned tap_read_burst(struct vmm *v, unsigned *nframes, bool *more, int
 	return used;
 }
 
-int tap_rx(struct vmm *v)
+int tap_rx(struct lane *l)
 {
-	struct uplink *t = &v->tap;
+	struct uplink *t = &l->tap;
 	int frames = 0, err = 0;
 	bool more = true;
 	while (more && frames < TAP_BUDGET) {
-		unsigned n, used = tap_read_burst(v, &n, &more, &err);
+		unsigned n, used = tap_read_burst(l, &n, &more, &err);
 		if (!used)
 			break;
-		int r = vdemux_rx_submit(v->eng, t->stash, used);
+		int r = vdemux_rx_submit(l->eng, t->stash, used);
 		t->rx_bursts++;
 		if (r < 0) {
 			/* Refused whole (nothing changed): the pages stay lent, to
@@ -195,27 +202,31 @@ int tap_rx(struct vmm *v)
 
 int tap_set_offloads(struct vmm *v, unsigned want)
 {
-	if (want == v->tap.offloads)
+	struct uplink *t = &v->lane[0].tap;
+	if (want == t->offloads)
 		return 0;
-	if (ioctl(v->tap.fd, TUNSETOFFLOAD, (unsigned long)want) < 0)
+	if (ioctl(t->fd, TUNSETOFFLOAD, (unsigned long)want) < 0)
 		return -errno;
-	v->tap.offloads = want;
-	v->tap.offloads_taken |= want;
-	v->tap.offload_sets++;
+	t->offloads = want;
+	t->offloads_taken |= want;
+	t->offload_sets++;
 	return 1;
 }
 
-void tap_tx(struct vmm *v, const uint8_t *hdr_and_frame, uint32_t len)
+void tap_tx(struct lane *l, const uint8_t *hdr_and_frame, uint32_t len)
 {
-	if (write(v->tap.fd, hdr_and_frame, len) == (ssize_t)len)
-		v->tap.tx_frames++;
+	if (write(l->tap.fd, hdr_and_frame, len) == (ssize_t)len)
+		l->tap.tx_frames++;
 	else
-		v->tap.tx_errors++;
+		l->tap.tx_errors++;
 }
 
 void tap_rx_stop(struct vmm *v)
 {
-	if (v->tap.nstash)
-		vdemux_rx_abort(v->eng, v->tap.stash, v->tap.nstash);
-	v->tap.nstash = 0;
+	for (unsigned i = 0; i < v->nlanes; i++) {
+		struct lane *l = &v->lane[i];
+		if (l->tap.nstash)
+			vdemux_rx_abort(l->eng, l->tap.stash, l->tap.nstash);
+		l->tap.nstash = 0;
+	}
 }

@@ -44,9 +44,9 @@ static bool in_ram(struct guest *g, uint64_t gpa)
  * failed and could not be repaired (docs/backends-kvm.md). */
 static int fill_holes(struct guest *g, uint64_t gpa)
 {
-	pthread_mutex_lock(&g->vmm->engine_lock);
+	pthread_mutex_lock(&g->vmm->lane[0].lock);
 	int n = vdemux_kvm_backfill(g->be, gpa);
-	pthread_mutex_unlock(&g->vmm->engine_lock);
+	pthread_mutex_unlock(&g->vmm->lane[0].lock);
 	if (n > 0) {
 		g->stats.backfilled += (uint64_t)n;
 		vmm_log(g, "vmm: vCPU hit a hole of guest RAM at %s0x%" PRIx64 ": %d page(s) backfilled",

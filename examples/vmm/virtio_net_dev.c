@@ -10,7 +10,8 @@
  * GSI_VIRTIO through an irqfd.
  *
  * Registers are handled on the vCPU threads under the device lock; the
- * rings are served on the main thread under the same lock: each receive
+ * rings are served on the main thread (with shards, each pair's on its
+ * lane's thread, iothread.c) under the same lock: each receive
  * ring by one of the library's virtio-net queues (vdemux_vnet_rxq, started
  * and stopped from guest.c; pair 0's owns guest RAM, the others share it),
  * the transmit rings here (vnet_tx.c), the control ring by the library's
@@ -73,7 +74,14 @@ static void vnet_wake(struct guest *g, unsigned ev)
 	if (write(g->net.kick_fd, &one, sizeof one) < 0) {
 		/* The counter cannot overflow in practice; a failure changes nothing. */
 	}
+	/* With shards, each pair's receive queue restarts on its lane's
+	 * thread: wake it through its queue's notification eventfd. */
+	for (unsigned p = 1; (ev & VNET_EV_CONFIG) && g->vmm->group && p < g->net.pairs; p++)
+		if (write(g->net.ioev_fd[2 * p], &one, sizeof one) < 0) {
+			/* As above. */
+		}
 }
+
 
 /* Queue notifications through KVM ioeventfds: the guest's write of a queue's
  * index to QUEUE_NOTIFY signals that queue's eventfd inside KVM, with no
@@ -134,6 +142,22 @@ void vnet_ioev_kick(struct guest *g, unsigned q)
 	g->net.kicks[q & 1]++; /* even: a receive queue (or the control queue) */
 	queue_kicked(&g->net, q);
 	pthread_mutex_unlock(&g->net.lock);
+}
+
+/* A trapped notification of queue @q: the thread that serves it is woken
+ * (with shards, a pair past the first is its lane's thread's). */
+static void notify_trapped(struct guest *g, unsigned q)
+{
+	uint64_t one = 1;
+	struct vnet_dev *d = &g->net;
+	queue_kicked(d, q);
+	if (g->vmm->group && q < 2u * d->pairs && q / 2 > 0) {
+		if (write(d->ioev_fd[q], &one, sizeof one) < 0) {
+			/* The counter cannot overflow in practice. */
+		}
+	} else {
+		vnet_wake(g, 0);
+	}
 }
 
 /* The legacy layout: the descriptor table at PFN * 4096, the available ring
@@ -374,7 +398,7 @@ void vnet_rx_interrupt(vdemux_vm_id vm, unsigned reasons, void *payload)
 	(void)vm;
 	if (!(reasons & VDEMUX_SIG_RX))
 		return;
-	rx->g->net.rx_irqs++;
+	__atomic_fetch_add(&rx->g->net.rx_irqs, 1, __ATOMIC_RELAXED); /* from any lane */
 	vnet_queue_interrupt(rx->g, 2 * rx->pair);
 }
 
@@ -437,10 +461,7 @@ static void vnet_reg_write(struct guest *g, unsigned off, uint32_t v)
 	case VIRTIO_PCI_GUEST_FEATURES: d->guest_features = v & d->host_features; break;
 	case VIRTIO_PCI_QUEUE_PFN: pfn_write(g, v); break;
 	case VIRTIO_PCI_QUEUE_SEL: d->queue_sel = (uint16_t)v; break;
-	case VIRTIO_PCI_QUEUE_NOTIFY:
-		queue_kicked(d, v & 0xffff);
-		vnet_wake(g, 0);
-		break;
+	case VIRTIO_PCI_QUEUE_NOTIFY: notify_trapped(g, v & 0xffff); break;
 	case VIRTIO_PCI_STATUS: status_write(g, v); break;
 	default: break;
 	}
@@ -489,8 +510,8 @@ static uint32_t vnet_reg_read(struct guest *g, unsigned off, unsigned size)
 	return 0;
 }
 
-/* A reset, or a receive ring taken away: its queue stops now. Engine and
- * device locks held. */
+/* A reset, or a receive ring taken away: its queue stops now. The locks
+ * of the guest's lanes and the device's held. */
 static void rx_sync_stop(struct guest *g)
 {
 	struct vnet_dev *d = &g->net;
@@ -498,7 +519,7 @@ static void rx_sync_stop(struct guest *g)
 		struct guest_rx *rx = &g->rx[p];
 		if (rx->started && (d->status == 0 || d->vq[2 * p].pfn == 0)) {
 			vdemux_vnet_rxq_stop(rx->q);
-			rx->started = false;
+			__atomic_store_n(&rx->started, false, __ATOMIC_RELEASE);
 		}
 	}
 }
@@ -513,12 +534,13 @@ int vnet_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned si
 	/* A reset (status 0) or a receive ring taken away (its PFN set to 0)
 	 * stops the receive queue before the write returns: the driver frees
 	 * the ring's memory right after, and the queue must not write there
-	 * any more. Stopping is an engine call: take the engine's lock first
-	 * (the main thread's order: engine, then device). These writes are
-	 * rare (driver setup and teardown). */
+	 * any more. Stopping is a call on each queue's engine: take the locks
+	 * of the guest's lanes first (the lanes' order: lanes, then device).
+	 * These writes are rare (driver setup and teardown). */
 	bool sync = out && (off == VIRTIO_PCI_STATUS || off == VIRTIO_PCI_QUEUE_PFN);
-	if (sync)
-		pthread_mutex_lock(&g->vmm->engine_lock);
+	unsigned nl = sync ? (g->vmm->group ? d->pairs : 1u) : 0u;
+	for (unsigned i = 0; i < nl; i++)
+		pthread_mutex_lock(&g->vmm->lane[i].lock);
 	pthread_mutex_lock(&d->lock);
 	if (out) {
 		uint32_t v = 0;
@@ -531,7 +553,7 @@ int vnet_io(struct guest *g, uint16_t port, bool out, uint8_t *data, unsigned si
 		memcpy(data, &v, size);
 	}
 	pthread_mutex_unlock(&d->lock);
-	if (sync)
-		pthread_mutex_unlock(&g->vmm->engine_lock);
+	for (unsigned i = nl; i-- > 0;)
+		pthread_mutex_unlock(&g->vmm->lane[i].lock);
 	return 1;
 }

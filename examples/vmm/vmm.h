@@ -6,13 +6,18 @@
  * Threads: the vCPU threads of each guest (serial, PCI configuration,
  * virtio registers, the MSI-X table), the main thread (TAP reads, the
  * control queues, every guest's queue pairs, trapped notifications), and
- * with --io-threads one I/O thread per queue pair past the first (that
- * pair's rings of every guest, instead of the main thread). Engine calls are made under vmm.engine_lock, by the main
- * and I/O threads; a vCPU thread takes it only to fill a hole it ran into
- * (vdemux_kvm_backfill() must be serialised with the engine) and to stop a
- * receive queue when the driver resets the device. Each virtio device has
- * its own lock, for its registers and rings, taken after the engine's; its
- * MSI-X state has a leaf lock of its own.
+ * with --io-threads one I/O thread per queue pair past the first, each
+ * with an engine of its own (a shard: see iothread.c), serving that pair's
+ * rings of every guest and a queue of the TAP. A thread and its engine
+ * are a lane (struct lane); a lane's engine calls are made under its lock,
+ * which its thread holds for each turn of its loop, and which the control
+ * path takes to borrow the engine (iothread.c says when); a vCPU thread
+ * takes the main lane's only to fill a hole it ran into
+ * (vdemux_kvm_backfill() must be serialised with the engine), and the
+ * locks of a guest's lanes to stop its receive queues when the driver
+ * resets the device. Lane locks are taken in lane order. Each virtio
+ * device has its own lock, for its registers and rings, taken after the
+ * lanes'; its MSI-X state has a leaf lock of its own.
  */
 #ifndef VMM_H
 #define VMM_H
@@ -67,6 +72,7 @@
 enum rx_layout { RX_BIG, RX_MERGEABLE };
 
 struct guest;
+struct lane;
 
 /* A virtqueue's place as the driver configured it (legacy: one PFN, the
  * rings laid out from PFN * 4096; vnet_queue_setup()). */
@@ -182,12 +188,12 @@ void vnet_interrupt(struct guest *g); /* INTx: set the ISR's queue bit, then pul
 void vnet_queue_interrupt(struct guest *g, unsigned q);
 /* An access to the device's memory BAR (MSI-X); 1 if it is the device's. */
 int vnet_mmio(struct guest *g, uint64_t gpa, bool write, uint8_t *data, unsigned len);
-/* Main thread, engine lock held: queue @q's ioeventfd fired. */
+/* Queue @q's ioeventfd fired; its lane's lock held. */
 void vnet_ioev_kick(struct guest *g, unsigned q);
 /* A receive queue's signal callback (payload: its struct guest_rx). */
 void vnet_rx_interrupt(vdemux_vm_id vm, unsigned reasons, void *payload);
-/* Main thread, engine lock held: take pair @p's transmit chains. */
-int vnet_tx(struct guest *g, unsigned p);
+/* Lane @l's lock held (pair_lane(g, p)): take pair @p's transmit chains. */
+int vnet_tx(struct lane *l, struct guest *g, unsigned p);
 /* Take a ring the device serves away (its counters kept). Device lock held. */
 void vnet_ring_stop(struct vnet_dev *d, vdemux_virtq **qp);
 /* Main thread, device lock held: serve the control queue. */
@@ -214,6 +220,10 @@ struct guest_config {
 };
 
 #define VMM_MAX_CPUS 8u
+/* Pool pages beyond all guests' RAM: frames in flight (the TAP's lent
+ * pages, a burst being laid out before its flips give pages back); with
+ * shards, the pool of each shard past the first (iothread.c). */
+#define POOL_SPARE 2048u
 
 /* One vCPU and its thread (vcpu.c); its APIC id is its index. */
 struct vcpu {
@@ -257,8 +267,8 @@ struct guest_rx {
 	vdemux_vnet_rxq *q;  /* its VM covers all of guest RAM */
 	vdemux_vm_id vm;     /* the queue's VM */
 	unsigned generation; /* the device's generation it was last set up for */
-	bool started;
-	bool broken;			   /* the guest broke its receive ring: stopped until reset */
+	bool started; /* written by its lane's thread (atomic: the switch reads it from any lane) */
+	bool broken;  /* the guest broke its receive ring: stopped until reset */
 	unsigned tun_offloads;		   /* TUN_F_* its driver accepted (0 until DRIVER_OK) */
 	struct vdemux_vnet_rxq_stats last; /* its counters when removed */
 };
@@ -273,7 +283,7 @@ struct guest {
 	int vm_fd;
 	struct vdemux_backend *be;
 	vdemux_vm_id vm;
-	bool removed;
+	bool removed; /* atomic: the switch reads it from any lane */
 
 	struct guest_vcpu cpu;
 	struct guest_stats stats;
@@ -288,9 +298,9 @@ struct guest {
 	struct guest_rx rx[VNET_MAX_PAIRS];
 };
 
-/* The uplink: a TAP device (tap.c). */
+/* The uplink: a TAP device (tap.c), or with several lanes, one queue of it
+ * per lane (IFF_MULTI_QUEUE). */
 struct uplink {
-	const char *name;
 	int fd;
 	struct vdemux_rx_buf stash[TAP_BURST * TAP_IOV]; /* pool pages lent for the next reads */
 	unsigned nstash;
@@ -314,10 +324,21 @@ struct split_horizon {
 	vdemux_vm_id src; /* the guest whose frames are being classified, or 0 */
 };
 
-/* An I/O thread (iothread.c): pair @pair's rings of every guest. */
-struct iothread {
+/* A thread that moves frames and its engine (iothread.c): lane 0 is the
+ * main thread's; with --io-threads, lane p > 0 is the I/O thread of queue
+ * pair p, its engine shard p of the group. */
+struct lane {
 	struct vmm *v;
-	unsigned pair;
+	unsigned idx;
+	vdemux_engine *eng;
+	pthread_mutex_t lock;	 /* held by the lane's thread for each turn; see iothread.c */
+	struct split_horizon sh; /* the engine's classifier (switch.c) */
+	struct uplink tap;	 /* the lane's TAP queue */
+	uint8_t *tx_buf;	 /* VNET_TX_BURST frames of VNET_TX_ROOM: a transmit burst */
+	uint64_t guest_to_guest;
+	uint64_t switch_full; /* guests' frames the engine did not take (a shard's queue full, the pool dry) */
+	int wake_fd;	      /* the shard's wake-up (vdemux_engine_opts.wake); -1: none */
+	/* The I/O thread (lanes past the first). */
 	int ep, stop_fd;
 	pthread_t thread;
 	bool started;
@@ -326,21 +347,30 @@ struct iothread {
 
 struct vmm {
 	vdemux_arena *arena;
-	vdemux_engine *eng;
-	pthread_mutex_t engine_lock;
-	struct split_horizon sh; /* the engine's classifier (switch.c) */
-	uint8_t *tx_buf; /* VNET_TX_BURST frames of VNET_TX_ROOM: a transmit burst (main thread) */
+	vdemux_group *group; /* the lanes' engines are its shards; NULL: one engine */
+	const char *tap_name;
 	int kvm_fd;
-	struct uplink tap;
-	uint64_t guest_to_guest;
 	unsigned nguests;
 	struct guest guests[VMM_MAX_GUESTS];
-	struct iothread io[VNET_MAX_PAIRS]; /* [1, nio): one per queue pair past the first */
-	unsigned nio;
+	struct lane lane[VNET_MAX_PAIRS]; /* [0, nlanes) */
+	unsigned nlanes;
 	pthread_mutex_t out_lock; /* stdout lines */
 	bool verbose;
-	bool io_threads; /* --io-threads: one thread per queue pair past the first */
+	bool io_threads; /* --io-threads: one thread and engine per queue pair past the first */
 };
+
+/* The lane that serves queue pair @p of @g: its own with shards (a guest
+ * of one pair: the main lane), else the main lane. */
+static inline struct lane *pair_lane(struct guest *g, unsigned p)
+{
+	return &g->vmm->lane[g->vmm->group ? p : 0];
+}
+
+/* Pairs of @g the main thread serves: every one, or with shards the first. */
+static inline unsigned main_pairs(const struct guest *g)
+{
+	return g->vmm->group ? 1 : g->net.pairs;
+}
 
 /* args.c: fill @v from the command line; 0, or the exit status (usage printed). */
 int vmm_parse_args(struct vmm *v, int argc, char **argv);
@@ -357,40 +387,45 @@ void vcpu_stop(struct guest *g);
 bool vcpu_any_started(const struct guest *g);
 void guest_power_off(struct guest *g, int status, const char *why);
 
-/* tap.c */
-int tap_open(const char *name, int *out_fd);
-/* Main thread, engine lock held: read frames into pool pages and submit them. */
-int tap_rx(struct vmm *v);
+/* tap.c: @multi: one more queue of a multiqueue TAP (IFF_MULTI_QUEUE). */
+int tap_open(const char *name, bool multi, int *out_fd);
+/* Lane @l's lock held: read frames into its pool's pages and submit them. */
+int tap_rx(struct lane *l);
 /* TUNSETOFFLOAD to @want (TUN_F_*) if it is not that already: 1 set, 0
  * unchanged, -errno. */
 int tap_set_offloads(struct vmm *v, unsigned want);
 /* guest.c, main thread: the TAP's offloads to what the guests' drivers
  * accepted. Called when a guest's driver sets DRIVER_OK or resets. */
 void tap_update_offloads(struct vmm *v);
-/* A frame with its VNET_HDR_LEN-byte header, to the TAP. */
-void tap_tx(struct vmm *v, const uint8_t *hdr_and_frame, uint32_t len);
+/* A frame with its VNET_HDR_LEN-byte header, to the TAP through @l's queue. */
+void tap_tx(struct lane *l, const uint8_t *hdr_and_frame, uint32_t len);
+/* Every lane's lent pages given back; the lanes' threads stopped. */
 void tap_rx_stop(struct vmm *v);
 
-/* switch.c: the engine's classifier (the L2 bridge, minus the sender). */
-void switch_init(struct vmm *v);
+/* switch.c: lane @l's engine's classifier (the L2 bridge, minus the sender). */
+void switch_init(struct lane *l);
 /* A guest's frames, each VNET_HDR_LEN bytes of virtio-net header then the
- * frame (@lens count both): to the engine (other guests) and, unless it is
- * for a guest, to the TAP, headers as they are. Main thread, engine lock held. */
-void vmm_switch(struct vmm *v, struct guest *src, const uint8_t *const *frames, const uint32_t *lens,
+ * frame (@lens count both): to lane @l's engine (other guests) and, unless
+ * it is for a guest, to the TAP, headers as they are. Lane @l's lock held. */
+void vmm_switch(struct lane *l, struct guest *src, const uint8_t *const *frames, const uint32_t *lens,
 		unsigned n);
 
 /* guest.c: a guest's life cycle. */
 int guest_create(struct vmm *v, struct guest *g);
-/* Main thread, engine lock held: the guest's transmit ring, if kicked. */
+/* Main thread, main lane's lock held: the guest's transmit rings it
+ * serves (main_pairs()), if kicked, and its control ring. */
 void guest_serve_tx(struct guest *g);
-/* Main thread, engine lock held: the receive queues' life cycle and kicks. */
+/* Main thread, main lane's lock held: the life cycle and kicks of the
+ * receive queues it serves. */
 void guest_serve_rx(struct guest *g);
-/* Engine lock held: pair @p's rings, if notified (an I/O thread's part). */
+/* I/O thread of lane @p, its lock held: pair @p's rings, if notified, and
+ * its receive queue's life cycle. */
 void guest_serve_pair(struct guest *g, unsigned p);
 /* The guest whose device's first receive queue is VM @vm, or NULL. */
 struct guest *guest_of_vm(struct vmm *v, vdemux_vm_id vm);
 /* Stop the vCPU, take the VM out of the engine; false if the engine check
- * failed. Main thread, engine lock held (dropped while the vCPU ends). */
+ * failed. Main thread, main lane's lock held (dropped while the vCPU ends;
+ * the other lanes' locks taken for the rest). */
 bool guest_remove(struct vmm *v, struct guest *g);
 
 /* stats.c */
@@ -401,11 +436,16 @@ void stats_take(struct vmm *v, struct guest *g); /* at removal: the queues' coun
 void stats_print(struct vmm *v);		 /* the end's counters */
 void stats_status(struct vmm *v);		 /* --verbose: every 10 s */
 
-/* iothread.c: with --io-threads, one thread per queue pair past the first
- * (the main thread serves the first); started after the guests are built,
- * stopped (joined) before they are torn down, without the engine lock held. */
+/* iothread.c: the lanes' engines (with --io-threads and a guest of several
+ * pairs, a group of shards, one per pair) and their TAP queues, built
+ * before the guests; the I/O threads, started after the guests are built,
+ * stopped (joined) before they are torn down, with no lane lock held. */
+int lanes_setup(struct vmm *v, uint32_t pool_pages);
 int iothreads_start(struct vmm *v);
 void iothreads_stop(struct vmm *v);
+/* Take (or give back) the locks of lanes [from, to), in order. */
+void lanes_lock(struct vmm *v, unsigned from, unsigned to);
+void lanes_unlock(struct vmm *v, unsigned from, unsigned to);
 /* SIGUSR2: one line of running counters per guest ("vmm: counters:"). */
 void stats_counters(struct vmm *v);
 
@@ -415,6 +455,8 @@ bool vmm_loop(struct vmm *v, int sfd);
 
 /* main.c */
 void vmm_log(struct guest *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The engines' log callback (payload: the vmm). */
+void vmm_engine_log(int level, const char *msg, void *payload);
 
 /* Guest RAM: NULL if [gpa, gpa+len) is outside. */
 static inline uint8_t *guest_ptr(struct guest *g, uint64_t gpa, uint64_t len)

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The rings the virtio-net device serves itself, on the main thread under
- * the device lock: each pair's transmit ring (its chains gathered and
- * switched, through the library's vdemux/virtq.h) and the control ring
+ * The rings the virtio-net device serves itself, under the device lock:
+ * each pair's transmit ring, on its lane's thread (its chains gathered and
+ * switched, through the library's vdemux/virtq.h), and on the main thread
+ * the control ring
  * (the library's vdemux_vnet_ctrl answers the driver's commands; the pair
  * count it sets is what the switch steers receive flows over).
  */
@@ -39,9 +40,9 @@ static uint32_t tx_gather(const struct vdemux_virtq_chain *c, const struct iovec
 	return (uint32_t)(total + pad);
 }
 
-/* Up to VNET_TX_BURST chains into the VMM's tx_buf, to the switch; how many chains
- * were taken (-EIO: the ring is broken). */
-static int tx_burst(struct guest *g, vdemux_virtq *txq, unsigned hdr_len)
+/* Up to VNET_TX_BURST chains into lane @l's tx_buf, to the switch; how many
+ * chains were taken (-EIO: the ring is broken). */
+static int tx_burst(struct lane *l, struct guest *g, vdemux_virtq *txq, unsigned hdr_len)
 {
 	struct vnet_dev *d = &g->net;
 	const uint8_t *frames[VNET_TX_BURST];
@@ -52,7 +53,7 @@ static int tx_burst(struct guest *g, vdemux_virtq *txq, unsigned hdr_len)
 	struct iovec iov[VQ_MAX_SEG];
 
 	while (popped < (int)VNET_TX_BURST && (r = vdemux_virtq_pop(txq, &c, iov, VQ_MAX_SEG)) == 1) {
-		uint8_t *buf = g->vmm->tx_buf + (size_t)n * VNET_TX_ROOM;
+		uint8_t *buf = l->tx_buf + (size_t)n * VNET_TX_ROOM;
 		uint32_t len = tx_gather(&c, iov, hdr_len, buf);
 		vdemux_virtq_push(txq, c.head, 0);
 		popped++;
@@ -69,11 +70,11 @@ static int tx_burst(struct guest *g, vdemux_virtq *txq, unsigned hdr_len)
 		n++;
 	}
 	if (n)
-		vmm_switch(g->vmm, g, frames, lens, n);
+		vmm_switch(l, g, frames, lens, n);
 	return r < 0 ? r : popped;
 }
 
-int vnet_tx(struct guest *g, unsigned p)
+int vnet_tx(struct lane *l, struct guest *g, unsigned p)
 {
 	struct vnet_dev *d = &g->net;
 	unsigned hdr_len = (d->guest_features & (1u << VIRTIO_NET_F_MRG_RXBUF))
@@ -85,7 +86,7 @@ int vnet_tx(struct guest *g, unsigned p)
 	if (!q || !(d->status & VIRTIO_CONFIG_S_DRIVER_OK))
 		return 0;
 	for (;;) {
-		int popped = tx_burst(g, q, hdr_len);
+		int popped = tx_burst(l, g, q, hdr_len);
 		/* Chains skipped as malformed are given back here too. */
 		if (vdemux_virtq_publish(q, NULL) == 1) {
 			d->irqs++;

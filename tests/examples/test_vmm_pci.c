@@ -33,10 +33,10 @@ void vmm_log(struct guest *g, const char *fmt, ...)
 	(void)fmt;
 }
 
-void vmm_switch(struct vmm *v, struct guest *src, const uint8_t *const *frames, const uint32_t *lens,
+void vmm_switch(struct lane *l, struct guest *src, const uint8_t *const *frames, const uint32_t *lens,
 		unsigned n)
 {
-	(void)v;
+	(void)l;
 	(void)src;
 	(void)frames;
 	(void)lens;
@@ -54,7 +54,7 @@ static int setup(void **state)
 	assert_non_null(f);
 	f->g = &f->v.guests[0];
 	f->g->vmm = &f->v;
-	assert_int_equal(pthread_mutex_init(&f->v.engine_lock, NULL), 0);
+	assert_int_equal(pthread_mutex_init(&f->v.lane[0].lock, NULL), 0);
 	f->g->vm_fd = -1; /* no KVM: the MSI-X vectors' irqfds are plain eventfds */
 	f->g->cfg.mem = 64ull << 20;
 	assert_int_equal(vnet_init(f->g, RX_MERGEABLE, 2), 0);

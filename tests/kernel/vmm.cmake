@@ -15,6 +15,13 @@ add_test(NAME kernel_vmm_e2e
 # guests inside it under nested KVM: about 3 to 4 minutes.
 set_tests_properties(kernel_vmm_e2e PROPERTIES
                      SKIP_RETURN_CODE 77 TIMEOUT 1000 LABELS kernel PROCESSORS 2)
+# The same with --io-threads: b's second queue pair on its own thread and
+# engine shard, the TAP multiqueue.
+add_test(NAME kernel_vmm_e2e_io
+         COMMAND "${CMAKE_CURRENT_SOURCE_DIR}/e2e.sh" --io-threads
+                 --workdir "${VDEMUX_KERNEL_LAB_WORKDIR}" --vmm "$<TARGET_FILE:vmm_lab>")
+set_tests_properties(kernel_vmm_e2e_io PROPERTIES
+                     SKIP_RETURN_CODE 77 TIMEOUT 1000 LABELS kernel PROCESSORS 2)
 
 # compare-qemu.sh's transfers (guests and lab): TCP in large writes and reads.
 # Built with vmm_lab, which the script is given; it looks next to it.
