@@ -576,6 +576,8 @@ VDEMUX_API int vdemux_kvm_ram_map(const vdemux_arena *arena, uint32_t first_page
 		munmap(res, (size_t)(at - res));
 	if (at + len < res + len + huge)
 		munmap(at + len, (size_t)(res + len + huge - (at + len)));
+	/* Only advice: a kernel without THP refuses it. */
+	(void)madvise(at, len, MADV_HUGEPAGE);
 	*out = at;
 	return 0;
 }

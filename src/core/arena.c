@@ -67,6 +67,10 @@ int vdemux_arena_create(vdemux_arena **out, const struct vdemux_arena_opts *uopt
 			err = -errno;
 			goto fail;
 		}
+		/* Only advice: a kernel without THP refuses it, and the arena
+		 * works in small pages. */
+		if (o.flags & VDEMUX_ARENA_F_ALIGN_2M)
+			(void)madvise(m, len, MADV_HUGEPAGE);
 	} else {
 		m = mmap(NULL, map_len, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

@@ -219,5 +219,8 @@ void vt_count_free(void *p, void *payload);
 uint64_t vt_efd_read(int fd);
 /* True if the @n bytes at @p are all zero. */
 bool vt_all_zero(const uint8_t *p, size_t n);
+/* True if the mapping holding @p addr carries the huge-page advice
+ * (MADV_HUGEPAGE: "hg" in its VmFlags of /proc/self/smaps). */
+bool vt_advised_huge(const void *addr);
 
 #endif
