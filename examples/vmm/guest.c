@@ -33,6 +33,25 @@ static int guest_vm_create(struct vmm *v, struct guest *g)
 	return 0;
 }
 
+/* A reserved range of @p len bytes of the VMM's address space, starting on
+ * a 2 MiB boundary: the arena's pages behind it are 2 MiB-aligned in the
+ * arena's file too, so where the host backs that file with huge pages
+ * (shmem_enabled) guest RAM is mapped by them, and KVM's tables follow. */
+static void *reserve_2m(size_t len)
+{
+	const size_t huge = (size_t)2 << 20;
+	uint8_t *p = mmap(NULL, len + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+			  0);
+	if (p == MAP_FAILED)
+		return p;
+	uint8_t *at = (uint8_t *)(((uintptr_t)p + huge - 1) & ~(uintptr_t)(huge - 1));
+	/* Trimming the slack cannot fail for ranges inside one mapping. */
+	if (at > p)
+		(void)munmap(p, (size_t)(at - p));
+	(void)munmap(at + len, (size_t)(p + huge - at));
+	return at;
+}
+
 /* Guest RAM: a reserved range of the VMM's address space, registered by the
  * backend as memslot 0. The receive queue's VM covers all of it and fills it
  * with pool pages; from then on the backend remaps pages behind it as frames
@@ -40,7 +59,7 @@ static int guest_vm_create(struct vmm *v, struct guest *g)
 static int guest_ram_create(struct vmm *v, struct guest *g)
 {
 	int r;
-	void *ram = mmap(NULL, g->cfg.mem, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *ram = reserve_2m(g->cfg.mem);
 	if (ram == MAP_FAILED)
 		return -errno;
 	g->ram = ram;
@@ -96,6 +115,10 @@ static int guest_net_create(struct vmm *v, struct guest *g)
 	for (unsigned p = 0; p < g->net.pairs; p++)
 		if ((r = rxq_create(v, g, p)) < 0)
 			return r;
+	/* Guest RAM is now the arena's pages, mapped in runs: ask for huge
+	 * pages behind it (the host's shmem_enabled decides; a kernel without
+	 * them refuses, harmlessly). A page flipped later is remapped alone. */
+	(void)madvise(g->ram, g->cfg.mem, MADV_HUGEPAGE);
 	g->vm = g->rx[0].vm;
 	vdemux_l2 *l2 = vdemux_engine_l2(v->eng);
 	if ((r = vdemux_l2_vlan_join(l2, g->vm, 1, 0)) < 0 ||

@@ -16,6 +16,8 @@ bytes=$(cat /guest/bytes) reps=$(cat /guest/reps) rounds=$(cat /guest/rounds) ca
 streams=$(cat /guest/streams 2>/dev/null || echo 1)
 app=$(cat /guest/app) napi_tx=$(cat /guest/napi_tx)
 K=/guest/vmlinuz R=/guest/initrd.cpio.gz
+thp=/sys/kernel/mm/transparent_hugepage/shmem_enabled
+thp0=$(sed -n 's/.*\[\(.*\)\].*/\1/p' $thp 2>/dev/null)
 ip link set lo up
 dd if=/dev/urandom of=/tmp/blob bs=1M count=$((bytes / 1048576)) 2>/dev/null
 sum="$(md5sum </tmp/blob | cut -d' ' -f1)"
@@ -95,6 +97,12 @@ qemu_guest() {
 start() {
 	rm -f /tmp/*.log
 	slog="" pids=""
+	# The host's shmem huge pages (guest RAM of examples/vmm is shmem):
+	# the lab's default, or for vmm-hp-one advise (examples/vmm advises huge pages
+	# for guest RAM and its arena).
+	if [ -w $thp ]; then
+		case "$1" in vmm-hp-*) echo advise >$thp ;; *) echo "$thp0" >$thp ;; esac
+	fi
 	case "$1" in
 	vmm-*)
 		x=""
@@ -205,6 +213,10 @@ transfer() {
 		tr -d '\r' <$f | grep -a "GUEST-NSTAT $3 \|GUEST-NET $3 \|GUEST-SS $3 " | sed "s/^.*GUEST-\([A-Z]*\) $3 /CMP-\1 $1 $2 /"
 	done | sort -u
 	counters_delta $1 $2
+	case "$1" in vmm-*)
+		echo "CMP-NOTE $1 $2 shmem_enabled=$(sed -n 's/.*\[\(.*\)\].*/\1/p' $thp 2>/dev/null)" \
+			"$(awk '/^Shmem(HugePages|PmdMapped):/ { printf "%s%s kB ", $1, $2 }' /proc/meminfo)"
+	esac
 }
 logs() {
 	for f in /tmp/*.log; do
