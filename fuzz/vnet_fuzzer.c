@@ -154,10 +154,7 @@ static void check_broken(struct world *w, bool scribbled_now)
 
 static void start(struct world *w)
 {
-	struct vd_vring_config rc = vng_ring_config(&w->g);
-	struct vdemux_vnet_ring r = VDEMUX_OPTS(vdemux_vnet_ring, .desc_gpa = rc.desc_gpa,
-						.avail_gpa = rc.avail_gpa, .used_gpa = rc.used_gpa,
-						.size = rc.size, .features = w->features);
+	struct vdemux_vnet_ring r = vng_vnet_ring(&w->g);
 
 	w->started = vdemux_vnet_rxq_start(w->q, &r) == 0;
 }

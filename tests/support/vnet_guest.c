@@ -239,6 +239,12 @@ struct vd_vring_config vng_ring_config(const struct vng *g)
 	};
 }
 
+struct vdemux_vnet_ring vng_vnet_ring(const struct vng *g)
+{
+	return VDEMUX_OPTS(vdemux_vnet_ring, .desc_gpa = g->desc_gpa, .avail_gpa = g->avail_gpa,
+			   .used_gpa = g->used_gpa, .size = g->o.qsize, .features = g->o.features);
+}
+
 /* ---- memory pools -------------------------------------------------- */
 
 static void chunk_put(struct vng *g, uint32_t c)
