@@ -40,18 +40,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include <vdemux/sys/backend.h>
 #include <vdemux/vdemux.h>
 
+#include "harness.h"
 #include "seqframe.h"
 #include "vnet_guest.h"
 #include "input.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define PG 4096u
 #define RAM_PAGES 64u
 #define MAXF 20000u
 #define F_GUEST_CSUM (1ull << 1)
@@ -61,18 +58,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* Limits mode: guest RAM past the rings and the driver's indirect slots. */
 #define BUF_PAGES_L 320u
 
-#define CHECK(c)                                                                             \
-	do {                                                                                 \
-		if (!(c)) {                                                                  \
-			fprintf(stderr, "vnet_fuzzer: %s:%d: %s\n", __FILE__, __LINE__, #c); \
-			abort();                                                             \
-		}                                                                            \
-	} while (0)
-
 struct world {
 	vdemux_arena *arena;
 	vdemux_engine *eng;
-	uint8_t *map; /* guard page, RAM, guard page */
+	struct guarded mem;
 	uint8_t *ram;
 	uint64_t ram_size;
 	bool limits;
@@ -202,9 +191,7 @@ static void setup(struct world *w, struct in *in)
 	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .arena = w->arena,
 						   .max_frame = w->max_frame);
 	CHECK(vdemux_engine_create(&w->eng, &eo) == 0);
-	w->map = mmap(NULL, w->ram_size + 2 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CHECK(w->map != MAP_FAILED);
-	w->ram = w->map + PG;
+	w->ram = guarded_map(&w->mem, w->ram_size, PROT_NONE);
 	struct vdemux_kvm_opts ko = VDEMUX_OPTS(vdemux_kvm_opts, .ram_size = w->ram_size,
 						.ram_hva = w->ram);
 	CHECK(vdemux_kvm_create(&w->kvm, &ko) == 0);
@@ -264,7 +251,7 @@ static void teardown(struct world *w)
 	check(w);
 	vng_fini(&w->g);
 	vdemux_engine_destroy(w->eng);
-	munmap(w->map, w->ram_size + 2 * PG);
+	guarded_unmap(&w->mem);
 	vdemux_arena_destroy(w->arena);
 }
 
