@@ -47,6 +47,7 @@
 #include "harness.h"
 #include "seqframe.h"
 #include "vnet_guest.h"
+#include "vq_desc.h"
 #include "input.h"
 
 #define RAM_PAGES 64u
@@ -363,16 +364,7 @@ static void hostile_chain(struct world *w, unsigned a, unsigned b, unsigned c)
 		uint64_t at = buf + 64ull * (k % 128);
 
 		if (a & 1) {
-			uint8_t d[16];
-			uint64_t le_at = htole64(at);
-			uint32_t le_len = htole32(64);
-			uint16_t le_fl = htole16(fl), le_nx = htole16((uint16_t)(k + 1));
-
-			memcpy(d, &le_at, 8);
-			memcpy(d + 8, &le_len, 4);
-			memcpy(d + 12, &le_fl, 2);
-			memcpy(d + 14, &le_nx, 2);
-			memcpy(w->ram + table + 16ull * k, d, 16);
+			vq_desc_put(w->ram + table + 16ull * k, at, 64, fl, (uint16_t)(k + 1));
 		} else {
 			vng_write_desc(&w->g, (uint16_t)((head + k) % qs), at, 64, fl,
 				       (uint16_t)((head + k + 1) % qs));

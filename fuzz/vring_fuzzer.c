@@ -46,6 +46,7 @@
 #include "harness.h"
 #include "virtio/vnet_rx.h"
 #include "virtio/vring.h"
+#include "vq_desc.h"
 
 /* The harness's loops over every descriptor, segment and byte of a queue of
  * 32768 entries: not instrumented for libFuzzer's feedback (the library is),
@@ -464,14 +465,7 @@ HARNESS static void put_desc(struct st *s, uint64_t gpa, uint64_t addr, uint32_t
 {
 	uint8_t d[16];
 
-	addr = htole64(addr);
-	len = htole32(len);
-	flags = htole16(flags);
-	next = htole16(next);
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &next, 2);
+	vq_desc_put(d, addr, len, flags, next);
 	guest_write(s, gpa, d, 16);
 }
 
