@@ -159,20 +159,18 @@ static void test_frame_for_another_shard_arrives_at_its_poll(void **state)
 	struct sfx_fixture *t = *state;
 	struct sfx *f = &t->f;
 	vdemux_vm_id b;
-	unsigned bad = 0;
 	struct vdemux_engine_stats s0;
 
 	b = t->vm[1];
 	assert_int_equal(burst_to(f, 0, b, 3, 1500), 3);
 	s0 = st(f->eng[0]);
 	assert_int_equal(s0.handoff_out, 3);
-	assert_int_equal(s0.pages_away, 32 + 3);       /* three pages in the queue */
-	assert_int_equal(sfx_drain(f, 1, b, &bad), 0); /* not before shard 1 polls */
+	assert_int_equal(s0.pages_away, 32 + 3); /* three pages in the queue */
+	sfx_expect_drained(f, 1, b, 0);		 /* not before shard 1 polls */
 	sfx_check(f);
 	assert_int_equal(vdemux_shard_poll(f->eng[1], 64), 3);
 	assert_int_equal(st(f->eng[1]).handoff_in, 3);
-	assert_int_equal(sfx_drain(f, 1, b, &bad), 3);
-	assert_int_equal(bad, 0);
+	sfx_expect_drained(f, 1, b, 3);
 	sfx_check(f);
 	/* Shard 0 takes back three pages for its three at its next call. */
 	assert_int_equal(vdemux_shard_poll(f->eng[0], 64), 0);
@@ -186,7 +184,6 @@ static void test_broadcast_reaches_vms_of_every_shard(void **state)
 	struct sfx_fixture *t = *state;
 	struct sfx *f = &t->f;
 	vdemux_vm_id a, b, c;
-	unsigned bad = 0;
 	static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 	uint8_t buf[200];
 
@@ -199,10 +196,9 @@ static void test_broadcast_reaches_vms_of_every_shard(void **state)
 		1);
 	assert_int_equal(vdemux_shard_poll(f->eng[0], 8), 1);
 	assert_int_equal(vdemux_shard_poll(f->eng[2], 8), 1);
-	assert_int_equal(sfx_drain(f, 0, a, &bad), 1);
-	assert_int_equal(sfx_drain(f, 1, b, &bad), 1);
-	assert_int_equal(sfx_drain(f, 2, c, &bad), 1);
-	assert_int_equal(bad, 0);
+	sfx_expect_drained(f, 0, a, 1);
+	sfx_expect_drained(f, 1, b, 1);
+	sfx_expect_drained(f, 2, c, 1);
 	sfx_check(f);
 }
 
@@ -211,7 +207,6 @@ static void test_full_queue_stops_the_burst_then_drains(void **state)
 	struct sfx_fixture *t = *state;
 	struct sfx *f = &t->f;
 	vdemux_vm_id b;
-	unsigned bad = 0;
 
 	b = t->vm[1];
 	assert_int_equal(burst_to(f, 0, b, 3, 300), 2); /* the third stays with the caller */
@@ -223,8 +218,7 @@ static void test_full_queue_stops_the_burst_then_drains(void **state)
 	assert_int_equal(vdemux_shard_poll(f->eng[1], 8), 1);
 	assert_int_equal(burst_to(f, 0, b, 2, 300), 2);
 	assert_int_equal(vdemux_shard_poll(f->eng[1], 8), 2);
-	assert_int_equal(sfx_drain(f, 1, b, &bad), 4);
-	assert_int_equal(bad, 0);
+	sfx_expect_drained(f, 1, b, 4);
 	sfx_check(f);
 }
 
@@ -269,7 +263,6 @@ static void test_poll_waits_while_the_shard_has_no_page_to_give_back(void **stat
 	struct sfx_fixture *t = *state;
 	struct sfx *f = &t->f;
 	vdemux_vm_id b, c;
-	unsigned bad = 0;
 
 	b = t->vm[1];
 	c = sfx_vm_add(f, 1, 4); /* with b, every page of shard 1 */
@@ -281,8 +274,7 @@ static void test_poll_waits_while_the_shard_has_no_page_to_give_back(void **stat
 	/* Pages back in shard 1's pool let the frame in. */
 	assert_int_equal(vdemux_vm_remove(f->eng[1], c), 0);
 	assert_int_equal(vdemux_shard_poll(f->eng[1], 8), 1);
-	assert_int_equal(sfx_drain(f, 1, b, &bad), 1);
-	assert_int_equal(bad, 0);
+	sfx_expect_drained(f, 1, b, 1);
 	sfx_check(f);
 }
 
@@ -536,7 +528,6 @@ static void test_idle_shard_is_woken_once_by_the_first_frame_handed_to_it(void *
 	int efd = eventfd(0, EFD_NONBLOCK);
 	struct sfx f;
 	vdemux_vm_id b;
-	unsigned bad = 0;
 
 	(void)state;
 	assert_true(efd >= 0);
@@ -562,8 +553,7 @@ static void test_idle_shard_is_woken_once_by_the_first_frame_handed_to_it(void *
 	assert_int_equal(burst_to(&f, 0, b, 1, 300), 1);
 	assert_int_equal(efd_take(efd), 0);
 	assert_int_equal(vdemux_shard_poll(f.eng[1], 8), 1);
-	assert_int_equal(sfx_drain(&f, 1, b, &bad), 5);
-	assert_int_equal(bad, 0);
+	sfx_expect_drained(&f, 1, b, 5);
 	sfx_check(&f);
 	sfx_fini(&f);
 	close(efd);

@@ -137,6 +137,14 @@ int sfx_drain(struct sfx *f, unsigned shard, vdemux_vm_id vm, unsigned *bad)
 	return n;
 }
 
+void sfx_expect_drained(struct sfx *f, unsigned shard, vdemux_vm_id vm, int n)
+{
+	unsigned bad = 0;
+
+	assert_int_equal(sfx_drain(f, shard, vm, &bad), n);
+	assert_int_equal(bad, 0);
+}
+
 int sfx_setup(void **state)
 {
 	const struct sfx_case *c = *state;

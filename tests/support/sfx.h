@@ -56,6 +56,8 @@ void sfx_check(struct sfx *f);
  * negative errno; *bad counts frames that were not intact. No assertion:
  * callable from @shard's thread. */
 int sfx_drain(struct sfx *f, unsigned shard, vdemux_vm_id vm, unsigned *bad);
+/* sfx_drain() takes @n frames, every one intact (asserts). */
+void sfx_expect_drained(struct sfx *f, unsigned shard, vdemux_vm_id vm, int n);
 
 /* The group as a CMocka fixture: give sfx_setup a struct sfx_case as the
  * test's initial state (cmocka_unit_test_prestate_setup_teardown); the
