@@ -12,12 +12,12 @@ fuzz/vnet_ctrl_fuzzer.c:
 
 usage: fuzz/make_vnet_ctrl_corpus.py   (writes fuzz/corpus/vnet_ctrl/)
 """
-import os
 import struct
+
+from seedlib import F_NEXT, F_WRITE, put_desc, write
 
 DESC, AVAIL = 0, 0x400
 GMEM = 8 * 4096
-F_NEXT, F_WRITE, F_IND = 1, 2, 4
 MQ, RX, RX_EXTRA, MAC_ADDR, ANNOUNCE, IND = 1, 2, 4, 8, 16, 32
 CMD, DATA, ACK = 0x2000, 0x2100, 0x3000
 QLOG = 4
@@ -44,8 +44,7 @@ def image(cmds, avail_idx=None):
         heads.append(slot)
         for i, (addr, ln, fl) in enumerate(chain):
             nxt = slot + i + 1 if i + 1 < len(chain) else 0
-            struct.pack_into('<QIHH', m, DESC + 16 * (slot + i), addr, ln,
-                             fl | (F_NEXT if i + 1 < len(chain) else 0), nxt)
+            put_desc(m, DESC + 16 * (slot + i), addr, ln, fl | (F_NEXT if i + 1 < len(chain) else 0), nxt)
         slot += len(chain)
     for k, h in enumerate(heads):
         struct.pack_into('<H', m, AVAIL + 4 + 2 * k, h)
@@ -76,13 +75,5 @@ def cases():
     yield 'broken-ring', inp(MQ, 2, 2, image([(4, 0, le16(2))], avail_idx=40))
 
 
-def main():
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'corpus', 'vnet_ctrl')
-    os.makedirs(out, exist_ok=True)
-    for name, data in cases():
-        with open(os.path.join(out, name), 'wb') as f:
-            f.write(data)
-
-
 if __name__ == '__main__':
-    main()
+    write('vnet_ctrl', cases())

@@ -24,26 +24,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include <vdemux/virtq.h>
 #include <vdemux/vnet_ctrl.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "harness.h"
 
-#define PG 4096u
 #define GMEM (8u * PG)
 #define DESC 0x0u
 #define AVAIL 0x400u
 #define USED 0x1000u
-
-#define CHECK(c)                                                                                  \
-	do {                                                                                      \
-		if (!(c)) {                                                                       \
-			fprintf(stderr, "vnet_ctrl_fuzzer: %s:%d: %s\n", __FILE__, __LINE__, #c); \
-			abort();                                                                  \
-		}                                                                                 \
-	} while (0)
 
 static uint64_t features_of(uint8_t b)
 {
@@ -118,13 +108,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static uint8_t snap[GMEM];
 	if (size < 4)
 		return 0;
-	uint8_t *map = mmap(NULL, GMEM + 2 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CHECK(map != MAP_FAILED);
-	uint8_t *ram = map + PG;
-	CHECK(mprotect(ram, GMEM, PROT_READ | PROT_WRITE) == 0);
+	struct guarded mem;
+	uint8_t *ram = guarded_map(&mem, GMEM, PROT_READ | PROT_WRITE);
 	size_t n = size - 4 < GMEM ? size - 4 : GMEM;
 	memcpy(ram, data + 4, n);
 	run(ram, data, snap);
-	munmap(map, GMEM + 2 * PG);
+	guarded_unmap(&mem);
 	return 0;
 }

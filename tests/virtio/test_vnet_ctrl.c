@@ -19,6 +19,8 @@
 #include <vdemux/virtq.h>
 #include <vdemux/vnet_ctrl.h>
 
+#include "vq_desc.h"
+
 #define RAM_SIZE (1u << 20)
 #define QS 16u
 #define DESC_GPA 0x1000u
@@ -45,14 +47,7 @@ struct drv {
 
 static void desc(struct drv *d, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
-	uint8_t *p = d->ram + DESC_GPA + 16u * i;
-	uint64_t a = htole64(addr);
-	uint32_t l = htole32(len);
-	uint16_t f = htole16(flags), n = htole16(next);
-	memcpy(p, &a, 8);
-	memcpy(p + 8, &l, 4);
-	memcpy(p + 12, &f, 2);
-	memcpy(p + 14, &n, 2);
+	vq_desc_put(d->ram + DESC_GPA + 16u * i, addr, len, flags, next);
 }
 
 static void offer(struct drv *d, uint16_t head)
