@@ -65,12 +65,14 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 step "ThreadSanitizer build (clang): the tests of several threads at once"
 # The shards' stress test (threads receiving, polling, adding and removing
 # guests while another changes the classifier), the shards' and the
-# classifier's unit tests: a data race fails the stage. Only their targets
-# are built, so that the stage stays short.
+# classifier's unit tests, a guest's receive queues on two shards' threads:
+# a data race fails the stage. Only their targets are built, so that the
+# stage stays short.
 CC=clang cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVDEMUX_TSAN=ON \
   -DVDEMUX_KERNEL_TESTS=OFF -DVDEMUX_BUILD_BENCH=OFF -DVDEMUX_BUILD_EXAMPLES=OFF \
   -DVDEMUX_BUILD_TOOLS=OFF >/dev/null
-cmake --build build-tsan -j"$jobs" --target core_test_shard core_test_shard_stress core_test_l2
+cmake --build build-tsan -j"$jobs" --target core_test_shard core_test_shard_stress core_test_l2 \
+  virtio_test_vnet_mq_shards
 ctest --test-dir build-tsan -N -L '^stress$' | grep -q 'Total Tests: [1-9]' ||
   { echo "build-tsan: no test labelled stress" >&2; exit 1; }
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \

@@ -107,17 +107,27 @@ struct vdemux_vnet_rxq_opts {
 		irq; /**< how the guest is interrupted: EVENTFD (a KVM irqfd) or CALLBACK (the VMM's device raises it; see the top of this file); NONE: never */
 	enum vdemux_copy_policy copy; /**< copy or flip into big-packet buffers; DEFAULT: the engine's */
 	uint32_t copy_threshold;      /**< bytes, with VDEMUX_COPY_THRESHOLD */
-	/** Another receive queue of the same guest (VIRTIO_NET_F_MQ), on the
-	 *  same engine and RAM, that owns guest RAM (not itself sharing); NULL:
-	 *  this queue owns it. A sharing queue's VM holds no page (guest RAM
-	 *  stays the owner's, the pool needs nothing more) and maps none
-	 *  (@c backends are not used: it registers a simulated backend of its
-	 *  own on the engine, removed with it), and every frame is copied into
-	 *  its buffers (@c copy must be DEFAULT or ALWAYS). Same engine
-	 *  only: on one engine, whose calls are serialised, no copy runs while
-	 *  the owner flips (docs/architecture.md, Threading). Destroy
-	 *  it before its owner; once the owner is gone its buffers are given
-	 *  back unused (used length 0, counted skipped). */
+	/** Another receive queue of the same guest (VIRTIO_NET_F_MQ), over the
+	 *  same RAM, that owns guest RAM (not itself sharing); NULL: this
+	 *  queue owns it. A sharing queue's VM holds no page (guest RAM stays
+	 *  the owner's, the pool needs nothing more) and maps none (@c backends
+	 *  are not used: it registers a simulated backend of its own on the
+	 *  engine, removed with it), and every frame is copied into its
+	 *  buffers (@c copy must be DEFAULT or ALWAYS). The owner is on the
+	 *  same engine (whose calls are serialised: no copy runs while the
+	 *  owner flips), or on another shard of the same group if the owner
+	 *  was created with @c copy VDEMUX_COPY_ALWAYS: then no queue of the
+	 *  guest ever flips, so guest RAM is never remapped while another
+	 *  thread copies into it (docs/architecture.md, Threading, rule 7).
+	 *  Such a queue never reads the owner at run time (it is another
+	 *  thread's): guest RAM, which an owner that never flips keeps backed,
+	 *  is taken as backed. Destroy a sharing queue before its owner; on
+	 *  the same engine, once the owner is gone the sharing queue's buffers
+	 *  are given back unused (used length 0, counted skipped); on another
+	 *  shard, destroy the sharing queues, then the owner, while no thread
+	 *  runs a call on either shard (shard.h: with the threads stopped),
+	 *  as the sharing queue goes on copying into guest RAM as long as it
+	 *  lives. */
 	const vdemux_vnet_rxq *ram_of;
 };
 
@@ -127,12 +137,18 @@ struct vdemux_vnet_rxq_opts {
  * or, with @c ram_of, none (the owner's pages back it).
  * No ring yet: vdemux_vnet_rxq_start() gives it.
  *
+ * Threading: a call on @p eng. With @c ram_of on another shard, it reads
+ * only what the owner fixed at its creation, so the owner's shard may be
+ * running meanwhile.
+ *
  * @param[out] out the queue, set on success
  * @param eng      the engine
  * @param opts     options (required: ram, ram_size, backends)
- * @return 0; -EINVAL (NULL, bad option, @c ram_of on another engine or
- *         RAM, itself sharing, or with a copy policy other than DEFAULT or
- *         ALWAYS); what vdemux_vm_add() returns
+ * @return 0; -EINVAL (NULL, bad option, @c ram_of over other RAM, itself
+ *         sharing, on another engine that is not a shard of @p eng's
+ *         group (a lone engine, another group), on another shard while
+ *         it was not created with @c copy VDEMUX_COPY_ALWAYS, or this
+ *         queue's @c copy other than DEFAULT or ALWAYS); what vdemux_vm_add() returns
  *         (-ENOBUFS: the pool is too small for guest RAM; -ENOSPC; a
  *         backend's error); -ENOMEM. On failure nothing changed.
  */

@@ -17,6 +17,11 @@ struct vm *vd_vmq_get(const struct vdemux_engine *e, vdemux_vm_id id)
 	return vd_vm_get(e, id);
 }
 
+bool vd_vmq_other_shard(const struct vdemux_engine *a, const struct vdemux_engine *b)
+{
+	return a != b && a->shard.g && a->shard.g == b->shard.g;
+}
+
 const struct vdemux_alloc_hooks *vd_vmq_alloc(const struct vdemux_engine *e)
 {
 	return &e->alloc;

@@ -42,6 +42,11 @@ struct vd_sink {
 /* The VM of id, or NULL (removed). */
 struct vm *vd_vmq_get(const struct vdemux_engine *e, vdemux_vm_id id);
 
+/* Whether @a and @b are two different shards of one group (shard.h).
+ * Reads only what is fixed when an engine is created: callable from any
+ * thread while both exist. */
+bool vd_vmq_other_shard(const struct vdemux_engine *a, const struct vdemux_engine *b);
+
 /* The engine's allocation hooks, for the queue's own memory. */
 const struct vdemux_alloc_hooks *vd_vmq_alloc(const struct vdemux_engine *e);
 

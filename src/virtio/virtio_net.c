@@ -64,8 +64,10 @@ struct dpush {
 struct vdemux_vnet_rxq {
 	vdemux_engine *eng;
 	vdemux_vm_id id;
-	struct vm *vm;		       /* the queue's VM: lives as long as the queue */
-	vdemux_vm_id ram_id;	       /* a queue sharing guest RAM: the VM that owns it; 0: this one */
+	struct vm *vm;		      /* the queue's VM: lives as long as the queue */
+	vdemux_vm_id ram_id;	      /* a queue sharing guest RAM: the VM that owns it; 0: this one */
+	bool ram_far;		      /* sharing the RAM of a queue on another shard (all_backed()) */
+	enum vdemux_copy_policy copy; /* as created: whether another shard's queue may share (can_share()) */
 	struct vdemux_backend *own_be; /* a sharing queue's placeholder backend (share_ram()) */
 	struct vd_gmem gm;
 	struct vdemux_signal irq;
@@ -107,9 +109,20 @@ static const struct vm *ram_vm(const struct vdemux_vnet_rxq *q)
 }
 
 /* Segments come from the ring, inside guest RAM, which is the window: when
- * every page of it is backed, so is each of them. */
+ * every page of it is backed, so is each of them.
+ *
+ * A queue sharing the RAM of a queue on another shard never looks at the
+ * owner: the owner's VM is its shard's, read and written on that shard's
+ * thread only. It need not: such an owner copies always (can_share()), so
+ * it never flips; its VM was created with every page of guest RAM backed,
+ * lazy harvest takes no page away, and only a flip (a hole mapped, or a
+ * failed flip's rollback) could leave a page unbacked. So guest RAM stays
+ * backed for as long as the owner lives, which the VMM makes longer than
+ * this queue's (virtio_net.h, ram_of). */
 static bool all_backed(const struct vdemux_vnet_rxq *q)
 {
+	if (q->ram_far)
+		return true;
 	const struct vm *rv = ram_vm(q);
 	return rv && vd_vmq_all_backed(q->eng, rv);
 }
@@ -315,6 +328,8 @@ static struct cbuf *cbuf_at(struct vdemux_vnet_rxq *q, uint32_t i)
  * backed guest RAM (a failed rollback may have left a hole). */
 static bool segs_backed(const struct vdemux_vnet_rxq *q, uint32_t first, uint32_t n)
 {
+	if (q->ram_far)
+		return true; /* all_backed() says why */
 	for (uint32_t k = 0; k < n; k++) {
 		const struct vd_vring_seg *sg = &q->segs[(first + k) & (q->seg_cap - 1)];
 
@@ -657,11 +672,17 @@ static void rxq_free(vdemux_vnet_rxq *q)
 }
 
 /* Another queue of the same guest (VIRTIO_NET_F_MQ) over the RAM @owner's
- * VM backs: same engine and RAM, @owner not sharing itself, copies. */
+ * VM backs: same RAM, @owner not sharing itself, copies; on @owner's
+ * engine, or on another shard of its group if @owner copies always too
+ * (docs/architecture.md, Threading, rule 7: no thread flips guest RAM
+ * while another copies into it). Reads only what @owner fixed when it was
+ * created, so @owner's shard may be running. */
 static bool can_share(const vdemux_vnet_rxq *owner, const vdemux_engine *eng,
 		      const struct vdemux_vnet_rxq_opts *o)
 {
-	return owner->eng == eng && !owner->ram_id && owner->gm.base == o->ram &&
+	bool far = vd_vmq_other_shard(owner->eng, eng) && owner->copy == VDEMUX_COPY_ALWAYS;
+
+	return (owner->eng == eng || far) && !owner->ram_id && owner->gm.base == o->ram &&
 	       owner->gm.size == o->ram_size &&
 	       (o->copy == VDEMUX_COPY_DEFAULT || o->copy == VDEMUX_COPY_ALWAYS);
 }
@@ -681,6 +702,7 @@ static int share_ram(struct vdemux_vnet_rxq *q, const vdemux_vnet_rxq *owner, st
 		return err;
 	}
 	q->ram_id = owner->id;
+	q->ram_far = owner->eng != q->eng;
 	vo->rx_pages = 1;
 	vo->flags |= VDEMUX_VM_F_UNPOPULATED;
 	vo->copy = VDEMUX_COPY_ALWAYS;
@@ -719,6 +741,7 @@ int vdemux_vnet_rxq_create(vdemux_vnet_rxq **out, vdemux_engine *eng,
 		return -ENOMEM;
 	q->eng = eng;
 	q->irq = o.irq;
+	q->copy = o.copy;
 	q->gm = (struct vd_gmem){.base = o.ram, .size = o.ram_size};
 	vo.rx_base = 0;
 	vo.rx_pages = (uint32_t)(o.ram_size / PAGE);
