@@ -58,7 +58,8 @@
  * when serve returns; its answer is visible to the driver only at the VMM's
  * next vdemux_virtq_publish(). The spec asks the device to stop using
  * receive queues past the new pair count once the answer to
- * VQ_PAIRS_SET is in the used ring: apply the state first, then publish.
+ * VQ_PAIRS_SET is in the used ring, and RSS_CONFIG sets the pair count
+ * too: apply the state first (new queue picks included), then publish.
  *
  * Threading: serve, reset and destroy change the object: one thread at a
  * time, and no other call on the object meanwhile. The calls that only read
