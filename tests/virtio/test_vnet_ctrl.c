@@ -463,7 +463,7 @@ static int rss_config(struct drv *d, const struct rss_cmd *r)
 	return command(d, 4, 1, buf, rss_bytes(buf, r));
 }
 
-static void test_rss_config_sets_table_key_types_and_pairs(void **state)
+static void test_rss_config_sets_table_key_types_and_pairs_replacing_old(void **state)
 {
 	(void)state;
 	struct drv d;
@@ -483,6 +483,26 @@ static void test_rss_config_sets_table_key_types_and_pairs(void **state)
 	assert_int_equal(s.pairs, 5);
 	assert_int_equal(s.changes, 1);
 	assert_int_equal(stats(&d).ok, 1);
+	/* A shorter table and key replace the whole of the old ones. */
+	const uint16_t four[4] = {1, 1, 1, 1};
+	r = (struct rss_cmd){.types = VDEMUX_FLOW_HASH_IPV4,
+			     .mask = 3,
+			     .table = four,
+			     .max_tx_vq = 2,
+			     .key_len = 16,
+			     .key = ms_key};
+	assert_int_equal(rss_config(&d, &r), VDEMUX_VNET_CTRL_OK);
+	s = cstate(&d);
+	uint16_t want[VDEMUX_VNET_CTRL_RSS_TABLE_MAX] = {1, 1, 1, 1};
+	uint8_t key[VDEMUX_VNET_CTRL_RSS_KEY_MAX] = {0};
+	memcpy(key, ms_key, 16);
+	assert_int_equal(s.rss_table_len, 4);
+	assert_memory_equal(s.rss_table, want, sizeof want);
+	assert_int_equal(s.rss_key_len, 16);
+	assert_memory_equal(s.rss_key, key, sizeof key);
+	assert_int_equal(s.hash_types, VDEMUX_FLOW_HASH_IPV4);
+	assert_int_equal(s.rss_unclassified, 0);
+	assert_int_equal(s.pairs, 2);
 	drv_fini(&d);
 }
 
@@ -900,7 +920,7 @@ int main(void)
 		cmocka_unit_test(test_command_too_long_answered_err),
 		cmocka_unit_test(test_reset_restores_defaults_keeps_counters),
 		cmocka_unit_test(test_broken_ring_returns_eio),
-		cmocka_unit_test(test_rss_config_sets_table_key_types_and_pairs),
+		cmocka_unit_test(test_rss_config_sets_table_key_types_and_pairs_replacing_old),
 		cmocka_unit_test(test_rss_config_without_rss_unsupported_state_kept),
 		cmocka_unit_test(test_rss_config_values_out_of_range_refused_state_kept),
 		cmocka_unit_test(test_rss_config_wrong_length_refused_state_kept),
