@@ -71,6 +71,28 @@ static int guest_ram_create(struct vmm *v, struct guest *g)
 	return vdemux_engine_add_backend(v->eng, g->be);
 }
 
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25 /* Linux 6.1; older C headers lack it */
+#endif
+
+/* Guest RAM in 2 MiB pages where the kernel allows, once the receive
+ * queue's VM has mapped it (the arena's pages, in runs): KVM maps guest RAM
+ * with the page size of this mapping, and 4 KiB pages cost the guest a
+ * deeper walk at every TLB miss (far deeper when nested). First the advice,
+ * with which a host whose shmem_enabled is advise or always faults huge
+ * pages in; then, for a host where it is never (Debian's default), guest
+ * RAM populated and collapsed: MADV_COLLAPSE is not bound by that setting.
+ * So guest RAM is allocated at once (it is the guest's pool pages anyway).
+ * All of it advisory: a kernel without it refuses and guest RAM stays in
+ * 4 KiB pages. A page flipped later is remapped alone, splitting its 2 MiB
+ * entry (docs/backends-kvm.md, "Huge pages"). */
+static void ram_huge(struct guest *g)
+{
+	(void)madvise(g->ram, g->cfg.mem, MADV_HUGEPAGE);
+	if (madvise(g->ram, g->cfg.mem, MADV_POPULATE_WRITE) == 0)
+		(void)madvise(g->ram, g->cfg.mem, MADV_COLLAPSE);
+}
+
 /* The library's queue behind pair @p's receive ring: pair 0's owns guest
  * RAM, the others share it (copies only, VIRTIO_NET_F_MQ). */
 static int rxq_create(struct vmm *v, struct guest *g, unsigned p)
@@ -115,10 +137,8 @@ static int guest_net_create(struct vmm *v, struct guest *g)
 	for (unsigned p = 0; p < g->net.pairs; p++)
 		if ((r = rxq_create(v, g, p)) < 0)
 			return r;
-	/* Guest RAM is now the arena's pages, mapped in runs: ask for huge
-	 * pages behind it (the host's shmem_enabled decides; a kernel without
-	 * them refuses, harmlessly). A page flipped later is remapped alone. */
-	(void)madvise(g->ram, g->cfg.mem, MADV_HUGEPAGE);
+	if (!g->cfg.small_pages)
+		ram_huge(g);
 	g->vm = g->rx[0].vm;
 	vdemux_l2 *l2 = vdemux_engine_l2(v->eng);
 	if ((r = vdemux_l2_vlan_join(l2, g->vm, 1, 0)) < 0 ||

@@ -17,7 +17,6 @@ streams=$(cat /guest/streams 2>/dev/null || echo 1)
 app=$(cat /guest/app) napi_tx=$(cat /guest/napi_tx)
 K=/guest/vmlinuz R=/guest/initrd.cpio.gz
 thp=/sys/kernel/mm/transparent_hugepage/shmem_enabled
-thp0=$(sed -n 's/.*\[\(.*\)\].*/\1/p' $thp 2>/dev/null)
 ip link set lo up
 dd if=/dev/urandom of=/tmp/blob bs=1M count=$((bytes / 1048576)) 2>/dev/null
 sum="$(md5sum </tmp/blob | cut -d' ' -f1)"
@@ -97,16 +96,11 @@ qemu_guest() {
 start() {
 	rm -f /tmp/*.log
 	slog="" pids=""
-	# The host's shmem huge pages (guest RAM of examples/vmm is shmem):
-	# the lab's default, or for vmm-hp-one advise (examples/vmm advises huge pages
-	# for guest RAM and its arena).
-	if [ -w $thp ]; then
-		case "$1" in vmm-hp-*) echo advise >$thp ;; *) echo "$thp0" >$thp ;; esac
-	fi
 	case "$1" in
 	vmm-*)
 		x=""
 		case "$1" in vmm-flip-one) x=",rx=big" ;; vmm-copy-one) x=",rx=mergeable" ;; vmm-auto-one) x=",rx=auto" ;;
+		vmm-4k-one) x=",huge=off" ;;
 		vmm-mq1) x=",cpus=2,queues=1" ;; vmm-mq2|vmm-mq2-io) x=",cpus=2,queues=2" ;; esac
 		o=""; [ "$1" = vmm-mq2-io ] && o="--io-threads"
 		set -- "--guest" "name=r,kernel=$K,initrd=$R,mem=256M,mac=52:54:00:00:00:0a$x,cmdline=$(gcmd recv 10.0.0.2)"
