@@ -6,7 +6,8 @@
  * RAM; queues whose VM joins VLAN 1 with a MAC; a simulated Linux driver
  * (vnet_guest.h) on each, its rings and buffers in that RAM.
  *
- * Every helper asserts with CMocka, so it may only be called from a test.
+ * Every function here asserts with CMocka, so it may only be called from a
+ * test.
  */
 #ifndef VT_RQFX_H
 #define VT_RQFX_H
