@@ -65,14 +65,41 @@ struct vng_mem rqfx_mem(struct rqfx *x)
 	return (struct vng_mem){.at = rqfx_at, .payload = x};
 }
 
-void rqfx_driver_start(struct rqfx *x, vdemux_vnet_rxq *q, struct vng *g, const struct vng_opts *vo)
+void rqfx_start_on(vdemux_vnet_rxq *q, struct vng *g, const struct vng_mem *m, const struct vng_opts *vo)
 {
-	struct vng_mem m = rqfx_mem(x);
 	struct vdemux_vnet_ring ring;
 
-	assert_int_equal(vng_init(g, &m, vo), 0);
+	assert_int_equal(vng_init(g, m, vo), 0);
 	ring = vng_vnet_ring(g);
 	assert_int_equal(vdemux_vnet_rxq_start(q, &ring), 0);
 	vng_refill(g);
 	assert_true(vdemux_vnet_rxq_kick(q) > 0);
+}
+
+void rqfx_driver_start(struct rqfx *x, vdemux_vnet_rxq *q, struct vng *g, const struct vng_opts *vo)
+{
+	struct vng_mem m = rqfx_mem(x);
+
+	rqfx_start_on(q, g, &m, vo);
+}
+
+void rqfx_frame(uint8_t *f, uint32_t len, const uint8_t dst[6], unsigned k)
+{
+	for (uint32_t j = 0; j < len; j++)
+		f[j] = (uint8_t)(k + j);
+	memcpy(f, dst, 6);
+	memcpy(f + 6, (uint8_t[6]){0x02, 0, 0, 0, 9, 9}, 6);
+	f[12] = 0x08;
+	f[13] = 0x00;
+}
+
+void rqfx_expect_frame(struct vng *g, const uint8_t dst[6], unsigned k, uint32_t len)
+{
+	static uint8_t want[9000], got[9000];
+	struct vng_hdr h;
+
+	assert_true(len <= sizeof(want));
+	rqfx_frame(want, len, dst, k);
+	assert_int_equal(vng_recv(g, &h, got, sizeof(got)), (int)len);
+	assert_memory_equal(got, want, len);
 }

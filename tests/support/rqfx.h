@@ -6,7 +6,8 @@
  * RAM; queues whose VM joins VLAN 1 with a MAC; a simulated Linux driver
  * (vnet_guest.h) on each, its rings and buffers in that RAM.
  *
- * Every helper asserts with CMocka, so it may only be called from a test.
+ * Every function here asserts with CMocka, so it may only be called from a
+ * test.
  */
 #ifndef VT_RQFX_H
 #define VT_RQFX_H
@@ -43,8 +44,18 @@ vdemux_vnet_rxq *rqfx_rxq_add(struct rqfx *x, const struct vdemux_vnet_rxq_opts 
 			      const uint8_t mac[6]);
 /* How the driver reaches the RAM (x must outlive the driver). */
 struct vng_mem rqfx_mem(struct rqfx *x);
-/* Driver @g for @q as @vo says: rings laid out, the queue started on them,
- * buffers posted and kicked (asserts the queue took some). */
+/* Driver @g for @q as @vo says, in the RAM @m reaches: rings laid out, the
+ * queue started on them, buffers posted and kicked (asserts the queue took
+ * some). For a queue whose RAM is not a fixture's. */
+void rqfx_start_on(vdemux_vnet_rxq *q, struct vng *g, const struct vng_mem *m, const struct vng_opts *vo);
+/* The same in the fixture's RAM. */
 void rqfx_driver_start(struct rqfx *x, vdemux_vnet_rxq *q, struct vng *g, const struct vng_opts *vo);
+
+/* Frame @k of @len bytes (>= 14) for @dst: byte j is (k + j) & 0xff under
+ * the Ethernet header (a fixed source, IPv4's EtherType). */
+void rqfx_frame(uint8_t *f, uint32_t len, const uint8_t dst[6], unsigned k);
+/* The next frame driver @g reads is frame @k of @len bytes (at most 9000)
+ * for @dst. */
+void rqfx_expect_frame(struct vng *g, const uint8_t dst[6], unsigned k, uint32_t len);
 
 #endif

@@ -84,27 +84,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* Frame @k of @len bytes for queue @i's MAC: byte j is (k + j) & 0xff. */
-static void frame_for(const struct fx *x, unsigned i, unsigned k, uint8_t *f, uint32_t len)
-{
-	for (uint32_t j = 0; j < len; j++)
-		f[j] = (uint8_t)(k + j);
-	memcpy(f, x->mac[i], 6);
-	memcpy(f + 6, (uint8_t[6]){0x02, 0, 0, 0, 9, 9}, 6);
-	f[12] = 0x08;
-	f[13] = 0x00;
-}
-
-/* The next frame driver @i reads equals frame @k of @len bytes. */
-static void expect_frame(struct fx *x, unsigned i, unsigned k, uint32_t len)
-{
-	static uint8_t want[9000], got[9000];
-	struct vng_hdr h;
-	frame_for(x, i, k, want, len);
-	assert_int_equal(vng_recv(&x->g[i], &h, got, sizeof(got)), (int)len);
-	assert_memory_equal(got, want, len);
-}
-
 static void test_shared_queue_holds_no_page(void **state)
 {
 	struct fx *x = *state;
@@ -118,12 +97,12 @@ static void test_each_queue_takes_its_own_frames_copied_whole(void **state)
 	struct vdemux_frame fr[6];
 	const uint32_t lens[6] = {60, 1514, 2999, 100, 1000, 3000};
 	for (unsigned k = 0; k < 6; k++) {
-		frame_for(x, k % 2, k, f[k], lens[k]);
+		rqfx_frame(f[k], lens[k], x->mac[k % 2], k);
 		fr[k] = (struct vdemux_frame){.data = f[k], .len = lens[k]};
 	}
 	assert_int_equal(vdemux_rx_burst(x->r.eng, fr, 6), 6);
 	for (unsigned k = 0; k < 6; k++)
-		expect_frame(x, k % 2, k, lens[k]);
+		rqfx_expect_frame(&x->g[k % 2], x->mac[k % 2], k, lens[k]);
 	struct vdemux_vnet_rxq_stats st[2];
 	for (unsigned i = 0; i < 2; i++)
 		assert_int_equal(vdemux_vnet_rxq_stats(x->q[i], &st[i], sizeof(st[i])), 0);
@@ -168,7 +147,7 @@ static void test_owner_gone_sharer_gives_buffers_back_unused(void **state)
 	static uint8_t f[200];
 	vdemux_vnet_rxq_destroy(x->q[0]);
 	x->q[0] = NULL;
-	frame_for(x, 1, 0, f, sizeof(f));
+	rqfx_frame(f, sizeof(f), x->mac[1], 0);
 	struct vdemux_frame fr = {.data = f, .len = sizeof(f)};
 	vdemux_rx_burst(x->r.eng, &fr, 1);
 	struct vdemux_vnet_rxq_stats st;
