@@ -5,7 +5,7 @@
  * the simulated tables, a fault-injecting backend wrapper, state snapshots
  * and an invariant check that does not trust the engine's own.
  *
- * Every helper asserts with CMocka, so it may only be called from a test.
+ * Every function here asserts with CMocka, so it may only be called from a test.
  */
 #ifndef VT_H
 #define VT_H
