@@ -266,7 +266,6 @@ static double engine(uint32_t len, uint32_t nframes, uint32_t B, uint32_t burst,
 	vdemux_engine *eng;
 	struct vdemux_backend *kvm;
 	vdemux_vnet_rxq *q;
-	struct vd_vring_config rc;
 	static uint8_t frame[65536], sink[65600];
 	double t = 0, t0;
 	int err;
@@ -288,10 +287,7 @@ static double engine(uint32_t len, uint32_t nframes, uint32_t B, uint32_t burst,
 	vdemux_l2_add_mac(vdemux_engine_l2(eng), vdemux_vnet_rxq_vm(q), mac, 1);
 	if ((err = vng_init(&G.g, &m, &vo)))
 		die("guest", err);
-	rc = vng_ring_config(&G.g);
-	struct vdemux_vnet_ring r = VDEMUX_OPTS(vdemux_vnet_ring, .desc_gpa = rc.desc_gpa,
-						.avail_gpa = rc.avail_gpa, .used_gpa = rc.used_gpa,
-						.size = rc.size, .features = feat);
+	struct vdemux_vnet_ring r = vng_vnet_ring(&G.g);
 	if ((err = vdemux_vnet_rxq_start(q, &r)))
 		die("start", err);
 	/* Fault guest RAM in, as a running guest would have (and as the

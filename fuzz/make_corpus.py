@@ -12,9 +12,10 @@ the fixed configuration in l2_fuzzer.c.
 
 usage: fuzz/make_corpus.py   (writes fuzz/corpus/l2/, fuzz/corpus/l2_config/ and fuzz/corpus/engine/limits-*)
 """
-import os
 import struct
 import sys
+
+from seedlib import write
 
 Q, AD = 0, 1
 FULL = 7
@@ -223,11 +224,5 @@ engine_seeds = {
                                                       e_zc((OFF4095, VM0, MAXF)), READ),
 }
 
-here = os.path.dirname(os.path.abspath(__file__))
 for target, table in (('l2', seeds), ('l2_config', config_seeds), ('engine', engine_seeds)):
-    out = os.path.join(here, 'corpus', target)
-    os.makedirs(out, exist_ok=True)
-    for name, data in table.items():
-        with open(os.path.join(out, name), 'wb') as f:
-            f.write(data)
-    print('%d seeds written to %s' % (len(table), out))
+    write(target, table)

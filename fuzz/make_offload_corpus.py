@@ -13,12 +13,10 @@ TCP flags, the patches (3 bytes each), then for 1 the offset byte.
 
 usage: fuzz/make_offload_corpus.py   (writes fuzz/corpus/offload/)
 """
-import os
 import random
 import struct
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'corpus', 'offload')
-
+from seedlib import write
 
 def frame(op, a, kind, payload, mss, acts=0, flags=0x19, patches=(), off=22):
     b = bytes([op, a, kind, acts, len(patches)]) + struct.pack('>HH', payload, mss) + bytes([flags])
@@ -30,7 +28,6 @@ def frame(op, a, kind, payload, mss, acts=0, flags=0x19, patches=(), off=22):
 
 
 def main():
-    os.makedirs(OUT, exist_ok=True)
     seeds = {}
     names = {0: 'none', 1: 'tcp', 2: 'uso', 3: 'ufo', 4: 'tcp-ecn'}
     for kind, kname in names.items():
@@ -62,10 +59,7 @@ def main():
             run += frame(op, rnd.randrange(8), rnd.randrange(6), rnd.randrange(30000),
                          rnd.choice((536, 1000, 1448, 9000)), acts=rnd.randrange(64))
     seeds['mixed-run'] = run
-    for name, data in seeds.items():
-        with open(os.path.join(OUT, name), 'wb') as f:
-            f.write(data)
-    print('%d inputs in %s' % (len(seeds), OUT))
+    write('offload', seeds)
 
 
 if __name__ == '__main__':

@@ -15,20 +15,20 @@ requests), in the format read by fuzz/virtq_fuzzer.c:
 
 usage: fuzz/make_virtq_corpus.py   (writes fuzz/corpus/virtq/)
 """
-import os
 import struct
+
+from seedlib import F_IND, F_NEXT, F_WRITE, put_desc, write
 
 POP, PUSH, PUBLISH, KICK, GUEST, RESET = 0, 1, 2, 3, 4, 5
 EVT, IND, WO = 1, 2, 4
 DESC, AVAIL, USED = 0, 0x400, 0x1000
 GMEM = 8 * 4096
-F_NEXT, F_WRITE, F_IND = 1, 2, 4
 
 
 def image(descs=(), avail=(), used_event=None, qs=16, avail_flags=0):
     m = bytearray(GMEM)
     for i, (addr, ln, fl, nx) in descs:
-        struct.pack_into('<QIHH', m, DESC + 16 * i, addr, ln, fl, nx)
+        put_desc(m, DESC + 16 * i, addr, ln, fl, nx)
     for k, h in enumerate(avail):
         struct.pack_into('<H', m, AVAIL + 4 + 2 * (k % qs), h)
     struct.pack_into('<HH', m, AVAIL, avail_flags, len(avail) & 0xffff)
@@ -39,7 +39,7 @@ def image(descs=(), avail=(), used_event=None, qs=16, avail_flags=0):
 
 def table(m, at, descs):
     for i, (addr, ln, fl, nx) in enumerate(descs):
-        struct.pack_into('<QIHH', m, at + 16 * i, addr, ln, fl, nx)
+        put_desc(m, at + 16 * i, addr, ln, fl, nx)
 
 
 def inp(qlog, flags, room, ops, mem):
@@ -87,13 +87,5 @@ def cases():
                                   image(avail_flags=1, qs=8))
 
 
-def main():
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'corpus', 'virtq')
-    os.makedirs(out, exist_ok=True)
-    for name, data in cases():
-        with open(os.path.join(out, name), 'wb') as f:
-            f.write(data)
-
-
 if __name__ == '__main__':
-    main()
+    write('virtq', cases())

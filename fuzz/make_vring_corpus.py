@@ -24,9 +24,10 @@ queue-size descriptors; c: the head).
 
 usage: fuzz/make_vring_corpus.py   (writes fuzz/corpus/vring/, fuzz/corpus/vnet/limits-*)
 """
-import os
 import random
 import struct
+
+from seedlib import F_IND, F_NEXT, F_WRITE, desc, write
 
 EVT, IND, V1, MRG, RW = 1, 2, 4, 8, 0x10
 POP, PUSH, PUBLISH, NOTIFY, KICK, POST, REWRITE, RESET, LONG, TABLE = 0, 2, 3, 4, 5, 6, 8, 9, 10, 11
@@ -34,7 +35,6 @@ POP, PUSH, PUBLISH, NOTIFY, KICK, POST, REWRITE, RESET, LONG, TABLE = 0, 2, 3, 4
 # TABLE (c % 4): 0 size entries, 1 size + 1, 2 size - 1, 3 any; c & 4 longest lengths
 # POP on a queue of more than 64 (a % 4): 0 array of size, 1 size - 1, 2 size + 1
 WHOLE, NEXT = 0x40, 0x80
-F_NEXT, F_WRITE, F_IND = 1, 2, 4
 
 # Rings of the default queue: desc at 0, avail at 0x100, used at 0x200.
 DESC, AVAIL, USED = 0, 0x100, 0x200
@@ -50,10 +50,6 @@ def op(code, a=0, b=0, c=0):
 
 def inp(hdr, ops, image=b''):
     return hdr + bytes([len(ops)]) + b''.join(ops) + image
-
-
-def desc(addr, length, flags, nxt=0):
-    return struct.pack('<QIHH', addr, length, flags, nxt)
 
 
 def image(pokes, size=0x8000):
@@ -164,12 +160,7 @@ for k in range(6):
            for _ in range(rnd.randrange(10, 60))]
     seeds['random-%d' % k] = inp(header(qlog=rnd.randrange(7), feats=rnd.randrange(16)), ops)
 
-out = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'corpus', 'vring')
-os.makedirs(out, exist_ok=True)
-for name, data in seeds.items():
-    with open(os.path.join(out, name), 'wb') as f:
-        f.write(data)
-print('%d inputs in %s' % (len(seeds), out))
+write('vring', seeds)
 
 # vnet_fuzzer, limits mode.
 V_REFILL, V_RECV, V_KICK, V_FRAME, V_SCRIBBLE, V_OTHER, V_RESET, V_NEEDS, V_HOSTILE = 0, 1, 2, 3, 5, 6, 7, 8, 9
@@ -229,9 +220,4 @@ vnet_seeds = {
         v_start + [v_frame(TO_Q), bytes([V_FRAME, 219, 242, 0, O0]), bytes([V_FRAME, 219, 100, 0, O4095]),
                    v_frame(TO_Q, L_MAX_M1, zc=True, off=O4095)] + v_round),
 }
-out = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'corpus', 'vnet')
-os.makedirs(out, exist_ok=True)
-for name, data in vnet_seeds.items():
-    with open(os.path.join(out, name), 'wb') as f:
-        f.write(data)
-print('%d inputs in %s' % (len(vnet_seeds), out))
+write('vnet', vnet_seeds)

@@ -30,23 +30,13 @@
 #include <vdemux/sys/classifier.h>
 #include <vdemux/vdemux.h>
 
+#include "harness.h"
 #include "input.h"
 #include "oframe.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define NVMS 3
 #define WIN 80u
 #define MAXF 65536u
-#define PG VDEMUX_PAGE_SIZE
-
-#define CHECK(c)                                                                                \
-	do {                                                                                    \
-		if (!(c)) {                                                                     \
-			fprintf(stderr, "offload_fuzzer: %s:%d: %s\n", __FILE__, __LINE__, #c); \
-			abort();                                                                \
-		}                                                                               \
-	} while (0)
 
 struct world {
 	struct vdemux_classifier cls;

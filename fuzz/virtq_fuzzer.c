@@ -30,13 +30,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include <vdemux/virtq.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "harness.h"
 
-#define PG 4096u
 #define GMEM (8u * PG)
 #define MAXQ 64u
 /* Ring places: the descriptor table at 0, the available ring at 0x400,
@@ -45,14 +43,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define AVAIL 0x400u
 #define USED 0x1000u
 
-#define CHECK(c)                                                                              \
-	do {                                                                                  \
-		if (!(c)) {                                                                   \
-			fprintf(stderr, "virtq_fuzzer: %s:%d: %s\n", __FILE__, __LINE__, #c); \
-			abort();                                                              \
-		}                                                                             \
-	} while (0)
-
 struct pend {
 	uint16_t head;
 	uint32_t len;
@@ -60,7 +50,7 @@ struct pend {
 
 struct st {
 	vdemux_virtq *q;
-	uint8_t *map; /* guard page, RAM, guard page */
+	struct guarded mem;
 	uint8_t *ram;
 	uint8_t snap[GMEM];
 	uint32_t qs, max_iov;
@@ -231,11 +221,7 @@ static int setup(struct st *s, const uint8_t *h, const uint8_t *img, size_t img_
 	s->qs = 1u << (h[0] % 7);
 	s->max_iov = 1u + h[2] % MAXQ;
 	s->write_only = h[1] & 4;
-	s->map = mmap(NULL, GMEM + 2 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (s->map == MAP_FAILED)
-		return -1;
-	s->ram = s->map + PG;
-	CHECK(mprotect(s->ram, GMEM, PROT_READ | PROT_WRITE) == 0);
+	s->ram = guarded_map(&s->mem, GMEM, PROT_READ | PROT_WRITE);
 	memcpy(s->ram, img, img_len < GMEM ? img_len : GMEM);
 	s->avail_idx = get16(s->ram + AVAIL + 2);
 	struct vdemux_virtq_opts o = VDEMUX_OPTS(
@@ -265,6 +251,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < nops; i++)
 		step(&s, data + 4 + 4 * i);
 	vdemux_virtq_destroy(s.q);
-	munmap(s.map, GMEM + 2 * PG);
+	guarded_unmap(&s.mem);
 	return 0;
 }

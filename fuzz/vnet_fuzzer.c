@@ -40,18 +40,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include <vdemux/sys/backend.h>
 #include <vdemux/vdemux.h>
 
+#include "harness.h"
 #include "seqframe.h"
 #include "vnet_guest.h"
+#include "vq_desc.h"
 #include "input.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define PG 4096u
 #define RAM_PAGES 64u
 #define MAXF 20000u
 #define F_GUEST_CSUM (1ull << 1)
@@ -61,18 +59,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* Limits mode: guest RAM past the rings and the driver's indirect slots. */
 #define BUF_PAGES_L 320u
 
-#define CHECK(c)                                                                             \
-	do {                                                                                 \
-		if (!(c)) {                                                                  \
-			fprintf(stderr, "vnet_fuzzer: %s:%d: %s\n", __FILE__, __LINE__, #c); \
-			abort();                                                             \
-		}                                                                            \
-	} while (0)
-
 struct world {
 	vdemux_arena *arena;
 	vdemux_engine *eng;
-	uint8_t *map; /* guard page, RAM, guard page */
+	struct guarded mem;
 	uint8_t *ram;
 	uint64_t ram_size;
 	bool limits;
@@ -154,10 +144,7 @@ static void check_broken(struct world *w, bool scribbled_now)
 
 static void start(struct world *w)
 {
-	struct vd_vring_config rc = vng_ring_config(&w->g);
-	struct vdemux_vnet_ring r = VDEMUX_OPTS(vdemux_vnet_ring, .desc_gpa = rc.desc_gpa,
-						.avail_gpa = rc.avail_gpa, .used_gpa = rc.used_gpa,
-						.size = rc.size, .features = w->features);
+	struct vdemux_vnet_ring r = vng_vnet_ring(&w->g);
 
 	w->started = vdemux_vnet_rxq_start(w->q, &r) == 0;
 }
@@ -205,9 +192,7 @@ static void setup(struct world *w, struct in *in)
 	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .arena = w->arena,
 						   .max_frame = w->max_frame);
 	CHECK(vdemux_engine_create(&w->eng, &eo) == 0);
-	w->map = mmap(NULL, w->ram_size + 2 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CHECK(w->map != MAP_FAILED);
-	w->ram = w->map + PG;
+	w->ram = guarded_map(&w->mem, w->ram_size, PROT_NONE);
 	struct vdemux_kvm_opts ko = VDEMUX_OPTS(vdemux_kvm_opts, .ram_size = w->ram_size,
 						.ram_hva = w->ram);
 	CHECK(vdemux_kvm_create(&w->kvm, &ko) == 0);
@@ -267,7 +252,7 @@ static void teardown(struct world *w)
 	check(w);
 	vng_fini(&w->g);
 	vdemux_engine_destroy(w->eng);
-	munmap(w->map, w->ram_size + 2 * PG);
+	guarded_unmap(&w->mem);
 	vdemux_arena_destroy(w->arena);
 }
 
@@ -379,16 +364,7 @@ static void hostile_chain(struct world *w, unsigned a, unsigned b, unsigned c)
 		uint64_t at = buf + 64ull * (k % 128);
 
 		if (a & 1) {
-			uint8_t d[16];
-			uint64_t le_at = htole64(at);
-			uint32_t le_len = htole32(64);
-			uint16_t le_fl = htole16(fl), le_nx = htole16((uint16_t)(k + 1));
-
-			memcpy(d, &le_at, 8);
-			memcpy(d + 8, &le_len, 4);
-			memcpy(d + 12, &le_fl, 2);
-			memcpy(d + 14, &le_nx, 2);
-			memcpy(w->ram + table + 16ull * k, d, 16);
+			vq_desc_put(w->ram + table + 16ull * k, at, 64, fl, (uint16_t)(k + 1));
 		} else {
 			vng_write_desc(&w->g, (uint16_t)((head + k) % qs), at, 64, fl,
 				       (uint16_t)((head + k + 1) % qs));

@@ -42,12 +42,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
+#include "harness.h"
 #include "virtio/vnet_rx.h"
 #include "virtio/vring.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "vq_desc.h"
 
 /* The harness's loops over every descriptor, segment and byte of a queue of
  * 32768 entries: not instrumented for libFuzzer's feedback (the library is),
@@ -58,19 +57,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define HARNESS
 #endif
 
-#define PG 4096u
 #define GMEM (8u * PG) /* guest RAM of queues of at most SMALLQ entries */
 #define SMALLQ 64u
 #define MAXQ VD_VRING_MAX_SIZE
 #define LBUFS (64u * 1024u) /* buffers past the rings of larger queues */
-
-#define CHECK(c)                                                                              \
-	do {                                                                                  \
-		if (!(c)) {                                                                   \
-			fprintf(stderr, "vring_fuzzer: %s:%d: %s\n", __FILE__, __LINE__, #c); \
-			abort();                                                              \
-		}                                                                             \
-	} while (0)
 
 struct pend {
 	uint16_t head;
@@ -81,7 +71,7 @@ struct st {
 	struct vd_vring *vq;
 	struct vd_gmem gm;
 	struct vd_vring_config cfg;
-	uint8_t *map; /* guard page, RAM, guard page */
+	struct guarded mem;
 	uint8_t *ram;
 	uint64_t gmem;	/* bytes of guest RAM */
 	uint64_t data0; /* where buffers start (0 for small queues) */
@@ -475,14 +465,7 @@ HARNESS static void put_desc(struct st *s, uint64_t gpa, uint64_t addr, uint32_t
 {
 	uint8_t d[16];
 
-	addr = htole64(addr);
-	len = htole32(len);
-	flags = htole16(flags);
-	next = htole16(next);
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &next, 2);
+	vq_desc_put(d, addr, len, flags, next);
 	guest_write(s, gpa, d, 16);
 }
 
@@ -691,12 +674,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		s->lbuf = s->data0;
 	}
 	s->snap = malloc(s->gmem);
-	s->map = mmap(NULL, s->gmem + 2 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (!s->snap || s->map == MAP_FAILED)
+	if (!s->snap)
 		abort();
-	s->ram = s->map + PG;
-	if (mprotect(s->ram, s->gmem, PROT_READ | PROT_WRITE) != 0)
-		abort();
+	s->ram = guarded_map(&s->mem, s->gmem, PROT_READ | PROT_WRITE);
 	s->gm.base = s->ram;
 	s->gm.size = s->gmem;
 	if (h[6] & 0x80) {
@@ -719,7 +699,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		run(s, data + 9, nops);
 		vd_vring_destroy(s->vq);
 	}
-	munmap(s->map, s->gmem + 2 * PG);
+	guarded_unmap(&s->mem);
 	free(s->snap);
 	free(s);
 	return 0;

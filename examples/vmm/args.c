@@ -3,7 +3,7 @@
  * The command line:
  *
  *   vmm --tap NAME [--verbose] [--io-threads]
- *       --guest name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable|auto[,mtu=N][,cpus=N][,queues=N][,cmdline=...] ...
+ *       --guest name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable|auto[,mtu=N][,cpus=N][,queues=N][,huge=on|off][,cmdline=...] ...
  */
 #include <errno.h>
 #include <stdio.h>
@@ -75,6 +75,10 @@ static int parse_guest_key(struct guest_config *c, const char *key, char *val, b
 		if (*end || n < 1 || n > VMM_MAX_CPUS)
 			return -EINVAL;
 		c->cpus = (unsigned)n;
+	} else if (!strcmp(key, "huge")) {
+		if (strcmp(val, "on") && strcmp(val, "off"))
+			return -EINVAL;
+		c->small_pages = !strcmp(val, "off");
 	} else if (!strcmp(key, "rx")) {
 		if (!strcmp(val, "big"))
 			c->layout = RX_BIG, c->copy = VDEMUX_COPY_NEVER;
@@ -90,7 +94,7 @@ static int parse_guest_key(struct guest_config *c, const char *key, char *val, b
 	return 0;
 }
 
-/* name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable|auto[,mtu=N][,cpus=N][,queues=N][,cmdline=REST] */
+/* name=a,kernel=K,initrd=I,mem=256M,mac=M,rx=big|mergeable|auto[,mtu=N][,cpus=N][,queues=N][,huge=on|off][,cmdline=REST] */
 static int parse_guest(struct guest_config *c, char *spec)
 {
 	bool have_mac = false;
@@ -135,7 +139,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: vmm --tap NAME [--verbose] [--io-threads]\n"
-		"           --guest name=N,kernel=BZIMAGE,initrd=CPIO,mem=SIZE,mac=MAC,rx=big|mergeable|auto[,mtu=N][,cpus=N][,queues=N][,cmdline=ARGS]\n"
+		"           --guest name=N,kernel=BZIMAGE,initrd=CPIO,mem=SIZE,mac=MAC,rx=big|mergeable|auto[,mtu=N][,cpus=N][,queues=N][,huge=on|off][,cmdline=ARGS]\n"
 		"           [--guest ...]\n"
 		"  mem: 64M..2G in 2 MiB steps (default 256M); rx: the receive buffers the guest\n"
 		"  is led to post and how frames reach them: big flipped, mergeable (default)\n"

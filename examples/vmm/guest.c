@@ -34,6 +34,25 @@ static int guest_vm_create(struct vmm *v, struct guest *g)
 	return 0;
 }
 
+/* A reserved range of @p len bytes of the VMM's address space, starting on
+ * a 2 MiB boundary: the arena's pages behind it are 2 MiB-aligned in the
+ * arena's file too, so where the host backs that file with huge pages
+ * (shmem_enabled) guest RAM is mapped by them, and KVM's tables follow. */
+static void *reserve_2m(size_t len)
+{
+	const size_t huge = (size_t)2 << 20;
+	uint8_t *p = mmap(NULL, len + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+			  0);
+	if (p == MAP_FAILED)
+		return p;
+	uint8_t *at = (uint8_t *)(((uintptr_t)p + huge - 1) & ~(uintptr_t)(huge - 1));
+	/* Trimming the slack cannot fail for ranges inside one mapping. */
+	if (at > p)
+		(void)munmap(p, (size_t)(at - p));
+	(void)munmap(at + len, (size_t)(p + huge - at));
+	return at;
+}
+
 /* Guest RAM: a reserved range of the VMM's address space, registered by the
  * backend as memslot 0. The receive queue's VM covers all of it and fills it
  * with pool pages; from then on the backend remaps pages behind it as frames
@@ -41,7 +60,7 @@ static int guest_vm_create(struct vmm *v, struct guest *g)
 static int guest_ram_create(struct vmm *v, struct guest *g)
 {
 	int r;
-	void *ram = mmap(NULL, g->cfg.mem, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *ram = reserve_2m(g->cfg.mem);
 	if (ram == MAP_FAILED)
 		return -errno;
 	g->ram = ram;
@@ -51,6 +70,28 @@ static int guest_ram_create(struct vmm *v, struct guest *g)
 	if ((r = vdemux_kvm_create(&g->be, &ko)) < 0)
 		return r;
 	return vdemux_engine_add_backend(v->lane[0].eng, g->be);
+}
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25 /* Linux 6.1; older C headers lack it */
+#endif
+
+/* Guest RAM in 2 MiB pages where the kernel allows, once the receive
+ * queue's VM has mapped it (the arena's pages, in runs): KVM maps guest RAM
+ * with the page size of this mapping, and 4 KiB pages cost the guest a
+ * deeper walk at every TLB miss (far deeper when nested). First the advice,
+ * with which a host whose shmem_enabled is advise or always faults huge
+ * pages in; then, for a host where it is never (Debian's default), guest
+ * RAM populated and collapsed: MADV_COLLAPSE is not bound by that setting.
+ * So guest RAM is allocated at once (it is the guest's pool pages anyway).
+ * All of it advisory: a kernel without it refuses and guest RAM stays in
+ * 4 KiB pages. A page flipped later is remapped alone, splitting its 2 MiB
+ * entry (docs/backends-kvm.md, "Huge pages"). */
+static void ram_huge(struct guest *g)
+{
+	(void)madvise(g->ram, g->cfg.mem, MADV_HUGEPAGE);
+	if (madvise(g->ram, g->cfg.mem, MADV_POPULATE_WRITE) == 0)
+		(void)madvise(g->ram, g->cfg.mem, MADV_COLLAPSE);
 }
 
 /* The library's queue behind pair @p's receive ring, on its lane's engine:
@@ -100,6 +141,8 @@ static int guest_net_create(struct vmm *v, struct guest *g)
 	for (unsigned p = 0; p < g->net.pairs; p++)
 		if ((r = rxq_create(v, g, p)) < 0)
 			return r;
+	if (!g->cfg.small_pages)
+		ram_huge(g);
 	g->vm = g->rx[0].vm;
 	vdemux_l2 *l2 = vdemux_engine_l2(v->lane[0].eng);
 	if ((r = vdemux_l2_vlan_join(l2, g->vm, 1, 0)) < 0 ||

@@ -217,6 +217,7 @@ struct guest_config {
 	unsigned queues;	      /* queue pairs, 1..VNET_MAX_PAIRS (more than 1: mergeable only) */
 	uint16_t mtu;		      /* the device's config mtu (VIRTIO_NET_F_MTU) */
 	unsigned cpus;		      /* vCPUs, 1..VMM_MAX_CPUS */
+	bool small_pages;	      /* huge=off: guest RAM left in 4 KiB pages (guest.c, ram_huge()) */
 };
 
 #define VMM_MAX_CPUS 8u

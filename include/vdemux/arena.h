@@ -42,7 +42,18 @@ struct vdemux_arena_opts {
 	struct vdemux_alloc_hooks alloc; /**< control-path allocation hooks */
 };
 
-/** Ask for 2 MiB alignment of the arena's mapping (transparent huge pages where possible). */
+/**
+ * Ask for 2 MiB alignment of the arena's mapping and advise huge pages for
+ * it (madvise(MADV_HUGEPAGE)): the kernel then backs it with 2 MiB pages
+ * where the host allows transparent huge pages, for a heap arena when
+ * /sys/kernel/mm/transparent_hugepage/enabled is "madvise" or "always",
+ * for a memfd arena when .../shmem_enabled is "advise" or "always" (its
+ * default on Debian is "never"). Where the kernel has no transparent huge
+ * pages the advice is refused and ignored: the arena works in 4 KiB pages.
+ * A memfd arena's page of 2 MiB also backs another mapping of it (guest
+ * RAM) by one 2 MiB entry where that mapping starts 2 MiB-aligned at a
+ * 2 MiB-aligned offset (docs/backends-kvm.md, "Huge pages").
+ */
 #define VDEMUX_ARENA_F_ALIGN_2M 0x1u
 
 /** What a backend needs to know of an arena. */

@@ -181,9 +181,10 @@ VDEMUX_API int vdemux_kvm_backfill(struct vdemux_backend *be, uint64_t gpa);
  * Map pages of a memfd arena at a new host address, to serve as guest RAM
  * (the VMM registers it as a memslot, or passes it to vdemux_kvm_create()
  * with VDEMUX_KVM_F_SET_MEMSLOT). The mapping is MAP_SHARED and read-write;
- * it is 2 MiB-aligned when it is at least 2 MiB long, so that huge pages
- * can back it when @p first_page is 2 MiB-aligned too. The pages must be
- * outside the range the engine manages.
+ * it is 2 MiB-aligned and advised MADV_HUGEPAGE when it is at least 2 MiB
+ * long, so that huge pages can back it when @p first_page is 2 MiB-aligned
+ * too and the host allows them (shmem_enabled: docs/backends-kvm.md, "Huge
+ * pages"). The pages must be outside the range the engine manages.
  *
  * @param arena      a VDEMUX_ARENA_MEMFD arena
  * @param first_page first arena page of the RAM

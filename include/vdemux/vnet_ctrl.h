@@ -24,9 +24,27 @@
  *   to receive more than it was asked for).
  * - VIRTIO_NET_CTRL_MAC_ADDR_SET (VIRTIO_NET_F_CTRL_MAC_ADDR).
  * - VIRTIO_NET_CTRL_ANNOUNCE_ACK (VIRTIO_NET_F_GUEST_ANNOUNCE).
- * Every other command (VLAN filtering, RSS and hash configuration, guest
- * offloads), and any of the above without its feature, is answered ERR and
- * counted unsupported; nothing changes.
+ * - VIRTIO_NET_CTRL_MQ_RSS_CONFIG (VIRTIO_NET_F_RSS): the spec's struct
+ *   virtio_net_rss_config; receive-side scaling on, with its hash types,
+ *   key, indirection table and unclassified queue, and the pair count set
+ *   to its max_tx_vq as VQ_PAIRS_SET would. Checked: the table's length
+ *   (indirection_table_mask + 1) a power of two of at most the device's
+ *   rss_max_table, every entry and unclassified_queue below max_pairs,
+ *   max_tx_vq in 1..max_pairs, hash_key_length at most rss_max_key,
+ *   hash_types only bits of rss_hash_types, and the data exactly as long as
+ *   the table and key it declares.
+ * - VIRTIO_NET_CTRL_MQ_HASH_CONFIG (VIRTIO_NET_F_HASH_REPORT without
+ *   VIRTIO_NET_F_RSS): the spec's struct virtio_net_hash_config; the hash
+ *   types and key of the hash reported in the header. Its reserved bytes
+ *   must be zero; the key and the types are checked as above. With RSS
+ *   negotiated the spec takes the reported hash from RSS_CONFIG, and
+ *   HASH_CONFIG is answered ERR (unsupported).
+ * Every other command (VLAN filtering, guest offloads), and any of the
+ * above without its feature, is answered ERR and counted unsupported;
+ * nothing changes.
+ *
+ * vdemux_vnet_ctrl_rx_queue() gives a received frame's queue and the hash
+ * to report, from the state these commands set.
  *
  * Guest input is untrusted. A command is copied out of guest memory once
  * (at most #VDEMUX_VNET_CTRL_MAX_CMD bytes) and parsed from that copy; one
@@ -40,10 +58,16 @@
  * when serve returns; its answer is visible to the driver only at the VMM's
  * next vdemux_virtq_publish(). The spec asks the device to stop using
  * receive queues past the new pair count once the answer to
- * VQ_PAIRS_SET is in the used ring: apply the state first, then publish.
+ * VQ_PAIRS_SET is in the used ring, and RSS_CONFIG sets the pair count
+ * too: apply the state first (new queue picks included), then publish.
  *
- * Threading: one thread per control object at a time; separate objects are
- * independent. No call blocks or allocates after create.
+ * Threading: serve, reset and destroy change the object: one thread at a
+ * time, and no other call on the object meanwhile. The calls that only read
+ * it (vdemux_vnet_ctrl_rx_queue(), _state(), _stats()) may run on any
+ * number of threads at once while none of those three runs; the VMM keeps
+ * them apart (a lock, or serving the control queue on the thread that
+ * picks queues). Separate objects are independent. No call blocks or
+ * allocates after create.
  *
  * Stability: part of the public API.
  */
@@ -53,6 +77,7 @@
 #include <stdbool.h>
 
 #include <vdemux/common.h>
+#include <vdemux/flow.h>
 #include <vdemux/virtq.h>
 
 #ifdef __cplusplus
@@ -72,6 +97,11 @@ extern "C" {
  *  is answered ERR and counted invalid. */
 #define VDEMUX_VNET_CTRL_MAX_CMD 4096u
 
+/** Longest RSS key kept (the spec's minimum rss_max_key_size, 40 bytes). */
+#define VDEMUX_VNET_CTRL_RSS_KEY_MAX VDEMUX_FLOW_KEY_MAX
+/** Longest indirection table kept (entries); rss_max_table at most this. */
+#define VDEMUX_VNET_CTRL_RSS_TABLE_MAX 128u
+
 /** Receive mode bits of #vdemux_vnet_ctrl_state.rx_mode (1: on). */
 #define VDEMUX_VNET_RX_PROMISC 0x01u
 #define VDEMUX_VNET_RX_ALLMULTI 0x02u /**< all multicast */
@@ -88,6 +118,17 @@ struct vdemux_vnet_ctrl_opts {
 	size_t sz;			 /**< sizeof(struct vdemux_vnet_ctrl_opts) */
 	uint16_t max_pairs;		 /**< the device's max_virtqueue_pairs: 1..0x8000 (0: 1) */
 	struct vdemux_alloc_hooks alloc; /**< both NULL: calloc/free */
+	/** The device's rss_max_key_size: the longest key RSS_CONFIG and
+	 *  HASH_CONFIG may give, 1..#VDEMUX_VNET_CTRL_RSS_KEY_MAX (0: 40; the
+	 *  spec asks a device offering RSS or HASH_REPORT for at least 40). */
+	uint8_t rss_max_key;
+	/** The device's rss_max_indirection_table_length: the longest table
+	 *  RSS_CONFIG may give, 1..#VDEMUX_VNET_CTRL_RSS_TABLE_MAX (0: 128). */
+	uint16_t rss_max_table;
+	/** The device's supported_hash_types: VDEMUX_FLOW_HASH_* bits, within
+	 *  #VDEMUX_FLOW_HASH_ALL (0: all of them; the _EX types are not
+	 *  computed, so not offered). */
+	uint32_t rss_hash_types;
 };
 
 /** What the driver's commands set (vdemux_vnet_ctrl_state()). */
@@ -103,6 +144,24 @@ struct vdemux_vnet_ctrl_state {
 	uint8_t unicast[VDEMUX_VNET_CTRL_MACS][6];   /**< the first of them */
 	uint8_t multicast[VDEMUX_VNET_CTRL_MACS][6]; /**< the first of them */
 	uint32_t announce_acks;			     /**< ANNOUNCE_ACK commands since the reset */
+	/* Fields from here on were added later: a caller compiled with the
+	 * shorter struct gets the prefix it knows. */
+	bool rss; /**< RSS_CONFIG was served since the reset: frames steered by the table below */
+	bool hash_report; /**< VIRTIO_NET_F_HASH_REPORT negotiated: the header carries hash_value and hash_report */
+	uint32_t hash_types; /**< VDEMUX_FLOW_HASH_* enabled (RSS_CONFIG or HASH_CONFIG); 0 after a reset */
+	uint16_t rss_unclassified; /**< the queue of a frame no enabled hash type applies to */
+	uint16_t rss_table_len;	   /**< indirection table entries (a power of two); 0 until RSS_CONFIG */
+	uint16_t rss_table[VDEMUX_VNET_CTRL_RSS_TABLE_MAX]; /**< receive queue indices (0: receiveq1) */
+	uint8_t rss_key_len;				    /**< bytes of the key the driver gave */
+	uint8_t rss_key[VDEMUX_VNET_CTRL_RSS_KEY_MAX]; /**< the key; bytes past rss_key_len are zero */
+};
+
+/** A received frame's queue and the hash to report, from
+ *  vdemux_vnet_ctrl_rx_queue(). */
+struct vdemux_vnet_rss_pick {
+	uint16_t queue; /**< the receive queue index (0: receiveq1) */
+	uint16_t hash_report; /**< VIRTIO_NET_HASH_REPORT_* (#vdemux_flow_report) for the header; NONE when hash report is off */
+	uint32_t hash_value; /**< the hash for the header's hash_value; 0 with NONE */
 };
 
 /** Counters of a control object (kept across resets). */
@@ -121,8 +180,11 @@ struct vdemux_vnet_ctrl_stats {
  * @param[out] out the object, set on success
  * @param opts     options (NULL: defaults, max_pairs 1)
  * @return 0; -EINVAL (@p out NULL, @c sz too small or unknown non-zero
- *         fields past it, max_pairs above 0x8000, one hook set without the
- *         other); -ENOMEM. On failure nothing is allocated and @p out is
+ *         fields past it, max_pairs above 0x8000, rss_max_key above
+ *         #VDEMUX_VNET_CTRL_RSS_KEY_MAX, rss_max_table above
+ *         #VDEMUX_VNET_CTRL_RSS_TABLE_MAX, rss_hash_types with a bit
+ *         outside #VDEMUX_FLOW_HASH_ALL, one hook set without the other);
+ *         -ENOMEM. On failure nothing is allocated and @p out is
  *         unchanged.
  */
 VDEMUX_API int vdemux_vnet_ctrl_create(vdemux_vnet_ctrl **out, const struct vdemux_vnet_ctrl_opts *opts);
@@ -133,7 +195,8 @@ VDEMUX_API void vdemux_vnet_ctrl_destroy(vdemux_vnet_ctrl *c);
 /**
  * The driver reset the device or finished feature negotiation: the state
  * goes back to the spec's defaults (1 pair, PROMISC, no address or table
- * set) and @p features (the negotiated bits, VIRTIO_NET_F_* as a 64-bit
+ * set, RSS off, no hash type enabled, no key or indirection table) and
+ * @p features (the negotiated bits, VIRTIO_NET_F_* as a 64-bit
  * mask) decide what is served from now on. Counters are kept.
  * @return 0; -EINVAL (NULL): nothing changed.
  */
@@ -150,6 +213,36 @@ VDEMUX_API int vdemux_vnet_ctrl_reset(vdemux_vnet_ctrl *c, uint64_t features);
  *         answered and pushed); -EINVAL (NULL): nothing taken.
  */
 VDEMUX_API int vdemux_vnet_ctrl_serve(vdemux_vnet_ctrl *c, vdemux_virtq *q);
+
+/**
+ * The receive queue of a frame, and the hash its header reports, as the
+ * commands served so far ask:
+ * - RSS on (RSS_CONFIG served): the frame's Toeplitz hash under the
+ *   driver's key and hash types (vdemux_flow_hash()); the queue is the
+ *   indirection table's entry at the hash's low bits (hash &
+ *   (rss_table_len - 1)), or rss_unclassified when no enabled hash type
+ *   applies to the frame (not IP, too short, or its types not enabled).
+ * - RSS off: the symmetric hash of vdemux_flow_hash() without a key spread
+ *   over the pairs in use (vdemux_flow_queue(hash, pairs)): both
+ *   directions of a connection on one queue; queue 0 for a frame that is
+ *   not IP.
+ * With hash report on (VIRTIO_NET_F_HASH_REPORT negotiated), @p out also
+ * gets the hash under the driver's key and enabled types and its report
+ * type (NONE and 0 when none applies, or before the driver enabled a type);
+ * with it off, NONE and 0. Bits of a key shorter than the hash input needs
+ * count as zero.
+ *
+ * Only reads the object: see the threading rule at the top of the file.
+ * The queue may be one the driver has not enabled (an entry it wrote below
+ * max_pairs): the spec has the device drop such a frame.
+ * @param c         the control object
+ * @param frame     the frame, from its Ethernet header
+ * @param len       bytes at @p frame (at least its headers to be hashed)
+ * @param[out] out  the queue, hash and report type
+ * @return 0; -EINVAL (@p c, @p frame or @p out NULL): @p out unchanged.
+ */
+VDEMUX_API int vdemux_vnet_ctrl_rx_queue(const vdemux_vnet_ctrl *c, const uint8_t *frame, uint32_t len,
+					 struct vdemux_vnet_rss_pick *out);
 
 /**
  * Read what the commands set.

@@ -79,17 +79,26 @@ static uint8_t *hva_of(const struct kvm_be *k, uint64_t gpa)
 	return k->ram_hva + (gpa - k->ram_gpa);
 }
 
-/* Returns 0 or a negative errno; what the range holds afterwards is the caller's concern. */
-static int put_pages(struct kvm_be *k, uint64_t gpa, uint64_t npages, uint32_t page)
+/*
+ * mmap(2) at the HVA of @gpa, MAP_FIXED. Returns 0 or a negative errno;
+ * what the range holds afterwards is the caller's concern.
+ */
+static int map_at(struct kvm_be *k, uint64_t gpa, uint64_t npages, int prot, int flags, int fd, off_t off)
 {
 	void *addr = hva_of(k, gpa);
-	void *p = do_mmap(k, addr, npages * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-			  k->arena_fd, (off_t)((uint64_t)page * PAGE));
+	void *p = do_mmap(k, addr, npages * PAGE, prot, flags | MAP_FIXED, fd, off);
 	if (p == MAP_FAILED)
 		return errno ? -errno : -ENOMEM;
 	if (p != addr) /* cannot happen with MAP_FIXED; do not leak the mapping if it does */
 		return munmap(p, npages * PAGE), -EFAULT;
 	return 0;
+}
+
+/* Arena pages [page, page + npages) at @gpa. */
+static int put_pages(struct kvm_be *k, uint64_t gpa, uint64_t npages, uint32_t page)
+{
+	return map_at(k, gpa, npages, PROT_READ | PROT_WRITE, MAP_SHARED, k->arena_fd,
+		      (off_t)((uint64_t)page * PAGE));
 }
 
 /*
@@ -99,26 +108,13 @@ static int put_pages(struct kvm_be *k, uint64_t gpa, uint64_t npages, uint32_t p
  */
 static int put_hole(struct kvm_be *k, uint64_t gpa, uint64_t npages)
 {
-	void *addr = hva_of(k, gpa);
-	void *p = do_mmap(k, addr, npages * PAGE, PROT_NONE,
-			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
-		return errno ? -errno : -ENOMEM;
-	if (p != addr)
-		return munmap(p, npages * PAGE), -EFAULT;
-	return 0;
+	return map_at(k, gpa, npages, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 }
 
 static int put_zero(struct kvm_be *k, uint64_t gpa, uint64_t npages)
 {
-	void *addr = hva_of(k, gpa);
-	void *p = do_mmap(k, addr, npages * PAGE, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
-		return errno ? -errno : -ENOMEM;
-	if (p != addr)
-		return munmap(p, npages * PAGE), -EFAULT;
-	return 0;
+	return map_at(k, gpa, npages, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 }
 
 /*
@@ -288,14 +284,8 @@ static int put_home(struct kvm_be *k, uint64_t gpa, uint64_t npages)
 {
 	if (!(k->flags & VDEMUX_KVM_F_HOME_FD))
 		return put_zero(k, gpa, npages);
-	void *addr = hva_of(k, gpa);
-	void *p = do_mmap(k, addr, npages * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-			  k->home_fd, (off_t)(k->home_offset + (gpa - k->ram_gpa)));
-	if (p == MAP_FAILED)
-		return errno ? -errno : -ENOMEM;
-	if (p != addr)
-		return munmap(p, npages * PAGE), -EFAULT;
-	return 0;
+	return map_at(k, gpa, npages, PROT_READ | PROT_WRITE, MAP_SHARED, k->home_fd,
+		      (off_t)(k->home_offset + (gpa - k->ram_gpa)));
 }
 
 static int kvm_vm_attach(struct vdemux_backend *be, const struct vdemux_backend_vm *vm, void **vmctx)
@@ -576,6 +566,8 @@ VDEMUX_API int vdemux_kvm_ram_map(const vdemux_arena *arena, uint32_t first_page
 		munmap(res, (size_t)(at - res));
 	if (at + len < res + len + huge)
 		munmap(at + len, (size_t)(res + len + huge - (at + len)));
+	/* Only advice: a kernel without THP refuses it. */
+	(void)madvise(at, len, MADV_HUGEPAGE);
 	*out = at;
 	return 0;
 }

@@ -19,12 +19,38 @@ struct vdemux_arena {
 #define ALIGN_2M (2u << 20)
 #define ARENA_MAX_PAGES (1u << 28) /* 1 TiB */
 
+/* Map the arena's @p len bytes: the memfd @p fd, or anonymous memory when
+ * it is -1; 2 MiB-aligned and advised huge pages with @p align (advice
+ * only: a kernel without THP refuses it and the arena works in small
+ * pages). Sets a->map and a->map_len to what must be unmapped, and *base;
+ * 0 or a negative errno. */
+static int arena_map(struct vdemux_arena *a, int fd, size_t len, bool align, uint8_t **base)
+{
+	size_t map_len = align ? len + ALIGN_2M : len;
+	/* A memfd is mapped over a reserved range (aligned if asked). */
+	int prot = fd >= 0 ? PROT_NONE : PROT_READ | PROT_WRITE;
+	uint8_t *m = mmap(NULL, map_len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (m == MAP_FAILED)
+		return -errno;
+	a->map = m;
+	a->map_len = map_len;
+	if (align)
+		m = (uint8_t *)(((uintptr_t)m + ALIGN_2M - 1) & ~(uintptr_t)(ALIGN_2M - 1));
+	if (fd >= 0 && mmap(m, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED)
+		return -errno;
+	if (align)
+		(void)madvise(m, len, MADV_HUGEPAGE);
+	*base = m;
+	return 0;
+}
+
 int vdemux_arena_create(vdemux_arena **out, const struct vdemux_arena_opts *uopts)
 {
 	struct vdemux_arena_opts o;
 	struct vdemux_arena *a;
-	size_t len, map_len;
-	uint8_t *m;
+	size_t len;
+	uint8_t *m = NULL;
 	int fd = -1, err;
 
 	if (!out || !uopts)
@@ -41,46 +67,16 @@ int vdemux_arena_create(vdemux_arena **out, const struct vdemux_arena_opts *uopt
 		return -ENOMEM;
 	a->alloc = o.alloc;
 	len = (size_t)o.npages * PAGE;
-	map_len = (o.flags & VDEMUX_ARENA_F_ALIGN_2M) ? len + ALIGN_2M : len;
-
 	if (o.kind == VDEMUX_ARENA_MEMFD) {
 		fd = memfd_create("vdemux-arena", MFD_CLOEXEC);
-		if (fd < 0) {
+		if (fd < 0 || ftruncate(fd, (off_t)len) < 0) {
 			err = -errno;
 			goto fail;
-		}
-		if (ftruncate(fd, (off_t)len) < 0) {
-			err = -errno;
-			goto fail;
-		}
-		/* Reserve the range (aligned if asked), then map the memfd on it. */
-		m = mmap(NULL, map_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (m == MAP_FAILED) {
-			err = -errno;
-			goto fail;
-		}
-		a->map = m;
-		a->map_len = map_len;
-		if (o.flags & VDEMUX_ARENA_F_ALIGN_2M)
-			m = (uint8_t *)(((uintptr_t)m + ALIGN_2M - 1) & ~(uintptr_t)(ALIGN_2M - 1));
-		if (mmap(m, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
-			err = -errno;
-			goto fail;
-		}
-	} else {
-		m = mmap(NULL, map_len, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (m == MAP_FAILED) {
-			err = -errno;
-			goto fail;
-		}
-		a->map = m;
-		a->map_len = map_len;
-		if (o.flags & VDEMUX_ARENA_F_ALIGN_2M) {
-			m = (uint8_t *)(((uintptr_t)m + ALIGN_2M - 1) & ~(uintptr_t)(ALIGN_2M - 1));
-			(void)madvise(m, len, MADV_HUGEPAGE);
 		}
 	}
+	err = arena_map(a, fd, len, (o.flags & VDEMUX_ARENA_F_ALIGN_2M) != 0, &m);
+	if (err)
+		goto fail;
 	a->info.base = m;
 	a->info.npages = o.npages;
 	a->info.fd = fd;

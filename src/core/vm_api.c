@@ -277,15 +277,23 @@ int vdemux_vm_add(vdemux_engine *e, vdemux_vm_id *out_id, const struct vdemux_vm
 	return 0;
 }
 
+/* The VM @id of @e into *out: 0; -EINVAL (no engine); -ENOENT (no such VM,
+ * counted by vd_vm_find). */
+static int vm_lookup(struct vdemux_engine *e, vdemux_vm_id id, struct vm **out)
+{
+	if (!e)
+		return -EINVAL;
+	*out = vd_vm_find(e, id);
+	return *out ? 0 : -ENOENT;
+}
+
 int vdemux_vm_remove(vdemux_engine *e, vdemux_vm_id id)
 {
 	struct vm *vm;
+	int err = vm_lookup(e, id, &vm);
 
-	if (!e)
-		return -EINVAL;
-	vm = vd_vm_find(e, id);
-	if (!vm)
-		return -ENOENT;
+	if (err)
+		return err;
 	vd_tables_unmap_all(e, vm);
 	vm_detach_all(vm);
 	vd_harvest_all(e, vm);
@@ -427,13 +435,11 @@ int vdemux_vm_poll(vdemux_engine *e, vdemux_vm_id id, struct vdemux_completion *
 int vdemux_vm_take_signals(vdemux_engine *e, vdemux_vm_id id)
 {
 	struct vm *vm;
+	int err = vm_lookup(e, id, &vm);
 	unsigned r;
 
-	if (!e)
-		return -EINVAL;
-	vm = vd_vm_find(e, id);
-	if (!vm)
-		return -ENOENT;
+	if (err)
+		return err;
 	r = vm->sig.pending;
 	vm->sig.pending = 0;
 	return (int)r;
@@ -442,12 +448,10 @@ int vdemux_vm_take_signals(vdemux_engine *e, vdemux_vm_id id)
 int vdemux_vm_request_release(vdemux_engine *e, vdemux_vm_id id)
 {
 	struct vm *vm;
+	int err = vm_lookup(e, id, &vm);
 
-	if (!e)
-		return -EINVAL;
-	vm = vd_vm_find(e, id);
-	if (!vm)
-		return -ENOENT;
+	if (err)
+		return err;
 	vd_signal_raise(e, vm, VDEMUX_SIG_RELEASE);
 	vd_signal_flush(e);
 	return 0;

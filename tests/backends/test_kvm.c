@@ -44,6 +44,7 @@
 #include <vdemux/vdemux.h>
 
 #include "backends/kvm_seam.h"
+#include "vt.h"
 
 #define PAGE VDEMUX_PAGE_SIZE
 #define RAM_PAGES 64u		   /* guest RAM of one VM: GPA 0 .. 256 KiB */
@@ -1143,7 +1144,7 @@ static void test_engine_mmap_failure_dropping_mapping_loses_no_page(void **state
 
 /* ---- helpers: RAM, irqfd ---------------------------------------------------- */
 
-static void test_ram_map_is_2m_aligned_and_backed_by_the_arena(void **state)
+static void test_ram_map_is_2m_aligned_advised_huge_and_backed_by_the_arena(void **state)
 {
 	(void)state;
 	vdemux_arena *a;
@@ -1156,6 +1157,8 @@ static void test_ram_map_is_2m_aligned_and_backed_by_the_arena(void **state)
 	assert_int_equal(vdemux_arena_info(a, &ai), 0);
 	assert_int_equal(vdemux_kvm_ram_map(a, 512, 512, &p), 0);
 	assert_int_equal((uintptr_t)p % (2u << 20), 0);
+	if (access("/sys/kernel/mm/transparent_hugepage", F_OK) == 0)
+		assert_true(vt_advised_huge(p)); /* a kernel without THP refuses the advice */
 	ai.base[512 * (size_t)PAGE + 3] = 0x99;
 	assert_int_equal(((uint8_t *)p)[3], 0x99);
 	assert_int_equal(vdemux_kvm_ram_unmap(p, 512), 0);
@@ -1231,7 +1234,7 @@ int main(void)
 		T(test_engine_lazy_harvest_swaps_pages_in_place),
 		T(test_engine_mmap_failure_mid_burst_loses_no_page),
 		T(test_engine_mmap_failure_dropping_mapping_loses_no_page),
-		T(test_ram_map_is_2m_aligned_and_backed_by_the_arena),
+		T(test_ram_map_is_2m_aligned_advised_huge_and_backed_by_the_arena),
 		T(test_irqfd_without_kvm_fails_or_falls_back_to_eventfd),
 #undef T
 	};

@@ -113,7 +113,6 @@ static struct vt_vm *setup_clock(void **state, uint64_t spin_ns, uint32_t sim_th
 	struct vt_fx_opts fo = {.eng = eo, .builtin_cls = false};
 	struct vt_fx *fx;
 	struct vdemux_backend init = VDEMUX_BACKEND_INIT;
-	struct vdemux_vm_opts o;
 	struct vt_vm *vm;
 
 	assert_non_null(s);
@@ -136,9 +135,7 @@ static struct vt_vm *setup_clock(void **state, uint64_t spin_ns, uint32_t sim_th
 	 * (the fixture's own simulator stays registered, unused) */
 	fx->be[0] = &s->base;
 	fx->sim[0] = s->inner;
-	o = vt_vm_opts(fx, pages);
-	vm = vt_vm_add(fx, &o);
-	vt_post_range(fx, vm, 0, pages);
+	vm = vt_vm_posted(fx, pages, 0);
 	*eng = fx->eng;
 	return vm;
 }

@@ -147,6 +147,24 @@ static void test_align_2m_flag_aligns_the_base(void **state)
 	vdemux_arena_destroy(m);
 }
 
+static void test_align_2m_flag_advises_huge_pages(void **state)
+{
+	(void)state;
+	if (access("/sys/kernel/mm/transparent_hugepage", F_OK) != 0)
+		skip(); /* a kernel without THP refuses the advice, as documented */
+	vdemux_arena *a = arena_new(1024, VDEMUX_ARENA_HEAP, VDEMUX_ARENA_F_ALIGN_2M);
+	vdemux_arena *m = arena_new(1024, VDEMUX_ARENA_MEMFD, VDEMUX_ARENA_F_ALIGN_2M);
+	vdemux_arena *plain = arena_new(1024, VDEMUX_ARENA_MEMFD, 0);
+
+	assert_true(vt_advised_huge(info_of(a).base));
+	assert_true(vt_advised_huge(info_of(m).base));
+	assert_true(vt_advised_huge(info_of(m).base + 1023 * VDEMUX_PAGE_SIZE));
+	assert_false(vt_advised_huge(info_of(plain).base));
+	vdemux_arena_destroy(a);
+	vdemux_arena_destroy(m);
+	vdemux_arena_destroy(plain);
+}
+
 static void test_info_rejects_null(void **state)
 {
 	vdemux_arena *a = arena_new(1, VDEMUX_ARENA_HEAP, 0);
@@ -297,6 +315,7 @@ int main(void)
 		cmocka_unit_test(test_heap_arena_is_zeroed_writable_and_has_no_fd),
 		cmocka_unit_test(test_memfd_arena_shares_its_pages_with_the_fd),
 		cmocka_unit_test(test_align_2m_flag_aligns_the_base),
+		cmocka_unit_test(test_align_2m_flag_advises_huge_pages),
 		cmocka_unit_test(test_info_rejects_null),
 		cmocka_unit_test(test_destroy_null_is_a_noop),
 		cmocka_unit_test(test_engine_touches_only_its_range_of_a_heap_arena),

@@ -26,17 +26,6 @@ static struct vt_fx *fx_frame(void **state, uint32_t npages, uint32_t max_frame)
 	return vt_fx_state(state, &o);
 }
 
-static struct vt_vm *vm_posted(struct vt_fx *fx, uint32_t pages)
-{
-	struct vdemux_vm_opts o = vt_vm_opts(fx, pages);
-	struct vt_vm *vm;
-
-	o.flags = VDEMUX_VM_F_UNPOPULATED;
-	vm = vt_vm_add(fx, &o);
-	vt_post_range(fx, vm, 0, pages);
-	return vm;
-}
-
 static int engine_with(uint32_t max_frame, uint32_t max_vms)
 {
 	struct vdemux_engine_opts o = VDEMUX_OPTS(vdemux_engine_opts, .npages = 8,
@@ -87,11 +76,11 @@ static void test_largest_max_vms_names_and_finds_its_vms(void **state)
 
 	o.eng = VDEMUX_OPTS(vdemux_engine_opts, .npages = 16, .max_vms = (1u << 20) - 1);
 	fx = vt_fx_state(state, &o);
-	a = vm_posted(fx, 2);
-	b = vm_posted(fx, 2);
+	a = vt_vm_posted(fx, 2, VDEMUX_VM_F_UNPOPULATED);
+	b = vt_vm_posted(fx, 2, VDEMUX_VM_F_UNPOPULATED);
 	assert_int_not_equal(a->id, b->id);
 	vt_vm_remove(fx, a);
-	a = vm_posted(fx, 2);
+	a = vt_vm_posted(fx, 2, VDEMUX_VM_F_UNPOPULATED);
 	assert_int_equal(vt_vm_stats(fx, a).posted, 2);
 	assert_int_equal(vt_vm_stats(fx, b).posted, 2);
 	vt_check(fx);
@@ -135,7 +124,7 @@ static void test_l2_max_entries_and_vlan_ids_at_their_limits(void **state)
 	fo.builtin_cls = true;
 	fo.eng = VDEMUX_OPTS(vdemux_engine_opts, .npages = 32, .copy = VDEMUX_COPY_NEVER);
 	fx = vt_fx_state(state, &fo);
-	a = vm_posted(fx, 4);
+	a = vt_vm_posted(fx, 4, VDEMUX_VM_F_UNPOPULATED);
 	l2 = vdemux_engine_l2(fx->eng);
 	assert_int_equal(vdemux_l2_vlan_join(l2, a->id, 4093, VDEMUX_L2_TAGGED), 0);
 	assert_int_equal(vdemux_l2_vlan_join(l2, a->id, 4094, VDEMUX_L2_TAGGED), 0);
@@ -167,7 +156,7 @@ static void test_l2_max_entries_and_vlan_ids_at_their_limits(void **state)
 static void burst_delivers_up_to(void **state, uint32_t max_frame)
 {
 	struct vt_fx *fx = fx_frame(state, 64, max_frame);
-	struct vt_vm *a = vm_posted(fx, 40);
+	struct vt_vm *a = vt_vm_posted(fx, 40, VDEMUX_VM_F_UNPOPULATED);
 	struct vt_burst b = {0};
 	struct vt_rx rx[2];
 
@@ -198,7 +187,7 @@ static void test_burst_takes_frames_up_to_the_default_max_frame(void **state)
 static void burst_refuses_one_more(void **state, uint32_t max_frame)
 {
 	struct vt_fx *fx = fx_frame(state, 64, max_frame ? max_frame : 65536);
-	struct vt_vm *a = vm_posted(fx, 40);
+	struct vt_vm *a = vt_vm_posted(fx, 40, VDEMUX_VM_F_UNPOPULATED);
 	struct vt_burst b = {0};
 	struct vt_snap *before;
 	uint32_t limit = max_frame ? max_frame : 65536;
@@ -230,7 +219,7 @@ static void test_burst_refuses_a_frame_of_65537_bytes_by_default(void **state)
 static void test_burst_takes_14_byte_frames_and_refuses_13(void **state)
 {
 	struct vt_fx *fx = fx_frame(state, 16, 0);
-	struct vt_vm *a = vm_posted(fx, 4);
+	struct vt_vm *a = vt_vm_posted(fx, 4, VDEMUX_VM_F_UNPOPULATED);
 	struct vt_burst b = {0};
 	struct vt_snap *before;
 
@@ -287,7 +276,7 @@ static uint8_t *frame_for(struct vt_fx *fx, const struct vt_vm *vm, uint32_t len
 static void test_submit_takes_the_longest_chains_from_offset_4095(void **state)
 {
 	struct vt_fx *fx = fx_frame(state, 96, LONGEST);
-	struct vt_vm *a = vm_posted(fx, 40);
+	struct vt_vm *a = vt_vm_posted(fx, 40, VDEMUX_VM_F_UNPOPULATED);
 	struct vdemux_rx_buf bufs[36];
 	uint8_t *f0 = frame_for(fx, a, LONGEST - 1, 71), *f1 = frame_for(fx, a, LONGEST, 72);
 	unsigned n0 = chain_fill(fx, bufs, f0, LONGEST - 1, PG - 1);
@@ -329,7 +318,7 @@ static void submit_refused(struct vt_fx *fx, struct vdemux_rx_buf *bufs, unsigne
 static void test_submit_refuses_a_chain_of_max_frame_plus_1_with_emsgsize(void **state)
 {
 	struct vt_fx *fx = fx_frame(state, 96, LONGEST);
-	struct vt_vm *a = vm_posted(fx, 40);
+	struct vt_vm *a = vt_vm_posted(fx, 40, VDEMUX_VM_F_UNPOPULATED);
 	struct vdemux_rx_buf bufs[18];
 	uint8_t *f = frame_for(fx, a, LONGEST + 1, 73);
 	unsigned n = chain_fill(fx, bufs, f, LONGEST + 1, PG - 1);
@@ -344,7 +333,7 @@ static void test_submit_refuses_a_chain_of_max_frame_plus_1_with_emsgsize(void *
 static void test_submit_refuses_a_chain_continued_past_max_frame(void **state)
 {
 	struct vt_fx *fx = fx_frame(state, 96, LONGEST);
-	struct vt_vm *a = vm_posted(fx, 40);
+	struct vt_vm *a = vt_vm_posted(fx, 40, VDEMUX_VM_F_UNPOPULATED);
 	struct vdemux_rx_buf bufs[19];
 	uint8_t *f = frame_for(fx, a, LONGEST + PG, 74);
 	unsigned n = chain_fill(fx, bufs, f, LONGEST + PG, 0);
@@ -367,7 +356,7 @@ static void test_submit_refuses_a_chain_continued_past_max_frame(void **state)
 static void test_submit_buffer_offsets_stop_at_the_last_byte_of_the_page(void **state)
 {
 	struct vt_fx *fx = fx_frame(state, 32, 0);
-	struct vt_vm *a = vm_posted(fx, 8);
+	struct vt_vm *a = vt_vm_posted(fx, 8, VDEMUX_VM_F_UNPOPULATED);
 	struct vdemux_rx_buf b[3];
 	uint8_t *f2 = frame_for(fx, a, PG + 2, 75), *f1 = frame_for(fx, a, PG + 1, 76);
 	struct vt_rx rx[2];
@@ -406,7 +395,7 @@ static void test_submit_buffer_offsets_stop_at_the_last_byte_of_the_page(void **
 static void burst_against_the_pool(void **state, int extra)
 {
 	struct vt_fx *fx = fx_frame(state, 48, 0);
-	struct vt_vm *a = vm_posted(fx, 48);
+	struct vt_vm *a = vt_vm_posted(fx, 48, VDEMUX_VM_F_UNPOPULATED);
 	struct vt_burst b = {0};
 	uint32_t nfree = (uint32_t)vt_stats(fx).pages_free, want = nfree + extra;
 	int rc;
@@ -452,7 +441,7 @@ static void test_burst_needing_one_page_more_than_the_pool_stops_short(void **st
 static void test_burst_on_an_empty_pool_returns_enobufs_and_changes_nothing(void **state)
 {
 	struct vt_fx *fx = fx_frame(state, 8, 0);
-	struct vt_vm *a = vm_posted(fx, 8);
+	struct vt_vm *a = vt_vm_posted(fx, 8, VDEMUX_VM_F_UNPOPULATED);
 	struct vdemux_rx_buf lent[8];
 	struct vt_burst b = {0};
 	struct vt_snap *before;
@@ -486,7 +475,7 @@ static void deliver_one(struct vt_fx *fx, struct vt_vm *vm, uint32_t len)
 static void test_completion_queue_holds_twice_the_window_then_drops_cq_full(void **state)
 {
 	struct vt_fx *fx = fx_frame(state, 64, 0);
-	struct vt_vm *a = vm_posted(fx, 8);
+	struct vt_vm *a = vt_vm_posted(fx, 8, VDEMUX_VM_F_UNPOPULATED);
 	struct vdemux_engine_stats es;
 	struct vdemux_vm_stats vs;
 
@@ -649,11 +638,11 @@ static void test_max_vms_at_once_then_enospc(void **state)
 	fo.eng = VDEMUX_OPTS(vdemux_engine_opts, .npages = 32, .max_vms = 4);
 	fx = vt_fx_state(state, &fo);
 	for (int i = 0; i < 4; i++)
-		vm[i] = vm_posted(fx, 2);
+		vm[i] = vt_vm_posted(fx, 2, VDEMUX_VM_F_UNPOPULATED);
 	o = vt_vm_opts(fx, 2);
 	assert_int_equal(add_refused(fx, &o, -1), -ENOSPC);
 	vt_vm_remove(fx, vm[1]);
-	vm[1] = vm_posted(fx, 2);
+	vm[1] = vt_vm_posted(fx, 2, VDEMUX_VM_F_UNPOPULATED);
 	deliver_one(fx, vm[1], 100);
 	assert_int_equal(vt_guest_take(fx, vm[1], NULL, 1), 1);
 	vt_check(fx);
@@ -721,7 +710,7 @@ static void test_post_of_a_whole_window_longer_than_a_batch(void **state)
 static void burst_of_deliveries(void **state, uint32_t n)
 {
 	struct vt_fx *fx = fx_frame(state, n + 16, 0);
-	struct vt_vm *a = vm_posted(fx, n);
+	struct vt_vm *a = vt_vm_posted(fx, n, VDEMUX_VM_F_UNPOPULATED);
 	struct vdemux_frame *f = calloc(n, sizeof(*f));
 	uint8_t *data = malloc((size_t)n * 64), dst[6];
 	struct vt_rx *rx = calloc(n, sizeof(*rx));
@@ -782,7 +771,7 @@ static void test_longest_frame_grown_by_a_pushed_tag_is_delivered(void **state)
 	fo.eng = VDEMUX_OPTS(vdemux_engine_opts, .npages = 96, .max_frame = LONGEST,
 			     .copy = VDEMUX_COPY_NEVER);
 	fx = vt_fx_state(state, &fo);
-	a = vm_posted(fx, 40);
+	a = vt_vm_posted(fx, 40, VDEMUX_VM_F_UNPOPULATED);
 	assert_int_equal(vdemux_l2_vlan_join(vdemux_engine_l2(fx->eng), a->id, 1, VDEMUX_L2_TAGGED), 0);
 	f = frame_for(fx, a, LONGEST, 80);
 	fr = (struct vdemux_frame){.data = f, .len = LONGEST};

@@ -21,24 +21,10 @@ static struct vt_fx *fx_faulty(void **state, enum vdemux_harvest h, bool remap)
 	return vt_fx_state(state, &fo);
 }
 
-static struct vt_vm *vm_posted(struct vt_fx *fx, uint32_t pages)
-{
-	struct vdemux_vm_opts o = vt_vm_opts(fx, pages);
-	struct vt_vm *vm = vt_vm_add(fx, &o);
-
-	vt_post_range(fx, vm, 0, pages);
-	return vm;
-}
-
 /* Send @n frames of @len bytes to @vm; every one must be delivered. */
 static void send(struct vt_fx *fx, struct vt_vm *vm, unsigned n, uint32_t len)
 {
-	struct vt_burst b = {0};
-
-	for (unsigned i = 0; i < n; i++)
-		vt_burst_add(fx, &b, vm->id, len);
-	assert_int_equal(vdemux_rx_burst(fx->eng, b.f, n), (int)n);
-	vt_burst_free(&b);
+	vt_send(fx, vm, n, len, (int)n);
 	vt_check(fx);
 }
 
@@ -54,7 +40,7 @@ static uint64_t drops(const struct vdemux_engine_stats *s)
 static void refused_remap_is_copied(void **state, int err)
 {
 	struct vt_fx *fx = fx_faulty(state, VDEMUX_HARVEST_LAZY, true);
-	struct vt_vm *a = vm_posted(fx, 4);
+	struct vt_vm *a = vt_vm_posted(fx, 4, 0);
 	uint32_t before[4];
 	struct vt_rx rx[4];
 	struct vdemux_engine_stats s;
@@ -96,7 +82,7 @@ static void test_remap_refused_with_enospc_is_copied_not_dropped(void **state)
 static void test_remap_refused_mid_batch_copies_the_rest_of_the_batch(void **state)
 {
 	struct vt_fx *fx = fx_faulty(state, VDEMUX_HARVEST_LAZY, true);
-	struct vt_vm *a = vm_posted(fx, 6);
+	struct vt_vm *a = vt_vm_posted(fx, 6, 0);
 	struct vt_rx rx[6];
 	struct vdemux_engine_stats s;
 	unsigned copied = 0;
@@ -120,7 +106,7 @@ static void test_remap_refused_mid_batch_copies_the_rest_of_the_batch(void **sta
 static void test_jumbo_frame_with_one_page_refused_is_delivered_whole(void **state)
 {
 	struct vt_fx *fx = fx_faulty(state, VDEMUX_HARVEST_LAZY, true);
-	struct vt_vm *a = vm_posted(fx, 4);
+	struct vt_vm *a = vt_vm_posted(fx, 4, 0);
 	struct vt_rx rx[2];
 	struct vdemux_engine_stats s;
 
@@ -140,7 +126,7 @@ static void test_jumbo_frame_with_one_page_refused_is_delivered_whole(void **sta
 static void test_zero_copy_frame_refused_is_copied_and_its_pages_freed(void **state)
 {
 	struct vt_fx *fx = fx_faulty(state, VDEMUX_HARVEST_LAZY, true);
-	struct vt_vm *a = vm_posted(fx, 4);
+	struct vt_vm *a = vt_vm_posted(fx, 4, 0);
 	struct vdemux_rx_buf b[2];
 	uint8_t mac[6], buf[2 * 4096];
 	struct vt_rx rx[2];
@@ -173,7 +159,7 @@ static void test_zero_copy_frame_refused_is_copied_and_its_pages_freed(void **st
 static void test_remap_refused_with_eio_is_dropped(void **state)
 {
 	struct vt_fx *fx = fx_faulty(state, VDEMUX_HARVEST_LAZY, true);
-	struct vt_vm *a = vm_posted(fx, 2);
+	struct vt_vm *a = vt_vm_posted(fx, 2, 0);
 	struct vdemux_engine_stats s;
 	struct vt_rx rx[2];
 
@@ -190,7 +176,7 @@ static void test_remap_refused_with_eio_is_dropped(void **state)
 static void test_map_into_hole_refused_with_enomem_is_dropped(void **state)
 {
 	struct vt_fx *fx = fx_faulty(state, VDEMUX_HARVEST_EAGER, true);
-	struct vt_vm *a = vm_posted(fx, 2);
+	struct vt_vm *a = vt_vm_posted(fx, 2, 0);
 	struct vdemux_engine_stats s;
 	struct vt_rx rx[2];
 
@@ -209,7 +195,7 @@ static void test_map_into_hole_refused_with_enomem_is_dropped(void **state)
 static void test_refused_map_after_unmap_without_remap_is_dropped(void **state)
 {
 	struct vt_fx *fx = fx_faulty(state, VDEMUX_HARVEST_LAZY, false);
-	struct vt_vm *a = vm_posted(fx, 2);
+	struct vt_vm *a = vt_vm_posted(fx, 2, 0);
 	struct vdemux_engine_stats s;
 
 	vt_fault_arm(fx->fault[0], VT_OP_MAP, VT_FAULT_CALL, 1, -ENOMEM, true);

@@ -18,15 +18,6 @@ static struct vt_fx *fx_engine(void **state, enum vdemux_harvest h, uint32_t npa
 	return vt_fx_state(state, &o);
 }
 
-static struct vt_vm *vm_new(struct vt_fx *fx, uint32_t pages, uint32_t flags, enum vdemux_harvest h)
-{
-	struct vdemux_vm_opts o = vt_vm_opts(fx, pages);
-
-	o.flags = flags;
-	o.harvest = h;
-	return vt_vm_add(fx, &o);
-}
-
 static struct vdemux_sim_stats sim_stats(struct vt_fx *fx, unsigned b)
 {
 	struct vdemux_sim_stats s;
@@ -59,7 +50,7 @@ static void deliver_one(struct vt_fx *fx, struct vt_vm *vm, uint32_t len, struct
 static void test_populated_vm_backs_every_slot_with_its_own_zeroed_page(void **state)
 {
 	struct vt_fx *fx = fx_engine(state, VDEMUX_HARVEST_EAGER, 32);
-	struct vt_vm *a = vm_new(fx, 8, 0, VDEMUX_HARVEST_DEFAULT);
+	struct vt_vm *a = vt_vm_new(fx, 8, 0, VDEMUX_HARVEST_DEFAULT);
 	struct vdemux_engine_stats s = vt_stats(fx);
 	struct vdemux_vm_stats vs = vt_vm_stats(fx, a);
 	uint8_t page[VDEMUX_PAGE_SIZE];
@@ -81,7 +72,7 @@ static void test_populating_costs_one_map_batch(void **state)
 	struct vt_fx *fx = fx_engine(state, VDEMUX_HARVEST_EAGER, 32);
 	struct vdemux_sim_stats s0 = sim_stats(fx, 0), s1;
 
-	vm_new(fx, 8, 0, VDEMUX_HARVEST_DEFAULT);
+	vt_vm_new(fx, 8, 0, VDEMUX_HARVEST_DEFAULT);
 	s1 = sim_stats(fx, 0);
 	assert_int_equal(s1.maps - s0.maps, 8);
 	assert_int_equal(s1.invalidations - s0.invalidations, 1);
@@ -90,7 +81,7 @@ static void test_populating_costs_one_map_batch(void **state)
 static void test_unpopulated_vm_starts_with_holes(void **state)
 {
 	struct vt_fx *fx = fx_engine(state, VDEMUX_HARVEST_EAGER, 32);
-	struct vt_vm *a = vm_new(fx, 8, VDEMUX_VM_F_UNPOPULATED, VDEMUX_HARVEST_DEFAULT);
+	struct vt_vm *a = vt_vm_new(fx, 8, VDEMUX_VM_F_UNPOPULATED, VDEMUX_HARVEST_DEFAULT);
 
 	assert_int_equal(vt_vm_stats(fx, a).held, 0);
 	assert_int_equal(vt_stats(fx).pages_free, 32);
@@ -123,7 +114,7 @@ static void test_vm_ids_are_distinct_and_never_zero(void **state)
 	struct vt_vm *v[6];
 
 	for (int i = 0; i < 6; i++) {
-		v[i] = vm_new(fx, 2, VDEMUX_VM_F_UNPOPULATED, VDEMUX_HARVEST_DEFAULT);
+		v[i] = vt_vm_new(fx, 2, VDEMUX_VM_F_UNPOPULATED, VDEMUX_HARVEST_DEFAULT);
 		assert_int_not_equal(v[i]->id, 0);
 		for (int j = 0; j < i; j++)
 			assert_int_not_equal(v[i]->id, v[j]->id);
@@ -139,8 +130,8 @@ static void test_max_vms_is_enforced_with_enospc(void **state)
 
 	fo.eng = VDEMUX_OPTS(vdemux_engine_opts, .npages = 8, .max_vms = 2);
 	fx = vt_fx_state(state, &fo);
-	vm_new(fx, 1, VDEMUX_VM_F_UNPOPULATED, VDEMUX_HARVEST_DEFAULT);
-	vm_new(fx, 1, VDEMUX_VM_F_UNPOPULATED, VDEMUX_HARVEST_DEFAULT);
+	vt_vm_new(fx, 1, VDEMUX_VM_F_UNPOPULATED, VDEMUX_HARVEST_DEFAULT);
+	vt_vm_new(fx, 1, VDEMUX_VM_F_UNPOPULATED, VDEMUX_HARVEST_DEFAULT);
 	o = vt_vm_opts(fx, 1);
 	o.flags = VDEMUX_VM_F_UNPOPULATED;
 	assert_int_equal(vdemux_vm_add(fx->eng, &id, &o), -ENOSPC);
@@ -169,7 +160,7 @@ static void test_default_max_vms_is_64(void **state)
 static void test_eager_post_unmaps_clears_and_pools_the_page(void **state)
 {
 	struct vt_fx *fx = fx_engine(state, VDEMUX_HARVEST_EAGER, 32);
-	struct vt_vm *a = vm_new(fx, 8, 0, VDEMUX_HARVEST_DEFAULT);
+	struct vt_vm *a = vt_vm_new(fx, 8, 0, VDEMUX_HARVEST_DEFAULT);
 	struct vdemux_engine_stats s0, s1;
 	struct vdemux_vm_stats v0, v1;
 
@@ -197,7 +188,7 @@ static void test_eager_post_unmaps_clears_and_pools_the_page(void **state)
 static void test_eager_post_unmaps_in_one_batch(void **state)
 {
 	struct vt_fx *fx = fx_engine(state, VDEMUX_HARVEST_EAGER, 32);
-	struct vt_vm *a = vm_new(fx, 8, 0, VDEMUX_HARVEST_DEFAULT);
+	struct vt_vm *a = vt_vm_new(fx, 8, 0, VDEMUX_HARVEST_DEFAULT);
 	struct vdemux_sim_stats s0 = sim_stats(fx, 0), s1;
 
 	vt_post_range(fx, a, 0, 8);
@@ -210,7 +201,7 @@ static void test_eager_post_unmaps_in_one_batch(void **state)
 static void test_posting_a_hole_calls_no_backend(void **state)
 {
 	struct vt_fx *fx = fx_engine(state, VDEMUX_HARVEST_EAGER, 32);
-	struct vt_vm *a = vm_new(fx, 8, VDEMUX_VM_F_UNPOPULATED, VDEMUX_HARVEST_DEFAULT);
+	struct vt_vm *a = vt_vm_new(fx, 8, VDEMUX_VM_F_UNPOPULATED, VDEMUX_HARVEST_DEFAULT);
 	struct vdemux_sim_stats s0 = sim_stats(fx, 0), s1;
 
 	vt_post_range(fx, a, 0, 8);
@@ -224,7 +215,7 @@ static void test_posting_a_hole_calls_no_backend(void **state)
 static void test_engine_default_harvest_is_eager(void **state)
 {
 	struct vt_fx *fx = fx_engine(state, VDEMUX_HARVEST_DEFAULT, 32);
-	struct vt_vm *a = vm_new(fx, 4, 0, VDEMUX_HARVEST_DEFAULT);
+	struct vt_vm *a = vt_vm_new(fx, 4, 0, VDEMUX_HARVEST_DEFAULT);
 
 	vt_post_range(fx, a, 0, 4);
 	for (uint32_t i = 0; i < 4; i++)
@@ -236,7 +227,7 @@ static void test_engine_default_harvest_is_eager(void **state)
 static void test_lazy_post_keeps_the_slot_mapped_with_guest_data(void **state)
 {
 	struct vt_fx *fx = fx_engine(state, VDEMUX_HARVEST_LAZY, 32);
-	struct vt_vm *a = vm_new(fx, 4, 0, VDEMUX_HARVEST_DEFAULT);
+	struct vt_vm *a = vt_vm_new(fx, 4, 0, VDEMUX_HARVEST_DEFAULT);
 	struct vdemux_sim_stats s0, s1;
 	struct vdemux_engine_stats e0, e1;
 	uint32_t before[4];
@@ -267,7 +258,7 @@ static void test_lazy_post_keeps_the_slot_mapped_with_guest_data(void **state)
 static void test_lazy_flip_swaps_the_old_page_for_the_frame_and_pools_it_cleared(void **state)
 {
 	struct vt_fx *fx = fx_engine(state, VDEMUX_HARVEST_LAZY, 32);
-	struct vt_vm *a = vm_new(fx, 1, 0, VDEMUX_HARVEST_DEFAULT);
+	struct vt_vm *a = vt_vm_new(fx, 1, 0, VDEMUX_HARVEST_DEFAULT);
 	struct vdemux_engine_stats e0, e1;
 	struct vdemux_sim_stats s0, s1;
 	uint32_t old;
@@ -306,7 +297,7 @@ static void test_lazy_flip_without_remap_unmaps_then_maps(void **state)
 			    .copy = VDEMUX_COPY_NEVER);
 	fx = vt_fx_state(state, &o);
 	assert_null(fx->be[0]->remap);
-	a = vm_new(fx, 2, 0, VDEMUX_HARVEST_DEFAULT);
+	a = vt_vm_new(fx, 2, 0, VDEMUX_HARVEST_DEFAULT);
 	guest_scribble(fx, a, 0, 0x31);
 	old = vt_page_at(fx, a, vt_gpa(a, 0));
 	vt_post_range(fx, a, 0, 1);
@@ -321,8 +312,8 @@ static void test_lazy_flip_without_remap_unmaps_then_maps(void **state)
 static void test_vm_harvest_policy_overrides_the_engine(void **state)
 {
 	struct vt_fx *fx = fx_engine(state, VDEMUX_HARVEST_LAZY, 32);
-	struct vt_vm *eager = vm_new(fx, 2, 0, VDEMUX_HARVEST_EAGER);
-	struct vt_vm *lazy = vm_new(fx, 2, 0, VDEMUX_HARVEST_DEFAULT);
+	struct vt_vm *eager = vt_vm_new(fx, 2, 0, VDEMUX_HARVEST_EAGER);
+	struct vt_vm *lazy = vt_vm_new(fx, 2, 0, VDEMUX_HARVEST_DEFAULT);
 
 	vt_post_range(fx, eager, 0, 2);
 	vt_post_range(fx, lazy, 0, 2);
@@ -334,7 +325,7 @@ static void test_vm_harvest_policy_overrides_the_engine(void **state)
 static void test_vm_lazy_policy_overrides_an_eager_engine(void **state)
 {
 	struct vt_fx *fx = fx_engine(state, VDEMUX_HARVEST_EAGER, 32);
-	struct vt_vm *lazy = vm_new(fx, 2, 0, VDEMUX_HARVEST_LAZY);
+	struct vt_vm *lazy = vt_vm_new(fx, 2, 0, VDEMUX_HARVEST_LAZY);
 
 	vt_post_range(fx, lazy, 0, 2);
 	assert_false(vt_guest_hole(fx, lazy, vt_gpa(lazy, 1)));
@@ -344,7 +335,7 @@ static void test_vm_lazy_policy_overrides_an_eager_engine(void **state)
 static void test_each_posted_buffer_takes_one_frame(void **state)
 {
 	struct vt_fx *fx = fx_engine(state, VDEMUX_HARVEST_EAGER, 32);
-	struct vt_vm *a = vm_new(fx, 4, VDEMUX_VM_F_UNPOPULATED, VDEMUX_HARVEST_DEFAULT);
+	struct vt_vm *a = vt_vm_new(fx, 4, VDEMUX_VM_F_UNPOPULATED, VDEMUX_HARVEST_DEFAULT);
 	struct vt_burst b = {0};
 	struct vt_rx rx[4];
 	struct vdemux_vm_stats vs;
@@ -369,7 +360,7 @@ static void test_each_posted_buffer_takes_one_frame(void **state)
 static void test_eager_repost_of_a_filled_slot_releases_its_page(void **state)
 {
 	struct vt_fx *fx = fx_engine(state, VDEMUX_HARVEST_EAGER, 32);
-	struct vt_vm *a = vm_new(fx, 1, VDEMUX_VM_F_UNPOPULATED, VDEMUX_HARVEST_DEFAULT);
+	struct vt_vm *a = vt_vm_new(fx, 1, VDEMUX_VM_F_UNPOPULATED, VDEMUX_HARVEST_DEFAULT);
 	struct vdemux_engine_stats e0, e1;
 	struct vdemux_vm_stats v1;
 	struct vt_rx rx;
@@ -396,7 +387,7 @@ static void test_eager_repost_of_a_filled_slot_releases_its_page(void **state)
 static void test_lazy_repost_keeps_the_frame_readable_until_the_next_one(void **state)
 {
 	struct vt_fx *fx = fx_engine(state, VDEMUX_HARVEST_LAZY, 32);
-	struct vt_vm *a = vm_new(fx, 1, VDEMUX_VM_F_UNPOPULATED, VDEMUX_HARVEST_DEFAULT);
+	struct vt_vm *a = vt_vm_new(fx, 1, VDEMUX_VM_F_UNPOPULATED, VDEMUX_HARVEST_DEFAULT);
 	struct vt_rx rx;
 	uint8_t page[VDEMUX_PAGE_SIZE];
 	uint32_t first_page;
@@ -420,7 +411,7 @@ static void test_lazy_repost_keeps_the_frame_readable_until_the_next_one(void **
 static void test_release_of_held_and_filled_slots_makes_holes_and_pools_pages(void **state)
 {
 	struct vt_fx *fx = fx_engine(state, VDEMUX_HARVEST_EAGER, 32);
-	struct vt_vm *a = vm_new(fx, 4, 0, VDEMUX_HARVEST_DEFAULT);
+	struct vt_vm *a = vt_vm_new(fx, 4, 0, VDEMUX_HARVEST_DEFAULT);
 	struct vt_rx rx;
 	uint64_t g[2];
 	struct vdemux_engine_stats e0, e1;
@@ -453,7 +444,7 @@ static void test_release_of_held_and_filled_slots_makes_holes_and_pools_pages(vo
 static void test_release_batches_unmaps_in_one_invalidation(void **state)
 {
 	struct vt_fx *fx = fx_engine(state, VDEMUX_HARVEST_EAGER, 32);
-	struct vt_vm *a = vm_new(fx, 8, 0, VDEMUX_HARVEST_DEFAULT);
+	struct vt_vm *a = vt_vm_new(fx, 8, 0, VDEMUX_HARVEST_DEFAULT);
 	uint64_t g[8];
 	struct vdemux_sim_stats s0, s1;
 
@@ -478,7 +469,7 @@ static void test_post_and_release_update_every_stacked_backend(void **state)
 
 	o.eng = VDEMUX_OPTS(vdemux_engine_opts, .npages = 32, .copy = VDEMUX_COPY_NEVER);
 	fx = vt_fx_state(state, &o);
-	a = vm_new(fx, 4, 0, VDEMUX_HARVEST_DEFAULT);
+	a = vt_vm_new(fx, 4, 0, VDEMUX_HARVEST_DEFAULT);
 	vt_check(fx); /* both tables populated alike */
 	vt_post_range(fx, a, 0, 2);
 	assert_int_equal(vt_translate(fx, 0, a, vt_gpa(a, 0)), VDEMUX_NO_PAGE);

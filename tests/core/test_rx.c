@@ -20,17 +20,6 @@ static struct vt_fx *fx_with(void **state, uint32_t npages, enum vdemux_harvest 
 	return vt_fx_state(state, &o);
 }
 
-static struct vt_vm *vm_posted(struct vt_fx *fx, uint32_t pages, uint32_t flags)
-{
-	struct vdemux_vm_opts o = vt_vm_opts(fx, pages);
-	struct vt_vm *vm;
-
-	o.flags = flags;
-	vm = vt_vm_add(fx, &o);
-	vt_post_range(fx, vm, 0, pages);
-	return vm;
-}
-
 static struct vdemux_sim_stats sim_stats(struct vt_fx *fx, unsigned b)
 {
 	struct vdemux_sim_stats s;
@@ -45,7 +34,7 @@ static struct vdemux_sim_stats sim_stats(struct vt_fx *fx, unsigned b)
 static void test_burst_delivers_each_frame_into_a_posted_buffer(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 32, VDEMUX_HARVEST_EAGER, VDEMUX_COPY_NEVER, 0);
-	struct vt_vm *a = vm_posted(fx, 4, VDEMUX_VM_F_UNPOPULATED);
+	struct vt_vm *a = vt_vm_posted(fx, 4, VDEMUX_VM_F_UNPOPULATED);
 	struct vt_burst b = {0};
 	struct vt_rx rx[4];
 	struct vdemux_engine_stats s;
@@ -91,7 +80,7 @@ static void test_burst_accepts_the_shortest_and_longest_frames(void **state)
 	o.eng = VDEMUX_OPTS(vdemux_engine_opts, .npages = 16, .max_frame = 3000,
 			    .copy = VDEMUX_COPY_NEVER);
 	fx = vt_fx_state(state, &o);
-	a = vm_posted(fx, 2, VDEMUX_VM_F_UNPOPULATED);
+	a = vt_vm_posted(fx, 2, VDEMUX_VM_F_UNPOPULATED);
 	vt_mac(a->id, small);
 	memset(small + 6, 0x02, 8);
 	vt_frame_fill(big, 3000, small, 9);
@@ -164,7 +153,7 @@ static void test_broadcast_gives_each_vm_its_own_page(void **state)
 	struct vt_rx rx[3];
 
 	for (int i = 0; i < 3; i++)
-		v[i] = vm_posted(fx, 2, VDEMUX_VM_F_UNPOPULATED);
+		v[i] = vt_vm_posted(fx, 2, VDEMUX_VM_F_UNPOPULATED);
 	vt_burst_add(fx, &b, 0, 2500);
 	assert_int_equal(vdemux_rx_burst(fx->eng, b.f, 1), 1);
 	assert_int_equal(vt_stats(fx).delivered, 3);
@@ -180,7 +169,7 @@ static void test_broadcast_gives_each_vm_its_own_page(void **state)
 static void test_poll_returns_at_most_n_oldest_first(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 32, VDEMUX_HARVEST_EAGER, VDEMUX_COPY_NEVER, 0);
-	struct vt_vm *a = vm_posted(fx, 5, VDEMUX_VM_F_UNPOPULATED);
+	struct vt_vm *a = vt_vm_posted(fx, 5, VDEMUX_VM_F_UNPOPULATED);
 	struct vt_burst b = {0};
 	struct vdemux_completion c[5];
 	uint64_t seen[5];
@@ -205,7 +194,7 @@ static void test_poll_returns_at_most_n_oldest_first(void **state)
 static void test_burst_stops_where_the_pool_runs_out(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 4, VDEMUX_HARVEST_EAGER, VDEMUX_COPY_NEVER, 0);
-	struct vt_vm *a = vm_posted(fx, 8, VDEMUX_VM_F_UNPOPULATED);
+	struct vt_vm *a = vt_vm_posted(fx, 8, VDEMUX_VM_F_UNPOPULATED);
 	struct vt_burst b = {0};
 	struct vdemux_engine_stats s;
 	struct vt_rx rx[8];
@@ -255,7 +244,7 @@ static void test_broadcast_replicas_beyond_the_pool_are_dropped_as_no_pool(void 
 	unsigned got = 0;
 
 	for (int i = 0; i < 3; i++)
-		v[i] = vm_posted(fx, 1, VDEMUX_VM_F_UNPOPULATED);
+		v[i] = vt_vm_posted(fx, 1, VDEMUX_VM_F_UNPOPULATED);
 	vt_burst_add(fx, &b, 0, 1000); /* three replicas, two pages */
 	assert_int_equal(vdemux_rx_burst(fx->eng, b.f, 1), 1);
 	vt_check(fx);
@@ -271,7 +260,7 @@ static void test_broadcast_replicas_beyond_the_pool_are_dropped_as_no_pool(void 
 static void test_default_max_frame_is_64k(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 40, VDEMUX_HARVEST_EAGER, VDEMUX_COPY_NEVER, 0);
-	struct vt_vm *a = vm_posted(fx, 17, VDEMUX_VM_F_UNPOPULATED);
+	struct vt_vm *a = vt_vm_posted(fx, 17, VDEMUX_VM_F_UNPOPULATED);
 	uint8_t *big = malloc(65537);
 	struct vdemux_frame f = {.data = big, .len = 65537};
 	uint8_t dst[6];
@@ -293,7 +282,7 @@ static void test_default_max_frame_is_64k(void **state)
 static void test_jumbo_frame_spans_pages_and_buffers_as_one_chain(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 32, VDEMUX_HARVEST_EAGER, VDEMUX_COPY_DEFAULT, 0);
-	struct vt_vm *a = vm_posted(fx, 4, VDEMUX_VM_F_UNPOPULATED);
+	struct vt_vm *a = vt_vm_posted(fx, 4, VDEMUX_VM_F_UNPOPULATED);
 	struct vt_burst b = {0};
 	struct vdemux_completion c[4];
 	struct vdemux_engine_stats s;
@@ -334,7 +323,7 @@ static void test_jumbo_frame_spans_pages_and_buffers_as_one_chain(void **state)
 static void test_64k_frame_is_delivered_as_16_pages(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 40, VDEMUX_HARVEST_EAGER, VDEMUX_COPY_DEFAULT, 0);
-	struct vt_vm *a = vm_posted(fx, 20, VDEMUX_VM_F_UNPOPULATED);
+	struct vt_vm *a = vt_vm_posted(fx, 20, VDEMUX_VM_F_UNPOPULATED);
 	struct vt_burst b = {0};
 	struct vt_rx rx;
 
@@ -358,7 +347,7 @@ static void test_max_frame_64k_plus_4_takes_17_pages(void **state)
 
 	o.eng = VDEMUX_OPTS(vdemux_engine_opts, .npages = 40, .max_frame = 65540);
 	fx = vt_fx_state(state, &o);
-	a = vm_posted(fx, 20, VDEMUX_VM_F_UNPOPULATED);
+	a = vt_vm_posted(fx, 20, VDEMUX_VM_F_UNPOPULATED);
 	vt_burst_add(fx, &b, a->id, 65540);
 	assert_int_equal(vdemux_rx_burst(fx->eng, b.f, 1), 1);
 	assert_int_equal(vt_guest_take(fx, a, &rx, 1), 1);
@@ -371,7 +360,7 @@ static void test_max_frame_64k_plus_4_takes_17_pages(void **state)
 static void test_jumbo_without_enough_buffers_is_dropped_and_keeps_them_posted(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 32, VDEMUX_HARVEST_EAGER, VDEMUX_COPY_DEFAULT, 0);
-	struct vt_vm *a = vm_posted(fx, 2, VDEMUX_VM_F_UNPOPULATED);
+	struct vt_vm *a = vt_vm_posted(fx, 2, VDEMUX_VM_F_UNPOPULATED);
 	struct vt_burst b = {0};
 	struct vdemux_engine_stats s;
 	struct vt_rx rx[2];
@@ -396,8 +385,8 @@ static void test_broadcast_jumbo_reaches_every_vm_whole(void **state)
 	struct vt_burst b = {0};
 	struct vt_rx rx;
 
-	v[0] = vm_posted(fx, 4, VDEMUX_VM_F_UNPOPULATED);
-	v[1] = vm_posted(fx, 4, VDEMUX_VM_F_UNPOPULATED);
+	v[0] = vt_vm_posted(fx, 4, VDEMUX_VM_F_UNPOPULATED);
+	v[1] = vt_vm_posted(fx, 4, VDEMUX_VM_F_UNPOPULATED);
 	vt_burst_add(fx, &b, 0, 12000);
 	assert_int_equal(vdemux_rx_burst(fx->eng, b.f, 1), 1);
 	vt_check(fx);
@@ -478,7 +467,7 @@ static void test_alloc_lends_free_pages_as_filling(void **state)
 static void test_submit_maps_the_very_page_the_device_wrote(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 16, VDEMUX_HARVEST_EAGER, VDEMUX_COPY_NEVER, 0);
-	struct vt_vm *a = vm_posted(fx, 2, VDEMUX_VM_F_UNPOPULATED);
+	struct vt_vm *a = vt_vm_posted(fx, 2, VDEMUX_VM_F_UNPOPULATED);
 	struct vdemux_rx_buf buf;
 	struct vt_rx rx;
 	struct vdemux_engine_stats s;
@@ -499,7 +488,7 @@ static void test_submit_maps_the_very_page_the_device_wrote(void **state)
 static void test_submit_clears_bytes_past_len_before_the_guest_sees_them(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 16, VDEMUX_HARVEST_EAGER, VDEMUX_COPY_NEVER, 0);
-	struct vt_vm *a = vm_posted(fx, 2, VDEMUX_VM_F_UNPOPULATED);
+	struct vt_vm *a = vt_vm_posted(fx, 2, VDEMUX_VM_F_UNPOPULATED);
 	struct vdemux_rx_buf buf;
 
 	assert_int_equal(vdemux_rx_alloc(fx->eng, &buf, 1), 1);
@@ -513,7 +502,7 @@ static void test_submit_clears_bytes_past_len_before_the_guest_sees_them(void **
 static void test_submit_chain_delivers_a_jumbo_frame(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 16, VDEMUX_HARVEST_EAGER, VDEMUX_COPY_NEVER, 0);
-	struct vt_vm *a = vm_posted(fx, 4, VDEMUX_VM_F_UNPOPULATED);
+	struct vt_vm *a = vt_vm_posted(fx, 4, VDEMUX_VM_F_UNPOPULATED);
 	struct vdemux_rx_buf bufs[3];
 	struct vt_rx rx;
 
@@ -546,7 +535,7 @@ static void submit_longest_chain_at_an_offset(void **state, uint32_t max_frame)
 	assert_true(nbufs <= 18);
 	o.eng = VDEMUX_OPTS(vdemux_engine_opts, .npages = 64, .max_frame = max_frame);
 	fx = vt_fx_state(state, &o);
-	a = vm_posted(fx, 20, VDEMUX_VM_F_UNPOPULATED);
+	a = vt_vm_posted(fx, 20, VDEMUX_VM_F_UNPOPULATED);
 	vt_mac(a->id, dst);
 	vt_frame_fill(tmp, max_frame, dst, 6553);
 	assert_int_equal(vdemux_rx_alloc(fx->eng, bufs, nbufs), (int)nbufs);
@@ -585,8 +574,8 @@ static void test_submit_of_the_longest_frame_at_an_offset_spans_18_buffers(void 
 static void test_submit_of_several_frames_delivers_each(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 16, VDEMUX_HARVEST_EAGER, VDEMUX_COPY_NEVER, 0);
-	struct vt_vm *a = vm_posted(fx, 4, VDEMUX_VM_F_UNPOPULATED);
-	struct vt_vm *c = vm_posted(fx, 4, VDEMUX_VM_F_UNPOPULATED);
+	struct vt_vm *a = vt_vm_posted(fx, 4, VDEMUX_VM_F_UNPOPULATED);
+	struct vt_vm *c = vt_vm_posted(fx, 4, VDEMUX_VM_F_UNPOPULATED);
 	struct vdemux_rx_buf bufs[4];
 	struct vt_rx rx[4];
 
@@ -736,7 +725,7 @@ static void test_copy_always_copies_large_frames_into_mapped_buffers(void **stat
 static void test_copy_always_flips_into_a_hole(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 32, VDEMUX_HARVEST_EAGER, VDEMUX_COPY_ALWAYS, 0);
-	struct vt_vm *a = vm_posted(fx, 1, 0); /* eager: the posted buffer is a hole */
+	struct vt_vm *a = vt_vm_posted(fx, 1, 0); /* eager: the posted buffer is a hole */
 	struct vt_burst b = {0};
 	struct vt_rx rx;
 
@@ -783,7 +772,7 @@ static void test_default_policy_copies_frames_from_the_callers_memory(void **sta
 static void test_default_policy_with_an_engine_threshold_uses_it(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 32, VDEMUX_HARVEST_LAZY, VDEMUX_COPY_DEFAULT, 512);
-	struct vt_vm *a = vm_posted(fx, 2, 0);
+	struct vt_vm *a = vt_vm_posted(fx, 2, 0);
 	struct vt_burst b = {0};
 	struct vt_rx rx[2];
 
@@ -826,7 +815,7 @@ static void test_vm_copy_policy_overrides_the_engine(void **state)
 static void test_flips_of_a_burst_are_mapped_in_one_batch_per_vm(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 32, VDEMUX_HARVEST_EAGER, VDEMUX_COPY_NEVER, 0);
-	struct vt_vm *a = vm_posted(fx, 8, VDEMUX_VM_F_UNPOPULATED);
+	struct vt_vm *a = vt_vm_posted(fx, 8, VDEMUX_VM_F_UNPOPULATED);
 	struct vt_burst b = {0};
 	struct vdemux_sim_stats s0, s1;
 

@@ -20,17 +20,6 @@ static struct vt_fx *fx_with(void **state, uint32_t npages, uint32_t low_waterma
 	return vt_fx_state(state, &o);
 }
 
-static struct vt_vm *vm_posted(struct vt_fx *fx, uint32_t pages)
-{
-	struct vdemux_vm_opts o = vt_vm_opts(fx, pages);
-	struct vt_vm *vm;
-
-	o.flags = VDEMUX_VM_F_UNPOPULATED;
-	vm = vt_vm_add(fx, &o);
-	vt_post_range(fx, vm, 0, pages);
-	return vm;
-}
-
 /* A VM signalled through eventfds (and a release fd if @release_fd). */
 struct efd_vm {
 	struct vt_vm *vm;
@@ -63,20 +52,12 @@ static void efd_close(struct efd_vm *e)
 		close(e->rfd);
 }
 
-static void send_n(struct vt_fx *fx, struct vt_vm *to, unsigned n, uint32_t len, int expect)
-{
-	struct vt_burst b = {0};
-
-	for (unsigned i = 0; i < n; i++)
-		vt_burst_add(fx, &b, to ? to->id : 0, len);
-	assert_int_equal(vdemux_rx_burst(fx->eng, b.f, n), expect);
-	vt_burst_free(&b);
-}
-
 static void test_callback_fires_once_per_vm_per_burst(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 64, 0);
-	struct vt_vm *a = vm_posted(fx, 8), *b2 = vm_posted(fx, 8), *c = vm_posted(fx, 8);
+	struct vt_vm *a = vt_vm_posted(fx, 8, VDEMUX_VM_F_UNPOPULATED),
+		     *b2 = vt_vm_posted(fx, 8, VDEMUX_VM_F_UNPOPULATED),
+		     *c = vt_vm_posted(fx, 8, VDEMUX_VM_F_UNPOPULATED);
 	struct vt_burst b = {0};
 	struct vdemux_engine_stats s0 = vt_stats(fx);
 
@@ -104,9 +85,9 @@ static void test_broadcast_signals_each_vm_once(void **state)
 	struct vt_vm *v[3];
 
 	for (int i = 0; i < 3; i++)
-		v[i] = vm_posted(fx, 8);
+		v[i] = vt_vm_posted(fx, 8, VDEMUX_VM_F_UNPOPULATED);
 	vt_sig_reset(fx);
-	send_n(fx, NULL, 4, 200, 4);
+	vt_send(fx, NULL, 4, 200, 4);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(v[i]->sig_calls, 1);
 	vt_check(fx);
@@ -120,7 +101,7 @@ static void test_no_signal_when_nothing_is_delivered(void **state)
 	struct vdemux_engine_stats s0 = vt_stats(fx);
 
 	vt_sig_reset(fx);
-	send_n(fx, a, 3, 200, 3);
+	vt_send(fx, a, 3, 200, 3);
 	assert_int_equal(a->sig_calls, 0);
 	assert_int_equal(vt_stats(fx).signals, s0.signals);
 }
@@ -128,22 +109,22 @@ static void test_no_signal_when_nothing_is_delivered(void **state)
 static void test_each_burst_signals_again(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 64, 0);
-	struct vt_vm *a = vm_posted(fx, 8);
+	struct vt_vm *a = vt_vm_posted(fx, 8, VDEMUX_VM_F_UNPOPULATED);
 
 	vt_sig_reset(fx);
-	send_n(fx, a, 2, 200, 2);
-	send_n(fx, a, 2, 200, 2);
+	vt_send(fx, a, 2, 200, 2);
+	vt_send(fx, a, 2, 200, 2);
 	assert_int_equal(a->sig_calls, 2);
 }
 
 static void test_callback_may_poll_its_completions(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 64, 0);
-	struct vt_vm *a = vm_posted(fx, 8);
+	struct vt_vm *a = vt_vm_posted(fx, 8, VDEMUX_VM_F_UNPOPULATED);
 
 	a->poll_in_cb = true;
 	vt_sig_reset(fx);
-	send_n(fx, a, 5, 300, 5);
+	vt_send(fx, a, 5, 300, 5);
 	assert_int_equal(a->sig_calls, 1);
 	assert_int_equal(a->sig_polled, 5); /* all queued before the signal */
 	assert_int_equal(vt_vm_stats(fx, a).pending, 0);
@@ -153,7 +134,7 @@ static void test_callback_may_poll_its_completions(void **state)
 static void test_zero_copy_submit_signals_once_per_vm(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 64, 0);
-	struct vt_vm *a = vm_posted(fx, 8);
+	struct vt_vm *a = vt_vm_posted(fx, 8, VDEMUX_VM_F_UNPOPULATED);
 	struct vdemux_rx_buf bufs[4];
 	uint8_t dst[6];
 
@@ -175,11 +156,11 @@ static void test_eventfd_is_written_once_per_burst(void **state)
 	struct vt_fx *fx = fx_with(state, 64, 0);
 	struct efd_vm e = efd_vm_posted(fx, 8, false);
 
-	send_n(fx, e.vm, 3, 400, 3);
+	vt_send(fx, e.vm, 3, 400, 3);
 	assert_int_equal(vt_efd_read(e.fd), 1);
 	assert_int_equal(vt_efd_read(e.fd), 0);
-	send_n(fx, e.vm, 2, 400, 2);
-	send_n(fx, e.vm, 1, 400, 1);
+	vt_send(fx, e.vm, 2, 400, 2);
+	vt_send(fx, e.vm, 1, 400, 1);
 	assert_int_equal(vt_efd_read(e.fd), 2); /* the counter adds up across bursts */
 	assert_int_equal(vt_vm_stats(fx, e.vm).signals, 3);
 	efd_close(&e);
@@ -191,11 +172,11 @@ static void test_take_signals_reads_and_clears_the_reasons(void **state)
 	struct efd_vm e = efd_vm_posted(fx, 8, false);
 
 	assert_int_equal(vdemux_vm_take_signals(fx->eng, e.vm->id), 0);
-	send_n(fx, e.vm, 1, 400, 1);
+	vt_send(fx, e.vm, 1, 400, 1);
 	assert_int_equal(vdemux_vm_take_signals(fx->eng, e.vm->id), VDEMUX_SIG_RX);
 	assert_int_equal(vdemux_vm_take_signals(fx->eng, e.vm->id), 0);
 	assert_int_equal(vdemux_vm_request_release(fx->eng, e.vm->id), 0);
-	send_n(fx, e.vm, 1, 400, 1);
+	vt_send(fx, e.vm, 1, 400, 1);
 	assert_int_equal(vdemux_vm_take_signals(fx->eng, e.vm->id), VDEMUX_SIG_RX | VDEMUX_SIG_RELEASE);
 	assert_int_equal(vdemux_vm_take_signals(fx->eng, e.vm->id), 0);
 	efd_close(&e);
@@ -204,7 +185,7 @@ static void test_take_signals_reads_and_clears_the_reasons(void **state)
 static void test_request_release_signals_the_vm_now(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 64, 0);
-	struct vt_vm *a = vm_posted(fx, 4);
+	struct vt_vm *a = vt_vm_posted(fx, 4, VDEMUX_VM_F_UNPOPULATED);
 	struct vdemux_engine_stats s0 = vt_stats(fx);
 
 	vt_sig_reset(fx);
@@ -224,7 +205,7 @@ static void test_release_fd_carries_release_requests_apart(void **state)
 	assert_int_equal(vdemux_vm_request_release(fx->eng, e.vm->id), 0);
 	assert_int_equal(vt_efd_read(e.rfd), 1);
 	assert_int_equal(vt_efd_read(e.fd), 0);
-	send_n(fx, e.vm, 2, 400, 2);
+	vt_send(fx, e.vm, 2, 400, 2);
 	assert_int_equal(vt_efd_read(e.fd), 1);
 	assert_int_equal(vt_efd_read(e.rfd), 0);
 	assert_int_equal(vdemux_vm_take_signals(fx->eng, e.vm->id), VDEMUX_SIG_RX | VDEMUX_SIG_RELEASE);
@@ -244,11 +225,11 @@ static void test_release_goes_to_fd_without_release_fd_flag(void **state)
 static void test_pool_below_low_watermark_asks_holders_to_release(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 16, 8);
-	struct vt_vm *a = vm_posted(fx, 16);
+	struct vt_vm *a = vt_vm_posted(fx, 16, VDEMUX_VM_F_UNPOPULATED);
 	struct vdemux_engine_stats s0 = vt_stats(fx);
 
 	vt_sig_reset(fx);
-	send_n(fx, a, 10, 1000, 10); /* 6 pages left: below 8 */
+	vt_send(fx, a, 10, 1000, 10); /* 6 pages left: below 8 */
 	assert_int_equal(vt_stats(fx).pages_free, 6);
 	assert_int_equal(a->sig_calls, 1); /* one signal for the burst, both reasons */
 	assert_int_equal(a->sig_reasons, VDEMUX_SIG_RX | VDEMUX_SIG_RELEASE);
@@ -259,11 +240,11 @@ static void test_pool_below_low_watermark_asks_holders_to_release(void **state)
 static void test_pool_above_low_watermark_asks_nothing(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 16, 8);
-	struct vt_vm *a = vm_posted(fx, 16);
+	struct vt_vm *a = vt_vm_posted(fx, 16, VDEMUX_VM_F_UNPOPULATED);
 	struct vdemux_engine_stats s0 = vt_stats(fx);
 
 	vt_sig_reset(fx);
-	send_n(fx, a, 8, 1000, 8); /* 8 left: not below 8 */
+	vt_send(fx, a, 8, 1000, 8); /* 8 left: not below 8 */
 	assert_int_equal(a->sig_reasons, VDEMUX_SIG_RX);
 	assert_int_equal(vt_stats(fx).release_requests, s0.release_requests);
 }
@@ -271,10 +252,10 @@ static void test_pool_above_low_watermark_asks_nothing(void **state)
 static void test_low_watermark_zero_never_asks(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 16, 0);
-	struct vt_vm *a = vm_posted(fx, 16);
+	struct vt_vm *a = vt_vm_posted(fx, 16, VDEMUX_VM_F_UNPOPULATED);
 
 	vt_sig_reset(fx);
-	send_n(fx, a, 15, 1000, 15); /* 1 page left */
+	vt_send(fx, a, 15, 1000, 15); /* 1 page left */
 	assert_int_equal(a->sig_reasons, VDEMUX_SIG_RX);
 	assert_int_equal(vt_stats(fx).release_requests, 0);
 }
@@ -282,10 +263,10 @@ static void test_low_watermark_zero_never_asks(void **state)
 static void test_pool_running_out_mid_burst_asks_for_release(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 4, 0);
-	struct vt_vm *a = vm_posted(fx, 8);
+	struct vt_vm *a = vt_vm_posted(fx, 8, VDEMUX_VM_F_UNPOPULATED);
 
 	vt_sig_reset(fx);
-	send_n(fx, a, 6, 1000, 4);
+	vt_send(fx, a, 6, 1000, 4);
 	assert_int_equal(a->sig_calls, 1);
 	assert_true(a->sig_reasons & VDEMUX_SIG_RELEASE);
 	assert_true(vt_stats(fx).release_requests >= 1);
@@ -330,7 +311,7 @@ static void test_signal_none_still_queues_completions(void **state)
 	o.flags = VDEMUX_VM_F_UNPOPULATED;
 	a = vt_vm_add(fx, &o);
 	vt_post_range(fx, a, 0, 2);
-	send_n(fx, a, 2, 100, 2);
+	vt_send(fx, a, 2, 100, 2);
 	assert_int_equal(vt_guest_take(fx, a, NULL, 2), 2);
 	vt_check(fx);
 }

@@ -18,25 +18,6 @@ static struct vt_fx *fx_with(void **state, uint32_t npages, bool fault, unsigned
 	return vt_fx_state(state, &o);
 }
 
-static struct vt_vm *vm_new(struct vt_fx *fx, uint32_t pages, uint32_t flags, enum vdemux_harvest h)
-{
-	struct vdemux_vm_opts o = vt_vm_opts(fx, pages);
-
-	o.flags = flags;
-	o.harvest = h;
-	return vt_vm_add(fx, &o);
-}
-
-static void send_to(struct vt_fx *fx, struct vt_vm *vm, unsigned n, uint32_t len)
-{
-	struct vt_burst b = {0};
-
-	for (unsigned i = 0; i < n; i++)
-		vt_burst_add(fx, &b, vm->id, len);
-	assert_int_equal(vdemux_rx_burst(fx->eng, b.f, n), (int)n);
-	vt_burst_free(&b);
-}
-
 static void scribble_all(struct vt_fx *fx, struct vt_vm *vm, uint8_t byte)
 {
 	uint8_t page[VDEMUX_PAGE_SIZE];
@@ -49,14 +30,14 @@ static void scribble_all(struct vt_fx *fx, struct vt_vm *vm, uint8_t byte)
 static void test_remove_returns_held_flipped_and_posted_pages_cleared(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 64, false, 1);
-	struct vt_vm *a = vm_new(fx, 8, 0, VDEMUX_HARVEST_EAGER);
-	struct vt_vm *b = vm_new(fx, 8, 0, VDEMUX_HARVEST_LAZY);
+	struct vt_vm *a = vt_vm_new(fx, 8, 0, VDEMUX_HARVEST_EAGER);
+	struct vt_vm *b = vt_vm_new(fx, 8, 0, VDEMUX_HARVEST_LAZY);
 	struct vdemux_engine_stats s;
 
 	vt_post_range(fx, a, 0, 4);
 	vt_post_range(fx, b, 0, 4); /* lazy: still mapped */
-	send_to(fx, a, 3, 2000);    /* 3 flipped pages, not yet polled */
-	send_to(fx, b, 2, 5000);    /* 4 flipped pages */
+	vt_send(fx, a, 3, 2000, 3); /* 3 flipped pages, not yet polled */
+	vt_send(fx, b, 2, 5000, 2); /* 4 flipped pages */
 	scribble_all(fx, a, 0xa1);  /* held, filled: all dirty */
 	scribble_all(fx, b, 0xb1);
 	vt_check(fx);
@@ -77,7 +58,7 @@ static void test_remove_returns_held_flipped_and_posted_pages_cleared(void **sta
 static void test_removed_vm_is_detached_from_every_backend(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 32, true, 2);
-	struct vt_vm *a = vm_new(fx, 4, 0, VDEMUX_HARVEST_EAGER);
+	struct vt_vm *a = vt_vm_new(fx, 4, 0, VDEMUX_HARVEST_EAGER);
 	uint32_t page;
 
 	assert_int_equal(fx->fault[0]->attached, 1);
@@ -93,12 +74,12 @@ static void test_removed_vm_is_detached_from_every_backend(void **state)
 static void test_remove_discards_pending_completions(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 32, false, 1);
-	struct vt_vm *a = vm_new(fx, 4, VDEMUX_VM_F_UNPOPULATED, VDEMUX_HARVEST_EAGER);
+	struct vt_vm *a = vt_vm_new(fx, 4, VDEMUX_VM_F_UNPOPULATED, VDEMUX_HARVEST_EAGER);
 	struct vdemux_completion c[4];
 	vdemux_vm_id id = a->id;
 
 	vt_post_range(fx, a, 0, 4);
-	send_to(fx, a, 3, 100);
+	vt_send(fx, a, 3, 100, 3);
 	assert_int_equal(vt_vm_stats(fx, a).pending, 3);
 	vt_vm_remove(fx, a);
 	assert_int_equal(vdemux_vm_poll(fx->eng, id, c, 4), -ENOENT);
@@ -108,7 +89,7 @@ static void test_remove_discards_pending_completions(void **state)
 static void test_removed_id_is_unknown_to_every_call(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 32, false, 1);
-	struct vt_vm *a = vm_new(fx, 4, 0, VDEMUX_HARVEST_EAGER);
+	struct vt_vm *a = vt_vm_new(fx, 4, 0, VDEMUX_HARVEST_EAGER);
 	uint64_t g = vt_gpa(a, 0);
 	struct vdemux_vm_stats vs;
 	struct vdemux_completion c;
@@ -128,7 +109,7 @@ static void test_removed_id_is_unknown_to_every_call(void **state)
 static void test_remove_tells_the_classifier(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 32, false, 1);
-	struct vt_vm *a = vm_new(fx, 4, 0, VDEMUX_HARVEST_EAGER);
+	struct vt_vm *a = vt_vm_new(fx, 4, 0, VDEMUX_HARVEST_EAGER);
 	vdemux_vm_id id = a->id;
 
 	assert_int_equal(fx->cls.removed_calls, 0);
@@ -140,13 +121,13 @@ static void test_remove_tells_the_classifier(void **state)
 static void test_frames_for_a_removed_vm_are_dropped(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 32, false, 1);
-	struct vt_vm *a = vm_new(fx, 4, VDEMUX_VM_F_UNPOPULATED, VDEMUX_HARVEST_EAGER);
+	struct vt_vm *a = vt_vm_new(fx, 4, VDEMUX_VM_F_UNPOPULATED, VDEMUX_HARVEST_EAGER);
 	struct vdemux_engine_stats s0;
 
 	vt_post_range(fx, a, 0, 4);
 	vt_vm_remove(fx, a);
 	s0 = vt_stats(fx);
-	send_to(fx, a, 2, 700); /* the test classifier still names it */
+	vt_send(fx, a, 2, 700, 2); /* the test classifier still names it */
 	assert_int_equal(vt_stats(fx).drops[VDEMUX_DROP_UNKNOWN_VM],
 			 s0.drops[VDEMUX_DROP_UNKNOWN_VM] + 2);
 	assert_int_equal(vt_stats(fx).pages_free, 32);
@@ -163,7 +144,7 @@ static void test_builtin_l2_forgets_a_removed_vm(void **state)
 
 	o.eng = VDEMUX_OPTS(vdemux_engine_opts, .npages = 16);
 	fx = vt_fx_state(state, &o);
-	a = vm_new(fx, 2, VDEMUX_VM_F_UNPOPULATED, VDEMUX_HARVEST_EAGER);
+	a = vt_vm_new(fx, 2, VDEMUX_VM_F_UNPOPULATED, VDEMUX_HARVEST_EAGER);
 	id = a->id;
 	vt_mac(id, mac);
 	assert_int_equal(vdemux_l2_lookup(vdemux_engine_l2(fx->eng), mac, 1), id);
@@ -175,19 +156,19 @@ static void test_builtin_l2_forgets_a_removed_vm(void **state)
 static void test_remove_leaves_other_vms_untouched(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 64, false, 1);
-	struct vt_vm *a = vm_new(fx, 8, 0, VDEMUX_HARVEST_EAGER);
-	struct vt_vm *b = vm_new(fx, 8, 0, VDEMUX_HARVEST_EAGER);
+	struct vt_vm *a = vt_vm_new(fx, 8, 0, VDEMUX_HARVEST_EAGER);
+	struct vt_vm *b = vt_vm_new(fx, 8, 0, VDEMUX_HARVEST_EAGER);
 	uint32_t pages[8];
 	struct vdemux_vm_stats before, after;
 	struct vt_rx rx[4];
 
 	vt_post_range(fx, b, 0, 4);
-	send_to(fx, b, 2, 1000);
+	vt_send(fx, b, 2, 1000, 2);
 	for (uint32_t i = 0; i < 8; i++)
 		pages[i] = vt_page_at(fx, b, vt_gpa(b, i));
 	before = vt_vm_stats(fx, b);
 	vt_post_range(fx, a, 0, 8);
-	send_to(fx, a, 2, 1000);
+	vt_send(fx, a, 2, 1000, 2);
 	vt_vm_remove(fx, a);
 	after = vt_vm_stats(fx, b);
 	assert_memory_equal(&before, &after, sizeof(before));
@@ -200,7 +181,7 @@ static void test_remove_leaves_other_vms_untouched(void **state)
 static void test_pages_of_a_removed_vm_populate_the_next(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 8, false, 1);
-	struct vt_vm *a = vm_new(fx, 8, 0, VDEMUX_HARVEST_EAGER);
+	struct vt_vm *a = vt_vm_new(fx, 8, 0, VDEMUX_HARVEST_EAGER);
 	struct vdemux_vm_opts o;
 	vdemux_vm_id id = 0;
 	uint8_t page[VDEMUX_PAGE_SIZE];
@@ -223,11 +204,11 @@ static void test_pages_of_a_removed_vm_populate_the_next(void **state)
 static void test_remove_quarantines_each_page_a_backend_failed_to_unmap(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 32, true, 1);
-	struct vt_vm *a = vm_new(fx, 8, 0, VDEMUX_HARVEST_EAGER);
+	struct vt_vm *a = vt_vm_new(fx, 8, 0, VDEMUX_HARVEST_EAGER);
 	struct vdemux_engine_stats s0, s1;
 
 	vt_post_range(fx, a, 0, 4);
-	send_to(fx, a, 2, 1500);
+	vt_send(fx, a, 2, 1500, 2);
 	scribble_all(fx, a, 0x13);
 	s0 = vt_stats(fx);
 	vt_fault_arm(fx->fault[0], VT_OP_UNMAP, VT_FAULT_CALL, 1, -EIO, true);
@@ -255,11 +236,11 @@ static void test_remove_quarantines_each_page_a_backend_failed_to_unmap(void **s
 static void test_remove_with_a_failing_second_backend_quarantines_only_its_failures(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 32, true, 2);
-	struct vt_vm *a = vm_new(fx, 8, 0, VDEMUX_HARVEST_LAZY);
+	struct vt_vm *a = vt_vm_new(fx, 8, 0, VDEMUX_HARVEST_LAZY);
 	struct vdemux_engine_stats s;
 
 	vt_post_range(fx, a, 0, 8);
-	send_to(fx, a, 3, 1500);
+	vt_send(fx, a, 3, 1500, 3);
 	vt_fault_arm(fx->fault[1], VT_OP_ALL, VT_FAULT_ENTRY, 2, -EIO, true);
 	vt_vm_remove(fx, a);
 	s = vt_stats(fx);
@@ -273,14 +254,14 @@ static void test_remove_with_a_failing_second_backend_quarantines_only_its_failu
 static void test_destroy_with_vms_holding_pages_frees_everything(void **state)
 {
 	struct vt_fx *fx = fx_with(state, 32, false, 2);
-	struct vt_vm *a = vm_new(fx, 8, 0, VDEMUX_HARVEST_EAGER);
-	struct vt_vm *b = vm_new(fx, 8, 0, VDEMUX_HARVEST_LAZY);
+	struct vt_vm *a = vt_vm_new(fx, 8, 0, VDEMUX_HARVEST_EAGER);
+	struct vt_vm *b = vt_vm_new(fx, 8, 0, VDEMUX_HARVEST_LAZY);
 	struct vdemux_rx_buf lent[2];
 
 	vt_post_range(fx, a, 0, 4);
 	vt_post_range(fx, b, 0, 4);
-	send_to(fx, a, 2, 6000);
-	send_to(fx, b, 1, 300);
+	vt_send(fx, a, 2, 6000, 2);
+	vt_send(fx, b, 1, 300, 1);
 	assert_int_equal(vdemux_rx_alloc(fx->eng, lent, 2), 2);
 	vt_check(fx);
 	/* the teardown destroys it all; valgrind and ASan see the rest */

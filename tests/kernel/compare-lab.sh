@@ -16,6 +16,7 @@ bytes=$(cat /guest/bytes) reps=$(cat /guest/reps) rounds=$(cat /guest/rounds) ca
 streams=$(cat /guest/streams 2>/dev/null || echo 1)
 app=$(cat /guest/app) napi_tx=$(cat /guest/napi_tx)
 K=/guest/vmlinuz R=/guest/initrd.cpio.gz
+thp=/sys/kernel/mm/transparent_hugepage/shmem_enabled
 ip link set lo up
 dd if=/dev/urandom of=/tmp/blob bs=1M count=$((bytes / 1048576)) 2>/dev/null
 sum="$(md5sum </tmp/blob | cut -d' ' -f1)"
@@ -99,6 +100,7 @@ start() {
 	vmm-*)
 		x=""
 		case "$1" in vmm-flip-one) x=",rx=big" ;; vmm-copy-one) x=",rx=mergeable" ;; vmm-auto-one) x=",rx=auto" ;;
+		vmm-4k-one) x=",huge=off" ;;
 		vmm-mq1) x=",cpus=2,queues=1" ;; vmm-mq2|vmm-mq2-io) x=",cpus=2,queues=2" ;; esac
 		o=""; [ "$1" = vmm-mq2-io ] && o="--io-threads"
 		set -- "--guest" "name=r,kernel=$K,initrd=$R,mem=256M,mac=52:54:00:00:00:0a$x,cmdline=$(gcmd recv 10.0.0.2)"
@@ -205,6 +207,10 @@ transfer() {
 		tr -d '\r' <$f | grep -a "GUEST-NSTAT $3 \|GUEST-NET $3 \|GUEST-SS $3 " | sed "s/^.*GUEST-\([A-Z]*\) $3 /CMP-\1 $1 $2 /"
 	done | sort -u
 	counters_delta $1 $2
+	case "$1" in vmm-*)
+		echo "CMP-NOTE $1 $2 shmem_enabled=$(sed -n 's/.*\[\(.*\)\].*/\1/p' $thp 2>/dev/null)" \
+			"$(awk '/^Shmem(HugePages|PmdMapped):/ { printf "%s%s kB ", $1, $2 }' /proc/meminfo)"
+	esac
 }
 logs() {
 	for f in /tmp/*.log; do

@@ -54,7 +54,10 @@
 # with the guest's receive offloads off: MTU-sized frames), vmm-mq1 and
 # vmm-mq2 (examples/vmm's guest with two vCPUs and one or two queue pairs:
 # VIRTIO_NET_F_MQ, MSI-X, flows steered by their hash; with --streams 2),
-# vmm-mq2-io (vmm-mq2 with --io-threads: a thread for the second pair).
+# vmm-mq2-io (vmm-mq2 with --io-threads: a thread for the second pair),
+# vmm-4k-one (vmm-one with huge=off: guest RAM left in 4 KiB pages; the
+# lab kernel's shmem_enabled is never, and each vmm transfer's CMP-NOTE
+# gives ShmemPmdMapped, guest RAM mapped in 2 MiB pages).
 #
 # A transfer is N MiB over TCP (lab_xfer) into the receiving guest, which
 # writes them to a file and watches its size. Wall time: from the moment the
@@ -131,7 +134,7 @@ while [ $# -gt 0 ]; do
 done
 for c in $cases; do
 	case "$c" in
-	vmm-one|qemu-one|vhost-one|vmm-g2g|qemu-g2g|vhost-g2g|vmm-flip-one|vmm-copy-one|vmm-auto-one|qemu-mtu-one|vmm-mq1|vmm-mq2|vmm-mq2-io) ;;
+	vmm-one|qemu-one|vhost-one|vmm-g2g|qemu-g2g|vhost-g2g|vmm-flip-one|vmm-copy-one|vmm-auto-one|qemu-mtu-one|vmm-mq1|vmm-mq2|vmm-mq2-io|vmm-4k-one) ;;
 	*) echo "compare: unknown case: $c" >&2; exit 2 ;;
 	esac
 done
@@ -418,8 +421,8 @@ END {
 		printf "compare: %s mbit=%.1f secs=%.2f frames=%d cpu_us_per_mib=%.0f md5=%s\n", c, mm[c], median(S[c]), median(F[c]), pp[c], bad[c] ? "FAIL" : "ok"
 		printf "compare-spread: %s runs=%d mbit=%.1f..%.1f cpu_us_per_mib=%.0f..%.0f cpu_s=%.2f guest_s=%.2f kthread_s=%.2f\n", c, N[c], lo(M[c]), hi(M[c]), lo(P[c]), hi(P[c]), median(C[c]), median(G[c]), median(K[c])
 	}
-	split("vmm-one/qemu-one vmm-one/vhost-one vmm-g2g/qemu-g2g vmm-g2g/vhost-g2g vmm-mq2/vmm-mq1 vmm-mq2-io/vmm-mq1", r, " ")
-	for (i = 1; i <= 6; i++) {
+	nr = split("vmm-one/qemu-one vmm-one/vhost-one vmm-g2g/qemu-g2g vmm-g2g/vhost-g2g vmm-mq2/vmm-mq1 vmm-mq2-io/vmm-mq1 vmm-one/vmm-4k-one vmm-4k-one/qemu-one", r, " ")
+	for (i = 1; i <= nr; i++) {
 		split(r[i], ab, "/")
 		if (mm[ab[1]] > 0 && mm[ab[2]] > 0 && pp[ab[2]] > 0)
 			printf "compare-ratio: %s mbit=%.2f cpu_us_per_mib=%.2f\n", r[i], mm[ab[1]] / mm[ab[2]], pp[ab[1]] / pp[ab[2]]

@@ -233,6 +233,26 @@ void vt_post_range(struct vt_fx *fx, struct vt_vm *vm, uint32_t first, uint32_t 
 	free(g);
 }
 
+struct vt_vm *vt_vm_new(struct vt_fx *fx, uint32_t rx_pages, uint32_t flags, enum vdemux_harvest harvest)
+{
+	struct vdemux_vm_opts o = vt_vm_opts(fx, rx_pages);
+
+	o.flags = flags;
+	o.harvest = harvest;
+	return vt_vm_add(fx, &o);
+}
+
+struct vt_vm *vt_vm_posted(struct vt_fx *fx, uint32_t rx_pages, uint32_t flags)
+{
+	struct vdemux_vm_opts o = vt_vm_opts(fx, rx_pages);
+	struct vt_vm *vm;
+
+	o.flags = flags;
+	vm = vt_vm_add(fx, &o);
+	vt_post_range(fx, vm, 0, rx_pages);
+	return vm;
+}
+
 struct vdemux_vm_stats vt_vm_stats(struct vt_fx *fx, const struct vt_vm *vm)
 {
 	struct vdemux_vm_stats s;

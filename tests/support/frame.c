@@ -74,3 +74,13 @@ void vt_burst_free(struct vt_burst *b)
 		free((void *)b->f[i].data);
 	b->n = 0;
 }
+
+void vt_send(struct vt_fx *fx, const struct vt_vm *to, unsigned n, uint32_t len, int expect)
+{
+	struct vt_burst b = {0};
+
+	for (unsigned i = 0; i < n; i++)
+		vt_burst_add(fx, &b, to ? to->id : 0, len);
+	assert_int_equal(vdemux_rx_burst(fx->eng, b.f, n), expect);
+	vt_burst_free(&b);
+}

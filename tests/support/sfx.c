@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -134,4 +135,38 @@ int sfx_drain(struct sfx *f, unsigned shard, vdemux_vm_id vm, unsigned *bad)
 			return rc < 0 ? rc : -EIO;
 	}
 	return n;
+}
+
+void sfx_expect_drained(struct sfx *f, unsigned shard, vdemux_vm_id vm, int n)
+{
+	unsigned bad = 0;
+
+	assert_int_equal(sfx_drain(f, shard, vm, &bad), n);
+	assert_int_equal(bad, 0);
+}
+
+int sfx_setup(void **state)
+{
+	const struct sfx_case *c = *state;
+	struct sfx_fixture *t = calloc(1, sizeof(*t));
+
+	assert_non_null(t);
+	sfx_init(&t->f, &c->o);
+	for (unsigned i = 0; i < c->o.nshards; i++) {
+		if (!c->slots[i])
+			continue;
+		t->vm[i] = sfx_vm_add(&t->f, i, c->slots[i]);
+		assert_int_not_equal(t->vm[i], 0);
+	}
+	*state = t;
+	return 0;
+}
+
+int sfx_teardown(void **state)
+{
+	struct sfx_fixture *t = *state;
+
+	sfx_fini(&t->f);
+	free(t);
+	return 0;
 }

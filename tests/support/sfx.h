@@ -56,5 +56,24 @@ void sfx_check(struct sfx *f);
  * negative errno; *bad counts frames that were not intact. No assertion:
  * callable from @shard's thread. */
 int sfx_drain(struct sfx *f, unsigned shard, vdemux_vm_id vm, unsigned *bad);
+/* sfx_drain() takes @n frames, every one intact (asserts). */
+void sfx_expect_drained(struct sfx *f, unsigned shard, vdemux_vm_id vm, int n);
+
+/* The group as a CMocka fixture: give sfx_setup a struct sfx_case as the
+ * test's initial state (cmocka_unit_test_prestate_setup_teardown); the
+ * test then finds a struct sfx_fixture in *state, and sfx_teardown
+ * destroys it (sfx_fini, so the group must go). */
+struct sfx_case {
+	struct sfx_opts o;
+	uint32_t slots[SFX_MAX_SHARDS]; /* > 0: a VM of that many slots there */
+};
+
+struct sfx_fixture {
+	struct sfx f;
+	vdemux_vm_id vm[SFX_MAX_SHARDS]; /* the case's VMs, added in shard order */
+};
+
+int sfx_setup(void **state);
+int sfx_teardown(void **state);
 
 #endif

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* A simulated Linux 6.1 virtio-net receive driver; see vnet_guest.h. */
 #include "vnet_guest.h"
+#include "vq_desc.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -106,31 +107,15 @@ static uint64_t avail_event_gpa(const struct vng *g)
 	return g->used_gpa + 4 + 8ull * g->o.qsize;
 }
 
-void vng_write_desc(struct vng *g, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
-{
-	uint8_t *d = vng_at(g, g->desc_gpa + 16ull * (i & (g->o.qsize - 1)), 16);
-	uint64_t a = htole64(addr);
-	uint32_t l = htole32(len);
-	uint16_t f = htole16(flags), n = htole16(next);
-
-	memcpy(d, &a, 8);
-	memcpy(d + 8, &l, 4);
-	memcpy(d + 12, &f, 2);
-	memcpy(d + 14, &n, 2);
-}
-
 static void write_desc_at(struct vng *g, uint64_t gpa, uint64_t addr, uint32_t len, uint16_t flags,
 			  uint16_t next)
 {
-	uint8_t *d = vng_at(g, gpa, 16);
-	uint64_t a = htole64(addr);
-	uint32_t l = htole32(len);
-	uint16_t f = htole16(flags), n = htole16(next);
+	vq_desc_put(vng_at(g, gpa, 16), addr, len, flags, next);
+}
 
-	memcpy(d, &a, 8);
-	memcpy(d + 8, &l, 4);
-	memcpy(d + 12, &f, 2);
-	memcpy(d + 14, &n, 2);
+void vng_write_desc(struct vng *g, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
+{
+	write_desc_at(g, g->desc_gpa + 16ull * (i & (g->o.qsize - 1)), addr, len, flags, next);
 }
 
 void vng_write_avail(struct vng *g, uint16_t slot, uint16_t head)
@@ -237,6 +222,12 @@ struct vd_vring_config vng_ring_config(const struct vng *g)
 		.flags = VD_VRING_F_WRITE_ONLY,
 		.features = g->o.features,
 	};
+}
+
+struct vdemux_vnet_ring vng_vnet_ring(const struct vng *g)
+{
+	return VDEMUX_OPTS(vdemux_vnet_ring, .desc_gpa = g->desc_gpa, .avail_gpa = g->avail_gpa,
+			   .used_gpa = g->used_gpa, .size = g->o.qsize, .features = g->o.features);
 }
 
 /* ---- memory pools -------------------------------------------------- */

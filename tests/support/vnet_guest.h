@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <vdemux/virtio_net.h>
+
 #include "virtio/vnet_rx.h"
 #include "virtio/vring.h"
 
@@ -137,6 +139,8 @@ void vng_fini(struct vng *g);
 
 /* The queue configuration a device needs (flags: write-only). */
 struct vd_vring_config vng_ring_config(const struct vng *g);
+/* The same rings as the VMM hands them to vdemux_vnet_rxq_start(). */
+struct vdemux_vnet_ring vng_vnet_ring(const struct vng *g);
 
 /* try_fill_recv: post buffers until the ring or the memory is full.
  * @return buffers posted. */

@@ -5,7 +5,7 @@
  * the simulated tables, a fault-injecting backend wrapper, state snapshots
  * and an invariant check that does not trust the engine's own.
  *
- * Every helper asserts with CMocka, so it may only be called from a test.
+ * Every function here asserts with CMocka, so it may only be called from a test.
  */
 #ifndef VT_H
 #define VT_H
@@ -115,6 +115,11 @@ void vt_vm_remove(struct vt_fx *fx, struct vt_vm *vm);
 uint64_t vt_gpa(const struct vt_vm *vm, uint32_t i);
 /* Post slots [first, first + n) (asserts all posted). */
 void vt_post_range(struct vt_fx *fx, struct vt_vm *vm, uint32_t first, uint32_t n);
+/* A VM of @rx_pages slots with @flags and @harvest (VDEMUX_VM_F_*,
+ * vdemux_vm_opts.harvest), nothing posted. */
+struct vt_vm *vt_vm_new(struct vt_fx *fx, uint32_t rx_pages, uint32_t flags, enum vdemux_harvest harvest);
+/* A VM of @rx_pages slots with @flags, every slot posted. */
+struct vt_vm *vt_vm_posted(struct vt_fx *fx, uint32_t rx_pages, uint32_t flags);
 struct vdemux_vm_stats vt_vm_stats(struct vt_fx *fx, const struct vt_vm *vm);
 struct vdemux_engine_stats vt_stats(struct vt_fx *fx);
 struct vt_vm *vt_vm_by_id(struct vt_fx *fx, vdemux_vm_id id);
@@ -148,6 +153,9 @@ struct vt_burst {
 /* Append a frame of @len bytes for VM @to (0: broadcast); returns its index. */
 unsigned vt_burst_add(struct vt_fx *fx, struct vt_burst *b, vdemux_vm_id to, uint32_t len);
 void vt_burst_free(struct vt_burst *b);
+/* @n frames of @len bytes for @to (NULL: broadcast) in one vdemux_rx_burst()
+ * call, which must return @expect. */
+void vt_send(struct vt_fx *fx, const struct vt_vm *to, unsigned n, uint32_t len, int expect);
 
 /* ------------------------------------------------------------------ */
 /* Guest                                                                */
@@ -219,5 +227,8 @@ void vt_count_free(void *p, void *payload);
 uint64_t vt_efd_read(int fd);
 /* True if the @n bytes at @p are all zero. */
 bool vt_all_zero(const uint8_t *p, size_t n);
+/* True if the mapping holding @p addr carries the huge-page advice
+ * (MADV_HUGEPAGE: "hg" in its VmFlags of /proc/self/smaps). */
+bool vt_advised_huge(const void *addr);
 
 #endif

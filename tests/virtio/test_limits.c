@@ -12,10 +12,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "seqframe.h"
-#include "vnet_guest.h"
+#include "rqfx.h"
 #include "vt.h"
 #include "virtio/vnet_rx.h"
 #include "virtio/vring.h"
@@ -253,54 +252,28 @@ static void test_vring_chain_length_up_to_uint32_max(void **state)
 #define MAXF 65536u
 
 struct rq {
-	vdemux_arena *arena;
-	vdemux_engine *eng;
-	uint8_t *ram;
-	struct vdemux_backend *kvm;
+	struct rqfx fx;
 	vdemux_vnet_rxq *q;
 	struct vng g;
 	uint8_t mac[6];
 	uint32_t seq;
 };
 
-static uint8_t *rq_at(void *payload, uint64_t gpa, uint64_t len)
-{
-	struct rq *r = payload;
-
-	return gpa <= RAM && len <= RAM - gpa ? r->ram + gpa : NULL;
-}
-
 static void rq_init(struct rq *r)
 {
-	struct vdemux_arena_opts ao = VDEMUX_OPTS(vdemux_arena_opts, .npages = RAM_PAGES + 256,
-						  .kind = VDEMUX_ARENA_MEMFD);
-	vdemux_l2 *l2;
-
 	memset(r, 0, sizeof(*r));
-	assert_int_equal(vdemux_arena_create(&r->arena, &ao), 0);
-	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .arena = r->arena,
-						   .max_frame = MAXF);
-	assert_int_equal(vdemux_engine_create(&r->eng, &eo), 0);
-	r->ram = mmap(NULL, RAM, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(r->ram != MAP_FAILED);
-	struct vdemux_kvm_opts ko = VDEMUX_OPTS(vdemux_kvm_opts, .ram_size = RAM, .ram_hva = r->ram);
-	assert_int_equal(vdemux_kvm_create(&r->kvm, &ko), 0);
-	assert_int_equal(vdemux_engine_add_backend(r->eng, r->kvm), 0);
-	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(vdemux_vnet_rxq_opts, .ram = r->ram,
-						     .ram_size = RAM, .backends = &r->kvm,
-						     .n_backends = 1, .copy = VDEMUX_COPY_NEVER);
-	assert_int_equal(vdemux_vnet_rxq_create(&r->q, r->eng, &qo), 0);
-	l2 = vdemux_engine_l2(r->eng);
+	rqfx_init(&r->fx, &(struct rqfx_opts){.ram_pages = RAM_PAGES, .max_frame = MAXF});
+	struct vdemux_vnet_rxq_opts qo = rqfx_rxq_opts(&r->fx);
+	qo.copy = VDEMUX_COPY_NEVER;
 	memcpy(r->mac, (uint8_t[6]){0x02, 0, 0, 0, 1, 1}, 6);
-	assert_int_equal(vdemux_l2_vlan_join(l2, vdemux_vnet_rxq_vm(r->q), 1, 0), 0);
-	assert_int_equal(vdemux_l2_add_mac(l2, vdemux_vnet_rxq_vm(r->q), r->mac, 1), 0);
+	r->q = rqfx_rxq_add(&r->fx, &qo, r->mac);
 }
 
 static void rq_check(struct rq *r)
 {
 	char msg[256];
 
-	if (vdemux_engine_check(r->eng, msg, sizeof(msg)))
+	if (vdemux_engine_check(r->fx.eng, msg, sizeof(msg)))
 		fail_msg("engine check: %s", msg);
 }
 
@@ -310,25 +283,21 @@ static void rq_fini(struct rq *r)
 	vdemux_vnet_rxq_destroy(r->q);
 	vng_fini(&r->g);
 	rq_check(r);
-	vdemux_engine_destroy(r->eng);
-	munmap(r->ram, RAM);
-	vdemux_arena_destroy(r->arena);
+	rqfx_fini(&r->fx);
 }
 
 /* Lay the guest's rings out for a queue of @qsize; returns what start
  * returns. */
 static int rq_start(struct rq *r, enum vng_mode mode, uint32_t qsize, uint32_t ring_size)
 {
-	struct vng_mem m = {.at = rq_at, .payload = r};
+	struct vng_mem m = rqfx_mem(&r->fx);
 	struct vng_opts vo = {.mode = mode, .qsize = qsize, .features = V1, .mem_size = RAM};
-	struct vd_vring_config rc;
 	struct vdemux_vnet_ring ring;
 
 	vng_fini(&r->g);
 	assert_int_equal(vng_init(&r->g, &m, &vo), 0);
-	rc = vng_ring_config(&r->g);
-	ring = VDEMUX_OPTS(vdemux_vnet_ring, .desc_gpa = rc.desc_gpa, .avail_gpa = rc.avail_gpa,
-			   .used_gpa = rc.used_gpa, .size = ring_size, .features = V1);
+	ring = vng_vnet_ring(&r->g);
+	ring.size = ring_size;
 	return vdemux_vnet_rxq_start(r->q, &ring);
 }
 
@@ -345,7 +314,7 @@ static void send(struct rq *r, uint8_t *buf, uint32_t len)
 	struct vdemux_frame f = {.data = buf, .len = len};
 
 	seqframe_make(buf, r->mac, r->seq++, len);
-	assert_int_equal(vdemux_rx_burst(r->eng, &f, 1), 1);
+	assert_int_equal(vdemux_rx_burst(r->fx.eng, &f, 1), 1);
 }
 
 /* Ring sizes: 16384 and 32768 start (and a 32768 queue carries frames to
@@ -365,12 +334,12 @@ static void test_receive_queue_of_32768_entries_and_no_larger(void **state)
 	assert_non_null(rx);
 	rq_init(&r);
 	s0 = rq_stats(&r);
-	assert_int_equal(vdemux_engine_stats(r.eng, &e0, sizeof(e0)), 0);
+	assert_int_equal(vdemux_engine_stats(r.fx.eng, &e0, sizeof(e0)), 0);
 	assert_int_equal(rq_start(&r, VNG_SMALL, QMAX, QMAX * 2), -EINVAL);
 	assert_int_equal(rq_start(&r, VNG_SMALL, QMAX, QMAX - 1), -EINVAL);
 	assert_int_equal(vdemux_vnet_rxq_kick(r.q), -ENOTCONN);
 	assert_memory_equal(&s0, &(struct vdemux_vnet_rxq_stats){0}, sizeof(s0));
-	assert_int_equal(vdemux_engine_stats(r.eng, &e1, sizeof(e1)), 0);
+	assert_int_equal(vdemux_engine_stats(r.fx.eng, &e1, sizeof(e1)), 0);
 	assert_memory_equal(&e0, &e1, sizeof(e0));
 	assert_int_equal(rq_start(&r, VNG_SMALL, QMAX / 2, QMAX / 2), 0);
 	assert_int_equal(vdemux_vnet_rxq_stop(r.q), 0);
@@ -417,7 +386,7 @@ static void rq_post(struct rq *r, uint16_t head, const uint64_t *gpa, const uint
 
 static void rq_used(struct rq *r, uint16_t slot, uint32_t *id, uint32_t *len)
 {
-	const uint8_t *e = r->ram + r->g.used_gpa + 4 + 8u * (slot & (r->g.o.qsize - 1));
+	const uint8_t *e = r->fx.ram + r->g.used_gpa + 4 + 8u * (slot & (r->g.o.qsize - 1));
 
 	memcpy(id, e, 4);
 	memcpy(len, e + 4, 4);
@@ -509,7 +478,7 @@ static void test_receive_queue_flips_chains_of_up_to_32_pages(void **state)
 		for (uint32_t i = 1; i < k && done < MAXF; i++) {
 			uint32_t n = MAXF - done < len[i] ? MAXF - done : len[i];
 
-			memcpy(got + done, r.ram + gpa[i], n);
+			memcpy(got + done, r.fx.ram + gpa[i], n);
 			done += n;
 		}
 		assert_memory_equal(got, buf, MAXF);

@@ -101,7 +101,6 @@ static void guest_setup_ex(struct world *w, int i, enum vng_mode mode, uint64_t 
 			      .ring_align = w->ring_align,
 			      .big_frags = w->big_frags,
 			      .mem_size = RAM};
-	struct vd_vring_config rc;
 	struct vdemux_vnet_ring ring;
 	vdemux_l2 *l2 = vdemux_engine_l2(w->eng);
 
@@ -137,9 +136,7 @@ static void guest_setup_ex(struct world *w, int i, enum vng_mode mode, uint64_t 
 	g->mode = mode;
 	g->refill = true;
 	assert_int_equal(vng_init(&g->g, &m, &vo), 0);
-	rc = vng_ring_config(&g->g);
-	ring = VDEMUX_OPTS(vdemux_vnet_ring, .desc_gpa = rc.desc_gpa, .avail_gpa = rc.avail_gpa,
-			   .used_gpa = rc.used_gpa, .size = rc.size, .features = features);
+	ring = vng_vnet_ring(&g->g);
 	assert_int_equal(vdemux_vnet_rxq_start(g->q, &ring), 0);
 	if (w->setup_empty)
 		return; /* the test posts */

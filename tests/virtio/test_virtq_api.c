@@ -21,6 +21,8 @@
 
 #include <vdemux/virtq.h>
 
+#include "vq_desc.h"
+
 #define RAM_SIZE (1u << 20)
 #define QS 16u
 #define DESC_GPA 0x1000u
@@ -62,13 +64,7 @@ static uint32_t get32(const uint8_t *p)
 static void desc_at(struct drv *d, uint64_t table, uint16_t i, uint64_t addr, uint32_t len,
 		    uint16_t flags, uint16_t next)
 {
-	uint8_t *p = d->ram + table + 16u * i;
-	uint64_t a = htole64(addr);
-	uint32_t l = htole32(len);
-	memcpy(p, &a, 8);
-	memcpy(p + 8, &l, 4);
-	put16(p + 12, flags);
-	put16(p + 14, next);
+	vq_desc_put(d->ram + table + 16u * i, addr, len, flags, next);
 }
 
 static void desc(struct drv *d, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)

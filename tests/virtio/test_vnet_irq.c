@@ -15,13 +15,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include <cmocka.h>
 
 #include <vdemux/vdemux.h>
 
-#include "vnet_guest.h"
+#include "rqfx.h"
 
 #define RAM_PAGES 1024u /* 4 MiB */
 #define RAM ((uint64_t)RAM_PAGES * VDEMUX_PAGE_SIZE)
@@ -35,27 +34,17 @@ struct irq_log {
 };
 
 struct fx {
-	vdemux_arena *arena;
-	vdemux_engine *eng;
-	struct vdemux_backend *kvm;
+	struct rqfx r;
 	vdemux_vnet_rxq *q;
-	uint8_t *ram;
 	struct vng g;
 	struct irq_log log;
 	uint8_t mac[6];
 };
 
-
-static uint8_t *guest_at(void *payload, uint64_t gpa, uint64_t len)
-{
-	struct fx *x = payload;
-	return gpa <= RAM && len <= RAM - gpa ? x->ram + gpa : NULL;
-}
-
 static uint16_t used_idx(const struct fx *x)
 {
 	uint16_t v;
-	memcpy(&v, x->ram + x->g.used_gpa + 2, 2);
+	memcpy(&v, x->r.ram + x->g.used_gpa + 2, 2);
 	return le16toh(v);
 }
 
@@ -73,39 +62,16 @@ static int setup(void **state)
 {
 	struct fx *x = calloc(1, sizeof(*x));
 	assert_non_null(x);
-	struct vdemux_arena_opts ao = VDEMUX_OPTS(vdemux_arena_opts, .npages = RAM_PAGES + 256,
-						  .kind = VDEMUX_ARENA_MEMFD);
-	assert_int_equal(vdemux_arena_create(&x->arena, &ao), 0);
-	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .arena = x->arena);
-	assert_int_equal(vdemux_engine_create(&x->eng, &eo), 0);
-	x->ram = mmap(NULL, RAM, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(x->ram != MAP_FAILED);
-	struct vdemux_kvm_opts ko = VDEMUX_OPTS(vdemux_kvm_opts, .ram_gpa = 0, .ram_size = RAM,
-						.ram_hva = x->ram);
-	assert_int_equal(vdemux_kvm_create(&x->kvm, &ko), 0);
-	assert_int_equal(vdemux_engine_add_backend(x->eng, x->kvm), 0);
-	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(vdemux_vnet_rxq_opts, .ram = x->ram, .ram_size = RAM,
-						     .backends = &x->kvm, .n_backends = 1);
+	rqfx_init(&x->r, &(struct rqfx_opts){.ram_pages = RAM_PAGES});
+	struct vdemux_vnet_rxq_opts qo = rqfx_rxq_opts(&x->r);
 	qo.irq = (struct vdemux_signal){.kind = VDEMUX_SIGNAL_CALLBACK, .cb = device_irq, .payload = x};
-	assert_int_equal(vdemux_vnet_rxq_create(&x->q, x->eng, &qo), 0);
 	memcpy(x->mac, (uint8_t[6]){0x02, 0, 0, 0, 2, 1}, 6);
-	vdemux_l2 *l2 = vdemux_engine_l2(x->eng);
-	assert_int_equal(vdemux_l2_vlan_join(l2, vdemux_vnet_rxq_vm(x->q), 1, 0), 0);
-	assert_int_equal(vdemux_l2_add_mac(l2, vdemux_vnet_rxq_vm(x->q), x->mac, 1), 0);
-
-	struct vng_mem m = {.at = guest_at, .payload = x};
+	x->q = rqfx_rxq_add(&x->r, &qo, x->mac);
 	struct vng_opts vo = {.mode = VNG_MERGEABLE,
 			      .qsize = QSIZE,
 			      .features = VD_VIRTIO_NET_F_MRG_RXBUF | VD_VIRTIO_F_VERSION_1,
 			      .mem_size = RAM};
-	assert_int_equal(vng_init(&x->g, &m, &vo), 0);
-	struct vd_vring_config rc = vng_ring_config(&x->g);
-	struct vdemux_vnet_ring ring = VDEMUX_OPTS(vdemux_vnet_ring, .desc_gpa = rc.desc_gpa,
-						   .avail_gpa = rc.avail_gpa, .used_gpa = rc.used_gpa,
-						   .size = rc.size, .features = vo.features);
-	assert_int_equal(vdemux_vnet_rxq_start(x->q, &ring), 0);
-	vng_refill(&x->g);
-	assert_true(vdemux_vnet_rxq_kick(x->q) > 0);
+	rqfx_driver_start(&x->r, x->q, &x->g, &vo);
 	*state = x;
 	return 0;
 }
@@ -116,10 +82,8 @@ static int teardown(void **state)
 	char msg[200];
 	vdemux_vnet_rxq_destroy(x->q);
 	vng_fini(&x->g);
-	assert_int_equal(vdemux_engine_check(x->eng, msg, sizeof(msg)), 0);
-	vdemux_engine_destroy(x->eng);
-	munmap(x->ram, RAM);
-	vdemux_arena_destroy(x->arena);
+	assert_int_equal(vdemux_engine_check(x->r.eng, msg, sizeof(msg)), 0);
+	rqfx_fini(&x->r);
 	free(x);
 	return 0;
 }
@@ -138,7 +102,7 @@ static void send_burst(struct fx *x, unsigned n)
 		f[i][13] = 0x00;
 		fr[i] = (struct vdemux_frame){.data = f[i], .len = sizeof(f[i])};
 	}
-	assert_int_equal(vdemux_rx_burst(x->eng, fr, n), (int)n);
+	assert_int_equal(vdemux_rx_burst(x->r.eng, fr, n), (int)n);
 }
 
 static void test_callback_runs_once_per_engine_call_with_rx_and_the_queues_vm(void **state)

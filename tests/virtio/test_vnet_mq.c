@@ -15,91 +15,55 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include <cmocka.h>
 
 #include <vdemux/vdemux.h>
 
-#include "vnet_guest.h"
+#include "rqfx.h"
 
 #define RAM_PAGES 2048u /* 8 MiB: each driver's rings and buffers in one half */
 #define RAM ((uint64_t)RAM_PAGES * VDEMUX_PAGE_SIZE)
 #define QSIZE 64u
 
 struct fx {
-	vdemux_arena *arena;
-	vdemux_engine *eng;
-	struct vdemux_backend *kvm;
+	struct rqfx r;
 	vdemux_vnet_rxq *q[2]; /* q[1] shares q[0]'s RAM */
-	uint8_t *ram;
 	struct vng g[2];
 	uint8_t mac[2][6];
 	uint64_t free_before_share;
 };
 
-static uint8_t *guest_at(void *payload, uint64_t gpa, uint64_t len)
-{
-	struct fx *x = payload;
-	return gpa <= RAM && len <= RAM - gpa ? x->ram + gpa : NULL;
-}
-
 static uint64_t pages_free(const struct fx *x)
 {
 	struct vdemux_engine_stats st;
-	assert_int_equal(vdemux_engine_stats(x->eng, &st, sizeof(st)), 0);
+	assert_int_equal(vdemux_engine_stats(x->r.eng, &st, sizeof(st)), 0);
 	return st.pages_free;
-}
-
-static struct vdemux_vnet_rxq_opts qopts(struct fx *x)
-{
-	return VDEMUX_OPTS(vdemux_vnet_rxq_opts, .ram = x->ram, .ram_size = RAM, .backends = &x->kvm,
-			   .n_backends = 1);
 }
 
 /* Driver @i: its rings at the start of its half of RAM, mergeable buffers. */
 static void driver_start(struct fx *x, unsigned i)
 {
-	struct vng_mem m = {.at = guest_at, .payload = x};
 	struct vng_opts vo = {.mode = VNG_MERGEABLE,
 			      .qsize = QSIZE,
 			      .features = VD_VIRTIO_NET_F_MRG_RXBUF | VD_VIRTIO_F_VERSION_1,
 			      .ring_gpa = i ? RAM / 2 : VDEMUX_PAGE_SIZE,
 			      .mem_size = i ? RAM : RAM / 2};
-	assert_int_equal(vng_init(&x->g[i], &m, &vo), 0);
-	struct vd_vring_config rc = vng_ring_config(&x->g[i]);
-	struct vdemux_vnet_ring ring = VDEMUX_OPTS(vdemux_vnet_ring, .desc_gpa = rc.desc_gpa,
-						   .avail_gpa = rc.avail_gpa, .used_gpa = rc.used_gpa,
-						   .size = rc.size, .features = vo.features);
-	assert_int_equal(vdemux_vnet_rxq_start(x->q[i], &ring), 0);
-	vng_refill(&x->g[i]);
-	assert_true(vdemux_vnet_rxq_kick(x->q[i]) > 0);
-	vdemux_l2 *l2 = vdemux_engine_l2(x->eng);
-	memcpy(x->mac[i], (uint8_t[6]){0x02, 0, 0, 0, 2, (uint8_t)(i + 1)}, 6);
-	assert_int_equal(vdemux_l2_vlan_join(l2, vdemux_vnet_rxq_vm(x->q[i]), 1, 0), 0);
-	assert_int_equal(vdemux_l2_add_mac(l2, vdemux_vnet_rxq_vm(x->q[i]), x->mac[i], 1), 0);
+	rqfx_driver_start(&x->r, x->q[i], &x->g[i], &vo);
 }
 
 static int setup(void **state)
 {
 	struct fx *x = calloc(1, sizeof(*x));
 	assert_non_null(x);
-	struct vdemux_arena_opts ao = VDEMUX_OPTS(vdemux_arena_opts, .npages = RAM_PAGES + 256,
-						  .kind = VDEMUX_ARENA_MEMFD);
-	assert_int_equal(vdemux_arena_create(&x->arena, &ao), 0);
-	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .arena = x->arena);
-	assert_int_equal(vdemux_engine_create(&x->eng, &eo), 0);
-	x->ram = mmap(NULL, RAM, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(x->ram != MAP_FAILED);
-	struct vdemux_kvm_opts ko = VDEMUX_OPTS(vdemux_kvm_opts, .ram_gpa = 0, .ram_size = RAM,
-						.ram_hva = x->ram);
-	assert_int_equal(vdemux_kvm_create(&x->kvm, &ko), 0);
-	assert_int_equal(vdemux_engine_add_backend(x->eng, x->kvm), 0);
-	struct vdemux_vnet_rxq_opts qo = qopts(x);
-	assert_int_equal(vdemux_vnet_rxq_create(&x->q[0], x->eng, &qo), 0);
+	rqfx_init(&x->r, &(struct rqfx_opts){.ram_pages = RAM_PAGES});
+	struct vdemux_vnet_rxq_opts qo = rqfx_rxq_opts(&x->r);
+	for (unsigned i = 0; i < 2; i++)
+		memcpy(x->mac[i], (uint8_t[6]){0x02, 0, 0, 0, 2, (uint8_t)(i + 1)}, 6);
+	x->q[0] = rqfx_rxq_add(&x->r, &qo, x->mac[0]);
 	x->free_before_share = pages_free(x);
 	qo.ram_of = x->q[0];
-	assert_int_equal(vdemux_vnet_rxq_create(&x->q[1], x->eng, &qo), 0);
+	x->q[1] = rqfx_rxq_add(&x->r, &qo, x->mac[1]);
 	driver_start(x, 0);
 	driver_start(x, 1);
 	*state = x;
@@ -114,33 +78,10 @@ static int teardown(void **state)
 	vdemux_vnet_rxq_destroy(x->q[0]);
 	vng_fini(&x->g[0]);
 	vng_fini(&x->g[1]);
-	assert_int_equal(vdemux_engine_check(x->eng, msg, sizeof(msg)), 0);
-	vdemux_engine_destroy(x->eng);
-	munmap(x->ram, RAM);
-	vdemux_arena_destroy(x->arena);
+	assert_int_equal(vdemux_engine_check(x->r.eng, msg, sizeof(msg)), 0);
+	rqfx_fini(&x->r);
 	free(x);
 	return 0;
-}
-
-/* Frame @k of @len bytes for queue @i's MAC: byte j is (k + j) & 0xff. */
-static void frame_for(const struct fx *x, unsigned i, unsigned k, uint8_t *f, uint32_t len)
-{
-	for (uint32_t j = 0; j < len; j++)
-		f[j] = (uint8_t)(k + j);
-	memcpy(f, x->mac[i], 6);
-	memcpy(f + 6, (uint8_t[6]){0x02, 0, 0, 0, 9, 9}, 6);
-	f[12] = 0x08;
-	f[13] = 0x00;
-}
-
-/* The next frame driver @i reads equals frame @k of @len bytes. */
-static void expect_frame(struct fx *x, unsigned i, unsigned k, uint32_t len)
-{
-	static uint8_t want[9000], got[9000];
-	struct vng_hdr h;
-	frame_for(x, i, k, want, len);
-	assert_int_equal(vng_recv(&x->g[i], &h, got, sizeof(got)), (int)len);
-	assert_memory_equal(got, want, len);
 }
 
 static void test_shared_queue_holds_no_page(void **state)
@@ -156,12 +97,12 @@ static void test_each_queue_takes_its_own_frames_copied_whole(void **state)
 	struct vdemux_frame fr[6];
 	const uint32_t lens[6] = {60, 1514, 2999, 100, 1000, 3000};
 	for (unsigned k = 0; k < 6; k++) {
-		frame_for(x, k % 2, k, f[k], lens[k]);
+		rqfx_frame(f[k], lens[k], x->mac[k % 2], k);
 		fr[k] = (struct vdemux_frame){.data = f[k], .len = lens[k]};
 	}
-	assert_int_equal(vdemux_rx_burst(x->eng, fr, 6), 6);
+	assert_int_equal(vdemux_rx_burst(x->r.eng, fr, 6), 6);
 	for (unsigned k = 0; k < 6; k++)
-		expect_frame(x, k % 2, k, lens[k]);
+		rqfx_expect_frame(&x->g[k % 2], x->mac[k % 2], k, lens[k]);
 	struct vdemux_vnet_rxq_stats st[2];
 	for (unsigned i = 0; i < 2; i++)
 		assert_int_equal(vdemux_vnet_rxq_stats(x->q[i], &st[i], sizeof(st[i])), 0);
@@ -171,24 +112,24 @@ static void test_each_queue_takes_its_own_frames_copied_whole(void **state)
 	assert_int_equal(st[0].frames, 3);
 	assert_int_equal(pages_free(x), x->free_before_share);
 	char msg[200];
-	assert_int_equal(vdemux_engine_check(x->eng, msg, sizeof(msg)), 0);
+	assert_int_equal(vdemux_engine_check(x->r.eng, msg, sizeof(msg)), 0);
 }
 
 static void test_sharing_refused_across_ram_engines_or_flips(void **state)
 {
 	struct fx *x = *state;
 	vdemux_vnet_rxq *q = (vdemux_vnet_rxq *)(uintptr_t)0x1;
-	struct vdemux_vnet_rxq_opts qo = qopts(x);
+	struct vdemux_vnet_rxq_opts qo = rqfx_rxq_opts(&x->r);
 	qo.ram_of = x->q[1]; /* itself sharing */
-	assert_int_equal(vdemux_vnet_rxq_create(&q, x->eng, &qo), -EINVAL);
+	assert_int_equal(vdemux_vnet_rxq_create(&q, x->r.eng, &qo), -EINVAL);
 	qo.ram_of = x->q[0];
 	qo.copy = VDEMUX_COPY_NEVER; /* flips need RAM of its own */
-	assert_int_equal(vdemux_vnet_rxq_create(&q, x->eng, &qo), -EINVAL);
+	assert_int_equal(vdemux_vnet_rxq_create(&q, x->r.eng, &qo), -EINVAL);
 	qo.copy = VDEMUX_COPY_ADAPTIVE;
-	assert_int_equal(vdemux_vnet_rxq_create(&q, x->eng, &qo), -EINVAL);
+	assert_int_equal(vdemux_vnet_rxq_create(&q, x->r.eng, &qo), -EINVAL);
 	qo.copy = VDEMUX_COPY_DEFAULT;
 	qo.ram_size = RAM / 2; /* other RAM */
-	assert_int_equal(vdemux_vnet_rxq_create(&q, x->eng, &qo), -EINVAL);
+	assert_int_equal(vdemux_vnet_rxq_create(&q, x->r.eng, &qo), -EINVAL);
 	/* Another engine: its thread could copy while the owner's flips. */
 	vdemux_engine *other;
 	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .npages = 64);
@@ -206,9 +147,9 @@ static void test_owner_gone_sharer_gives_buffers_back_unused(void **state)
 	static uint8_t f[200];
 	vdemux_vnet_rxq_destroy(x->q[0]);
 	x->q[0] = NULL;
-	frame_for(x, 1, 0, f, sizeof(f));
+	rqfx_frame(f, sizeof(f), x->mac[1], 0);
 	struct vdemux_frame fr = {.data = f, .len = sizeof(f)};
-	vdemux_rx_burst(x->eng, &fr, 1);
+	vdemux_rx_burst(x->r.eng, &fr, 1);
 	struct vdemux_vnet_rxq_stats st;
 	assert_int_equal(vdemux_vnet_rxq_stats(x->q[1], &st, sizeof(st)), 0);
 	assert_int_equal(st.frames, 0);

@@ -28,7 +28,7 @@
 #include <vdemux/shard.h>
 #include <vdemux/vdemux.h>
 
-#include "vnet_guest.h"
+#include "rqfx.h"
 
 #define RAM_PAGES 2048u /* 8 MiB: each driver's rings and buffers in one half */
 #define RAM ((uint64_t)RAM_PAGES * VDEMUX_PAGE_SIZE)
@@ -76,14 +76,7 @@ static void driver_start(struct fx *x, unsigned i)
 			      .features = VD_VIRTIO_NET_F_MRG_RXBUF | VD_VIRTIO_F_VERSION_1,
 			      .ring_gpa = i ? RAM / 2 : VDEMUX_PAGE_SIZE,
 			      .mem_size = i ? RAM : RAM / 2};
-	assert_int_equal(vng_init(&x->g2[i], &m, &vo), 0);
-	struct vd_vring_config rc = vng_ring_config(&x->g2[i]);
-	struct vdemux_vnet_ring ring = VDEMUX_OPTS(vdemux_vnet_ring, .desc_gpa = rc.desc_gpa,
-						   .avail_gpa = rc.avail_gpa, .used_gpa = rc.used_gpa,
-						   .size = rc.size, .features = vo.features);
-	assert_int_equal(vdemux_vnet_rxq_start(x->q[i], &ring), 0);
-	vng_refill(&x->g2[i]);
-	assert_true(vdemux_vnet_rxq_kick(x->q[i]) > 0);
+	rqfx_start_on(x->q[i], &x->g2[i], &m, &vo);
 	vdemux_l2 *l2 = vdemux_group_l2(x->g);
 	memcpy(x->mac[i], (uint8_t[6]){0x02, 0, 0, 0, 2, (uint8_t)(i + 1)}, 6);
 	assert_int_equal(vdemux_l2_vlan_join(l2, vdemux_vnet_rxq_vm(x->q[i]), 1, 0), 0);
@@ -151,34 +144,13 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* Frame @k of @len bytes for queue @i's MAC: byte j is (k + j) & 0xff. */
-static void frame_for(const struct fx *x, unsigned i, unsigned k, uint8_t *f, uint32_t len)
-{
-	for (uint32_t j = 0; j < len; j++)
-		f[j] = (uint8_t)(k + j);
-	memcpy(f, x->mac[i], 6);
-	memcpy(f + 6, (uint8_t[6]){0x02, 0, 0, 0, 9, 9}, 6);
-	f[12] = 0x08;
-	f[13] = 0x00;
-}
-
-/* The next frame driver @i reads equals frame @k of @len bytes. */
-static void expect_frame(struct fx *x, unsigned i, unsigned k, uint32_t len)
-{
-	static uint8_t want[9000], got[9000];
-	struct vng_hdr h;
-	frame_for(x, i, k, want, len);
-	assert_int_equal(vng_recv(&x->g2[i], &h, got, sizeof(got)), (int)len);
-	assert_memory_equal(got, want, len);
-}
-
 /* Frames @k0.. alternating between the queues, received on @shard. */
 static void burst_on(struct fx *x, unsigned shard, unsigned k0, const uint32_t *lens, unsigned n)
 {
 	static uint8_t f[8][3000];
 	struct vdemux_frame fr[8];
 	for (unsigned k = 0; k < n; k++) {
-		frame_for(x, k % 2, k0 + k, f[k], lens[k]);
+		rqfx_frame(f[k], lens[k], x->mac[k % 2], k0 + k);
 		fr[k] = (struct vdemux_frame){.data = f[k], .len = lens[k]};
 	}
 	assert_int_equal(vdemux_rx_burst(x->eng[shard], fr, n), (int)n);
@@ -204,13 +176,13 @@ static void test_frames_cross_shards_into_both_queues_copied_whole(void **state)
 	assert_int_equal(vdemux_shard_poll(x->eng[1], 64), 3);
 	assert_int_equal(st(x->eng[1]).handoff_in, 3);
 	for (unsigned k = 0; k < 6; k++)
-		expect_frame(x, k % 2, k, lens[k]);
+		rqfx_expect_frame(&x->g2[k % 2], x->mac[k % 2], k, lens[k]);
 	/* On shard 1: the even frames go to the owner's queue on shard 0. */
 	burst_on(x, 1, 10, lens, 6);
 	assert_int_equal(st(x->eng[1]).handoff_out, 3);
 	assert_int_equal(vdemux_shard_poll(x->eng[0], 64), 3);
 	for (unsigned k = 0; k < 6; k++)
-		expect_frame(x, k % 2, 10 + k, lens[k]);
+		rqfx_expect_frame(&x->g2[k % 2], x->mac[k % 2], 10 + k, lens[k]);
 	assert_int_equal(vdemux_shard_poll(x->eng[1], 64), 0); /* pages back to shard 1 */
 
 	struct vdemux_vnet_rxq_stats qs[2];
@@ -303,7 +275,7 @@ struct tctx {
 /* A frame whose bytes say what they should be: its number at 14..17. */
 static void tframe(const struct fx *x, unsigned i, uint32_t k, uint8_t *f, uint32_t len)
 {
-	frame_for(x, i, k, f, len);
+	rqfx_frame(f, len, x->mac[i], k);
 	memcpy(f + 14, &k, sizeof(k));
 }
 

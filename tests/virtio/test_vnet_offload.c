@@ -15,14 +15,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include <cmocka.h>
 
 #include <vdemux/vdemux.h>
 
 #include "oframe.h"
-#include "vnet_guest.h"
+#include "rqfx.h"
 
 #define RAM_PAGES 2048u
 #define RAM ((uint64_t)RAM_PAGES * VDEMUX_PAGE_SIZE)
@@ -38,10 +37,7 @@
 #define F_ECN (1ull << 9)
 
 struct world {
-	vdemux_engine *eng;
-	vdemux_arena *arena;
-	uint8_t *ram;
-	struct vdemux_backend *kvm;
+	struct rqfx r;
 	vdemux_vnet_rxq *q;
 	struct vng g;
 	uint8_t mac[6];
@@ -49,50 +45,19 @@ struct world {
 	uint8_t rx[MAXF + 64];
 };
 
-static uint8_t *guest_at(void *payload, uint64_t gpa, uint64_t len)
-{
-	struct world *w = payload;
-
-	return gpa <= RAM && len <= RAM - gpa ? w->ram + gpa : NULL;
-}
-
 static struct world *world_new(enum vng_mode mode, uint64_t features)
 {
 	struct world *w = calloc(1, sizeof(*w));
-	struct vdemux_arena_opts ao = VDEMUX_OPTS(vdemux_arena_opts, .npages = RAM_PAGES + 512,
-						  .kind = VDEMUX_ARENA_MEMFD);
-	struct vng_mem m = {.at = guest_at, .payload = w};
 	struct vng_opts vo = {.mode = mode, .qsize = QSIZE, .features = features, .mem_size = RAM};
-	struct vd_vring_config rc;
-	struct vdemux_vnet_ring ring;
 
 	assert_non_null(w);
-	assert_int_equal(vdemux_arena_create(&w->arena, &ao), 0);
-	struct vdemux_engine_opts eo = VDEMUX_OPTS(vdemux_engine_opts, .arena = w->arena,
-						   .max_frame = MAXF);
-	assert_int_equal(vdemux_engine_create(&w->eng, &eo), 0);
-	w->ram = mmap(NULL, RAM, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(w->ram != MAP_FAILED);
-	struct vdemux_kvm_opts ko = VDEMUX_OPTS(vdemux_kvm_opts, .ram_gpa = 0, .ram_size = RAM,
-						.ram_hva = w->ram);
-	assert_int_equal(vdemux_kvm_create(&w->kvm, &ko), 0);
-	assert_int_equal(vdemux_engine_add_backend(w->eng, w->kvm), 0);
-	struct vdemux_vnet_rxq_opts qo = VDEMUX_OPTS(vdemux_vnet_rxq_opts, .ram = w->ram,
-						     .ram_size = RAM, .backends = &w->kvm,
-						     .n_backends = 1, .copy = VDEMUX_COPY_NEVER);
-	assert_int_equal(vdemux_vnet_rxq_create(&w->q, w->eng, &qo), 0);
+	rqfx_init(&w->r,
+		  &(struct rqfx_opts){.ram_pages = RAM_PAGES, .pool_pages = 512, .max_frame = MAXF});
+	struct vdemux_vnet_rxq_opts qo = rqfx_rxq_opts(&w->r);
+	qo.copy = VDEMUX_COPY_NEVER;
 	memcpy(w->mac, (uint8_t[6]){0x02, 0, 0, 0, 1, 1}, 6);
-	assert_int_equal(vdemux_l2_vlan_join(vdemux_engine_l2(w->eng), vdemux_vnet_rxq_vm(w->q), 1, 0),
-			 0);
-	assert_int_equal(
-		vdemux_l2_add_mac(vdemux_engine_l2(w->eng), vdemux_vnet_rxq_vm(w->q), w->mac, 1), 0);
-	assert_int_equal(vng_init(&w->g, &m, &vo), 0);
-	rc = vng_ring_config(&w->g);
-	ring = VDEMUX_OPTS(vdemux_vnet_ring, .desc_gpa = rc.desc_gpa, .avail_gpa = rc.avail_gpa,
-			   .used_gpa = rc.used_gpa, .size = rc.size, .features = features);
-	assert_int_equal(vdemux_vnet_rxq_start(w->q, &ring), 0);
-	vng_refill(&w->g);
-	assert_true(vdemux_vnet_rxq_kick(w->q) > 0);
+	w->q = rqfx_rxq_add(&w->r, &qo, w->mac);
+	rqfx_driver_start(&w->r, w->q, &w->g, &vo);
 	return w;
 }
 
@@ -100,12 +65,10 @@ static void world_free(struct world *w)
 {
 	char msg[200];
 
-	assert_int_equal(vdemux_engine_check(w->eng, msg, sizeof(msg)), 0);
+	assert_int_equal(vdemux_engine_check(w->r.eng, msg, sizeof(msg)), 0);
 	vdemux_vnet_rxq_destroy(w->q);
 	vng_fini(&w->g);
-	vdemux_engine_destroy(w->eng);
-	munmap(w->ram, RAM);
-	vdemux_arena_destroy(w->arena);
+	rqfx_fini(&w->r);
 	free(w);
 }
 
@@ -134,14 +97,14 @@ static uint32_t build(struct world *w, const struct of_spec *s, uint8_t gso, uin
 /* As a VMM reading a TAP with IFF_VNET_HDR would: header at 22, frame at 32. */
 static void send_zc(struct world *w, uint32_t len)
 {
-	assert_int_equal(of_send_zc(w->eng, w->frame, len), 0);
+	assert_int_equal(of_send_zc(w->r.eng, w->frame, len), 0);
 }
 
 static void send(struct world *w, uint32_t len)
 {
 	struct vdemux_frame f = {.data = w->frame, .len = len, .flags = VDEMUX_FRAME_VNET_HDR(10)};
 
-	assert_int_equal(vdemux_rx_burst(w->eng, &f, 1), 1);
+	assert_int_equal(vdemux_rx_burst(w->r.eng, &f, 1), 1);
 }
 
 static struct vdemux_vnet_rxq_stats q_stats(struct world *w)
@@ -195,24 +158,24 @@ static void test_one_frame_is_flipped_to_one_destination_and_segmented_for_anoth
 
 	(void)state;
 	assert_int_equal(vdemux_sim_create(&sim, NULL), 0);
-	assert_int_equal(vdemux_engine_add_backend(w->eng, sim), 0);
+	assert_int_equal(vdemux_engine_add_backend(w->r.eng, sim), 0);
 	struct vdemux_vm_opts vo = VDEMUX_OPTS(vdemux_vm_opts, .rx_base = 1ull << 40, .rx_pages = 32,
 					       .flags = VDEMUX_VM_F_UNPOPULATED, .backends = &sim,
 					       .n_backends = 1);
-	assert_int_equal(vdemux_vm_add(w->eng, &vm, &vo), 0);
+	assert_int_equal(vdemux_vm_add(w->r.eng, &vm, &vo), 0);
 	for (uint64_t k = 0; k < 32; k++) {
 		uint64_t g = vo.rx_base + k * VDEMUX_PAGE_SIZE;
 
-		assert_int_equal(vdemux_vm_post_rx(w->eng, vm, &g, 1), 1);
+		assert_int_equal(vdemux_vm_post_rx(w->r.eng, vm, &g, 1), 1);
 	}
-	assert_int_equal(vdemux_l2_vlan_join(vdemux_engine_l2(w->eng), vm, 1, 0), 0);
+	assert_int_equal(vdemux_l2_vlan_join(vdemux_engine_l2(w->r.eng), vm, 1, 0), 0);
 	s.dst = bcast;
 	send_zc(w, build(w, &s, VDEMUX_VNET_GSO_TCPV4, (uint16_t)mss, &lay));
 	assert_int_equal(vng_recv(&w->g, &h, w->rx, sizeof(w->rx)), (int)lay.len);
 	assert_int_equal(h.gso_type, VDEMUX_VNET_GSO_TCPV4);
 	assert_memory_equal(w->rx, w->frame + 10, lay.len);
 	assert_int_equal(q_stats(w).flipped, 1);
-	while (vdemux_vm_poll(w->eng, vm, &c, 1) == 1) {
+	while (vdemux_vm_poll(w->r.eng, vm, &c, 1) == 1) {
 		const char *why;
 
 		assert_int_equal(vdemux_sim_read(sim, vm, c.gpa, w->rx, c.len), 0);
@@ -222,7 +185,7 @@ static void test_one_frame_is_flipped_to_one_destination_and_segmented_for_anoth
 		i++;
 	}
 	assert_int_equal(i, n);
-	assert_int_equal(vdemux_vm_remove(w->eng, vm), 0);
+	assert_int_equal(vdemux_vm_remove(w->r.eng, vm), 0);
 	world_free(w);
 }
 
