@@ -45,7 +45,11 @@
  *   its shard's wake-up (vdemux_engine_opts::wake, an eventfd in its
  *   epoll set) among them;
  * - VM calls (add, remove, post, poll) on a VM are made on its shard's
- *   thread, like every call on that engine;
+ *   thread, like every call on that engine; "the shard's thread" means
+ *   whoever holds the shard: calls need not come from one OS thread, only
+ *   one at a time, each ordered after the one before (a lock the shard's
+ *   own thread holds for each turn of its loop, which a control thread
+ *   takes to make a call between two turns, does it);
  * - the classifier is configured from any thread through vdemux_group_l2()
  *   (l2.h: a change is never seen half made, and never stops a shard); a
  *   custom classifier set on the shards must allow concurrent
