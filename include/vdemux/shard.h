@@ -49,7 +49,10 @@
  *   whoever holds the shard: calls need not come from one OS thread, only
  *   one at a time, each ordered after the one before (a lock the shard's
  *   own thread holds for each turn of its loop, which a control thread
- *   takes to make a call between two turns, does it);
+ *   takes to make a call between two turns, does it), but for
+ *   vdemux_shard_idle() and vdemux_shard_poll(), which the thread that
+ *   waits on the shard's wake-up makes itself (a poll disarms the wake-up
+ *   that thread's idle armed);
  * - the classifier is configured from any thread through vdemux_group_l2()
  *   (l2.h: a change is never seen half made, and never stops a shard); a
  *   custom classifier set on the shards must allow concurrent
