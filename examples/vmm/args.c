@@ -42,6 +42,17 @@ static int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* A decimal number in [lo, hi] into *out: 0, or -EINVAL (out unchanged). */
+static int parse_count(const char *s, unsigned long lo, unsigned long hi, unsigned *out)
+{
+	char *end;
+	unsigned long n = strtoul(s, &end, 10);
+	if (!*s || *end || n < lo || n > hi)
+		return -EINVAL;
+	*out = (unsigned)n;
+	return 0;
+}
+
 /* One key=value of a guest spec (not cmdline). */
 static int parse_guest_key(struct guest_config *c, const char *key, char *val, bool *have_mac)
 {
@@ -57,24 +68,15 @@ static int parse_guest_key(struct guest_config *c, const char *key, char *val, b
 		*have_mac = true;
 		return parse_mac(val, c->mac);
 	} else if (!strcmp(key, "mtu")) {
-		char *end;
-		unsigned long m = strtoul(val, &end, 10);
 		/* 68 (IPv4's least) .. what a frame of VMM_FRAME_MAX carries. */
-		if (*end || m < 68 || m > VMM_FRAME_MAX - 4 - 14)
+		unsigned m;
+		if (parse_count(val, 68, VMM_FRAME_MAX - 4 - 14, &m) < 0)
 			return -EINVAL;
 		c->mtu = (uint16_t)m;
 	} else if (!strcmp(key, "queues")) {
-		char *end;
-		unsigned long n = strtoul(val, &end, 10);
-		if (*end || n < 1 || n > VNET_MAX_PAIRS)
-			return -EINVAL;
-		c->queues = (unsigned)n;
+		return parse_count(val, 1, VNET_MAX_PAIRS, &c->queues);
 	} else if (!strcmp(key, "cpus")) {
-		char *end;
-		unsigned long n = strtoul(val, &end, 10);
-		if (*end || n < 1 || n > VMM_MAX_CPUS)
-			return -EINVAL;
-		c->cpus = (unsigned)n;
+		return parse_count(val, 1, VMM_MAX_CPUS, &c->cpus);
 	} else if (!strcmp(key, "huge")) {
 		if (strcmp(val, "on") && strcmp(val, "off"))
 			return -EINVAL;
